@@ -1,0 +1,37 @@
+//! `ovn-heater bench <name>`: benchmarks that print measured figures and ratios (never assert).
+//! Each benchmark lives in its own `bench_<name>.rs`; this file only routes.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[path = "bench_emu.rs"]
+mod emu;
+#[path = "bench_lab.rs"]
+mod lab;
+#[path = "bench_ovsdb.rs"]
+mod ovsdb;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Which {
+    /// OVSDB client: initial sync vs ovsdb-client dump; pipelined transactions.
+    Ovsdb(ovsdb::Args),
+    /// Lab: bring-up time and RSS per real chassis.
+    Lab(lab::Args),
+    /// Emulated chassis: farm RSS/CPU and port-up latency at 100..1000 chassis.
+    Emu(emu::Args),
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.which {
+        Which::Ovsdb(a) => ovsdb::run(a).await,
+        Which::Lab(a) => lab::run(a).await,
+        Which::Emu(a) => emu::run(a).await,
+    }
+}

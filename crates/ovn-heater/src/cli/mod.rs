@@ -1,0 +1,58 @@
+//! Command-line definition and routing. One file per subcommand; this file only routes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod compare;
+mod db;
+mod fake_chassis;
+mod lab;
+mod openstack;
+mod run;
+mod snapshot;
+
+/// Scale tests for OVN's control plane, driven the way OpenStack Neutron drives it.
+#[derive(Parser, Debug)]
+#[command(name = "ovn-heater", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug; RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Talk to any OVSDB server: dump a database, watch a table.
+    Db(db::Args),
+    /// Start, inspect and stop a local OVN lab (central DBs, northd, chassis in namespaces).
+    Lab(lab::Args),
+    /// The OpenStack Neutron mimic: walkthrough and replay of Neutron actions.
+    Openstack(openstack::Args),
+    /// Take a normalized NB snapshot, or diff two.
+    Snapshot(snapshot::Args),
+    /// Run a scenario: bring up the lab, drive the workload, measure, report, clean up.
+    Run(run::Args),
+    /// Compare two results directories side by side.
+    Compare(compare::Args),
+    /// Run N emulated chassis against a Southbound DB until interrupted.
+    FakeChassis(fake_chassis::Args),
+    /// Benchmarks that print measured figures.
+    Bench(bench::Args),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Db(a) => db::run(a).await,
+        Command::Lab(a) => lab::run(a).await,
+        Command::Openstack(a) => openstack::run(a).await,
+        Command::Snapshot(a) => snapshot::run(a).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Compare(a) => compare::run(a).await,
+        Command::FakeChassis(a) => fake_chassis::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
+    }
+}

@@ -1,0 +1,32 @@
+//! The `ovn-heater` binary: CLI, scenarios, CMS plugins' glue, measurements and reports.
+//!
+//! `main` only sets up logging, parses the command line, runs it and turns the outcome into
+//! an exit code (see README.md, "Exit codes"). Every subcommand lives in `cli/<name>.rs`.
+//!
+//! Must not know: how OVSDB frames messages (that is `ovsdb`), how daemons are started
+//! (`ovn-lab`), what Neutron writes (`ovn-openstack`), how a chassis is emulated (`ovn-emu`).
+
+mod cli;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    output::init_logging(args.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::print_error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            return ExitCode::from(error::EXIT_ENVIRONMENT);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! OVSDB values in RFC 7047 notation: atoms, sets, maps, rows.
+//!
+//! A [`Value`] keeps the shape the wire gave it (a bare atom, a `["set", …]` or a
+//! `["map", …]`), so a row read from the server serializes back byte-for-byte equal.
+//! Helpers ([`Value::atoms`], [`Value::map_get`], …) treat a bare atom as a one-element
+//! set, which is how OVSDB itself sees it.
+//!
+//! Must not know: any schema's table or column names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Value as Json};
+
+use crate::error::{Error, Result};
+
+/// A row UUID.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uuid(pub uuid::Uuid);
+
+impl Uuid {
+    /// A fresh random (v4) UUID.
+    pub fn new_v4() -> Self {
+        Uuid(uuid::Uuid::new_v4())
+    }
+    /// Parses the canonical 36-character form.
+    pub fn parse(s: &str) -> Result<Self> {
+        uuid::Uuid::parse_str(s)
+            .map(Uuid)
+            .map_err(|_| Error::Decode(format!("{s:?} is not a UUID")))
+    }
+}
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+impl fmt::Debug for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// One scalar OVSDB value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Atom {
+    Integer(i64),
+    Real(f64),
+    Boolean(bool),
+    String(String),
+    Uuid(Uuid),
+    /// A `["named-uuid", NAME]` reference to a row inserted earlier in the same transaction.
+    NamedUuid(String),
+}
+
+impl Atom {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Atom::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Atom::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Atom::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match self {
+            Atom::Uuid(u) => Some(*u),
+            _ => None,
+        }
+    }
+    pub fn to_json(&self) -> Json {
+        match self {
+            Atom::Integer(i) => json!(i),
+            Atom::Real(r) => json!(r),
+            Atom::Boolean(b) => json!(b),
+            Atom::String(s) => json!(s),
+            Atom::Uuid(u) => json!(["uuid", u.to_string()]),
+            Atom::NamedUuid(n) => json!(["named-uuid", n]),
+        }
+    }
+    pub fn from_json(j: &Json) -> Result<Self> {
+        match j {
+            Json::Bool(b) => Ok(Atom::Boolean(*b)),
+            Json::String(s) => Ok(Atom::String(s.clone())),
+            Json::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Atom::Integer(i))
+                } else if let Some(f) = n.as_f64() {
+                    Ok(Atom::Real(f))
+                } else {
+                    Err(Error::Decode(format!("number {n} out of range")))
+                }
+            }
+            Json::Array(a) if a.len() == 2 => match (&a[0], &a[1]) {
+                (Json::String(tag), Json::String(s)) if tag == "uuid" => Ok(Atom::Uuid(Uuid::parse(s)?)),
+                (Json::String(tag), Json::String(s)) if tag == "named-uuid" => Ok(Atom::NamedUuid(s.clone())),
+                _ => Err(Error::Decode(format!("not an atom: {j}"))),
+            },
+            _ => Err(Error::Decode(format!("not an atom: {j}"))),
+        }
+    }
+}
+
+impl From<&str> for Atom {
+    fn from(s: &str) -> Self {
+        Atom::String(s.to_owned())
+    }
+}
+impl From<String> for Atom {
+    fn from(s: String) -> Self {
+        Atom::String(s)
+    }
+}
+impl From<i64> for Atom {
+    fn from(i: i64) -> Self {
+        Atom::Integer(i)
+    }
+}
+impl From<bool> for Atom {
+    fn from(b: bool) -> Self {
+        Atom::Boolean(b)
+    }
+}
+impl From<Uuid> for Atom {
+    fn from(u: Uuid) -> Self {
+        Atom::Uuid(u)
+    }
+}
+
+/// A column value: an atom, a set or a map, in the shape the wire used.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Atom(Atom),
+    Set(Vec<Atom>),
+    Map(Vec<(Atom, Atom)>),
+}
+
+impl Value {
+    /// The empty set (`["set", []]`): how an optional column says "no value".
+    pub fn empty_set() -> Self {
+        Value::Set(Vec::new())
+    }
+    pub fn empty_map() -> Self {
+        Value::Map(Vec::new())
+    }
+    /// A set of atoms.
+    pub fn set<I: IntoIterator<Item = A>, A: Into<Atom>>(items: I) -> Self {
+        Value::Set(items.into_iter().map(Into::into).collect())
+    }
+    /// A map from string pairs, e.g. `external_ids`.
+    pub fn string_map<I, K, V>(items: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Value::Map(
+            items
+                .into_iter()
+                .map(|(k, v)| (Atom::String(k.into()), Atom::String(v.into())))
+                .collect(),
+        )
+    }
+    /// A reference to one row.
+    pub fn uuid(u: Uuid) -> Self {
+        Value::Atom(Atom::Uuid(u))
+    }
+    /// A reference to a row inserted earlier in the same transaction.
+    pub fn named_uuid(name: impl Into<String>) -> Self {
+        Value::Atom(Atom::NamedUuid(name.into()))
+    }
+
+    /// The atoms of a set (a bare atom is a one-element set; a map yields nothing).
+    pub fn atoms(&self) -> &[Atom] {
+        match self {
+            Value::Atom(a) => std::slice::from_ref(a),
+            Value::Set(s) => s,
+            Value::Map(_) => &[],
+        }
+    }
+    /// The only atom, when the value holds exactly one.
+    pub fn atom(&self) -> Option<&Atom> {
+        match self.atoms() {
+            [a] => Some(a),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        self.atom().and_then(Atom::as_str)
+    }
+    pub fn as_i64(&self) -> Option<i64> {
+        self.atom().and_then(Atom::as_i64)
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        self.atom().and_then(Atom::as_bool)
+    }
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        self.atom().and_then(Atom::as_uuid)
+    }
+    /// Pairs of a map (empty for atoms and sets).
+    pub fn pairs(&self) -> &[(Atom, Atom)] {
+        match self {
+            Value::Map(m) => m,
+            _ => &[],
+        }
+    }
+    /// Looks up a string key in a map.
+    pub fn map_get(&self, key: &str) -> Option<&Atom> {
+        self.pairs()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+    /// Looks up a string key in a string→string map.
+    pub fn map_get_str(&self, key: &str) -> Option<&str> {
+        self.map_get(key).and_then(Atom::as_str)
+    }
+    /// A string→string map as a sorted map.
+    pub fn to_string_map(&self) -> BTreeMap<String, String> {
+        self.pairs()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+            .collect()
+    }
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Atom(_) => false,
+            Value::Set(s) => s.is_empty(),
+            Value::Map(m) => m.is_empty(),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Atom(a) => a.to_json(),
+            Value::Set(s) => json!(["set", s.iter().map(Atom::to_json).collect::<Vec<_>>()]),
+            Value::Map(m) => json!([
+                "map",
+                m.iter()
+                    .map(|(k, v)| json!([k.to_json(), v.to_json()]))
+                    .collect::<Vec<_>>()
+            ]),
+        }
+    }
+    pub fn from_json(j: &Json) -> Result<Self> {
+        if let Json::Array(a) = j {
+            if a.len() == 2 {
+                match (a[0].as_str(), &a[1]) {
+                    (Some("set"), Json::Array(items)) => {
+                        return items.iter().map(Atom::from_json).collect::<Result<_>>().map(Value::Set)
+                    }
+                    (Some("map"), Json::Array(items)) => {
+                        return items
+                            .iter()
+                            .map(|p| match p {
+                                Json::Array(kv) if kv.len() == 2 => {
+                                    Ok((Atom::from_json(&kv[0])?, Atom::from_json(&kv[1])?))
+                                }
+                                _ => Err(Error::Decode(format!("not a map pair: {p}"))),
+                            })
+                            .collect::<Result<_>>()
+                            .map(Value::Map)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Atom::from_json(j).map(Value::Atom)
+    }
+}
+
+impl<A: Into<Atom>> From<A> for Value {
+    fn from(a: A) -> Self {
+        Value::Atom(a.into())
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let j = Json::deserialize(d)?;
+        Value::from_json(&j).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A row: column name → value. Rows from the server may carry `_uuid` and `_version`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Row(pub BTreeMap<String, Value>);
+
+impl Row {
+    pub fn new() -> Self {
+        Row::default()
+    }
+    /// Builder-style insert: `Row::new().with("name", "sw0")`.
+    pub fn with(mut self, column: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.0.insert(column.into(), value.into());
+        self
+    }
+    pub fn set(&mut self, column: impl Into<String>, value: impl Into<Value>) {
+        self.0.insert(column.into(), value.into());
+    }
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.0.get(column)
+    }
+    /// The row's own `_uuid`, when the server sent it.
+    pub fn uuid(&self) -> Option<Uuid> {
+        self.get("_uuid").and_then(Value::as_uuid)
+    }
+    pub fn columns(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter()
+    }
+    pub fn to_json(&self) -> Json {
+        Json::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    }
+    pub fn from_json(j: &Json) -> Result<Self> {
+        let obj = j
+            .as_object()
+            .ok_or_else(|| Error::Decode(format!("a row must be a JSON object, got {j}")))?;
+        obj.iter()
+            .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
+            .collect::<Result<_>>()
+            .map(Row)
+    }
+}
+
+impl Serialize for Row {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for Row {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let j = Json::deserialize(d)?;
+        Row::from_json(&j).map_err(serde::de::Error::custom)
+    }
+}
