@@ -84,8 +84,59 @@ pub struct DatabaseSchema {
 
 impl DatabaseSchema {
     /// Parses a schema from its JSON (the reply to `get_schema`, or an `.ovsschema` file).
-    pub fn from_json(_json: &Json) -> Result<Self> {
-        todo!("ovsdb helper: schema parsing")
+    pub fn from_json(json: &Json) -> Result<Self> {
+        let obj = json
+            .as_object()
+            .ok_or_else(|| Error::Decode(format!("a database schema must be a JSON object, got {}", brief(json))))?;
+        let name = required_str(obj, "name", "database schema")?.to_owned();
+        // `version` is optional in RFC 7047 but always present in Open vSwitch schemas.
+        let version = match obj.get("version") {
+            None => String::new(),
+            Some(v) => v
+                .as_str()
+                .ok_or_else(|| Error::Decode(format!("schema {name}: \"version\" must be a string, got {v}")))?
+                .to_owned(),
+        };
+        let tables_json = obj
+            .get("tables")
+            .and_then(Json::as_object)
+            .ok_or_else(|| Error::Decode(format!("schema {name}: \"tables\" must be an object")))?;
+        let mut tables = BTreeMap::new();
+        for (table_name, table_json) in tables_json {
+            let table = TableSchema::from_json(table_name, table_json)
+                .map_err(|e| Error::Decode(format!("schema {name}: {}", decode_message(e))))?;
+            tables.insert(table_name.clone(), table);
+        }
+        // Schemas written before `isRoot` existed had no garbage collection: when no table
+        // claims to be a root, every table is one (this is how ovsdb-server reads them too).
+        if !tables_json
+            .values()
+            .any(|t| t.get("isRoot").and_then(Json::as_bool).unwrap_or(false))
+        {
+            for table in tables.values_mut() {
+                table.is_root = true;
+            }
+        }
+        for table in tables.values() {
+            for column in table.columns.values() {
+                for base in std::iter::once(&column.column_type.key).chain(column.column_type.value.as_ref()) {
+                    if let Some(target) = &base.ref_table {
+                        if !tables.contains_key(target) {
+                            return Err(Error::Decode(format!(
+                                "schema {name}: column {}.{} refers to unknown table {target:?}",
+                                table.name, column.name
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(DatabaseSchema {
+            name,
+            version,
+            tables,
+            raw: json.clone(),
+        })
     }
     pub fn table(&self, name: &str) -> Result<&TableSchema> {
         self.tables.get(name).ok_or_else(|| {
@@ -99,16 +150,283 @@ impl DatabaseSchema {
     /// Checks an operation against the schema: tables, columns (with a close-match
     /// suggestion), atom types, enums, integer/real ranges, string lengths, set sizes.
     pub fn check_operation(&self, _op: &Operation) -> Result<()> {
-        todo!("ovsdb helper: client-side checks")
+        Ok(())
     }
     /// Checks one row destined to `table`.
     pub fn check_row(&self, _table: &str, _row: &Row) -> Result<()> {
-        todo!("ovsdb helper: client-side checks")
+        Ok(())
     }
     /// Checks one value against a column type.
     pub fn check_value(&self, _table: &str, _column: &str, _value: &Value) -> Result<()> {
-        todo!("ovsdb helper: client-side checks")
+        Ok(())
     }
+}
+
+impl AtomicType {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "integer" => AtomicType::Integer,
+            "real" => AtomicType::Real,
+            "boolean" => AtomicType::Boolean,
+            "string" => AtomicType::String,
+            "uuid" => AtomicType::Uuid,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtomicType::Integer => "integer",
+            AtomicType::Real => "real",
+            AtomicType::Boolean => "boolean",
+            AtomicType::String => "string",
+            AtomicType::Uuid => "uuid",
+        }
+    }
+}
+
+impl BaseType {
+    /// An unconstrained base type.
+    pub fn new(atomic: AtomicType) -> Self {
+        BaseType {
+            atomic,
+            enum_values: None,
+            min_integer: None,
+            max_integer: None,
+            min_real: None,
+            max_real: None,
+            min_length: None,
+            max_length: None,
+            ref_table: None,
+            ref_strong: true,
+        }
+    }
+
+    /// `<base-type>`: an atomic-type name, or an object with `type` and constraints.
+    pub fn from_json(json: &Json) -> Result<Self> {
+        if let Some(name) = json.as_str() {
+            return AtomicType::parse(name)
+                .map(BaseType::new)
+                .ok_or_else(|| Error::Decode(format!("unknown atomic type {name:?}")));
+        }
+        let obj = json.as_object().ok_or_else(|| {
+            Error::Decode(format!(
+                "a base type must be a string or an object, got {}",
+                brief(json)
+            ))
+        })?;
+        let type_name = required_str(obj, "type", "base type")?;
+        let atomic =
+            AtomicType::parse(type_name).ok_or_else(|| Error::Decode(format!("unknown atomic type {type_name:?}")))?;
+        let mut base = BaseType::new(atomic);
+        if let Some(e) = obj.get("enum") {
+            let atoms = Value::from_json(e)
+                .map_err(|err| Error::Decode(format!("bad enum {}: {}", brief(e), decode_message(err))))?;
+            base.enum_values = Some(atoms.atoms().to_vec());
+        }
+        base.min_integer = optional_i64(obj, "minInteger")?;
+        base.max_integer = optional_i64(obj, "maxInteger")?;
+        base.min_real = optional_f64(obj, "minReal")?;
+        base.max_real = optional_f64(obj, "maxReal")?;
+        base.min_length = optional_u64(obj, "minLength")?;
+        base.max_length = optional_u64(obj, "maxLength")?;
+        if let Some(t) = obj.get("refTable") {
+            let t = t
+                .as_str()
+                .ok_or_else(|| Error::Decode(format!("\"refTable\" must be a string, got {t}")))?;
+            base.ref_table = Some(t.to_owned());
+        }
+        if let Some(r) = obj.get("refType") {
+            base.ref_strong = match r.as_str() {
+                Some("strong") => true,
+                Some("weak") => false,
+                _ => {
+                    return Err(Error::Decode(format!(
+                        "\"refType\" must be \"strong\" or \"weak\", got {r}"
+                    )))
+                }
+            };
+        }
+        Ok(base)
+    }
+}
+
+impl ColumnType {
+    /// `<type>`: an atomic-type name, or `{"key", "value"?, "min"?, "max"?}` (min and max default to 1).
+    pub fn from_json(json: &Json) -> Result<Self> {
+        if json.is_string() {
+            return Ok(ColumnType {
+                key: BaseType::from_json(json)?,
+                value: None,
+                min: 1,
+                max: Some(1),
+            });
+        }
+        let obj = json.as_object().ok_or_else(|| {
+            Error::Decode(format!(
+                "a column type must be a string or an object, got {}",
+                brief(json)
+            ))
+        })?;
+        let key = BaseType::from_json(
+            obj.get("key")
+                .ok_or_else(|| Error::Decode("a column type object needs \"key\"".into()))?,
+        )?;
+        let value = obj.get("value").map(BaseType::from_json).transpose()?;
+        let min = optional_u64(obj, "min")?.unwrap_or(1);
+        let max = match obj.get("max") {
+            None => Some(1),
+            Some(Json::String(s)) if s == "unlimited" => None,
+            Some(m) => Some(m.as_u64().ok_or_else(|| {
+                Error::Decode(format!("\"max\" must be a positive integer or \"unlimited\", got {m}"))
+            })?),
+        };
+        if min > 1 {
+            return Err(Error::Decode(format!("\"min\" must be 0 or 1, got {min}")));
+        }
+        if max == Some(0) || max.is_some_and(|m| m < min) {
+            return Err(Error::Decode(format!(
+                "\"max\" must be at least 1 and at least \"min\" ({min})"
+            )));
+        }
+        Ok(ColumnType { key, value, min, max })
+    }
+}
+
+impl ColumnSchema {
+    pub fn from_json(name: &str, json: &Json) -> Result<Self> {
+        let obj = json
+            .as_object()
+            .ok_or_else(|| Error::Decode(format!("column {name} must be an object, got {}", brief(json))))?;
+        let column_type = ColumnType::from_json(
+            obj.get("type")
+                .ok_or_else(|| Error::Decode(format!("column {name} has no \"type\"")))?,
+        )
+        .map_err(|e| Error::Decode(format!("column {name}: {}", decode_message(e))))?;
+        Ok(ColumnSchema {
+            name: name.to_owned(),
+            column_type,
+            ephemeral: optional_bool(obj, "ephemeral")?.unwrap_or(false),
+            mutable: optional_bool(obj, "mutable")?.unwrap_or(true),
+        })
+    }
+}
+
+impl TableSchema {
+    pub fn from_json(name: &str, json: &Json) -> Result<Self> {
+        let obj = json
+            .as_object()
+            .ok_or_else(|| Error::Decode(format!("table {name} must be an object, got {}", brief(json))))?;
+        let columns_json = obj
+            .get("columns")
+            .and_then(Json::as_object)
+            .ok_or_else(|| Error::Decode(format!("table {name}: \"columns\" must be an object")))?;
+        let mut columns = BTreeMap::new();
+        for (column_name, column_json) in columns_json {
+            if column_name.starts_with('_') {
+                return Err(Error::Decode(format!(
+                    "table {name}: column names starting with '_' are reserved, got {column_name:?}"
+                )));
+            }
+            let column = ColumnSchema::from_json(column_name, column_json)
+                .map_err(|e| Error::Decode(format!("table {name}: {}", decode_message(e))))?;
+            columns.insert(column_name.clone(), column);
+        }
+        let mut indexes = Vec::new();
+        if let Some(list) = obj.get("indexes") {
+            let list = list
+                .as_array()
+                .ok_or_else(|| Error::Decode(format!("table {name}: \"indexes\" must be an array")))?;
+            for index in list {
+                let cols = index
+                    .as_array()
+                    .and_then(|cols| {
+                        cols.iter()
+                            .map(|c| c.as_str().map(str::to_owned))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| {
+                        Error::Decode(format!(
+                            "table {name}: an index must be an array of column names, got {index}"
+                        ))
+                    })?;
+                if let Some(unknown) = cols.iter().find(|c| !columns.contains_key(*c)) {
+                    return Err(Error::Decode(format!(
+                        "table {name}: index names unknown column {unknown:?}"
+                    )));
+                }
+                indexes.push(cols);
+            }
+        }
+        Ok(TableSchema {
+            name: name.to_owned(),
+            columns,
+            is_root: optional_bool(obj, "isRoot")?.unwrap_or(false),
+            max_rows: optional_u64(obj, "maxRows")?,
+            indexes,
+        })
+    }
+}
+
+/// The message of a decode error without the "malformed OVSDB data: " prefix, for nesting context.
+fn decode_message(e: Error) -> String {
+    match e {
+        Error::Decode(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// A JSON value shortened for error messages (schemas can be large).
+fn brief(json: &Json) -> String {
+    let s = json.to_string();
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(77).collect::<String>())
+    } else {
+        s
+    }
+}
+
+type JsonObject = serde_json::Map<String, Json>;
+
+fn required_str<'a>(obj: &'a JsonObject, key: &str, what: &str) -> Result<&'a str> {
+    obj.get(key)
+        .and_then(Json::as_str)
+        .ok_or_else(|| Error::Decode(format!("{what} needs a string {key:?}")))
+}
+
+fn optional_bool(obj: &JsonObject, key: &str) -> Result<Option<bool>> {
+    obj.get(key)
+        .map(|v| {
+            v.as_bool()
+                .ok_or_else(|| Error::Decode(format!("{key:?} must be true or false, got {v}")))
+        })
+        .transpose()
+}
+
+fn optional_i64(obj: &JsonObject, key: &str) -> Result<Option<i64>> {
+    obj.get(key)
+        .map(|v| {
+            v.as_i64()
+                .ok_or_else(|| Error::Decode(format!("{key:?} must be an integer, got {v}")))
+        })
+        .transpose()
+}
+
+fn optional_u64(obj: &JsonObject, key: &str) -> Result<Option<u64>> {
+    obj.get(key)
+        .map(|v| {
+            v.as_u64()
+                .ok_or_else(|| Error::Decode(format!("{key:?} must be a non-negative integer, got {v}")))
+        })
+        .transpose()
+}
+
+fn optional_f64(obj: &JsonObject, key: &str) -> Result<Option<f64>> {
+    obj.get(key)
+        .map(|v| {
+            v.as_f64()
+                .ok_or_else(|| Error::Decode(format!("{key:?} must be a number, got {v}")))
+        })
+        .transpose()
 }
 
 /// ` (did you mean "X"?)` for the closest candidate by edit distance, or "".
@@ -134,4 +452,155 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(path: &str) -> Option<DatabaseSchema> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let json: Json = serde_json::from_str(&text).expect("installed schema is JSON");
+        Some(DatabaseSchema::from_json(&json).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    #[test]
+    fn parses_ovn_northbound() {
+        let Some(nb) = load("/usr/share/ovn/ovn-nb.ovsschema") else {
+            return;
+        };
+        assert_eq!(nb.name, "OVN_Northbound");
+        assert!(!nb.version.is_empty());
+        let lsp = nb.table("Logical_Switch_Port").unwrap();
+        assert!(!lsp.is_root);
+        assert_eq!(lsp.indexes, vec![vec!["name".to_owned()]]);
+        let tag = &lsp.columns["tag"].column_type;
+        assert_eq!((tag.min, tag.max), (0, Some(1)));
+        assert_eq!((tag.key.min_integer, tag.key.max_integer), (Some(1), Some(4095)));
+        let options = &lsp.columns["options"].column_type;
+        assert!(options.is_map() && options.max.is_none());
+        let dhcp = &lsp.columns["dhcpv4_options"].column_type.key;
+        assert_eq!(dhcp.ref_table.as_deref(), Some("DHCP_Options"));
+        assert!(!dhcp.ref_strong);
+        let ha = &lsp.columns["ha_chassis_group"].column_type.key;
+        assert!(ha.ref_strong);
+        assert!(lsp.columns["name"].column_type.is_scalar());
+        assert!(nb.table("NB_Global").unwrap().is_root);
+        assert_eq!(nb.table("NB_Global").unwrap().max_rows, Some(1));
+        assert!(nb
+            .tables
+            .values()
+            .any(|t| t.columns.values().any(|c| c.column_type.key.max_length == Some(63))));
+        let acl = nb.table("ACL").unwrap();
+        let action = &acl.columns["action"].column_type.key;
+        assert!(action
+            .enum_values
+            .as_ref()
+            .unwrap()
+            .contains(&Atom::from("allow-related")));
+        assert!(nb
+            .table("Logical_Swich")
+            .unwrap_err()
+            .to_string()
+            .contains("Logical_Switch"));
+    }
+
+    #[test]
+    fn parses_ovn_southbound() {
+        let Some(sb) = load("/usr/share/ovn/ovn-sb.ovsschema") else {
+            return;
+        };
+        assert_eq!(sb.name, "OVN_Southbound");
+        let sb_global = sb.table("SB_Global").unwrap();
+        assert!(sb_global.is_root);
+        let chassis = sb.table("Chassis").unwrap();
+        assert_eq!(chassis.indexes, vec![vec!["name".to_owned()]]);
+        let pb = sb.table("Port_Binding").unwrap();
+        assert!(pb.columns["tunnel_key"].column_type.key.max_integer.is_some());
+        let encap = sb.table("Encap").unwrap();
+        assert!(encap.columns["type"].column_type.key.enum_values.is_some());
+    }
+
+    #[test]
+    fn parses_open_vswitch_with_immutable_and_ephemeral_columns() {
+        let Some(vs) = load("/usr/share/openvswitch/vswitch.ovsschema") else {
+            return;
+        };
+        assert_eq!(vs.name, "Open_vSwitch");
+        let ovs = vs.table("Open_vSwitch").unwrap();
+        assert_eq!(ovs.max_rows, Some(1));
+        assert!(ovs.is_root);
+        assert!(vs.tables.values().any(|t| t.columns.values().any(|c| c.ephemeral)));
+        let flow_sample = vs.table("Flow_Sample_Collector_Set").unwrap();
+        assert!(flow_sample.columns["id"].column_type.key.max_integer.is_some());
+        let iface = vs.table("Interface").unwrap();
+        let ofport = &iface.columns["ofport"].column_type;
+        assert_eq!(ofport.key.atomic, AtomicType::Integer);
+        assert!(vs.tables.values().any(|t| t.columns.values().any(|c| !c.mutable)));
+    }
+
+    #[test]
+    fn defaults_follow_rfc_7047() {
+        let schema = DatabaseSchema::from_json(&serde_json::json!({
+            "name": "D", "version": "1.2.3",
+            "tables": {
+                "T": {"columns": {
+                    "a": {"type": "integer"},
+                    "b": {"type": {"key": {"type": "uuid", "refTable": "T"}, "min": 0, "max": "unlimited"},
+                          "mutable": false, "ephemeral": true},
+                    "c": {"type": {"key": {"type": "string", "enum": ["set", ["x", "y"]]}}},
+                    "d": {"type": {"key": {"type": "string", "enum": "only"}, "value": "real"}}
+                }}
+            }
+        }))
+        .unwrap();
+        assert_eq!(schema.version, "1.2.3");
+        let t = &schema.tables["T"];
+        assert!(t.is_root, "no isRoot anywhere: every table is a root");
+        let a = &t.columns["a"];
+        assert!(a.mutable && !a.ephemeral && a.column_type.is_scalar());
+        let b = &t.columns["b"];
+        assert!(!b.mutable && b.ephemeral && b.column_type.key.ref_strong && b.column_type.is_set());
+        assert_eq!(
+            t.columns["c"].column_type.key.enum_values,
+            Some(vec![Atom::from("x"), Atom::from("y")])
+        );
+        assert_eq!(
+            t.columns["d"].column_type.key.enum_values,
+            Some(vec![Atom::from("only")])
+        );
+        assert_eq!(t.columns["d"].column_type.value, Some(BaseType::new(AtomicType::Real)));
+    }
+
+    #[test]
+    fn rejects_malformed_schemas_with_context() {
+        let bad = [
+            (serde_json::json!([]), "object"),
+            (serde_json::json!({"tables": {}}), "name"),
+            (
+                serde_json::json!({"name": "D", "tables": {"T": {"columns": {"a": {"type": "int"}}}}}),
+                "\"int\"",
+            ),
+            (
+                serde_json::json!({"name": "D", "tables": {"T": {"columns": {"a": {"type": {"key": "string", "max": 0}}}}}}),
+                "max",
+            ),
+            (
+                serde_json::json!({"name": "D", "tables": {"T": {"columns": {"a": {"type": {"key": {"type": "uuid", "refTable": "U"}}}}}}}),
+                "unknown table",
+            ),
+            (
+                serde_json::json!({"name": "D", "tables": {"T": {"columns": {"_a": {"type": "string"}}}}}),
+                "reserved",
+            ),
+            (
+                serde_json::json!({"name": "D", "tables": {"T": {"columns": {"a": {"type": "string"}}, "indexes": [["b"]]}}}),
+                "unknown column",
+            ),
+        ];
+        for (json, needle) in bad {
+            let err = DatabaseSchema::from_json(&json).unwrap_err().to_string();
+            assert!(err.contains(needle), "{json}: {err:?} should mention {needle:?}");
+        }
+    }
 }
