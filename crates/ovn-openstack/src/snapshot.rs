@@ -1,0 +1,797 @@
+//! Normalized NB snapshots: the same stable text `neutron-reference/normalize.py` prints, so a
+//! dump of our NB compares line for line with the dumps real Neutron produced, plus a readable
+//! per-table, per-row diff of two snapshots.
+//!
+//! A snapshot is the JSON document `ovsdb::dump` writes (`{"database", "schema_version",
+//! "step", "command", "tables": {TABLE: [ROW, ...]}}`, rows in OVSDB JSON notation). The
+//! [`Normalizer`] is fed the snapshots of one run in step order and shares its names across
+//! them: row UUIDs become `Table#N` labels, Neutron ids `<type:N>` tokens, MACs `<mac:N>`,
+//! counters and timestamps placeholders. Labels and tokens are handed out in a canonical
+//! order that depends on content only, never on the random UUIDs, which is what makes two
+//! runs (or two NB writers) comparable.
+//!
+//! Must not know: how the dump was taken (a server, a file), processes, the CLI.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde_json::Value as Json;
+
+/// NB_Global external_ids keys Neutron rewrites on a timer (agent liveness), dropped.
+pub const LIVENESS_KEYS: [&str; 2] = ["neutron:liveness_check_at", "neutron:metadata_liveness_check_at"];
+const CFG_COUNTERS: [&str; 3] = ["nb_cfg", "sb_cfg", "hv_cfg"];
+const KEEP_MACS: [&str; 2] = ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"];
+
+/// external_ids / options keys (after any `prefix:`) whose value names a Neutron object type.
+fn key_type(base: &str) -> Option<&'static str> {
+    Some(match base {
+        "security_group_rule_id" => "sgr",
+        "security_group_id" | "security_group_ids" => "sg",
+        "subnet_id" => "subnet",
+        "fip_id" => "fip",
+        "fip_port_id" => "port",
+        "fip_network_id" => "net",
+        "device_id" => "device",
+        "network_id" | "network_name" => "net",
+        "router_id" | "router_name" => "router",
+        "port_id" | "port_name" => "port",
+        "segment_id" => "segment",
+        "qos_policy_id" => "qos",
+        "subnet_pool_addr_scope4" | "subnet_pool_addr_scope6" | "address_scope_id" => "address-scope",
+        "router-port" => "port",
+        _ => return None,
+    })
+}
+
+/// Tables whose `name` is `<prefix><uuid>` for a known Neutron type, prefixes tried in order.
+const NAME_TYPES: [(&str, &[(&str, &str)]); 5] = [
+    ("Logical_Switch", &[("neutron-", "net")]),
+    ("Logical_Router", &[("neutron-", "router")]),
+    ("Logical_Switch_Port", &[("provnet-", "segment"), ("", "port")]),
+    ("Logical_Router_Port", &[("lrp-", "port")]),
+    ("Port_Group", &[("pg_", "sg")]),
+];
+
+/// Errors reading a snapshot document.
+#[derive(Debug, thiserror::Error)]
+#[error("not an NB snapshot: {0}")]
+pub struct SnapshotError(String);
+
+// ------------------------------------------------------------------ parsed values --
+
+/// One column value, parsed from OVSDB JSON notation.
+#[derive(Clone, Debug)]
+enum Val {
+    Ref(String),
+    Str(String),
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Set(Vec<Val>),
+    Map(Vec<(Val, Val)>),
+    Other(Json),
+}
+
+fn parse(v: &Json) -> Val {
+    if let Json::Array(a) = v {
+        if a.len() == 2 {
+            if let Json::String(tag) = &a[0] {
+                match (tag.as_str(), &a[1]) {
+                    ("uuid", Json::String(u)) => return Val::Ref(u.clone()),
+                    ("set", Json::Array(items)) => return Val::Set(items.iter().map(parse).collect()),
+                    ("map", Json::Array(items)) => {
+                        return Val::Map(
+                            items
+                                .iter()
+                                .filter_map(|p| match p {
+                                    Json::Array(kv) if kv.len() == 2 => Some((parse(&kv[0]), parse(&kv[1]))),
+                                    _ => None,
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    match v {
+        Json::String(s) => Val::Str(s.clone()),
+        Json::Bool(b) => Val::Bool(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Val::Int)
+            .unwrap_or_else(|| Val::Real(n.as_f64().unwrap_or(0.0))),
+        other => Val::Other(other.clone()),
+    }
+}
+
+struct ParsedRow {
+    uuid: String,
+    columns: BTreeMap<String, Val>,
+}
+
+// ------------------------------------------------------------------ string scanning --
+
+fn is_hex(c: char) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+/// A UUID at `s[i..]` (dashes or underscores, the same separator throughout): its separator.
+fn uuid_at(s: &[char], i: usize) -> Option<char> {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    if i + 36 > s.len() {
+        return None;
+    }
+    let sep = s[i + 8];
+    if sep != '-' && sep != '_' {
+        return None;
+    }
+    let mut p = i;
+    for (g, len) in GROUPS.iter().enumerate() {
+        if g > 0 {
+            if s[p] != sep {
+                return None;
+            }
+            p += 1;
+        }
+        if !s[p..p + len].iter().all(|c| is_hex(*c)) {
+            return None;
+        }
+        p += len;
+    }
+    Some(sep)
+}
+
+fn is_full_uuid(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    chars.len() == 36 && uuid_at(&chars, 0).is_some()
+}
+
+/// A MAC address at `s[i..]` not glued to other hex digits or colons.
+fn mac_at(s: &[char], i: usize) -> bool {
+    if i + 17 > s.len() {
+        return false;
+    }
+    if i > 0 && (is_hex(s[i - 1]) || s[i - 1] == ':') {
+        return false;
+    }
+    for k in 0..6 {
+        let p = i + k * 3;
+        if !(is_hex(s[p]) && is_hex(s[p + 1])) {
+            return false;
+        }
+        if k < 5 && s[p + 2] != ':' {
+            return false;
+        }
+    }
+    !(i + 17 < s.len() && (is_hex(s[i + 17]) || s[i + 17] == ':'))
+}
+
+/// Length of an ISO-8601 date-time at `s[i..]` (`YYYY-MM-DD[T ]hh:mm:ss[.f][Z|±hh[:]mm]`).
+fn time_at(s: &[char], i: usize) -> Option<usize> {
+    let digits = |p: usize, n: usize| p + n <= s.len() && s[p..p + n].iter().all(|c| c.is_ascii_digit());
+    let ch = |p: usize, c: char| p < s.len() && s[p] == c;
+    let mut p = i;
+    if !(digits(p, 4) && ch(p + 4, '-') && digits(p + 5, 2) && ch(p + 7, '-') && digits(p + 8, 2)) {
+        return None;
+    }
+    p += 10;
+    if !(ch(p, 'T') || ch(p, ' ')) {
+        return None;
+    }
+    p += 1;
+    if !(digits(p, 2) && ch(p + 2, ':') && digits(p + 3, 2) && ch(p + 5, ':') && digits(p + 6, 2)) {
+        return None;
+    }
+    p += 8;
+    if ch(p, '.') && digits(p + 1, 1) {
+        p += 1;
+        while p < s.len() && s[p].is_ascii_digit() {
+            p += 1;
+        }
+    }
+    if ch(p, 'Z') {
+        p += 1;
+    } else if ch(p, '+') || ch(p, '-') {
+        if digits(p + 1, 2) && ch(p + 3, ':') && digits(p + 4, 2) {
+            p += 6;
+        } else if digits(p + 1, 2) && digits(p + 3, 2) {
+            p += 5;
+        }
+    }
+    Some(p - i)
+}
+
+/// Python's `json.dumps` of a string (ASCII only, `\uXXXX` escapes).
+pub fn py_json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{:04x}", unit);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Sort key that orders "@ACL#10" after "@ACL#9" (digit runs compare as numbers).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(u8, String)> {
+        // Python's re.split(r'(\d+)') yields text, digits, text, ..., text (possibly empty).
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut in_digits = false;
+        for c in s.chars() {
+            let d = c.is_ascii_digit();
+            if d != in_digits {
+                out.push((u8::from(!in_digits), std::mem::take(&mut cur)));
+                in_digits = d;
+            }
+            cur.push(c);
+        }
+        out.push((u8::from(!in_digits), cur));
+        // (0, number) for digit runs, (1, text) for text; the first element is always text.
+        out.into_iter()
+            .map(|(is_text, t)| if is_text == 1 { (1, t) } else { (0, t) })
+            .collect()
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        let ord = match (x.0, y.0) {
+            (0, 0) => {
+                let xs = x.1.trim_start_matches('0');
+                let ys = y.1.trim_start_matches('0');
+                xs.len().cmp(&ys.len()).then_with(|| xs.cmp(ys))
+            }
+            _ => x.0.cmp(&y.0).then_with(|| x.1.cmp(&y.1)),
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+// ------------------------------------------------------------------ the normalizer --
+
+/// Turns the snapshots of one run, fed in step order, into stable text (see module docs).
+#[derive(Default)]
+pub struct Normalizer {
+    tokens: HashMap<String, (String, usize)>,
+    counters: HashMap<String, usize>,
+    macs: HashMap<String, usize>,
+    row_labels: HashMap<String, String>,
+    row_counters: HashMap<String, usize>,
+    hints: HashMap<String, String>,
+    uuid_table: HashMap<String, String>,
+}
+
+impl Normalizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn token(&mut self, uuid: &str, hint: Option<&str>) -> (String, usize) {
+        let key = uuid.to_lowercase().replace('_', "-");
+        if let Some(t) = self.tokens.get(&key) {
+            return t.clone();
+        }
+        let typ = self
+            .hints
+            .get(&key)
+            .cloned()
+            .or_else(|| hint.map(str::to_owned))
+            .unwrap_or_else(|| "id".to_owned());
+        let n = self.counters.entry(typ.clone()).or_insert(0);
+        *n += 1;
+        let t = (typ, *n);
+        self.tokens.insert(key, t.clone());
+        t
+    }
+
+    fn mac(&mut self, mac: &str) -> usize {
+        let key = mac.to_lowercase();
+        let next = self.macs.len() + 1;
+        *self.macs.entry(key).or_insert(next)
+    }
+
+    /// Replaces volatile substrings; with `assign == false` unknown values are masked (`<net:?>`).
+    fn norm_str(&mut self, s: &str, hint: Option<&str>, assign: bool) -> String {
+        // Times first, then UUIDs, then MACs, each pass over the previous one's output.
+        let chars: Vec<char> = s.chars().collect();
+        let mut pass1 = String::with_capacity(s.len());
+        let mut i = 0;
+        while i < chars.len() {
+            if let Some(n) = time_at(&chars, i) {
+                pass1.push_str("<time>");
+                i += n;
+            } else {
+                pass1.push(chars[i]);
+                i += 1;
+            }
+        }
+        let chars: Vec<char> = pass1.chars().collect();
+        let mut pass2 = String::with_capacity(pass1.len());
+        let mut i = 0;
+        while i < chars.len() {
+            if let Some(sep) = uuid_at(&chars, i) {
+                let text: String = chars[i..i + 36].iter().collect();
+                let key = text.to_lowercase().replace('_', "-");
+                if let Some(label) = self.row_labels.get(&text) {
+                    let _ = write!(pass2, "@{label}");
+                } else if !assign && !self.tokens.contains_key(&key) {
+                    let typ = self.hints.get(&key).map(String::as_str).or(hint).unwrap_or("id");
+                    let _ = write!(pass2, "<{typ}:?>");
+                } else {
+                    let (typ, n) = self.token(&text, hint);
+                    let suffix = if sep == '_' { ":underscored" } else { "" };
+                    let _ = write!(pass2, "<{typ}:{n}{suffix}>");
+                }
+                i += 36;
+            } else {
+                pass2.push(chars[i]);
+                i += 1;
+            }
+        }
+        let chars: Vec<char> = pass2.chars().collect();
+        let mut out = String::with_capacity(pass2.len());
+        let mut i = 0;
+        while i < chars.len() {
+            if mac_at(&chars, i) {
+                let text: String = chars[i..i + 17].iter().collect();
+                let lower = text.to_lowercase();
+                if KEEP_MACS.contains(&lower.as_str()) {
+                    out.push_str(&text);
+                } else if !assign && !self.macs.contains_key(&lower) {
+                    out.push_str("<mac:?>");
+                } else {
+                    let n = self.mac(&text);
+                    let _ = write!(out, "<mac:{n}>");
+                }
+                i += 17;
+            } else {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    fn learn_hints(&mut self, tables: &BTreeMap<String, Vec<ParsedRow>>) {
+        let mut hints: HashMap<String, String> = HashMap::new();
+        let mut add = |u: &str, typ: &str| {
+            hints
+                .entry(u.to_lowercase().replace('_', "-"))
+                .or_insert_with(|| typ.to_owned());
+        };
+        for (table, prefixes) in NAME_TYPES {
+            for row in tables.get(table).into_iter().flatten() {
+                let Some(Val::Str(name)) = row.columns.get("name") else { continue };
+                for (prefix, typ) in prefixes {
+                    if let Some(rest) = name.strip_prefix(prefix) {
+                        if is_full_uuid(rest) {
+                            add(rest, typ);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for rows in tables.values() {
+            for row in rows {
+                for col in ["external_ids", "options"] {
+                    let Some(Val::Map(pairs)) = row.columns.get(col) else { continue };
+                    for (k, v) in pairs {
+                        let (Val::Str(k), Val::Str(v)) = (k, v) else { continue };
+                        let base = k.split_once(':').map(|(_, b)| b).unwrap_or(k);
+                        let Some(typ) = key_type(base) else { continue };
+                        let chars: Vec<char> = v.chars().collect();
+                        let mut i = 0;
+                        while i < chars.len() {
+                            if uuid_at(&chars, i).is_some() {
+                                let text: String = chars[i..i + 36].iter().collect();
+                                add(&text, typ);
+                                i += 36;
+                            } else {
+                                i += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.hints = hints;
+    }
+
+    fn value_key(&mut self, v: &Val, col: &str, table: &str, assign: bool) -> String {
+        match v {
+            Val::Ref(u) => {
+                if let Some(l) = self.row_labels.get(u) {
+                    format!("@{l}")
+                } else if let Some(t) = self.uuid_table.get(u) {
+                    format!("@{t}#?")
+                } else {
+                    "@<dangling>".to_owned()
+                }
+            }
+            Val::Bool(b) => b.to_string(),
+            Val::Int(i) => {
+                if col.ends_with("_timestamp") && *i != 0 {
+                    "<timestamp>".to_owned()
+                } else if table == "NB_Global" && CFG_COUNTERS.contains(&col) {
+                    "<counter>".to_owned()
+                } else {
+                    i.to_string()
+                }
+            }
+            Val::Real(r) => {
+                if col.ends_with("_timestamp") && *r != 0.0 {
+                    "<timestamp>".to_owned()
+                } else if table == "NB_Global" && CFG_COUNTERS.contains(&col) {
+                    "<counter>".to_owned()
+                } else {
+                    format!("{r:?}")
+                }
+            }
+            Val::Str(s) => py_json_str(&self.norm_str(s, None, assign)),
+            Val::Set(_) | Val::Map(_) => "[]".to_owned(),
+            Val::Other(j) => j.to_string(),
+        }
+    }
+
+    fn render_row(&mut self, table: &str, row: &ParsedRow, assign: bool) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (col, v) in &row.columns {
+            match v {
+                Val::Map(pairs) => {
+                    let mut items = Vec::new();
+                    for (k, x) in pairs {
+                        let kstr = if let Val::Str(k) = k { Some(k.as_str()) } else { None };
+                        if table == "NB_Global" && col == "external_ids" && kstr.is_some_and(|k| LIVENESS_KEYS.contains(&k)) {
+                            continue;
+                        }
+                        if table == "NB_Global" && col == "options" && kstr == Some("mac_prefix") {
+                            items.push((self.value_key(k, col, table, assign), "\"<mac_prefix>\"".to_owned()));
+                            continue;
+                        }
+                        let hint = kstr.and_then(|k| key_type(k.split_once(':').map(|(_, b)| b).unwrap_or(k)));
+                        let xs = match x {
+                            Val::Str(s) => py_json_str(&self.norm_str(s, hint, assign)),
+                            other => self.value_key(other, col, table, assign),
+                        };
+                        items.push((self.value_key(k, col, table, assign), xs));
+                    }
+                    items.sort();
+                    for (ks, xs) in items {
+                        out.push((format!("{col}[{ks}]"), xs));
+                    }
+                }
+                Val::Set(items) => {
+                    if items.is_empty() {
+                        continue;
+                    }
+                    let mut vals: Vec<String> = items.iter().map(|x| self.value_key(x, col, table, assign)).collect();
+                    vals.sort_by(|a, b| natural_cmp(a, b));
+                    out.push((col.clone(), format!("[{}]", vals.join(", "))));
+                }
+                other => {
+                    let s = self.value_key(other, col, table, assign);
+                    out.push((col.clone(), s));
+                }
+            }
+        }
+        out
+    }
+
+    /// Normalizes one snapshot document (the next one of the run) to text.
+    pub fn normalize(&mut self, doc: &Json) -> Result<String, SnapshotError> {
+        let raw = doc
+            .get("tables")
+            .and_then(Json::as_object)
+            .ok_or_else(|| SnapshotError("no \"tables\" object".into()))?;
+        let mut tables: BTreeMap<String, Vec<ParsedRow>> = BTreeMap::new();
+        self.uuid_table.clear();
+        for (table, rows) in raw {
+            let rows = rows
+                .as_array()
+                .ok_or_else(|| SnapshotError(format!("table {table} is not a list of rows")))?;
+            if rows.is_empty() {
+                continue;
+            }
+            let mut parsed = Vec::new();
+            for row in rows {
+                let obj = row
+                    .as_object()
+                    .ok_or_else(|| SnapshotError(format!("a row of {table} is not an object")))?;
+                let uuid = match obj.get("_uuid").map(parse) {
+                    Some(Val::Ref(u)) => u,
+                    _ => return Err(SnapshotError(format!("a row of {table} has no _uuid"))),
+                };
+                let columns = obj
+                    .iter()
+                    .filter(|(c, _)| c.as_str() != "_version" && c.as_str() != "_uuid")
+                    .map(|(c, v)| (c.clone(), parse(v)))
+                    .collect();
+                self.uuid_table.insert(uuid.clone(), table.clone());
+                parsed.push(ParsedRow { uuid, columns });
+            }
+            tables.insert(table.clone(), parsed);
+        }
+        self.learn_hints(&tables);
+
+        // New rows are labelled in the order of their masked content, not of their UUIDs.
+        for (table, rows) in &tables {
+            let mut keyed = Vec::new();
+            for r in rows {
+                if self.row_labels.contains_key(&r.uuid) {
+                    continue;
+                }
+                let rendered = self.render_row(table, r, false);
+                let key = format!(
+                    "[{}]",
+                    rendered
+                        .iter()
+                        .map(|(c, v)| format!("[{}, {}]", py_json_str(c), py_json_str(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                keyed.push((key, r.uuid.clone()));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, uuid) in keyed {
+                let n = self.row_counters.entry(table.clone()).or_insert(0);
+                *n += 1;
+                self.row_labels.insert(uuid, format!("{table}#{n}"));
+            }
+        }
+
+        let mut body = Vec::new();
+        let mut summary = Vec::new();
+        for (table, rows) in &tables {
+            let mut order: Vec<(usize, &ParsedRow)> = rows
+                .iter()
+                .map(|r| {
+                    let label = &self.row_labels[&r.uuid];
+                    let n = label.rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    (n, r)
+                })
+                .collect();
+            order.sort_by_key(|(n, _)| *n);
+            summary.push(format!("{table}({})", rows.len()));
+            body.push(String::new());
+            body.push(format!("== {table} ({} rows)", rows.len()));
+            for (_, r) in order {
+                body.push(self.row_labels[&r.uuid].clone());
+                for (col, val) in self.render_row(table, r, true) {
+                    body.push(format!("  {col} = {val}"));
+                }
+            }
+        }
+        let step = doc.get("step").and_then(Json::as_str).unwrap_or("");
+        let cmd = doc.get("command").and_then(Json::as_str).unwrap_or("");
+        let version = match doc.get("schema_version") {
+            Some(Json::String(s)) => s.clone(),
+            Some(Json::Null) | None => "None".to_owned(),
+            Some(other) => other.to_string(),
+        };
+        let mut lines = vec![format!("# {}", self.norm_str(cmd, None, true))];
+        lines.push(format!(
+            "# step: {step}   (normalized OVN_Northbound {version} dump; see normalize.py)"
+        ));
+        lines.push(format!("# tables: {}", summary.join(" ")));
+        lines.extend(body);
+        Ok(lines.join("\n") + "\n")
+    }
+}
+
+/// Normalizes the snapshots of one run, in order, with shared names.
+pub fn normalize_run<'a>(docs: impl IntoIterator<Item = &'a Json>) -> Result<Vec<String>, SnapshotError> {
+    let mut n = Normalizer::new();
+    docs.into_iter().map(|d| n.normalize(d)).collect()
+}
+
+// ------------------------------------------------------------------ diff --
+
+/// One normalized row: its label and its `column = value` lines.
+#[derive(Clone, Debug, PartialEq)]
+struct TextRow {
+    label: String,
+    lines: Vec<String>,
+}
+
+/// Splits normalized text into table → rows (the header lines are dropped).
+fn parse_text(text: &str) -> BTreeMap<String, Vec<TextRow>> {
+    let mut out: BTreeMap<String, Vec<TextRow>> = BTreeMap::new();
+    let mut table = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("== ") {
+            table = rest.split(" (").next().unwrap_or(rest).to_owned();
+            out.entry(table.clone()).or_default();
+        } else if let Some(l) = line.strip_prefix("  ") {
+            if let Some(row) = out.get_mut(&table).and_then(|rows| rows.last_mut()) {
+                row.lines.push(l.to_owned());
+            }
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.entry(table.clone()).or_default().push(TextRow {
+                label: line.to_owned(),
+                lines: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The columns that identify a row of `table` across two databases (labels differ between
+/// unrelated dumps, so rows are paired by what they are, not by their label).
+fn identity(table: &str, row: &TextRow) -> String {
+    let pick = |cols: &[&str]| -> String {
+        let mut id = Vec::new();
+        for c in cols {
+            let prefix = format!("{c} = ");
+            if let Some(l) = row.lines.iter().find(|l| l.starts_with(&prefix)) {
+                id.push(l.clone());
+            }
+        }
+        id.join("; ")
+    };
+    let id = match table {
+        "ACL" => pick(&["direction", "priority", "match"]),
+        "NAT" => pick(&["type", "logical_ip", "external_ip"]),
+        "DHCP_Options" => pick(&["cidr", "external_ids[\"subnet_id\"]"]),
+        "Logical_Router_Static_Route" => pick(&["ip_prefix", "nexthop", "route_table"]),
+        "NB_Global" => "NB_Global".to_owned(),
+        _ => pick(&["name"]),
+    };
+    if id.is_empty() {
+        row.lines.join("; ")
+    } else {
+        id
+    }
+}
+
+/// A readable diff of two normalized snapshots: per table, rows only in A (`-`), only in B
+/// (`+`), and changed columns of rows present in both (`~`). Empty when they are equal
+/// (header lines aside).
+pub fn diff_text(a: &str, b: &str) -> String {
+    let (ta, tb) = (parse_text(a), parse_text(b));
+    let mut out = String::new();
+    let tables: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+    let empty = Vec::new();
+    for table in tables {
+        let ra = ta.get(table).unwrap_or(&empty);
+        let rb = tb.get(table).unwrap_or(&empty);
+        let mut section = String::new();
+        let mut used_b = vec![false; rb.len()];
+        for row_a in ra {
+            let ida = identity(table, row_a);
+            let found = rb
+                .iter()
+                .enumerate()
+                .find(|(i, r)| !used_b[*i] && identity(table, r) == ida)
+                .map(|(i, _)| i);
+            match found {
+                Some(i) => {
+                    used_b[i] = true;
+                    let row_b = &rb[i];
+                    let cols = |r: &TextRow| -> BTreeMap<String, String> {
+                        r.lines
+                            .iter()
+                            .map(|l| match l.split_once(" = ") {
+                                Some((c, v)) => (c.to_owned(), v.to_owned()),
+                                None => (l.clone(), String::new()),
+                            })
+                            .collect()
+                    };
+                    let (ca, cb) = (cols(row_a), cols(&rb[i]));
+                    let keys: std::collections::BTreeSet<&String> = ca.keys().chain(cb.keys()).collect();
+                    let mut changes = String::new();
+                    for k in keys {
+                        match (ca.get(k), cb.get(k)) {
+                            (Some(x), Some(y)) if x == y => {}
+                            (Some(x), Some(y)) => {
+                                let _ = writeln!(changes, "    {k}: {x} -> {y}");
+                            }
+                            (Some(x), None) => {
+                                let _ = writeln!(changes, "    - {k} = {x}");
+                            }
+                            (None, Some(y)) => {
+                                let _ = writeln!(changes, "    + {k} = {y}");
+                            }
+                            (None, None) => {}
+                        }
+                    }
+                    if !changes.is_empty() {
+                        let label = if row_a.label == row_b.label {
+                            row_a.label.clone()
+                        } else {
+                            format!("{} / {}", row_a.label, row_b.label)
+                        };
+                        let _ = writeln!(section, "~ {label} ({ida})");
+                        section.push_str(&changes);
+                    }
+                }
+                None => {
+                    let _ = writeln!(section, "- {}", row_a.label);
+                    for l in &row_a.lines {
+                        let _ = writeln!(section, "-   {l}");
+                    }
+                }
+            }
+        }
+        for (i, row_b) in rb.iter().enumerate() {
+            if !used_b[i] {
+                let _ = writeln!(section, "+ {}", row_b.label);
+                for l in &row_b.lines {
+                    let _ = writeln!(section, "+   {l}");
+                }
+            }
+        }
+        if !section.is_empty() {
+            let _ = writeln!(out, "== {table}");
+            out.push_str(&section);
+        }
+    }
+    out
+}
+
+/// Strips what `ovn-heater snapshot` leaves out of a raw dump: empty tables and Neutron's
+/// NB_Global liveness keys.
+pub fn strip_for_snapshot(doc: &mut Json) {
+    let Some(tables) = doc.get_mut("tables").and_then(Json::as_object_mut) else { return };
+    tables.retain(|_, rows| rows.as_array().is_some_and(|r| !r.is_empty()));
+    if let Some(rows) = tables.get_mut("NB_Global").and_then(Json::as_array_mut) {
+        for row in rows {
+            let Some(ext) = row.get_mut("external_ids") else { continue };
+            if let Some(pairs) = ext.get_mut(1).and_then(Json::as_array_mut) {
+                pairs.retain(|p| {
+                    !p.get(0)
+                        .and_then(Json::as_str)
+                        .is_some_and(|k| LIVENESS_KEYS.contains(&k))
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanners_follow_normalize_py() {
+        let s: Vec<char> = "pg_0a1b2c3d_0a1b_0a1b_0a1b_0a1b2c3d4e5f".chars().collect();
+        assert_eq!(uuid_at(&s, 3), Some('_'));
+        assert_eq!(uuid_at(&s, 0), None);
+        let m: Vec<char> = "fa:16:3e:00:00:01 x".chars().collect();
+        assert!(mac_at(&m, 0));
+        let glued: Vec<char> = "1fa:16:3e:00:00:01".chars().collect();
+        assert!(!mac_at(&glued, 1));
+        let t: Vec<char> = "2024-05-01 10:00:00.123456+00:00".chars().collect();
+        assert_eq!(time_at(&t, 0), Some(t.len()));
+        assert_eq!(natural_cmp("@ACL#10", "@ACL#9"), std::cmp::Ordering::Greater);
+        assert_eq!(py_json_str("a\"é"), "\"a\\\"\\u00e9\"");
+    }
+
+    #[test]
+    fn diff_reports_changed_columns() {
+        let a = "# x\n\n== T (1 rows)\nT#1\n  name = \"a\"\n  v = 1\n";
+        let b = "# y\n\n== T (1 rows)\nT#1\n  name = \"a\"\n  v = 2\n";
+        assert_eq!(diff_text(a, b), "== T\n~ T#1 (name = \"a\")\n    v: 1 -> 2\n");
+        assert_eq!(diff_text(a, a), "");
+    }
+}
