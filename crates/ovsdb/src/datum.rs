@@ -111,6 +111,24 @@ impl Atom {
             _ => Err(Error::Decode(format!("not an atom: {j}"))),
         }
     }
+    /// Like [`Atom::from_json`], but takes ownership so strings are moved, not copied.
+    pub fn from_json_owned(j: Json) -> Result<Self> {
+        match j {
+            Json::String(s) => Ok(Atom::String(s)),
+            Json::Array(mut a) if a.len() == 2 => {
+                let second = a.pop();
+                match (a[0].as_str(), second) {
+                    (Some("uuid"), Some(Json::String(s))) => Ok(Atom::Uuid(Uuid::parse(&s)?)),
+                    (Some("named-uuid"), Some(Json::String(s))) => Ok(Atom::NamedUuid(s)),
+                    (_, second) => {
+                        a.extend(second);
+                        Err(Error::Decode(format!("not an atom: {}", Json::Array(a))))
+                    }
+                }
+            }
+            other => Atom::from_json(&other),
+        }
+    }
 }
 
 impl From<&str> for Atom {
@@ -279,6 +297,46 @@ impl Value {
         }
         Atom::from_json(j).map(Value::Atom)
     }
+    /// Like [`Value::from_json`], but takes ownership so strings are moved, not copied
+    /// (decoding large monitor updates is dominated by this).
+    pub fn from_json_owned(j: Json) -> Result<Self> {
+        let Json::Array(mut a) = j else {
+            return Atom::from_json_owned(j).map(Value::Atom);
+        };
+        if a.len() == 2 && matches!(&a[1], Json::Array(_)) {
+            match a[0].as_str() {
+                Some("set") => {
+                    let Some(Json::Array(items)) = a.pop() else {
+                        unreachable!()
+                    };
+                    return items
+                        .into_iter()
+                        .map(Atom::from_json_owned)
+                        .collect::<Result<_>>()
+                        .map(Value::Set);
+                }
+                Some("map") => {
+                    let Some(Json::Array(items)) = a.pop() else {
+                        unreachable!()
+                    };
+                    return items
+                        .into_iter()
+                        .map(|p| match p {
+                            Json::Array(mut kv) if kv.len() == 2 => {
+                                let v = kv.pop().unwrap_or_default();
+                                let k = kv.pop().unwrap_or_default();
+                                Ok((Atom::from_json_owned(k)?, Atom::from_json_owned(v)?))
+                            }
+                            _ => Err(Error::Decode(format!("not a map pair: {p}"))),
+                        })
+                        .collect::<Result<_>>()
+                        .map(Value::Map);
+                }
+                _ => {}
+            }
+        }
+        Atom::from_json_owned(Json::Array(a)).map(Value::Atom)
+    }
 }
 
 impl<A: Into<Atom>> From<A> for Value {
@@ -334,6 +392,16 @@ impl Row {
             .ok_or_else(|| Error::Decode(format!("a row must be a JSON object, got {j}")))?;
         obj.iter()
             .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
+            .collect::<Result<_>>()
+            .map(Row)
+    }
+    /// Like [`Row::from_json`], but takes ownership so strings are moved, not copied.
+    pub fn from_json_owned(j: Json) -> Result<Self> {
+        let Json::Object(obj) = j else {
+            return Err(Error::Decode(format!("a row must be a JSON object, got {j}")));
+        };
+        obj.into_iter()
+            .map(|(k, v)| Ok((k, Value::from_json_owned(v)?)))
             .collect::<Result<_>>()
             .map(Row)
     }

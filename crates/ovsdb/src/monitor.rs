@@ -5,8 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value as Json};
+
 use crate::condition::Condition;
+#[cfg(test)]
+use crate::datum::Value;
 use crate::datum::{Row, Uuid};
+use crate::error::{Error, Result};
 use crate::schema::DatabaseSchema;
 
 /// Which protocol a monitor ended up using (the client falls back in this order).
@@ -93,4 +98,222 @@ pub struct TableUpdates {
     pub tables: BTreeMap<String, BTreeMap<Uuid, RowChange>>,
     /// update3: the transaction id after this update.
     pub last_txn_id: Option<Uuid>,
+}
+
+impl MonitorMethod {
+    /// The JSON-RPC method that starts a monitor of this kind.
+    pub fn rpc_name(self) -> &'static str {
+        match self {
+            MonitorMethod::CondSince => "monitor_cond_since",
+            MonitorMethod::Cond => "monitor_cond",
+            MonitorMethod::Plain => "monitor",
+        }
+    }
+    /// The notification that carries this kind's updates.
+    pub fn notification(self) -> &'static str {
+        match self {
+            MonitorMethod::CondSince => "update3",
+            MonitorMethod::Cond => "update2",
+            MonitorMethod::Plain => "update",
+        }
+    }
+}
+
+/// The all-zero transaction id: "I have nothing, send everything" for `monitor_cond_since`.
+pub const ZERO_TXN_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+impl TableMonitor {
+    /// One `<monitor-request>` (or `<monitor-cond-request>`) object.
+    fn to_json(&self, with_conditions: bool) -> Json {
+        let mut o = serde_json::Map::new();
+        if let Some(cols) = &self.columns {
+            o.insert("columns".into(), json!(cols));
+        }
+        if with_conditions {
+            if let Some(conds) = &self.conditions {
+                o.insert(
+                    "where".into(),
+                    Json::Array(conds.iter().map(Condition::to_json).collect()),
+                );
+            }
+        }
+        Json::Object(o)
+    }
+}
+
+impl MonitorRequest {
+    /// Whether any table has conditions (which plain `monitor` cannot express).
+    pub fn has_conditions(&self) -> bool {
+        self.tables.values().any(|t| t.conditions.is_some())
+    }
+
+    /// The `params` of the request starting a monitor with `method`; `last_txn_id` only
+    /// matters for `monitor_cond_since` (`None`: send everything).
+    pub fn to_params(
+        &self,
+        method: MonitorMethod,
+        database: &str,
+        monitor_id: &Json,
+        last_txn_id: Option<Uuid>,
+    ) -> Json {
+        let with_conditions = method != MonitorMethod::Plain;
+        let requests: serde_json::Map<String, Json> = self
+            .tables
+            .iter()
+            .map(|(t, m)| (t.clone(), Json::Array(vec![m.to_json(with_conditions)])))
+            .collect();
+        let mut params = vec![json!(database), monitor_id.clone(), Json::Object(requests)];
+        if method == MonitorMethod::CondSince {
+            params.push(json!(last_txn_id
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| ZERO_TXN_ID.to_owned())));
+        }
+        Json::Array(params)
+    }
+}
+
+/// Which notification format a JSON table-updates object is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateFormat {
+    /// `<table-updates>` of RFC 7047 (`old`/`new`).
+    Update,
+    /// `<table-updates2>` (`initial`/`insert`/`modify`/`delete`), used by update2 and update3.
+    Update2,
+}
+
+impl TableUpdates {
+    /// Decodes a `<table-updates>` or `<table-updates2>` object, taking ownership so row
+    /// strings are moved rather than copied.
+    pub fn decode(json: Json, format: UpdateFormat) -> Result<TableUpdates> {
+        let Json::Object(tables) = json else {
+            return Err(Error::Decode(format!("table updates must be an object, got {json}")));
+        };
+        let mut out = TableUpdates::default();
+        for (table, rows) in tables {
+            let Json::Object(rows) = rows else {
+                return Err(Error::Decode(format!("updates of table {table} must be an object")));
+            };
+            let mut changes = BTreeMap::new();
+            for (uuid, change) in rows {
+                let uuid = Uuid::parse(&uuid)?;
+                let change = match format {
+                    UpdateFormat::Update => decode_row_update(change),
+                    UpdateFormat::Update2 => decode_row_update2(change),
+                }
+                .map_err(|e| Error::Decode(format!("update of {table} row {uuid}: {e}")))?;
+                changes.insert(uuid, change);
+            }
+            out.tables.insert(table, changes);
+        }
+        Ok(out)
+    }
+
+    /// Number of row changes over all tables.
+    pub fn len(&self) -> usize {
+        self.tables.values().map(BTreeMap::len).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tables.values().all(BTreeMap::is_empty)
+    }
+}
+
+fn decode_row_update(change: Json) -> Result<RowChange> {
+    let Json::Object(mut o) = change else {
+        return Err(Error::Decode("a row update must be an object".into()));
+    };
+    let new = o.remove("new");
+    let old = o.remove("old");
+    Ok(match (old, new) {
+        (_, None) => RowChange::Delete,
+        (None, Some(new)) => RowChange::Insert(Row::from_json_owned(new)?),
+        (Some(_), Some(new)) => RowChange::Modify(RowDiff::New(Row::from_json_owned(new)?)),
+    })
+}
+
+fn decode_row_update2(change: Json) -> Result<RowChange> {
+    let Json::Object(o) = change else {
+        return Err(Error::Decode("a row update2 must be an object".into()));
+    };
+    let Some((kind, row)) = o.into_iter().next() else {
+        return Err(Error::Decode("empty row update2".into()));
+    };
+    Ok(match kind.as_str() {
+        "initial" | "insert" => RowChange::Insert(Row::from_json_owned(row)?),
+        "modify" => RowChange::Modify(RowDiff::Diff2(Row::from_json_owned(row)?)),
+        "delete" => RowChange::Delete,
+        other => return Err(Error::Decode(format!("unknown row update2 kind {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U1: &str = "11111111-1111-1111-1111-111111111111";
+    const U2: &str = "22222222-2222-2222-2222-222222222222";
+    const U3: &str = "33333333-3333-3333-3333-333333333333";
+
+    #[test]
+    fn decodes_update2() {
+        let j = json!({"T": {
+            U1: {"initial": {"name": "a"}},
+            U2: {"modify": {"tags": ["set", ["x"]]}},
+            U3: {"delete": null},
+        }});
+        let u = TableUpdates::decode(j, UpdateFormat::Update2).unwrap();
+        let t = &u.tables["T"];
+        assert_eq!(
+            t[&Uuid::parse(U1).unwrap()],
+            RowChange::Insert(Row::new().with("name", "a"))
+        );
+        assert_eq!(
+            t[&Uuid::parse(U2).unwrap()],
+            RowChange::Modify(RowDiff::Diff2(Row::new().with("tags", Value::set(["x"]))))
+        );
+        assert_eq!(t[&Uuid::parse(U3).unwrap()], RowChange::Delete);
+        assert_eq!(u.len(), 3);
+    }
+
+    #[test]
+    fn decodes_update() {
+        let j = json!({"T": {
+            U1: {"new": {"name": "a"}},
+            U2: {"old": {"name": "b"}, "new": {"name": "c", "n": 1}},
+            U3: {"old": {"name": "d"}},
+        }});
+        let u = TableUpdates::decode(j, UpdateFormat::Update).unwrap();
+        let t = &u.tables["T"];
+        assert!(matches!(t[&Uuid::parse(U1).unwrap()], RowChange::Insert(_)));
+        assert!(matches!(
+            t[&Uuid::parse(U2).unwrap()],
+            RowChange::Modify(RowDiff::New(_))
+        ));
+        assert_eq!(t[&Uuid::parse(U3).unwrap()], RowChange::Delete);
+    }
+
+    #[test]
+    fn malformed_updates_are_errors() {
+        assert!(TableUpdates::decode(json!([]), UpdateFormat::Update2).is_err());
+        assert!(TableUpdates::decode(json!({"T": {"not-a-uuid": {"insert": {}}}}), UpdateFormat::Update2).is_err());
+        assert!(TableUpdates::decode(json!({"T": {U1: {"bogus": {}}}}), UpdateFormat::Update2).is_err());
+    }
+
+    #[test]
+    fn request_params() {
+        let req = MonitorRequest::new().table(
+            "T",
+            TableMonitor::all()
+                .columns(["a"])
+                .conditions(vec![Condition::eq("a", 1), Condition::Constant(false)]),
+        );
+        let id = json!("m1");
+        assert_eq!(
+            req.to_params(MonitorMethod::CondSince, "DB", &id, None),
+            json!(["DB", "m1", {"T": [{"columns": ["a"], "where": [["a", "==", 1], false]}]}, ZERO_TXN_ID])
+        );
+        assert_eq!(
+            req.to_params(MonitorMethod::Plain, "DB", &id, None),
+            json!(["DB", "m1", {"T": [{"columns": ["a"]}]}])
+        );
+    }
 }
