@@ -33,6 +33,7 @@
 pub mod client;
 pub mod condition;
 pub mod datum;
+pub mod dump;
 pub mod error;
 pub mod jsonrpc;
 pub mod lock;
