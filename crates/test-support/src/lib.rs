@@ -5,7 +5,13 @@
 //! return, so a developer without OVN still gets a green unit suite and a clear list of what
 //! did not run. Under `OVN_HEATER_REQUIRE_LAB=1` (set by `.ci/run`) they panic with the same
 //! text instead, so CI can never go green on skipped tests.
+//!
+//! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`].
 #![allow(clippy::print_stderr)]
+
+pub mod server;
+
+pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
 
 use std::path::{Path, PathBuf};
 
