@@ -9,6 +9,7 @@
 mod cli;
 mod error;
 mod output;
+mod scenario;
 
 use std::process::ExitCode;
 
