@@ -1,10 +1,328 @@
-//! `ovn-heater lab` (not implemented yet).
+//! `ovn-heater lab up|status|down`: a local OVN lab that outlives the command, found again
+//! through `DIR/lab.json`.
+//!
+//! This file only turns flags into an [`ovn_lab::LabSpec`], prints results and maps
+//! [`ovn_lab::Error`]s to exit codes; everything else is `ovn-lab`'s. [`LabOptions`] and
+//! [`lab_failure`] are shared with `run` so both start labs the same way.
+//!
+//! Must not know: how daemons or namespaces are handled (that is `ovn-lab`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ovn_lab::{BinaryDirs, Lab, LabSpec};
+
+use crate::error::Failure;
+
+/// Start, inspect and stop a local OVN lab.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Start central DBs, northd and real chassis; print the NB/SB remotes and leave it running.
+    ///
+    /// Needs root. Everything lives in network namespaces named after the run dir (or --name);
+    /// logs, sockets and DIR/lab.json stay in the run dir. Ctrl-C tears down what was started.
+    Up(UpArgs),
+    /// Show the lab's processes (alive? RSS) and the chassis registered in the SB.
+    Status(StatusArgs),
+    /// Stop every process and delete every namespace of the lab; keeps the logs. Idempotent,
+    /// and also cleans up a lab whose `up` failed or was interrupted.
+    Down(DownArgs),
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct UpArgs {
+    /// Directory for DB files, sockets, logs and lab.json.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub lab: LabOptions,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::error::Failure::bad_input("this subcommand is not implemented yet").into())
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// The lab's --name, if it had one (only needed when lab.json is gone).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// How a lab is shaped; shared by `lab up` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LabOptions {
+    /// Prefix of the lab's network namespaces (default: derived from the run dir).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Real compute chassis (each: netns + ovsdb-server + ovs-vswitchd + ovn-controller). 0 = central only.
+    #[arg(long, default_value_t = 0)]
+    pub real_chassis: usize,
+    /// Real network nodes (gateway chassis with br-ex on the provider network).
+    #[arg(long, default_value_t = 0)]
+    pub network_nodes: usize,
+    /// 3-member RAFT clusters for NB and SB instead of standalone servers.
+    #[arg(long)]
+    pub clustered: bool,
+    /// RAFT election timer in ms (with --clustered).
+    #[arg(long)]
+    pub election_timer: Option<u64>,
+    /// SB relays; chassis connect through them.
+    #[arg(long, default_value_t = 0)]
+    pub relays: usize,
+    /// ovn-northd --n-threads.
+    #[arg(long, default_value_t = 1)]
+    pub northd_threads: usize,
+    /// ovn-monitor-all on every chassis.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub monitor_all: bool,
+    /// ovn-remote-probe-interval of every chassis, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    pub remote_probe_interval: u64,
+    /// Underlay network of the chassis (encap IPs); only exists inside the lab's namespaces.
+    #[arg(long, default_value = "192.168.0.0/16")]
+    pub node_net: String,
+    /// Provider network behind br-ex; the external host takes its first address.
+    #[arg(long, default_value = "172.16.0.0/24")]
+    pub external_net: String,
+    /// Take ovn-northd/ovn-controller and the OVN schemas from here (a bin dir or build tree).
+    #[arg(long)]
+    pub ovn_bin_dir: Option<PathBuf>,
+    /// Take ovsdb-server/ovs-vswitchd/ovs-vsctl and vswitch.ovsschema from here.
+    #[arg(long)]
+    pub ovs_bin_dir: Option<PathBuf>,
+    /// Seconds to wait for every chassis to register in the SB.
+    #[arg(long, default_value_t = 180)]
+    pub registration_timeout: u64,
+}
+
+impl LabOptions {
+    /// The spec for a lab in `run_dir`; bad CIDRs are exit code 2.
+    pub fn to_spec(&self, run_dir: PathBuf) -> anyhow::Result<LabSpec> {
+        let cidr = |flag: &str, v: &str| {
+            v.parse::<ipnet::Ipv4Net>()
+                .map(|n| n.trunc())
+                .map_err(|_| Failure::bad_input(format!("--{flag} {v:?} is not an IPv4 CIDR such as 192.168.0.0/16")))
+        };
+        let mut spec = LabSpec::new(run_dir).with_chassis(self.real_chassis, self.network_nodes);
+        spec.name = self.name.clone();
+        spec.clustered = self.clustered;
+        spec.election_timer_ms = self.election_timer;
+        spec.n_relays = self.relays;
+        spec.northd_threads = self.northd_threads;
+        spec.monitor_all = self.monitor_all;
+        spec.remote_probe_interval_ms = self.remote_probe_interval;
+        spec.node_net = cidr("node-net", &self.node_net)?;
+        spec.external_net = cidr("external-net", &self.external_net)?;
+        spec.binaries = BinaryDirs {
+            ovn_bin_dir: self.ovn_bin_dir.clone(),
+            ovs_bin_dir: self.ovs_bin_dir.clone(),
+        };
+        spec.registration_timeout = Duration::from_secs(self.registration_timeout);
+        Ok(spec)
+    }
+}
+
+/// Maps a lab error to the README's exit codes: preflight problems (root, packages, names,
+/// run dir, bad spec) are 2, everything else 3.
+pub fn lab_failure(err: ovn_lab::Error) -> anyhow::Error {
+    let code = if err.is_preflight() {
+        crate::error::EXIT_BAD_INPUT
+    } else {
+        crate::error::EXIT_ENVIRONMENT
+    };
+    Failure {
+        code,
+        message: err.to_string(),
+    }
+    .into()
+}
+
+/// Brings a lab up, tearing down what was started when SIGINT/SIGTERM arrives first.
+pub async fn up_interruptible(spec: LabSpec) -> anyhow::Result<Lab> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        r = Lab::up(spec) => r.map_err(lab_failure),
+        // Dropping the bring-up future runs its teardown guard.
+        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+        _ = term.recv() => Err(Failure::interrupted().into()),
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Action::Up(a) => up(a).await,
+        Action::Status(a) => status(a).await,
+        Action::Down(a) => down(a),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.lab.to_spec(args.run_dir.clone())?;
+    let n_chassis = spec.chassis.len();
+    let start = Instant::now();
+    let lab = up_interruptible(spec).await.context("`ovn-heater lab up` failed")?;
+    let elapsed = start.elapsed();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary_json(&lab))?);
+    } else {
+        println!(
+            "lab up in {:.1} s ({n_chassis} real chassis registered), prefix {}",
+            elapsed.as_secs_f64(),
+            lab.prefix()
+        );
+        println!("NB remote:             {}", lab.nb_remote());
+        println!("SB remote:             {}", lab.sb_remote());
+        println!("SB remote for chassis: {}", lab.sb_remote_for_chassis());
+        if let Some(h) = lab.external_host() {
+            println!(
+                "external host:         {} on {} (netns {})",
+                h.ip(),
+                h.network(),
+                h.netns()
+            );
+        }
+        for c in lab.chassis() {
+            println!(
+                "chassis {:<14} {:<12} encap {:<15} netns {}",
+                c.name(),
+                c.role().to_string(),
+                c.encap_ip(),
+                c.netns()
+            );
+        }
+        println!("state:                 {}", lab.run_dir().join("lab.json").display());
+        println!(
+            "stop with:             ovn-heater lab down --run-dir {}",
+            args.run_dir.display()
+        );
+    }
+    lab.detach();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_json(lab: &Lab) -> serde_json::Value {
+    serde_json::json!({
+        "run_dir": lab.run_dir(),
+        "prefix": lab.prefix(),
+        "nb_remote": lab.nb_remote(),
+        "sb_remote": lab.sb_remote(),
+        "sb_remote_for_chassis": lab.sb_remote_for_chassis(),
+        "external_host": lab.external_host().map(|h| h.ip().to_string()),
+        "chassis": lab.chassis().iter().map(|c| serde_json::json!({
+            "name": c.name(), "role": c.role().to_string(), "hostname": c.hostname(),
+            "encap_ip": c.encap_ip().to_string(), "netns": c.netns(),
+        })).collect::<Vec<_>>(),
+        "versions": lab.versions(),
+    })
+}
+
+#[allow(clippy::print_stdout)]
+async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let lab = Lab::attach(&args.run_dir).map_err(lab_failure)?;
+    let status = lab.status();
+    let registered = tokio::time::timeout(Duration::from_secs(15), lab.registered_chassis()).await;
+    let registered = match registered {
+        Ok(Ok(names)) => Ok(names),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the SB did not answer within 15 s".to_owned()),
+    };
+    let dead = status.processes.iter().filter(|p| !p.alive).count();
+    if args.json {
+        let v = serde_json::json!({
+            "summary": summary_json(&lab),
+            "complete": status.complete,
+            "processes": status.processes.iter().map(|p| serde_json::json!({
+                "name": p.process.name, "role": p.process.role.to_string(), "pid": p.process.pid,
+                "alive": p.alive, "rss_bytes": p.rss_bytes, "log": p.process.log_path,
+            })).collect::<Vec<_>>(),
+            "registered_chassis": registered.as_ref().ok(),
+            "sb_error": registered.as_ref().err(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "lab {} in {}{}",
+            lab.prefix(),
+            lab.run_dir().display(),
+            if status.complete {
+                ""
+            } else {
+                " (bring-up did not finish)"
+            }
+        );
+        println!("NB remote: {}", lab.nb_remote());
+        println!("SB remote: {}", lab.sb_remote());
+        println!(
+            "{:<28} {:<11} {:>8} {:>6} {:>9}",
+            "PROCESS", "ROLE", "PID", "ALIVE", "RSS MB"
+        );
+        for p in &status.processes {
+            let rss = p
+                .rss_bytes
+                .map(|b| format!("{:.1}", b as f64 / 1e6))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<28} {:<11} {:>8} {:>6} {:>9}",
+                p.process.name,
+                p.process.role.to_string(),
+                p.process.pid,
+                if p.alive { "yes" } else { "NO" },
+                rss
+            );
+        }
+        match &registered {
+            Ok(names) => println!("SB chassis ({}): {}", names.len(), names.join(" ")),
+            Err(e) => println!("SB chassis: unknown ({e})"),
+        }
+    }
+    if dead > 0 || registered.is_err() {
+        return Err(Failure::environment(format!(
+            "{dead} lab process(es) not running{}; logs in {}",
+            registered
+                .err()
+                .map(|e| format!(", SB unreachable: {e}"))
+                .unwrap_or_default(),
+            lab.run_dir().display()
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
+    let report = Lab::down_run_dir(&args.run_dir, args.name.as_deref())
+        .map_err(lab_failure)
+        .context("`ovn-heater lab down` failed")?;
+    println!(
+        "lab down: {} process(es) stopped, {} namespace(s) deleted; logs kept in {}",
+        report.processes_stopped,
+        report.netns_deleted.len(),
+        args.run_dir.display()
+    );
+    if !report.leftovers.is_empty() {
+        return Err(Failure::environment(format!("left behind: {}", report.leftovers.join(", "))).into());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,571 @@
+//! Real chassis, the external host, and the VM plumbing on top of them.
+//!
+//! A chassis is a network namespace `<prefix>-<name>` running its own `ovsdb-server`,
+//! `ovs-vswitchd` (userspace `netdev` datapath) and `ovn-controller`, with pidfiles, logs and
+//! sockets in `DIR/hv/<name>/`. Its encap IP sits on the `br-phy` bridge whose uplink `eth0`
+//! is a veth into the underlay namespace's node bridge; network nodes also have `br-ex` with
+//! uplink `eth1` on the provider bridge, where the external host lives. `ovn-controller` reaches
+//! the SB through a unix socket (the file system is shared), so no TCP crosses namespaces.
+//!
+//! A VM is an OVS internal port on `br-int` (with `external_ids:iface-id` = the logical port)
+//! moved into its own namespace `<prefix>-vm-<port>`. The OVS writes go through our
+//! [`ovsdb::Client`] on the chassis' `db.sock`; only bridge setup at bring-up uses one
+//! `ovs-vsctl` call per chassis.
+//!
+//! Must not know: Neutron, logical topology (switches and ports are the caller's business).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use ovsdb::{Client, ClientOptions, Condition, Mutation, Row, Transaction, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::netns::Ip;
+use crate::process::{poll_until, Cmd, Daemon};
+use crate::spec::{ChassisRole, ChassisSpec, PHYSICAL_NETWORK};
+use crate::state::{ProcessRole, Recorder};
+
+const OVS_DB: &str = "Open_vSwitch";
+/// Neutron's default MTU for geneve tenant networks on a 1500-byte underlay.
+pub const DEFAULT_VM_MTU: u32 = 1442;
+/// How long a VM's tap may take to appear after its port is added.
+const TAP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One real chassis of a running lab.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RealChassis {
+    name: String,
+    role: ChassisRole,
+    hostname: String,
+    netns: String,
+    encap_ip: Ipv4Addr,
+    dir: PathBuf,
+    prefix: String,
+    ip_path: PathBuf,
+    ping_path: PathBuf,
+    /// The chassis' own OVS database connection, opened on first use.
+    #[serde(skip)]
+    ovs: OvsConnection,
+}
+
+/// The lazily opened connection to a chassis' OVS database, shared by clones.
+#[derive(Clone, Default)]
+struct OvsConnection(Arc<tokio::sync::OnceCell<Client>>);
+
+impl std::fmt::Debug for OvsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.initialized() {
+            "connected"
+        } else {
+            "not connected"
+        })
+    }
+}
+
+impl RealChassis {
+    /// Chassis name = OVS `system-id` = SB `Chassis.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn role(&self) -> ChassisRole {
+        self.role
+    }
+    /// SB `Chassis.hostname` (what Neutron's `binding:host_id` names).
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+    pub fn encap_ip(&self) -> Ipv4Addr {
+        self.encap_ip
+    }
+    /// `unix:` remote of the chassis' local Open_vSwitch database.
+    pub fn ovs_remote(&self) -> String {
+        format!("unix:{}", self.db_sock().display())
+    }
+    /// Where its pidfiles, logs and sockets are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn db_sock(&self) -> PathBuf {
+        self.dir.join("db.sock")
+    }
+
+    async fn ovs_client(&self) -> Result<&Client> {
+        self.ovs
+            .0
+            .get_or_try_init(|| async {
+                let opts = ClientOptions::new(&self.ovs_remote())
+                    .map_err(|e| Error::ovsdb("bad chassis remote", e))?
+                    .inactivity_probe(None);
+                Client::connect(opts).await.map_err(|e| {
+                    Error::ovsdb(
+                        format!("cannot connect to the OVS database of chassis {}", self.name),
+                        e,
+                    )
+                })
+            })
+            .await
+    }
+
+    /// Plugs a VM into this chassis: an internal port on `br-int` with `iface-id` =
+    /// `spec.port_name`, moved into its own namespace with the MAC, IP, MTU and default route.
+    /// `ovn-controller` then claims the logical port of that name.
+    pub async fn bind_vm(&self, spec: VmSpec) -> Result<Vm> {
+        let ifname = tap_name(&spec.port_name);
+        let vm_netns = format!("{}-vm-{}", self.prefix, sanitize(&spec.port_name, 40));
+        let ip_cidr: ipnet::IpNet = spec
+            .ip_cidr
+            .parse()
+            .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let client = self.ovs_client().await?;
+
+        let mut txn = Transaction::new(OVS_DB);
+        let iface = txn.insert(
+            "Interface",
+            Row::new()
+                .with("name", ifname.as_str())
+                .with("type", "internal")
+                .with("mtu_request", i64::from(spec.mtu))
+                .with(
+                    "external_ids",
+                    Value::string_map([
+                        ("iface-id", spec.port_name.as_str()),
+                        ("attached-mac", spec.mac.as_str()),
+                        ("iface-status", "active"),
+                    ]),
+                ),
+        );
+        let port = txn.insert(
+            "Port",
+            Row::new().with("name", ifname.as_str()).with("interfaces", iface),
+        );
+        txn.mutate(
+            "Bridge",
+            vec![Condition::eq("name", "br-int")],
+            vec![Mutation::insert("ports", port)],
+        );
+        let result = client.transact(txn).await.map_err(|e| {
+            Error::ovsdb(
+                format!("cannot add port {ifname} to br-int on chassis {}", self.name),
+                e,
+            )
+        })?;
+        if result.results.get(2).and_then(|r| r.count) != Some(1) {
+            return Err(Error::NotFound(format!(
+                "chassis {} has no br-int yet (ovn-controller creates it once connected to the SB)",
+                self.name
+            )));
+        }
+
+        let ip = Ip::new(&self.ip_path);
+        let vm = Vm {
+            port_name: spec.port_name.clone(),
+            chassis: self.name.clone(),
+            netns: vm_netns.clone(),
+            ifname: ifname.clone(),
+            ip: ip_cidr.addr(),
+            ip_path: self.ip_path.clone(),
+            ping_path: self.ping_path.clone(),
+        };
+        let plumb = async {
+            ip.add_netns(&vm_netns).await?;
+            poll_until(&format!("tap {ifname} on chassis {}", self.name), TAP_TIMEOUT, || {
+                ip.has_link(&self.netns, &ifname)
+            })
+            .await?;
+            ip.run(&self.netns, &["link", "set", &ifname, "netns", &vm_netns])
+                .await?;
+            let mtu = spec.mtu.to_string();
+            ip.run(
+                &vm_netns,
+                &["link", "set", &ifname, "address", &spec.mac, "mtu", &mtu, "up"],
+            )
+            .await?;
+            ip.add_address(&vm_netns, &ifname, &spec.ip_cidr).await?;
+            if let Some(gw) = spec.gateway {
+                ip.run(&vm_netns, &["route", "add", "default", "via", &gw.to_string()])
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = plumb.await {
+            let _ = self.unbind_vm(&vm).await;
+            return Err(e);
+        }
+        tracing::debug!(chassis = %self.name, port = %spec.port_name, netns = %vm_netns, "VM bound");
+        Ok(vm)
+    }
+
+    /// Unplugs a VM: removes its port from `br-int` (through the OVS database) and deletes its
+    /// namespace. Unplugging twice is fine.
+    pub async fn unbind_vm(&self, vm: &Vm) -> Result<()> {
+        let client = self.ovs_client().await?;
+        let mut select = Transaction::new(OVS_DB);
+        select.select(
+            "Port",
+            vec![Condition::eq("name", vm.ifname.as_str())],
+            Some(vec!["_uuid".into()]),
+        );
+        let found = client
+            .transact(select)
+            .await
+            .map_err(|e| Error::ovsdb(format!("cannot look up port {} on chassis {}", vm.ifname, self.name), e))?;
+        let uuids: Vec<_> = found
+            .results
+            .first()
+            .and_then(|r| r.rows.as_ref())
+            .map(|rows| rows.iter().filter_map(Row::uuid).collect())
+            .unwrap_or_default();
+        if !uuids.is_empty() {
+            let mut txn = Transaction::new(OVS_DB);
+            txn.mutate(
+                "Bridge",
+                vec![Condition::eq("name", "br-int")],
+                vec![Mutation::delete("ports", Value::set(uuids))],
+            );
+            client
+                .transact(txn)
+                .await
+                .map_err(|e| Error::ovsdb(format!("cannot remove port {} on chassis {}", vm.ifname, self.name), e))?;
+        }
+        Ip::new(&self.ip_path).delete_netns_blocking(&vm.netns)
+    }
+}
+
+/// What to plug: the logical port's name and the addresses the CMS gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    /// `external_ids:iface-id` = the logical switch port's name (Neutron: the port id).
+    pub port_name: String,
+    pub mac: String,
+    /// `10.0.0.5/24`.
+    pub ip_cidr: String,
+    /// Default route, if any.
+    pub gateway: Option<IpAddr>,
+    pub mtu: u32,
+}
+
+impl VmSpec {
+    pub fn new(port_name: impl Into<String>, mac: impl Into<String>, ip_cidr: impl Into<String>) -> Self {
+        VmSpec {
+            port_name: port_name.into(),
+            mac: mac.into(),
+            ip_cidr: ip_cidr.into(),
+            gateway: None,
+            mtu: DEFAULT_VM_MTU,
+        }
+    }
+    pub fn gateway(mut self, gw: IpAddr) -> Self {
+        self.gateway = Some(gw);
+        self
+    }
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = mtu;
+        self
+    }
+}
+
+/// A VM plugged into a chassis: a namespace with one interface.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Vm {
+    port_name: String,
+    chassis: String,
+    netns: String,
+    ifname: String,
+    ip: IpAddr,
+    ip_path: PathBuf,
+    ping_path: PathBuf,
+}
+
+impl Vm {
+    pub fn port_name(&self) -> &str {
+        &self.port_name
+    }
+    pub fn chassis(&self) -> &str {
+        &self.chassis
+    }
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+    /// The interface name inside the VM (also the OVS port name): `tap` + the port name's start.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// Pings `dest` until the first reply or `timeout`: `Some(time to first reply)`, or `None`
+    /// when nothing answered.
+    pub async fn ping(&self, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
+        ping_from(&self.ip_path, &self.ping_path, &self.netns, dest, timeout).await
+    }
+}
+
+/// A host on the provider network (behind the network nodes' `br-ex`), e.g. the target of a
+/// VM's ping through its router's gateway (SNAT).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExternalHost {
+    netns: String,
+    ip: Ipv4Addr,
+    net: Ipv4Net,
+    ip_path: PathBuf,
+    ping_path: PathBuf,
+}
+
+impl ExternalHost {
+    /// Its address: the provider network's first host address (what a provider subnet would
+    /// use as `gateway_ip`).
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+    /// The provider network.
+    pub fn network(&self) -> Ipv4Net {
+        self.net
+    }
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+    pub async fn ping(&self, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
+        ping_from(&self.ip_path, &self.ping_path, &self.netns, dest, timeout).await
+    }
+}
+
+async fn ping_from(ip: &Path, ping: &Path, netns: &str, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
+    let deadline = timeout.as_secs_f64().ceil().max(1.0) as u64;
+    let cmd = Cmd::new(ping)
+        .args(["-n", "-q", "-c", "1", "-i", "0.2", "-w"])
+        .arg(deadline.to_string())
+        .arg(dest.to_string())
+        .in_netns(ip, netns);
+    let start = Instant::now();
+    match cmd.run().await {
+        Ok(_) => Ok(Some(start.elapsed())),
+        // ping exits 1 when no reply came before the deadline; anything else is a real error.
+        Err(Error::ProcessFailed { status, .. }) if status == "exit status 1" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `tap` + the port name's first 11 characters: Neutron's naming, and within IFNAMSIZ.
+fn tap_name(port_name: &str) -> String {
+    format!("tap{}", sanitize(port_name, 11))
+}
+
+fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// What every chassis of a lab shares.
+#[derive(Clone, Debug)]
+pub(crate) struct ChassisContext {
+    pub binaries: crate::Binaries,
+    pub prefix: String,
+    pub run_dir: PathBuf,
+    pub underlay_netns: String,
+    pub node_net: Ipv4Net,
+    pub sb_remote: String,
+    pub monitor_all: bool,
+    pub remote_probe_interval_ms: u64,
+    pub datapath_type: String,
+}
+
+/// The underlay namespace's bridges.
+pub(crate) const NODE_BRIDGE: &str = "br-node";
+pub(crate) const PROVIDER_BRIDGE: &str = "br-prov";
+
+impl ChassisContext {
+    /// Starts chassis number `index` (0-based): namespace, links, the three daemons.
+    /// Each namespace and daemon goes on record in `rec` as soon as it exists.
+    pub async fn start(&self, spec: &ChassisSpec, index: usize, rec: &Recorder) -> Result<RealChassis> {
+        let b = &self.binaries;
+        let ip = Ip::new(&b.ip);
+        let netns = format!("{}-{}", self.prefix, spec.name);
+        let dir = self.run_dir.join("hv").join(&spec.name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let encap_ip = crate::spec::nth_address(self.node_net, 10 + index as u32);
+        let gateway = spec.role == ChassisRole::NetworkNode;
+
+        rec.netns(netns.clone());
+        ip.add_netns(&netns).await?;
+        ip.add_veth(&netns, "eth0", &self.underlay_netns, &format!("n{index}"))
+            .await?;
+        ip.set_master(&self.underlay_netns, &format!("n{index}"), NODE_BRIDGE)
+            .await?;
+        if gateway {
+            ip.add_veth(&netns, "eth1", &self.underlay_netns, &format!("p{index}"))
+                .await?;
+            ip.set_master(&self.underlay_netns, &format!("p{index}"), PROVIDER_BRIDGE)
+                .await?;
+        }
+
+        let db = dir.join("conf.db");
+        let _ = std::fs::remove_file(&db);
+        Cmd::new(&b.ovsdb_tool)
+            .args([
+                "create".to_owned(),
+                db.display().to_string(),
+                b.vswitch_schema.display().to_string(),
+            ])
+            .run()
+            .await?;
+        let daemon = |stem: &str, role, program: &Path, args: Vec<String>| Daemon {
+            name: format!("{}/{stem}", spec.name),
+            role,
+            program: program.to_path_buf(),
+            dir: dir.clone(),
+            stem: stem.into(),
+            args,
+            // ovs-vswitchd puts br-int.mgmt in OVS_RUNDIR and ovn-controller looks for it there.
+            env: vec![
+                ("OVS_RUNDIR".into(), dir.display().to_string()),
+                ("OVN_RUNDIR".into(), dir.display().to_string()),
+            ],
+            netns: Some(netns.clone()),
+            chassis: Some(spec.name.clone()),
+        };
+        let db_sock = dir.join("db.sock");
+        let db_remote = format!("unix:{}", db_sock.display());
+        daemon(
+            "ovsdb-server",
+            ProcessRole::ChassisDb,
+            &b.ovsdb_server,
+            vec![
+                db.display().to_string(),
+                format!("--remote=punix:{}", db_sock.display()),
+            ],
+        )
+        .start(&b.ip, |p| rec.process(p))
+        .await?;
+
+        let mut ext = vec![
+            format!("external_ids:system-id={}", spec.name),
+            format!("external_ids:hostname={}", spec.name),
+            format!("external_ids:ovn-remote=\"{}\"", self.sb_remote),
+            "external_ids:ovn-encap-type=geneve".into(),
+            format!("external_ids:ovn-encap-ip={encap_ip}"),
+            format!("external_ids:ovn-bridge-datapath-type={}", self.datapath_type),
+            format!("external_ids:ovn-monitor-all={}", self.monitor_all),
+            format!(
+                "external_ids:ovn-remote-probe-interval={}",
+                self.remote_probe_interval_ms
+            ),
+        ];
+        if gateway {
+            ext.push(format!("external_ids:ovn-bridge-mappings={PHYSICAL_NETWORK}:br-ex"));
+            ext.push("external_ids:ovn-cms-options=enable-chassis-as-gw".into());
+        }
+        let mut vsctl = Cmd::new(&b.ovs_vsctl)
+            .args([
+                format!("--db={db_remote}"),
+                "--no-wait".into(),
+                "--".into(),
+                "init".into(),
+            ])
+            .args(["--", "set", "Open_vSwitch", "."])
+            .args(ext);
+        for (bridge, uplink) in std::iter::once(("br-phy", "eth0")).chain(gateway.then_some(("br-ex", "eth1"))) {
+            vsctl = vsctl
+                .args(["--", "add-br", bridge, "--", "set", "Bridge", bridge])
+                .arg(format!("datapath_type={}", self.datapath_type))
+                .args(["--", "add-port", bridge, uplink]);
+        }
+        vsctl.run().await?;
+
+        daemon(
+            "ovs-vswitchd",
+            ProcessRole::Vswitchd,
+            &b.ovs_vswitchd,
+            vec![db_remote.clone()],
+        )
+        .start(&b.ip, |p| rec.process(p))
+        .await?;
+        poll_until(
+            &format!("br-phy of chassis {}", spec.name),
+            Duration::from_secs(20),
+            || ip.has_link(&netns, "br-phy"),
+        )
+        .await?;
+        ip.add_address(&netns, "br-phy", &format!("{encap_ip}/{}", self.node_net.prefix_len()))
+            .await?;
+        ip.run(&netns, &["link", "set", "br-phy", "up"]).await?;
+        if gateway {
+            poll_until(
+                &format!("br-ex of chassis {}", spec.name),
+                Duration::from_secs(20),
+                || ip.has_link(&netns, "br-ex"),
+            )
+            .await?;
+            ip.run(&netns, &["link", "set", "br-ex", "up"]).await?;
+        }
+
+        daemon(
+            "ovn-controller",
+            ProcessRole::Controller,
+            &b.ovn_controller,
+            vec![db_remote],
+        )
+        .start(&b.ip, |p| rec.process(p))
+        .await?;
+
+        Ok(RealChassis {
+            name: spec.name.clone(),
+            role: spec.role,
+            hostname: spec.name.clone(),
+            netns,
+            encap_ip,
+            dir,
+            prefix: self.prefix.clone(),
+            ip_path: b.ip.clone(),
+            ping_path: b.ping.clone(),
+            ovs: OvsConnection::default(),
+        })
+    }
+
+    /// The external host: a namespace on the provider bridge with the network's first address.
+    pub async fn start_external_host(&self, net: Ipv4Net, rec: &Recorder) -> Result<ExternalHost> {
+        let ip = Ip::new(&self.binaries.ip);
+        let netns = format!("{}-ext", self.prefix);
+        rec.netns(netns.clone());
+        ip.add_netns(&netns).await?;
+        ip.add_veth(&netns, "eth0", &self.underlay_netns, "ext0").await?;
+        ip.set_master(&self.underlay_netns, "ext0", PROVIDER_BRIDGE).await?;
+        let addr = crate::spec::nth_address(net, 1);
+        ip.add_address(&netns, "eth0", &format!("{addr}/{}", net.prefix_len()))
+            .await?;
+        Ok(ExternalHost {
+            netns,
+            ip: addr,
+            net,
+            ip_path: self.binaries.ip.clone(),
+            ping_path: self.binaries.ping.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_names_fit_ifnamsiz_and_follow_neutron() {
+        assert_eq!(tap_name("3f2a9c1e-7b4d-4a51-9f0e-0123456789ab"), "tap3f2a9c1e-7b");
+        assert!(tap_name("a/very/long/name/indeed").len() <= 15);
+    }
+}

@@ -1,0 +1,623 @@
+//! [`Lab`]: preflight, bring-up, finding a running lab again, inspecting it, tearing it down.
+//!
+//! Bring-up order: preflight (root, binaries, schemas, `/dev/net/tun`, name and run-dir
+//! clashes) → central (NB, SB, relays, northd) → underlay namespace with its bridges → external
+//! host → chassis (a few at a time) → wait until every chassis is in the SB `Chassis` table.
+//! Every step is on record in `DIR/lab.json` before the next, and a guard tears down what was
+//! started if bring-up fails or its future is dropped (Ctrl-C).
+//!
+//! Teardown stops every recorded daemon (and any pidfile found under the run dir), deletes
+//! every namespace named `<prefix>-*` (with them all veths and bridges), keeps the logs, and
+//! checks that nothing is left.
+//!
+//! Must not know: Neutron, scenarios, exit codes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ovsdb::{Client, ClientOptions, MonitorRequest, TableMonitor, Transaction};
+
+use crate::central::{self, CentralSpec, Db};
+use crate::chassis::{ChassisContext, ExternalHost, RealChassis, NODE_BRIDGE, PROVIDER_BRIDGE};
+use crate::error::{Error, Result};
+use crate::netns::{self, Ip};
+use crate::process;
+use crate::spec::{ChassisRole, LabSpec};
+use crate::state::{LabState, ProcessInfo, ProcessRole, Recorder};
+use crate::Binaries;
+
+/// How many chassis are brought up at once: enough to overlap the waits on daemons, few
+/// enough not to starve a 2-core machine.
+const CHASSIS_PARALLELISM: usize = 4;
+/// Where a torn-down lab's record goes, so `lab down` twice is not an error.
+const DOWN_STATE_FILE: &str = "lab.down.json";
+
+/// A running lab. Dropping a lab this process started tears it down (a safety net; prefer
+/// [`Lab::down`]); [`Lab::detach`] leaves it running for another process to find with
+/// [`Lab::attach`].
+pub struct Lab {
+    state: LabState,
+    /// Tear down on drop: true for a lab started here and not detached.
+    owned: bool,
+}
+
+/// A process of the lab and whether it is still running.
+#[derive(Clone, Debug)]
+pub struct ProcessStatus {
+    pub process: ProcessInfo,
+    pub alive: bool,
+    pub rss_bytes: Option<u64>,
+}
+
+/// What [`Lab::status`] sees.
+#[derive(Clone, Debug)]
+pub struct LabStatus {
+    /// `false` when bring-up did not finish (failed or still running).
+    pub complete: bool,
+    pub processes: Vec<ProcessStatus>,
+}
+
+/// What teardown did.
+#[derive(Clone, Debug, Default)]
+pub struct Teardown {
+    pub processes_stopped: usize,
+    pub netns_deleted: Vec<String>,
+    /// Processes or namespaces still there afterwards (an error unless empty).
+    pub leftovers: Vec<String>,
+}
+
+impl Lab {
+    /// Checks the environment, starts everything in `spec`, and waits until every real chassis
+    /// is registered in the SB. On error (or if this future is dropped) everything started is
+    /// torn down again.
+    pub async fn up(spec: LabSpec) -> Result<Lab> {
+        spec.validate()?;
+        let binaries = preflight(&spec)?;
+        let prefix = spec.prefix();
+        let run_dir = std::path::absolute(&spec.run_dir).map_err(|e| Error::io("cannot resolve the run dir", e))?;
+        std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))?;
+        let _ = std::fs::remove_file(run_dir.join(DOWN_STATE_FILE));
+
+        let rec = Recorder::new(LabState {
+            prefix: prefix.clone(),
+            run_dir: run_dir.clone(),
+            complete: false,
+            clustered: spec.clustered,
+            nb_remote: String::new(),
+            sb_remote: String::new(),
+            sb_remote_for_chassis: String::new(),
+            nb_members: Vec::new(),
+            sb_members: Vec::new(),
+            processes: Vec::new(),
+            netns: Vec::new(),
+            chassis: Vec::new(),
+            external_host: None,
+            versions: binaries.versions(),
+            ovs_appctl: binaries.ovs_appctl.clone(),
+            ip: binaries.ip.clone(),
+        });
+        rec.update(|_| {});
+        let mut guard = UpGuard {
+            rec: rec.clone(),
+            armed: true,
+        };
+        let started = Instant::now();
+
+        let central = CentralSpec {
+            binaries: binaries.clone(),
+            run_dir: run_dir.clone(),
+            clustered: spec.clustered,
+            election_timer_ms: spec.election_timer_ms,
+            n_relays: spec.n_relays,
+            northd_threads: spec.northd_threads,
+        }
+        .start(&rec)
+        .await?;
+        rec.update(|s| {
+            s.nb_remote = central.nb_remote.clone();
+            s.sb_remote = central.sb_remote.clone();
+            s.sb_remote_for_chassis = central.sb_remote_for_chassis.clone();
+            s.nb_members = central.nb_members.clone();
+            s.sb_members = central.sb_members.clone();
+        });
+        tracing::info!(elapsed = ?started.elapsed(), nb = %central.nb_remote, sb = %central.sb_remote, "central up");
+
+        if !spec.chassis.is_empty() {
+            let ip = Ip::new(&binaries.ip);
+            let underlay = format!("{prefix}-ul");
+            rec.netns(underlay.clone());
+            ip.add_netns(&underlay).await?;
+            ip.add_bridge(&underlay, NODE_BRIDGE).await?;
+            ip.add_bridge(&underlay, PROVIDER_BRIDGE).await?;
+            let ctx = Arc::new(ChassisContext {
+                binaries: binaries.clone(),
+                prefix: prefix.clone(),
+                run_dir: run_dir.clone(),
+                underlay_netns: underlay,
+                node_net: spec.node_net,
+                sb_remote: central.sb_remote_for_chassis.clone(),
+                monitor_all: spec.monitor_all,
+                remote_probe_interval_ms: spec.remote_probe_interval_ms,
+                datapath_type: spec.datapath_type.clone(),
+            });
+            if spec.chassis.iter().any(|c| c.role == ChassisRole::NetworkNode) {
+                let host = ctx.start_external_host(spec.external_net, &rec).await?;
+                rec.update(|s| s.external_host = Some(host));
+            }
+            let chassis = start_all_chassis(&ctx, &spec, &rec).await?;
+            rec.update(|s| s.chassis = chassis);
+            tracing::info!(elapsed = ?started.elapsed(), n = spec.chassis.len(), "chassis started");
+        }
+
+        let lab = Lab {
+            state: rec.snapshot(),
+            owned: false,
+        };
+        lab.wait_chassis_registered(spec.registration_timeout).await?;
+        rec.update(|s| s.complete = true);
+        guard.armed = false;
+        tracing::info!(elapsed = ?started.elapsed(), "lab up");
+        Ok(Lab {
+            state: rec.snapshot(),
+            owned: true,
+        })
+    }
+
+    /// Finds the lab recorded in `run_dir/lab.json` (started by this or another process).
+    /// Dropping the returned handle leaves the lab running; call [`Lab::down`] to stop it.
+    pub fn attach(run_dir: &Path) -> Result<Lab> {
+        Ok(Lab {
+            state: LabState::load(run_dir)?,
+            owned: false,
+        })
+    }
+
+    /// Tears down whatever is left of a lab in `run_dir`: a running one, a half-started one,
+    /// or one already down (then there is nothing to do). `name` is the lab's `--name` when
+    /// it had one; it is only needed when `lab.json` is gone.
+    pub fn down_run_dir(run_dir: &Path, name: Option<&str>) -> Result<Teardown> {
+        match LabState::load(run_dir) {
+            Ok(state) => Lab { state, owned: false }.down(),
+            Err(Error::NoLab { .. }) => {
+                let prefix = name
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| crate::spec::prefix_for_run_dir(run_dir));
+                let ip = crate::Binaries::locate(None, None)
+                    .map(|b| b.ip)
+                    .unwrap_or_else(|_| PathBuf::from("ip"));
+                let state = match load_state_file(&run_dir.join(DOWN_STATE_FILE)) {
+                    Some(s) => s,
+                    None => empty_state(prefix, run_dir, ip),
+                };
+                Ok(teardown(&state))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops everything and checks nothing is left; logs stay in the run dir.
+    pub fn down(mut self) -> Result<Teardown> {
+        self.owned = false;
+        let report = teardown(&self.state);
+        let from = LabState::path(&self.state.run_dir);
+        let _ = std::fs::rename(&from, self.state.run_dir.join(DOWN_STATE_FILE));
+        if report.leftovers.is_empty() {
+            Ok(report)
+        } else {
+            Err(Error::NotFound(format!(
+                "teardown left things behind: {}; retry `ovn-heater lab down --run-dir {}`",
+                report.leftovers.join(", "),
+                self.state.run_dir.display()
+            )))
+        }
+    }
+
+    /// Leaves the lab running when this handle is dropped (for `lab up`).
+    pub fn detach(mut self) {
+        self.owned = false;
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.state.run_dir
+    }
+    /// The prefix of every namespace of this lab.
+    pub fn prefix(&self) -> &str {
+        &self.state.prefix
+    }
+    /// Whether NB and SB are RAFT clusters.
+    pub fn clustered(&self) -> bool {
+        self.state.clustered
+    }
+    /// NB remote usable from the host: `unix:...`, comma-separated members when clustered.
+    pub fn nb_remote(&self) -> &str {
+        &self.state.nb_remote
+    }
+    /// SB remote usable from the host (the servers themselves, never the relays).
+    pub fn sb_remote(&self) -> &str {
+        &self.state.sb_remote
+    }
+    /// What chassis use: the relays when there are any, otherwise [`Lab::sb_remote`].
+    pub fn sb_remote_for_chassis(&self) -> &str {
+        &self.state.sb_remote_for_chassis
+    }
+    pub fn chassis(&self) -> &[RealChassis] {
+        &self.state.chassis
+    }
+    pub fn chassis_by_name(&self, name: &str) -> Option<&RealChassis> {
+        self.state.chassis.iter().find(|c| c.name() == name)
+    }
+    /// The host on the provider network (present when there is a network node).
+    pub fn external_host(&self) -> Option<&ExternalHost> {
+        self.state.external_host.as_ref()
+    }
+    /// Every daemon of the lab, in start order.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.state.processes.clone()
+    }
+    /// `--version` of each daemon, e.g. `ovn-northd` → `ovn-northd 23.03.1`.
+    pub fn versions(&self) -> &BTreeMap<String, String> {
+        &self.state.versions
+    }
+
+    /// Processes with liveness and RSS.
+    pub fn status(&self) -> LabStatus {
+        LabStatus {
+            complete: self.state.complete,
+            processes: self
+                .state
+                .processes
+                .iter()
+                .map(|p| {
+                    let alive = process::is_alive(p.pid, &p.binary);
+                    ProcessStatus {
+                        process: p.clone(),
+                        alive,
+                        rss_bytes: alive.then(|| process::rss_bytes(p.pid)).flatten(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Names of the chassis currently in the SB `Chassis` table (real or emulated).
+    pub async fn registered_chassis(&self) -> Result<Vec<String>> {
+        let client = self.sb_client().await?;
+        let mut txn = Transaction::new(Db::Sb.schema_name());
+        txn.select("Chassis", vec![], Some(vec!["name".into()]));
+        let result = client.transact(txn).await;
+        client.close().await;
+        let result = result.map_err(|e| Error::ovsdb("cannot list SB chassis", e))?;
+        let mut names: Vec<String> = result
+            .results
+            .first()
+            .and_then(|r| r.rows.as_ref())
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| r.get("name")?.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Waits (with a monitor on SB `Chassis`, no polling) until every real chassis of the lab
+    /// is registered; returns how long that took from the call.
+    pub async fn wait_chassis_registered(&self, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        if self.state.chassis.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let client = self.sb_client().await?;
+        let replica = client
+            .monitor(
+                Db::Sb.schema_name(),
+                MonitorRequest::new().table("Chassis", TableMonitor::all().columns(["name"])),
+            )
+            .await
+            .map_err(|e| Error::ovsdb("cannot monitor SB Chassis", e))?;
+        let mut result = Ok(());
+        for c in &self.state.chassis {
+            let left = timeout.saturating_sub(start.elapsed());
+            let name = c.name().to_owned();
+            if let Err(e) = replica
+                .wait_for(
+                    "Chassis",
+                    move |r| r.get("name").and_then(|v| v.as_str()) == Some(name.as_str()),
+                    left,
+                )
+                .await
+            {
+                let have = replica
+                    .find("Chassis", |_| true)
+                    .into_iter()
+                    .filter_map(|(_, r)| r.get("name")?.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>();
+                result = Err(match e {
+                    ovsdb::Error::Timeout { .. } => Error::Timeout {
+                        what: format!(
+                            "chassis {} to register in the SB (registered: {}; see {}/ovn-controller.log)",
+                            c.name(),
+                            if have.is_empty() {
+                                "none".into()
+                            } else {
+                                have.join(", ")
+                            },
+                            c.dir().display()
+                        ),
+                        after: timeout,
+                    },
+                    e => Error::ovsdb("lost the SB while waiting for chassis", e),
+                });
+                break;
+            }
+        }
+        client.close().await;
+        result.map(|_| start.elapsed())
+    }
+
+    /// The NB RAFT leader's process (clustered labs only).
+    pub async fn nb_leader(&self) -> Result<ProcessInfo> {
+        let members = self.members(ProcessRole::NbDb);
+        if !self.state.clustered {
+            return Err(Error::NotFound(
+                "the NB is not clustered; there is no leader to find".into(),
+            ));
+        }
+        central::find_leader(&self.state.ovs_appctl, Db::Nb, &members)
+            .await
+            .cloned()
+            .ok_or_else(|| Error::NotFound("no NB member says it is the leader".into()))
+    }
+
+    /// Kills the NB leader with SIGKILL and waits until another member is elected; returns
+    /// `(killed, new_leader)`.
+    pub async fn kill_nb_leader(&self, election_timeout: Duration) -> Result<(ProcessInfo, ProcessInfo)> {
+        let leader = self.nb_leader().await?;
+        tracing::info!(name = %leader.name, pid = leader.pid, "killing the NB leader");
+        process::kill_now(leader.pid, &leader.binary);
+        let rest: Vec<ProcessInfo> = self
+            .members(ProcessRole::NbDb)
+            .into_iter()
+            .filter(|m| m.pid != leader.pid)
+            .collect();
+        let new_leader = central::wait_for_leader(&self.state.ovs_appctl, Db::Nb, &rest, election_timeout).await?;
+        Ok((leader, new_leader))
+    }
+
+    /// Kills one process of the lab with SIGKILL (tests: crashes). It stays dead.
+    pub fn kill(&self, process: &ProcessInfo) {
+        process::kill_now(process.pid, &process.binary);
+    }
+
+    fn members(&self, role: ProcessRole) -> Vec<ProcessInfo> {
+        self.state
+            .processes
+            .iter()
+            .filter(|p| p.role == role)
+            .cloned()
+            .collect()
+    }
+
+    async fn sb_client(&self) -> Result<Client> {
+        let opts = ClientOptions::new(&self.state.sb_remote)
+            .map_err(|e| Error::ovsdb("bad SB remote in lab.json", e))?
+            .database(Db::Sb.schema_name())
+            .inactivity_probe(None)
+            .connect_timeout(Duration::from_secs(10));
+        Client::connect(opts)
+            .await
+            .map_err(|e| Error::ovsdb("cannot connect to the lab's SB", e))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.owned {
+            tracing::warn!(run_dir = %self.state.run_dir.display(), "lab dropped without down(); tearing it down");
+            teardown(&self.state);
+            let _ = std::fs::rename(
+                LabState::path(&self.state.run_dir),
+                self.state.run_dir.join(DOWN_STATE_FILE),
+            );
+        }
+    }
+}
+
+/// Tears down what a failed or cancelled bring-up started.
+struct UpGuard {
+    rec: Recorder,
+    armed: bool,
+}
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let state = self.rec.snapshot();
+            tracing::warn!(run_dir = %state.run_dir.display(), "bring-up did not finish; tearing down what was started");
+            teardown(&state);
+            let _ = std::fs::rename(LabState::path(&state.run_dir), state.run_dir.join(DOWN_STATE_FILE));
+        }
+    }
+}
+
+async fn start_all_chassis(ctx: &Arc<ChassisContext>, spec: &LabSpec, rec: &Recorder) -> Result<Vec<RealChassis>> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(CHASSIS_PARALLELISM));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, c) in spec.chassis.iter().cloned().enumerate() {
+        let (ctx, rec, permits) = (ctx.clone(), rec.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            ctx.start(&c, index, &rec).await.map(|ch| (index, ch))
+        });
+    }
+    let mut started = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(ch)) => started.push(ch),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(Error::NotFound(format!("a chassis bring-up task failed: {e}"))),
+        }
+    }
+    started.sort_by_key(|(i, _)| *i);
+    Ok(started.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Everything that must hold before anything starts.
+fn preflight(spec: &LabSpec) -> Result<Binaries> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::NotRoot);
+    }
+    let binaries = Binaries::locate(
+        spec.binaries.ovn_bin_dir.as_deref(),
+        spec.binaries.ovs_bin_dir.as_deref(),
+    )?;
+    if !spec.chassis.is_empty() && !Path::new("/dev/net/tun").exists() {
+        return Err(Error::TunMissing);
+    }
+    if let Ok(state) = LabState::load(&spec.run_dir) {
+        let alive: Vec<u32> = state
+            .processes
+            .iter()
+            .filter(|p| process::is_alive(p.pid, &p.binary))
+            .map(|p| p.pid)
+            .collect();
+        if !alive.is_empty() {
+            return Err(Error::RunDirInUse {
+                run_dir: spec.run_dir.clone(),
+                pids: alive,
+            });
+        }
+    }
+    let prefix = spec.prefix();
+    let existing = netns::existing_with_prefix(&prefix);
+    if !existing.is_empty() {
+        return Err(Error::NameClash { prefix, existing });
+    }
+    Ok(binaries)
+}
+
+fn load_state_file(path: &Path) -> Option<LabState> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn empty_state(prefix: String, run_dir: &Path, ip: PathBuf) -> LabState {
+    LabState {
+        prefix,
+        run_dir: run_dir.to_path_buf(),
+        complete: false,
+        clustered: false,
+        nb_remote: String::new(),
+        sb_remote: String::new(),
+        sb_remote_for_chassis: String::new(),
+        nb_members: Vec::new(),
+        sb_members: Vec::new(),
+        processes: Vec::new(),
+        netns: Vec::new(),
+        chassis: Vec::new(),
+        external_host: None,
+        versions: BTreeMap::new(),
+        ovs_appctl: PathBuf::from("ovs-appctl"),
+        ip,
+    }
+}
+
+/// Stops every process (recorded, or with a pidfile under the run dir), deletes every
+/// namespace with the lab's prefix, and reports what (if anything) is left. Blocking, so it
+/// can run from `Drop`.
+fn teardown(state: &LabState) -> Teardown {
+    use nix::sys::signal::{kill, Signal};
+    let mut report = Teardown::default();
+    let mut targets: Vec<(u32, String)> = state
+        .processes
+        .iter()
+        .rev()
+        .map(|p| (p.pid, p.binary.clone()))
+        .collect();
+    for pidfile in find_pidfiles(&state.run_dir) {
+        if let Ok(pid) = process::read_pidfile(&pidfile) {
+            if let Some(binary) = ovs_binary_of(pid) {
+                if !targets.iter().any(|(p, _)| *p == pid) {
+                    targets.push((pid, binary));
+                }
+            }
+        }
+    }
+    let alive: Vec<(u32, String)> = targets
+        .into_iter()
+        .filter(|(pid, b)| process::is_alive(*pid, b))
+        .collect();
+    // Chassis first (controllers before their vswitchd), central last, all signalled at once.
+    for (pid, _) in &alive {
+        let _ = kill(nix::unistd::Pid::from_raw(*pid as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && alive.iter().any(|(p, b)| process::is_alive(*p, b)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (pid, b) in &alive {
+        process::kill_now(*pid, b);
+    }
+    report.processes_stopped = alive.len();
+
+    let ip = Ip::new(&state.ip);
+    let mut namespaces: Vec<String> = state.netns.iter().rev().cloned().collect();
+    for ns in netns::existing_with_prefix(&state.prefix) {
+        if !namespaces.contains(&ns) {
+            namespaces.insert(0, ns);
+        }
+    }
+    for ns in namespaces {
+        match ip.delete_netns_blocking(&ns) {
+            Ok(()) => report.netns_deleted.push(ns),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    for (pid, b) in &alive {
+        if process::is_alive(*pid, b) {
+            report.leftovers.push(format!("{b} (pid {pid})"));
+        }
+    }
+    report.leftovers.extend(
+        netns::existing_with_prefix(&state.prefix)
+            .into_iter()
+            .map(|n| format!("netns {n}")),
+    );
+    tracing::info!(
+        stopped = report.processes_stopped,
+        netns = report.netns_deleted.len(),
+        "lab torn down"
+    );
+    report
+}
+
+/// `*.pid` files up to three levels under the run dir (`hv/<chassis>/x.pid` is the deepest).
+fn find_pidfiles(run_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![(run_dir.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && depth < 3 {
+                dirs.push((p, depth + 1));
+            } else if p.extension().is_some_and(|x| x == "pid") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// The program name of `pid` if it is one of the daemons a lab runs (never kill anything else).
+fn ovs_binary_of(pid: u32) -> Option<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    ["ovsdb-server", "ovs-vswitchd", "ovn-controller", "ovn-northd"]
+        .contains(&name.as_str())
+        .then_some(name)
+}

@@ -1,0 +1,349 @@
+//! Running commands and detached daemons, and stopping them again.
+//!
+//! Every daemon is started with `--detach --pidfile --log-file --unixctl` into a directory of
+//! the run dir, so it outlives the process that started it, is found again through its pidfile
+//! (recorded in `lab.json`), and leaves its log behind after teardown. OVS daemons only detach
+//! once they are ready (sockets bound, database open), so a successful start is also a
+//! readiness signal. Commands in a namespace go through `ip netns exec`.
+//!
+//! Must not know: which daemons make a lab, OVN schemas.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// How long any single command (including a daemon's detach) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A command to run, optionally inside a network namespace.
+#[derive(Clone, Debug)]
+pub(crate) struct Cmd {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub netns: Option<(PathBuf, String)>,
+    /// Shown in errors: the daemon's log file.
+    pub log_path: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn new(program: &Path) -> Self {
+        Cmd {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            netns: None,
+            log_path: None,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    /// Runs inside namespace `netns`, entered with `ip` at `ip_path`.
+    pub fn in_netns(mut self, ip_path: &Path, netns: &str) -> Self {
+        self.netns = Some((ip_path.to_path_buf(), netns.to_owned()));
+        self
+    }
+    pub fn log(mut self, p: &Path) -> Self {
+        self.log_path = Some(p.to_path_buf());
+        self
+    }
+
+    fn argv(&self) -> (PathBuf, Vec<String>) {
+        match &self.netns {
+            Some((ip, ns)) => {
+                let mut a = vec![
+                    "netns".to_owned(),
+                    "exec".to_owned(),
+                    ns.clone(),
+                    self.program.display().to_string(),
+                ];
+                a.extend(self.args.iter().cloned());
+                (ip.clone(), a)
+            }
+            None => (self.program.clone(), self.args.clone()),
+        }
+    }
+
+    pub fn command_line(&self) -> String {
+        let (p, a) = self.argv();
+        std::iter::once(p.display().to_string())
+            .chain(a)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn binary_name(&self) -> String {
+        self.program
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Runs to completion; stdout on success, [`Error::ProcessFailed`] otherwise.
+    pub async fn run(&self) -> Result<String> {
+        let (program, args) = self.argv();
+        let mut c = tokio::process::Command::new(&program);
+        c.args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        tracing::debug!(command = %self.command_line(), "run");
+        let out = match tokio::time::timeout(COMMAND_TIMEOUT, c.output()).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(Error::io(format!("cannot execute {}", program.display()), e)),
+            Err(_) => return Err(self.failed(format!("still running after {COMMAND_TIMEOUT:?}"), "")),
+        };
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(self.failed(describe_status(out.status), stderr.trim()))
+    }
+
+    /// The same, blocking: for teardown from `Drop`.
+    pub fn run_blocking(&self) -> Result<String> {
+        let (program, args) = self.argv();
+        let out = std::process::Command::new(&program)
+            .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("cannot execute {}", program.display()), e))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        Err(self.failed(describe_status(out.status), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+
+    fn failed(&self, status: String, output: &str) -> Error {
+        let log_tail = match (&self.log_path, output.is_empty()) {
+            (Some(p), true) => log_tail(p, 3),
+            _ => output
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n           "),
+        };
+        Error::ProcessFailed {
+            binary: self.binary_name(),
+            command_line: self.command_line(),
+            status,
+            log_path: self.log_path.clone(),
+            log_tail,
+        }
+    }
+}
+
+fn describe_status(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "unknown status".into(),
+    }
+}
+
+/// The last `n` lines of a log file (empty if unreadable), joined for an error message.
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(n).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n           ")
+}
+
+/// Reads a pidfile written by an OVS daemon.
+pub(crate) fn read_pidfile(path: &Path) -> Result<u32> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read pidfile {}", path.display()), e))?;
+    text.trim().parse().map_err(|_| Error::State {
+        path: path.to_path_buf(),
+        reason: format!("pidfile holds {:?}, not a pid", text.trim()),
+    })
+}
+
+/// Whether `pid` is alive and still runs a program named `binary` (guards against pid reuse).
+pub(crate) fn is_alive(pid: u32, binary: &str) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    let exe = exe.to_string_lossy();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie's exe link still resolves; it is dead for our purposes.
+    let zombie = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        .unwrap_or(false);
+    !zombie && (exe.ends_with(binary) || exe.contains(&format!("/{binary} ")) || exe.contains(binary))
+}
+
+/// Resident set size of `pid` in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// SIGKILL right away (tests: a crashed leader).
+pub(crate) fn kill_now(pid: u32, binary: &str) {
+    use nix::sys::signal::{kill, Signal};
+    if is_alive(pid, binary) {
+        let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+        wait_gone(pid, binary, Duration::from_secs(5));
+    }
+}
+
+fn wait_gone(pid: u32, binary: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !is_alive(pid, binary) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !is_alive(pid, binary)
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes. For things with no event to
+/// wait on (a tap device appearing in a namespace, a socket file being created).
+pub(crate) async fn poll_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return Ok(());
+        }
+        if start.elapsed() >= limit {
+            return Err(Error::Timeout {
+                what: what.into(),
+                after: limit,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A daemon to start detached; see [`Daemon::start`].
+#[derive(Clone, Debug)]
+pub(crate) struct Daemon {
+    /// Unique process name in the lab (`nb`, `compute-1/ovn-controller`).
+    pub name: String,
+    pub role: crate::state::ProcessRole,
+    pub program: PathBuf,
+    /// Directory for its pidfile, log and unixctl socket.
+    pub dir: PathBuf,
+    /// File stem in `dir`: `<stem>.pid`, `<stem>.log`, `<stem>.ctl`.
+    pub stem: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub netns: Option<String>,
+    pub chassis: Option<String>,
+}
+
+impl Daemon {
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join(format!("{}.pid", self.stem))
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.stem))
+    }
+    pub fn ctl_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.ctl", self.stem))
+    }
+
+    /// Starts it with `--detach`; returns once it has detached (i.e. is ready) and written its
+    /// pidfile. `record` is called with the process as soon as its pid is known, before any
+    /// error, so a daemon that started and then failed is still torn down.
+    pub async fn start(
+        &self,
+        ip: &Path,
+        record: impl FnOnce(crate::state::ProcessInfo),
+    ) -> Result<crate::state::ProcessInfo> {
+        let pidfile = self.pidfile();
+        let _ = std::fs::remove_file(&pidfile);
+        let mut cmd = Cmd::new(&self.program)
+            .args(self.args.iter().cloned())
+            .arg(format!("--pidfile={}", pidfile.display()))
+            .arg(format!("--log-file={}", self.log_path().display()))
+            .arg(format!("--unixctl={}", self.ctl_path().display()))
+            .args(["--detach", "--no-chdir", "-vconsole:off"])
+            .log(&self.log_path());
+        cmd.env = self.env.clone();
+        if let Some(ns) = &self.netns {
+            cmd = cmd.in_netns(ip, ns);
+        }
+        // A detached OVS daemon closes its standard fds, but a file (not a pipe) means we
+        // never wait on a grandchild holding them; early errors land next to the log.
+        let early = self.dir.join(format!("{}.stderr", self.stem));
+        let result = cmd.run_to_file(&early).await;
+        let binary = self
+            .program
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let pid = read_pidfile(&pidfile).ok();
+        if let Some(pid) = pid {
+            let info = crate::state::ProcessInfo {
+                name: self.name.clone(),
+                role: self.role,
+                pid,
+                binary,
+                log_path: self.log_path(),
+                pidfile: pidfile.clone(),
+                ctl_path: self.ctl_path(),
+                chassis: self.chassis.clone(),
+                netns: self.netns.clone(),
+            };
+            record(info.clone());
+            result?;
+            tracing::debug!(name = %self.name, pid, "started");
+            return Ok(info);
+        }
+        result?;
+        Err(Error::ProcessFailed {
+            binary,
+            command_line: cmd.command_line(),
+            status: format!("detached but wrote no pidfile {}", pidfile.display()),
+            log_path: Some(self.log_path()),
+            log_tail: log_tail(&self.log_path(), 3),
+        })
+    }
+}
+
+impl Cmd {
+    /// Runs to completion with stdout and stderr going to `file` (for daemons that detach).
+    pub async fn run_to_file(&self, file: &Path) -> Result<()> {
+        let (program, args) = self.argv();
+        let out = std::fs::File::create(file).map_err(|e| Error::io(format!("cannot create {}", file.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate a file handle", e))?;
+        let mut c = tokio::process::Command::new(&program);
+        c.args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        tracing::debug!(command = %self.command_line(), "start");
+        let status = match tokio::time::timeout(COMMAND_TIMEOUT, c.status()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Error::io(format!("cannot execute {}", program.display()), e)),
+            Err(_) => return Err(self.failed(format!("did not detach within {COMMAND_TIMEOUT:?}"), "")),
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let early = std::fs::read_to_string(file).unwrap_or_default();
+        Err(self.failed(describe_status(status), early.trim()))
+    }
+}
