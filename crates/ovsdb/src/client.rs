@@ -5,19 +5,35 @@
 //! backoff over all remotes, checks leadership through `_Server` when asked, and resumes
 //! monitors with `monitor_cond_since`.
 //!
+//! Outcome rules, the ones callers build on:
+//! - A request made while disconnected waits for the next connection (at most
+//!   [`ClientOptions::connect_timeout`]), then is sent; it is never sent twice.
+//! - A `transact` whose reply was lost with the connection fails with
+//!   [`Error::OutcomeUnknown`] and is not re-sent: only the caller can tell whether re-applying
+//!   it is safe.
+//! - After a reconnect, monitors resume before any queued request goes out, so a transaction
+//!   sent after a reconnect is always seen by the replicas after the resumed state.
+//!
 //! Must not know: any schema's table names other than `_Server`'s.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
+use tokio::sync::{broadcast, watch};
 
-use crate::error::Result;
-use crate::lock::Lock;
-use crate::monitor::{MonitorMethod, MonitorRequest};
+use crate::condition::Condition;
+use crate::connection::{self, Connection, NotSent, ReplyAction, ServerWatch};
+use crate::datum::Row;
+use crate::error::{Error, OperationError, Result};
+use crate::lock::{Lock, LockState};
+use crate::monitor::{MonitorMethod, MonitorRequest, TableMonitor};
 use crate::remote::Remote;
-use crate::replica::Replica;
+use crate::replica::{KeepFn, Replica, ReplicaShared};
 use crate::schema::DatabaseSchema;
-use crate::txn::{Transaction, TransactionResult};
+use crate::txn::{Operation, OperationResult, Transaction, TransactionResult};
 
 /// How a [`Client`] connects and stays connected.
 #[derive(Clone, Debug)]
@@ -80,6 +96,15 @@ impl ClientOptions {
         self.check_schema = on;
         self
     }
+    /// Delay between reconnect rounds: starts at `min`, doubles up to `max`.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+    fn remotes_display(&self) -> String {
+        self.remotes.iter().map(Remote::to_string).collect::<Vec<_>>().join(",")
+    }
 }
 
 /// State changes of the connection, for callers that want to know (see [`Client::connection_events`]).
@@ -89,74 +114,875 @@ pub enum ConnectionEvent {
     Disconnected { remote: String, reason: String },
 }
 
+/// What requests see of the connection.
+#[derive(Clone)]
+enum ConnState {
+    /// Between connections (or before the first): requests wait.
+    Connecting,
+    Connected(Arc<Connection>),
+    /// For good (closed by the caller, or dropped with reconnect off): requests fail.
+    Closed {
+        reason: String,
+    },
+}
+
+/// State shared by every clone of a [`Client`], its replicas and its connection task.
+pub(crate) struct Shared {
+    options: ClientOptions,
+    state: watch::Sender<ConnState>,
+    events: broadcast::Sender<ConnectionEvent>,
+    /// Monitors to resume after a reconnect and to route updates to, by monitor id.
+    monitors: Mutex<BTreeMap<String, Arc<ReplicaShared>>>,
+    locks: Mutex<HashMap<String, watch::Sender<LockState>>>,
+    schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
+    monitor_method: Mutex<Option<MonitorMethod>>,
+    next_monitor: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    /// Why the last connection attempt failed (what `connect` reports on timeout).
+    last_error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    pub(crate) fn monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
+        lock(&self.monitors).get(id).cloned()
+    }
+    pub(crate) fn set_lock_owned(&self, id: &str, owned: bool) {
+        if let Some(tx) = lock(&self.locks).get(id) {
+            tx.send_modify(|s| s.owned = owned);
+        }
+    }
+    pub(crate) fn lock_stolen(&self, id: &str) {
+        if let Some(tx) = lock(&self.locks).get(id) {
+            tx.send_modify(|s| {
+                s.owned = false;
+                s.stolen += 1;
+            });
+        }
+    }
+    fn remotes_display(&self) -> String {
+        self.options.remotes_display()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops the connection task when the last [`Client`] clone (replicas and locks included) goes.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
+
 /// A connection to one OVSDB server (of a list), shared by all clones.
 #[derive(Clone)]
 pub struct Client {
-    _private: (),
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("remotes", &self.shared().remotes_display())
+            .field("current", &self.current_remote().map(|r| r.to_string()))
+            .finish()
+    }
 }
 
 impl Client {
     /// Connects to the first usable remote.
-    pub async fn connect(_options: ClientOptions) -> Result<Client> {
-        todo!("ovsdb helper")
+    ///
+    /// Keeps trying (all remotes, with backoff) for [`ClientOptions::connect_timeout`], then
+    /// fails with the last error (e.g. [`Error::Connect`] or [`Error::NotUsable`]).
+    pub async fn connect(options: ClientOptions) -> Result<Client> {
+        if options.remotes.is_empty() {
+            return Err(Error::InvalidRemote {
+                remote: String::new(),
+                reason: "empty remote list".into(),
+            });
+        }
+        if let Some(ssl) = options.remotes.iter().find(|r| matches!(r, Remote::Ssl { .. })) {
+            if options.remotes.iter().all(|r| matches!(r, Remote::Ssl { .. })) {
+                return Err(Error::InvalidRemote {
+                    remote: ssl.to_string(),
+                    reason: "ssl: (TLS) is not supported yet; use tcp: or unix:".into(),
+                });
+            }
+        }
+        if options.leader_only && options.database.is_none() {
+            return Err(Error::InvalidRemote {
+                remote: options.remotes_display(),
+                reason: "leader_only needs ClientOptions::database (the database whose leader to find)".into(),
+            });
+        }
+        let timeout = options.connect_timeout;
+        let shared = Arc::new(Shared {
+            options,
+            state: watch::channel(ConnState::Connecting).0,
+            events: broadcast::channel(64).0,
+            monitors: Mutex::new(BTreeMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            schemas: Mutex::new(HashMap::new()),
+            monitor_method: Mutex::new(None),
+            next_monitor: AtomicU64::new(1),
+            shutdown: watch::channel(false).0,
+            last_error: Mutex::new(None),
+        });
+        let client = Client {
+            handle: Arc::new(Handle { shared: shared.clone() }),
+        };
+        let mut state = shared.state.subscribe();
+        tokio::spawn(supervise(shared.clone()));
+        let outcome = tokio::time::timeout(
+            timeout,
+            state.wait_for(|s| matches!(s, ConnState::Connected(_) | ConnState::Closed { .. })),
+        )
+        .await;
+        if let Ok(Ok(s)) = &outcome {
+            if matches!(**s, ConnState::Connected(_)) {
+                return Ok(client);
+            }
+        }
+        drop(outcome);
+        let err = lock(&shared.last_error).take().unwrap_or_else(|| Error::Timeout {
+            what: format!("a connection to {}", shared.remotes_display()),
+            after: timeout,
+        });
+        drop(client); // stops the connection task
+        Err(err)
     }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    pub(crate) fn remotes_display(&self) -> String {
+        self.shared().remotes_display()
+    }
+
+    /// The options this client was created with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.shared().options
+    }
+
     /// The remote currently connected to.
     pub fn current_remote(&self) -> Option<Remote> {
-        todo!("ovsdb helper")
+        match &*self.shared().state.borrow() {
+            ConnState::Connected(c) if !c.is_closed() => Some(c.remote.clone()),
+            _ => None,
+        }
     }
     /// Subscribe to connect/disconnect events.
     pub fn connection_events(&self) -> tokio::sync::broadcast::Receiver<ConnectionEvent> {
-        todo!("ovsdb helper")
+        self.shared().events.subscribe()
     }
     pub async fn list_dbs(&self) -> Result<Vec<String>> {
-        todo!("ovsdb helper")
+        let r = self.call("list_dbs", json!([])).await?;
+        serde_json::from_value(r).map_err(|e| Error::Decode(format!("list_dbs reply: {e}")))
     }
     /// The schema of `database` (fetched once, then cached).
-    pub async fn get_schema(&self, _database: &str) -> Result<DatabaseSchema> {
-        todo!("ovsdb helper")
+    pub async fn get_schema(&self, database: &str) -> Result<DatabaseSchema> {
+        Ok((*self.schema(database).await?).clone())
+    }
+    pub(crate) async fn schema(&self, database: &str) -> Result<Arc<DatabaseSchema>> {
+        if let Some(s) = lock(&self.shared().schemas).get(database) {
+            return Ok(s.clone());
+        }
+        let json = self.call("get_schema", json!([database])).await?;
+        let schema = Arc::new(DatabaseSchema::from_json(&json)?);
+        lock(&self.shared().schemas).insert(database.to_owned(), schema.clone());
+        Ok(schema)
     }
     pub async fn echo(&self) -> Result<()> {
-        todo!("ovsdb helper")
+        let r = self.call("echo", json!(["ovsdb-rs"])).await?;
+        if r != json!(["ovsdb-rs"]) {
+            return Err(Error::Decode(format!("echo returned {r}")));
+        }
+        Ok(())
     }
     /// Sends one transaction. `Err(Error::Transaction{..})` when an operation failed (with the
     /// server's error and details); `Err(Error::OutcomeUnknown{..})` when the connection dropped
     /// before the reply. Never re-sent.
-    pub async fn transact(&self, _txn: Transaction) -> Result<TransactionResult> {
-        todo!("ovsdb helper")
+    pub async fn transact(&self, txn: Transaction) -> Result<TransactionResult> {
+        if self.shared().options.check_schema {
+            let schema = self.schema(txn.database()).await?;
+            for op in txn.operations() {
+                schema.check_operation(op)?;
+            }
+        }
+        let result = self
+            .request(
+                "transact",
+                txn.to_params(),
+                ReplyAction::Transact {
+                    database: txn.database().to_owned(),
+                },
+            )
+            .await?;
+        transaction_result(&txn, result)
     }
     /// Any JSON-RPC method, for what has no typed wrapper.
-    pub async fn call(&self, _method: &str, _params: Json) -> Result<Json> {
-        todo!("ovsdb helper")
+    pub async fn call(&self, method: &str, params: Json) -> Result<Json> {
+        self.request(method, params, ReplyAction::Plain).await
     }
+
+    /// Sends on the current connection, waiting for one if there is none. A request is sent at
+    /// most once: if the connection closes before it goes out, it waits for the next one.
+    async fn request(&self, method: &str, params: Json, action: ReplyAction) -> Result<Json> {
+        let shared = self.shared();
+        let wait = shared.options.connect_timeout;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let conn = self.wait_connected(deadline, wait).await?;
+            match conn.send(method, &params, action.clone()) {
+                Ok(rx) => {
+                    return rx.await.unwrap_or_else(|_| {
+                        Err(Error::Disconnected {
+                            remote: conn.remote.to_string(),
+                        })
+                    })
+                }
+                Err(NotSent) => continue,
+            }
+        }
+    }
+
+    async fn wait_connected(&self, deadline: tokio::time::Instant, wait: Duration) -> Result<Arc<Connection>> {
+        let mut state = self.shared().state.subscribe();
+        let ready = |s: &ConnState| match s {
+            ConnState::Connected(c) => !c.is_closed(),
+            ConnState::Closed { .. } => true,
+            ConnState::Connecting => false,
+        };
+        let s = match tokio::time::timeout_at(deadline, state.wait_for(ready)).await {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: format!("a connection to {} (the request was not sent)", self.remotes_display()),
+                    after: wait,
+                })
+            }
+            Ok(Err(_)) => ConnState::Closed {
+                reason: "client dropped".into(),
+            },
+            Ok(Ok(s)) => s.clone(),
+        };
+        match s {
+            ConnState::Connected(c) => Ok(c),
+            ConnState::Closed { reason } => {
+                tracing::debug!(%reason, "request on a closed client");
+                Err(Error::Disconnected {
+                    remote: self.remotes_display(),
+                })
+            }
+            ConnState::Connecting => Err(Error::Disconnected {
+                remote: self.remotes_display(),
+            }),
+        }
+    }
+
     /// Starts a monitor and returns its replica once the initial contents are in.
     /// Uses `monitor_cond_since`, falling back to `monitor_cond`, then `monitor`.
-    pub async fn monitor(&self, _database: &str, _request: MonitorRequest) -> Result<Replica> {
-        todo!("ovsdb helper")
+    pub async fn monitor(&self, database: &str, request: MonitorRequest) -> Result<Replica> {
+        self.start_monitor(database, request, None).await
     }
     /// Like [`Client::monitor`], but the replica keeps only rows `keep` accepts (every update is
     /// still received and decoded). For emulated chassis that must not hold the whole SB.
+    ///
+    /// Uses plain `monitor`, whose updates carry whole rows, so a row that starts matching
+    /// later can be added even though it was never held. Conditions cannot be combined with
+    /// it (plain `monitor` has none); filter in `keep` instead.
     pub async fn monitor_filtered(
         &self,
-        _database: &str,
-        _request: MonitorRequest,
-        _keep: std::sync::Arc<dyn Fn(&str, &crate::datum::Row) -> bool + Send + Sync>,
+        database: &str,
+        request: MonitorRequest,
+        keep: std::sync::Arc<dyn Fn(&str, &crate::datum::Row) -> bool + Send + Sync>,
     ) -> Result<Replica> {
-        todo!("ovsdb helper")
+        if request.has_conditions() {
+            return Err(Error::Schema(
+                "monitor_filtered cannot use monitor conditions (it needs whole rows, which only plain \
+                 `monitor` sends); put the condition into the keep predicate, or use monitor()"
+                    .into(),
+            ));
+        }
+        self.start_monitor(database, request, Some(keep)).await
     }
+
+    async fn start_monitor(&self, database: &str, request: MonitorRequest, keep: Option<KeepFn>) -> Result<Replica> {
+        let schema = self.schema(database).await?;
+        for (table, m) in &request.tables {
+            let ts = schema.table(table)?;
+            for col in m.columns.iter().flatten() {
+                if !ts.columns.contains_key(col) && col != "_uuid" && col != "_version" {
+                    return Err(Error::Schema(format!(
+                        "table {table} of {database} has no column {col:?}{}",
+                        crate::schema::suggest(col, ts.columns.keys().map(String::as_str))
+                    )));
+                }
+            }
+        }
+        let id = format!("m{}", self.shared().next_monitor.fetch_add(1, Ordering::Relaxed));
+        let methods: &[MonitorMethod] = if keep.is_some() {
+            &[MonitorMethod::Plain]
+        } else if request.has_conditions() {
+            &[MonitorMethod::CondSince, MonitorMethod::Cond]
+        } else {
+            &[MonitorMethod::CondSince, MonitorMethod::Cond, MonitorMethod::Plain]
+        };
+        let replica = Arc::new(ReplicaShared::new(database, json!(id), request, keep, Some(schema)));
+        // Registered before the request goes out: updates may follow the reply immediately.
+        lock(&self.shared().monitors).insert(id.clone(), replica.clone());
+        let outcome = self.start_monitor_with(&replica, methods).await;
+        match outcome {
+            Ok(method) => {
+                *lock(&self.shared().monitor_method) = Some(method);
+                Ok(Replica {
+                    shared: replica,
+                    client: self.clone(),
+                })
+            }
+            Err(e) => {
+                lock(&self.shared().monitors).remove(&id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_monitor_with(
+        &self,
+        replica: &Arc<ReplicaShared>,
+        methods: &[MonitorMethod],
+    ) -> Result<MonitorMethod> {
+        let mut last = None;
+        for &method in methods {
+            let params = replica
+                .request()
+                .to_params(method, &replica.database, &replica.monitor_id, None);
+            let action = ReplyAction::Monitor {
+                replica: replica.clone(),
+                method,
+                resume: false,
+            };
+            match self.request(method.rpc_name(), params, action).await {
+                Ok(_) => return Ok(method),
+                Err(e) if is_unknown_method(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Decode("no monitor method to try".into())))
+    }
+
+    pub(crate) async fn change_monitor_conditions(
+        &self,
+        replica: &Arc<ReplicaShared>,
+        table: &str,
+        conditions: Vec<Condition>,
+    ) -> Result<()> {
+        let method = *lock(&replica.method);
+        if method == Some(MonitorMethod::Plain) {
+            return Err(Error::Rpc {
+                method: "monitor_cond_change".into(),
+                error: "not supported".into(),
+                details: Some("this monitor uses plain `monitor`, which has no conditions".into()),
+            });
+        }
+        let previous = {
+            let mut req = lock(&replica.request);
+            let Some(tm) = req.tables.get_mut(table) else {
+                return Err(Error::Schema(format!(
+                    "the monitor on {} does not include table {table}",
+                    replica.database
+                )));
+            };
+            // Recorded first: a resume after a drop must use the new conditions.
+            std::mem::replace(&mut tm.conditions, Some(conditions.clone()))
+        };
+        let change = TableMonitor {
+            columns: None,
+            conditions: Some(conditions),
+        };
+        let mut cond = serde_json::Map::new();
+        cond.insert(
+            "where".into(),
+            Json::Array(change.conditions.iter().flatten().map(Condition::to_json).collect()),
+        );
+        let params = json!([replica.monitor_id, replica.monitor_id, {table: [cond]}]);
+        let res = self.call("monitor_cond_change", params).await;
+        if let Err(Error::Rpc { .. }) = &res {
+            if let Some(tm) = lock(&replica.request).tables.get_mut(table) {
+                tm.conditions = previous;
+            }
+        }
+        match res {
+            // The server already resumed the monitor with the new conditions.
+            Err(Error::Disconnected { .. }) if self.shared().options.reconnect => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    pub(crate) async fn cancel_monitor(&self, replica: &Arc<ReplicaShared>) -> Result<()> {
+        let id = replica.monitor_id.as_str().unwrap_or_default().to_owned();
+        if lock(&self.shared().monitors).remove(&id).is_none() {
+            return Ok(());
+        }
+        replica.set_active(false);
+        match self.call("monitor_cancel", json!([replica.monitor_id])).await {
+            Ok(_) | Err(Error::Disconnected { .. }) | Err(Error::Timeout { .. }) => Ok(()),
+            // Already gone on the server (e.g. cancelled by a reconnect race).
+            Err(Error::Rpc { error, .. }) if error == "unknown monitor" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Which method the server accepted for monitors on this connection, once known.
     pub fn monitor_method(&self) -> Option<MonitorMethod> {
-        todo!("ovsdb helper")
+        *lock(&self.shared().monitor_method)
     }
     /// Requests lock `id`; the returned handle reports `locked`/`stolen`.
-    pub async fn lock(&self, _id: &str) -> Result<Lock> {
-        todo!("ovsdb helper")
+    pub async fn lock(&self, id: &str) -> Result<Lock> {
+        self.request_lock("lock", id).await
     }
     /// Takes lock `id` from its current owner.
-    pub async fn steal(&self, _id: &str) -> Result<Lock> {
-        todo!("ovsdb helper")
+    pub async fn steal(&self, id: &str) -> Result<Lock> {
+        self.request_lock("steal", id).await
     }
+
+    async fn request_lock(&self, method: &str, id: &str) -> Result<Lock> {
+        let rx = {
+            let mut locks = lock(&self.shared().locks);
+            let tx = locks
+                .entry(id.to_owned())
+                .or_insert_with(|| watch::channel(LockState::default()).0);
+            tx.send_modify(|s| s.released = false);
+            tx.subscribe()
+        };
+        let res = self
+            .request(method, json!([id]), ReplyAction::Lock { id: id.to_owned() })
+            .await;
+        if let Err(e) = res {
+            lock(&self.shared().locks).remove(id);
+            return Err(e);
+        }
+        Ok(Lock::new(id.to_owned(), self.clone(), rx))
+    }
+
+    pub(crate) async fn unlock(&self, id: &str) -> Result<()> {
+        if let Some(tx) = lock(&self.shared().locks).remove(id) {
+            tx.send_modify(|s| {
+                s.owned = false;
+                s.released = true;
+            });
+        }
+        match self.call("unlock", json!([id])).await {
+            // The lock died with the connection anyway.
+            Ok(_) | Err(Error::Disconnected { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Closes the connection; in-flight requests fail with `Disconnected`.
     pub async fn close(&self) {
-        todo!("ovsdb helper")
+        let shared = self.shared();
+        shared.shutdown.send_replace(true);
+        let mut state = shared.state.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            state.wait_for(|s| matches!(s, ConnState::Closed { .. })),
+        )
+        .await;
+    }
+}
+
+fn is_unknown_method(e: &Error) -> bool {
+    matches!(e, Error::Rpc { error, .. } if error == "unknown method")
+}
+
+/// Maps a `transact` reply to results, or to the first failed operation. ovsdb-server may add
+/// one error after the last operation (e.g. a failed commit or a referential integrity check).
+fn transaction_result(txn: &Transaction, result: Json) -> Result<TransactionResult> {
+    let Json::Array(results) = result else {
+        return Err(Error::Decode(format!("transact reply must be an array, got {result}")));
+    };
+    let ops = txn.operations();
+    if let Some((i, error)) = results
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| OperationError::from_json(r).map(|e| (i, e)))
+    {
+        let op_summary = match ops.get(i) {
+            Some(op) => op.summary(),
+            None => "commit (checked after the last operation)".to_owned(),
+        };
+        return Err(Error::Transaction {
+            database: txn.database().to_owned(),
+            op_index: i,
+            op_summary,
+            error,
+        });
+    }
+    if results.len() < ops.len() {
+        return Err(Error::Decode(format!(
+            "transact reply has {} results for {} operations",
+            results.len(),
+            ops.len()
+        )));
+    }
+    let results = results
+        .into_iter()
+        .take(ops.len())
+        .map(operation_result)
+        .collect::<Result<Vec<_>>>()?;
+    let uuid_names = ops
+        .iter()
+        .map(|op| match op {
+            Operation::Insert { uuid_name, .. } => uuid_name.clone(),
+            _ => None,
+        })
+        .collect();
+    Ok(TransactionResult { results, uuid_names })
+}
+
+fn operation_result(r: Json) -> Result<OperationResult> {
+    let Json::Object(mut o) = r else {
+        return Ok(OperationResult::default());
+    };
+    let uuid = match o.get("uuid") {
+        Some(u) => Some(
+            crate::datum::Atom::from_json(u)?
+                .as_uuid()
+                .ok_or_else(|| Error::Decode(format!("insert result uuid {u} is not a UUID")))?,
+        ),
+        None => None,
+    };
+    let count = o.get("count").and_then(Json::as_u64);
+    let rows = match o.remove("rows") {
+        Some(Json::Array(rows)) => Some(rows.into_iter().map(Row::from_json_owned).collect::<Result<Vec<_>>>()?),
+        Some(other) => return Err(Error::Decode(format!("select rows must be an array, got {other}"))),
+        None => None,
+    };
+    Ok(OperationResult { uuid, count, rows })
+}
+
+/// The connection task: connects, keeps the connection usable, reconnects.
+async fn supervise(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let remotes = shared.options.remotes.clone();
+    let mut backoff = shared.options.backoff_min;
+    let mut start = 0usize;
+    let reason = 'outer: loop {
+        if is_shutdown(&shutdown) {
+            break "client closed".to_owned();
+        }
+        let mut connected = None;
+        for k in 0..remotes.len() {
+            let idx = (start + k) % remotes.len();
+            let attempt = tokio::select! {
+                r = establish(&shared, &remotes[idx]) => r,
+                _ = shutdown_requested(&mut shutdown) => break 'outer "client closed".to_owned(),
+            };
+            match attempt {
+                Ok(c) => {
+                    connected = Some((idx, c));
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(remote = %remotes[idx], error = %e, "connection attempt failed");
+                    *lock(&shared.last_error) = Some(e);
+                }
+            }
+        }
+        let Some((idx, (conn, reader))) = connected else {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown_requested(&mut shutdown) => break "client closed".to_owned(),
+            }
+            backoff = (backoff * 2).min(shared.options.backoff_max);
+            continue;
+        };
+        backoff = shared.options.backoff_min;
+        let remote = conn.remote.to_string();
+        tracing::info!(%remote, "connected to OVSDB server");
+        shared.state.send_replace(ConnState::Connected(conn.clone()));
+        let _ = shared
+            .events
+            .send(ConnectionEvent::Connected { remote: remote.clone() });
+        let mut reader = reader;
+        let reason = tokio::select! {
+            r = &mut reader => r.unwrap_or_else(|e| format!("connection task failed: {e}")),
+            _ = shutdown_requested(&mut shutdown) => {
+                conn.close("client closed");
+                let _ = reader.await;
+                "client closed".to_owned()
+            }
+        };
+        tracing::info!(%remote, %reason, "disconnected from OVSDB server");
+        for tx in lock(&shared.locks).values() {
+            tx.send_modify(|s| s.owned = false);
+        }
+        let closing = is_shutdown(&shutdown) || !shared.options.reconnect;
+        shared.state.send_replace(if closing {
+            ConnState::Closed { reason: reason.clone() }
+        } else {
+            ConnState::Connecting
+        });
+        let _ = shared.events.send(ConnectionEvent::Disconnected {
+            remote,
+            reason: reason.clone(),
+        });
+        if closing {
+            break reason;
+        }
+        // A server that lost leadership is tried last; a dropped one first (to resume cheaply).
+        start = if conn.unusable.load(Ordering::Acquire) {
+            idx + 1
+        } else {
+            idx
+        };
+    };
+    shared.state.send_replace(ConnState::Closed { reason });
+}
+
+async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn is_shutdown(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow()
+}
+
+/// Closes a half-set-up connection unless the setup completes.
+struct CloseGuard(Option<Arc<Connection>>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.close("connection setup abandoned");
+        }
+    }
+}
+
+/// Opens a connection to `remote` and makes it ready for callers: `_Server` says it is usable,
+/// monitors are resumed and locks re-requested.
+async fn establish(
+    shared: &Arc<Shared>,
+    remote: &Remote,
+) -> Result<(Arc<Connection>, tokio::task::JoinHandle<String>)> {
+    let options = &shared.options;
+    if let Remote::Ssl { .. } = remote {
+        return Err(Error::InvalidRemote {
+            remote: remote.to_string(),
+            reason: "ssl: (TLS) is not supported yet; use tcp: or unix:".into(),
+        });
+    }
+    let open_timeout = options.connect_timeout.min(Duration::from_secs(5));
+    let (read, write) = match tokio::time::timeout(open_timeout, connection::open(remote)).await {
+        Ok(Ok(rw)) => rw,
+        Ok(Err(source)) => {
+            return Err(Error::Connect {
+                remote: remote.to_string(),
+                source,
+            })
+        }
+        Err(_) => {
+            return Err(Error::Connect {
+                remote: remote.to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {open_timeout:?}"),
+                ),
+            })
+        }
+    };
+    let (conn, reader) = Connection::start(remote.clone(), read, write, shared.clone(), options.inactivity_probe);
+    let mut guard = CloseGuard(Some(conn.clone()));
+    let setup = tokio::time::timeout(options.connect_timeout, async {
+        if let Some(db) = &options.database {
+            check_server(&conn, db, options.leader_only).await?;
+        }
+        resume_monitors(shared, &conn).await?;
+        relock(shared, &conn).await
+    })
+    .await;
+    match setup {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(Error::NotUsable {
+                remote: remote.to_string(),
+                reason: format!("setting up the session took longer than {:?}", options.connect_timeout),
+            })
+        }
+    }
+    guard.0 = None;
+    Ok((conn, reader))
+}
+
+/// Monitors `_Server.Database` and refuses the server unless it is usable for `database`.
+async fn check_server(conn: &Arc<Connection>, database: &str, leader_only: bool) -> Result<()> {
+    let request = MonitorRequest::new().table(
+        "Database",
+        TableMonitor::all().columns(["name", "model", "connected", "leader"]),
+    );
+    let replica = Arc::new(ReplicaShared::new("_Server", json!("_Server"), request, None, None));
+    conn.set_server_watch(Some(ServerWatch {
+        replica: replica.clone(),
+        database: database.to_owned(),
+        leader_only,
+    }));
+    for method in [MonitorMethod::Cond, MonitorMethod::Plain] {
+        let params = replica
+            .request()
+            .to_params(method, "_Server", &replica.monitor_id, None);
+        let action = ReplyAction::Monitor {
+            replica: replica.clone(),
+            method,
+            resume: false,
+        };
+        match conn.request(method.rpc_name(), &params, action).await {
+            Ok(_) => break,
+            Err(e) if is_unknown_method(&e) => continue,
+            // A server too old to have _Server cannot be clustered.
+            Err(Error::Rpc { error, .. }) if error == "unknown database" => {
+                conn.set_server_watch(None);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    connection::server_usable(&replica, database, leader_only).map_err(|reason| Error::NotUsable {
+        remote: conn.remote.to_string(),
+        reason,
+    })
+}
+
+/// Restarts every active monitor on a new connection, from its last transaction id when the
+/// server supports `monitor_cond_since` (only the missed changes come back).
+async fn resume_monitors(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result<()> {
+    let replicas: Vec<Arc<ReplicaShared>> = lock(&shared.monitors)
+        .values()
+        .filter(|r| r.is_active())
+        .cloned()
+        .collect();
+    for replica in replicas {
+        let methods: &[MonitorMethod] = match *lock(&replica.method) {
+            Some(MonitorMethod::Plain) => &[MonitorMethod::Plain],
+            Some(MonitorMethod::Cond) => &[MonitorMethod::Cond],
+            _ => &[MonitorMethod::CondSince, MonitorMethod::Cond],
+        };
+        let mut done = false;
+        for &method in methods {
+            let last = *lock(&replica.last_txn_id);
+            let params = replica
+                .request()
+                .to_params(method, &replica.database, &replica.monitor_id, last);
+            let action = ReplyAction::Monitor {
+                replica: replica.clone(),
+                method,
+                resume: true,
+            };
+            match conn.request(method.rpc_name(), &params, action).await {
+                Ok(found) => {
+                    tracing::debug!(monitor = %replica.monitor_id, ?method, %found, "monitor resumed");
+                    done = true;
+                    break;
+                }
+                Err(e) if is_unknown_method(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if !done {
+            return Err(Error::NotUsable {
+                remote: conn.remote.to_string(),
+                reason: format!("it accepts none of the monitor methods {methods:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Re-requests every lock this client holds or waits for (locks die with their session).
+async fn relock(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result<()> {
+    let ids: Vec<String> = lock(&shared.locks)
+        .iter()
+        .filter(|(_, tx)| !tx.borrow().released)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in ids {
+        conn.request("lock", &json!([id]), ReplyAction::Lock { id: id.clone() })
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datum::Value;
+
+    #[test]
+    fn transaction_errors_name_the_operation_and_keep_details() {
+        let mut txn = Transaction::new("DB");
+        txn.insert("T", Row::new().with("a", 1));
+        txn.delete("T", vec![]);
+        let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
+                           {"error": "constraint violation", "details": "bad"}]);
+        match transaction_result(&txn, reply) {
+            Err(Error::Transaction {
+                op_index,
+                op_summary,
+                error,
+                ..
+            }) => {
+                assert_eq!(op_index, 1);
+                assert_eq!(op_summary, "delete from T");
+                assert_eq!(error, OperationError::ConstraintViolation(Some("bad".into())));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_after_the_last_operation_is_the_commit() {
+        let mut txn = Transaction::new("DB");
+        let named = txn.insert("T", Row::new());
+        let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
+                           {"error": "referential integrity violation", "details": "x"}]);
+        match transaction_result(&txn, reply) {
+            Err(Error::Transaction {
+                op_index,
+                op_summary,
+                error,
+                ..
+            }) => {
+                assert_eq!(op_index, 1);
+                assert!(op_summary.starts_with("commit"));
+                assert!(matches!(error, OperationError::ReferentialIntegrityViolation(_)));
+            }
+            r => panic!("{r:?}"),
+        }
+        let ok = transaction_result(
+            &txn,
+            json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.inserted(&named).map(|u| u.to_string()).as_deref(),
+            Some("11111111-1111-1111-1111-111111111111")
+        );
+        let _ = Value::empty_set();
+    }
+
+    #[test]
+    fn select_rows_and_counts_are_decoded() {
+        let mut txn = Transaction::new("DB");
+        txn.select("T", vec![], None);
+        txn.update("T", vec![], Row::new().with("a", 2));
+        let r = transaction_result(&txn, json!([{"rows": [{"a": 1}]}, {"count": 3}])).unwrap();
+        assert_eq!(r.results[0].rows.as_ref().unwrap()[0].get("a"), Some(&Value::from(1)));
+        assert_eq!(r.results[1].count, Some(3));
     }
 }

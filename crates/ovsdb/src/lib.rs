@@ -31,6 +31,7 @@
 //! Must not know: OVN (or any schema's) table names, processes, YAML. Never prints; logs via `tracing`.
 
 pub mod client;
+mod connection;
 pub mod condition;
 pub mod datum;
 pub mod dump;

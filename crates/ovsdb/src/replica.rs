@@ -7,14 +7,29 @@
 //! resume, the replica is rebuilt from the new initial contents and subscribers get the
 //! difference as ordinary events followed by one [`RowEvent::Resynced`].
 //!
+//! Events are sent while the tables are write-locked, and a subscriber registers before it
+//! reads: so "subscribe, then look at the contents, then follow events" never misses a change
+//! ([`Replica::wait_for`] relies on it). Rows are stored with their `_uuid` column, and values
+//! keep the wire's shape (a one-element set is a bare atom, sets and maps are sorted), so a
+//! replica compares equal to a fresh dump of the same rows.
+//!
 //! Must not know: OVN table names, the lab, any CMS.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use serde_json::Value as Json;
+use tokio::sync::broadcast;
+
+use crate::client::Client;
 use crate::condition::Condition;
-use crate::datum::{Row, Uuid};
-use crate::error::Result;
+use crate::datum::{Atom, Row, Uuid, Value};
+use crate::error::{Error, Result};
+use crate::monitor::{MonitorMethod, MonitorRequest, RowChange, RowDiff, TableUpdates};
+use crate::schema::{DatabaseSchema, TableSchema};
 
 /// One change seen by a replica. `at` is when the notification was read off the socket
 /// (monotonic), so latency measurements do not include subscriber scheduling.
@@ -43,13 +58,41 @@ pub enum RowEvent {
     Resynced { at: Instant },
 }
 
+impl RowEvent {
+    /// The table the event is about (`None` for `Resynced`).
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            RowEvent::Insert { table, .. } | RowEvent::Modify { table, .. } | RowEvent::Delete { table, .. } => {
+                Some(table)
+            }
+            RowEvent::Resynced { .. } => None,
+        }
+    }
+    /// When the notification that caused it was read off the socket.
+    pub fn at(&self) -> Instant {
+        match self {
+            RowEvent::Insert { at, .. }
+            | RowEvent::Modify { at, .. }
+            | RowEvent::Delete { at, .. }
+            | RowEvent::Resynced { at } => *at,
+        }
+    }
+}
+
 /// A point-in-time copy of the replica's tables: table → uuid → row (with `_uuid`).
 pub type Tables = BTreeMap<String, BTreeMap<Uuid, Row>>;
+
+/// Decides which rows a filtered replica keeps: `(table, row) -> keep?`.
+pub type KeepFn = Arc<dyn Fn(&str, &Row) -> bool + Send + Sync>;
+
+/// How many events a subscriber may fall behind before it gets `Lagged`.
+pub const SUBSCRIPTION_CAPACITY: usize = 16 * 1024;
 
 /// A live copy of monitored tables. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Replica {
-    _private: (),
+    pub(crate) shared: Arc<ReplicaShared>,
+    pub(crate) client: Client,
 }
 
 /// A stream of [`RowEvent`]s. Lagging subscribers get `Err(Lagged)` from `recv` rather than
@@ -58,50 +101,648 @@ pub type Subscription = tokio::sync::broadcast::Receiver<RowEvent>;
 
 impl Replica {
     pub fn database(&self) -> &str {
-        todo!("ovsdb helper")
+        &self.shared.database
     }
     /// A consistent copy of everything (as of the last applied update).
     pub fn snapshot(&self) -> Tables {
-        todo!("ovsdb helper")
+        self.read(Tables::clone)
     }
-    /// Runs `f` over the current tables without copying them.
-    pub fn read<R>(&self, _f: impl FnOnce(&Tables) -> R) -> R {
-        todo!("ovsdb helper")
+    /// Runs `f` over the current tables without copying them. Updates wait while `f` runs:
+    /// keep it short.
+    pub fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
+        let tables = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        f(&tables)
     }
     /// One row.
-    pub fn get(&self, _table: &str, _uuid: Uuid) -> Option<Row> {
-        todo!("ovsdb helper")
+    pub fn get(&self, table: &str, uuid: Uuid) -> Option<Row> {
+        self.read(|t| t.get(table)?.get(&uuid).cloned())
     }
     /// Rows of `table` for which `pred` holds.
-    pub fn find(&self, _table: &str, _pred: impl Fn(&Row) -> bool) -> Vec<(Uuid, Row)> {
-        todo!("ovsdb helper")
+    pub fn find(&self, table: &str, pred: impl Fn(&Row) -> bool) -> Vec<(Uuid, Row)> {
+        self.read(|t| {
+            t.get(table)
+                .map(|rows| {
+                    rows.iter()
+                        .filter(|(_, r)| pred(r))
+                        .map(|(u, r)| (*u, r.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+    /// Number of rows in `table`.
+    pub fn len(&self, table: &str) -> usize {
+        self.read(|t| t.get(table).map_or(0, BTreeMap::len))
     }
     /// Subscribe to changes from now on.
     pub fn subscribe(&self) -> Subscription {
-        todo!("ovsdb helper")
+        self.shared.subscribe()
     }
     /// Waits until a row of `table` satisfies `pred` (checking the current contents first, then
     /// each change, no polling), and returns it with the instant the matching update arrived
     /// (or now, if it already matched).
     pub async fn wait_for(
         &self,
-        _table: &str,
-        _pred: impl Fn(&Row) -> bool,
-        _timeout: Duration,
+        table: &str,
+        pred: impl Fn(&Row) -> bool,
+        timeout: Duration,
     ) -> Result<(Uuid, Row, Instant)> {
-        todo!("ovsdb helper")
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = self.subscribe();
+        let current = |replica: &Replica| {
+            replica.read(|t| {
+                t.get(table)?
+                    .iter()
+                    .find(|(_, r)| pred(r))
+                    .map(|(u, r)| (*u, r.clone(), Instant::now()))
+            })
+        };
+        if let Some(hit) = current(self) {
+            return Ok(hit);
+        }
+        loop {
+            let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        what: format!("a row of {table} in {} to match", self.shared.database),
+                        after: timeout,
+                    })
+                }
+                Ok(event) => event,
+            };
+            match event {
+                Ok(RowEvent::Insert {
+                    table: t,
+                    uuid,
+                    new,
+                    at,
+                    ..
+                })
+                | Ok(RowEvent::Modify {
+                    table: t,
+                    uuid,
+                    new,
+                    at,
+                    ..
+                }) if t == table && pred(&new) => return Ok((uuid, new, at)),
+                Ok(RowEvent::Resynced { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed or coalesced changes: the contents are the truth now.
+                    if let Some(hit) = current(self) {
+                        return Ok(hit);
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(Error::Disconnected {
+                        remote: self.client.remotes_display(),
+                    })
+                }
+            }
+        }
     }
     /// Replaces the conditions of `table` (`monitor_cond_change`); rows that stop matching are
     /// deleted from the replica, new matches inserted.
-    pub async fn change_conditions(&self, _table: &str, _conditions: Vec<Condition>) -> Result<()> {
-        todo!("ovsdb helper")
+    pub async fn change_conditions(&self, table: &str, conditions: Vec<Condition>) -> Result<()> {
+        self.client
+            .change_monitor_conditions(&self.shared, table, conditions)
+            .await
     }
     /// The last transaction id seen (monitor_cond_since only).
     pub fn last_txn_id(&self) -> Option<Uuid> {
-        todo!("ovsdb helper")
+        *self.shared.last_txn_id.lock().unwrap_or_else(|p| p.into_inner())
     }
-    /// Stops the monitor (`monitor_cancel`).
+    /// Which monitor method the server accepted for this replica.
+    pub fn method(&self) -> Option<MonitorMethod> {
+        *self.shared.method.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Stops the monitor (`monitor_cancel`). The replica keeps its last contents.
     pub async fn cancel(&self) -> Result<()> {
-        todo!("ovsdb helper")
+        self.client.cancel_monitor(&self.shared).await
+    }
+}
+
+/// The state behind a [`Replica`], shared with the connection task that applies updates.
+pub(crate) struct ReplicaShared {
+    pub(crate) database: String,
+    /// The `monitor-id` (a JSON string), stable across reconnects.
+    pub(crate) monitor_id: Json,
+    pub(crate) request: Mutex<MonitorRequest>,
+    pub(crate) keep: Option<KeepFn>,
+    pub(crate) schema: Option<Arc<DatabaseSchema>>,
+    tables: RwLock<Tables>,
+    /// Created on the first `subscribe`, so replicas nobody watches never build events.
+    events: Mutex<Option<broadcast::Sender<RowEvent>>>,
+    pub(crate) last_txn_id: Mutex<Option<Uuid>>,
+    pub(crate) method: Mutex<Option<MonitorMethod>>,
+    /// Set once the server accepted the monitor; only active monitors are resumed.
+    pub(crate) active: AtomicBool,
+}
+
+impl ReplicaShared {
+    pub(crate) fn new(
+        database: &str,
+        monitor_id: Json,
+        request: MonitorRequest,
+        keep: Option<KeepFn>,
+        schema: Option<Arc<DatabaseSchema>>,
+    ) -> Self {
+        ReplicaShared {
+            database: database.to_owned(),
+            monitor_id,
+            request: Mutex::new(request),
+            keep,
+            schema,
+            tables: RwLock::new(Tables::new()),
+            events: Mutex::new(None),
+            last_txn_id: Mutex::new(None),
+            method: Mutex::new(None),
+            active: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(AtomicOrdering::Acquire)
+    }
+    pub(crate) fn set_active(&self, on: bool) {
+        self.active.store(on, AtomicOrdering::Release);
+    }
+    pub(crate) fn set_last_txn_id(&self, id: Option<Uuid>) {
+        if id.is_some() {
+            *self.last_txn_id.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        }
+    }
+    pub(crate) fn request(&self) -> MonitorRequest {
+        self.request.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn subscribe(&self) -> Subscription {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events
+            .get_or_insert_with(|| broadcast::channel(SUBSCRIPTION_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// The sender, if anyone listens; taken before the tables are locked (see module doc).
+    fn listeners(&self) -> Option<broadcast::Sender<RowEvent>> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.as_ref().filter(|s| s.receiver_count() > 0).cloned()
+    }
+
+    /// Reads the tables (for the connection task's own checks).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
+        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        f(&tables)
+    }
+
+    /// Applies one notification (or the initial contents) and tells subscribers.
+    pub(crate) fn apply(&self, updates: TableUpdates, at: Instant) {
+        let sender = self.listeners();
+        let emit = |e: RowEvent| {
+            if let Some(s) = &sender {
+                let _ = s.send(e);
+            }
+        };
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for (table, changes) in updates.tables {
+            let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&table));
+            let rows = tables.entry(table.clone()).or_default();
+            for (uuid, change) in changes {
+                let new = match change {
+                    RowChange::Delete => {
+                        if let Some(old) = rows.remove(&uuid) {
+                            emit_delete(&emit, &sender, &table, uuid, old, at);
+                        }
+                        continue;
+                    }
+                    RowChange::Insert(mut row) => {
+                        row.0.insert("_uuid".into(), Value::uuid(uuid));
+                        row
+                    }
+                    RowChange::Modify(diff) => match (rows.get(&uuid), diff) {
+                        (Some(old), diff) => apply_diff(old, diff, table_schema),
+                        // A plain `update` modify carries the full new row; a filtered replica
+                        // sees it for rows it did not keep before.
+                        (None, RowDiff::New(mut row)) => {
+                            row.0.insert("_uuid".into(), Value::uuid(uuid));
+                            row
+                        }
+                        (None, RowDiff::Diff2(_)) => {
+                            tracing::warn!(table, %uuid, "update2 modify of a row the replica does not hold; ignored");
+                            continue;
+                        }
+                    },
+                };
+                if let Some(keep) = &self.keep {
+                    if !keep(&table, &new) {
+                        if let Some(old) = rows.remove(&uuid) {
+                            emit_delete(&emit, &sender, &table, uuid, old, at);
+                        }
+                        continue;
+                    }
+                }
+                let event_new = sender.as_ref().map(|_| new.clone());
+                let old = rows.insert(uuid, new);
+                if let Some(new) = event_new {
+                    emit(match old {
+                        Some(old) => RowEvent::Modify {
+                            table: table.clone(),
+                            uuid,
+                            old,
+                            new,
+                            at,
+                        },
+                        None => RowEvent::Insert {
+                            table: table.clone(),
+                            uuid,
+                            new,
+                            at,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Replaces the whole contents with `initial` (a full resync after a reconnect that could
+    /// not resume): subscribers get the difference as ordinary events, then `Resynced`.
+    pub(crate) fn replace(&self, initial: TableUpdates, at: Instant) {
+        let mut fresh = Tables::new();
+        for table in self.request().tables.into_keys() {
+            fresh.entry(table).or_default();
+        }
+        for (table, changes) in initial.tables {
+            let rows = fresh.entry(table.clone()).or_default();
+            for (uuid, change) in changes {
+                let mut row = match change {
+                    RowChange::Insert(row) | RowChange::Modify(RowDiff::New(row)) => row,
+                    RowChange::Modify(RowDiff::Diff2(_)) | RowChange::Delete => continue,
+                };
+                row.0.insert("_uuid".into(), Value::uuid(uuid));
+                if self.keep.as_ref().map_or(true, |keep| keep(&table, &row)) {
+                    rows.insert(uuid, row);
+                }
+            }
+        }
+        let sender = self.listeners();
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = &sender {
+            for (table, old_rows) in tables.iter() {
+                let new_rows = fresh.get(table);
+                for (uuid, old) in old_rows {
+                    match new_rows.and_then(|r| r.get(uuid)) {
+                        None => {
+                            let _ = sender.send(RowEvent::Delete {
+                                table: table.clone(),
+                                uuid: *uuid,
+                                old: old.clone(),
+                                at,
+                            });
+                        }
+                        Some(new) if new != old => {
+                            let _ = sender.send(RowEvent::Modify {
+                                table: table.clone(),
+                                uuid: *uuid,
+                                old: old.clone(),
+                                new: new.clone(),
+                                at,
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            for (table, new_rows) in &fresh {
+                let old_rows = tables.get(table);
+                for (uuid, new) in new_rows {
+                    if old_rows.map_or(true, |r| !r.contains_key(uuid)) {
+                        let _ = sender.send(RowEvent::Insert {
+                            table: table.clone(),
+                            uuid: *uuid,
+                            new: new.clone(),
+                            at,
+                        });
+                    }
+                }
+            }
+        }
+        *tables = fresh;
+        if let Some(sender) = &sender {
+            let _ = sender.send(RowEvent::Resynced { at });
+        }
+    }
+
+    /// Drops every row of `table` (before `monitor_cond_change` re-sends the matching ones
+    /// for servers that do not compute the difference themselves). Not used by default.
+    #[allow(dead_code)]
+    pub(crate) fn clear_table(&self, table: &str, at: Instant) {
+        let sender = self.listeners();
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(rows) = tables.get_mut(table) {
+            for (uuid, old) in std::mem::take(rows) {
+                if let Some(s) = &sender {
+                    let _ = s.send(RowEvent::Delete {
+                        table: table.to_owned(),
+                        uuid,
+                        old,
+                        at,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn emit_delete(
+    emit: &impl Fn(RowEvent),
+    sender: &Option<broadcast::Sender<RowEvent>>,
+    table: &str,
+    uuid: Uuid,
+    old: Row,
+    at: Instant,
+) {
+    if sender.is_some() {
+        emit(RowEvent::Delete {
+            table: table.to_owned(),
+            uuid,
+            old,
+            at,
+        });
+    }
+}
+
+/// How a column's update2 diff is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ColumnKind {
+    Scalar,
+    Set,
+    Map,
+}
+
+fn column_kind(table: Option<&TableSchema>, column: &str, old: Option<&Value>, diff: &Value) -> ColumnKind {
+    if let Some(col) = table.and_then(|t| t.columns.get(column)) {
+        let ty = &col.column_type;
+        return if ty.is_map() {
+            ColumnKind::Map
+        } else if ty.is_scalar() {
+            ColumnKind::Scalar
+        } else {
+            ColumnKind::Set
+        };
+    }
+    // No schema: go by shape. A bare atom is ambiguous (scalar, or one-element set), so it is
+    // a set only if the old value already looked like one.
+    match (diff, old) {
+        (Value::Map(_), _) | (_, Some(Value::Map(_))) => ColumnKind::Map,
+        (Value::Set(_), _) | (_, Some(Value::Set(_))) => ColumnKind::Set,
+        _ => ColumnKind::Scalar,
+    }
+}
+
+/// Applies a `modify` to a copy of `old`.
+pub(crate) fn apply_diff(old: &Row, diff: RowDiff, table: Option<&TableSchema>) -> Row {
+    let mut new = old.clone();
+    match diff {
+        RowDiff::New(cols) => new.0.extend(cols.0),
+        RowDiff::Diff2(cols) => {
+            for (column, d) in cols.0 {
+                let prev = new.0.get(&column);
+                let value = match column_kind(table, &column, prev, &d) {
+                    ColumnKind::Scalar => d,
+                    ColumnKind::Set => toggle_set(prev, d),
+                    ColumnKind::Map => apply_map_diff(prev, d),
+                };
+                new.0.insert(column, value);
+            }
+        }
+    }
+    new
+}
+
+/// update2 set diff: each atom of `diff` is removed if present, added if not. The result is
+/// sorted, and a single element is a bare atom, as ovsdb-server would send it.
+fn toggle_set(old: Option<&Value>, diff: Value) -> Value {
+    let mut atoms: Vec<Atom> = old.map(|v| v.atoms().to_vec()).unwrap_or_default();
+    atoms.sort_by(atom_cmp);
+    let toggled = match diff {
+        Value::Atom(a) => vec![a],
+        Value::Set(s) => s,
+        Value::Map(_) => Vec::new(),
+    };
+    for a in toggled {
+        match atoms.binary_search_by(|x| atom_cmp(x, &a)) {
+            Ok(i) => {
+                atoms.remove(i);
+            }
+            Err(i) => atoms.insert(i, a),
+        }
+    }
+    if atoms.len() == 1 {
+        Value::Atom(atoms.pop().expect("one atom"))
+    } else {
+        Value::Set(atoms)
+    }
+}
+
+/// update2 map diff: a key with the same value is removed, with a different value replaced,
+/// absent added. Pairs stay sorted by key.
+fn apply_map_diff(old: Option<&Value>, diff: Value) -> Value {
+    let mut pairs: Vec<(Atom, Atom)> = old.map(|v| v.pairs().to_vec()).unwrap_or_default();
+    pairs.sort_by(|a, b| atom_cmp(&a.0, &b.0));
+    let Value::Map(changes) = diff else {
+        return Value::Map(pairs);
+    };
+    for (k, v) in changes {
+        match pairs.binary_search_by(|(x, _)| atom_cmp(x, &k)) {
+            Ok(i) if pairs[i].1 == v => {
+                pairs.remove(i);
+            }
+            Ok(i) => pairs[i].1 = v,
+            Err(i) => pairs.insert(i, (k, v)),
+        }
+    }
+    Value::Map(pairs)
+}
+
+/// OVSDB's atom order (what ovsdb-server sorts sets and maps by).
+pub(crate) fn atom_cmp(a: &Atom, b: &Atom) -> Ordering {
+    match (a, b) {
+        (Atom::Integer(x), Atom::Integer(y)) => x.cmp(y),
+        (Atom::Real(x), Atom::Real(y)) => x.total_cmp(y),
+        (Atom::Boolean(x), Atom::Boolean(y)) => x.cmp(y),
+        (Atom::String(x), Atom::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Atom::Uuid(x), Atom::Uuid(y)) => x.cmp(y),
+        (Atom::NamedUuid(x), Atom::NamedUuid(y)) => x.cmp(y),
+        _ => atom_rank(a).cmp(&atom_rank(b)),
+    }
+}
+
+fn atom_rank(a: &Atom) -> u8 {
+    match a {
+        Atom::Integer(_) => 0,
+        Atom::Real(_) => 1,
+        Atom::Boolean(_) => 2,
+        Atom::String(_) => 3,
+        Atom::Uuid(_) => 4,
+        Atom::NamedUuid(_) => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> ReplicaShared {
+        ReplicaShared::new("DB", Json::from("m"), MonitorRequest::new(), None, None)
+    }
+
+    fn u(n: u8) -> Uuid {
+        Uuid(uuid::Uuid::from_bytes([n; 16]))
+    }
+
+    fn updates(table: &str, changes: Vec<(Uuid, RowChange)>) -> TableUpdates {
+        TableUpdates {
+            tables: [(table.to_owned(), changes.into_iter().collect())].into(),
+            last_txn_id: None,
+        }
+    }
+
+    #[test]
+    fn set_diff_toggles_elements() {
+        let old = Value::set(["a", "c"]);
+        assert_eq!(toggle_set(Some(&old), Value::set(["b", "c"])), Value::set(["a", "b"]));
+        assert_eq!(toggle_set(Some(&old), Value::from("a")), Value::from("c"));
+        assert_eq!(
+            toggle_set(Some(&Value::from("c")), Value::from("c")),
+            Value::empty_set()
+        );
+        assert_eq!(toggle_set(None, Value::from("x")), Value::from("x"));
+    }
+
+    #[test]
+    fn map_diff_removes_replaces_and_adds() {
+        let old = Value::string_map([("a", "1"), ("b", "2")]);
+        let diff = Value::string_map([("a", "1"), ("b", "3"), ("c", "4")]);
+        assert_eq!(
+            apply_map_diff(Some(&old), diff),
+            Value::string_map([("b", "3"), ("c", "4")])
+        );
+    }
+
+    #[test]
+    fn scalar_diff_replaces_without_schema() {
+        let old = Row::new().with("name", "a").with("tags", Value::set(["x", "y"]));
+        let new = apply_diff(
+            &old,
+            RowDiff::Diff2(Row::new().with("name", "b").with("tags", Value::from("x"))),
+            None,
+        );
+        assert_eq!(new.get("name"), Some(&Value::from("b")));
+        assert_eq!(new.get("tags"), Some(&Value::from("y")));
+    }
+
+    #[tokio::test]
+    async fn apply_emits_insert_modify_delete_with_old_and_new() {
+        let r = shared();
+        let mut sub = r.subscribe();
+        let at = Instant::now();
+        r.apply(
+            updates("T", vec![(u(1), RowChange::Insert(Row::new().with("n", 1)))]),
+            at,
+        );
+        r.apply(
+            updates(
+                "T",
+                vec![(u(1), RowChange::Modify(RowDiff::Diff2(Row::new().with("n", 2))))],
+            ),
+            at,
+        );
+        r.apply(updates("T", vec![(u(1), RowChange::Delete)]), at);
+        match sub.recv().await.unwrap() {
+            RowEvent::Insert { new, uuid, .. } => {
+                assert_eq!(uuid, u(1));
+                assert_eq!(new.get("n"), Some(&Value::from(1)));
+                assert_eq!(new.uuid(), Some(u(1)));
+            }
+            e => panic!("{e:?}"),
+        }
+        match sub.recv().await.unwrap() {
+            RowEvent::Modify { old, new, .. } => {
+                assert_eq!(old.get("n"), Some(&Value::from(1)));
+                assert_eq!(new.get("n"), Some(&Value::from(2)));
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(sub.recv().await.unwrap(), RowEvent::Delete { .. }));
+        assert!(r.read(|t| t["T"].is_empty()));
+    }
+
+    #[tokio::test]
+    async fn replace_emits_only_the_difference_then_resynced() {
+        let r = shared();
+        let at = Instant::now();
+        r.apply(
+            updates(
+                "T",
+                vec![
+                    (u(1), RowChange::Insert(Row::new().with("n", 1))),
+                    (u(2), RowChange::Insert(Row::new().with("n", 2))),
+                    (u(3), RowChange::Insert(Row::new().with("n", 3))),
+                ],
+            ),
+            at,
+        );
+        let mut sub = r.subscribe();
+        r.replace(
+            updates(
+                "T",
+                vec![
+                    (u(1), RowChange::Insert(Row::new().with("n", 1))),
+                    (u(2), RowChange::Insert(Row::new().with("n", 20))),
+                    (u(4), RowChange::Insert(Row::new().with("n", 4))),
+                ],
+            ),
+            at,
+        );
+        let mut kinds = Vec::new();
+        loop {
+            match sub.recv().await.unwrap() {
+                RowEvent::Resynced { .. } => break,
+                RowEvent::Insert { uuid, .. } => kinds.push(("insert", uuid)),
+                RowEvent::Modify { uuid, .. } => kinds.push(("modify", uuid)),
+                RowEvent::Delete { uuid, .. } => kinds.push(("delete", uuid)),
+            }
+        }
+        kinds.sort();
+        assert_eq!(kinds, vec![("delete", u(3)), ("insert", u(4)), ("modify", u(2))]);
+        assert_eq!(r.read(|t| t["T"].len()), 3);
+    }
+
+    #[tokio::test]
+    async fn filtered_replica_drops_rows_that_stop_matching() {
+        let keep: KeepFn = Arc::new(|_, row: &Row| row.get("mine").and_then(Value::as_bool) == Some(true));
+        let r = ReplicaShared::new("DB", Json::from("m"), MonitorRequest::new(), Some(keep), None);
+        let at = Instant::now();
+        r.apply(
+            updates(
+                "T",
+                vec![
+                    (u(1), RowChange::Insert(Row::new().with("mine", true))),
+                    (u(2), RowChange::Insert(Row::new().with("mine", false))),
+                ],
+            ),
+            at,
+        );
+        assert_eq!(r.read(|t| t["T"].len()), 1);
+        r.apply(
+            updates(
+                "T",
+                vec![
+                    (u(1), RowChange::Modify(RowDiff::New(Row::new().with("mine", false)))),
+                    (u(2), RowChange::Modify(RowDiff::New(Row::new().with("mine", true)))),
+                ],
+            ),
+            at,
+        );
+        assert_eq!(r.read(|t| t["T"].keys().copied().collect::<Vec<_>>()), vec![u(2)]);
     }
 }

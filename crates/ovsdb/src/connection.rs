@@ -1,0 +1,531 @@
+//! One socket to one OVSDB server: a reader task and a writer task, and the table of requests
+//! waiting for their replies.
+//!
+//! The reader alone consumes the socket's input: it frames messages ([`crate::jsonrpc`]),
+//! answers the server's `echo`, sends our inactivity probe, applies monitor updates to their
+//! replicas *before* it looks at the next message (so a `transact` reply is processed after the
+//! updates it caused), and completes pending requests. When the socket ends it fails every
+//! pending request: a `transact` with [`Error::OutcomeUnknown`] (it may have committed), the rest
+//! with [`Error::Disconnected`]. Nothing is ever re-sent from here.
+//!
+//! The writer batches whatever callers queued and flushes when the queue is empty, so
+//! pipelined requests share system calls.
+//!
+//! Must not know: reconnect policy, remotes other than its own, any schema's table names
+//! other than `_Server`'s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::client::Shared;
+use crate::datum::{Row, Uuid};
+use crate::error::{Error, Result};
+use crate::jsonrpc::{write_request, Framer, Message};
+use crate::monitor::{MonitorMethod, TableUpdates, UpdateFormat};
+use crate::remote::Remote;
+use crate::replica::ReplicaShared;
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Read buffer size: big initial dumps arrive in few system calls.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// What the reader does with a successful reply before handing it to the caller.
+#[derive(Clone)]
+pub(crate) enum ReplyAction {
+    /// Hand the result over as is.
+    Plain,
+    /// A `transact`: on disconnect the outcome is unknown.
+    Transact { database: String },
+    /// A monitor start or resume: apply the initial contents to the replica first.
+    Monitor {
+        replica: Arc<ReplicaShared>,
+        method: MonitorMethod,
+        resume: bool,
+    },
+    /// `lock`/`steal`: record whether we own the lock now.
+    Lock { id: String },
+}
+
+struct Pending {
+    method: String,
+    action: ReplyAction,
+    reply: oneshot::Sender<Result<Json>>,
+}
+
+/// The request was not written because the connection is closing; it is safe to send it on
+/// the next connection.
+pub(crate) struct NotSent;
+
+/// The `_Server` monitor that decides whether this server stays usable.
+pub(crate) struct ServerWatch {
+    pub(crate) replica: Arc<ReplicaShared>,
+    pub(crate) database: String,
+    pub(crate) leader_only: bool,
+}
+
+pub(crate) struct Connection {
+    pub(crate) remote: Remote,
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// `None` once closed: nothing can be added after the reader failed what was there.
+    pending: Mutex<Option<HashMap<u64, Pending>>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    close_requested: Notify,
+    close_reason: Mutex<Option<String>>,
+    /// Set when `_Server` said this server is no longer usable (leadership lost).
+    pub(crate) unusable: AtomicBool,
+    server_watch: Mutex<Option<ServerWatch>>,
+    shared: Arc<Shared>,
+}
+
+/// Opens the socket for `remote`.
+pub(crate) async fn open(remote: &Remote) -> std::io::Result<(BoxRead, BoxWrite)> {
+    match remote {
+        Remote::Unix(path) => {
+            let s = tokio::net::UnixStream::connect(path).await?;
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w)))
+        }
+        Remote::Tcp { host, port } => {
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w)))
+        }
+        Remote::Ssl { .. } => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "ssl: remotes are not supported yet; use tcp: or unix:",
+        )),
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks on an open socket. The handle resolves to the reason
+    /// the connection ended.
+    pub(crate) fn start(
+        remote: Remote,
+        read: BoxRead,
+        write: BoxWrite,
+        shared: Arc<Shared>,
+        probe: Option<Duration>,
+    ) -> (Arc<Connection>, JoinHandle<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn = Arc::new(Connection {
+            remote,
+            writer: tx,
+            pending: Mutex::new(Some(HashMap::new())),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            close_requested: Notify::new(),
+            close_reason: Mutex::new(None),
+            unusable: AtomicBool::new(false),
+            server_watch: Mutex::new(None),
+            shared,
+        });
+        let writer = tokio::spawn(write_loop(conn.clone(), write, rx));
+        let reader = tokio::spawn(read_loop(conn.clone(), read, probe, writer));
+        (conn, reader)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Asks the reader to drop the connection (pending requests fail as on any disconnect).
+    pub(crate) fn close(&self, reason: &str) {
+        let mut r = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_owned());
+        }
+        drop(r);
+        self.close_requested.notify_one();
+    }
+
+    pub(crate) fn set_server_watch(&self, watch: Option<ServerWatch>) {
+        *self.server_watch.lock().unwrap_or_else(|p| p.into_inner()) = watch;
+    }
+
+    /// Queues a request; the receiver gets the reply (or the disconnect error).
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        params: &Json,
+        action: ReplyAction,
+    ) -> std::result::Result<oneshot::Receiver<Result<Json>>, NotSent> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = Vec::with_capacity(128);
+        write_request(&mut bytes, &json!(id), method, params);
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(map) = pending.as_mut() else {
+            return Err(NotSent);
+        };
+        map.insert(
+            id,
+            Pending {
+                method: method.to_owned(),
+                action,
+                reply: tx,
+            },
+        );
+        // Queued under the lock: the reader cannot fail this entry before it is on its way.
+        if self.writer.send(bytes).is_err() {
+            map.remove(&id);
+            return Err(NotSent);
+        }
+        Ok(rx)
+    }
+
+    /// Sends a request and waits for its reply.
+    pub(crate) async fn request(&self, method: &str, params: &Json, action: ReplyAction) -> Result<Json> {
+        let rx = self
+            .send(method, params, action)
+            .map_err(|NotSent| self.disconnected())?;
+        rx.await.unwrap_or_else(|_| Err(self.disconnected()))
+    }
+
+    fn disconnected(&self) -> Error {
+        Error::Disconnected {
+            remote: self.remote.to_string(),
+        }
+    }
+
+    fn send_raw(&self, msg: &Message) {
+        let _ = self.writer.send(msg.to_bytes());
+    }
+
+    /// Fails everything pending and refuses new requests.
+    fn shut(&self) {
+        self.closed.store(true, Ordering::Release);
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let remote = self.remote.to_string();
+        for (_, p) in pending.into_iter().flatten() {
+            let err = match p.action {
+                ReplyAction::Transact { database } => Error::OutcomeUnknown {
+                    database,
+                    remote: remote.clone(),
+                },
+                _ => Error::Disconnected { remote: remote.clone() },
+            };
+            let _ = p.reply.send(Err(err));
+        }
+    }
+
+    fn take_pending(&self, id: u64) -> Option<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .and_then(|m| m.remove(&id))
+    }
+
+    fn handle(&self, msg: Message, at: Instant) -> Result<()> {
+        match msg {
+            Message::Response { id, result, error } => {
+                // Our probe uses a string id; its answer only proves liveness.
+                if let Some(id) = id.as_u64() {
+                    self.handle_response(id, result, error, at);
+                }
+            }
+            Message::Request { id, method, params } => {
+                let reply = if method == "echo" {
+                    Message::Response {
+                        id,
+                        result: params,
+                        error: Json::Null,
+                    }
+                } else {
+                    Message::Response {
+                        id,
+                        result: Json::Null,
+                        error: json!({"error": "unknown method", "details": method}),
+                    }
+                };
+                self.send_raw(&reply);
+            }
+            Message::Notification { method, params } => self.handle_notification(&method, params, at)?,
+        }
+        Ok(())
+    }
+
+    fn handle_response(&self, id: u64, result: Json, error: Json, at: Instant) {
+        let Some(p) = self.take_pending(id) else {
+            tracing::debug!(id, "reply to a request nobody waits for");
+            return;
+        };
+        if !error.is_null() {
+            let _ = p.reply.send(Err(rpc_error(&p.method, error)));
+            return;
+        }
+        let out = match p.action {
+            ReplyAction::Plain | ReplyAction::Transact { .. } => Ok(result),
+            ReplyAction::Monitor {
+                replica,
+                method,
+                resume,
+            } => apply_monitor_reply(&replica, method, resume, result, at).map(Json::Bool),
+            ReplyAction::Lock { id } => {
+                let locked = result.get("locked").and_then(Json::as_bool).unwrap_or(false);
+                if locked {
+                    self.shared.set_lock_owned(&id, true);
+                }
+                Ok(result)
+            }
+        };
+        let _ = p.reply.send(out);
+    }
+
+    fn handle_notification(&self, method: &str, params: Json, at: Instant) -> Result<()> {
+        let Json::Array(mut params) = params else {
+            return Err(Error::Decode(format!("{method} notification: params must be an array")));
+        };
+        match method {
+            "update" | "update2" | "update3" => {
+                let (format, want) = match method {
+                    "update" => (UpdateFormat::Update, 2),
+                    "update2" => (UpdateFormat::Update2, 2),
+                    _ => (UpdateFormat::Update2, 3),
+                };
+                if params.len() != want {
+                    return Err(Error::Decode(format!("{method} notification needs {want} params")));
+                }
+                let updates = params.pop().unwrap_or_default();
+                let txn_id = if want == 3 {
+                    let id = params.pop().unwrap_or_default();
+                    Some(Uuid::parse(id.as_str().unwrap_or_default())?)
+                } else {
+                    None
+                };
+                let monitor_id = params.pop().unwrap_or_default();
+                self.apply_update(&monitor_id, updates, format, txn_id, at)?;
+            }
+            "locked" | "stolen" => {
+                if let Some(id) = params.first().and_then(Json::as_str) {
+                    if method == "locked" {
+                        self.shared.set_lock_owned(id, true);
+                    } else {
+                        self.shared.lock_stolen(id);
+                    }
+                }
+            }
+            _ => tracing::debug!(method, "ignoring unknown notification"),
+        }
+        Ok(())
+    }
+
+    fn apply_update(
+        &self,
+        monitor_id: &Json,
+        updates: Json,
+        format: UpdateFormat,
+        txn_id: Option<Uuid>,
+        at: Instant,
+    ) -> Result<()> {
+        {
+            let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = watch.as_ref().filter(|w| &w.replica.monitor_id == monitor_id) {
+                w.replica.apply(TableUpdates::decode(updates, format)?, at);
+                if let Err(reason) = server_usable(&w.replica, &w.database, w.leader_only) {
+                    tracing::info!(remote = %self.remote, %reason, "server no longer usable; reconnecting");
+                    self.unusable.store(true, Ordering::Release);
+                    drop(watch);
+                    self.close(&reason);
+                }
+                return Ok(());
+            }
+        }
+        let Some(replica) = monitor_id.as_str().and_then(|id| self.shared.monitor(id)) else {
+            tracing::debug!(%monitor_id, "update for an unknown (cancelled?) monitor");
+            return Ok(());
+        };
+        replica.apply(TableUpdates::decode(updates, format)?, at);
+        replica.set_last_txn_id(txn_id);
+        Ok(())
+    }
+}
+
+/// Applies the reply to a monitor request; returns `found` (whether the server could send
+/// only what changed since our last transaction id).
+fn apply_monitor_reply(
+    replica: &ReplicaShared,
+    method: MonitorMethod,
+    resume: bool,
+    result: Json,
+    at: Instant,
+) -> Result<bool> {
+    let (found, txn_id, updates) = match method {
+        MonitorMethod::CondSince => {
+            let Json::Array(mut parts) = result else {
+                return Err(Error::Decode("monitor_cond_since reply must be an array".into()));
+            };
+            if parts.len() != 3 {
+                return Err(Error::Decode("monitor_cond_since reply must have 3 elements".into()));
+            }
+            let updates = TableUpdates::decode(parts.pop().unwrap_or_default(), UpdateFormat::Update2)?;
+            let txn_id = parts.pop().unwrap_or_default();
+            let txn_id = Uuid::parse(txn_id.as_str().unwrap_or_default())?;
+            let found = parts.pop().and_then(|f| f.as_bool()).unwrap_or(false);
+            (found, Some(txn_id), updates)
+        }
+        MonitorMethod::Cond => (false, None, TableUpdates::decode(result, UpdateFormat::Update2)?),
+        MonitorMethod::Plain => (false, None, TableUpdates::decode(result, UpdateFormat::Update)?),
+    };
+    if resume && !found {
+        replica.replace(updates, at);
+    } else {
+        replica.apply(updates, at);
+    }
+    replica.set_last_txn_id(txn_id);
+    *replica.method.lock().unwrap_or_else(|p| p.into_inner()) = Some(method);
+    replica.set_active(true);
+    Ok(found)
+}
+
+/// Whether a server is usable for `database`, from its `_Server.Database` rows.
+pub(crate) fn server_usable(
+    server: &ReplicaShared,
+    database: &str,
+    leader_only: bool,
+) -> std::result::Result<(), String> {
+    server.read(|tables| {
+        let row: Option<&Row> = tables.get("Database").and_then(|rows| {
+            rows.values()
+                .find(|r| r.get("name").and_then(|v| v.as_str()) == Some(database))
+        });
+        let Some(row) = row else {
+            return Err(format!("it does not serve database {database}"));
+        };
+        let flag = |c: &str| row.get(c).and_then(|v| v.as_bool()).unwrap_or(false);
+        if !flag("connected") {
+            return Err(format!("its copy of {database} is not connected to the cluster"));
+        }
+        let model = row.get("model").and_then(|v| v.as_str()).unwrap_or("standalone");
+        if leader_only && model == "clustered" && !flag("leader") {
+            return Err(format!("it is not the RAFT leader for {database} (leader_only is set)"));
+        }
+        Ok(())
+    })
+}
+
+/// Builds [`Error::Rpc`] from a JSON-RPC `error` (a string, or an object with error/details).
+pub(crate) fn rpc_error(method: &str, error: Json) -> Error {
+    match error {
+        Json::String(s) => Error::Rpc {
+            method: method.to_owned(),
+            error: s,
+            details: None,
+        },
+        Json::Object(o) => Error::Rpc {
+            method: method.to_owned(),
+            error: o
+                .get("error")
+                .and_then(Json::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| Json::Object(o.clone()).to_string()),
+            details: o.get("details").and_then(Json::as_str).map(str::to_owned),
+        },
+        other => Error::Rpc {
+            method: method.to_owned(),
+            error: other.to_string(),
+            details: None,
+        },
+    }
+}
+
+async fn write_loop(conn: Arc<Connection>, write: BoxWrite, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut w = BufWriter::with_capacity(256 * 1024, write);
+    while let Some(msg) = rx.recv().await {
+        let mut res = w.write_all(&msg).await;
+        while res.is_ok() {
+            match rx.try_recv() {
+                Ok(msg) => res = w.write_all(&msg).await,
+                Err(_) => break,
+            }
+        }
+        if res.is_ok() {
+            res = w.flush().await;
+        }
+        if let Err(e) = res {
+            conn.close(&format!("write failed: {e}"));
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    conn: Arc<Connection>,
+    mut read: BoxRead,
+    probe: Option<Duration>,
+    writer: JoinHandle<()>,
+) -> String {
+    let reason = read_messages(&conn, &mut read, probe).await;
+    writer.abort();
+    conn.shut();
+    tracing::debug!(remote = %conn.remote, %reason, "connection closed");
+    reason
+}
+
+async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Duration>) -> String {
+    let mut framer = Framer::with_capacity(READ_CHUNK);
+    let mut probe_sent = false;
+    loop {
+        let buf = framer.buffer_mut();
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let idle = probe.unwrap_or(Duration::from_secs(86_400 * 365));
+        let n = tokio::select! {
+            biased;
+            _ = conn.close_requested.notified() => {
+                return conn
+                    .close_reason
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| "closed".into());
+            }
+            r = tokio::time::timeout(idle, read.read_buf(framer.buffer_mut())) => r,
+        };
+        let n = match n {
+            Err(_) if probe_sent => return format!("no answer to the inactivity probe within {idle:?}"),
+            Err(_) => {
+                conn.send_raw(&Message::Request {
+                    id: json!("echo"),
+                    method: "echo".into(),
+                    params: json!([]),
+                });
+                probe_sent = true;
+                continue;
+            }
+            Ok(Err(e)) => return format!("read failed: {e}"),
+            Ok(Ok(0)) if framer.in_frame() => {
+                return "the server closed the connection in the middle of a message".into()
+            }
+            Ok(Ok(0)) => return "the server closed the connection".into(),
+            Ok(Ok(n)) => n,
+        };
+        let _ = n;
+        probe_sent = false;
+        let at = Instant::now();
+        loop {
+            let frame = match framer.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return format!("protocol error: {e}"),
+            };
+            let handled = Message::parse(&frame).and_then(|m| conn.handle(m, at));
+            if let Err(e) = handled {
+                return format!("protocol error: {e}");
+            }
+        }
+    }
+}
