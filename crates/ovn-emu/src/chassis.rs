@@ -1,0 +1,1158 @@
+//! One emulated chassis: its own Southbound connection and what ovn-controller 23.03 does on it.
+//!
+//! A chassis is a tokio task driven by a [`EmulatedChassis`] handle. The task connects (and the
+//! `ovsdb` client reconnects on its own), monitors the SB like ovn-controller, registers its
+//! `Encap`/`Chassis`/`Chassis_Private`, then reacts to every batch of updates by reconciling:
+//! it claims the ports bound to it (chassis first, `up` in a second transaction, as a real
+//! controller does once flows are installed), claims gateway ports it is the active gateway
+//! for, moves its monitor conditions with its local datapaths, and copies `SB_Global.nb_cfg`
+//! into its `Chassis_Private`. Reconciling from the current state, rather than replaying
+//! events, makes lost events, reconnects and failed transactions harmless: the next round
+//! sees what is still to do.
+//!
+//! Must not know: processes, network namespaces, OVS, the workload that binds ports.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ovsdb::{Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, Transaction, Uuid, Value};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::keep::{self, KeepState};
+use crate::sb::{
+    LocalView, MonitorPlan, CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_DB,
+    SB_GLOBAL,
+};
+use crate::spec::ChassisSpec;
+
+/// How long to wait before reconciling again after a failed transaction.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How a chassis connects. The defaults suit one chassis; a farm shares one [`MonitorPlan`].
+#[derive(Clone, Debug)]
+pub struct ConnectPolicy {
+    /// The monitor request to use; `None` fetches the server's schema first (as ovn-controller
+    /// does) and trims 23.03's request to it.
+    pub plan: Option<Arc<MonitorPlan>>,
+    /// Wait this long before the first connection attempt (a farm staggers its chassis).
+    pub start_delay: Duration,
+    /// ovn-controller's `ovn-remote-probe-interval` (5 s by default).
+    pub inactivity_probe: Option<Duration>,
+}
+
+impl Default for ConnectPolicy {
+    fn default() -> Self {
+        ConnectPolicy {
+            plan: None,
+            start_delay: Duration::ZERO,
+            inactivity_probe: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Where a chassis stands, for status lines and waits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChassisStatus {
+    pub connected: bool,
+    /// Its `Chassis` row exists (and this is its UUID).
+    pub chassis_uuid: Option<Uuid>,
+    /// The last `nb_cfg` written to its `Chassis_Private`.
+    pub nb_cfg_acked: Option<i64>,
+    pub ports_bound: usize,
+    pub ports_claimed: usize,
+    pub ports_up: usize,
+    /// Connections lost after the first one was made.
+    pub reconnects: u64,
+    /// Claims or updates refused by the server, or connection failures, so far.
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// The task has ended.
+    pub stopped: bool,
+}
+
+/// One port's progress on this chassis. Instants are when the chassis saw its transaction commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortStatus {
+    pub bound_at: Instant,
+    /// `Port_Binding.chassis` now names this chassis.
+    pub claimed_at: Option<Instant>,
+    /// `Port_Binding.up` is true.
+    pub up_at: Option<Instant>,
+    /// Why the chassis does not claim it (another chassis is requested).
+    pub refused: Option<String>,
+}
+
+impl PortStatus {
+    fn new() -> Self {
+        PortStatus {
+            bound_at: Instant::now(),
+            claimed_at: None,
+            up_at: None,
+            refused: None,
+        }
+    }
+}
+
+/// State shared between the handle and the task.
+struct Shared {
+    spec: ChassisSpec,
+    state: Mutex<Published>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Published {
+    status: ChassisStatus,
+    ports: HashMap<String, PortStatus>,
+}
+
+impl Shared {
+    fn publish(&self, f: impl FnOnce(&mut Published)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut state);
+        drop(state);
+        self.changed.notify_waiters();
+    }
+    fn read<R>(&self, f: impl FnOnce(&Published) -> R) -> R {
+        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+enum Command {
+    Bind(String),
+    Unbind(String),
+    Stop {
+        cleanup: bool,
+        done: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// A handle on one running emulated chassis. Cheap to clone; the chassis stops (without
+/// removing its rows, like a killed ovn-controller) when the last handle is dropped.
+#[derive(Clone)]
+pub struct EmulatedChassis {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for EmulatedChassis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatedChassis")
+            .field("name", &self.shared.spec.name)
+            .finish()
+    }
+}
+
+impl EmulatedChassis {
+    /// Starts a chassis against `sb_remotes` (e.g. `unix:/run/ovn/ovnsb_db.sock` or a list of
+    /// relays). Returns at once; see [`EmulatedChassis::wait_registered`].
+    pub fn start(sb_remotes: &str, spec: ChassisSpec, policy: ConnectPolicy) -> Result<EmulatedChassis> {
+        spec.validate()?;
+        let options = ClientOptions::new(sb_remotes)
+            .map_err(|source| Error::Ovsdb {
+                chassis: spec.name.clone(),
+                source: Box::new(source),
+            })?
+            .inactivity_probe(policy.inactivity_probe)
+            // Our few operations are fixed; checking them would cost every chassis a parsed schema.
+            .check_schema(false);
+        let shared = Arc::new(Shared {
+            spec: spec.clone(),
+            state: Mutex::new(Published::default()),
+            changed: Notify::new(),
+        });
+        let (commands, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(shared.clone(), options, policy, rx));
+        Ok(EmulatedChassis {
+            shared,
+            commands,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+
+    pub fn spec(&self) -> &ChassisSpec {
+        &self.shared.spec
+    }
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+    pub fn status(&self) -> ChassisStatus {
+        self.shared.read(|s| s.status.clone())
+    }
+    /// A port's progress, if it is bound here.
+    pub fn port(&self, logical_port: &str) -> Option<PortStatus> {
+        self.shared.read(|s| s.ports.get(logical_port).cloned())
+    }
+
+    /// Plugs a VIF for `logical_port` (what `external_ids:iface-id` does on a real chassis).
+    /// The chassis claims the port as soon as its `Port_Binding` exists and its
+    /// `requested-chassis`, if any, names this chassis.
+    pub fn bind_port(&self, logical_port: &str) -> Result<()> {
+        self.shared.publish(|s| {
+            s.ports.entry(logical_port.to_owned()).or_insert_with(PortStatus::new);
+        });
+        self.send(Command::Bind(logical_port.to_owned()))
+    }
+
+    /// Unplugs the VIF: the chassis releases the port (`chassis` cleared, `up` false) if it holds it.
+    pub fn unbind_port(&self, logical_port: &str) -> Result<()> {
+        self.shared.publish(|s| {
+            s.ports.remove(logical_port);
+        });
+        self.send(Command::Unbind(logical_port.to_owned()))
+    }
+
+    /// Waits until this chassis's `Chassis` row exists; returns its UUID.
+    pub async fn wait_registered(&self, timeout: Duration) -> Result<Uuid> {
+        self.wait_until(timeout, "registration", |s| s.status.chassis_uuid)
+            .await
+    }
+
+    /// Waits until `logical_port` is claimed and up; returns its status (with the instants).
+    pub async fn wait_port_up(&self, logical_port: &str, timeout: Duration) -> Result<PortStatus> {
+        self.wait_until(timeout, &format!("port {logical_port} to be up"), |s| {
+            s.ports.get(logical_port).filter(|p| p.up_at.is_some()).cloned()
+        })
+        .await
+    }
+
+    /// Waits until the chassis has written `nb_cfg >= at_least` to its `Chassis_Private`.
+    pub async fn wait_nb_cfg(&self, at_least: i64, timeout: Duration) -> Result<i64> {
+        self.wait_until(timeout, &format!("nb_cfg {at_least} to be acked"), |s| {
+            s.status.nb_cfg_acked.filter(|n| *n >= at_least)
+        })
+        .await
+    }
+
+    /// Stops the chassis. With `cleanup`, first releases its ports and deletes its `Chassis`
+    /// and `Chassis_Private` (its `Encap` goes with the `Chassis`), as `ovn-appctl exit` does;
+    /// without, the rows stay, as after a crash.
+    pub async fn stop(&self, cleanup: bool) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        if self.send(Command::Stop { cleanup, done }).is_ok() {
+            if let Ok(r) = result.await {
+                return r;
+            }
+        }
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Stopped {
+            chassis: self.shared.spec.name.clone(),
+        })
+    }
+
+    async fn wait_until<T>(&self, timeout: Duration, what: &str, check: impl Fn(&Published) -> Option<T>) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = self.shared.read(&check) {
+                return Ok(value);
+            }
+            if self.shared.read(|s| s.status.stopped) {
+                return Err(Error::Stopped {
+                    chassis: self.shared.spec.name.clone(),
+                });
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let last = self
+                    .status()
+                    .last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Err(Error::Timeout {
+                    what: format!("{what} on emulated chassis {}{last}", self.shared.spec.name),
+                    after: timeout,
+                });
+            }
+        }
+    }
+}
+
+/// The task: connect (retrying), then serve until stopped. Commands received while
+/// disconnected are remembered.
+async fn run(
+    shared: Arc<Shared>,
+    options: ClientOptions,
+    policy: ConnectPolicy,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
+    let keep_state = Arc::new(RwLock::new(KeepState::new(shared.spec.clone())));
+    let mut worker = Worker {
+        shared: shared.clone(),
+        keep_state,
+        ports: BTreeMap::new(),
+        chassis_uuid: None,
+        nb_cfg_sent: None,
+        sent_conditions: HashMap::new(),
+        pending_release: Vec::new(),
+    };
+    tokio::time::sleep(policy.start_delay).await;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let session = connect(&shared.spec, worker.keep_state.clone(), options.clone(), &policy);
+        tokio::pin!(session);
+        let outcome = loop {
+            tokio::select! {
+                connected = &mut session => break Some(connected),
+                command = rx.recv() => match command {
+                    None => break None,
+                    Some(Command::Stop { done, .. }) => {
+                        // Nothing to clean up without a connection.
+                        let _ = done.send(Ok(()));
+                        break None;
+                    }
+                    Some(other) => worker.apply(other),
+                },
+            }
+        };
+        let Some(connected) = outcome else {
+            break;
+        };
+        match connected {
+            Ok(session) => {
+                backoff = Duration::from_millis(200);
+                worker.sent_conditions = session.sent_conditions;
+                let ended = worker
+                    .serve(&session.client, &session.replica, &session.plan, &mut rx)
+                    .await;
+                session.client.close().await;
+                if ended {
+                    break;
+                }
+            }
+            Err(e) => {
+                worker.record_error(&e);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+            }
+        }
+    }
+    shared.publish(|s| {
+        s.status.stopped = true;
+        s.status.connected = false;
+    });
+}
+
+/// One connection's client, its monitor, and the conditions the monitor started with.
+struct Session {
+    client: Client,
+    replica: Replica,
+    plan: Arc<MonitorPlan>,
+    sent_conditions: HashMap<&'static str, Vec<Condition>>,
+}
+
+async fn connect(
+    spec: &ChassisSpec,
+    keep_state: Arc<RwLock<KeepState>>,
+    options: ClientOptions,
+    policy: &ConnectPolicy,
+) -> Result<Session> {
+    let ovsdb_error = |source| Error::Ovsdb {
+        chassis: spec.name.clone(),
+        source: Box::new(source),
+    };
+    let client = Client::connect(options).await.map_err(ovsdb_error)?;
+    let plan = match &policy.plan {
+        Some(plan) => plan.clone(),
+        None => {
+            let schema = client.get_schema(SB_DB).await.map_err(ovsdb_error)?;
+            Arc::new(MonitorPlan::for_schema(&schema))
+        }
+    };
+    let request = plan.initial_request(spec.monitor_all);
+    let sent_conditions = request
+        .tables
+        .iter()
+        .filter_map(|(t, m)| Some((static_table(t)?, m.conditions.clone()?)))
+        .collect();
+    let replica = client
+        .monitor_filtered(SB_DB, request, keep::filter(keep_state))
+        .await
+        .map_err(ovsdb_error)?;
+    Ok(Session {
+        client,
+        replica,
+        plan,
+        sent_conditions,
+    })
+}
+
+/// What a chassis knows of one port bound to it.
+#[derive(Debug, Default)]
+struct Port {
+    /// Bound through [`EmulatedChassis::bind_port`] (else because it requests this chassis).
+    explicit: bool,
+    /// The row, when the replica does not hold it (it existed before the port was bound while
+    /// monitoring everything, so the filter had dropped it): fetched once with a `select`.
+    fetched: Option<Binding>,
+    fetch_tried: bool,
+}
+
+/// The `Port_Binding` columns a chassis decides on.
+#[derive(Clone, Debug, PartialEq)]
+struct Binding {
+    uuid: Uuid,
+    logical_port: String,
+    port_type: String,
+    datapath: Option<Uuid>,
+    chassis: Option<Uuid>,
+    requested_chassis: Option<Uuid>,
+    requested_option: Option<String>,
+    up: Option<bool>,
+    ha_chassis_group: Option<Uuid>,
+    options: BTreeMap<String, String>,
+}
+
+impl Binding {
+    fn from_row(uuid: Uuid, row: &Row) -> Binding {
+        let uuid_of = |c: &str| row.get(c).and_then(Value::as_uuid);
+        let options = row.get("options").map(Value::to_string_map).unwrap_or_default();
+        Binding {
+            uuid,
+            logical_port: row.get("logical_port").and_then(Value::as_str).unwrap_or("").to_owned(),
+            port_type: row.get("type").and_then(Value::as_str).unwrap_or("").to_owned(),
+            datapath: uuid_of("datapath"),
+            chassis: uuid_of("chassis"),
+            requested_chassis: uuid_of("requested_chassis"),
+            requested_option: options.get("requested-chassis").cloned(),
+            up: row.get("up").and_then(Value::as_bool),
+            ha_chassis_group: uuid_of("ha_chassis_group"),
+            options,
+        }
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    keep_state: Arc<RwLock<KeepState>>,
+    ports: BTreeMap<String, Port>,
+    chassis_uuid: Option<Uuid>,
+    nb_cfg_sent: Option<i64>,
+    sent_conditions: HashMap<&'static str, Vec<Condition>>,
+    /// Fetched rows of ports unbound since the last reconcile.
+    pending_release: Vec<Uuid>,
+}
+
+impl Worker {
+    fn spec(&self) -> &ChassisSpec {
+        &self.shared.spec
+    }
+
+    fn ovsdb_error(&self, source: ovsdb::Error) -> Error {
+        Error::Ovsdb {
+            chassis: self.spec().name.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    fn record_error(&self, e: &Error) {
+        tracing::warn!("{e}");
+        let message = e.to_string();
+        self.shared.publish(|s| {
+            s.status.errors += 1;
+            s.status.last_error = Some(message);
+        });
+    }
+
+    fn set_bound(&self) {
+        let mut keep = self.keep_state.write().unwrap_or_else(|p| p.into_inner());
+        keep.bound = self.ports.keys().cloned().collect();
+        keep.chassis_uuid = self.chassis_uuid;
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Bind(port) => {
+                self.ports.entry(port).or_default().explicit = true;
+            }
+            Command::Unbind(port) => {
+                // Released by the next reconcile: rows the replica holds are found by their
+                // `chassis`; a fetched row the filter never kept is remembered here.
+                if let Some(fetched) = self.ports.remove(&port).and_then(|p| p.fetched) {
+                    self.pending_release.push(fetched.uuid);
+                }
+            }
+            Command::Stop { .. } => {}
+        }
+        self.set_bound();
+    }
+
+    /// Serves one connection. Returns `true` when the chassis must end, `false` to reconnect.
+    async fn serve(
+        &mut self,
+        client: &Client,
+        replica: &Replica,
+        plan: &MonitorPlan,
+        rx: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> bool {
+        let mut updates = replica.subscribe();
+        let mut connection = client.connection_events();
+        self.shared.publish(|s| s.status.connected = true);
+        let delay = self.spec().processing_delay;
+        loop {
+            let retry_at = match self.reconcile(client, replica, plan).await {
+                Ok(()) => None,
+                Err(e) => {
+                    self.record_error(&e);
+                    Some(tokio::time::Instant::now() + RETRY_AFTER)
+                }
+            };
+            let mut woken_by_sb = false;
+            tokio::select! {
+                command = rx.recv() => match command {
+                    None => return true,
+                    Some(Command::Stop { cleanup, done }) => {
+                        let result = if cleanup { self.cleanup(client).await } else { Ok(()) };
+                        let _ = done.send(result);
+                        return true;
+                    }
+                    Some(other) => self.apply(other),
+                },
+                update = updates.recv() => match update {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => woken_by_sb = true,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.record_error(&Error::Stopped { chassis: format!("{} (monitor ended)", self.spec().name) });
+                        return false;
+                    }
+                },
+                event = connection.recv() => match event {
+                    Ok(ConnectionEvent::Disconnected { reason, .. }) => {
+                        tracing::info!(chassis = %self.spec().name, "SB connection lost: {reason}");
+                        self.shared.publish(|s| {
+                            s.status.connected = false;
+                            s.status.reconnects += 1;
+                        });
+                    }
+                    Ok(ConnectionEvent::Connected { .. }) => self.shared.publish(|s| s.status.connected = true),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                },
+                _ = sleep_until(retry_at) => {}
+            }
+            // Take in everything else that is already waiting, so one reconcile covers it all.
+            while let Ok(command) = rx.try_recv() {
+                if let Command::Stop { cleanup, done } = command {
+                    let result = if cleanup { self.cleanup(client).await } else { Ok(()) };
+                    let _ = done.send(result);
+                    return true;
+                }
+                self.apply(command);
+            }
+            while updates.try_recv().is_ok() {
+                woken_by_sb = true;
+            }
+            if woken_by_sb && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// Brings the SB in line with what this chassis is: registration, claims, releases,
+    /// conditions, nb_cfg.
+    async fn reconcile(&mut self, client: &Client, replica: &Replica, plan: &MonitorPlan) -> Result<()> {
+        self.register(client, replica).await?;
+        self.adopt_requested_ports(replica);
+        self.fetch_missing_bindings(client, replica).await?;
+        let bindings = self.bindings(replica);
+        self.claim(client, replica, &bindings).await?;
+        self.release_unbound(client, replica).await?;
+        if !self.spec().monitor_all {
+            self.update_conditions(replica, plan, &bindings).await?;
+        }
+        self.ack_nb_cfg(client, replica).await?;
+        self.publish_ports(replica);
+        Ok(())
+    }
+
+    /// Creates the `Encap`, `Chassis` and `Chassis_Private` rows, or brings back those a
+    /// previous run (or a reconnect) left different.
+    async fn register(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+        let spec = self.spec().clone();
+        let own = replica.find(CHASSIS, |r| r.get("name").and_then(Value::as_str) == Some(&spec.name));
+        let private = replica.find(CHASSIS_PRIVATE, |r| {
+            r.get("name").and_then(Value::as_str) == Some(&spec.name)
+        });
+        let private_chassis = private
+            .first()
+            .and_then(|(_, r)| r.get("chassis").and_then(Value::as_uuid));
+
+        let mut txn = Transaction::new(SB_DB);
+        let chassis_ref = match own.first() {
+            None => {
+                txn.comment(format!("ovn-emu: registering chassis '{}'", spec.name));
+                let encap = txn.insert(ENCAP, spec.encap_row());
+                txn.insert_named(CHASSIS, spec.chassis_row(encap), "chassis")
+            }
+            Some((uuid, row)) => {
+                let wanted = spec.chassis_row(Value::empty_set());
+                let stale = ["hostname", "other_config"]
+                    .iter()
+                    .any(|c| !same_value(row.get(c), wanted.get(c)));
+                let encap_ok = replica
+                    .find(ENCAP, |e| {
+                        e.get("chassis_name").and_then(Value::as_str) == Some(&spec.name)
+                            && e.get("ip").and_then(Value::as_str) == Some(&spec.encap_ip)
+                            && e.get("type").and_then(Value::as_str) == Some(&spec.encap_type)
+                    })
+                    .iter()
+                    .any(|(e, _)| {
+                        row.get("encaps")
+                            .is_some_and(|v| v.atoms().iter().any(|a| a.as_uuid() == Some(*e)))
+                    });
+                if stale || !encap_ok {
+                    txn.comment(format!("ovn-emu: updating chassis '{}'", spec.name));
+                    let mut update = Row::new()
+                        .with("hostname", spec.hostname.as_str())
+                        .with("other_config", spec.other_config());
+                    if !encap_ok {
+                        update.set("encaps", txn.insert(ENCAP, spec.encap_row()));
+                    }
+                    txn.update(CHASSIS, vec![Condition::uuid(*uuid)], update);
+                }
+                Value::uuid(*uuid)
+            }
+        };
+        let chassis_uuid = own.first().map(|(u, _)| *u);
+        match private.first() {
+            None => {
+                txn.insert(
+                    CHASSIS_PRIVATE,
+                    Row::new()
+                        .with("name", spec.name.as_str())
+                        .with("chassis", chassis_ref.clone()),
+                );
+            }
+            Some((uuid, _)) if chassis_uuid.is_none() || private_chassis != chassis_uuid => {
+                txn.update(
+                    CHASSIS_PRIVATE,
+                    vec![Condition::uuid(*uuid)],
+                    Row::new().with("chassis", chassis_ref.clone()),
+                );
+            }
+            Some(_) => {}
+        }
+        let uuid = if txn.is_empty() {
+            chassis_uuid
+        } else {
+            let result = client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
+            chassis_uuid.or_else(|| result.inserted(&chassis_ref))
+        };
+        if uuid != self.chassis_uuid {
+            self.chassis_uuid = uuid;
+            self.set_bound();
+            self.shared.publish(|s| s.status.chassis_uuid = uuid);
+        }
+        Ok(())
+    }
+
+    /// With `bind_requested`, ports whose `requested-chassis` names this chassis count as bound.
+    fn adopt_requested_ports(&mut self, replica: &Replica) {
+        if !self.spec().bind_requested {
+            return;
+        }
+        let requested: BTreeSet<String> = replica
+            .find(PORT_BINDING, |r| {
+                let option = r.get("options").and_then(|o| o.map_get_str("requested-chassis"));
+                self.requests_us(r.get("requested_chassis").and_then(Value::as_uuid), option)
+            })
+            .into_iter()
+            .filter_map(|(_, r)| r.get("logical_port").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let dropped: Vec<String> = self
+            .ports
+            .iter()
+            .filter(|(name, port)| !port.explicit && !requested.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut changed = !dropped.is_empty();
+        for name in &dropped {
+            self.ports.remove(name);
+        }
+        if changed {
+            self.shared.publish(|s| {
+                for name in &dropped {
+                    s.ports.remove(name);
+                }
+            });
+        }
+        for name in requested {
+            if !self.ports.contains_key(&name) {
+                self.ports.insert(name.clone(), Port::default());
+                self.shared.publish(|s| {
+                    s.ports.entry(name).or_insert_with(PortStatus::new);
+                });
+                changed = true;
+            }
+        }
+        if changed {
+            self.set_bound();
+        }
+    }
+
+    fn requests_us(&self, requested_chassis: Option<Uuid>, option: Option<&str>) -> bool {
+        (self.chassis_uuid.is_some() && requested_chassis == self.chassis_uuid)
+            || option.is_some_and(|r| self.spec().is_requested_by(r))
+    }
+
+    /// Monitoring everything, a port bound after its row arrived was dropped by the filter:
+    /// fetch those rows once. (With conditions, the server sends them when the condition on
+    /// `logical_port` is added.)
+    async fn fetch_missing_bindings(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+        if !self.spec().monitor_all {
+            return Ok(());
+        }
+        let missing: Vec<String> = self
+            .ports
+            .iter()
+            .filter(|(name, port)| !port.fetch_tried && find_binding(replica, name).is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut txn = Transaction::new(SB_DB);
+        let columns: Vec<String> = [
+            "_uuid",
+            "logical_port",
+            "type",
+            "datapath",
+            "chassis",
+            "requested_chassis",
+            "options",
+            "up",
+            "ha_chassis_group",
+        ]
+        .map(String::from)
+        .into();
+        for name in &missing {
+            txn.select(
+                PORT_BINDING,
+                vec![Condition::eq("logical_port", name.as_str())],
+                Some(columns.clone()),
+            );
+        }
+        let result = client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
+        for (name, op) in missing.iter().zip(result.results) {
+            let fetched = op
+                .rows
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|row| Some(Binding::from_row(row.uuid()?, &row)));
+            if let Some(port) = self.ports.get_mut(name) {
+                port.fetch_tried = true;
+                port.fetched = fetched;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current binding of every bound port: the replica's copy when it holds one, else
+    /// what was fetched.
+    fn bindings(&self, replica: &Replica) -> BTreeMap<String, Binding> {
+        self.ports
+            .iter()
+            .filter_map(|(name, port)| {
+                let binding = find_binding(replica, name).or_else(|| port.fetched.clone())?;
+                Some((name.clone(), binding))
+            })
+            .collect()
+    }
+
+    /// Claims bound ports (chassis, then `up` in a second transaction, as ovn-controller does
+    /// once flows are installed) and gateway ports this chassis is the active gateway for
+    /// (chassis and `up` together).
+    async fn claim(&mut self, client: &Client, replica: &Replica, bindings: &BTreeMap<String, Binding>) -> Result<()> {
+        let Some(me) = self.chassis_uuid else {
+            return Ok(());
+        };
+        let mut claims = Transaction::new(SB_DB);
+        let mut claimed = Vec::new();
+        let mut refusals = Vec::new();
+        for (name, b) in bindings {
+            if let Some(requested) = b.requested_option.as_deref() {
+                if b.requested_chassis != Some(me) && !self.spec().is_requested_by(requested) {
+                    refusals.push((name.clone(), format!("requested-chassis is {requested:?}")));
+                    continue;
+                }
+            }
+            if b.chassis != Some(me) {
+                claims.update(
+                    PORT_BINDING,
+                    vec![Condition::uuid(b.uuid)],
+                    Row::new().with("chassis", Value::uuid(me)),
+                );
+                claimed.push(name.clone());
+            }
+        }
+        for b in self.gateway_ports(replica, me) {
+            if b.chassis != Some(me) {
+                claims.update(
+                    PORT_BINDING,
+                    vec![Condition::uuid(b.uuid)],
+                    Row::new().with("chassis", Value::uuid(me)).with("up", true),
+                );
+            }
+        }
+        if !refusals.is_empty() {
+            self.shared.publish(|s| {
+                for (name, why) in refusals {
+                    if let Some(p) = s.ports.get_mut(&name) {
+                        p.refused = Some(why);
+                    }
+                }
+            });
+        }
+        if !claims.is_empty() {
+            if !claimed.is_empty() {
+                tracing::debug!(chassis = %self.spec().name, ports = ?claimed, "claiming");
+            }
+            claims.comment(format!("ovn-emu: claiming ports for chassis '{}'", self.spec().name));
+            client.transact(claims).await.map_err(|e| self.ovsdb_error(e))?;
+            let now = Instant::now();
+            self.note_fetched(&claimed, |b| b.chassis = Some(me));
+            self.shared.publish(|s| {
+                for name in &claimed {
+                    if let Some(p) = s.ports.get_mut(name) {
+                        p.claimed_at.get_or_insert(now);
+                        p.refused = None;
+                    }
+                }
+            });
+        }
+
+        // `up` only where northd initialised it to false: a row without a value is left alone.
+        let mut ups = Transaction::new(SB_DB);
+        let mut raised = Vec::new();
+        for (name, b) in bindings {
+            let ours = b.chassis == Some(me) || claimed.contains(name);
+            if ours && b.up == Some(false) && !self.refused(name) {
+                ups.update(
+                    PORT_BINDING,
+                    vec![Condition::uuid(b.uuid), Condition::eq("chassis", Value::uuid(me))],
+                    Row::new().with("up", true),
+                );
+                raised.push(name.clone());
+            }
+        }
+        if !ups.is_empty() {
+            client.transact(ups).await.map_err(|e| self.ovsdb_error(e))?;
+            let now = Instant::now();
+            self.note_fetched(&raised, |b| b.up = Some(true));
+            self.shared.publish(|s| {
+                for name in &raised {
+                    if let Some(p) = s.ports.get_mut(name) {
+                        p.claimed_at.get_or_insert(now);
+                        p.up_at.get_or_insert(now);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn refused(&self, name: &str) -> bool {
+        self.shared
+            .read(|s| s.ports.get(name).is_some_and(|p| p.refused.is_some()))
+    }
+
+    /// Keeps fetched copies current after our own writes (the filter never sees those rows).
+    fn note_fetched(&mut self, names: &[String], f: impl Fn(&mut Binding)) {
+        for name in names {
+            if let Some(b) = self.ports.get_mut(name).and_then(|p| p.fetched.as_mut()) {
+                f(b);
+            }
+        }
+    }
+
+    /// Gateway ports this chassis should hold: `chassisredirect` ports whose HA chassis group
+    /// ranks it first among chassis that exist, and `l3gateway` ports pinned to it.
+    fn gateway_ports(&self, replica: &Replica, me: Uuid) -> Vec<Binding> {
+        let name = &self.spec().name;
+        let is_gateway = self.spec().is_gateway;
+        replica
+            .find(PORT_BINDING, |r| {
+                matches!(
+                    r.get("type").and_then(Value::as_str),
+                    Some("chassisredirect" | "l3gateway")
+                )
+            })
+            .into_iter()
+            .map(|(uuid, row)| Binding::from_row(uuid, &row))
+            .filter(|b| match b.port_type.as_str() {
+                "l3gateway" => b.options.get("l3gateway-chassis") == Some(name),
+                _ => is_gateway && b.ha_chassis_group.and_then(|g| active_gateway(replica, g)) == Some(me),
+            })
+            .collect()
+    }
+
+    /// Releases rows this chassis holds but no longer hosts (unbound ports).
+    async fn release_unbound(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+        let Some(me) = self.chassis_uuid else {
+            return Ok(());
+        };
+        let gateway: BTreeSet<Uuid> = self.gateway_ports(replica, me).iter().map(|b| b.uuid).collect();
+        let mut stale: Vec<(Uuid, String)> = replica
+            .find(PORT_BINDING, |r| r.get("chassis").and_then(Value::as_uuid) == Some(me))
+            .into_iter()
+            .map(|(uuid, row)| (uuid, Binding::from_row(uuid, &row)))
+            .filter(|(uuid, b)| {
+                !self.ports.contains_key(&b.logical_port)
+                    && !gateway.contains(uuid)
+                    && !matches!(b.port_type.as_str(), "chassisredirect" | "l3gateway")
+            })
+            .map(|(uuid, b)| (uuid, b.logical_port))
+            .collect();
+        for uuid in self.pending_release.drain(..) {
+            if !stale.iter().any(|(u, _)| *u == uuid) {
+                stale.push((uuid, uuid.to_string()));
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut txn = Transaction::new(SB_DB);
+        for (uuid, _) in &stale {
+            txn.update(
+                PORT_BINDING,
+                vec![Condition::uuid(*uuid), Condition::eq("chassis", Value::uuid(me))],
+                Row::new().with("chassis", Value::empty_set()).with("up", false),
+            );
+        }
+        txn.comment(format!("ovn-emu: releasing ports from chassis '{}'", self.spec().name));
+        client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
+        tracing::debug!(chassis = %self.spec().name, ports = ?stale.iter().map(|s| &s.1).collect::<Vec<_>>(), "released");
+        Ok(())
+    }
+
+    /// Moves the monitor conditions to the current local datapaths and ports.
+    async fn update_conditions(
+        &mut self,
+        replica: &Replica,
+        plan: &MonitorPlan,
+        bindings: &BTreeMap<String, Binding>,
+    ) -> Result<()> {
+        let Some(me) = self.chassis_uuid else {
+            return Ok(());
+        };
+        let mut roots: BTreeSet<Uuid> = bindings.values().filter_map(|b| b.datapath).collect();
+        roots.extend(self.gateway_ports(replica, me).iter().filter_map(|b| b.datapath));
+        let view = LocalView {
+            chassis_name: self.spec().name.clone(),
+            chassis_uuid: Some(me),
+            bound_ports: self.ports.keys().cloned().collect(),
+            local_datapaths: connected_datapaths(replica, roots),
+        };
+        for (table, conditions) in view.conditions() {
+            if !plan.is_conditional(table) || self.sent_conditions.get(table) == Some(&conditions) {
+                continue;
+            }
+            replica
+                .change_conditions(table, conditions.clone())
+                .await
+                .map_err(|e| self.ovsdb_error(e))?;
+            self.sent_conditions.insert(table, conditions);
+        }
+        Ok(())
+    }
+
+    /// Copies `SB_Global.nb_cfg` into `Chassis_Private.nb_cfg` (+ timestamp), which is what
+    /// makes northd's `hv_cfg` and `ovn-nbctl --wait=hv` move.
+    async fn ack_nb_cfg(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+        let Some(nb_cfg) = replica
+            .find(SB_GLOBAL, |_| true)
+            .first()
+            .and_then(|(_, r)| r.get("nb_cfg").and_then(Value::as_i64))
+        else {
+            return Ok(());
+        };
+        let name = self.spec().name.clone();
+        let Some((private, row)) = replica
+            .find(CHASSIS_PRIVATE, |r| {
+                r.get("name").and_then(Value::as_str) == Some(&name)
+            })
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
+        };
+        let current = row.get("nb_cfg").and_then(Value::as_i64);
+        if current == Some(nb_cfg) {
+            if self.nb_cfg_sent != Some(nb_cfg) {
+                self.nb_cfg_sent = Some(nb_cfg);
+                self.shared.publish(|s| s.status.nb_cfg_acked = Some(nb_cfg));
+            }
+            return Ok(());
+        }
+        if self.nb_cfg_sent == Some(nb_cfg) {
+            return Ok(());
+        }
+        let mut txn = Transaction::new(SB_DB);
+        txn.update(
+            CHASSIS_PRIVATE,
+            vec![Condition::uuid(private)],
+            Row::new().with("nb_cfg", nb_cfg).with("nb_cfg_timestamp", now_ms()),
+        );
+        client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
+        self.nb_cfg_sent = Some(nb_cfg);
+        self.shared.publish(|s| s.status.nb_cfg_acked = Some(nb_cfg));
+        Ok(())
+    }
+
+    fn publish_ports(&self, replica: &Replica) {
+        let me = self.chassis_uuid;
+        let bindings = self.bindings(replica);
+        let now = Instant::now();
+        self.shared.publish(|s| {
+            for (name, b) in &bindings {
+                if let Some(p) = s.ports.get_mut(name) {
+                    if me.is_some() && b.chassis == me {
+                        p.claimed_at.get_or_insert(now);
+                        if b.up == Some(true) {
+                            p.up_at.get_or_insert(now);
+                        }
+                    } else if b.chassis.is_some() {
+                        // Another chassis holds it now. (An empty `chassis` may just be our
+                        // own claim's update not having arrived yet.)
+                        p.claimed_at = None;
+                        p.up_at = None;
+                    }
+                }
+            }
+            s.status.ports_bound = s.ports.len();
+            s.status.ports_claimed = s.ports.values().filter(|p| p.claimed_at.is_some()).count();
+            s.status.ports_up = s.ports.values().filter(|p| p.up_at.is_some()).count();
+        });
+    }
+
+    /// What `ovn-appctl exit` does: release our ports, delete our rows (the `Encap` goes with
+    /// the `Chassis` that owns it).
+    async fn cleanup(&mut self, client: &Client) -> Result<()> {
+        let name = self.spec().name.clone();
+        let mut txn = Transaction::new(SB_DB);
+        txn.comment(format!("ovn-emu: removing chassis '{name}'"));
+        if let Some(me) = self.chassis_uuid {
+            txn.update(
+                PORT_BINDING,
+                vec![Condition::eq("chassis", Value::uuid(me))],
+                Row::new().with("chassis", Value::empty_set()).with("up", false),
+            );
+        }
+        txn.delete(CHASSIS_PRIVATE, vec![Condition::eq("name", name.as_str())]);
+        txn.delete(CHASSIS, vec![Condition::eq("name", name.as_str())]);
+        client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
+        self.shared.publish(|s| s.status.chassis_uuid = None);
+        Ok(())
+    }
+}
+
+fn find_binding(replica: &Replica, logical_port: &str) -> Option<Binding> {
+    replica
+        .find(PORT_BINDING, |r| {
+            r.get("logical_port").and_then(Value::as_str) == Some(logical_port)
+        })
+        .into_iter()
+        .next()
+        .map(|(uuid, row)| Binding::from_row(uuid, &row))
+}
+
+/// The chassis an HA chassis group makes active: the highest priority among members whose
+/// chassis exists (the reference is weak, so a deleted chassis leaves it empty). Without BFD
+/// between emulated chassis, existing is what "alive" means here.
+fn active_gateway(replica: &Replica, group: Uuid) -> Option<Uuid> {
+    let group = replica.get(HA_CHASSIS_GROUP, group)?;
+    group
+        .get("ha_chassis")?
+        .atoms()
+        .iter()
+        .filter_map(|a| replica.get(HA_CHASSIS, a.as_uuid()?))
+        .filter_map(|ha| {
+            let chassis = ha.get("chassis").and_then(Value::as_uuid)?;
+            Some((
+                ha.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                std::cmp::Reverse(chassis),
+                chassis,
+            ))
+        })
+        .max()
+        .map(|(_, _, chassis)| chassis)
+}
+
+/// `roots` plus every datapath reachable through patch ports (router ports and their peers),
+/// as ovn-controller's local datapaths.
+fn connected_datapaths(replica: &Replica, roots: BTreeSet<Uuid>) -> BTreeSet<Uuid> {
+    let patches: Vec<Binding> = replica
+        .find(PORT_BINDING, |r| r.get("type").and_then(Value::as_str) == Some("patch"))
+        .into_iter()
+        .map(|(u, r)| Binding::from_row(u, &r))
+        .collect();
+    let datapath_of: HashMap<&str, Uuid> = patches
+        .iter()
+        .filter_map(|b| Some((b.logical_port.as_str(), b.datapath?)))
+        .collect();
+    let mut local = roots.clone();
+    let mut frontier: Vec<Uuid> = roots.into_iter().collect();
+    while let Some(dp) = frontier.pop() {
+        for b in patches.iter().filter(|b| b.datapath == Some(dp)) {
+            let Some(peer_dp) = b.options.get("peer").and_then(|p| datapath_of.get(p.as_str())) else {
+                continue;
+            };
+            if local.insert(*peer_dp) {
+                frontier.push(*peer_dp);
+            }
+        }
+    }
+    local
+}
+
+fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Map(_)), Some(Value::Map(_))) => a.map(Value::to_string_map) == b.map(Value::to_string_map),
+        (Some(x), Some(y)) => x.as_str() == y.as_str(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn static_table(table: &str) -> Option<&'static str> {
+    [
+        "Chassis_Template_Var",
+        CHASSIS_PRIVATE,
+        "IGMP_Group",
+        "Controller_Event",
+        PORT_BINDING,
+        "Logical_Flow",
+        "MAC_Binding",
+        "Multicast_Group",
+        "IP_Multicast",
+        "DNS",
+    ]
+    .into_iter()
+    .find(|t| *t == table)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
