@@ -29,7 +29,7 @@ use crate::condition::Condition;
 use crate::datum::{Atom, Row, Uuid, Value};
 use crate::error::{Error, Result};
 use crate::monitor::{MonitorMethod, MonitorRequest, RowChange, RowDiff, TableUpdates};
-use crate::schema::{DatabaseSchema, TableSchema};
+use crate::schema::{AtomicType, ColumnType, DatabaseSchema, TableSchema};
 
 /// One change seen by a replica. `at` is when the notification was read off the socket
 /// (monotonic), so latency measurements do not include subscriber scheduling.
@@ -275,6 +275,22 @@ impl ReplicaShared {
         self.request.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Default values of the monitored columns of `table`: update2 leaves out columns that
+    /// hold their default, and the replica puts them back so rows look the same whichever
+    /// monitor method filled them.
+    fn defaults(&self, table: &str) -> Vec<(String, Value)> {
+        let Some(ts) = self.schema.as_ref().and_then(|s| s.tables.get(table)) else {
+            return Vec::new();
+        };
+        let request = self.request.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted = request.tables.get(table).and_then(|t| t.columns.as_ref());
+        ts.columns
+            .values()
+            .filter(|c| wanted.map_or(true, |w| w.contains(&c.name)))
+            .map(|c| (c.name.clone(), default_value(&c.column_type)))
+            .collect()
+    }
+
     fn subscribe(&self) -> Subscription {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         events
@@ -305,6 +321,7 @@ impl ReplicaShared {
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for (table, changes) in updates.tables {
             let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&table));
+            let defaults = self.defaults(&table);
             let rows = tables.entry(table.clone()).or_default();
             for (uuid, change) in changes {
                 let new = match change {
@@ -315,6 +332,7 @@ impl ReplicaShared {
                         continue;
                     }
                     RowChange::Insert(mut row) => {
+                        fill_defaults(&mut row, &defaults);
                         row.0.insert("_uuid".into(), Value::uuid(uuid));
                         row
                     }
@@ -371,12 +389,14 @@ impl ReplicaShared {
             fresh.entry(table).or_default();
         }
         for (table, changes) in initial.tables {
+            let defaults = self.defaults(&table);
             let rows = fresh.entry(table.clone()).or_default();
             for (uuid, change) in changes {
                 let mut row = match change {
                     RowChange::Insert(row) | RowChange::Modify(RowDiff::New(row)) => row,
                     RowChange::Modify(RowDiff::Diff2(_)) | RowChange::Delete => continue,
                 };
+                fill_defaults(&mut row, &defaults);
                 row.0.insert("_uuid".into(), Value::uuid(uuid));
                 if self.keep.as_ref().map_or(true, |keep| keep(&table, &row)) {
                     rows.insert(uuid, row);
@@ -450,6 +470,31 @@ impl ReplicaShared {
             }
         }
     }
+}
+
+fn fill_defaults(row: &mut Row, defaults: &[(String, Value)]) {
+    for (column, value) in defaults {
+        if !row.0.contains_key(column) {
+            row.0.insert(column.clone(), value.clone());
+        }
+    }
+}
+
+/// The value OVSDB gives a column nobody set (RFC 7047 §5.1 defaults).
+fn default_value(ty: &ColumnType) -> Value {
+    if ty.is_map() {
+        return Value::empty_map();
+    }
+    if ty.min == 0 {
+        return Value::empty_set();
+    }
+    Value::Atom(match ty.key.atomic {
+        AtomicType::Integer => Atom::Integer(0),
+        AtomicType::Real => Atom::Real(0.0),
+        AtomicType::Boolean => Atom::Boolean(false),
+        AtomicType::String => Atom::String(String::new()),
+        AtomicType::Uuid => Atom::Uuid(Uuid(uuid::Uuid::nil())),
+    })
 }
 
 fn emit_delete(

@@ -1,0 +1,589 @@
+//! `ovsdb::Client` against a real standalone ovsdb-server serving the OVN Northbound schema:
+//! every RPC, transaction errors, monitors and their replicas, conditions, filtering, and what
+//! happens to monitors and transactions when the server goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ovsdb::{
+    Client, ClientOptions, Condition, ConnectionEvent, Error, MonitorMethod, MonitorRequest, Mutation, Operation,
+    OperationError, Row, RowEvent, TableMonitor, Transaction, Value,
+};
+use serde_json::json;
+use test_support::OvsdbServer;
+
+const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+const DB: &str = "OVN_Northbound";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn options(remote: &str) -> ClientOptions {
+    ClientOptions::new(remote)
+        .unwrap()
+        .connect_timeout(WAIT)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+async fn connect(remote: &str) -> Client {
+    Client::connect(options(remote)).await.expect("connect")
+}
+
+async fn add_switch(client: &Client, name: &str) -> ovsdb::Uuid {
+    let mut txn = Transaction::new(DB);
+    let ls = txn.insert("Logical_Switch", Row::new().with("name", name));
+    let r = client.transact(txn).await.expect("insert switch");
+    r.inserted(&ls).expect("inserted uuid")
+}
+
+fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
+    move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
+}
+
+/// Every row of `table`, read with a `select` (the server's truth), keyed by uuid, with
+/// `_version` dropped (the replica does not monitor it).
+async fn select_all(client: &Client, table: &str) -> std::collections::BTreeMap<ovsdb::Uuid, Row> {
+    let mut txn = Transaction::new(DB);
+    txn.select(table, vec![], None);
+    let r = client.transact(txn).await.expect("select");
+    r.results[0]
+        .rows
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|mut row| {
+            row.0.remove("_version");
+            (row.uuid().unwrap(), row)
+        })
+        .collect()
+}
+
+fn without_version(
+    mut rows: std::collections::BTreeMap<ovsdb::Uuid, Row>,
+) -> std::collections::BTreeMap<ovsdb::Uuid, Row> {
+    for row in rows.values_mut() {
+        row.0.remove("_version");
+    }
+    rows
+}
+
+#[tokio::test]
+async fn server_client_rpcs_over_unix_and_tcp() {
+    test_support::require_ovn!(
+        "server_client_rpcs_over_unix_and_tcp",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_rpcs", NB);
+    for remote in [server.remote(), server.tcp_remote()] {
+        let client = connect(&remote).await;
+        assert_eq!(client.current_remote().unwrap().to_string(), remote);
+        let dbs = client.list_dbs().await.unwrap();
+        assert!(
+            dbs.contains(&DB.to_owned()) && dbs.contains(&"_Server".to_owned()),
+            "{dbs:?}"
+        );
+        let schema = client.get_schema(DB).await.unwrap();
+        assert_eq!(schema.name, DB);
+        assert!(schema.tables.contains_key("Logical_Switch_Port"));
+        client.echo().await.unwrap();
+        assert_eq!(client.call("echo", json!(["x", 1])).await.unwrap(), json!(["x", 1]));
+        match client.call("no_such_method", json!([])).await {
+            Err(Error::Rpc { error, .. }) => assert_eq!(error, "unknown method"),
+            r => panic!("{r:?}"),
+        }
+        match client.get_schema("Nope").await {
+            Err(Error::Rpc { error, .. }) => assert_eq!(error, "unknown database"),
+            r => panic!("{r:?}"),
+        }
+        client.close().await;
+        assert!(matches!(client.echo().await, Err(Error::Disconnected { .. })));
+    }
+}
+
+#[tokio::test]
+async fn server_client_many_pipelined_requests() {
+    test_support::require_ovn!(
+        "server_client_many_pipelined_requests",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_pipelined", NB);
+    let client = connect(&server.remote()).await;
+    let replica = client
+        .monitor(DB, MonitorRequest::new().table("Logical_Switch", TableMonitor::all()))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move { add_switch(&c, &format!("ls{i}")).await })
+        })
+        .collect();
+    let mut uuids = Vec::new();
+    for t in tasks {
+        uuids.push(t.await.unwrap());
+    }
+    // Each reply comes after the update it caused, so the replica is already complete.
+    assert_eq!(replica.len("Logical_Switch"), 500);
+    for u in uuids {
+        assert!(replica.get("Logical_Switch", u).is_some());
+    }
+}
+
+#[tokio::test]
+async fn server_client_connect_errors_are_clear() {
+    test_support::require_ovn!("server_client_connect_errors_are_clear", ["ovsdb-server"]);
+    let dir = test_support::TempDir::new("server_client_connect_errors");
+    let missing = format!("unix:{}/nothing.sock", dir.path().display());
+    let opts = options(&missing).connect_timeout(Duration::from_millis(300));
+    match Client::connect(opts).await {
+        Err(Error::Connect { remote, .. }) => assert_eq!(remote, missing),
+        r => panic!("{r:?}"),
+    }
+    let ssl = ClientOptions::new("ssl:127.0.0.1:6641").unwrap();
+    match Client::connect(ssl).await {
+        Err(e @ Error::InvalidRemote { .. }) => assert!(e.to_string().contains("not supported"), "{e}"),
+        r => panic!("{r:?}"),
+    }
+    let leaderless = options(&missing).leader_only(true);
+    assert!(matches!(
+        Client::connect(leaderless).await,
+        Err(Error::InvalidRemote { .. })
+    ));
+}
+
+#[tokio::test]
+async fn server_client_ipv6_tcp_remote() {
+    test_support::require_ovn!(
+        "server_client_ipv6_tcp_remote",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        test_support::skip("server_client_ipv6_tcp_remote", "no IPv6 loopback in this environment");
+        return;
+    }
+    let server = OvsdbServer::standalone("server_client_ipv6", NB);
+    let port = test_support::free_tcp_ports(1)[0];
+    server
+        .appctl(&["ovsdb-server/add-remote", &format!("ptcp:{port}:[::1]")])
+        .unwrap();
+    let client = connect(&format!("tcp:[::1]:{port}")).await;
+    assert!(client.list_dbs().await.unwrap().contains(&DB.to_owned()));
+}
+
+#[tokio::test]
+async fn server_client_transaction_results_and_errors() {
+    test_support::require_ovn!(
+        "server_client_transaction_results_and_errors",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_txn", NB);
+    let client = connect(&server.remote()).await;
+
+    let sw = add_switch(&client, "sw0").await;
+    let mut txn = Transaction::new(DB);
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        vec![Mutation::insert("external_ids", Value::string_map([("k", "v")]))],
+    );
+    txn.select(
+        "Logical_Switch",
+        vec![Condition::eq("name", "sw0")],
+        Some(vec!["external_ids".into()]),
+    );
+    let r = client.transact(txn).await.unwrap();
+    assert_eq!(r.results[0].count, Some(1));
+    let rows = r.results[1].rows.as_ref().unwrap();
+    assert_eq!(rows[0].get("external_ids").unwrap().map_get_str("k"), Some("v"));
+
+    // An operation that fails: its index, summary, error and details come back.
+    let mut txn = Transaction::new(DB);
+    txn.comment("first");
+    txn.verify(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        vec!["name".into()],
+        vec![Row::new().with("name", "not-sw0")],
+    );
+    match client.transact(txn).await {
+        Err(Error::Transaction {
+            op_index,
+            op_summary,
+            error: OperationError::TimedOut(_),
+            database,
+        }) => {
+            assert_eq!(
+                (op_index, op_summary.as_str(), database.as_str()),
+                (1, "wait on Logical_Switch", DB)
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+
+    // A commit-time failure is reported after the last operation.
+    let mut txn = Transaction::new(DB);
+    txn.insert(
+        "Logical_Switch",
+        Row::new()
+            .with("name", "dangling")
+            .with("ports", Value::uuid(ovsdb::Uuid::new_v4())),
+    );
+    match client.transact(txn).await {
+        Err(Error::Transaction { op_index, error, .. }) => {
+            assert_eq!(op_index, 1);
+            assert!(
+                matches!(error, OperationError::ReferentialIntegrityViolation(Some(_))),
+                "{error:?}"
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+
+    // Schema checks happen before sending (when the schema engineer's checks are in).
+    let mut txn = Transaction::new(DB);
+    txn.insert("Logical_Swtich", Row::new());
+    assert!(matches!(client.transact(txn).await, Err(Error::Schema(_))));
+}
+
+#[tokio::test]
+async fn server_client_replica_follows_inserts_modifies_and_deletes() {
+    test_support::require_ovn!(
+        "server_client_replica_follows_inserts_modifies_and_deletes",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_replica", NB);
+    let client = connect(&server.remote()).await;
+    let pre = add_switch(&client, "before").await;
+    let replica = client
+        .monitor(
+            DB,
+            MonitorRequest::new()
+                .table("Logical_Switch", TableMonitor::all())
+                .table("Logical_Switch_Port", TableMonitor::all()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.monitor_method(), Some(MonitorMethod::CondSince));
+    assert_eq!(replica.method(), Some(MonitorMethod::CondSince));
+    assert!(replica.last_txn_id().is_some());
+    assert_eq!(replica.get("Logical_Switch", pre).unwrap().uuid(), Some(pre));
+    let mut events = replica.subscribe();
+
+    let sw = add_switch(&client, "sw1").await;
+    let (u, row, _at) = replica.wait_for("Logical_Switch", name_is("sw1"), WAIT).await.unwrap();
+    assert_eq!((u, row.get("name").and_then(Value::as_str)), (sw, Some("sw1")));
+
+    // Set, map and scalar changes: update2 diffs applied to the old row.
+    let mut txn = Transaction::new(DB);
+    let lsp = txn.insert(
+        "Logical_Switch_Port",
+        Row::new()
+            .with("name", "p1")
+            .with("addresses", Value::set(["00:00:00:00:00:01 10.0.0.1"])),
+    );
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        vec![
+            Mutation::insert("ports", lsp.clone()),
+            Mutation::insert("external_ids", Value::string_map([("a", "1"), ("b", "2")])),
+        ],
+    );
+    client.transact(txn).await.unwrap();
+    let mut txn = Transaction::new(DB);
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        vec![Mutation::delete("external_ids", Value::set(["a"]))],
+    );
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        vec![Mutation::insert("external_ids", Value::string_map([("c", "3")]))],
+    );
+    txn.update(
+        "Logical_Switch_Port",
+        vec![Condition::eq("name", "p1")],
+        Row::new()
+            .with("addresses", Value::set(["00:00:00:00:00:02 10.0.0.2", "router"]))
+            .with("enabled", Value::set([true])),
+    );
+    client.transact(txn).await.unwrap();
+    let mut txn = Transaction::new(DB);
+    txn.update(
+        "Logical_Switch_Port",
+        vec![Condition::eq("name", "p1")],
+        Row::new().with("addresses", Value::set(["router"])),
+    );
+    txn.update(
+        "Logical_Switch",
+        vec![Condition::uuid(sw)],
+        Row::new().with("other_config", Value::string_map([("x", "y")])),
+    );
+    client.transact(txn).await.unwrap();
+
+    // The replica equals what the server has, value for value.
+    let mut truth = select_all(&client, "Logical_Switch").await;
+    truth.extend(select_all(&client, "Logical_Switch_Port").await);
+    let mut mine = replica.snapshot()["Logical_Switch"].clone();
+    mine.extend(replica.snapshot()["Logical_Switch_Port"].clone());
+    assert_eq!(without_version(mine), truth);
+
+    let mut txn = Transaction::new(DB);
+    txn.delete("Logical_Switch", vec![Condition::uuid(sw)]);
+    client.transact(txn).await.unwrap();
+    assert!(replica.get("Logical_Switch", sw).is_none());
+    assert!(
+        replica.find("Logical_Switch_Port", |_| true).is_empty(),
+        "unreferenced port is garbage-collected"
+    );
+
+    // The events, in order, with old and new rows.
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(matches!(&seen[0], RowEvent::Insert { uuid, .. } if *uuid == sw));
+    let modify = seen
+        .iter()
+        .find_map(|e| match e {
+            RowEvent::Modify { table, old, new, .. } if table == "Logical_Switch" => Some((old, new)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(modify.0.get("ports").unwrap().is_empty());
+    assert_eq!(modify.1.get("ports").unwrap().atoms().len(), 1);
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, RowEvent::Delete { uuid, old, .. } if *uuid == sw && old.get("name").is_some())));
+    assert!(seen.iter().all(|e| !matches!(e, RowEvent::Resynced { .. })));
+
+    // wait_for times out cleanly.
+    match replica
+        .wait_for("Logical_Switch", name_is("never"), Duration::from_millis(50))
+        .await
+    {
+        Err(Error::Timeout { .. }) => {}
+        r => panic!("{r:?}"),
+    }
+    replica.cancel().await.unwrap();
+    add_switch(&client, "after-cancel").await;
+    assert!(replica.find("Logical_Switch", name_is("after-cancel")).is_empty());
+}
+
+#[tokio::test]
+async fn server_client_conditions_columns_and_changes() {
+    test_support::require_ovn!(
+        "server_client_conditions_columns_and_changes",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_conditions", NB);
+    let client = connect(&server.remote()).await;
+    for name in ["a", "b", "c"] {
+        add_switch(&client, name).await;
+    }
+    let replica = client
+        .monitor(
+            DB,
+            MonitorRequest::new().table(
+                "Logical_Switch",
+                TableMonitor::all()
+                    .columns(["name"])
+                    .conditions(vec![Condition::eq("name", "a"), Condition::eq("name", "b")]),
+            ),
+        )
+        .await
+        .unwrap();
+    let names = |r: &ovsdb::Replica| {
+        let mut v: Vec<String> = r
+            .find("Logical_Switch", |_| true)
+            .into_iter()
+            .map(|(_, row)| row.get("name").unwrap().as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&replica), ["a", "b"]);
+    let (_, row, _) = replica.wait_for("Logical_Switch", name_is("a"), WAIT).await.unwrap();
+    assert_eq!(row.0.keys().cloned().collect::<Vec<_>>(), ["_uuid", "name"]);
+
+    replica
+        .change_conditions("Logical_Switch", vec![Condition::eq("name", "c")])
+        .await
+        .unwrap();
+    replica.wait_for("Logical_Switch", name_is("c"), WAIT).await.unwrap();
+    client.echo().await.unwrap();
+    assert_eq!(names(&replica), ["c"]);
+
+    replica
+        .change_conditions("Logical_Switch", vec![Condition::Constant(false)])
+        .await
+        .unwrap();
+    client.echo().await.unwrap();
+    assert!(names(&replica).is_empty());
+    assert!(matches!(
+        replica.change_conditions("Nope", vec![]).await,
+        Err(Error::Schema(_))
+    ));
+}
+
+#[tokio::test]
+async fn server_client_filtered_replica_keeps_only_accepted_rows() {
+    test_support::require_ovn!(
+        "server_client_filtered_replica_keeps_only_accepted_rows",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_filtered", NB);
+    let client = connect(&server.remote()).await;
+    let mine = |_: &str, row: &Row| row.get("external_ids").and_then(|v| v.map_get_str("owner")) == Some("me");
+    add_switch(&client, "theirs").await;
+    let replica = client
+        .monitor_filtered(
+            DB,
+            MonitorRequest::new().table("Logical_Switch", TableMonitor::all()),
+            Arc::new(mine),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replica.len("Logical_Switch"), 0);
+    let mut txn = Transaction::new(DB);
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::eq("name", "theirs")],
+        vec![Mutation::insert("external_ids", Value::string_map([("owner", "me")]))],
+    );
+    client.transact(txn).await.unwrap();
+    replica
+        .wait_for("Logical_Switch", name_is("theirs"), WAIT)
+        .await
+        .unwrap();
+    let mut txn = Transaction::new(DB);
+    txn.update(
+        "Logical_Switch",
+        vec![Condition::eq("name", "theirs")],
+        Row::new().with("external_ids", Value::empty_map()),
+    );
+    client.transact(txn).await.unwrap();
+    assert_eq!(replica.len("Logical_Switch"), 0);
+    let conditional = MonitorRequest::new().table(
+        "Logical_Switch",
+        TableMonitor::all().conditions(vec![Condition::Constant(true)]),
+    );
+    assert!(matches!(
+        client.monitor_filtered(DB, conditional, Arc::new(mine)).await,
+        Err(Error::Schema(_))
+    ));
+}
+
+#[tokio::test]
+async fn server_client_lost_reply_is_outcome_unknown_and_never_resent() {
+    test_support::require_ovn!(
+        "server_client_lost_reply_is_outcome_unknown_and_never_resent",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let mut server = OvsdbServer::standalone("server_client_lost_reply", NB);
+    let client = connect(&server.remote()).await;
+    let mut conn_events = client.connection_events();
+
+    // Blocks server-side until a switch named "gate" exists, then inserts "after-gate".
+    let mut blocked = Transaction::new(DB);
+    blocked.push(Operation::Wait {
+        table: "Logical_Switch".into(),
+        conditions: vec![Condition::eq("name", "gate")],
+        columns: vec!["name".into()],
+        until_equal: true,
+        rows: vec![Row::new().with("name", "gate")],
+        timeout_ms: Some(600_000),
+    });
+    blocked.insert("Logical_Switch", Row::new().with("name", "after-gate"));
+    client.get_schema(DB).await.unwrap();
+    let pending = client.transact(blocked);
+    tokio::pin!(pending);
+    // One poll puts the request on the wire (the schema is cached, so nothing comes first).
+    tokio::select! {
+        biased;
+        r = &mut pending => panic!("the blocked transaction completed: {r:?}"),
+        _ = std::future::ready(()) => {}
+    }
+    // The echo, sent after it, is answered while the transaction waits: it reached the server.
+    client.echo().await.unwrap();
+    server.kill();
+    match pending.await {
+        Err(Error::OutcomeUnknown { database, .. }) => assert_eq!(database, DB),
+        r => panic!("expected OutcomeUnknown, got {r:?}"),
+    }
+    server.restart();
+    // Requests made while disconnected wait for the reconnect.
+    add_switch(&client, "gate").await;
+    let mut saw = Vec::new();
+    while let Ok(e) = conn_events.try_recv() {
+        saw.push(e);
+    }
+    assert!(matches!(saw[0], ConnectionEvent::Disconnected { .. }), "{saw:?}");
+    assert!(matches!(saw.last(), Some(ConnectionEvent::Connected { .. })), "{saw:?}");
+    // Had the client re-sent the blocked transaction, the gate would have released it by the
+    // time the gate's own reply arrived.
+    client.echo().await.unwrap();
+    let all = select_all(&client, "Logical_Switch").await;
+    assert!(
+        all.values()
+            .all(|r| r.get("name").and_then(Value::as_str) != Some("after-gate")),
+        "the transaction with the lost reply was re-sent"
+    );
+}
+
+#[tokio::test]
+async fn server_client_reconnect_resyncs_monitor_without_duplicates() {
+    test_support::require_ovn!(
+        "server_client_reconnect_resyncs_monitor_without_duplicates",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let mut server = OvsdbServer::standalone("server_client_reconnect", NB);
+    let client = connect(&server.remote()).await;
+    let replica = client
+        .monitor(DB, MonitorRequest::new().table("Logical_Switch", TableMonitor::all()))
+        .await
+        .unwrap();
+    let kept = add_switch(&client, "kept").await;
+    let doomed = add_switch(&client, "doomed").await;
+    let mut events = replica.subscribe();
+
+    server.stop();
+    // Changed while the client is away (offline, on the file): it must learn each change once.
+    let offline = json!([DB,
+        {"op": "delete", "table": "Logical_Switch", "where": [["_uuid", "==", ["uuid", doomed.to_string()]]]},
+        {"op": "insert", "table": "Logical_Switch", "row": {"name": "fresh"}}]);
+    let out = std::process::Command::new(test_support::find_binary("ovsdb-tool").unwrap())
+        .arg("transact")
+        .arg(server.db_path())
+        .arg(offline.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.restart();
+    let (fresh, _, _) = replica
+        .wait_for("Logical_Switch", name_is("fresh"), WAIT)
+        .await
+        .unwrap();
+    client.echo().await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    let inserts: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            RowEvent::Insert { uuid, .. } => Some(*uuid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inserts, vec![fresh], "only the new row is inserted: {seen:?}");
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, RowEvent::Delete { uuid, .. } if *uuid == doomed)));
+    assert!(seen
+        .iter()
+        .all(|e| !matches!(e, RowEvent::Delete { uuid, .. } if *uuid == kept)));
+    assert_eq!(
+        without_version(replica.snapshot()["Logical_Switch"].clone()),
+        select_all(&client, "Logical_Switch").await
+    );
+}
