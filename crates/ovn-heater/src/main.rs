@@ -8,7 +8,9 @@
 
 mod cli;
 mod error;
+mod metrics;
 mod output;
+mod report;
 mod scenario;
 
 use std::process::ExitCode;

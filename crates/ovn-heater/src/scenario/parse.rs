@@ -402,7 +402,8 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
     s.ipv4("ts_net", "40.0.0.0/16")?;
     s.ipv6("ts_net6", "40::/64")?;
 
-    let datapath_type = match s.string("datapath_type", "system")?.as_str() {
+    // Upstream's default is `system`; ours is `netdev`, which needs no openvswitch kernel module.
+    let datapath_type = match s.string("datapath_type", "netdev")?.as_str() {
         "system" => DatapathType::System,
         "netdev" => DatapathType::Netdev,
         other => {

@@ -1,0 +1,220 @@
+//! Measurements of a run: one monotonic [`Clock`], samples per stage and measurement with their
+//! outcome ([`Recorder`]), summary [`Stats`], CPU/RSS of daemons from /proc ([`procfs`]) and
+//! northd's own counters ([`northd`]).
+//!
+//! Every timestamp is seconds since the run's clock started, taken from `Instant`s, so samples
+//! from the CMS workers, the NB monitor and the /proc sampler line up. Failed samples are kept
+//! (and counted), never dropped.
+//!
+//! Must not know: YAML, the report formats' layout, how the lab starts daemons.
+
+pub mod northd;
+pub mod procfs;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub use stats::Stats;
+
+/// The run's one monotonic clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    pub fn start() -> Self {
+        Clock { origin: Instant::now() }
+    }
+    /// Seconds from the start of the run to `at` (0 for instants before it).
+    pub fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.origin).as_secs_f64()
+    }
+    pub fn now(&self) -> f64 {
+        self.secs(Instant::now())
+    }
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+}
+
+/// One timed thing: a CMS action, a port coming up, a ping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// What was measured: a port name, a network name, `vm-3 -> gateway`.
+    pub subject: String,
+    /// Start, seconds on the run clock.
+    pub start_s: f64,
+    /// Duration in seconds (up to the failure, for failed samples).
+    pub duration_s: f64,
+    /// `None` when it succeeded; the error or `timeout after ...` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Sample {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Everything measured in one stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub start_s: f64,
+    /// `None` while the stage runs (or when the run stopped inside it).
+    pub end_s: Option<f64>,
+    /// Measurement name → samples in the order they were recorded.
+    pub measurements: BTreeMap<String, Vec<Sample>>,
+}
+
+impl StageRecord {
+    pub fn duration_s(&self) -> Option<f64> {
+        self.end_s.map(|e| e - self.start_s)
+    }
+}
+
+/// Collects samples from any task; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    clock: Clock,
+    stages: Arc<Mutex<Vec<StageRecord>>>,
+}
+
+/// Index of a stage in the recorder (samples that arrive late, such as a port coming up after
+/// the next stage began, still go to the stage that created the port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageId(usize);
+
+impl Recorder {
+    pub fn new(clock: Clock) -> Self {
+        Recorder {
+            clock,
+            stages: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StageRecord>> {
+        // A panicking recorder user must not hide the other samples.
+        self.stages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn begin_stage(&self, name: &str) -> StageId {
+        let mut stages = self.lock();
+        stages.push(StageRecord {
+            name: name.to_owned(),
+            start_s: self.clock.now(),
+            ..StageRecord::default()
+        });
+        StageId(stages.len() - 1)
+    }
+
+    pub fn end_stage(&self, id: StageId) {
+        let now = self.clock.now();
+        if let Some(s) = self.lock().get_mut(id.0) {
+            s.end_s = Some(now);
+        }
+    }
+
+    /// Records one sample from `start` to `end`; `error` is `None` on success.
+    pub fn record(
+        &self,
+        stage: StageId,
+        measurement: &str,
+        subject: impl Into<String>,
+        start: Instant,
+        end: Instant,
+        error: Option<String>,
+    ) {
+        let sample = Sample {
+            subject: subject.into(),
+            start_s: self.clock.secs(start),
+            duration_s: end.saturating_duration_since(start).as_secs_f64(),
+            error,
+        };
+        if let Some(s) = self.lock().get_mut(stage.0) {
+            s.measurements.entry(measurement.to_owned()).or_default().push(sample);
+        }
+    }
+
+    /// Times `fut` and records it under `measurement`; passes its result through.
+    pub async fn timed<T, E: std::fmt::Display>(
+        &self,
+        stage: StageId,
+        measurement: &str,
+        subject: impl Into<String>,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let result = fut.await;
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        self.record(stage, measurement, subject, start, Instant::now(), error);
+        result
+    }
+
+    /// A copy of all stages so far.
+    pub fn stages(&self) -> Vec<StageRecord> {
+        self.lock().clone()
+    }
+
+    /// Failed samples over all stages.
+    pub fn failures(&self) -> usize {
+        self.lock()
+            .iter()
+            .flat_map(|s| s.measurements.values())
+            .flatten()
+            .filter(|s| !s.ok())
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn samples_land_in_their_stage_with_outcome() {
+        let rec = Recorder::new(Clock::start());
+        let a = rec.begin_stage("network");
+        let t0 = Instant::now();
+        rec.record(a, "create_network", "ext", t0, t0 + Duration::from_millis(20), None);
+        let b = rec.begin_stage("vms");
+        rec.record(b, "port_up", "vm-0", t0, t0 + Duration::from_millis(5), Some("timeout".into()));
+        // A late sample for the first stage still goes there.
+        rec.record(a, "create_network", "int", t0, t0 + Duration::from_millis(10), None);
+        rec.end_stage(a);
+        let stages = rec.stages();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0].measurements["create_network"].len(), 2);
+        assert!((stages[0].measurements["create_network"][0].duration_s - 0.020).abs() < 1e-9);
+        assert!(stages[0].end_s.is_some() && stages[1].end_s.is_none());
+        assert_eq!(rec.failures(), 1);
+    }
+
+    #[tokio::test]
+    async fn timed_records_errors() {
+        let rec = Recorder::new(Clock::start());
+        let s = rec.begin_stage("x");
+        let r: Result<(), String> = rec.timed(s, "op", "a", async { Err("boom".to_owned()) }).await;
+        assert!(r.is_err());
+        assert_eq!(rec.stages()[0].measurements["op"][0].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_saturates() {
+        let c = Clock::start();
+        let before = c.origin() - Duration::from_millis(1);
+        assert_eq!(c.secs(before), 0.0);
+        let a = c.now();
+        assert!(c.now() >= a);
+    }
+}

@@ -1,0 +1,189 @@
+//! CPU and RSS of a fixed set of processes, read from /proc twice a second.
+//!
+//! CPU% is the change of utime+stime (in clock ticks) over the wall time between two samples,
+//! so 100 means one full core. A process that exits keeps its series and gets `exited_s`; it is
+//! never silently dropped.
+//!
+//! Must not know: which daemons these are beyond the name and role it is given.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Clock;
+
+/// A process to watch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Watched {
+    /// Unique display name: `nb-ovsdb-server`, `ovn-controller@hv-1`.
+    pub name: String,
+    /// Group for aggregation: `nb`, `sb`, `relay`, `northd`, `ovn-controller`, `ovs-vswitchd`, ...
+    pub role: String,
+    pub pid: u32,
+}
+
+/// One reading.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    pub t_s: f64,
+    pub cpu_pct: f64,
+    pub rss_bytes: u64,
+}
+
+/// All readings of one process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub role: String,
+    pub pid: u32,
+    pub readings: Vec<Reading>,
+    /// When the process was first seen gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_s: Option<f64>,
+}
+
+impl Series {
+    pub fn max_rss(&self) -> u64 {
+        self.readings.iter().map(|r| r.rss_bytes).max().unwrap_or(0)
+    }
+    pub fn max_cpu(&self) -> f64 {
+        self.readings.iter().map(|r| r.cpu_pct).fold(0.0, f64::max)
+    }
+    pub fn mean_cpu(&self) -> f64 {
+        if self.readings.is_empty() {
+            return 0.0;
+        }
+        self.readings.iter().map(|r| r.cpu_pct).sum::<f64>() / self.readings.len() as f64
+    }
+}
+
+/// utime + stime in clock ticks, and RSS in bytes, of `pid`.
+pub fn read_usage(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((utime + stime, resident_pages * page_size()))
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+/// Samples `watched` every `interval` until `stop` fires, then returns the series.
+pub async fn sample(
+    clock: Clock,
+    watched: Vec<Watched>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<Series> {
+    let ticks = clock_ticks_per_sec();
+    let mut series: Vec<Series> = watched
+        .iter()
+        .map(|w| Series {
+            name: w.name.clone(),
+            role: w.role.clone(),
+            pid: w.pid,
+            readings: Vec::new(),
+            exited_s: None,
+        })
+        .collect();
+    let mut last: Vec<Option<(u64, Instant)>> = vec![None; series.len()];
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let now = Instant::now();
+        for (s, prev) in series.iter_mut().zip(last.iter_mut()) {
+            if s.exited_s.is_some() {
+                continue;
+            }
+            match read_usage(s.pid) {
+                Some((cpu_ticks, rss)) => {
+                    if let Some((prev_ticks, prev_at)) = *prev {
+                        let wall = now.saturating_duration_since(prev_at).as_secs_f64();
+                        let cpu_pct = if wall > 0.0 {
+                            cpu_ticks.saturating_sub(prev_ticks) as f64 / ticks / wall * 100.0
+                        } else {
+                            0.0
+                        };
+                        s.readings.push(Reading {
+                            t_s: clock.secs(now),
+                            cpu_pct,
+                            rss_bytes: rss,
+                        });
+                    }
+                    *prev = Some((cpu_ticks, now));
+                }
+                None => s.exited_s = Some(clock.secs(now)),
+            }
+        }
+    }
+    series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_usage() {
+        let (ticks, rss) = read_usage(std::process::id()).expect("own /proc entry");
+        assert!(rss > 0);
+        let _ = ticks;
+        assert!(read_usage(u32::MAX - 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn samples_self_and_marks_missing_process_exited() {
+        let clock = Clock::start();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let watched = vec![
+            Watched {
+                name: "self".into(),
+                role: "test".into(),
+                pid: std::process::id(),
+            },
+            Watched {
+                name: "ghost".into(),
+                role: "test".into(),
+                pid: u32::MAX - 1,
+            },
+        ];
+        let task = tokio::spawn(sample(clock, watched, Duration::from_millis(20), rx));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tx.send(true).unwrap();
+        let series = task.await.unwrap();
+        assert!(series[0].readings.len() >= 2, "{:?}", series[0]);
+        assert!(series[0].max_rss() > 0);
+        assert!(series[0].exited_s.is_none());
+        assert!(series[1].readings.is_empty() && series[1].exited_s.is_some());
+    }
+}

@@ -1,0 +1,390 @@
+//! `results.json`: the machine-readable results of a run, schema documented in docs/results.md.
+//!
+//! [`RunResults`] is built once from the recorder's stages plus what the runner captured at
+//! each stage's end, then written atomically (temporary file + rename), so a reader never sees
+//! half a file. `compare` reads it back with the same types.
+//!
+//! Must not know: how the numbers were measured, any DB connection.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::northd::NorthdCapture;
+use crate::metrics::procfs::Series;
+use crate::metrics::{Sample, StageRecord, Stats};
+
+/// Bumped when a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub status: RunStatus,
+    /// Why the run did not complete, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub scenario: ScenarioInfo,
+    pub environment: Environment,
+    pub duration_s: f64,
+    pub summary: Summary,
+    pub stages: Vec<StageResult>,
+    /// CPU and RSS over time, one series per daemon.
+    pub processes: Vec<Series>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every stage ran (checks may still have failed: see `summary`).
+    Complete,
+    /// A stage failed; results up to that point.
+    Failed,
+    /// Ctrl-C / SIGTERM; results up to that point.
+    Interrupted,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// File stem, e.g. `openstack-base`.
+    pub name: String,
+    pub file: String,
+    pub workload: String,
+    /// The validated scenario with every default filled in.
+    pub resolved: serde_json::Value,
+    /// Keys without effect and adjusted values.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub ovn_heater_version: String,
+    pub ovn_version: String,
+    pub ovs_version: String,
+    pub kernel: String,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub memory_bytes: u64,
+    /// `real` or `emulated`.
+    pub chassis: String,
+    /// `lab` when ovn-heater started the cluster, else the NB remote it drove.
+    pub target: String,
+    /// Wall-clock start, UTC, RFC 3339.
+    pub started_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub ports_created: usize,
+    pub ports_up: usize,
+    /// Failed samples over every stage and measurement.
+    pub failures: usize,
+    pub pings_ok: usize,
+    pub pings_failed: usize,
+    pub cms_actions: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub name: String,
+    pub start_s: f64,
+    /// `None` when the run stopped inside this stage.
+    pub duration_s: Option<f64>,
+    pub measurements: BTreeMap<String, Measurement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub northd: Option<NorthdCapture>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<DbFigures>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub stats: Stats,
+    pub samples: Vec<Sample>,
+}
+
+/// Database sizes at a stage's end.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbFigures {
+    pub nb: DbSize,
+    pub sb: DbSize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbSize {
+    /// Size of the database file (`None` when not local, e.g. with --nb/--sb).
+    pub file_bytes: Option<u64>,
+    /// Table → row count.
+    pub rows: BTreeMap<String, u64>,
+}
+
+/// What the runner captured at the end of a stage, besides samples.
+#[derive(Clone, Debug, Default)]
+pub struct StageExtras {
+    pub northd: Option<NorthdCapture>,
+    pub db: Option<DbFigures>,
+}
+
+/// Measurement names the summary counts (the runner records under these).
+pub mod names {
+    pub const PORT_UP: &str = "port_up";
+    pub const CREATE_PORT: &str = "create_port";
+    pub const PING_PREFIX: &str = "ping_";
+    pub const CMS_PREFIX: &str = "create_";
+    pub const HV_SETTLE: &str = "hv_cfg_settle";
+}
+
+impl StageResult {
+    pub fn from_record(record: &StageRecord, extras: Option<&StageExtras>) -> Self {
+        StageResult {
+            name: record.name.clone(),
+            start_s: record.start_s,
+            duration_s: record.duration_s(),
+            measurements: record
+                .measurements
+                .iter()
+                .map(|(name, samples)| {
+                    let mut samples = samples.clone();
+                    samples.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+                    (
+                        name.clone(),
+                        Measurement {
+                            stats: Stats::of(&samples),
+                            samples,
+                        },
+                    )
+                })
+                .collect(),
+            northd: extras.and_then(|e| e.northd.clone()),
+            db: extras.and_then(|e| e.db.clone()),
+        }
+    }
+}
+
+/// The counts of [`Summary`] from the stages: ports created/up from `create_port`/`port_up`
+/// samples, pings from every `ping_*` measurement, CMS actions from every measurement whose
+/// name is in `cms_actions`.
+pub fn summarize(stages: &[StageResult], cms_actions: &[&str]) -> Summary {
+    let mut s = Summary::default();
+    for stage in stages {
+        for (name, m) in &stage.measurements {
+            let ok = m.stats.count - m.stats.failed;
+            s.failures += m.stats.failed;
+            if name == names::CREATE_PORT {
+                s.ports_created += ok;
+            }
+            if name == names::PORT_UP {
+                s.ports_up += ok;
+            }
+            if name.starts_with(names::PING_PREFIX) {
+                s.pings_ok += ok;
+                s.pings_failed += m.stats.failed;
+            }
+            if cms_actions.contains(&name.as_str()) {
+                s.cms_actions += m.stats.count;
+            }
+        }
+    }
+    s
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl RunResults {
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"cannot serialize: {e}\"}}"))
+    }
+
+    /// Reads `DIR/results.json` (or the file itself when `path` is a file).
+    pub fn read(path: &Path) -> anyhow::Result<RunResults> {
+        use anyhow::Context as _;
+        let file = if path.is_dir() {
+            path.join("results.json")
+        } else {
+            path.to_owned()
+        };
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let results: RunResults = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an ovn-heater results.json", file.display()))?;
+        if results.schema_version != SCHEMA_VERSION {
+            anyhow::bail!(
+                "{} has schema_version {}, this ovn-heater reads {SCHEMA_VERSION}",
+                file.display(),
+                results.schema_version
+            );
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::metrics::procfs::Reading;
+
+    pub fn sample(subject: &str, start: f64, d: f64, err: Option<&str>) -> Sample {
+        Sample {
+            subject: subject.into(),
+            start_s: start,
+            duration_s: d,
+            error: err.map(str::to_owned),
+        }
+    }
+
+    /// A small but complete result set, shared by the report and compare tests.
+    pub fn example(scale: f64) -> RunResults {
+        let mut vms = StageRecord {
+            name: "vms".into(),
+            start_s: 1.0,
+            end_s: Some(5.0),
+            ..Default::default()
+        };
+        vms.measurements.insert(
+            "create_port".into(),
+            (0..4).map(|i| sample(&format!("vm-{i}"), 1.0 + i as f64, 0.05 * scale, None)).collect(),
+        );
+        vms.measurements.insert(
+            "port_up".into(),
+            (0..4)
+                .map(|i| {
+                    let err = (i == 3).then_some("timeout after 20s");
+                    sample(&format!("vm-{i}"), 1.0 + i as f64, 0.4 * scale + 0.1 * i as f64, err)
+                })
+                .collect(),
+        );
+        vms.measurements.insert(
+            "ping_gateway".into(),
+            (0..3).map(|i| sample(&format!("vm-{i} -> gw"), 2.0 + i as f64, 0.2 * scale, None)).collect(),
+        );
+        let mut extras = StageExtras::default();
+        extras.northd = Some(NorthdCapture {
+            stopwatches: crate::metrics::northd::parse_stopwatches(
+                "Statistics for 'ovnnb_db_run'\n  Total samples: 3\n  Maximum: 9 msec\n  Minimum: 1 msec\n  95th percentile: 8 msec\n  Short term average: 2 msec\n  Long term average: 2 msec\n",
+            ),
+            stopwatch_text: "Statistics for 'ovnnb_db_run' ...".into(),
+            inc_engine_text: "Node: northd\n- recompute: 3\n".into(),
+            errors: vec![],
+        });
+        extras.db = Some(DbFigures {
+            nb: DbSize {
+                file_bytes: Some(12345),
+                rows: [("Logical_Switch_Port".to_owned(), 6)].into(),
+            },
+            sb: DbSize {
+                file_bytes: Some(54321),
+                rows: [("Port_Binding".to_owned(), 6)].into(),
+            },
+        });
+        let stages = vec![StageResult::from_record(&vms, Some(&extras))];
+        let summary = summarize(&stages, &["create_port"]);
+        RunResults {
+            schema_version: SCHEMA_VERSION,
+            status: RunStatus::Complete,
+            error: None,
+            scenario: ScenarioInfo {
+                name: "openstack-base".into(),
+                file: "scenarios/openstack-base.yml".into(),
+                workload: "openstack_base".into(),
+                resolved: serde_json::json!({"n_hypervisors": 2}),
+                notes: vec!["cluster.gw_net has no effect".into()],
+            },
+            environment: Environment {
+                ovn_heater_version: "0.1.0".into(),
+                ovn_version: "23.03.1".into(),
+                chassis: "real".into(),
+                cpus: 2,
+                ..Default::default()
+            },
+            duration_s: 6.0,
+            summary,
+            stages,
+            processes: vec![Series {
+                name: "ovn-northd".into(),
+                role: "northd".into(),
+                pid: 1,
+                readings: (0..10)
+                    .map(|i| Reading {
+                        t_s: i as f64 * 0.5,
+                        cpu_pct: 10.0 * scale * (i % 3) as f64,
+                        rss_bytes: (20_000_000.0 * scale) as u64 + i * 1000,
+                    })
+                    .collect(),
+                exited_s: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn summary_counts_ports_pings_and_failures() {
+        let r = example(1.0);
+        assert_eq!(
+            r.summary,
+            Summary {
+                ports_created: 4,
+                ports_up: 3,
+                failures: 1,
+                pings_ok: 3,
+                pings_failed: 0,
+                cms_actions: 4
+            }
+        );
+    }
+
+    #[test]
+    fn json_round_trips_and_has_documented_top_level_keys() {
+        let r = example(1.0);
+        let text = r.to_json_pretty();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in ["schema_version", "status", "scenario", "environment", "summary", "stages", "processes"] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        for key in ["ports_created", "ports_up", "failures"] {
+            assert!(v["summary"][key].is_u64(), "summary.{key}");
+        }
+        let stats = &v["stages"][0]["measurements"]["port_up"]["stats"];
+        for key in ["min", "median", "p90", "p99", "max", "mean", "total", "count", "failed"] {
+            assert!(stats.get(key).is_some(), "stats.{key}");
+        }
+        let back: RunResults = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        write_atomically(&path, b"{}").unwrap();
+        write_atomically(&path, b"{\"a\":1}").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn read_refuses_other_files_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RunResults::read(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"));
+        std::fs::write(dir.path().join("results.json"), "{}").unwrap();
+        let err = RunResults::read(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("is not an ovn-heater results.json"));
+    }
+}
