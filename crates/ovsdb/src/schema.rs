@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use crate::condition::{Condition, Function};
 use crate::datum::{Atom, Row, Value};
 use crate::error::{Error, Result};
-use crate::txn::Operation;
+use crate::txn::{Mutation, Mutator, Operation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AtomicType {
@@ -148,16 +149,128 @@ impl DatabaseSchema {
         })
     }
     /// Checks an operation against the schema: tables, columns (with a close-match
-    /// suggestion), atom types, enums, integer/real ranges, string lengths, set sizes.
-    pub fn check_operation(&self, _op: &Operation) -> Result<()> {
+    /// suggestion), atom types, enums, integer/real ranges, string lengths, set sizes,
+    /// mutators, and that `_uuid`, `_version` and immutable columns are not written.
+    pub fn check_operation(&self, op: &Operation) -> Result<()> {
+        match op {
+            Operation::Insert { table, row, .. } => self.check_row(table, row),
+            Operation::Select {
+                table,
+                conditions,
+                columns,
+            } => {
+                let t = self.table(table)?;
+                self.check_conditions(t, conditions)?;
+                for column in columns.iter().flatten() {
+                    readable_column(t, column)?;
+                }
+                Ok(())
+            }
+            Operation::Update { table, conditions, row } => {
+                let t = self.table(table)?;
+                self.check_conditions(t, conditions)?;
+                for (column, value) in row.columns() {
+                    let c = writable_column(t, column)?;
+                    if !c.mutable {
+                        return Err(column_error(
+                            t,
+                            column,
+                            "immutable column: it can be set by insert but never updated",
+                        ));
+                    }
+                    check_datum(t, column, &c.column_type, value, Sizes::Exact)?;
+                }
+                Ok(())
+            }
+            Operation::Mutate {
+                table,
+                conditions,
+                mutations,
+            } => {
+                let t = self.table(table)?;
+                self.check_conditions(t, conditions)?;
+                mutations.iter().try_for_each(|m| check_mutation(t, m))
+            }
+            Operation::Delete { table, conditions } => {
+                let t = self.table(table)?;
+                self.check_conditions(t, conditions)
+            }
+            Operation::Wait {
+                table,
+                conditions,
+                columns,
+                rows,
+                ..
+            } => {
+                let t = self.table(table)?;
+                self.check_conditions(t, conditions)?;
+                for column in columns {
+                    readable_column(t, column)?;
+                }
+                for row in rows {
+                    for (column, value) in row.columns() {
+                        let ty = readable_column(t, column)?;
+                        check_datum(t, column, &ty, value, Sizes::Exact)?;
+                    }
+                }
+                Ok(())
+            }
+            Operation::Commit { .. } | Operation::Abort | Operation::Comment(_) | Operation::Assert { .. } => Ok(()),
+        }
+    }
+
+    /// Checks one row destined to `table` by an insert: every column exists and is writable,
+    /// every value fits its column's type. Immutable columns may be set here.
+    pub fn check_row(&self, table: &str, row: &Row) -> Result<()> {
+        let t = self.table(table)?;
+        for (column, value) in row.columns() {
+            let c = writable_column(t, column)?;
+            check_datum(t, column, &c.column_type, value, Sizes::Exact)?;
+        }
         Ok(())
     }
-    /// Checks one row destined to `table`.
-    pub fn check_row(&self, _table: &str, _row: &Row) -> Result<()> {
-        Ok(())
+
+    /// Checks one value against a column type (`_uuid` and `_version` are uuids).
+    pub fn check_value(&self, table: &str, column: &str, value: &Value) -> Result<()> {
+        let t = self.table(table)?;
+        let ty = readable_column(t, column)?;
+        check_datum(t, column, &ty, value, Sizes::Exact)
     }
-    /// Checks one value against a column type.
-    pub fn check_value(&self, _table: &str, _column: &str, _value: &Value) -> Result<()> {
+
+    fn check_conditions(&self, t: &TableSchema, conditions: &[Condition]) -> Result<()> {
+        for condition in conditions {
+            let Condition::Compare {
+                column,
+                function,
+                value,
+            } = condition
+            else {
+                continue;
+            };
+            let ty = readable_column(t, column)?;
+            let ordered = matches!(function, Function::Lt | Function::Le | Function::Gt | Function::Ge);
+            if ordered
+                && (ty.is_map()
+                    || ty.max != Some(1)
+                    || !matches!(ty.key.atomic, AtomicType::Integer | AtomicType::Real))
+            {
+                return Err(column_error(
+                    t,
+                    column,
+                    &format!(
+                        "cannot be compared with {:?} (only columns holding at most one integer or real can; this one is {})",
+                        function.as_str(),
+                        describe_type(&ty)
+                    ),
+                ));
+            }
+            let sizes = if matches!(function, Function::Includes | Function::Excludes) {
+                Sizes::Any
+            } else {
+                Sizes::Exact
+            };
+            check_datum(t, column, &ty, value, sizes)?;
+        }
         Ok(())
     }
 }
@@ -427,6 +540,377 @@ fn optional_f64(obj: &JsonObject, key: &str) -> Result<Option<f64>> {
                 .ok_or_else(|| Error::Decode(format!("{key:?} must be a number, got {v}")))
         })
         .transpose()
+}
+
+/// Which set sizes a value may have: the column's own bounds, or any (the argument of
+/// `includes`, `excludes` and of set/map mutations, where only the result is bounded).
+#[derive(Clone, Copy, PartialEq)]
+enum Sizes {
+    Exact,
+    Any,
+}
+
+/// The type of the implicit `_uuid` and `_version` columns.
+fn implicit_uuid_type() -> ColumnType {
+    ColumnType {
+        key: BaseType::new(AtomicType::Uuid),
+        value: None,
+        min: 1,
+        max: Some(1),
+    }
+}
+
+fn column_error(t: &TableSchema, column: &str, problem: &str) -> Error {
+    Error::Schema(format!("{}.{column}: {problem}", t.name))
+}
+
+fn unknown_column(t: &TableSchema, column: &str) -> Error {
+    Error::Schema(format!(
+        "table {} has no column {column:?}{}",
+        t.name,
+        suggest(column, t.columns.keys().map(String::as_str))
+    ))
+}
+
+/// A column that may appear in conditions, `select` columns and `wait` rows.
+fn readable_column(t: &TableSchema, column: &str) -> Result<ColumnType> {
+    if column == "_uuid" || column == "_version" {
+        return Ok(implicit_uuid_type());
+    }
+    t.columns
+        .get(column)
+        .map(|c| c.column_type.clone())
+        .ok_or_else(|| unknown_column(t, column))
+}
+
+/// A column that may be written by insert, update or mutate.
+fn writable_column<'a>(t: &'a TableSchema, column: &str) -> Result<&'a ColumnSchema> {
+    if column == "_uuid" || column == "_version" {
+        return Err(column_error(
+            t,
+            column,
+            "set by the server, cannot be written (refer to a new row by the insert's uuid-name instead)",
+        ));
+    }
+    t.columns.get(column).ok_or_else(|| unknown_column(t, column))
+}
+
+fn check_mutation(t: &TableSchema, m: &Mutation) -> Result<()> {
+    let column = m.column.as_str();
+    let c = writable_column(t, column)?;
+    if !c.mutable {
+        return Err(column_error(
+            t,
+            column,
+            "immutable column: it can be set by insert but never mutated",
+        ));
+    }
+    let ty = &c.column_type;
+    let mutator = m.mutator.as_str();
+    match m.mutator {
+        Mutator::Insert | Mutator::Delete => {
+            if ty.is_scalar() {
+                return Err(column_error(
+                    t,
+                    column,
+                    &format!(
+                        "cannot take {mutator:?}: it is {} (expected a set or map column; use update)",
+                        describe_type(ty)
+                    ),
+                ));
+            }
+            let keys_only = ColumnType {
+                key: ty.key.clone(),
+                value: None,
+                min: 0,
+                max: None,
+            };
+            // A map loses entries either by pairs or by a set of keys.
+            if ty.is_map() && m.mutator == Mutator::Delete && !matches!(m.value, Value::Map(_)) {
+                return check_datum(t, column, &keys_only, &m.value, Sizes::Any);
+            }
+            check_datum(t, column, ty, &m.value, Sizes::Any)
+        }
+        Mutator::Add | Mutator::Sub | Mutator::Mul | Mutator::Div | Mutator::Mod => {
+            let numeric = match ty.key.atomic {
+                AtomicType::Integer => true,
+                AtomicType::Real => m.mutator != Mutator::Mod,
+                _ => false,
+            };
+            if ty.is_map() || !numeric {
+                return Err(column_error(
+                    t,
+                    column,
+                    &format!(
+                        "cannot take {mutator:?}: it is {} (expected {})",
+                        describe_type(ty),
+                        if m.mutator == Mutator::Mod {
+                            "an integer column"
+                        } else {
+                            "an integer or real column"
+                        }
+                    ),
+                ));
+            }
+            let atom = match &m.value {
+                Value::Atom(a) => a,
+                Value::Set(items) if items.len() == 1 => &items[0],
+                other => {
+                    return Err(column_error(
+                        t,
+                        column,
+                        &format!(
+                            "{mutator:?} needs a single {} operand, got {}",
+                            ty.key.atomic.as_str(),
+                            other.to_json()
+                        ),
+                    ))
+                }
+            };
+            // Only the result is range-checked (by the server); the operand just needs the right type.
+            let operand = BaseType::new(ty.key.atomic);
+            check_atom(t, column, &operand, atom, "")?;
+            let zero = match atom {
+                Atom::Integer(i) => *i == 0,
+                Atom::Real(r) => *r == 0.0,
+                _ => false,
+            };
+            if zero && matches!(m.mutator, Mutator::Div | Mutator::Mod) {
+                return Err(column_error(t, column, &format!("{mutator:?} by zero")));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks a whole value (atom, set or map) against a column type.
+fn check_datum(t: &TableSchema, column: &str, ty: &ColumnType, value: &Value, sizes: Sizes) -> Result<()> {
+    let count = if let Some(value_type) = &ty.value {
+        let Value::Map(pairs) = value else {
+            return Err(column_error(
+                t,
+                column,
+                &format!(
+                    "got {}, expected {} (maps are written [\"map\", [[key, value], ...]]: Value::Map, e.g. Value::empty_map())",
+                    brief(&value.to_json()),
+                    describe_type(ty)
+                ),
+            ));
+        };
+        for (k, v) in pairs {
+            check_atom(t, column, &ty.key, k, "key ")?;
+            check_atom(t, column, value_type, v, "value ")?;
+        }
+        if let Some(dup) = first_duplicate(pairs.iter().map(|(k, _)| k)) {
+            return Err(column_error(t, column, &format!("map has key {} twice", dup.to_json())));
+        }
+        pairs.len()
+    } else {
+        let atoms = match value {
+            Value::Map(_) => {
+                return Err(column_error(
+                    t,
+                    column,
+                    &format!("got map {}, expected {}", brief(&value.to_json()), describe_type(ty)),
+                ))
+            }
+            other => other.atoms(),
+        };
+        for a in atoms {
+            check_atom(t, column, &ty.key, a, "")?;
+        }
+        if let Some(dup) = first_duplicate(atoms.iter()) {
+            return Err(column_error(t, column, &format!("set has {} twice", dup.to_json())));
+        }
+        atoms.len()
+    };
+    if sizes == Sizes::Exact {
+        let n = count as u64;
+        if n < ty.min || ty.max.is_some_and(|max| n > max) {
+            return Err(column_error(
+                t,
+                column,
+                &format!(
+                    "got {n} element{} in {}, expected {}",
+                    if n == 1 { "" } else { "s" },
+                    brief(&value.to_json()),
+                    describe_type(ty)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first atom that occurs twice (sets and map keys must be duplicate-free).
+fn first_duplicate<'a>(atoms: impl Iterator<Item = &'a Atom>) -> Option<&'a Atom> {
+    let mut seen = std::collections::HashSet::new();
+    for a in atoms {
+        let key = match a {
+            Atom::Integer(i) => format!("i{i}"),
+            Atom::Real(r) => format!("r{}", r.to_bits()),
+            Atom::Boolean(b) => format!("b{b}"),
+            Atom::String(s) => format!("s{s}"),
+            Atom::Uuid(u) => format!("u{u}"),
+            Atom::NamedUuid(n) => format!("n{n}"),
+        };
+        if !seen.insert(key) {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// Checks one atom against a base type: atomic type, enum, ranges, string length.
+/// `role` is "key ", "value " or "" (for messages about maps).
+fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role: &str) -> Result<()> {
+    let shown = atom.to_json();
+    let wrong_type = || {
+        column_error(
+            t,
+            column,
+            &format!("{role}{shown} is {}, expected {}", atom_kind(atom), describe_base(base)),
+        )
+    };
+    // A JSON real with no fraction is an integer to ovsdb-server; an integer is a fine real.
+    let number = match (base.atomic, atom) {
+        (AtomicType::Integer, Atom::Integer(i)) => Some(*i as f64),
+        (AtomicType::Integer, Atom::Real(r)) if r.fract() == 0.0 && r.abs() < 9.2e18 => Some(*r),
+        (AtomicType::Real, Atom::Integer(i)) => Some(*i as f64),
+        (AtomicType::Real, Atom::Real(r)) => Some(*r),
+        (AtomicType::Boolean, Atom::Boolean(_))
+        | (AtomicType::String, Atom::String(_))
+        | (AtomicType::Uuid, Atom::Uuid(_) | Atom::NamedUuid(_)) => None,
+        _ => return Err(wrong_type()),
+    };
+    if let Some(allowed) = &base.enum_values {
+        let member = allowed.iter().any(|e| match (e, number) {
+            (Atom::Integer(i), Some(n)) => *i as f64 == n,
+            (Atom::Real(r), Some(n)) => *r == n,
+            _ => e == atom,
+        });
+        if !member {
+            let names: Vec<String> = allowed.iter().map(|a| a.to_json().to_string()).collect();
+            let hint = atom
+                .as_str()
+                .map(|s| suggest(s, allowed.iter().filter_map(Atom::as_str)))
+                .unwrap_or_default();
+            return Err(column_error(
+                t,
+                column,
+                &format!(
+                    "{role}{shown} is not allowed (expected one of {}){hint}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(n) = number {
+        let (lo, hi) = match base.atomic {
+            AtomicType::Integer => (base.min_integer.map(|v| v as f64), base.max_integer.map(|v| v as f64)),
+            _ => (base.min_real, base.max_real),
+        };
+        if lo.is_some_and(|lo| n < lo) || hi.is_some_and(|hi| n > hi) {
+            return Err(column_error(
+                t,
+                column,
+                &format!("{role}{shown} is out of range (expected {})", describe_base(base)),
+            ));
+        }
+    }
+    if let Atom::String(text) = atom {
+        let len = text.chars().count() as u64;
+        if base.min_length.is_some_and(|min| len < min) || base.max_length.is_some_and(|max| len > max) {
+            return Err(column_error(
+                t,
+                column,
+                &format!(
+                    "{role}{} has {len} characters (expected {})",
+                    brief(&shown),
+                    describe_base(base)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn atom_kind(atom: &Atom) -> &'static str {
+    match atom {
+        Atom::Integer(_) => "an integer",
+        Atom::Real(_) => "a real",
+        Atom::Boolean(_) => "a boolean",
+        Atom::String(_) => "a string",
+        Atom::Uuid(_) => "a uuid",
+        Atom::NamedUuid(_) => "a named-uuid",
+    }
+}
+
+/// "an integer in 0..=4095", "a string of at most 63 characters", "a uuid of a DHCP_Options row".
+fn describe_base(base: &BaseType) -> String {
+    let mut s = match base.atomic {
+        AtomicType::Integer => "an integer".to_owned(),
+        AtomicType::Real => "a real".to_owned(),
+        AtomicType::Boolean => "a boolean".to_owned(),
+        AtomicType::String => "a string".to_owned(),
+        AtomicType::Uuid => "a uuid or named-uuid".to_owned(),
+    };
+    let range = |lo: Option<String>, hi: Option<String>| match (lo, hi) {
+        (Some(lo), Some(hi)) => format!(" in {lo}..={hi}"),
+        (Some(lo), None) => format!(" >= {lo}"),
+        (None, Some(hi)) => format!(" <= {hi}"),
+        (None, None) => String::new(),
+    };
+    match base.atomic {
+        AtomicType::Integer => {
+            s += &range(
+                base.min_integer.map(|v| v.to_string()),
+                base.max_integer.map(|v| v.to_string()),
+            )
+        }
+        AtomicType::Real => {
+            s += &range(
+                base.min_real.map(|v| v.to_string()),
+                base.max_real.map(|v| v.to_string()),
+            )
+        }
+        AtomicType::String => match (base.min_length, base.max_length) {
+            (Some(lo), Some(hi)) => s += &format!(" of {lo} to {hi} characters"),
+            (Some(lo), None) => s += &format!(" of at least {lo} characters"),
+            (None, Some(hi)) => s += &format!(" of at most {hi} characters"),
+            (None, None) => {}
+        },
+        AtomicType::Uuid => {
+            if let Some(target) = &base.ref_table {
+                s += &format!(" of a {target} row");
+            }
+        }
+        AtomicType::Boolean => {}
+    }
+    if let Some(allowed) = &base.enum_values {
+        let names: Vec<String> = allowed.iter().map(|a| a.to_json().to_string()).collect();
+        s += &format!(" (one of {})", names.join(", "));
+    }
+    s
+}
+
+/// "an integer in 0..=4095", "a set of 0 to 1 strings", "a map of 0 or more string→string".
+fn describe_type(ty: &ColumnType) -> String {
+    let count = match (ty.min, ty.max) {
+        (min, None) => format!("{min} or more"),
+        (min, Some(max)) if min == max => format!("exactly {min}"),
+        (min, Some(max)) => format!("{min} to {max}"),
+    };
+    match &ty.value {
+        Some(v) => format!(
+            "a map of {count} entries, key {}, value {}",
+            describe_base(&ty.key),
+            describe_base(v)
+        ),
+        None if ty.is_scalar() => describe_base(&ty.key),
+        None if ty.min == 0 && ty.max == Some(1) => format!("an empty set or {}", describe_base(&ty.key)),
+        None => format!("a set of {count} elements, each {}", describe_base(&ty.key)),
+    }
 }
 
 /// ` (did you mean "X"?)` for the closest candidate by edit distance, or "".
