@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ovsdb::{Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, Transaction, Uuid, Value};
+use ovsdb::{
+    Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, RowEvent, Subscription, Transaction, Uuid, Value,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -72,6 +74,9 @@ pub struct ChassisStatus {
     pub last_error: Option<String>,
     /// The task has ended.
     pub stopped: bool,
+    /// Rows held in memory, per table (tables with none left out): what the filter and the
+    /// monitor conditions let through.
+    pub rows_held: BTreeMap<String, usize>,
 }
 
 /// One port's progress on this chassis. Instants are when the chassis saw its transaction commit.
@@ -325,9 +330,7 @@ async fn run(
             Ok(session) => {
                 backoff = Duration::from_millis(200);
                 worker.sent_conditions = session.sent_conditions;
-                let ended = worker
-                    .serve(&session.client, &session.replica, &session.plan, &mut rx)
-                    .await;
+                let ended = worker.serve(&session.client, &session.sb, &session.plan, &mut rx).await;
                 session.client.close().await;
                 if ended {
                     break;
@@ -346,12 +349,48 @@ async fn run(
     });
 }
 
-/// One connection's client, its monitor, and the conditions the monitor started with.
+/// One connection's client and what it monitors.
 struct Session {
     client: Client,
-    replica: Replica,
+    sb: SbView,
     plan: Arc<MonitorPlan>,
     sent_conditions: HashMap<&'static str, Vec<Condition>>,
+}
+
+/// The SB as one chassis sees it. Tables sent whole go to a filtered replica (only the rows the
+/// chassis uses are kept); with `ovn-monitor-all` off, ovn-controller's conditional tables go
+/// to a second, conditional monitor (`monitor_cond_since`) on the same connection, whose
+/// replica holds what the conditions match.
+struct SbView {
+    filtered: Replica,
+    conditional: Option<(Replica, BTreeSet<String>)>,
+}
+
+impl SbView {
+    fn replica(&self, table: &str) -> &Replica {
+        match &self.conditional {
+            Some((replica, tables)) if tables.contains(table) => replica,
+            _ => &self.filtered,
+        }
+    }
+    fn find(&self, table: &str, pred: impl Fn(&Row) -> bool) -> Vec<(Uuid, Row)> {
+        self.replica(table).find(table, pred)
+    }
+    fn get(&self, table: &str, uuid: Uuid) -> Option<Row> {
+        self.replica(table).get(table, uuid)
+    }
+    fn rows_held(&self) -> BTreeMap<String, usize> {
+        let mut held = BTreeMap::new();
+        let replicas = std::iter::once(&self.filtered).chain(self.conditional.as_ref().map(|(r, _)| r));
+        for replica in replicas {
+            replica.read(|tables| {
+                for (table, rows) in tables.iter().filter(|(_, rows)| !rows.is_empty()) {
+                    *held.entry(table.clone()).or_default() += rows.len();
+                }
+            });
+        }
+        held
+    }
 }
 
 async fn connect(
@@ -372,19 +411,28 @@ async fn connect(
             Arc::new(MonitorPlan::for_schema(&schema))
         }
     };
-    let request = plan.initial_request(spec.monitor_all);
-    let sent_conditions = request
-        .tables
-        .iter()
-        .filter_map(|(t, m)| Some((static_table(t)?, m.conditions.clone()?)))
-        .collect();
-    let replica = client
-        .monitor_filtered(SB_DB, request, keep::filter(keep_state))
+    let (whole, conditional) = plan.requests(spec.monitor_all);
+    let mut sent_conditions = HashMap::new();
+    let conditional = match conditional {
+        Some(request) => {
+            sent_conditions = request
+                .tables
+                .iter()
+                .filter_map(|(t, m)| Some((static_table(t)?, m.conditions.clone()?)))
+                .collect();
+            let tables = request.tables.keys().cloned().collect();
+            let replica = client.monitor(SB_DB, request).await.map_err(ovsdb_error)?;
+            Some((replica, tables))
+        }
+        None => None,
+    };
+    let filtered = client
+        .monitor_filtered(SB_DB, whole, keep::filter(keep_state))
         .await
         .map_err(ovsdb_error)?;
     Ok(Session {
         client,
-        replica,
+        sb: SbView { filtered, conditional },
         plan,
         sent_conditions,
     })
@@ -494,16 +542,17 @@ impl Worker {
     async fn serve(
         &mut self,
         client: &Client,
-        replica: &Replica,
+        sb: &SbView,
         plan: &MonitorPlan,
         rx: &mut mpsc::UnboundedReceiver<Command>,
     ) -> bool {
-        let mut updates = replica.subscribe();
+        let mut updates = sb.filtered.subscribe();
+        let mut conditional_updates = sb.conditional.as_ref().map(|(r, _)| r.subscribe());
         let mut connection = client.connection_events();
         self.shared.publish(|s| s.status.connected = true);
         let delay = self.spec().processing_delay;
         loop {
-            let retry_at = match self.reconcile(client, replica, plan).await {
+            let retry_at = match self.reconcile(client, sb, plan).await {
                 Ok(()) => None,
                 Err(e) => {
                     self.record_error(&e);
@@ -521,12 +570,12 @@ impl Worker {
                     }
                     Some(other) => self.apply(other),
                 },
-                update = updates.recv() => match update {
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => woken_by_sb = true,
-                    Err(broadcast::error::RecvError::Closed) => {
+                alive = next_update(&mut updates, &mut conditional_updates) => {
+                    if !alive {
                         self.record_error(&Error::Stopped { chassis: format!("{} (monitor ended)", self.spec().name) });
                         return false;
                     }
+                    woken_by_sb = true;
                 },
                 event = connection.recv() => match event {
                     Ok(ConnectionEvent::Disconnected { reason, .. }) => {
@@ -554,6 +603,9 @@ impl Worker {
             while updates.try_recv().is_ok() {
                 woken_by_sb = true;
             }
+            while conditional_updates.as_mut().is_some_and(|u| u.try_recv().is_ok()) {
+                woken_by_sb = true;
+            }
             if woken_by_sb && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -562,27 +614,27 @@ impl Worker {
 
     /// Brings the SB in line with what this chassis is: registration, claims, releases,
     /// conditions, nb_cfg.
-    async fn reconcile(&mut self, client: &Client, replica: &Replica, plan: &MonitorPlan) -> Result<()> {
-        self.register(client, replica).await?;
-        self.adopt_requested_ports(replica);
-        self.fetch_missing_bindings(client, replica).await?;
-        let bindings = self.bindings(replica);
-        self.claim(client, replica, &bindings).await?;
-        self.release_unbound(client, replica).await?;
+    async fn reconcile(&mut self, client: &Client, sb: &SbView, plan: &MonitorPlan) -> Result<()> {
+        self.register(client, sb).await?;
+        self.adopt_requested_ports(sb);
+        self.fetch_missing_bindings(client, sb).await?;
+        let bindings = self.bindings(sb);
+        self.claim(client, sb, &bindings).await?;
+        self.release_unbound(client, sb).await?;
         if !self.spec().monitor_all {
-            self.update_conditions(replica, plan, &bindings).await?;
+            self.update_conditions(sb, plan, &bindings).await?;
         }
-        self.ack_nb_cfg(client, replica).await?;
-        self.publish_ports(replica);
+        self.ack_nb_cfg(client, sb).await?;
+        self.publish_ports(sb);
         Ok(())
     }
 
     /// Creates the `Encap`, `Chassis` and `Chassis_Private` rows, or brings back those a
     /// previous run (or a reconnect) left different.
-    async fn register(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+    async fn register(&mut self, client: &Client, sb: &SbView) -> Result<()> {
         let spec = self.spec().clone();
-        let own = replica.find(CHASSIS, |r| r.get("name").and_then(Value::as_str) == Some(&spec.name));
-        let private = replica.find(CHASSIS_PRIVATE, |r| {
+        let own = sb.find(CHASSIS, |r| r.get("name").and_then(Value::as_str) == Some(&spec.name));
+        let private = sb.find(CHASSIS_PRIVATE, |r| {
             r.get("name").and_then(Value::as_str) == Some(&spec.name)
         });
         let private_chassis = private
@@ -601,7 +653,7 @@ impl Worker {
                 let stale = ["hostname", "other_config"]
                     .iter()
                     .any(|c| !same_value(row.get(c), wanted.get(c)));
-                let encap_ok = replica
+                let encap_ok = sb
                     .find(ENCAP, |e| {
                         e.get("chassis_name").and_then(Value::as_str) == Some(&spec.name)
                             && e.get("ip").and_then(Value::as_str) == Some(&spec.encap_ip)
@@ -659,11 +711,11 @@ impl Worker {
     }
 
     /// With `bind_requested`, ports whose `requested-chassis` names this chassis count as bound.
-    fn adopt_requested_ports(&mut self, replica: &Replica) {
+    fn adopt_requested_ports(&mut self, sb: &SbView) {
         if !self.spec().bind_requested {
             return;
         }
-        let requested: BTreeSet<String> = replica
+        let requested: BTreeSet<String> = sb
             .find(PORT_BINDING, |r| {
                 let option = r.get("options").and_then(|o| o.map_get_str("requested-chassis"));
                 self.requests_us(r.get("requested_chassis").and_then(Value::as_uuid), option)
@@ -710,14 +762,14 @@ impl Worker {
     /// Monitoring everything, a port bound after its row arrived was dropped by the filter:
     /// fetch those rows once. (With conditions, the server sends them when the condition on
     /// `logical_port` is added.)
-    async fn fetch_missing_bindings(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+    async fn fetch_missing_bindings(&mut self, client: &Client, sb: &SbView) -> Result<()> {
         if !self.spec().monitor_all {
             return Ok(());
         }
         let missing: Vec<String> = self
             .ports
             .iter()
-            .filter(|(name, port)| !port.fetch_tried && find_binding(replica, name).is_none())
+            .filter(|(name, port)| !port.fetch_tried && find_binding(sb, name).is_none())
             .map(|(name, _)| name.clone())
             .collect();
         if missing.is_empty() {
@@ -761,11 +813,11 @@ impl Worker {
 
     /// The current binding of every bound port: the replica's copy when it holds one, else
     /// what was fetched.
-    fn bindings(&self, replica: &Replica) -> BTreeMap<String, Binding> {
+    fn bindings(&self, sb: &SbView) -> BTreeMap<String, Binding> {
         self.ports
             .iter()
             .filter_map(|(name, port)| {
-                let binding = find_binding(replica, name).or_else(|| port.fetched.clone())?;
+                let binding = find_binding(sb, name).or_else(|| port.fetched.clone())?;
                 Some((name.clone(), binding))
             })
             .collect()
@@ -774,7 +826,7 @@ impl Worker {
     /// Claims bound ports (chassis, then `up` in a second transaction, as ovn-controller does
     /// once flows are installed) and gateway ports this chassis is the active gateway for
     /// (chassis and `up` together).
-    async fn claim(&mut self, client: &Client, replica: &Replica, bindings: &BTreeMap<String, Binding>) -> Result<()> {
+    async fn claim(&mut self, client: &Client, sb: &SbView, bindings: &BTreeMap<String, Binding>) -> Result<()> {
         let Some(me) = self.chassis_uuid else {
             return Ok(());
         };
@@ -797,7 +849,7 @@ impl Worker {
                 claimed.push(name.clone());
             }
         }
-        for b in self.gateway_ports(replica, me) {
+        for b in self.gateway_ports(sb, me) {
             if b.chassis != Some(me) {
                 claims.update(
                     PORT_BINDING,
@@ -879,32 +931,31 @@ impl Worker {
 
     /// Gateway ports this chassis should hold: `chassisredirect` ports whose HA chassis group
     /// ranks it first among chassis that exist, and `l3gateway` ports pinned to it.
-    fn gateway_ports(&self, replica: &Replica, me: Uuid) -> Vec<Binding> {
+    fn gateway_ports(&self, sb: &SbView, me: Uuid) -> Vec<Binding> {
         let name = &self.spec().name;
         let is_gateway = self.spec().is_gateway;
-        replica
-            .find(PORT_BINDING, |r| {
-                matches!(
-                    r.get("type").and_then(Value::as_str),
-                    Some("chassisredirect" | "l3gateway")
-                )
-            })
-            .into_iter()
-            .map(|(uuid, row)| Binding::from_row(uuid, &row))
-            .filter(|b| match b.port_type.as_str() {
-                "l3gateway" => b.options.get("l3gateway-chassis") == Some(name),
-                _ => is_gateway && b.ha_chassis_group.and_then(|g| active_gateway(replica, g)) == Some(me),
-            })
-            .collect()
+        sb.find(PORT_BINDING, |r| {
+            matches!(
+                r.get("type").and_then(Value::as_str),
+                Some("chassisredirect" | "l3gateway")
+            )
+        })
+        .into_iter()
+        .map(|(uuid, row)| Binding::from_row(uuid, &row))
+        .filter(|b| match b.port_type.as_str() {
+            "l3gateway" => b.options.get("l3gateway-chassis") == Some(name),
+            _ => is_gateway && b.ha_chassis_group.and_then(|g| active_gateway(sb, g)) == Some(me),
+        })
+        .collect()
     }
 
     /// Releases rows this chassis holds but no longer hosts (unbound ports).
-    async fn release_unbound(&mut self, client: &Client, replica: &Replica) -> Result<()> {
+    async fn release_unbound(&mut self, client: &Client, sb: &SbView) -> Result<()> {
         let Some(me) = self.chassis_uuid else {
             return Ok(());
         };
-        let gateway: BTreeSet<Uuid> = self.gateway_ports(replica, me).iter().map(|b| b.uuid).collect();
-        let mut stale: Vec<(Uuid, String)> = replica
+        let gateway: BTreeSet<Uuid> = self.gateway_ports(sb, me).iter().map(|b| b.uuid).collect();
+        let mut stale: Vec<(Uuid, String)> = sb
             .find(PORT_BINDING, |r| r.get("chassis").and_then(Value::as_uuid) == Some(me))
             .into_iter()
             .map(|(uuid, row)| (uuid, Binding::from_row(uuid, &row)))
@@ -940,7 +991,7 @@ impl Worker {
     /// Moves the monitor conditions to the current local datapaths and ports.
     async fn update_conditions(
         &mut self,
-        replica: &Replica,
+        sb: &SbView,
         plan: &MonitorPlan,
         bindings: &BTreeMap<String, Binding>,
     ) -> Result<()> {
@@ -948,18 +999,18 @@ impl Worker {
             return Ok(());
         };
         let mut roots: BTreeSet<Uuid> = bindings.values().filter_map(|b| b.datapath).collect();
-        roots.extend(self.gateway_ports(replica, me).iter().filter_map(|b| b.datapath));
+        roots.extend(self.gateway_ports(sb, me).iter().filter_map(|b| b.datapath));
         let view = LocalView {
             chassis_name: self.spec().name.clone(),
             chassis_uuid: Some(me),
             bound_ports: self.ports.keys().cloned().collect(),
-            local_datapaths: connected_datapaths(replica, roots),
+            local_datapaths: connected_datapaths(sb, roots),
         };
         for (table, conditions) in view.conditions() {
             if !plan.is_conditional(table) || self.sent_conditions.get(table) == Some(&conditions) {
                 continue;
             }
-            replica
+            sb.replica(table)
                 .change_conditions(table, conditions.clone())
                 .await
                 .map_err(|e| self.ovsdb_error(e))?;
@@ -970,8 +1021,8 @@ impl Worker {
 
     /// Copies `SB_Global.nb_cfg` into `Chassis_Private.nb_cfg` (+ timestamp), which is what
     /// makes northd's `hv_cfg` and `ovn-nbctl --wait=hv` move.
-    async fn ack_nb_cfg(&mut self, client: &Client, replica: &Replica) -> Result<()> {
-        let Some(nb_cfg) = replica
+    async fn ack_nb_cfg(&mut self, client: &Client, sb: &SbView) -> Result<()> {
+        let Some(nb_cfg) = sb
             .find(SB_GLOBAL, |_| true)
             .first()
             .and_then(|(_, r)| r.get("nb_cfg").and_then(Value::as_i64))
@@ -979,7 +1030,7 @@ impl Worker {
             return Ok(());
         };
         let name = self.spec().name.clone();
-        let Some((private, row)) = replica
+        let Some((private, row)) = sb
             .find(CHASSIS_PRIVATE, |r| {
                 r.get("name").and_then(Value::as_str) == Some(&name)
             })
@@ -1011,9 +1062,10 @@ impl Worker {
         Ok(())
     }
 
-    fn publish_ports(&self, replica: &Replica) {
+    fn publish_ports(&self, sb: &SbView) {
         let me = self.chassis_uuid;
-        let bindings = self.bindings(replica);
+        let bindings = self.bindings(sb);
+        let held = sb.rows_held();
         let now = Instant::now();
         self.shared.publish(|s| {
             for (name, b) in &bindings {
@@ -1034,6 +1086,7 @@ impl Worker {
             s.status.ports_bound = s.ports.len();
             s.status.ports_claimed = s.ports.values().filter(|p| p.claimed_at.is_some()).count();
             s.status.ports_up = s.ports.values().filter(|p| p.up_at.is_some()).count();
+            s.status.rows_held = held;
         });
     }
 
@@ -1058,26 +1111,25 @@ impl Worker {
     }
 }
 
-fn find_binding(replica: &Replica, logical_port: &str) -> Option<Binding> {
-    replica
-        .find(PORT_BINDING, |r| {
-            r.get("logical_port").and_then(Value::as_str) == Some(logical_port)
-        })
-        .into_iter()
-        .next()
-        .map(|(uuid, row)| Binding::from_row(uuid, &row))
+fn find_binding(sb: &SbView, logical_port: &str) -> Option<Binding> {
+    sb.find(PORT_BINDING, |r| {
+        r.get("logical_port").and_then(Value::as_str) == Some(logical_port)
+    })
+    .into_iter()
+    .next()
+    .map(|(uuid, row)| Binding::from_row(uuid, &row))
 }
 
 /// The chassis an HA chassis group makes active: the highest priority among members whose
 /// chassis exists (the reference is weak, so a deleted chassis leaves it empty). Without BFD
 /// between emulated chassis, existing is what "alive" means here.
-fn active_gateway(replica: &Replica, group: Uuid) -> Option<Uuid> {
-    let group = replica.get(HA_CHASSIS_GROUP, group)?;
+fn active_gateway(sb: &SbView, group: Uuid) -> Option<Uuid> {
+    let group = sb.get(HA_CHASSIS_GROUP, group)?;
     group
         .get("ha_chassis")?
         .atoms()
         .iter()
-        .filter_map(|a| replica.get(HA_CHASSIS, a.as_uuid()?))
+        .filter_map(|a| sb.get(HA_CHASSIS, a.as_uuid()?))
         .filter_map(|ha| {
             let chassis = ha.get("chassis").and_then(Value::as_uuid)?;
             Some((
@@ -1092,8 +1144,8 @@ fn active_gateway(replica: &Replica, group: Uuid) -> Option<Uuid> {
 
 /// `roots` plus every datapath reachable through patch ports (router ports and their peers),
 /// as ovn-controller's local datapaths.
-fn connected_datapaths(replica: &Replica, roots: BTreeSet<Uuid>) -> BTreeSet<Uuid> {
-    let patches: Vec<Binding> = replica
+fn connected_datapaths(sb: &SbView, roots: BTreeSet<Uuid>) -> BTreeSet<Uuid> {
+    let patches: Vec<Binding> = sb
         .find(PORT_BINDING, |r| r.get("type").and_then(Value::as_str) == Some("patch"))
         .into_iter()
         .map(|(u, r)| Binding::from_row(u, &r))
@@ -1141,6 +1193,24 @@ fn static_table(table: &str) -> Option<&'static str> {
     ]
     .into_iter()
     .find(|t| *t == table)
+}
+
+/// Waits for the next change on either monitor (a lagging subscriber still counts: the
+/// reconcile that follows reads the current state). `false` when a monitor has ended.
+async fn next_update(filtered: &mut Subscription, conditional: &mut Option<Subscription>) -> bool {
+    let alive = |r: std::result::Result<RowEvent, broadcast::error::RecvError>| {
+        !matches!(r, Err(broadcast::error::RecvError::Closed))
+    };
+    let conditional_next = async {
+        match conditional {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = filtered.recv() => alive(r),
+        r = conditional_next => alive(r),
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -96,6 +96,8 @@ pub struct FarmStatus {
     pub errors: u64,
     /// The lowest `nb_cfg` acked by any chassis (what northd's `hv_cfg` follows).
     pub min_nb_cfg: Option<i64>,
+    /// SB rows held in memory by all chassis together.
+    pub rows_held: usize,
     pub last_error: Option<String>,
 }
 
@@ -113,6 +115,7 @@ impl FarmStatus {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.rows_held += s.rows_held.values().sum::<usize>();
         if s.last_error.is_some() {
             self.last_error.clone_from(&s.last_error);
         }

@@ -253,23 +253,23 @@ impl MonitorPlan {
         }
     }
 
-    /// The first monitor request: everything when `monitor_all`, otherwise the conditions
-    /// ovn-controller starts with before it knows its own chassis row.
-    pub fn initial_request(&self, monitor_all: bool) -> MonitorRequest {
-        let mut request = MonitorRequest::new();
-        for (table, conditional, columns) in &self.tables {
-            let mut monitor = TableMonitor::all().columns(columns.iter().cloned());
-            if *conditional {
-                let conditions = if monitor_all {
-                    vec![Condition::Constant(true)]
-                } else {
-                    initial_conditions(table)
-                };
-                monitor = monitor.conditions(conditions);
+    /// The monitor requests of a chassis, as a pair: the rows sent whole to a filtered
+    /// monitor (plain `monitor`: the client can only filter whole rows), and, when
+    /// `ovn-monitor-all` is off, ovn-controller's conditional tables under the conditions it
+    /// starts with before it knows its own chassis row (`monitor_cond_since`).
+    pub fn requests(&self, monitor_all: bool) -> (MonitorRequest, Option<MonitorRequest>) {
+        let mut filtered = MonitorRequest::new();
+        let mut conditional = MonitorRequest::new();
+        for (table, is_conditional, columns) in &self.tables {
+            let monitor = TableMonitor::all().columns(columns.iter().cloned());
+            if *is_conditional && !monitor_all {
+                conditional = conditional.table(table.clone(), monitor.conditions(initial_conditions(table)));
+            } else {
+                filtered = filtered.table(table.clone(), monitor);
             }
-            request = request.table(table.clone(), monitor);
         }
-        request
+        let conditional = (!monitor_all).then_some(conditional);
+        (filtered, conditional)
     }
 
     /// Whether the plan monitors `table` conditionally (and so [`LocalView::conditions`] may
@@ -370,22 +370,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn monitor_all_asks_every_row_of_conditional_tables() {
-        let request = MonitorPlan::ovn_23_03().initial_request(true);
-        let pb = &request.tables[PORT_BINDING];
-        assert_eq!(pb.conditions, Some(vec![Condition::Constant(true)]));
-        assert!(request.tables["SB_Global"].conditions.is_none());
-        assert!(!request.tables.contains_key("Connection"));
+    fn monitor_all_asks_every_row_of_every_table() {
+        let (filtered, conditional) = MonitorPlan::ovn_23_03().requests(true);
+        assert!(conditional.is_none());
+        assert!(!filtered.has_conditions());
+        assert!(filtered.tables.contains_key(PORT_BINDING));
+        assert!(!filtered.tables.contains_key("Connection"));
     }
 
     #[test]
     fn conditional_start_matches_ovn_controller() {
-        let request = MonitorPlan::ovn_23_03().initial_request(false);
+        let (filtered, conditional) = MonitorPlan::ovn_23_03().requests(false);
+        let conditional = conditional.unwrap();
+        assert!(!filtered.tables.contains_key("Logical_Flow"));
+        assert!(filtered.tables.contains_key(CHASSIS));
         assert_eq!(
-            request.tables["Logical_Flow"].conditions,
+            conditional.tables["Logical_Flow"].conditions,
             Some(vec![Condition::Constant(false)])
         );
-        assert_eq!(request.tables[PORT_BINDING].conditions.as_ref().map(Vec::len), Some(5));
+        assert_eq!(
+            conditional.tables[PORT_BINDING].conditions.as_ref().map(Vec::len),
+            Some(5)
+        );
     }
 
     #[test]
