@@ -381,7 +381,9 @@ impl Normalizer {
         };
         for (table, prefixes) in NAME_TYPES {
             for row in tables.get(table).into_iter().flatten() {
-                let Some(Val::Str(name)) = row.columns.get("name") else { continue };
+                let Some(Val::Str(name)) = row.columns.get("name") else {
+                    continue;
+                };
                 for (prefix, typ) in prefixes {
                     if let Some(rest) = name.strip_prefix(prefix) {
                         if is_full_uuid(rest) {
@@ -395,7 +397,9 @@ impl Normalizer {
         for rows in tables.values() {
             for row in rows {
                 for col in ["external_ids", "options"] {
-                    let Some(Val::Map(pairs)) = row.columns.get(col) else { continue };
+                    let Some(Val::Map(pairs)) = row.columns.get(col) else {
+                        continue;
+                    };
                     for (k, v) in pairs {
                         let (Val::Str(k), Val::Str(v)) = (k, v) else { continue };
                         let base = k.split_once(':').map(|(_, b)| b).unwrap_or(k);
@@ -462,7 +466,10 @@ impl Normalizer {
                     let mut items = Vec::new();
                     for (k, x) in pairs {
                         let kstr = if let Val::Str(k) = k { Some(k.as_str()) } else { None };
-                        if table == "NB_Global" && col == "external_ids" && kstr.is_some_and(|k| LIVENESS_KEYS.contains(&k)) {
+                        if table == "NB_Global"
+                            && col == "external_ids"
+                            && kstr.is_some_and(|k| LIVENESS_KEYS.contains(&k))
+                        {
                             continue;
                         }
                         if table == "NB_Global" && col == "options" && kstr == Some("mac_prefix") {
@@ -752,11 +759,15 @@ pub fn diff_text(a: &str, b: &str) -> String {
 /// Strips what `ovn-heater snapshot` leaves out of a raw dump: empty tables and Neutron's
 /// NB_Global liveness keys.
 pub fn strip_for_snapshot(doc: &mut Json) {
-    let Some(tables) = doc.get_mut("tables").and_then(Json::as_object_mut) else { return };
+    let Some(tables) = doc.get_mut("tables").and_then(Json::as_object_mut) else {
+        return;
+    };
     tables.retain(|_, rows| rows.as_array().is_some_and(|r| !r.is_empty()));
     if let Some(rows) = tables.get_mut("NB_Global").and_then(Json::as_array_mut) {
         for row in rows {
-            let Some(ext) = row.get_mut("external_ids") else { continue };
+            let Some(ext) = row.get_mut("external_ids") else {
+                continue;
+            };
             if let Some(pairs) = ext.get_mut(1).and_then(Json::as_array_mut) {
                 pairs.retain(|p| {
                     !p.get(0)

@@ -1,0 +1,497 @@
+//! Neutron-side state the mimic keeps: the objects of the Neutron DB that decide what is
+//! written to the NB (networks, subnets with their IPAM, ports with MACs and revision numbers,
+//! routers, security groups and rules, floating IPs), plus the NB row UUIDs of what was
+//! written, so that later updates carry the right `wait` guards and deletes are exact.
+//!
+//! Invariant: the `external_ids` the mimic believes a row has are the ones in the NB (it is the
+//! only writer of those columns), because state changes are applied only after the NB
+//! transaction that made them committed.
+//!
+//! Must not know: OVSDB connections, processes, the CLI.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{Error, Result};
+
+/// A Neutron object id.
+pub type Id = uuid::Uuid;
+/// An NB row UUID.
+pub type RowId = ovsdb::Uuid;
+
+/// How the gateway of a router is scheduled in the NB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GatewayLayout {
+    /// Neutron 21.0.0: `Gateway_Chassis` rows referenced by the gateway LRP.
+    #[default]
+    GatewayChassis,
+    /// Upstream master: one `HA_Chassis_Group` `neutron-<router>` with `HA_Chassis` rows.
+    HaChassisGroup,
+}
+
+/// Deployment options that change what Neutron writes.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub gateway_layout: GatewayLayout,
+    /// `[ovn] dns_servers` (DHCP `dns_server` when a subnet has none).
+    pub dns_servers: Vec<String>,
+    /// `[ovn] dhcp_default_lease_time`.
+    pub dhcp_lease_time: u32,
+    /// MTU of tunnelled (geneve) networks: 1500 minus the geneve overhead.
+    pub tunnel_mtu: u32,
+    /// MTU of flat/vlan networks.
+    pub physical_mtu: u32,
+    /// The project of requests that name none.
+    pub default_project: String,
+    /// Seed of the PRNG behind ids, MACs and IP picks (same seed, same run).
+    pub seed: u64,
+    /// Gateway chassis per router gateway (Neutron's `MAX_GW_CHASSIS`).
+    pub max_gateway_chassis: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            gateway_layout: GatewayLayout::GatewayChassis,
+            dns_servers: vec!["8.8.8.8".into()],
+            dhcp_lease_time: 43200,
+            tunnel_mtu: 1442,
+            physical_mtu: 1500,
+            default_project: "fake_project_id".into(),
+            seed: 1,
+            max_gateway_chassis: MAX_GW_CHASSIS,
+        }
+    }
+}
+
+/// Neutron never schedules a gateway on more chassis than this.
+pub const MAX_GW_CHASSIS: usize = 5;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkType {
+    Geneve,
+    Flat,
+    Vlan(u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct Provider {
+    pub network_type: NetworkType,
+    pub physnet: String,
+    pub segment: Id,
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub id: Id,
+    pub name: String,
+    pub project: String,
+    pub mtu: u32,
+    pub external: bool,
+    pub provider: Option<Provider>,
+    pub revision: i64,
+    pub subnets: Vec<Id>,
+    pub metadata_port: Option<Id>,
+    pub ls: RowId,
+}
+
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub id: Id,
+    pub name: String,
+    pub network: Id,
+    pub project: String,
+    pub cidr: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub enable_dhcp: bool,
+    /// `slaac`, `dhcpv6-stateful`, `dhcpv6-stateless` (IPv6 only).
+    pub ipv6_address_mode: Option<String>,
+    pub dns_nameservers: Vec<String>,
+    pub revision: i64,
+    pub dhcp_options: Option<RowId>,
+    pub server_mac: String,
+    pub allocated: BTreeSet<IpAddr>,
+}
+
+impl Subnet {
+    pub fn is_v4(&self) -> bool {
+        matches!(self.cidr, IpNet::V4(_))
+    }
+}
+
+/// What a Neutron port is for, which decides its LSP shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    /// `network:distributed` OVN metadata port (localport).
+    Metadata,
+    /// `network:router_gateway` of a router.
+    RouterGateway { router: Id },
+    /// `network:router_interface` of a router.
+    RouterInterface { router: Id },
+    /// A VM (or any other) port.
+    Compute,
+}
+
+#[derive(Clone, Debug)]
+pub struct FixedIp {
+    pub subnet: Id,
+    pub ip: IpAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct Port {
+    pub id: Id,
+    pub name: String,
+    pub network: Id,
+    pub project: String,
+    pub mac: String,
+    pub fixed_ips: Vec<FixedIp>,
+    pub device_owner: String,
+    pub device_id: String,
+    /// `binding:host_id` ("" when unbound).
+    pub host: String,
+    pub security_groups: Vec<Id>,
+    pub port_security: bool,
+    pub revision: i64,
+    pub active: bool,
+    pub kind: PortKind,
+    /// The router-port half has been written (LSP type router + LRP).
+    pub routed: bool,
+    /// `neutron:port_fip` on the LSP (a FIP is associated).
+    pub port_fip: Option<String>,
+    pub lsp: RowId,
+    pub lrp: Option<RowId>,
+    /// The revision the LRP's `external_ids` carry (the L3 write lags ML2's).
+    pub lrp_revision: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    pub port: Id,
+    pub network: Id,
+    /// Scheduled chassis, highest priority first.
+    pub chassis: Vec<String>,
+    pub route: RowId,
+    pub ha_chassis_group: Option<RowId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Router {
+    pub id: Id,
+    pub name: String,
+    pub project: String,
+    pub revision: i64,
+    pub lr: RowId,
+    pub gateway: Option<Gateway>,
+    /// Interface ports.
+    pub interfaces: Vec<Id>,
+    /// SNAT NAT rows by internal CIDR.
+    pub snats: BTreeMap<String, RowId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityGroupRule {
+    pub id: Id,
+    pub security_group: Id,
+    pub direction: Direction,
+    /// 4 or 6.
+    pub ethertype: u8,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<IpNet>,
+    pub remote_group: Option<Id>,
+    pub acl: RowId,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityGroup {
+    pub id: Id,
+    pub name: String,
+    pub project: String,
+    pub stateful: bool,
+    pub rules: Vec<Id>,
+    pub port_group: RowId,
+}
+
+#[derive(Clone, Debug)]
+pub struct FloatingIp {
+    pub id: Id,
+    pub network: Id,
+    pub subnet: Id,
+    pub project: String,
+    pub ip: IpAddr,
+    /// MAC of the FIP's own Neutron port (`network:floatingip`, never in the NB).
+    pub mac: String,
+    pub revision: i64,
+    pub association: Option<FipAssociation>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FipAssociation {
+    pub port: Id,
+    pub fixed_ip: IpAddr,
+    pub router: Id,
+    pub nat: RowId,
+}
+
+/// Everything the mimic knows, as Neutron's DB would.
+pub struct State {
+    pub config: Config,
+    rng: StdRng,
+    pub pg_drop: Option<RowId>,
+    pub networks: BTreeMap<Id, Network>,
+    pub subnets: BTreeMap<Id, Subnet>,
+    pub ports: BTreeMap<Id, Port>,
+    pub routers: BTreeMap<Id, Router>,
+    pub security_groups: BTreeMap<Id, SecurityGroup>,
+    pub rules: BTreeMap<Id, SecurityGroupRule>,
+    pub floating_ips: BTreeMap<Id, FloatingIp>,
+    /// Project → its `default` security group.
+    pub default_sg: BTreeMap<String, Id>,
+    macs: BTreeSet<String>,
+}
+
+impl State {
+    pub fn new(config: Config) -> Self {
+        State {
+            rng: StdRng::seed_from_u64(config.seed),
+            config,
+            pg_drop: None,
+            networks: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            routers: BTreeMap::new(),
+            security_groups: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            floating_ips: BTreeMap::new(),
+            default_sg: BTreeMap::new(),
+            macs: BTreeSet::new(),
+        }
+    }
+
+    /// A fresh Neutron id (from the seeded PRNG, so runs repeat).
+    pub fn new_id(&mut self) -> Id {
+        uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid()
+    }
+
+    /// A fresh `fa:16:3e:xx:xx:xx` MAC (Neutron's `base_mac`), reserved until [`State::release_mac`].
+    pub fn new_mac(&mut self) -> String {
+        loop {
+            let b: [u8; 3] = self.rng.gen();
+            let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
+            if self.macs.insert(mac.clone()) {
+                return mac;
+            }
+        }
+    }
+
+    pub fn release_mac(&mut self, mac: &str) {
+        self.macs.remove(mac);
+    }
+
+    /// Reserves an address in `subnet`: `wanted` if given (must be free and inside), else a
+    /// random pick among the first 1000 free ones (as Neutron's IPAM), or the lowest free one
+    /// with `lowest`.
+    pub fn allocate_ip(&mut self, subnet: Id, wanted: Option<IpAddr>, lowest: bool) -> Result<IpAddr> {
+        let s = self.subnets.get(&subnet).ok_or_else(|| Error::Unknown {
+            kind: "subnet",
+            name: subnet.to_string(),
+            known: String::new(),
+        })?;
+        let name = s.name.clone();
+        if let Some(ip) = wanted {
+            if !s.cidr.contains(&ip) || ip == s.cidr.network() || (s.is_v4() && ip == s.cidr.broadcast()) {
+                return Err(Error::IpUnavailable {
+                    ip: ip.to_string(),
+                    subnet: name,
+                    why: "is not a host address of the subnet",
+                });
+            }
+            if s.allocated.contains(&ip) {
+                return Err(Error::IpUnavailable {
+                    ip: ip.to_string(),
+                    subnet: name,
+                    why: "is already allocated",
+                });
+            }
+            self.subnets.get_mut(&subnet).map(|s| s.allocated.insert(ip));
+            return Ok(ip);
+        }
+        let free: Vec<IpAddr> = s
+            .cidr
+            .hosts()
+            .filter(|ip| Some(*ip) != s.gateway && !s.allocated.contains(ip))
+            .take(if lowest { 1 } else { 1000 })
+            .collect();
+        if free.is_empty() {
+            return Err(Error::SubnetFull {
+                subnet: name,
+                cidr: s.cidr.to_string(),
+            });
+        }
+        let ip = free[self.rng.gen_range(0..free.len())];
+        self.subnets.get_mut(&subnet).map(|s| s.allocated.insert(ip));
+        Ok(ip)
+    }
+
+    pub fn release_ip(&mut self, subnet: Id, ip: IpAddr) {
+        if let Some(s) = self.subnets.get_mut(&subnet) {
+            s.allocated.remove(&ip);
+        }
+    }
+
+    // ---- lookups by name or id (what the openstack CLI accepts) ----
+
+    pub fn network(&self, name_or_id: &str) -> Result<&Network> {
+        find(&self.networks, name_or_id, |n| n.name.as_str(), "network")
+    }
+    pub fn subnet(&self, name_or_id: &str) -> Result<&Subnet> {
+        find(&self.subnets, name_or_id, |s| s.name.as_str(), "subnet")
+    }
+    pub fn port(&self, name_or_id: &str) -> Result<&Port> {
+        find(&self.ports, name_or_id, |p| p.name.as_str(), "port")
+    }
+    pub fn router(&self, name_or_id: &str) -> Result<&Router> {
+        find(&self.routers, name_or_id, |r| r.name.as_str(), "router")
+    }
+    pub fn security_group(&self, name_or_id: &str) -> Result<&SecurityGroup> {
+        find(&self.security_groups, name_or_id, |s| s.name.as_str(), "security group")
+    }
+    pub fn rule(&self, id: &str) -> Result<&SecurityGroupRule> {
+        find(&self.rules, id, |_| "", "security group rule")
+    }
+    pub fn floating_ip(&self, ip_or_id: &str) -> Result<&FloatingIp> {
+        if let Some(f) = self.floating_ips.values().find(|f| f.ip.to_string() == ip_or_id) {
+            return Ok(f);
+        }
+        find(&self.floating_ips, ip_or_id, |_| "", "floating IP")
+    }
+
+    /// MTU a network of this type gets.
+    pub fn mtu_for(&self, provider: Option<&Provider>) -> u32 {
+        match provider.map(|p| &p.network_type) {
+            None | Some(NetworkType::Geneve) => self.config.tunnel_mtu,
+            Some(_) => self.config.physical_mtu,
+        }
+    }
+
+    /// How many router gateways each chassis hosts, split by whether it is the active one.
+    pub fn gateway_load(&self) -> BTreeMap<String, (usize, usize)> {
+        let mut load: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for gw in self.routers.values().filter_map(|r| r.gateway.as_ref()) {
+            for (i, ch) in gw.chassis.iter().enumerate() {
+                let e = load.entry(ch.clone()).or_default();
+                if i == 0 {
+                    e.0 += 1;
+                }
+                e.1 += 1;
+            }
+        }
+        load
+    }
+}
+
+fn find<'a, T>(map: &'a BTreeMap<Id, T>, key: &str, name: fn(&T) -> &str, kind: &'static str) -> Result<&'a T> {
+    if let Ok(id) = key.parse::<Id>() {
+        if let Some(v) = map.get(&id) {
+            return Ok(v);
+        }
+    }
+    let mut hits = map.values().filter(|v| name(v) == key);
+    match (hits.next(), hits.next()) {
+        (Some(v), None) => Ok(v),
+        (Some(_), Some(_)) => Err(Error::invalid(
+            format!("{kind} name {key:?}"),
+            "more than one has this name; use the id",
+        )),
+        _ => {
+            let mut known: Vec<String> = map
+                .iter()
+                .map(|(id, v)| {
+                    if name(v).is_empty() {
+                        id.to_string()
+                    } else {
+                        name(v).to_owned()
+                    }
+                })
+                .collect();
+            known.truncate(10);
+            Err(Error::Unknown {
+                kind,
+                name: key.to_owned(),
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
+            })
+        }
+    }
+}
+
+/// `ip/prefixlen` of an address in a subnet, as `neutron:cidrs` and LRP `networks` spell it.
+pub fn ip_with_prefix(ip: IpAddr, cidr: &IpNet) -> String {
+    format!("{ip}/{}", cidr.prefix_len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with_subnet(cidr: &str) -> (State, Id) {
+        let mut st = State::new(Config::default());
+        let id = st.new_id();
+        let cidr: IpNet = cidr.parse().unwrap();
+        st.subnets.insert(
+            id,
+            Subnet {
+                id,
+                name: "s".into(),
+                network: id,
+                project: "p".into(),
+                gateway: cidr.hosts().next(),
+                cidr,
+                enable_dhcp: true,
+                ipv6_address_mode: None,
+                dns_nameservers: vec![],
+                revision: 0,
+                dhcp_options: None,
+                server_mac: String::new(),
+                allocated: BTreeSet::new(),
+            },
+        );
+        (st, id)
+    }
+
+    #[test]
+    fn ipam_skips_gateway_and_reports_a_full_subnet() {
+        let (mut st, s) = state_with_subnet("10.9.0.0/30");
+        assert_eq!(st.allocate_ip(s, None, true).unwrap().to_string(), "10.9.0.2");
+        assert!(matches!(st.allocate_ip(s, None, false), Err(Error::SubnetFull { .. })));
+        st.release_ip(s, "10.9.0.2".parse().unwrap());
+        assert!(st.allocate_ip(s, Some("10.9.0.2".parse().unwrap()), false).is_ok());
+        assert!(matches!(
+            st.allocate_ip(s, Some("10.9.0.2".parse().unwrap()), false),
+            Err(Error::IpUnavailable { .. })
+        ));
+    }
+
+    #[test]
+    fn macs_use_neutron_base_mac_and_are_unique() {
+        let mut st = State::new(Config::default());
+        let a = st.new_mac();
+        let b = st.new_mac();
+        assert!(a.starts_with("fa:16:3e:") && a != b);
+    }
+}

@@ -1,0 +1,546 @@
+//! Networks and subnets: `network create/delete` (tenant geneve; provider flat/vlan with the
+//! localnet port), its OVN metadata port, `subnet create/delete` (IPv4/IPv6, DHCP on/off).
+//!
+//! Must not know: connections (see neutron.rs), the CLI.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use ovsdb::{Condition, Row, Transaction, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{FixedIp, Id, Network, NetworkType, Port, PortKind, Provider, State, Subnet};
+use crate::nb::{self, map_of, smap, strs, Planned};
+use crate::neutron::{pg_drop, ActionReport, Neutron};
+
+/// `openstack network create`.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// Owner; the configured default project when `None`.
+    pub project: Option<String>,
+    /// `--external` (`router:external`).
+    pub external: bool,
+    /// `--provider-network-type` (`geneve` when absent, `flat`, `vlan`).
+    pub network_type: Option<String>,
+    /// `--provider-physical-network`.
+    pub physical_network: Option<String>,
+    /// `--provider-segment` (VLAN id).
+    pub segmentation_id: Option<u16>,
+}
+
+/// The gateway of a new subnet.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum SubnetGateway {
+    /// The first host address (Neutron's default).
+    #[default]
+    Auto,
+    /// `--gateway none`.
+    None,
+    Ip(IpAddr),
+}
+
+/// `openstack subnet create`.
+#[derive(Clone, Debug)]
+pub struct SubnetSpec {
+    pub name: String,
+    pub network: String,
+    pub project: Option<String>,
+    pub cidr: String,
+    pub gateway: SubnetGateway,
+    pub enable_dhcp: bool,
+    /// `--ipv6-address-mode` (`slaac`, `dhcpv6-stateful`, `dhcpv6-stateless`).
+    pub ipv6_address_mode: Option<String>,
+    pub dns_nameservers: Vec<String>,
+    /// The address the network's metadata port gets in this subnet (Neutron's IPAM pick);
+    /// the lowest free one when `None`.
+    pub metadata_ip: Option<IpAddr>,
+}
+
+impl SubnetSpec {
+    pub fn new(name: &str, network: &str, cidr: &str) -> Self {
+        SubnetSpec {
+            name: name.into(),
+            network: network.into(),
+            project: None,
+            cidr: cidr.into(),
+            gateway: SubnetGateway::Auto,
+            enable_dhcp: true,
+            ipv6_address_mode: None,
+            dns_nameservers: vec![],
+            metadata_ip: None,
+        }
+    }
+}
+
+impl Neutron {
+    /// `network create`: the project's default SG if new (T1a), the Logical_Switch (with the
+    /// localnet port for provider networks) (T1b), the metadata localport (T1c).
+    pub async fn network_create(&self, spec: NetworkSpec) -> Result<ActionReport> {
+        self.action("network create", |mut report| async move {
+            let provider = self.with_state(|st| provider_of(st, &spec))?;
+            let project = spec
+                .project
+                .clone()
+                .unwrap_or_else(|| self.with_state(|st| st.config.default_project.clone()));
+            self.ensure_default_security_group(&mut report, &project).await?;
+            let (net_id, mdp_id, mac) = self.with_state(|st| (st.new_id(), st.new_id(), st.new_mac()));
+            let result = async {
+                self.exec(&mut report, |st| {
+                    let mtu = st.mtu_for(provider.as_ref());
+                    let network = Network {
+                        id: net_id,
+                        name: spec.name.clone(),
+                        project: project.clone(),
+                        mtu,
+                        external: spec.external,
+                        provider: provider.clone(),
+                        revision: 1,
+                        subnets: vec![],
+                        metadata_port: None,
+                        ls: ovsdb::Uuid::new_v4(),
+                    };
+                    Ok(Some(plan_logical_switch(network)))
+                })
+                .await?;
+                self.exec(&mut report, |st| {
+                    let port = Port {
+                        id: mdp_id,
+                        name: String::new(),
+                        network: net_id,
+                        project: project.clone(),
+                        mac: mac.clone(),
+                        fixed_ips: vec![],
+                        device_owner: nb::OWNER_DISTRIBUTED.into(),
+                        device_id: format!("ovnmeta-{net_id}"),
+                        host: String::new(),
+                        security_groups: vec![],
+                        port_security: false,
+                        revision: 1,
+                        active: false,
+                        kind: PortKind::Metadata,
+                        routed: false,
+                        port_fip: None,
+                        lsp: ovsdb::Uuid::new_v4(),
+                        lrp: None,
+                        lrp_revision: 0,
+                    };
+                    Ok(Some(crate::port::plan_lsp_create(st, port, "T1c metadata port")?))
+                })
+                .await
+            }
+            .await;
+            if result.is_err() && !self.with_state(|st| st.ports.contains_key(&mdp_id)) {
+                self.with_state(|st| st.release_mac(&mac));
+            }
+            result?;
+            report.id = Some(net_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `network delete`: its metadata port, its subnets' DHCP_Options, the Logical_Switch.
+    pub async fn network_delete(&self, network: &str) -> Result<ActionReport> {
+        self.action("network delete", |mut report| async move {
+            let (net_id, mdp, subnets) = self.with_state(|st| -> Result<_> {
+                let net = st.network(network)?;
+                if let Some(p) = st
+                    .ports
+                    .values()
+                    .find(|p| p.network == net.id && p.kind != PortKind::Metadata)
+                {
+                    return Err(Error::InUse {
+                        what: format!("network {}", net.name),
+                        why: format!("port {} ({}) is still on it; delete it first", p.id, p.device_owner),
+                    });
+                }
+                if let Some(f) = st.floating_ips.values().find(|f| f.network == net.id) {
+                    return Err(Error::InUse {
+                        what: format!("network {}", net.name),
+                        why: format!("floating IP {} is allocated from it", f.ip),
+                    });
+                }
+                Ok((net.id, net.metadata_port, net.subnets.clone()))
+            })?;
+            if let Some(mdp) = mdp {
+                self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, mdp)?)))
+                    .await?;
+            }
+            for subnet in subnets {
+                self.exec(&mut report, |st| Ok(plan_dhcp_delete(st, subnet))).await?;
+            }
+            self.exec(&mut report, |st| {
+                let net = st
+                    .networks
+                    .get(&net_id)
+                    .ok_or_else(|| Error::invalid("network", "vanished"))?;
+                let mut txn = Transaction::new(nb::NB);
+                txn.delete(nb::LOGICAL_SWITCH, vec![Condition::uuid(net.ls)]);
+                Ok(Some(Planned::new(
+                    "network delete Logical_Switch",
+                    txn,
+                    move |st, _| {
+                        st.networks.remove(&net_id);
+                    },
+                )))
+            })
+            .await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `subnet create`. IPv4 with DHCP: the metadata port gets an address and the subnet its
+    /// DHCP_Options, in one transaction (T2). DHCPv6 modes: the DHCP_Options alone. No DHCP
+    /// (or SLAAC): no NB write.
+    pub async fn subnet_create(&self, spec: SubnetSpec) -> Result<ActionReport> {
+        self.action("subnet create", |mut report| async move {
+            let subnet_id = self.with_state(|st| reserve_subnet(st, &spec))?;
+            let result = async {
+                let (v4, dhcp, mdp) = self.with_state(|st| {
+                    let s = &st.subnets[&subnet_id];
+                    (s.is_v4(), s.enable_dhcp, st.networks[&s.network].metadata_port)
+                });
+                match (v4, dhcp, mdp) {
+                    (true, true, Some(mdp)) => {
+                        let ip = self.with_state(|st| st.allocate_ip(subnet_id, spec.metadata_ip, true))?;
+                        let r = self
+                            .exec(&mut report, |st| Ok(Some(plan_subnet_v4_dhcp(st, subnet_id, mdp, ip)?)))
+                            .await;
+                        if r.is_err() {
+                            self.with_state(|st| st.release_ip(subnet_id, ip));
+                        }
+                        r
+                    }
+                    (false, true, _) if spec.ipv6_address_mode.as_deref() != Some("slaac") => {
+                        self.exec(&mut report, |st| Ok(Some(plan_subnet_v6_dhcp(st, subnet_id))))
+                            .await
+                    }
+                    _ => Ok(()),
+                }
+            }
+            .await;
+            if let Err(e) = result {
+                self.with_state(|st| unreserve_subnet(st, subnet_id));
+                return Err(e);
+            }
+            report.id = Some(subnet_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `subnet delete`: the metadata port loses its address (LSP update), then the subnet's
+    /// DHCP_Options row goes.
+    pub async fn subnet_delete(&self, subnet: &str) -> Result<ActionReport> {
+        self.action("subnet delete", |mut report| async move {
+            let (subnet_id, mdp) = self.with_state(|st| -> Result<_> {
+                let s = st.subnet(subnet)?;
+                let users: Vec<&Port> = st
+                    .ports
+                    .values()
+                    .filter(|p| p.kind != PortKind::Metadata && p.fixed_ips.iter().any(|f| f.subnet == s.id))
+                    .collect();
+                if let Some(p) = users.first() {
+                    return Err(Error::InUse {
+                        what: format!("subnet {}", s.name),
+                        why: format!("port {} ({}) has an address in it", p.id, p.device_owner),
+                    });
+                }
+                if let Some(f) = st.floating_ips.values().find(|f| f.subnet == s.id) {
+                    return Err(Error::InUse {
+                        what: format!("subnet {}", s.name),
+                        why: format!("floating IP {} is allocated from it", f.ip),
+                    });
+                }
+                let mdp = st.networks[&s.network]
+                    .metadata_port
+                    .filter(|m| st.ports[m].fixed_ips.iter().any(|f| f.subnet == s.id));
+                Ok((s.id, mdp))
+            })?;
+            if let Some(mdp) = mdp {
+                self.exec(&mut report, |st| {
+                    let mut port = st.ports[&mdp].clone();
+                    let freed: Vec<IpAddr> = port
+                        .fixed_ips
+                        .iter()
+                        .filter(|f| f.subnet == subnet_id)
+                        .map(|f| f.ip)
+                        .collect();
+                    port.fixed_ips.retain(|f| f.subnet != subnet_id);
+                    port.revision += 1;
+                    let mut planned = crate::port::plan_lsp_update(st, port, "subnet delete metadata port")?;
+                    let inner = planned.commit;
+                    planned.commit = Box::new(move |st, r| {
+                        inner(st, r);
+                        for ip in freed {
+                            st.release_ip(subnet_id, ip);
+                        }
+                    });
+                    Ok(Some(planned))
+                })
+                .await?;
+            }
+            let has_dhcp = self.with_state(|st| st.subnets[&subnet_id].dhcp_options.is_some());
+            if has_dhcp {
+                self.exec(&mut report, |st| Ok(plan_dhcp_delete(st, subnet_id))).await?;
+            } else {
+                self.with_state(|st| unreserve_subnet(st, subnet_id));
+            }
+            Ok(report)
+        })
+        .await
+    }
+}
+
+fn provider_of(st: &mut State, spec: &NetworkSpec) -> Result<Option<Provider>> {
+    let network_type = match spec.network_type.as_deref() {
+        None | Some("geneve") => {
+            if spec.physical_network.is_some() {
+                return Err(Error::invalid(
+                    "--provider-physical-network",
+                    "only flat and vlan networks have a physical network",
+                ));
+            }
+            return Ok(None);
+        }
+        Some("flat") => NetworkType::Flat,
+        Some("vlan") => match spec.segmentation_id {
+            Some(tag) if (1..=4094).contains(&tag) => NetworkType::Vlan(tag),
+            Some(tag) => {
+                return Err(Error::invalid(
+                    "--provider-segment",
+                    format!("VLAN id {tag} is not in 1..4094"),
+                ))
+            }
+            None => return Err(Error::invalid("--provider-segment", "a vlan network needs a VLAN id")),
+        },
+        Some(other) => {
+            return Err(Error::invalid(
+                "--provider-network-type",
+                format!("{other:?} is not one of geneve, flat, vlan (the configured type drivers)"),
+            ))
+        }
+    };
+    let physnet = spec
+        .physical_network
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Error::invalid("--provider-physical-network", "flat and vlan networks need one"))?;
+    Ok(Some(Provider {
+        network_type,
+        physnet,
+        segment: st.new_id(),
+    }))
+}
+
+/// T1b: the Logical_Switch, plus the localnet port of a provider network, in one transaction.
+pub fn plan_logical_switch(network: Network) -> Planned {
+    let mut txn = Transaction::new(nb::NB);
+    let ext = map_of([
+        ("neutron:network_name", network.name.clone()),
+        ("neutron:mtu", network.mtu.to_string()),
+        (nb::REVISION, network.revision.to_string()),
+        ("neutron:availability_zone_hints", String::new()),
+    ]);
+    let other = map_of([
+        ("mcast_snoop", "false".to_owned()),
+        ("mcast_flood_unregistered", "false".to_owned()),
+        ("vlan-passthru", "false".to_owned()),
+    ]);
+    let ls = txn.insert(
+        nb::LOGICAL_SWITCH,
+        Row::new()
+            .with("name", format!("neutron-{}", network.id))
+            .with("external_ids", smap(&ext))
+            .with("other_config", smap(&other)),
+    );
+    if let Some(p) = &network.provider {
+        let mut row = Row::new()
+            .with("name", format!("provnet-{}", p.segment))
+            .with("type", "localnet")
+            .with("addresses", strs(["unknown"]))
+            .with(
+                "options",
+                smap(&map_of([
+                    ("network_name", p.physnet.clone()),
+                    ("mcast_flood_reports", "true".to_owned()),
+                    ("mcast_flood", "false".to_owned()),
+                ])),
+            );
+        if let NetworkType::Vlan(tag) = p.network_type {
+            row.set("tag", i64::from(tag));
+        }
+        let lsp = txn.insert(nb::LOGICAL_SWITCH_PORT, row);
+        nb::mutate_ref(&mut txn, nb::LOGICAL_SWITCH, ls.clone(), "ports", true, lsp);
+    }
+    Planned::new("T1b Logical_Switch", txn, move |st, r| {
+        let mut network = network;
+        network.ls = nb::inserted(r, &ls);
+        st.networks.insert(network.id, network);
+    })
+}
+
+fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
+    let net = st.network(&spec.network)?;
+    let net_id = net.id;
+    let cidr: IpNet = spec.cidr.parse().map_err(|_| {
+        Error::invalid(
+            "--subnet-range",
+            format!("{:?} is not a CIDR (e.g. 10.0.0.0/24)", spec.cidr),
+        )
+    })?;
+    if cidr.trunc() != cidr {
+        return Err(Error::invalid(
+            "--subnet-range",
+            format!("{cidr} has host bits set; did you mean {}?", cidr.trunc()),
+        ));
+    }
+    if cidr.hosts().next().is_none() {
+        return Err(Error::invalid(
+            "--subnet-range",
+            format!("{cidr} has no host addresses"),
+        ));
+    }
+    if spec.ipv6_address_mode.is_some() && matches!(cidr, IpNet::V4(_)) {
+        return Err(Error::invalid("--ipv6-address-mode", "only for IPv6 subnets"));
+    }
+    if let Some(m) = spec.ipv6_address_mode.as_deref() {
+        if !["slaac", "dhcpv6-stateful", "dhcpv6-stateless"].contains(&m) {
+            return Err(Error::invalid(
+                "--ipv6-address-mode",
+                format!("{m:?} is not slaac, dhcpv6-stateful or dhcpv6-stateless"),
+            ));
+        }
+    }
+    for other in net.subnets.iter().filter_map(|s| st.subnets.get(s)) {
+        if other.cidr.contains(&cidr.network()) || cidr.contains(&other.cidr.network()) {
+            return Err(Error::CidrOverlap {
+                cidr: cidr.to_string(),
+                other: other.name.clone(),
+                other_cidr: other.cidr.to_string(),
+            });
+        }
+    }
+    let gateway = match &spec.gateway {
+        SubnetGateway::Auto => cidr.hosts().next(),
+        SubnetGateway::None => None,
+        SubnetGateway::Ip(ip) => {
+            if !cidr.contains(ip) {
+                return Err(Error::invalid("--gateway", format!("{ip} is not in {cidr}")));
+            }
+            Some(*ip)
+        }
+    };
+    let project = spec.project.clone().unwrap_or_else(|| net.project.clone());
+    let id = st.new_id();
+    let server_mac = st.new_mac();
+    let mut allocated = BTreeSet::new();
+    allocated.extend(gateway);
+    st.subnets.insert(
+        id,
+        Subnet {
+            id,
+            name: spec.name.clone(),
+            network: net_id,
+            project,
+            cidr,
+            gateway,
+            enable_dhcp: spec.enable_dhcp,
+            ipv6_address_mode: spec.ipv6_address_mode.clone(),
+            dns_nameservers: spec.dns_nameservers.clone(),
+            revision: 0,
+            dhcp_options: None,
+            server_mac,
+            allocated,
+        },
+    );
+    if let Some(n) = st.networks.get_mut(&net_id) {
+        n.subnets.push(id);
+    }
+    Ok(id)
+}
+
+fn unreserve_subnet(st: &mut State, id: Id) {
+    if let Some(s) = st.subnets.remove(&id) {
+        st.release_mac(&s.server_mac);
+        if let Some(n) = st.networks.get_mut(&s.network) {
+            n.subnets.retain(|x| *x != id);
+        }
+    }
+}
+
+/// T2: `wait` on the metadata LSP, DHCP_Options insert, metadata LSP update (new address),
+/// `neutron_pg_drop` mutate-delete of the (trusted) metadata port.
+pub fn plan_subnet_v4_dhcp(st: &State, subnet_id: Id, mdp: Id, metadata_ip: IpAddr) -> Result<Planned> {
+    let subnet = &st.subnets[&subnet_id];
+    let net = &st.networks[&subnet.network];
+    let old = &st.ports[&mdp];
+    let mut port = old.clone();
+    port.fixed_ips.push(FixedIp {
+        subnet: subnet_id,
+        ip: metadata_ip,
+    });
+    port.revision += 1;
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(
+        &mut txn,
+        nb::LOGICAL_SWITCH_PORT,
+        old.lsp,
+        &nb::lsp_external_ids(st, old),
+    );
+    let options = nb::dhcpv4_options(st, subnet, net.mtu, Some(metadata_ip));
+    let dhcp = txn.insert(nb::DHCP_OPTIONS, nb::dhcp_insert_row(subnet, &options));
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_update_row(st, &port),
+    );
+    nb::mutate_ref(
+        &mut txn,
+        nb::PORT_GROUP,
+        Value::uuid(pg_drop(st)?),
+        "ports",
+        false,
+        Value::uuid(port.lsp),
+    );
+    Ok(Planned::new(
+        "T2 subnet DHCP_Options + metadata port",
+        txn,
+        move |st, r| {
+            if let Some(s) = st.subnets.get_mut(&subnet_id) {
+                s.dhcp_options = Some(nb::inserted(r, &dhcp));
+            }
+            st.ports.insert(port.id, port);
+        },
+    ))
+}
+
+/// DHCPv6 subnets: the DHCP_Options row alone.
+pub fn plan_subnet_v6_dhcp(st: &State, subnet_id: Id) -> Planned {
+    let subnet = &st.subnets[&subnet_id];
+    let mut txn = Transaction::new(nb::NB);
+    let dhcp = txn.insert(
+        nb::DHCP_OPTIONS,
+        nb::dhcp_insert_row(subnet, &nb::dhcpv6_options(subnet)),
+    );
+    Planned::new("subnet DHCPv6 DHCP_Options", txn, move |st, r| {
+        if let Some(s) = st.subnets.get_mut(&subnet_id) {
+            s.dhcp_options = Some(nb::inserted(r, &dhcp));
+        }
+    })
+}
+
+/// Deletes a subnet's DHCP_Options row (if any) and forgets the subnet.
+pub fn plan_dhcp_delete(st: &State, subnet_id: Id) -> Option<Planned> {
+    let subnet = st.subnets.get(&subnet_id)?;
+    let mut txn = Transaction::new(nb::NB);
+    if let Some(row) = subnet.dhcp_options {
+        txn.delete(nb::DHCP_OPTIONS, vec![Condition::uuid(row)]);
+    }
+    Some(Planned::new("subnet delete DHCP_Options", txn, move |st, _| {
+        unreserve_subnet(st, subnet_id);
+    }))
+}

@@ -1,0 +1,313 @@
+//! The Neutron-shaped API: one async method per Neutron action (in `network.rs`, `router.rs`,
+//! `port.rs`, `security_group.rs`), each issuing the NB transactions Neutron's OVN driver
+//! issues, in order, and returning their timings.
+//!
+//! Concurrency: a [`Neutron`] is shared by several API workers (`Arc<Neutron>`). The state is
+//! behind a mutex held only while a transaction is planned or its effect applied, never across
+//! a round trip; addresses and MACs are reserved when planned, so concurrent actions never
+//! pick the same one. Each planned transaction is sent as is; only when the server committed
+//! it is its effect applied to the state, so a refused transaction leaves both unchanged.
+//!
+//! Must not know: processes, namespaces, the CLI, YAML. Reaches OVSDB only through the
+//! `ovsdb::Client`s it is given.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ovsdb::{Client, Condition, Row, Transaction, TransactionResult, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{Config, Id, State};
+use crate::nb::{self, Planned};
+
+/// How long one NB transaction took, for the runner's per-operation timings.
+#[derive(Clone, Debug)]
+pub struct TxnTiming {
+    pub label: String,
+    pub operations: usize,
+    pub started: Instant,
+    pub elapsed: Duration,
+}
+
+/// What one Neutron action did.
+#[derive(Clone, Debug)]
+pub struct ActionReport {
+    pub action: String,
+    /// The id of the object created (network, port, ...), if any.
+    pub id: Option<Id>,
+    pub txns: Vec<TxnTiming>,
+    pub elapsed: Duration,
+}
+
+impl ActionReport {
+    fn new(action: impl Into<String>) -> Self {
+        ActionReport {
+            action: action.into(),
+            id: None,
+            txns: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// A chassis as Neutron's agent cache sees it (from SB `Chassis`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChassisInfo {
+    pub name: String,
+    pub hostname: String,
+    /// `ovn-cms-options` contains `enable-chassis-as-gw`.
+    pub gateway: bool,
+    /// physnets of `ovn-bridge-mappings`.
+    pub physnets: Vec<String>,
+}
+
+impl ChassisInfo {
+    /// Reads one SB `Chassis` row (Neutron 21 reads `external_ids`, newer ovn-controllers write
+    /// `other_config`; either is accepted).
+    pub fn from_row(row: &Row) -> Option<Self> {
+        let name = row.get("name")?.as_str()?.to_owned();
+        let hostname = row.get("hostname").and_then(Value::as_str).unwrap_or("").to_owned();
+        let key = |k: &str| {
+            ["external_ids", "other_config"]
+                .iter()
+                .find_map(|c| row.get(c).and_then(|v| v.map_get_str(k)).map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let gateway = key("ovn-cms-options")
+            .split(',')
+            .any(|o| o.trim() == "enable-chassis-as-gw");
+        let physnets = key("ovn-bridge-mappings")
+            .split(',')
+            .filter_map(|m| m.split_once(':').map(|(p, _)| p.trim().to_owned()))
+            .filter(|p| !p.is_empty())
+            .collect();
+        Some(ChassisInfo {
+            name,
+            hostname,
+            gateway,
+            physnets,
+        })
+    }
+}
+
+enum NbTransport {
+    Server(Client),
+    /// Unit tests: transactions are recorded, inserted rows get fresh UUIDs.
+    Recorder(Mutex<Vec<Transaction>>),
+}
+
+enum ChassisSource {
+    Server(Client),
+    Fixed(Vec<ChassisInfo>),
+}
+
+/// The Neutron mimic. See the module docs.
+pub struct Neutron {
+    state: Mutex<State>,
+    nb: NbTransport,
+    sb: ChassisSource,
+}
+
+impl Neutron {
+    /// A mimic writing to the NB through `nb` and reading chassis from the SB through `sb`.
+    pub fn new(nb: Client, sb: Client, config: Config) -> Arc<Self> {
+        Arc::new(Neutron {
+            state: Mutex::new(State::new(config)),
+            nb: NbTransport::Server(nb),
+            sb: ChassisSource::Server(sb),
+        })
+    }
+
+    /// A mimic that only records its transactions (no server), with a fixed chassis list: for
+    /// unit tests of transaction contents.
+    pub fn recording(config: Config, chassis: Vec<ChassisInfo>) -> Arc<Self> {
+        Arc::new(Neutron {
+            state: Mutex::new(State::new(config)),
+            nb: NbTransport::Recorder(Mutex::new(Vec::new())),
+            sb: ChassisSource::Fixed(chassis),
+        })
+    }
+
+    /// The transactions recorded so far (recording mode), and forgets them.
+    pub fn take_recorded(&self) -> Vec<Transaction> {
+        match &self.nb {
+            NbTransport::Recorder(r) => std::mem::take(&mut *lock(r)),
+            NbTransport::Server(_) => Vec::new(),
+        }
+    }
+
+    /// Runs `f` over the state (read-only uses, reservations).
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut lock(&self.state))
+    }
+
+    /// The NB client (None in recording mode).
+    pub fn nb_client(&self) -> Option<&Client> {
+        match &self.nb {
+            NbTransport::Server(c) => Some(c),
+            NbTransport::Recorder(_) => None,
+        }
+    }
+
+    async fn transact(&self, txn: Transaction) -> Result<TransactionResult> {
+        match &self.nb {
+            NbTransport::Server(c) => Ok(c.transact(txn).await?),
+            NbTransport::Recorder(r) => {
+                let mut result = TransactionResult::default();
+                for op in txn.operations() {
+                    let (uuid, name) = match op {
+                        ovsdb::Operation::Insert { uuid_name, .. } => (Some(ovsdb::Uuid::new_v4()), uuid_name.clone()),
+                        _ => (None, None),
+                    };
+                    result.results.push(ovsdb::OperationResult {
+                        uuid,
+                        ..Default::default()
+                    });
+                    result.uuid_names.push(name);
+                }
+                lock(r).push(txn);
+                Ok(result)
+            }
+        }
+    }
+
+    /// Plans one transaction against the current state, sends it, and applies its effect.
+    /// A plan of `None` (nothing to write) sends nothing, as python-ovs skips empty commits.
+    pub(crate) async fn exec(
+        &self,
+        report: &mut ActionReport,
+        plan: impl FnOnce(&State) -> Result<Option<Planned>>,
+    ) -> Result<()> {
+        let planned = {
+            let st = lock(&self.state);
+            plan(&st)?
+        };
+        let Some(planned) = planned else { return Ok(()) };
+        if planned.txn.is_empty() {
+            (planned.commit)(&mut lock(&self.state), &TransactionResult::default());
+            return Ok(());
+        }
+        let operations = planned.txn.operations().len();
+        let started = Instant::now();
+        tracing::debug!(label = %planned.label, operations, "NB transaction");
+        let result = self.transact(planned.txn).await?;
+        report.txns.push(TxnTiming {
+            label: planned.label,
+            operations,
+            started,
+            elapsed: started.elapsed(),
+        });
+        (planned.commit)(&mut lock(&self.state), &result);
+        Ok(())
+    }
+
+    /// Runs one action body, timing it.
+    pub(crate) async fn action<F, Fut>(&self, name: &str, body: F) -> Result<ActionReport>
+    where
+        F: FnOnce(ActionReport) -> Fut,
+        Fut: std::future::Future<Output = Result<ActionReport>>,
+    {
+        let started = Instant::now();
+        let mut report = body(ActionReport::new(name)).await?;
+        report.elapsed = started.elapsed();
+        tracing::info!(action = name, txns = report.txns.len(), elapsed = ?report.elapsed, "neutron action");
+        Ok(report)
+    }
+
+    /// SB chassis as Neutron's agent cache sees them.
+    pub async fn chassis(&self) -> Result<Vec<ChassisInfo>> {
+        match &self.sb {
+            ChassisSource::Fixed(list) => Ok(list.clone()),
+            ChassisSource::Server(sb) => {
+                let mut txn = Transaction::new("OVN_Southbound");
+                txn.select("Chassis", Vec::<Condition>::new(), None);
+                let result = sb.transact(txn).await?;
+                let rows = result.results.first().and_then(|r| r.rows.clone()).unwrap_or_default();
+                let mut list: Vec<ChassisInfo> = rows.iter().filter_map(ChassisInfo::from_row).collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(list)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ start-up --
+
+    /// neutron-server start: `neutron_pg_drop` and its two drop ACLs, if missing (T0).
+    pub async fn start(&self) -> Result<ActionReport> {
+        self.action("start", |mut report| async move {
+            let existing = match &self.nb {
+                NbTransport::Server(c) => {
+                    let mut txn = Transaction::new(nb::NB);
+                    txn.select(
+                        nb::PORT_GROUP,
+                        vec![Condition::eq("name", nb::PG_DROP)],
+                        Some(vec!["_uuid".into()]),
+                    );
+                    let r = c.transact(txn).await?;
+                    r.results
+                        .first()
+                        .and_then(|r| r.rows.as_ref())
+                        .and_then(|rows| rows.first())
+                        .and_then(Row::uuid)
+                }
+                NbTransport::Recorder(_) => None,
+            };
+            if let Some(uuid) = existing {
+                self.with_state(|st| st.pg_drop = Some(uuid));
+                return Ok(report);
+            }
+            self.exec(&mut report, |_| Ok(Some(plan_pg_drop()))).await?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// T0: one transaction creating `neutron_pg_drop` with its two priority-1001 drop ACLs. The
+/// transaction waits for the group to be absent (another server may have won the race; the
+/// `wait` then fails and nothing is written) instead of Neutron's `pg_drop_creation` lock.
+pub fn plan_pg_drop() -> Planned {
+    let mut txn = Transaction::new(nb::NB);
+    txn.push(ovsdb::Operation::Wait {
+        table: nb::PORT_GROUP.into(),
+        conditions: vec![Condition::eq("name", nb::PG_DROP)],
+        columns: vec!["name".into()],
+        until_equal: true,
+        rows: vec![],
+        timeout_ms: Some(0),
+    });
+    let from = txn.insert(
+        nb::ACL,
+        Row::new()
+            .with("direction", "from-lport")
+            .with("priority", 1001i64)
+            .with("match", format!("inport == @{} && ip", nb::PG_DROP))
+            .with("action", "drop"),
+    );
+    let to = txn.insert(
+        nb::ACL,
+        Row::new()
+            .with("direction", "to-lport")
+            .with("priority", 1001i64)
+            .with("match", format!("outport == @{} && ip", nb::PG_DROP))
+            .with("action", "drop"),
+    );
+    let acls = Value::Set(vec![
+        from.atom().cloned().expect("named uuid"),
+        to.atom().cloned().expect("named uuid"),
+    ]);
+    let pg = txn.insert(nb::PORT_GROUP, Row::new().with("name", nb::PG_DROP).with("acls", acls));
+    Planned::new("T0 neutron_pg_drop", txn, move |st, r| {
+        st.pg_drop = Some(nb::inserted(r, &pg));
+    })
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fails with [`Error::Unknown`]-style context when the pg_drop group was never created.
+pub(crate) fn pg_drop(st: &State) -> Result<ovsdb::Uuid> {
+    st.pg_drop
+        .ok_or_else(|| Error::invalid("state", "neutron_pg_drop is missing: call Neutron::start() first"))
+}

@@ -1,0 +1,530 @@
+//! Ports: `port create` (T8a), nova's `port set` with device owner and host (T8b), the ACTIVE
+//! rewrites once `Logical_Switch_Port.up` turns true (T8d), `port delete`; and the LSP
+//! create/update/delete transactions every other action (metadata, router ports) shares.
+//!
+//! Must not know: connections (see neutron.rs), the CLI.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ovsdb::{Condition, Transaction, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{FixedIp, Id, Port, PortKind, State};
+use crate::nb::{self, Planned};
+use crate::neutron::{pg_drop, ActionReport, Neutron};
+
+/// One requested fixed IP (`--fixed-ip subnet=...,ip-address=...`).
+#[derive(Clone, Debug, Default)]
+pub struct FixedIpSpec {
+    pub subnet: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+/// `openstack port create`.
+#[derive(Clone, Debug, Default)]
+pub struct PortSpec {
+    pub network: String,
+    pub name: String,
+    pub project: Option<String>,
+    /// `--device` (nova's instance id).
+    pub device_id: String,
+    /// `--device-owner` (`compute:nova` once nova binds it).
+    pub device_owner: String,
+    /// `--host` (`binding:host_id`).
+    pub host: String,
+    /// No entry: one address from the network's first IPv4 subnet (and its IPv6 subnets).
+    pub fixed_ips: Vec<FixedIpSpec>,
+    /// `None`: the project's `default` group.
+    pub security_groups: Option<Vec<String>>,
+    /// `--disable-port-security` clears it.
+    pub port_security: bool,
+}
+
+/// `openstack port set` (what nova's `PUT /ports/<id>` changes).
+#[derive(Clone, Debug, Default)]
+pub struct PortUpdate {
+    pub device_id: Option<String>,
+    pub device_owner: Option<String>,
+    pub host: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Neutron {
+    /// `port create` (nova's `POST /ports`): T8a, the LSP with its port security, DHCP options
+    /// reference and `neutron_pg_drop` + security-group memberships, in one transaction.
+    pub async fn port_create(&self, spec: PortSpec) -> Result<ActionReport> {
+        self.action("port create", |mut report| async move {
+            let (net_id, project) = self.with_state(|st| -> Result<_> {
+                let n = st.network(&spec.network)?;
+                Ok((
+                    n.id,
+                    spec.project
+                        .clone()
+                        .unwrap_or_else(|| st.config.default_project.clone()),
+                ))
+            })?;
+            if spec.security_groups.is_none() && spec.port_security {
+                self.ensure_default_security_group(&mut report, &project).await?;
+            }
+            let port = self.with_state(|st| reserve_port(st, net_id, &project, &spec))?;
+            let port_id = port.id;
+            let r = self
+                .exec(&mut report, |st| {
+                    Ok(Some(plan_lsp_create(st, port.clone(), "T8a port LSP")?))
+                })
+                .await;
+            if r.is_err() {
+                self.with_state(|st| release_port_resources(st, &port));
+            }
+            r?;
+            report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `port set` (nova's `PUT /ports/<id>`): T8b, a full LSP rewrite with the next revision.
+    pub async fn port_update(&self, port: &str, update: PortUpdate) -> Result<ActionReport> {
+        self.action("port set", |mut report| async move {
+            let id = self.with_state(|st| st.port(port).map(|p| p.id))?;
+            self.exec(&mut report, |st| {
+                let mut p = st.ports[&id].clone();
+                if let Some(v) = &update.device_id {
+                    p.device_id = v.clone();
+                }
+                if let Some(v) = &update.device_owner {
+                    p.device_owner = v.clone();
+                }
+                if let Some(v) = &update.host {
+                    p.host = v.clone();
+                }
+                if let Some(v) = &update.name {
+                    p.name = v.clone();
+                }
+                p.revision += 1;
+                Ok(Some(plan_lsp_update(st, p, "T8b port update")?))
+            })
+            .await?;
+            report.id = Some(id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// What Neutron does when its NB monitor sees `Logical_Switch_Port.up` turn true for a
+    /// bound VM port (`LogicalSwitchPortUpdateUpEvent`): the binding commit and the ACTIVE
+    /// status each bump the revision and rewrite the LSP (two transactions). Call it from an
+    /// NB monitor event; a no-op for a port already ACTIVE.
+    pub async fn port_up(&self, port: &str) -> Result<ActionReport> {
+        self.action("port up", |mut report| async move {
+            let (id, active) = self.with_state(|st| st.port(port).map(|p| (p.id, p.active)))?;
+            if active {
+                return Ok(report);
+            }
+            for label in ["T8c port binding commit", "T8d port ACTIVE"] {
+                let last = label.ends_with("ACTIVE");
+                self.exec(&mut report, |st| {
+                    let mut p = st.ports[&id].clone();
+                    p.revision += 1;
+                    p.active = last;
+                    Ok(Some(plan_lsp_update(st, p, label)?))
+                })
+                .await?;
+            }
+            report.id = Some(id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Polls the NB until the port's `Logical_Switch_Port.up` is true (ovn-northd copies it
+    /// from the SB binding), then runs [`Neutron::port_up`].
+    pub async fn wait_port_up(&self, port: &str, timeout: Duration) -> Result<ActionReport> {
+        let (name, lsp) = self.with_state(|st| st.port(port).map(|p| (p.id.to_string(), p.lsp)))?;
+        if let Some(client) = self.nb_client() {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let mut txn = Transaction::new(nb::NB);
+                txn.select(
+                    nb::LOGICAL_SWITCH_PORT,
+                    vec![Condition::uuid(lsp)],
+                    Some(vec!["up".into()]),
+                );
+                let r = client.transact(txn).await?;
+                let up = r
+                    .results
+                    .first()
+                    .and_then(|r| r.rows.as_ref())
+                    .and_then(|rows| rows.first())
+                    .and_then(|row| row.get("up"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if up {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout {
+                        what: format!("Logical_Switch_Port {name} up=true (is its chassis claiming it?)"),
+                        after: timeout,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        self.port_up(&name).await
+    }
+
+    /// Like [`Neutron::wait_port_up`] but with an NB replica that monitors
+    /// `Logical_Switch_Port` (no polling).
+    pub async fn wait_port_up_with(
+        &self,
+        replica: &ovsdb::Replica,
+        port: &str,
+        timeout: Duration,
+    ) -> Result<ActionReport> {
+        let name = self.with_state(|st| st.port(port).map(|p| p.id.to_string()))?;
+        let wanted = name.clone();
+        replica
+            .wait_for(
+                nb::LOGICAL_SWITCH_PORT,
+                move |row| {
+                    row.get("name").and_then(Value::as_str) == Some(wanted.as_str())
+                        && row.get("up").and_then(Value::as_bool) == Some(true)
+                },
+                timeout,
+            )
+            .await?;
+        self.port_up(&name).await
+    }
+
+    /// `server create` as nova drives Neutron: `port create` with the instance id, then
+    /// `port set` with `compute:nova` and the host. The port becomes ACTIVE once its chassis
+    /// claims it and [`Neutron::port_up`] runs.
+    pub async fn server_create(&self, network: &str, host: &str, fixed_ip: Option<IpAddr>) -> Result<ActionReport> {
+        let device = self.with_state(|st| st.new_id().to_string());
+        let mut spec = PortSpec {
+            network: network.into(),
+            device_id: device.clone(),
+            port_security: true,
+            ..Default::default()
+        };
+        if let Some(ip) = fixed_ip {
+            spec.fixed_ips.push(FixedIpSpec {
+                subnet: None,
+                ip: Some(ip),
+            });
+        }
+        let mut created = self.port_create(spec).await?;
+        let id = created.id.map(|i| i.to_string()).unwrap_or_default();
+        let update = PortUpdate {
+            device_owner: Some("compute:nova".into()),
+            host: Some(host.into()),
+            ..Default::default()
+        };
+        let bound = self.port_update(&id, update).await?;
+        created.action = "server create".into();
+        created.txns.extend(bound.txns);
+        created.elapsed += bound.elapsed;
+        Ok(created)
+    }
+
+    /// `port delete`: floating IPs on it are disassociated first, then one transaction drops
+    /// the LSP from its switch (Port_Group memberships go with it: weak references).
+    pub async fn port_delete(&self, port: &str) -> Result<ActionReport> {
+        self.action("port delete", |mut report| async move {
+            let (id, fips) = self.with_state(|st| -> Result<_> {
+                let p = st.port(port)?;
+                if p.kind != PortKind::Compute {
+                    return Err(Error::InUse {
+                        what: format!("port {}", p.id),
+                        why: format!("it is owned by {}; remove it through its owner", p.device_owner),
+                    });
+                }
+                let fips: Vec<Id> = st
+                    .floating_ips
+                    .values()
+                    .filter(|f| f.association.as_ref().is_some_and(|a| a.port == p.id))
+                    .map(|f| f.id)
+                    .collect();
+                Ok((p.id, fips))
+            })?;
+            for fip in fips {
+                let sub = self.floating_ip_unset_port(&fip.to_string()).await?;
+                report.txns.extend(sub.txns);
+            }
+            self.exec(&mut report, |st| Ok(Some(plan_lsp_delete(st, id)?))).await?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// Builds a new port with its MAC and addresses reserved.
+fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> Result<Port> {
+    let sgs: Vec<Id> = match &spec.security_groups {
+        Some(names) => names
+            .iter()
+            .map(|n| st.security_group(n).map(|s| s.id))
+            .collect::<Result<_>>()?,
+        None if spec.port_security => st.default_sg.get(project).copied().into_iter().collect(),
+        None => vec![],
+    };
+    if !spec.port_security && !sgs.is_empty() && spec.security_groups.is_some() {
+        return Err(Error::invalid(
+            "--security-group",
+            "a port without port security cannot have security groups",
+        ));
+    }
+    let id = st.new_id();
+    let mac = st.new_mac();
+    let mut port = Port {
+        id,
+        name: spec.name.clone(),
+        network: net_id,
+        project: project.to_owned(),
+        mac,
+        fixed_ips: vec![],
+        device_owner: spec.device_owner.clone(),
+        device_id: spec.device_id.clone(),
+        host: spec.host.clone(),
+        security_groups: sgs,
+        port_security: spec.port_security,
+        revision: 1,
+        active: false,
+        kind: PortKind::Compute,
+        routed: false,
+        port_fip: None,
+        lsp: ovsdb::Uuid::new_v4(),
+        lrp: None,
+        lrp_revision: 0,
+    };
+    if let Err(e) = allocate_port_ips(st, &mut port, &spec.fixed_ips) {
+        release_port_resources(st, &port);
+        return Err(e);
+    }
+    Ok(port)
+}
+
+/// Allocates the requested (or default) fixed IPs of a port on its network.
+pub(crate) fn allocate_port_ips(st: &mut State, port: &mut Port, wanted: &[FixedIpSpec]) -> Result<()> {
+    let subnets: Vec<Id> = st.networks[&port.network].subnets.clone();
+    if wanted.is_empty() {
+        if let Some(v4) = subnets.iter().find(|s| st.subnets[*s].is_v4()) {
+            let ip = st.allocate_ip(*v4, None, false)?;
+            port.fixed_ips.push(FixedIp { subnet: *v4, ip });
+        }
+        let v6: Vec<Id> = subnets.iter().filter(|s| !st.subnets[*s].is_v4()).copied().collect();
+        for s in &v6 {
+            let ip = match st.subnets[s].ipv6_address_mode.as_deref() {
+                Some("slaac") | Some("dhcpv6-stateless") => {
+                    let ip = eui64(&st.subnets[s].cidr, &port.mac);
+                    st.allocate_ip(*s, Some(ip), false)?
+                }
+                _ => st.allocate_ip(*s, None, false)?,
+            };
+            port.fixed_ips.push(FixedIp { subnet: *s, ip });
+        }
+        return Ok(());
+    }
+    for w in wanted {
+        let subnet = match (&w.subnet, w.ip) {
+            (Some(name), _) => {
+                let s = st.subnet(name)?;
+                if s.network != port.network {
+                    return Err(Error::invalid(
+                        "--fixed-ip",
+                        format!("subnet {name} is not on the port's network"),
+                    ));
+                }
+                s.id
+            }
+            (None, Some(ip)) => *subnets
+                .iter()
+                .find(|s| st.subnets[*s].cidr.contains(&ip))
+                .ok_or_else(|| Error::invalid("--fixed-ip", format!("{ip} is in no subnet of the network")))?,
+            (None, None) => *subnets
+                .first()
+                .ok_or_else(|| Error::invalid("--fixed-ip", "the network has no subnet"))?,
+        };
+        let ip = st.allocate_ip(subnet, w.ip, false)?;
+        port.fixed_ips.push(FixedIp { subnet, ip });
+    }
+    Ok(())
+}
+
+/// The SLAAC address of `mac` in `cidr` (modified EUI-64).
+pub fn eui64(cidr: &ipnet::IpNet, mac: &str) -> IpAddr {
+    let b: Vec<u8> = mac.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+    let prefix = match cidr.network() {
+        IpAddr::V6(p) => p.octets(),
+        IpAddr::V4(_) => return cidr.network(),
+    };
+    let mut o = prefix;
+    if b.len() == 6 {
+        o[8] = b[0] ^ 0x02;
+        o[9] = b[1];
+        o[10] = b[2];
+        o[11] = 0xff;
+        o[12] = 0xfe;
+        o[13] = b[3];
+        o[14] = b[4];
+        o[15] = b[5];
+    }
+    IpAddr::V6(Ipv6Addr::from(o))
+}
+
+pub(crate) fn release_port_resources(st: &mut State, port: &Port) {
+    for f in &port.fixed_ips {
+        st.release_ip(f.subnet, f.ip);
+    }
+    st.release_mac(&port.mac);
+}
+
+/// ML2 `create_port_postcommit`: LSP insert, switch `ports` mutate, the QoS `qos_min_rate`
+/// artefact and, for untrusted port-security ports, `neutron_pg_drop` and SG group
+/// memberships.
+pub fn plan_lsp_create(st: &State, port: Port, label: &str) -> Result<Planned> {
+    let net = st
+        .networks
+        .get(&port.network)
+        .ok_or_else(|| Error::invalid("port", "its network vanished"))?;
+    let mut txn = Transaction::new(nb::NB);
+    let lsp = txn.insert(nb::LOGICAL_SWITCH_PORT, nb::lsp_insert_row(st, &port));
+    nb::mutate_ref(
+        &mut txn,
+        nb::LOGICAL_SWITCH,
+        Value::uuid(net.ls),
+        "ports",
+        true,
+        lsp.clone(),
+    );
+    nb::qos_artifact(&mut txn, lsp.clone());
+    if !nb::is_trusted(&port) && port.port_security {
+        nb::mutate_ref(
+            &mut txn,
+            nb::PORT_GROUP,
+            Value::uuid(pg_drop(st)?),
+            "ports",
+            true,
+            lsp.clone(),
+        );
+        for sg in &port.security_groups {
+            let pg = st.security_groups[sg].port_group;
+            nb::mutate_ref(&mut txn, nb::PORT_GROUP, Value::uuid(pg), "ports", true, lsp.clone());
+        }
+    }
+    Ok(Planned::new(label, txn, move |st, r| {
+        let mut port = port;
+        port.lsp = nb::inserted(r, &lsp);
+        if port.kind == PortKind::Metadata {
+            if let Some(n) = st.networks.get_mut(&port.network) {
+                n.metadata_port = Some(port.id);
+            }
+        }
+        st.ports.insert(port.id, port);
+    }))
+}
+
+/// ML2 `update_port_postcommit`: `wait` on the LSP's current `external_ids`, the full LSP
+/// rewrite, the `neutron_pg_drop` mutation (insert for port-security ports, delete for
+/// trusted ones) and SG membership changes.
+pub fn plan_lsp_update(st: &State, port: Port, label: &str) -> Result<Planned> {
+    let old = st
+        .ports
+        .get(&port.id)
+        .ok_or_else(|| Error::invalid("port", format!("{} vanished", port.id)))?;
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(
+        &mut txn,
+        nb::LOGICAL_SWITCH_PORT,
+        old.lsp,
+        &nb::lsp_external_ids(st, old),
+    );
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_update_row(st, &port),
+    );
+    let lsp = Value::uuid(port.lsp);
+    if nb::is_trusted(&port) {
+        nb::mutate_ref(
+            &mut txn,
+            nb::PORT_GROUP,
+            Value::uuid(pg_drop(st)?),
+            "ports",
+            false,
+            lsp.clone(),
+        );
+    } else if port.port_security {
+        nb::mutate_ref(
+            &mut txn,
+            nb::PORT_GROUP,
+            Value::uuid(pg_drop(st)?),
+            "ports",
+            true,
+            lsp.clone(),
+        );
+    }
+    for sg in port.security_groups.iter().filter(|s| !old.security_groups.contains(s)) {
+        let pg = st.security_groups[sg].port_group;
+        nb::mutate_ref(&mut txn, nb::PORT_GROUP, Value::uuid(pg), "ports", true, lsp.clone());
+    }
+    for sg in old.security_groups.iter().filter(|s| !port.security_groups.contains(s)) {
+        if let Some(g) = st.security_groups.get(sg) {
+            nb::mutate_ref(
+                &mut txn,
+                nb::PORT_GROUP,
+                Value::uuid(g.port_group),
+                "ports",
+                false,
+                lsp.clone(),
+            );
+        }
+    }
+    Ok(Planned::new(label, txn, move |st, _| {
+        st.ports.insert(port.id, port);
+    }))
+}
+
+/// ML2 `delete_port_postcommit`: the LSP leaves its switch (and is garbage-collected).
+pub fn plan_lsp_delete(st: &State, port_id: Id) -> Result<Planned> {
+    let port = st
+        .ports
+        .get(&port_id)
+        .ok_or_else(|| Error::invalid("port", format!("{port_id} vanished")))?;
+    let ls = st.networks[&port.network].ls;
+    let mut txn = Transaction::new(nb::NB);
+    nb::mutate_ref(
+        &mut txn,
+        nb::LOGICAL_SWITCH,
+        Value::uuid(ls),
+        "ports",
+        false,
+        Value::uuid(port.lsp),
+    );
+    Ok(Planned::new("port delete LSP", txn, move |st, _| {
+        if let Some(port) = st.ports.remove(&port_id) {
+            release_port_resources(st, &port);
+            if let Some(n) = st.networks.get_mut(&port.network) {
+                if n.metadata_port == Some(port_id) {
+                    n.metadata_port = None;
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eui64_flips_the_universal_bit() {
+        let cidr: ipnet::IpNet = "2001:db8::/64".parse().unwrap();
+        assert_eq!(
+            eui64(&cidr, "fa:16:3e:11:22:33").to_string(),
+            "2001:db8::f816:3eff:fe11:2233"
+        );
+    }
+}

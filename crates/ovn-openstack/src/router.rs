@@ -1,0 +1,1035 @@
+//! Routers and floating IPs: `router create/delete`, `router set/unset --external-gateway`
+//! (gateway chassis scheduled least-loaded, default route, SNAT), the echo rewrites once the
+//! gateway is bound, `router add/remove subnet`, `floating ip create/set/unset/delete`.
+//!
+//! Must not know: connections (see neutron.rs), the CLI.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ovsdb::{Condition, Mutation, Row, Transaction, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State, MAX_GW_CHASSIS,
+};
+use crate::nb::{self, map_of, smap, Planned};
+use crate::neutron::{ActionReport, ChassisInfo, Neutron};
+
+/// The chassis name Neutron schedules on when no chassis qualifies.
+pub const INVALID_CHASSIS: &str = "neutron-ovn-invalid-chassis";
+
+/// `openstack router set --external-gateway`.
+#[derive(Clone, Debug, Default)]
+pub struct GatewaySpec {
+    pub network: String,
+    /// `--fixed-ip ip-address=...` (else Neutron's IPAM pick).
+    pub fixed_ip: Option<IpAddr>,
+    /// How many gateway chassis to schedule (at most 5; Neutron's default is 5).
+    pub max_chassis: Option<usize>,
+}
+
+impl Neutron {
+    /// `router create`: one Logical_Router insert (T5).
+    pub async fn router_create(&self, name: &str, project: Option<&str>) -> Result<ActionReport> {
+        self.action("router create", |mut report| async move {
+            let router = self.with_state(|st| Router {
+                id: st.new_id(),
+                name: name.to_owned(),
+                project: project
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| st.config.default_project.clone()),
+                revision: 0,
+                lr: ovsdb::Uuid::new_v4(),
+                gateway: None,
+                interfaces: vec![],
+                snats: BTreeMap::new(),
+            });
+            let id = router.id;
+            self.exec(&mut report, |_| {
+                let mut txn = Transaction::new(nb::NB);
+                let lr = txn.insert(
+                    nb::LOGICAL_ROUTER,
+                    Row::new()
+                        .with("name", format!("neutron-{}", router.id))
+                        .with("enabled", true)
+                        .with(
+                            "options",
+                            smap(&map_of([
+                                ("always_learn_from_arp_request", "false".to_owned()),
+                                ("dynamic_neigh_routers", "true".to_owned()),
+                            ])),
+                        )
+                        .with("external_ids", smap(&lr_external_ids(&router))),
+                );
+                Ok(Some(Planned::new("T5 Logical_Router", txn, move |st, r| {
+                    let mut router = router;
+                    router.lr = nb::inserted(r, &lr);
+                    st.routers.insert(router.id, router);
+                })))
+            })
+            .await?;
+            report.id = Some(id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router delete`: the gateway port's LSP first (if set), then the Logical_Router (its
+    /// LRPs, routes, NATs, Gateway_Chassis are garbage-collected; an HA_Chassis_Group is a
+    /// root row and deleted explicitly).
+    pub async fn router_delete(&self, router: &str) -> Result<ActionReport> {
+        self.action("router delete", |mut report| async move {
+            let (id, gw_port) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                if let Some(p) = r.interfaces.first() {
+                    return Err(Error::InUse {
+                        what: format!("router {}", r.name),
+                        why: format!("interface port {p} is still attached; remove its subnet first"),
+                    });
+                }
+                Ok((r.id, r.gateway.as_ref().map(|g| g.port)))
+            })?;
+            if let Some(gw) = gw_port {
+                self.check_no_fips(id)?;
+                self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, gw)?)))
+                    .await?;
+            }
+            self.exec(&mut report, |st| {
+                let r = &st.routers[&id];
+                let mut txn = Transaction::new(nb::NB);
+                if let Some(hcg) = r.gateway.as_ref().and_then(|g| g.ha_chassis_group) {
+                    txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
+                }
+                txn.delete(nb::LOGICAL_ROUTER, vec![Condition::uuid(r.lr)]);
+                Ok(Some(Planned::new("router delete Logical_Router", txn, move |st, _| {
+                    st.routers.remove(&id);
+                })))
+            })
+            .await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router set --external-gateway`: the gateway port's LSP (T6a), then LRP + gateway
+    /// chassis + LSP→router + default route + SNATs + router external_ids (T6b).
+    pub async fn router_set_gateway(&self, router: &str, spec: GatewaySpec) -> Result<ActionReport> {
+        self.action("router set --external-gateway", |mut report| async move {
+            let wanted = spec.max_chassis.unwrap_or(MAX_GW_CHASSIS);
+            if wanted > MAX_GW_CHASSIS || wanted == 0 {
+                return Err(Error::TooManyGatewayChassis {
+                    requested: wanted,
+                    max: MAX_GW_CHASSIS,
+                });
+            }
+            let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                if r.gateway.is_some() {
+                    return Err(Error::invalid(
+                        "--external-gateway",
+                        format!("router {} already has a gateway; unset it first", r.name),
+                    ));
+                }
+                let n = st.network(&spec.network)?;
+                if !n.external {
+                    return Err(Error::invalid(
+                        "--external-gateway",
+                        format!("network {} is not external (router:external)", n.name),
+                    ));
+                }
+                let s = n.subnets.iter().find(|s| st.subnets[*s].is_v4()).ok_or_else(|| {
+                    Error::invalid("--external-gateway", format!("network {} has no IPv4 subnet", n.name))
+                })?;
+                Ok((r.id, n.id, *s, n.provider.as_ref().map(|p| p.physnet.clone())))
+            })?;
+            let chassis = self.chassis().await?;
+            let scheduled = self.with_state(|st| schedule(&chassis, physnet.as_deref(), &st.gateway_load(), wanted));
+            let port = self.with_state(|st| -> Result<Port> {
+                let ip = st.allocate_ip(subnet_id, spec.fixed_ip, false)?;
+                Ok(Port {
+                    id: st.new_id(),
+                    name: String::new(),
+                    network: net_id,
+                    project: String::new(),
+                    mac: st.new_mac(),
+                    fixed_ips: vec![FixedIp { subnet: subnet_id, ip }],
+                    device_owner: nb::OWNER_ROUTER_GATEWAY.into(),
+                    device_id: router_id.to_string(),
+                    host: String::new(),
+                    security_groups: vec![],
+                    port_security: false,
+                    revision: 1,
+                    active: false,
+                    kind: PortKind::RouterGateway { router: router_id },
+                    routed: false,
+                    port_fip: None,
+                    lsp: ovsdb::Uuid::new_v4(),
+                    lrp: None,
+                    lrp_revision: 0,
+                })
+            })?;
+            let port_id = port.id;
+            let created = self
+                .exec(&mut report, |st| {
+                    Ok(Some(crate::port::plan_lsp_create(
+                        st,
+                        port.clone(),
+                        "T6a gateway port LSP",
+                    )?))
+                })
+                .await;
+            if created.is_err() {
+                self.with_state(|st| crate::port::release_port_resources(st, &port));
+            }
+            created?;
+            self.exec(&mut report, |st| {
+                Ok(Some(plan_gateway(st, router_id, port_id, scheduled)?))
+            })
+            .await?;
+            report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// What Neutron does once the gateway's chassisredirect port is claimed (SB
+    /// `PortBindingChassisEvent`): the gateway port gets the chassis' host and goes ACTIVE,
+    /// three revision bumps, each an ML2 LSP rewrite followed by the L3 LRP + LSP rewrite.
+    pub async fn router_gateway_bound(&self, router: &str, host: &str) -> Result<ActionReport> {
+        self.action("router gateway bound", |mut report| async move {
+            let port_id = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                r.gateway
+                    .as_ref()
+                    .map(|g| g.port)
+                    .ok_or_else(|| Error::invalid("router", format!("{} has no gateway", r.name)))
+            })?;
+            for bump in 0..3 {
+                self.exec(&mut report, |st| {
+                    let mut p = st.ports[&port_id].clone();
+                    p.host = host.to_owned();
+                    p.revision += 1;
+                    p.active = bump == 2;
+                    Ok(Some(crate::port::plan_lsp_update(st, p, "T6c gateway port update")?))
+                })
+                .await?;
+                self.exec(&mut report, |st| {
+                    Ok(Some(plan_router_port_update(st, port_id, "T6d gateway LRP update")?))
+                })
+                .await?;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router unset --external-gateway`: the gateway port's LSP, then one transaction removing
+    /// the default route, every SNAT and the gateway LRP, and clearing the router's gateway keys.
+    pub async fn router_unset_gateway(&self, router: &str) -> Result<ActionReport> {
+        self.action("router unset --external-gateway", |mut report| async move {
+            let (id, gw) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                let gw =
+                    r.gateway.as_ref().map(|g| g.port).ok_or_else(|| {
+                        Error::invalid("--external-gateway", format!("router {} has no gateway", r.name))
+                    })?;
+                Ok((r.id, gw))
+            })?;
+            self.check_no_fips(id)?;
+            let lrp = self.with_state(|st| st.ports[&gw].lrp);
+            self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, gw)?)))
+                .await?;
+            self.exec(&mut report, |st| {
+                let r = &st.routers[&id];
+                let g = r
+                    .gateway
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("router", "gateway vanished"))?;
+                let mut txn = Transaction::new(nb::NB);
+                nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_external_ids(r));
+                let lr = Value::uuid(r.lr);
+                nb::mutate_ref(
+                    &mut txn,
+                    nb::LOGICAL_ROUTER,
+                    lr.clone(),
+                    "static_routes",
+                    false,
+                    Value::uuid(g.route),
+                );
+                for nat in r.snats.values() {
+                    nb::mutate_ref(
+                        &mut txn,
+                        nb::LOGICAL_ROUTER,
+                        lr.clone(),
+                        "nat",
+                        false,
+                        Value::uuid(*nat),
+                    );
+                }
+                if let Some(lrp) = lrp {
+                    nb::mutate_ref(
+                        &mut txn,
+                        nb::LOGICAL_ROUTER,
+                        lr.clone(),
+                        "ports",
+                        false,
+                        Value::uuid(lrp),
+                    );
+                }
+                if let Some(hcg) = g.ha_chassis_group {
+                    txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
+                }
+                let mut after = r.clone();
+                after.gateway = None;
+                after.snats.clear();
+                after.revision += 1;
+                txn.update(
+                    nb::LOGICAL_ROUTER,
+                    vec![Condition::uuid(r.lr)],
+                    Row::new()
+                        .with("external_ids", smap(&lr_external_ids(&after)))
+                        .with("enabled", true),
+                );
+                Ok(Some(Planned::new("router unset gateway", txn, move |st, _| {
+                    st.routers.insert(after.id, after);
+                })))
+            })
+            .await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router add subnet`: the interface port's LSP (T7a), then LRP + LSP→router + SNAT
+    /// (T7b), then the two ACTIVE echo rewrites Neutron makes once northd marks the
+    /// router-type LSP up (T7c/T7d).
+    pub async fn router_add_subnet(&self, router: &str, subnet: &str) -> Result<ActionReport> {
+        self.action("router add subnet", |mut report| async move {
+            let port = self.with_state(|st| -> Result<Port> {
+                let r = st.router(router)?;
+                let s = st.subnet(subnet)?;
+                let gw_ip = s.gateway.ok_or_else(|| {
+                    Error::invalid("router add subnet", format!("subnet {} has no gateway IP", s.name))
+                })?;
+                for p in r.interfaces.iter().filter_map(|p| st.ports.get(p)) {
+                    for f in &p.fixed_ips {
+                        let other = &st.subnets[&f.subnet];
+                        if other.id == s.id {
+                            return Err(Error::invalid(
+                                "router add subnet",
+                                format!("router {} already has an interface on subnet {}", r.name, s.name),
+                            ));
+                        }
+                        if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
+                            return Err(Error::CidrOverlap {
+                                cidr: s.cidr.to_string(),
+                                other: other.name.clone(),
+                                other_cidr: other.cidr.to_string(),
+                            });
+                        }
+                    }
+                }
+                if st
+                    .ports
+                    .values()
+                    .any(|p| p.fixed_ips.iter().any(|f| f.subnet == s.id && f.ip == gw_ip))
+                {
+                    return Err(Error::IpUnavailable {
+                        ip: gw_ip.to_string(),
+                        subnet: s.name.clone(),
+                        why: "(the gateway) is already used by a port",
+                    });
+                }
+                let (rid, rproject, net, sid) = (r.id, r.project.clone(), s.network, s.id);
+                Ok(Port {
+                    id: st.new_id(),
+                    name: String::new(),
+                    network: net,
+                    project: rproject,
+                    mac: st.new_mac(),
+                    fixed_ips: vec![FixedIp { subnet: sid, ip: gw_ip }],
+                    device_owner: nb::OWNER_ROUTER_INTERFACE.into(),
+                    device_id: rid.to_string(),
+                    host: String::new(),
+                    security_groups: vec![],
+                    port_security: false,
+                    revision: 1,
+                    active: false,
+                    kind: PortKind::RouterInterface { router: rid },
+                    routed: false,
+                    port_fip: None,
+                    lsp: ovsdb::Uuid::new_v4(),
+                    lrp: None,
+                    lrp_revision: 0,
+                })
+            })?;
+            let port_id = port.id;
+            let created = self
+                .exec(&mut report, |st| {
+                    Ok(Some(crate::port::plan_lsp_create(
+                        st,
+                        port.clone(),
+                        "T7a interface port LSP",
+                    )?))
+                })
+                .await;
+            if created.is_err() {
+                self.with_state(|st| st.release_mac(&port.mac));
+            }
+            created?;
+            self.exec(&mut report, |st| Ok(Some(plan_router_interface(st, port_id)?)))
+                .await?;
+            for bump in 0..2 {
+                self.exec(&mut report, |st| {
+                    let mut p = st.ports[&port_id].clone();
+                    p.revision += 1;
+                    p.active = bump == 1;
+                    Ok(Some(crate::port::plan_lsp_update(st, p, "T7c interface port update")?))
+                })
+                .await?;
+                self.exec(&mut report, |st| {
+                    Ok(Some(plan_router_port_update(st, port_id, "T7d interface LRP update")?))
+                })
+                .await?;
+            }
+            report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router remove subnet`: the interface port's LSP, then one transaction removing the
+    /// subnet's SNAT and the LRP.
+    pub async fn router_remove_subnet(&self, router: &str, subnet: &str) -> Result<ActionReport> {
+        self.action("router remove subnet", |mut report| async move {
+            let (rid, port_id, cidr) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                let s = st.subnet(subnet)?;
+                let port = r
+                    .interfaces
+                    .iter()
+                    .find(|p| {
+                        st.ports
+                            .get(p)
+                            .is_some_and(|p| p.fixed_ips.iter().any(|f| f.subnet == s.id))
+                    })
+                    .copied()
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "router remove subnet",
+                            format!("router {} has no interface on subnet {}", r.name, s.name),
+                        )
+                    })?;
+                if let Some(f) = st.floating_ips.values().find(|f| {
+                    f.association.as_ref().is_some_and(|a| {
+                        a.router == r.id
+                            && st
+                                .ports
+                                .get(&a.port)
+                                .is_some_and(|p| p.fixed_ips.iter().any(|x| x.subnet == s.id))
+                    })
+                }) {
+                    return Err(Error::InUse {
+                        what: format!("router interface on {}", s.name),
+                        why: format!("floating IP {} reaches a port through it", f.ip),
+                    });
+                }
+                Ok((r.id, port, s.cidr.to_string()))
+            })?;
+            let lrp = self.with_state(|st| st.ports[&port_id].lrp);
+            self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, port_id)?)))
+                .await?;
+            self.exec(&mut report, |st| {
+                let r = &st.routers[&rid];
+                let mut txn = Transaction::new(nb::NB);
+                let lr = Value::uuid(r.lr);
+                if let Some(nat) = r.snats.get(&cidr) {
+                    nb::mutate_ref(
+                        &mut txn,
+                        nb::LOGICAL_ROUTER,
+                        lr.clone(),
+                        "nat",
+                        false,
+                        Value::uuid(*nat),
+                    );
+                }
+                if let Some(lrp) = lrp {
+                    nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr, "ports", false, Value::uuid(lrp));
+                }
+                let cidr = cidr.clone();
+                Ok(Some(Planned::new(
+                    "router remove subnet LRP + SNAT",
+                    txn,
+                    move |st, _| {
+                        if let Some(r) = st.routers.get_mut(&rid) {
+                            r.interfaces.retain(|p| *p != port_id);
+                            r.snats.remove(&cidr);
+                        }
+                    },
+                )))
+            })
+            .await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    fn check_no_fips(&self, router: Id) -> Result<()> {
+        self.with_state(|st| {
+            match st
+                .floating_ips
+                .values()
+                .find(|f| f.association.as_ref().is_some_and(|a| a.router == router))
+            {
+                Some(f) => Err(Error::InUse {
+                    what: format!("router {}", st.routers[&router].name),
+                    why: format!("floating IP {} is associated through it; disassociate it first", f.ip),
+                }),
+                None => Ok(()),
+            }
+        })
+    }
+
+    // ------------------------------------------------------------------ floating IPs --
+
+    /// `floating ip create <network>`: Neutron allocates the address and the FIP's own port
+    /// (never in the NB): no NB write.
+    pub async fn floating_ip_create(&self, network: &str, ip: Option<IpAddr>) -> Result<ActionReport> {
+        self.action("floating ip create", |mut report| async move {
+            let id = self.with_state(|st| -> Result<Id> {
+                let n = st.network(network)?;
+                if !n.external {
+                    return Err(Error::invalid(
+                        "floating ip create",
+                        format!("network {} is not external", n.name),
+                    ));
+                }
+                let (net_id, project) = (n.id, st.config.default_project.clone());
+                let subnet = match ip {
+                    Some(ip) => n.subnets.iter().find(|s| st.subnets[*s].cidr.contains(&ip)).copied(),
+                    None => n.subnets.iter().find(|s| st.subnets[*s].is_v4()).copied(),
+                }
+                .ok_or_else(|| Error::invalid("floating ip create", format!("no subnet of {} fits", n.name)))?;
+                let addr = st.allocate_ip(subnet, ip, false)?;
+                let id = st.new_id();
+                let mac = st.new_mac();
+                st.floating_ips.insert(
+                    id,
+                    FloatingIp {
+                        id,
+                        network: net_id,
+                        subnet,
+                        project,
+                        ip: addr,
+                        mac,
+                        revision: 0,
+                        association: None,
+                    },
+                );
+                Ok(id)
+            })?;
+            report.id = Some(id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `floating ip set --port`: NAT dnat_and_snat + LSP `neutron:port_fip` (T10a), then the
+    /// status-ACTIVE revision bump on the NAT (T10b).
+    pub async fn floating_ip_set_port(&self, fip: &str, port: &str, fixed_ip: Option<IpAddr>) -> Result<ActionReport> {
+        self.action("floating ip set --port", |mut report| async move {
+            let (fid, assoc) = self.with_state(|st| -> Result<_> {
+                let f = st.floating_ip(fip)?;
+                if f.association.is_some() {
+                    return Err(Error::invalid(
+                        "floating ip set --port",
+                        format!("floating IP {} is already associated; unset its port first", f.ip),
+                    ));
+                }
+                let p = st.port(port)?;
+                let fixed = match fixed_ip {
+                    Some(ip) => p
+                        .fixed_ips
+                        .iter()
+                        .find(|x| x.ip == ip)
+                        .ok_or_else(|| Error::invalid("--fixed-ip-address", format!("{ip} is not an address of port {}", p.id)))?,
+                    None => p
+                        .fixed_ips
+                        .iter()
+                        .find(|x| x.ip.is_ipv4())
+                        .ok_or_else(|| Error::invalid("floating ip set --port", format!("port {} has no IPv4 address", p.id)))?,
+                };
+                let router = st
+                    .routers
+                    .values()
+                    .find(|r| {
+                        r.gateway.as_ref().is_some_and(|g| g.network == f.network)
+                            && r.interfaces
+                                .iter()
+                                .any(|i| st.ports.get(i).is_some_and(|i| i.fixed_ips.iter().any(|x| x.subnet == fixed.subnet)))
+                    })
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "floating ip set --port",
+                            format!(
+                                "external network {} is not reachable from subnet {} (no router with a gateway there and an interface on it)",
+                                f.network, fixed.subnet
+                            ),
+                        )
+                    })?;
+                Ok((
+                    f.id,
+                    FipAssociation {
+                        port: p.id,
+                        fixed_ip: fixed.ip,
+                        router: router.id,
+                        nat: ovsdb::Uuid::new_v4(),
+                    },
+                ))
+            })?;
+            self.exec(&mut report, |st| Ok(Some(plan_fip_associate(st, fid, assoc)?))).await?;
+            self.exec(&mut report, |st| {
+                let f = &st.floating_ips[&fid];
+                let a = f.association.as_ref().ok_or_else(|| Error::invalid("fip", "association vanished"))?;
+                let mut txn = Transaction::new(nb::NB);
+                nb::verify_external_ids(&mut txn, nb::NAT, a.nat, &nat_external_ids(st, f));
+                txn.mutate(
+                    nb::NAT,
+                    vec![Condition::uuid(a.nat)],
+                    vec![
+                        Mutation::delete("external_ids", nb::strs([nb::REVISION])),
+                        Mutation::insert(
+                            "external_ids",
+                            smap(&map_of([(nb::REVISION, (f.revision + 1).to_string())])),
+                        ),
+                    ],
+                );
+                Ok(Some(Planned::new("T10b floating IP ACTIVE", txn, move |st, _| {
+                    if let Some(f) = st.floating_ips.get_mut(&fid) {
+                        f.revision += 1;
+                    }
+                })))
+            })
+            .await?;
+            report.id = Some(fid);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `floating ip unset --port`: one transaction removing the NAT and `neutron:port_fip`
+    /// (the status-DOWN revision check then finds no NAT and writes nothing).
+    pub async fn floating_ip_unset_port(&self, fip: &str) -> Result<ActionReport> {
+        self.action("floating ip unset --port", |mut report| async move {
+            let fid = self.with_state(|st| -> Result<Id> {
+                let f = st.floating_ip(fip)?;
+                if f.association.is_none() {
+                    return Err(Error::invalid(
+                        "floating ip unset --port",
+                        format!("floating IP {} has no port", f.ip),
+                    ));
+                }
+                Ok(f.id)
+            })?;
+            self.exec(&mut report, |st| Ok(Some(plan_fip_disassociate(st, fid, false)?)))
+                .await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `floating ip delete`: NAT + `neutron:port_fip` removal if associated, address freed.
+    pub async fn floating_ip_delete(&self, fip: &str) -> Result<ActionReport> {
+        self.action("floating ip delete", |mut report| async move {
+            let (fid, associated) =
+                self.with_state(|st| st.floating_ip(fip).map(|f| (f.id, f.association.is_some())))?;
+            if associated {
+                self.exec(&mut report, |st| Ok(Some(plan_fip_disassociate(st, fid, true)?)))
+                    .await?;
+            }
+            self.with_state(|st| {
+                if let Some(f) = st.floating_ips.remove(&fid) {
+                    st.release_ip(f.subnet, f.ip);
+                    st.release_mac(&f.mac);
+                }
+            });
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// Neutron's `leastloaded` scheduler: candidates carry `enable-chassis-as-gw` and the
+/// physnet (fallbacks: any with the physnet, then any gateway chassis), fewest active then
+/// fewest total gateways first, at most `max`.
+pub fn schedule(
+    chassis: &[ChassisInfo],
+    physnet: Option<&str>,
+    load: &BTreeMap<String, (usize, usize)>,
+    max: usize,
+) -> Vec<String> {
+    let has_physnet = |c: &&ChassisInfo| physnet.is_none_or_in(&c.physnets);
+    let mut candidates: Vec<&ChassisInfo> = chassis.iter().filter(|c| c.gateway).filter(has_physnet).collect();
+    if candidates.is_empty() && physnet.is_some() {
+        candidates = chassis.iter().filter(has_physnet).collect();
+    }
+    if candidates.is_empty() {
+        candidates = chassis.iter().filter(|c| c.gateway).collect();
+    }
+    if candidates.is_empty() {
+        return vec![INVALID_CHASSIS.to_owned()];
+    }
+    candidates.sort_by_key(|c| {
+        let (active, total) = load.get(&c.name).copied().unwrap_or_default();
+        (active, total, c.name.clone())
+    });
+    candidates.into_iter().take(max).map(|c| c.name.clone()).collect()
+}
+
+trait PhysnetFilter {
+    fn is_none_or_in(&self, list: &[String]) -> bool;
+}
+impl PhysnetFilter for Option<&str> {
+    fn is_none_or_in(&self, list: &[String]) -> bool {
+        match self {
+            None => true,
+            Some(p) => list.iter().any(|x| x == p),
+        }
+    }
+}
+
+/// Logical_Router `external_ids` (21.0.0 keys).
+pub fn lr_external_ids(r: &Router) -> BTreeMap<String, String> {
+    let (gw_port, gw_net) = match &r.gateway {
+        Some(g) => (g.port.to_string(), g.network.to_string()),
+        None => (String::new(), String::new()),
+    };
+    map_of([
+        ("neutron:router_name", r.name.clone()),
+        ("neutron:gw_port_id", gw_port),
+        ("neutron:gw_network_id", gw_net),
+        (nb::REVISION, r.revision.to_string()),
+        ("neutron:availability_zone_hints", String::new()),
+    ])
+}
+
+/// T6b: everything the L3 plugin writes when a router gets its gateway, one transaction.
+pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let mut port = st.ports[&port_id].clone();
+    port.routed = true;
+    port.lrp_revision = port.revision;
+    let ext_subnet = &st.subnets[&port.fixed_ips[0].subnet];
+    let gw_ip = port.fixed_ips[0].ip;
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let mut lrp_row = nb::lrp_insert_row(st, &port);
+    let mut hcg = None;
+    let n = chassis.len();
+    match st.config.gateway_layout {
+        GatewayLayout::GatewayChassis => {
+            let mut gwcs = Vec::new();
+            for (i, ch) in chassis.iter().enumerate() {
+                let g = txn.insert(
+                    nb::GATEWAY_CHASSIS,
+                    Row::new()
+                        .with("name", format!("lrp-{}_{ch}", port.id))
+                        .with("chassis_name", ch.clone())
+                        .with("priority", (n - i) as i64),
+                );
+                gwcs.extend(g.atom().cloned());
+            }
+            lrp_row.set("gateway_chassis", Value::Set(gwcs));
+        }
+        GatewayLayout::HaChassisGroup => {
+            let mut members = Vec::new();
+            for (i, ch) in chassis.iter().enumerate() {
+                let h = txn.insert(
+                    nb::HA_CHASSIS,
+                    Row::new()
+                        .with("chassis_name", ch.clone())
+                        .with("priority", (n - i) as i64),
+                );
+                members.extend(h.atom().cloned());
+            }
+            let g = txn.insert(
+                nb::HA_CHASSIS_GROUP,
+                Row::new()
+                    .with("name", format!("neutron-{router_id}"))
+                    .with("ha_chassis", Value::Set(members))
+                    .with(
+                        "external_ids",
+                        smap(&map_of([
+                            ("neutron:availability_zone_hints", String::new()),
+                            ("neutron:router_id", router_id.to_string()),
+                        ])),
+                    ),
+            );
+            lrp_row.set("ha_chassis_group", g.clone());
+            hcg = Some(g);
+        }
+    }
+    let lrp = txn.insert(nb::LOGICAL_ROUTER_PORT, lrp_row);
+    nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "ports", true, lrp.clone());
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_router_row(&port),
+    );
+    let route = match (ext_subnet.gateway, gw_ip) {
+        (Some(nexthop), IpAddr::V4(_)) | (Some(nexthop), IpAddr::V6(_)) => {
+            let prefix = if nexthop.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+            let route = txn.insert(
+                nb::LOGICAL_ROUTER_STATIC_ROUTE,
+                Row::new()
+                    .with("ip_prefix", prefix)
+                    .with("nexthop", nexthop.to_string())
+                    .with(
+                        "external_ids",
+                        smap(&map_of([
+                            ("neutron:is_ext_gw", "true".to_owned()),
+                            ("neutron:subnet_id", ext_subnet.id.to_string()),
+                        ])),
+                    ),
+            );
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                lr.clone(),
+                "static_routes",
+                true,
+                route.clone(),
+            );
+            Some(route)
+        }
+        _ => None,
+    };
+    let mut snats = Vec::new();
+    if gw_ip.is_ipv4() {
+        for cidr in interface_v4_cidrs(st, r) {
+            let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
+            nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", true, nat.clone());
+            snats.push((cidr, nat));
+        }
+    }
+    let mut after = r.clone();
+    after.revision += 2;
+    after.gateway = Some(Gateway {
+        port: port.id,
+        network: port.network,
+        chassis: chassis.clone(),
+        route: ovsdb::Uuid::new_v4(),
+        ha_chassis_group: None,
+    });
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    Ok(Planned::new("T6b router gateway", txn, move |st, res| {
+        port.lrp = Some(nb::inserted(res, &lrp));
+        if let Some(g) = after.gateway.as_mut() {
+            if let Some(route) = &route {
+                g.route = nb::inserted(res, route);
+            }
+            g.ha_chassis_group = hcg.as_ref().map(|h| nb::inserted(res, h));
+        }
+        for (cidr, nat) in snats {
+            after.snats.insert(cidr, nb::inserted(res, &nat));
+        }
+        st.ports.insert(port.id, port);
+        st.routers.insert(after.id, after);
+    }))
+}
+
+fn interface_v4_cidrs(st: &State, r: &Router) -> Vec<String> {
+    r.interfaces
+        .iter()
+        .filter_map(|p| st.ports.get(p))
+        .flat_map(|p| p.fixed_ips.iter())
+        .filter(|f| f.ip.is_ipv4())
+        .map(|f| st.subnets[&f.subnet].cidr.to_string())
+        .collect()
+}
+
+fn snat_row(cidr: &str, external_ip: IpAddr) -> Row {
+    Row::new()
+        .with("type", "snat")
+        .with("logical_ip", cidr.to_owned())
+        .with("external_ip", external_ip.to_string())
+}
+
+/// T7b: LRP + LSP→router + SNAT (when the router has a gateway), one transaction.
+pub fn plan_router_interface(st: &State, port_id: Id) -> Result<Planned> {
+    let mut port = st.ports[&port_id].clone();
+    let PortKind::RouterInterface { router } = port.kind else {
+        return Err(Error::invalid("port", "not a router interface"));
+    };
+    port.routed = true;
+    port.lrp_revision = port.revision;
+    let r = &st.routers[&router];
+    let mut txn = Transaction::new(nb::NB);
+    let lrp = txn.insert(nb::LOGICAL_ROUTER_PORT, nb::lrp_insert_row(st, &port));
+    let lr = Value::uuid(r.lr);
+    nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "ports", true, lrp.clone());
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_router_row(&port),
+    );
+    let mut snat = None;
+    if let Some(g) = &r.gateway {
+        let gw_ip = st.ports[&g.port].fixed_ips.iter().map(|f| f.ip).find(IpAddr::is_ipv4);
+        let v4 = port.fixed_ips.iter().find(|f| f.ip.is_ipv4());
+        if let (Some(gw_ip), Some(f)) = (gw_ip, v4) {
+            let cidr = st.subnets[&f.subnet].cidr.to_string();
+            let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
+            nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr, "nat", true, nat.clone());
+            snat = Some((cidr, nat));
+        }
+    }
+    Ok(Planned::new("T7b router interface", txn, move |st, res| {
+        port.lrp = Some(nb::inserted(res, &lrp));
+        if let Some(r) = st.routers.get_mut(&router) {
+            r.interfaces.push(port.id);
+            if let Some((cidr, nat)) = snat {
+                r.snats.insert(cidr, nb::inserted(res, &nat));
+            }
+        }
+        st.ports.insert(port.id, port);
+    }))
+}
+
+/// L3 `update_router_port`: `wait` on the LRP, LRP rewrite with the port's revision, and the
+/// LSP router columns rewritten.
+pub fn plan_router_port_update(st: &State, port_id: Id, label: &str) -> Result<Planned> {
+    let port = &st.ports[&port_id];
+    let lrp = port
+        .lrp
+        .ok_or_else(|| Error::invalid("port", format!("{port_id} has no router port")))?;
+    let mut txn = Transaction::new(nb::NB);
+    let mut lrp_ext = nb::lrp_external_ids(port);
+    lrp_ext.insert(nb::REVISION.into(), port.lrp_revision.to_string());
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER_PORT, lrp, &lrp_ext);
+    txn.update(
+        nb::LOGICAL_ROUTER_PORT,
+        vec![Condition::uuid(lrp)],
+        nb::lrp_update_row(st, port),
+    );
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_router_row(port),
+    );
+    let revision = port.revision;
+    Ok(Planned::new(label, txn, move |st, _| {
+        if let Some(p) = st.ports.get_mut(&port_id) {
+            p.lrp_revision = revision;
+        }
+    }))
+}
+
+/// NAT `external_ids` of an associated floating IP.
+pub fn nat_external_ids(st: &State, f: &FloatingIp) -> BTreeMap<String, String> {
+    let a = f.association.as_ref();
+    map_of([
+        ("neutron:fip_id", f.id.to_string()),
+        (nb::REVISION, f.revision.to_string()),
+        ("neutron:fip_port_id", a.map(|a| a.port.to_string()).unwrap_or_default()),
+        (
+            "neutron:router_name",
+            a.map(|a| format!("neutron-{}", st.routers[&a.router].id))
+                .unwrap_or_default(),
+        ),
+        ("neutron:fip_external_mac", f.mac.clone()),
+        ("neutron:fip_network_id", f.network.to_string()),
+    ])
+}
+
+/// T10a: NAT insert + router `nat` mutate + LSP `setkey neutron:port_fip`.
+pub fn plan_fip_associate(st: &State, fid: Id, assoc: FipAssociation) -> Result<Planned> {
+    let mut f = st.floating_ips[&fid].clone();
+    f.revision += 1;
+    f.association = Some(assoc.clone());
+    let r = &st.routers[&assoc.router];
+    let port = &st.ports[&assoc.port];
+    let mut txn = Transaction::new(nb::NB);
+    let nat = txn.insert(
+        nb::NAT,
+        Row::new()
+            .with("type", "dnat_and_snat")
+            .with("logical_ip", assoc.fixed_ip.to_string())
+            .with("external_ip", f.ip.to_string())
+            .with("logical_port", port.id.to_string())
+            .with("external_ids", smap(&nat_external_ids(st, &f))),
+    );
+    nb::mutate_ref(
+        &mut txn,
+        nb::LOGICAL_ROUTER,
+        Value::uuid(r.lr),
+        "nat",
+        true,
+        nat.clone(),
+    );
+    txn.mutate(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        vec![
+            Mutation::delete("external_ids", nb::strs([nb::PORT_FIP])),
+            Mutation::insert("external_ids", smap(&map_of([(nb::PORT_FIP, f.ip.to_string())]))),
+        ],
+    );
+    let port_id = port.id;
+    Ok(Planned::new("T10a floating IP NAT", txn, move |st, res| {
+        if let Some(a) = f.association.as_mut() {
+            a.nat = nb::inserted(res, &nat);
+        }
+        if let Some(p) = st.ports.get_mut(&port_id) {
+            p.port_fip = Some(f.ip.to_string());
+        }
+        st.floating_ips.insert(f.id, f);
+    }))
+}
+
+/// Disassociate (or delete): NAT leaves the router, `delkey neutron:port_fip` on the LSP.
+pub fn plan_fip_disassociate(st: &State, fid: Id, deleting: bool) -> Result<Planned> {
+    let f = &st.floating_ips[&fid];
+    let a = f
+        .association
+        .clone()
+        .ok_or_else(|| Error::invalid("floating IP", "not associated"))?;
+    let mut txn = Transaction::new(nb::NB);
+    nb::mutate_ref(
+        &mut txn,
+        nb::LOGICAL_ROUTER,
+        Value::uuid(st.routers[&a.router].lr),
+        "nat",
+        false,
+        Value::uuid(a.nat),
+    );
+    if let Some(p) = st.ports.get(&a.port) {
+        txn.mutate(
+            nb::LOGICAL_SWITCH_PORT,
+            vec![Condition::uuid(p.lsp)],
+            vec![Mutation::delete("external_ids", nb::strs([nb::PORT_FIP]))],
+        );
+    }
+    let label = if deleting {
+        "floating ip delete NAT"
+    } else {
+        "floating ip unset NAT"
+    };
+    Ok(Planned::new(label, txn, move |st, _| {
+        if let Some(f) = st.floating_ips.get_mut(&fid) {
+            f.association = None;
+            f.revision += 1;
+        }
+        if let Some(p) = st.ports.get_mut(&a.port) {
+            p.port_fip = None;
+        }
+    }))
+}
