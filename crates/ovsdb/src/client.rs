@@ -133,7 +133,7 @@ pub(crate) struct Shared {
     events: broadcast::Sender<ConnectionEvent>,
     /// Monitors to resume after a reconnect and to route updates to, by monitor id.
     monitors: Mutex<BTreeMap<String, Arc<ReplicaShared>>>,
-    locks: Mutex<HashMap<String, watch::Sender<LockState>>>,
+    locks: Mutex<HashMap<String, LockEntry>>,
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     monitor_method: Mutex<Option<MonitorMethod>>,
     next_monitor: AtomicU64,
@@ -142,18 +142,24 @@ pub(crate) struct Shared {
     last_error: Mutex<Option<Error>>,
 }
 
+/// This client's request for one lock, shared by its [`Lock`] handles.
+struct LockEntry {
+    state: watch::Sender<LockState>,
+    handles: usize,
+}
+
 impl Shared {
     pub(crate) fn monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
         lock(&self.monitors).get(id).cloned()
     }
     pub(crate) fn set_lock_owned(&self, id: &str, owned: bool) {
-        if let Some(tx) = lock(&self.locks).get(id) {
-            tx.send_modify(|s| s.owned = owned);
+        if let Some(e) = lock(&self.locks).get(id) {
+            e.state.send_modify(|s| s.owned = owned);
         }
     }
     pub(crate) fn lock_stolen(&self, id: &str) {
-        if let Some(tx) = lock(&self.locks).get(id) {
-            tx.send_modify(|s| {
+        if let Some(e) = lock(&self.locks).get(id) {
+            e.state.send_modify(|s| {
                 s.owned = false;
                 s.stolen += 1;
             });
@@ -282,7 +288,7 @@ impl Client {
         self.shared().events.subscribe()
     }
     pub async fn list_dbs(&self) -> Result<Vec<String>> {
-        let r = self.call("list_dbs", json!([])).await?;
+        let r = self.call_idempotent("list_dbs", json!([])).await?;
         serde_json::from_value(r).map_err(|e| Error::Decode(format!("list_dbs reply: {e}")))
     }
     /// The schema of `database` (fetched once, then cached).
@@ -293,13 +299,13 @@ impl Client {
         if let Some(s) = lock(&self.shared().schemas).get(database) {
             return Ok(s.clone());
         }
-        let json = self.call("get_schema", json!([database])).await?;
+        let json = self.call_idempotent("get_schema", json!([database])).await?;
         let schema = Arc::new(DatabaseSchema::from_json(&json)?);
         lock(&self.shared().schemas).insert(database.to_owned(), schema.clone());
         Ok(schema)
     }
     pub async fn echo(&self) -> Result<()> {
-        let r = self.call("echo", json!(["ovsdb-rs"])).await?;
+        let r = self.call_idempotent("echo", json!(["ovsdb-rs"])).await?;
         if r != json!(["ovsdb-rs"]) {
             return Err(Error::Decode(format!("echo returned {r}")));
         }
@@ -326,9 +332,31 @@ impl Client {
             .await?;
         transaction_result(&txn, result)
     }
-    /// Any JSON-RPC method, for what has no typed wrapper.
+    /// Any JSON-RPC method, for what has no typed wrapper. Never re-sent; a `transact` sent
+    /// this way fails with [`Error::OutcomeUnknown`] like [`Client::transact`].
     pub async fn call(&self, method: &str, params: Json) -> Result<Json> {
-        self.request(method, params, ReplyAction::Plain).await
+        let action = match (method, params.get(0).and_then(Json::as_str)) {
+            ("transact", Some(db)) => ReplyAction::Transact {
+                database: db.to_owned(),
+            },
+            _ => ReplyAction::Plain,
+        };
+        self.request(method, params, action).await
+    }
+
+    /// A request that changes nothing on the server: if the connection drops before the
+    /// reply, it is sent again on the next connection (within the connect timeout).
+    async fn call_idempotent(&self, method: &str, params: Json) -> Result<Json> {
+        let deadline = tokio::time::Instant::now() + self.shared().options.connect_timeout;
+        loop {
+            match self.request(method, params.clone(), ReplyAction::Plain).await {
+                Err(Error::Disconnected { .. })
+                    if self.shared().options.reconnect
+                        && tokio::time::Instant::now() < deadline
+                        && !is_shutdown(&self.shared().shutdown.subscribe()) => {}
+                r => return r,
+            }
+        }
     }
 
     /// Sends on the current connection, waiting for one if there is none. A request is sent at
@@ -396,12 +424,7 @@ impl Client {
     /// Uses plain `monitor`, whose updates carry whole rows, so a row that starts matching
     /// later can be added even though it was never held. Conditions cannot be combined with
     /// it (plain `monitor` has none); filter in `keep` instead.
-    pub async fn monitor_filtered(
-        &self,
-        database: &str,
-        request: MonitorRequest,
-        keep: std::sync::Arc<dyn Fn(&str, &crate::datum::Row) -> bool + Send + Sync>,
-    ) -> Result<Replica> {
+    pub async fn monitor_filtered(&self, database: &str, request: MonitorRequest, keep: KeepFn) -> Result<Replica> {
         if request.has_conditions() {
             return Err(Error::Schema(
                 "monitor_filtered cannot use monitor conditions (it needs whole rows, which only plain \
@@ -423,6 +446,14 @@ impl Client {
                         crate::schema::suggest(col, ts.columns.keys().map(String::as_str))
                     )));
                 }
+            }
+        }
+        // "Every column" means the schema's columns: left to the server it would add
+        // `_version`, which differs between RAFT members and would make rows change on failover.
+        let mut request = request;
+        for (table, m) in request.tables.iter_mut() {
+            if m.columns.is_none() {
+                m.columns = Some(schema.table(table)?.columns.keys().cloned().collect());
             }
         }
         let id = format!("m{}", self.shared().next_monitor.fetch_add(1, Ordering::Relaxed));
@@ -499,7 +530,7 @@ impl Client {
                 )));
             };
             // Recorded first: a resume after a drop must use the new conditions.
-            std::mem::replace(&mut tm.conditions, Some(conditions.clone()))
+            tm.conditions.replace(conditions.clone())
         };
         let change = TableMonitor {
             columns: None,
@@ -542,45 +573,71 @@ impl Client {
     pub fn monitor_method(&self) -> Option<MonitorMethod> {
         *lock(&self.shared().monitor_method)
     }
-    /// Requests lock `id`; the returned handle reports `locked`/`stolen`.
+    /// Requests lock `id`; the returned handle reports `locked`/`stolen`. Asking again for a
+    /// lock this client already holds or waits for returns another handle to the same request
+    /// (the server allows one per session).
     pub async fn lock(&self, id: &str) -> Result<Lock> {
         self.request_lock("lock", id).await
     }
-    /// Takes lock `id` from its current owner.
+    /// Takes lock `id` from its current owner (first withdrawing this client's own pending
+    /// request for it, which the server requires).
     pub async fn steal(&self, id: &str) -> Result<Lock> {
         self.request_lock("steal", id).await
     }
 
     async fn request_lock(&self, method: &str, id: &str) -> Result<Lock> {
-        let rx = {
+        let (rx, existing) = {
             let mut locks = lock(&self.shared().locks);
-            let tx = locks
-                .entry(id.to_owned())
-                .or_insert_with(|| watch::channel(LockState::default()).0);
-            tx.send_modify(|s| s.released = false);
-            tx.subscribe()
+            let existing = locks.contains_key(id);
+            let entry = locks.entry(id.to_owned()).or_insert_with(|| LockEntry {
+                state: watch::channel(LockState::default()).0,
+                handles: 0,
+            });
+            entry.handles += 1;
+            (entry.state.subscribe(), existing)
         };
-        let res = self
-            .request(method, json!([id]), ReplyAction::Lock { id: id.to_owned() })
-            .await;
-        if let Err(e) = res {
-            lock(&self.shared().locks).remove(id);
-            return Err(e);
+        let handle = Lock::new(id.to_owned(), self.clone(), rx);
+        if existing && method == "lock" {
+            return Ok(handle);
         }
-        Ok(Lock::new(id.to_owned(), self.clone(), rx))
+        if existing {
+            self.call("unlock", json!([id])).await?;
+        }
+        self.request(method, json!([id]), ReplyAction::Lock { id: id.to_owned() })
+            .await?;
+        Ok(handle)
     }
 
+    /// Gives up lock `id` for every handle.
     pub(crate) async fn unlock(&self, id: &str) -> Result<()> {
-        if let Some(tx) = lock(&self.shared().locks).remove(id) {
-            tx.send_modify(|s| {
-                s.owned = false;
-                s.released = true;
-            });
-        }
+        let Some(entry) = lock(&self.shared().locks).remove(id) else {
+            return Ok(());
+        };
+        entry.state.send_modify(|s| {
+            s.owned = false;
+            s.released = true;
+        });
         match self.call("unlock", json!([id])).await {
             // The lock died with the connection anyway.
-            Ok(_) | Err(Error::Disconnected { .. }) => Ok(()),
+            Ok(_) | Err(Error::Disconnected { .. }) | Err(Error::Timeout { .. }) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// One handle of lock `id` went away; the last one releases it.
+    pub(crate) async fn drop_lock_handle(&self, id: &str) {
+        let last = {
+            let mut locks = lock(&self.shared().locks);
+            match locks.get_mut(id) {
+                Some(e) => {
+                    e.handles = e.handles.saturating_sub(1);
+                    e.handles == 0
+                }
+                None => false,
+            }
+        };
+        if last {
+            let _ = self.unlock(id).await;
         }
     }
 
@@ -720,8 +777,8 @@ async fn supervise(shared: Arc<Shared>) {
             }
         };
         tracing::info!(%remote, %reason, "disconnected from OVSDB server");
-        for tx in lock(&shared.locks).values() {
-            tx.send_modify(|s| s.owned = false);
+        for e in lock(&shared.locks).values() {
+            e.state.send_modify(|s| s.owned = false);
         }
         let closing = is_shutdown(&shutdown) || !shared.options.reconnect;
         shared.state.send_replace(if closing {
@@ -908,7 +965,7 @@ async fn resume_monitors(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result
 async fn relock(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result<()> {
     let ids: Vec<String> = lock(&shared.locks)
         .iter()
-        .filter(|(_, tx)| !tx.borrow().released)
+        .filter(|(_, e)| !e.state.borrow().released)
         .map(|(id, _)| id.clone())
         .collect();
     for id in ids {

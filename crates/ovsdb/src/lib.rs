@@ -31,8 +31,8 @@
 //! Must not know: OVN (or any schema's) table names, processes, YAML. Never prints; logs via `tracing`.
 
 pub mod client;
-mod connection;
 pub mod condition;
+mod connection;
 pub mod datum;
 pub mod dump;
 pub mod error;

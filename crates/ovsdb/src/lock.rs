@@ -23,7 +23,8 @@ pub(crate) struct LockState {
     pub(crate) released: bool,
 }
 
-/// A held or requested lock. Dropping it without [`Lock::unlock`] releases it in the background.
+/// A held or requested lock. Dropping the last handle without [`Lock::unlock`] releases it in
+/// the background.
 pub struct Lock {
     id: String,
     client: Client,
@@ -86,7 +87,7 @@ impl Lock {
             Err(self.gone())
         }
     }
-    /// Gives the lock up (or stops waiting for it).
+    /// Gives the lock up (or stops waiting for it), for every handle of it.
     pub async fn unlock(mut self) -> Result<()> {
         self.released = true;
         self.client.unlock(&self.id).await
@@ -109,9 +110,7 @@ impl Drop for Lock {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let client = self.client.clone();
             let id = std::mem::take(&mut self.id);
-            rt.spawn(async move {
-                let _ = client.unlock(&id).await;
-            });
+            rt.spawn(async move { client.drop_lock_handle(&id).await });
         }
     }
 }

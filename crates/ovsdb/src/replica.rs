@@ -82,7 +82,8 @@ impl RowEvent {
 /// A point-in-time copy of the replica's tables: table → uuid → row (with `_uuid`).
 pub type Tables = BTreeMap<String, BTreeMap<Uuid, Row>>;
 
-/// Decides which rows a filtered replica keeps: `(table, row) -> keep?`.
+/// Decides which rows a filtered replica keeps: `(table, row) -> keep?`
+/// (see [`Client::monitor_filtered`](crate::Client::monitor_filtered)).
 pub type KeepFn = Arc<dyn Fn(&str, &Row) -> bool + Send + Sync>;
 
 /// How many events a subscriber may fall behind before it gets `Lagged`.
@@ -286,7 +287,7 @@ impl ReplicaShared {
         let wanted = request.tables.get(table).and_then(|t| t.columns.as_ref());
         ts.columns
             .values()
-            .filter(|c| wanted.map_or(true, |w| w.contains(&c.name)))
+            .filter(|c| wanted.is_none_or(|w| w.contains(&c.name)))
             .map(|c| (c.name.clone(), default_value(&c.column_type)))
             .collect()
     }
@@ -398,7 +399,7 @@ impl ReplicaShared {
                 };
                 fill_defaults(&mut row, &defaults);
                 row.0.insert("_uuid".into(), Value::uuid(uuid));
-                if self.keep.as_ref().map_or(true, |keep| keep(&table, &row)) {
+                if self.keep.as_ref().is_none_or(|keep| keep(&table, &row)) {
                     rows.insert(uuid, row);
                 }
             }
@@ -434,7 +435,7 @@ impl ReplicaShared {
             for (table, new_rows) in &fresh {
                 let old_rows = tables.get(table);
                 for (uuid, new) in new_rows {
-                    if old_rows.map_or(true, |r| !r.contains_key(uuid)) {
+                    if old_rows.is_none_or(|r| !r.contains_key(uuid)) {
                         let _ = sender.send(RowEvent::Insert {
                             table: table.clone(),
                             uuid: *uuid,
