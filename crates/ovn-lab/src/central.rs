@@ -105,6 +105,7 @@ impl CentralSpec {
                 env: Vec::new(),
                 netns: None,
                 chassis: None,
+                takes_unixctl: true,
             }
             .start(&self.binaries.ip, |p| rec.process(p))
             .await?;
@@ -127,6 +128,7 @@ impl CentralSpec {
             env: vec![("OVN_RUNDIR".into(), northd_dir.display().to_string())],
             netns: None,
             chassis: None,
+            takes_unixctl: true,
         }
         .start(&self.binaries.ip, |p| rec.process(p))
         .await?;
@@ -175,6 +177,7 @@ impl CentralSpec {
             env: Vec::new(),
             netns: None,
             chassis: None,
+            takes_unixctl: true,
         };
 
         if !self.clustered {

@@ -235,7 +235,7 @@ impl RealChassis {
                 .await
                 .map_err(|e| Error::ovsdb(format!("cannot remove port {} on chassis {}", vm.ifname, self.name), e))?;
         }
-        Ip::new(&self.ip_path).delete_netns_blocking(&vm.netns)
+        Ip::new(&self.ip_path).delete_netns_blocking(&vm.netns).map(|_| ())
     }
 }
 
@@ -439,6 +439,7 @@ impl ChassisContext {
             ],
             netns: Some(netns.clone()),
             chassis: Some(spec.name.clone()),
+            takes_unixctl: program != b.ovn_controller.as_path(),
         };
         let db_sock = dir.join("db.sock");
         let db_remote = format!("unix:{}", db_sock.display());

@@ -70,7 +70,7 @@ pub enum Error {
     Ovsdb {
         what: String,
         #[source]
-        source: ovsdb::Error,
+        source: Box<ovsdb::Error>,
     },
     /// A file-system or OS call failed.
     #[error("{what}: {source}")]
@@ -111,7 +111,7 @@ impl Error {
     pub(crate) fn ovsdb(what: impl Into<String>, source: ovsdb::Error) -> Self {
         Error::Ovsdb {
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }

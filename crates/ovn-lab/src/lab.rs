@@ -572,7 +572,8 @@ fn teardown(state: &LabState) -> Teardown {
     }
     for ns in namespaces {
         match ip.delete_netns_blocking(&ns) {
-            Ok(()) => report.netns_deleted.push(ns),
+            Ok(true) => report.netns_deleted.push(ns),
+            Ok(false) => {}
             Err(e) => tracing::warn!("{e}"),
         }
     }

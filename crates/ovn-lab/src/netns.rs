@@ -41,12 +41,12 @@ impl Ip {
         Ok(())
     }
 
-    /// Deletes a namespace, and with it every link inside. Missing namespaces are fine.
-    pub fn delete_netns_blocking(&self, name: &str) -> Result<()> {
+    /// Deletes a namespace, and with it every link inside; `false` if it did not exist.
+    pub fn delete_netns_blocking(&self, name: &str) -> Result<bool> {
         if !Path::new("/run/netns").join(name).exists() {
-            return Ok(());
+            return Ok(false);
         }
-        self.cmd(["netns", "delete", name]).run_blocking().map(|_| ())
+        self.cmd(["netns", "delete", name]).run_blocking().map(|_| true)
     }
 
     /// A veth pair: `a_name` in `a_ns`, `b_name` in `b_ns`, both up.

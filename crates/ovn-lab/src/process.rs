@@ -247,6 +247,9 @@ pub(crate) struct Daemon {
     pub env: Vec<(String, String)>,
     pub netns: Option<String>,
     pub chassis: Option<String>,
+    /// Whether the program takes `--unixctl` (ovn-controller 23.03 does not: its socket is
+    /// `<program>.<pid>.ctl` in `OVN_RUNDIR`, which must then be `dir`).
+    pub takes_unixctl: bool,
 }
 
 impl Daemon {
@@ -256,8 +259,17 @@ impl Daemon {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}.log", self.stem))
     }
-    pub fn ctl_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.ctl", self.stem))
+    pub fn ctl_path(&self, pid: u32) -> PathBuf {
+        if self.takes_unixctl {
+            self.dir.join(format!("{}.ctl", self.stem))
+        } else {
+            let program = self
+                .program
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            self.dir.join(format!("{program}.{pid}.ctl"))
+        }
     }
 
     /// Starts it with `--detach`; returns once it has detached (i.e. is ready) and written its
@@ -274,7 +286,10 @@ impl Daemon {
             .args(self.args.iter().cloned())
             .arg(format!("--pidfile={}", pidfile.display()))
             .arg(format!("--log-file={}", self.log_path().display()))
-            .arg(format!("--unixctl={}", self.ctl_path().display()))
+            .args(
+                self.takes_unixctl
+                    .then(|| format!("--unixctl={}", self.dir.join(format!("{}.ctl", self.stem)).display())),
+            )
             .args(["--detach", "--no-chdir", "-vconsole:off"])
             .log(&self.log_path());
         cmd.env = self.env.clone();
@@ -299,7 +314,7 @@ impl Daemon {
                 binary,
                 log_path: self.log_path(),
                 pidfile: pidfile.clone(),
-                ctl_path: self.ctl_path(),
+                ctl_path: self.ctl_path(pid),
                 chassis: self.chassis.clone(),
                 netns: self.netns.clone(),
             };
