@@ -671,6 +671,37 @@ fn identity(table: &str, row: &TextRow) -> String {
     }
 }
 
+/// Replaces the numbers of tokens and labels (`<sg:2>` → `<sg:#>`, `@ACL#4` → `@ACL#`).
+fn mask_numbers(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        out.push(chars[i]);
+        let after_token = chars[i] == ':' && out[..out.len() - 1].rfind('<').is_some_and(|p| !out[p..].contains('>'));
+        if (chars[i] == '#' || after_token) && i + 1 < chars.len() && chars[i + 1].is_ascii_digit() {
+            if after_token {
+                out.push('#');
+            }
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Like [`diff_text`], but token and label numbers are ignored: for two snapshots normalized
+/// separately (two NB writers), where symmetric objects (two projects' default groups) may
+/// get their numbers in either order.
+pub fn diff_text_ignoring_numbers(a: &str, b: &str) -> String {
+    let mask = |t: &str| t.lines().map(mask_numbers).collect::<Vec<_>>().join("\n");
+    diff_text(&mask(a), &mask(b))
+}
+
 /// A readable diff of two normalized snapshots: per table, rows only in A (`-`), only in B
 /// (`+`), and changed columns of rows present in both (`~`). Empty when they are equal
 /// (header lines aside).
@@ -686,10 +717,15 @@ pub fn diff_text(a: &str, b: &str) -> String {
         let mut used_b = vec![false; rb.len()];
         for row_a in ra {
             let ida = identity(table, row_a);
+            // Among rows with the same identity, pair with the most similar one.
             let found = rb
                 .iter()
                 .enumerate()
-                .find(|(i, r)| !used_b[*i] && identity(table, r) == ida)
+                .filter(|(i, r)| !used_b[*i] && identity(table, r) == ida)
+                .max_by_key(|(i, r)| {
+                    let common = r.lines.iter().filter(|l| row_a.lines.contains(l)).count();
+                    (common, usize::MAX - i)
+                })
                 .map(|(i, _)| i);
             match found {
                 Some(i) => {
@@ -804,5 +840,9 @@ mod tests {
         let b = "# y\n\n== T (1 rows)\nT#1\n  name = \"a\"\n  v = 2\n";
         assert_eq!(diff_text(a, b), "== T\n~ T#1 (name = \"a\")\n    v: 1 -> 2\n");
         assert_eq!(diff_text(a, a), "");
+        assert_eq!(
+            mask_numbers("x = [@ACL#10, <sg:2:underscored>] \"a:1\""),
+            "x = [@ACL#, <sg:#:underscored>] \"a:1\""
+        );
     }
 }

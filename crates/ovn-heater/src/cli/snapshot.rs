@@ -1,10 +1,115 @@
-//! `ovn-heater snapshot` (not implemented yet).
+//! `ovn-heater snapshot`: take one NB snapshot (a whole-DB dump without empty tables and
+//! Neutron's liveness keys), or diff two snapshots/dumps after normalizing the volatile values
+//! (UUIDs, MACs, Neutron ids, counters) the way `neutron-reference/normalize.py` does.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use anyhow::Context;
+use ovn_openstack::snapshot::{diff_text, diff_text_ignoring_numbers, strip_for_snapshot, Normalizer};
+use ovsdb::{Client, ClientOptions};
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::error::Failure::bad_input("this subcommand is not implemented yet").into())
+use crate::error::Failure;
+
+/// Take a normalized-ready NB snapshot (`--nb REMOTE --out FILE`), or `diff A B`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Northbound DB remote to snapshot, e.g. unix:/run/ovn/ovnnb_db.sock.
+    #[arg(long)]
+    nb: Option<String>,
+    /// Where to write the snapshot (JSON, the `db dump` layout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Step name recorded in the snapshot.
+    #[arg(long, default_value = "")]
+    step: String,
+    /// Command text recorded in the snapshot.
+    #[arg(long, default_value = "")]
+    command_text: String,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Per-table, per-row differences of two snapshots (JSON dumps, or normalized .txt files).
+    /// Exit status 1 when they differ.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// A and B are consecutive snapshots of one run: share names across them (rows keep
+        /// their labels) and compare exactly. By default each is normalized on its own and
+        /// token/label numbers are ignored, which is what comparing two NB writers needs.
+        #[arg(long)]
+        same_run: bool,
+    },
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(Command::Diff { a, b, same_run }) => {
+            let (ta, tb) = if same_run {
+                let mut n = Normalizer::new();
+                (normalized(&a, &mut n)?, normalized(&b, &mut n)?)
+            } else {
+                (
+                    normalized(&a, &mut Normalizer::new())?,
+                    normalized(&b, &mut Normalizer::new())?,
+                )
+            };
+            let diff = if same_run {
+                diff_text(&ta, &tb)
+            } else {
+                diff_text_ignoring_numbers(&ta, &tb)
+            };
+            if diff.is_empty() {
+                println!("no differences");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                print!("{diff}");
+                Ok(ExitCode::from(crate::error::EXIT_CHECK_FAILED))
+            }
+        }
+        None => {
+            let (Some(nb), Some(out)) = (args.nb, args.out) else {
+                return Err(Failure::bad_input("snapshot needs --nb REMOTE --out FILE (or: snapshot diff A B)").into());
+            };
+            let client = Client::connect(ClientOptions::new(&nb)?.database("OVN_Northbound"))
+                .await
+                .with_context(|| format!("cannot connect to the NB at {nb}"))?;
+            let doc = ovsdb::dump::dump(&client, "OVN_Northbound").await?;
+            client.close().await;
+            let mut doc = ovsdb::dump::with_keys(
+                doc,
+                [
+                    ("step", serde_json::Value::String(args.step)),
+                    ("command", serde_json::Value::String(args.command_text)),
+                ],
+            );
+            strip_for_snapshot(&mut doc);
+            std::fs::write(&out, ovsdb::dump::to_pretty_string(&doc))
+                .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", out.display())))?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A JSON dump is normalized; a `.txt` is taken as already normalized.
+fn normalized(path: &Path, n: &mut Normalizer) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", path.display())))?;
+    if text.starts_with('#') {
+        return Ok(text);
+    }
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::bad_input(format!(
+            "{} is neither a JSON dump nor a normalized .txt: {e}",
+            path.display()
+        ))
+    })?;
+    n.normalize(&doc)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())).into())
 }
