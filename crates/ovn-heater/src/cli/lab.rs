@@ -176,26 +176,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
     let spec = args.lab.to_spec(args.run_dir.clone())?;
     let n_chassis = spec.chassis.len();
     let start = Instant::now();
     let lab = up_interruptible(spec).await.context("`ovn-heater lab up` failed")?;
     let elapsed = start.elapsed();
+    let mut out = String::new();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&lab))?);
+        out = serde_json::to_string_pretty(&summary_json(&lab))? + "\n";
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "lab up in {:.1} s ({n_chassis} real chassis registered), prefix {}",
             elapsed.as_secs_f64(),
             lab.prefix()
         );
-        println!("NB remote:             {}", lab.nb_remote());
-        println!("SB remote:             {}", lab.sb_remote());
-        println!("SB remote for chassis: {}", lab.sb_remote_for_chassis());
+        let _ = writeln!(out, "NB remote:             {}", lab.nb_remote());
+        let _ = writeln!(out, "SB remote:             {}", lab.sb_remote());
+        let _ = writeln!(out, "SB remote for chassis: {}", lab.sb_remote_for_chassis());
         if let Some(h) = lab.external_host() {
-            println!(
+            let _ = writeln!(
+                out,
                 "external host:         {} on {} (netns {})",
                 h.ip(),
                 h.network(),
@@ -203,7 +206,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for c in lab.chassis() {
-            println!(
+            let _ = writeln!(
+                out,
                 "chassis {:<14} {:<12} encap {:<15} netns {}",
                 c.name(),
                 c.role().to_string(),
@@ -211,13 +215,21 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 c.netns()
             );
         }
-        println!("state:                 {}", lab.run_dir().join("lab.json").display());
-        println!(
+        let _ = writeln!(
+            out,
+            "state:                 {}",
+            lab.run_dir().join("lab.json").display()
+        );
+        let _ = writeln!(
+            out,
             "stop with:             ovn-heater lab down --run-dir {}",
             args.run_dir.display()
         );
     }
+    // The lab is up and on record in lab.json: it stays up even if stdout is gone.
     lab.detach();
+    let mut stdout = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut stdout, out.as_bytes()).and_then(|_| std::io::Write::flush(&mut stdout));
     Ok(ExitCode::SUCCESS)
 }
 
