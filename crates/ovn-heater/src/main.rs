@@ -7,11 +7,13 @@
 //! (`ovn-lab`), what Neutron writes (`ovn-openstack`), how a chassis is emulated (`ovn-emu`).
 
 mod cli;
+mod cms;
 mod error;
 mod metrics;
 mod output;
 mod report;
 mod scenario;
+mod workload;
 
 use std::process::ExitCode;
 

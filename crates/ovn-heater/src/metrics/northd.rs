@@ -49,7 +49,9 @@ pub fn parse_stopwatches(text: &str) -> BTreeMap<String, Stopwatch> {
             continue;
         }
         let Some((_, sw)) = current.as_mut() else { continue };
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let number: f64 = value
             .split_whitespace()
             .next()

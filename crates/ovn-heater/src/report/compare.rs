@@ -35,11 +35,7 @@ struct Table {
 
 impl Table {
     fn header(&mut self, title: &str) {
-        let _ = writeln!(
-            self.out,
-            "{:<LABEL$} {:>COL$} {:>COL$} {:>8}",
-            title, "A", "B", "B/A"
-        );
+        let _ = writeln!(self.out, "{:<LABEL$} {:>COL$} {:>COL$} {:>8}", title, "A", "B", "B/A");
     }
     fn row(&mut self, label: &str, a: Option<f64>, b: Option<f64>, decimals: usize) {
         let label = if label.chars().count() > LABEL {
@@ -124,8 +120,18 @@ pub fn table(a: &RunResults, b: &RunResults, a_label: &str, b_label: &str) -> St
             let sx = x.and_then(|s| s.measurements.get(m)).map(|m| &m.stats);
             let sy = y.and_then(|s| s.measurements.get(m)).map(|m| &m.stats);
             let get = |s: Option<&Stats>, f: fn(&Stats) -> Option<f64>| s.and_then(f);
-            t.row(&format!("{m} count"), sx.map(|s| s.count as f64), sy.map(|s| s.count as f64), 0);
-            t.row(&format!("{m} failed"), sx.map(|s| s.failed as f64), sy.map(|s| s.failed as f64), 0);
+            t.row(
+                &format!("{m} count"),
+                sx.map(|s| s.count as f64),
+                sy.map(|s| s.count as f64),
+                0,
+            );
+            t.row(
+                &format!("{m} failed"),
+                sx.map(|s| s.failed as f64),
+                sy.map(|s| s.failed as f64),
+                0,
+            );
             for (stat, f) in [
                 ("min", (|s: &Stats| s.min) as fn(&Stats) -> Option<f64>),
                 ("median", |s: &Stats| s.median),

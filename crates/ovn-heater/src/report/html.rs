@@ -129,7 +129,11 @@ fn environment(h: &mut String, r: &RunResults) {
         ("CPU", format!("{} × {}", e.cpus, e.cpu_model)),
         ("memory", format!("{:.1} GB", e.memory_bytes as f64 / 1e9)),
     ] {
-        let _ = write!(h, "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>", escape(&v));
+        let _ = write!(
+            h,
+            "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>",
+            escape(&v)
+        );
     }
     h.push_str("</table>");
     if !r.scenario.notes.is_empty() {
@@ -187,10 +191,19 @@ fn stage_section(h: &mut String, st: &StageResult) {
             continue;
         }
         let bars: Vec<(f64, bool)> = m.samples.iter().map(|s| (s.duration_s, !s.ok())).collect();
-        h.push_str(&iteration_bars(&format!("{}: {name} per iteration", st.name), "seconds", &bars));
+        h.push_str(&iteration_bars(
+            &format!("{}: {name} per iteration", st.name),
+            "seconds",
+            &bars,
+        ));
         let ok: Vec<f64> = m.samples.iter().filter(|s| s.ok()).map(|s| s.duration_s).collect();
         if !ok.is_empty() {
-            h.push_str(&histogram(&format!("{}: {name} distribution", st.name), "seconds", &ok, 20));
+            h.push_str(&histogram(
+                &format!("{}: {name} distribution", st.name),
+                "seconds",
+                &ok,
+                20,
+            ));
         }
     }
     h.push_str("</div>");
@@ -288,7 +301,10 @@ fn db(h: &mut String, st: &StageResult) {
 
 /// The lines to plot: each process on its own, except roles with many processes, which are
 /// summed into one line ("ovn-controller (sum of 20)").
-fn plotted_lines(processes: &[Series], value: impl Fn(&crate::metrics::procfs::Reading) -> f64) -> Vec<(String, Vec<(f64, f64)>)> {
+fn plotted_lines(
+    processes: &[Series],
+    value: impl Fn(&crate::metrics::procfs::Reading) -> f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut by_role: BTreeMap<&str, Vec<&Series>> = BTreeMap::new();
     for p in processes {
         by_role.entry(p.role.as_str()).or_default().push(p);
@@ -335,10 +351,7 @@ fn resources(h: &mut String, processes: &[Series]) {
     ));
     h.push_str("</div><table id=\"processes\"><tr><th class=\"l\">process</th><th class=\"l\">role</th><th>pid</th><th>mean CPU %</th><th>max CPU %</th><th>max RSS (MB)</th><th>samples</th><th class=\"l\">note</th></tr>");
     for p in processes {
-        let note = p
-            .exited_s
-            .map(|t| format!("exited at {t:.1} s"))
-            .unwrap_or_default();
+        let note = p.exited_s.map(|t| format!("exited at {t:.1} s")).unwrap_or_default();
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
@@ -365,7 +378,10 @@ mod tests {
         let html = render(&example(1.0));
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "no script");
-        assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+        assert!(
+            !html.contains("http://")
+                || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
         assert!(!html.contains("https://"));
         assert!(html.contains("id=\"summary\""));
         assert!(html.contains("class=\"stats\""));

@@ -134,7 +134,6 @@ pub mod names {
     pub const PORT_UP: &str = "port_up";
     pub const CREATE_PORT: &str = "create_port";
     pub const PING_PREFIX: &str = "ping_";
-    pub const CMS_PREFIX: &str = "create_";
     pub const HV_SETTLE: &str = "hv_cfg_settle";
 }
 
@@ -260,7 +259,9 @@ pub(crate) mod tests {
         };
         vms.measurements.insert(
             "create_port".into(),
-            (0..4).map(|i| sample(&format!("vm-{i}"), 1.0 + i as f64, 0.05 * scale, None)).collect(),
+            (0..4)
+                .map(|i| sample(&format!("vm-{i}"), 1.0 + i as f64, 0.05 * scale, None))
+                .collect(),
         );
         vms.measurements.insert(
             "port_up".into(),
@@ -273,7 +274,9 @@ pub(crate) mod tests {
         );
         vms.measurements.insert(
             "ping_gateway".into(),
-            (0..3).map(|i| sample(&format!("vm-{i} -> gw"), 2.0 + i as f64, 0.2 * scale, None)).collect(),
+            (0..3)
+                .map(|i| sample(&format!("vm-{i} -> gw"), 2.0 + i as f64, 0.2 * scale, None))
+                .collect(),
         );
         let mut extras = StageExtras::default();
         extras.northd = Some(NorthdCapture {
@@ -354,7 +357,15 @@ pub(crate) mod tests {
         let r = example(1.0);
         let text = r.to_json_pretty();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for key in ["schema_version", "status", "scenario", "environment", "summary", "stages", "processes"] {
+        for key in [
+            "schema_version",
+            "status",
+            "scenario",
+            "environment",
+            "summary",
+            "stages",
+            "processes",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         for key in ["ports_created", "ports_up", "failures"] {

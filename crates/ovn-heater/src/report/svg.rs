@@ -271,7 +271,11 @@ mod tests {
         for svg in [
             iteration_bars("port up <vms>", "s", &[(0.1, false), (0.3, true), (0.2, false)]),
             histogram("dist", "s", &[0.1, 0.2, 0.2, 0.9], 10),
-            time_lines("cpu", "%", &[("northd".into(), vec![(0.0, 1.0), (0.5, 30.0)]), ("nb".into(), vec![])]),
+            time_lines(
+                "cpu",
+                "%",
+                &[("northd".into(), vec![(0.0, 1.0), (0.5, 30.0)]), ("nb".into(), vec![])],
+            ),
             iteration_bars("empty", "s", &[]),
             histogram("empty", "s", &[], 10),
         ] {

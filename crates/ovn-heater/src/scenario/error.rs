@@ -13,7 +13,10 @@ pub enum ScenarioError {
     #[error("{what} must be a mapping of keys to values, got {found}")]
     NotAMapping { what: String, found: String },
     #[error("unknown section `{section}`{}", did_you_mean(.suggestion))]
-    UnknownSection { section: String, suggestion: Option<String> },
+    UnknownSection {
+        section: String,
+        suggestion: Option<String>,
+    },
     #[error("unknown key `{key}` in section `{section}`{}", hint_for_key(.suggestion, .belongs_to))]
     UnknownKey {
         section: String,

@@ -64,9 +64,6 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "chassis",
 ];
 
-/// Shapes the load of either OpenStack test.
-pub const LOAD_KEYS: &[&str] = &["concurrency", "ops_per_second"];
-
 pub const OPENSTACK_BASE_KEYS: &[&str] = &[
     "n_hypervisors",
     "n_vms_per_hypervisor",
@@ -85,7 +82,15 @@ pub const BASE_OPENSTACK_KEYS: &[&str] = &[
     "ops_per_second",
 ];
 
-pub const EXT_CMD_KEYS: &[&str] = &["iteration", "cmd", "node", "test", "pid_name", "pid_opt", "background_opt"];
+pub const EXT_CMD_KEYS: &[&str] = &[
+    "iteration",
+    "cmd",
+    "node",
+    "test",
+    "pid_name",
+    "pid_opt",
+    "background_opt",
+];
 
 /// The keys of a mapping section (`ext_cmd` is a list of mappings with [`EXT_CMD_KEYS`]).
 pub fn keys_of(section: &str) -> &'static [&'static str] {

@@ -183,6 +183,7 @@ impl Scenario {
     }
 
     /// Parses scenario text (`origin` names it in errors).
+    #[cfg(test)]
     pub fn from_yaml(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {
         parse::parse(text, origin, overrides)
     }

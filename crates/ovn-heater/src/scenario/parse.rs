@@ -11,7 +11,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 use super::error::{closest, ScenarioError};
 use super::keys;
 use super::{
-    BaseOpenstack, ChassisKind, CmsKind, Cluster, DatapathType, ExtCmd, Global, Load, OpenstackBase, Scenario, Workload,
+    BaseOpenstack, ChassisKind, Cluster, CmsKind, DatapathType, ExtCmd, Global, Load, OpenstackBase, Scenario, Workload,
 };
 
 type Result<T> = std::result::Result<T, ScenarioError>;
@@ -67,7 +67,10 @@ fn apply_override(root: &mut Mapping, arg: &str) -> Result<()> {
         reason: reason.to_owned(),
     };
     let (path, value) = arg.split_once('=').ok_or_else(|| bad("missing `=`"))?;
-    let (section, key) = path.trim().split_once('.').ok_or_else(|| bad("missing `.` between section and key"))?;
+    let (section, key) = path
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| bad("missing `.` between section and key"))?;
     if section.is_empty() || key.is_empty() {
         return Err(bad("empty section or key"));
     }
@@ -382,7 +385,14 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
         s.is_set("cluster_cmd_path"),
         "there is no ovn-fake-multinode here: the lab runs the daemons directly; remove the key",
     )?;
-    for key in ["vips", "vips6", "static_vips", "static_vips6", "vip_subnet", "vip_subnet6"] {
+    for key in [
+        "vips",
+        "vips6",
+        "static_vips",
+        "static_vips6",
+        "vip_subnet",
+        "vip_subnet6",
+    ] {
         if s.is_set(key) {
             notes.push(format!(
                 "cluster.{key} has no effect: only upstream's ovn-kubernetes tests use load balancer VIPs"
@@ -448,13 +458,18 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
         external_net6: s.ipv6("external_net6", "20::/64")?,
         chassis,
     };
-    if chassis == ChassisKind::Emulated && cluster.datapath_type == DatapathType::Netdev {
+    if chassis == ChassisKind::Emulated && s.is_set("datapath_type") {
         notes.push("cluster.datapath_type has no effect with emulated chassis (no OVS runs)".into());
     }
     for (a, an, b, bn) in [
         (cluster.node_net, "node_net", cluster.internal_net, "internal_net"),
         (cluster.node_net, "node_net", cluster.external_net, "external_net"),
-        (cluster.internal_net, "internal_net", cluster.external_net, "external_net"),
+        (
+            cluster.internal_net,
+            "internal_net",
+            cluster.external_net,
+            "external_net",
+        ),
     ] {
         if a.contains(&b.network()) || b.contains(&a.network()) {
             return Err(ScenarioError::Conflict(format!(
@@ -479,7 +494,12 @@ fn hosts(net: &Ipv4Net) -> u64 {
     size.saturating_sub(2)
 }
 
-fn parse_workload(root: &Mapping, cluster_section: &Section, cluster: &Cluster, notes: &mut Vec<String>) -> Result<Workload> {
+fn parse_workload(
+    root: &Mapping,
+    cluster_section: &Section,
+    cluster: &Cluster,
+    notes: &mut Vec<String>,
+) -> Result<Workload> {
     let ours = Section::new(root, "openstack_base")?;
     let upstream = Section::new(root, "base_openstack")?;
     match (ours.present(), upstream.present()) {
@@ -635,7 +655,9 @@ mod tests {
         assert_eq!(s.cluster.external_net.to_string(), "20.0.0.0/16");
         assert_eq!(s.cluster.chassis, ChassisKind::Real);
         assert_eq!(s.cluster.node_timeout, Duration::from_secs(20));
-        let Workload::BaseOpenstack(w) = &s.workload else { panic!() };
+        let Workload::BaseOpenstack(w) = &s.workload else {
+            panic!()
+        };
         assert_eq!((w.n_projects, w.n_chassis_per_gw_lrp, w.n_vms_per_project), (2, 3, 3));
         assert_eq!(w.load.concurrency, 1);
         assert!(s.notes.is_empty());
@@ -644,9 +666,17 @@ mod tests {
     #[test]
     fn openstack_base_defaults() {
         let s = parse_ok("openstack_base: {}\n");
-        let Workload::OpenstackBase(w) = &s.workload else { panic!() };
+        let Workload::OpenstackBase(w) = &s.workload else {
+            panic!()
+        };
         assert_eq!((w.n_hypervisors, w.n_vms_per_hypervisor, w.n_network_nodes), (2, 2, 1));
-        assert_eq!(w.load, Load { concurrency: 1, ops_per_second: None });
+        assert_eq!(
+            w.load,
+            Load {
+                concurrency: 1,
+                ops_per_second: None
+            }
+        );
         assert_eq!(s.workload.total_vms(), 4);
     }
 
@@ -705,7 +735,10 @@ mod tests {
     #[test]
     fn bad_cidr_is_named() {
         let e = parse_err("cluster:\n  external_net: 20.0.0/16\nbase_openstack: {}\n");
-        assert!(e.starts_with("`cluster.external_net` = \"20.0.0/16\" is not a valid IPv4 CIDR"), "{e}");
+        assert!(
+            e.starts_with("`cluster.external_net` = \"20.0.0/16\" is not a valid IPv4 CIDR"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -721,7 +754,10 @@ mod tests {
             ("cluster:\n  n_az: 3\n", "cluster.n_az"),
             ("cluster:\n  node_remote: tcp:1.2.3.4:6642\n", "cluster.node_remote"),
             ("global:\n  run_ipv6: true\n", "global.run_ipv6"),
-            ("global:\n  cms_name: ovn_kubernetes\n", "global.cms_name: ovn_kubernetes"),
+            (
+                "global:\n  cms_name: ovn_kubernetes\n",
+                "global.cms_name: ovn_kubernetes",
+            ),
         ] {
             let e = parse_err(&format!("{yaml}base_openstack: {{}}\n"));
             assert!(e.starts_with(&format!("`{what}` is not supported")), "{e}");
@@ -743,7 +779,9 @@ mod tests {
     #[test]
     fn gateway_chassis_are_clamped_with_a_note() {
         let s = parse_ok("cluster:\n  n_workers: 3\nbase_openstack:\n  n_chassis_per_gw_lrp: 7\n");
-        let Workload::BaseOpenstack(w) = &s.workload else { panic!() };
+        let Workload::BaseOpenstack(w) = &s.workload else {
+            panic!()
+        };
         assert_eq!(w.n_chassis_per_gw_lrp, 3);
         assert_eq!(s.notes.len(), 1);
     }
@@ -767,10 +805,15 @@ mod tests {
         let s = parse(
             "openstack_base:\n  n_hypervisors: 2\n",
             "t.yml",
-            &["openstack_base.n_hypervisors=5".into(), "cluster.chassis=emulated".into()],
+            &[
+                "openstack_base.n_hypervisors=5".into(),
+                "cluster.chassis=emulated".into(),
+            ],
         )
         .unwrap();
-        let Workload::OpenstackBase(w) = &s.workload else { panic!() };
+        let Workload::OpenstackBase(w) = &s.workload else {
+            panic!()
+        };
         assert_eq!(w.n_hypervisors, 5);
         assert_eq!(s.cluster.chassis, ChassisKind::Emulated);
         assert!(s.yaml.contains("n_hypervisors: 5"), "{}", s.yaml);
@@ -801,9 +844,13 @@ mod tests {
         );
         assert_eq!(s.ext_cmds.len(), 1);
         assert_eq!(s.ext_cmds[0].pid_name.as_deref(), Some("ovn-northd"));
-        assert!(parse_err("base_openstack: {}\next_cmd:\n  - iteration: 1\n    node: central\n    test: x\n    cmdd: ls\n")
-            .contains("did you mean `cmd`"));
-        assert!(parse_err("base_openstack: {}\next_cmd:\n  - node: central\n    test: x\n    cmd: ls\n")
-            .contains("iteration"));
+        assert!(parse_err(
+            "base_openstack: {}\next_cmd:\n  - iteration: 1\n    node: central\n    test: x\n    cmdd: ls\n"
+        )
+        .contains("did you mean `cmd`"));
+        assert!(
+            parse_err("base_openstack: {}\next_cmd:\n  - node: central\n    test: x\n    cmd: ls\n")
+                .contains("iteration")
+        );
     }
 }

@@ -1,0 +1,161 @@
+//! Running a workload: the shared context of a run's stages (CMS, hypervisors, NB watch,
+//! recorder, load shaping) and what happens at the end of every stage (settle `hv_cfg`,
+//! northd counters, DB sizes). The OpenStack tests' stages are in [`openstack`].
+//!
+//! Must not know: YAML, clap, how the lab was started, report formats.
+
+pub mod hosts;
+pub mod nb_watch;
+pub mod openstack;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ovsdb::{Client, Transaction};
+
+use crate::metrics::northd;
+use crate::metrics::{Recorder, StageId};
+use crate::report::json::{names, DbFigures, DbSize, StageExtras};
+
+/// Caps how many CMS actions start per second, over all workers.
+pub struct Limiter {
+    interval: Option<Duration>,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Limiter {
+    pub fn new(ops_per_second: Option<f64>) -> Self {
+        Limiter {
+            interval: ops_per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+    /// Waits for the next slot (immediately when there is no cap).
+    pub async fn acquire(&self) {
+        if let Some(slot) = self.reserve().await {
+            tokio::time::sleep_until(slot).await;
+        }
+    }
+
+    /// Takes the next start slot: never earlier than now, one interval after the previous one.
+    async fn reserve(&self) -> Option<tokio::time::Instant> {
+        let interval = self.interval?;
+        let mut next = self.next.lock().await;
+        let slot = (*next).max(tokio::time::Instant::now());
+        *next = slot + interval;
+        Some(slot)
+    }
+}
+
+/// Where the end-of-stage figures come from.
+#[derive(Clone, Default)]
+pub struct Probes {
+    /// `ovn-appctl` and northd's control socket.
+    pub northd: Option<(PathBuf, PathBuf)>,
+    pub nb_file: Option<PathBuf>,
+    pub sb_file: Option<PathBuf>,
+}
+
+/// Row counts of every table of `database`, in one transaction.
+pub async fn row_counts(client: &Client, database: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let schema = client.get_schema(database).await?;
+    let tables: Vec<String> = schema.tables.keys().cloned().collect();
+    let mut txn = Transaction::new(database);
+    for t in &tables {
+        txn.select(t.clone(), vec![], Some(vec!["_uuid".into()]));
+    }
+    let result = client.transact(txn).await?;
+    Ok(tables
+        .into_iter()
+        .zip(result.results)
+        .map(|(t, r)| (t, r.rows.map(|rows| rows.len() as u64).unwrap_or(0)))
+        .collect())
+}
+
+/// Everything a stage needs.
+pub struct Run<C, H> {
+    pub cms: Arc<C>,
+    pub hosts: Arc<H>,
+    pub rec: Recorder,
+    pub nb_watch: Arc<nb_watch::NbWatch>,
+    pub nb: Client,
+    pub sb: Client,
+    pub limiter: Arc<Limiter>,
+    pub concurrency: usize,
+    /// Port-up and ping timeout (`cluster.node_timeout_s`).
+    pub timeout: Duration,
+    pub probes: Probes,
+    pub extras: Arc<Mutex<BTreeMap<String, StageExtras>>>,
+    /// Timeline lines for `logs/events.log`.
+    pub events: Arc<Mutex<Vec<String>>>,
+}
+
+impl<C, H> Run<C, H> {
+    pub fn event(&self, line: impl Into<String>) {
+        let line = format!("{:9.3}s {}", self.rec.clock().now(), line.into());
+        tracing::info!("{line}");
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    /// Ends a stage: `hv_cfg` settle (recorded), northd counters and DB sizes (kept as extras).
+    pub async fn end_stage(&self, stage: StageId, name: &str) {
+        let start = Instant::now();
+        match self.nb_watch.settle(&self.nb, self.timeout).await {
+            Ok((sb, hv)) => {
+                self.rec.record(stage, "sb_cfg_settle", name, start, start + sb, None);
+                self.rec.record(stage, names::HV_SETTLE, name, start, start + hv, None);
+            }
+            Err(e) => self.rec.record(
+                stage,
+                names::HV_SETTLE,
+                name,
+                start,
+                Instant::now(),
+                Some(format!("{e:#}")),
+            ),
+        }
+        self.rec.end_stage(stage);
+        let northd = match &self.probes.northd {
+            Some((appctl, ctl)) => Some(northd::capture(appctl, ctl).await),
+            None => None,
+        };
+        let size = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
+        let nb_rows = row_counts(&self.nb, "OVN_Northbound").await.unwrap_or_default();
+        let sb_rows = row_counts(&self.sb, "OVN_Southbound").await.unwrap_or_default();
+        let db = DbFigures {
+            nb: DbSize {
+                file_bytes: size(&self.probes.nb_file),
+                rows: nb_rows,
+            },
+            sb: DbSize {
+                file_bytes: size(&self.probes.sb_file),
+                rows: sb_rows,
+            },
+        };
+        self.extras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), StageExtras { northd, db: Some(db) });
+        self.event(format!("stage {name} done"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limiter_spaces_slots_by_the_interval() {
+        let l = Limiter::new(Some(10.0));
+        let mut slots = Vec::new();
+        for _ in 0..5 {
+            slots.push(l.reserve().await.expect("capped"));
+        }
+        for w in slots.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_millis(100), "{:?}", w[1] - w[0]);
+        }
+        assert!(Limiter::new(None).reserve().await.is_none());
+    }
+}

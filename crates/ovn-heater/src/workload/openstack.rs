@@ -1,0 +1,518 @@
+//! The OpenStack tests as stages: `networks` (external network, then per project a tenant
+//! network + subnet and a router with its gateway and an interface on the subnet), `vms` (each
+//! VM: create and bind its port, port up from the NB monitor, Neutron's ACTIVE rewrites, first
+//! ping to the gateway), `pings` (mesh inside each project, and to the external host through
+//! SNAT) and, with `global.cleanup`, `cleanup`.
+//!
+//! `openstack_base` is one project whose VMs are spread over the hypervisors;
+//! upstream's `base_openstack` is N projects of M VMs placed round-robin, as upstream does.
+//! VM actions run on `concurrency` API workers, capped by `ops_per_second`. A failed VM is a
+//! failed sample (counted and shown); a failed network or router stops the run.
+//!
+//! Must not know: YAML, clap, how the lab was started, report formats.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use ipnet::Ipv4Net;
+
+use super::hosts::{Hypervisors, Plugged};
+use super::Run;
+use crate::cms::{Cms, NetworkRef, RouterRef, SubnetRef, VmPort};
+use crate::report::progress::Progress;
+use crate::scenario::{Scenario, Workload};
+
+/// Above this many VMs per project, each VM pings only this many of its peers (the next ones
+/// in creation order) instead of all of them, to keep the mesh linear.
+pub const FULL_MESH_MAX_VMS: usize = 16;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectPlan {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    pub vms: usize,
+}
+
+/// What to build, derived from the scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub projects: Vec<ProjectPlan>,
+    pub gateways_per_router: usize,
+    pub external_cidr: Ipv4Net,
+    pub cleanup: bool,
+}
+
+/// The topology of a scenario's workload.
+pub fn topology(s: &Scenario) -> Topology {
+    let projects = match &s.workload {
+        Workload::OpenstackBase(w) => vec![ProjectPlan {
+            name: "project-1".into(),
+            cidr: s.cluster.internal_net,
+            vms: w.n_hypervisors * w.n_vms_per_hypervisor,
+        }],
+        Workload::BaseOpenstack(w) => s
+            .cluster
+            .internal_net
+            .subnets(24)
+            .map(|it| it.take(w.n_projects).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, cidr)| ProjectPlan {
+                name: format!("project-{}", i + 1),
+                cidr,
+                vms: w.n_vms_per_project,
+            })
+            .collect(),
+    };
+    let gateways_per_router = match &s.workload {
+        Workload::OpenstackBase(w) => w.n_network_nodes,
+        Workload::BaseOpenstack(w) => w.n_chassis_per_gw_lrp,
+    };
+    Topology {
+        projects,
+        gateways_per_router,
+        external_cidr: s.cluster.external_net,
+        cleanup: s.global.cleanup,
+    }
+}
+
+struct Project {
+    name: String,
+    network: NetworkRef,
+    subnet: SubnetRef,
+    router: RouterRef,
+}
+
+struct Vm {
+    project: usize,
+    subject: String,
+    port: VmPort,
+    plugged: Option<Plugged>,
+    up: bool,
+}
+
+/// What the stages built, for the later stages and cleanup.
+#[derive(Default)]
+pub struct Built {
+    external: Option<NetworkRef>,
+    projects: Vec<Project>,
+    vms: Vec<Vm>,
+}
+
+/// Runs every stage. `built` keeps what exists, so the caller can clean up after a failure.
+pub async fn run_stages<C: Cms, H: Hypervisors>(
+    run: Arc<Run<C, H>>,
+    topo: &Topology,
+    external_gateway: Ipv4Addr,
+    built: Arc<tokio::sync::Mutex<Built>>,
+) -> anyhow::Result<()> {
+    networks(&run, topo, external_gateway, &built).await?;
+    vms(&run, topo, &built).await?;
+    if run.hosts.can_ping() {
+        pings(&run, &built).await?;
+    } else {
+        run.event("stage pings skipped: emulated chassis have no data path");
+    }
+    if topo.cleanup {
+        cleanup(&run, &built).await?;
+    }
+    Ok(())
+}
+
+async fn networks<C: Cms, H: Hypervisors>(
+    run: &Arc<Run<C, H>>,
+    topo: &Topology,
+    external_gateway: Ipv4Addr,
+    built: &tokio::sync::Mutex<Built>,
+) -> anyhow::Result<()> {
+    let stage = run.rec.begin_stage("networks");
+    run.event("stage networks");
+    let rec = &run.rec;
+    let cms = &run.cms;
+    run.limiter.acquire().await;
+    let external = rec
+        .timed(
+            stage,
+            "create_external_network",
+            "ext-net",
+            cms.create_external_network("ext-net", topo.external_cidr, external_gateway),
+        )
+        .await
+        .context("cannot create the external network")?;
+    built.lock().await.external = Some(external.clone());
+    let progress = Progress::new("networks", topo.projects.len());
+    for plan in &topo.projects {
+        let name = &plan.name;
+        let step = async {
+            run.limiter.acquire().await;
+            let network = rec
+                .timed(
+                    stage,
+                    "create_network",
+                    name.clone(),
+                    cms.create_network(&format!("{name}-net"), name),
+                )
+                .await?;
+            run.limiter.acquire().await;
+            let subnet = rec
+                .timed(
+                    stage,
+                    "create_subnet",
+                    name.clone(),
+                    cms.create_subnet(&network, &format!("{name}-subnet"), plan.cidr),
+                )
+                .await?;
+            run.limiter.acquire().await;
+            let router = rec
+                .timed(
+                    stage,
+                    "create_router",
+                    name.clone(),
+                    cms.create_router(&format!("{name}-router"), name),
+                )
+                .await?;
+            run.limiter.acquire().await;
+            let router = rec
+                .timed(
+                    stage,
+                    "set_router_gateway",
+                    name.clone(),
+                    cms.set_router_gateway(&router, &external, topo.gateways_per_router),
+                )
+                .await?;
+            run.limiter.acquire().await;
+            rec.timed(
+                stage,
+                "add_router_interface",
+                name.clone(),
+                cms.add_router_interface(&router, &subnet),
+            )
+            .await?;
+            let mut network = network;
+            network.subnet = Some(subnet.clone());
+            anyhow::Ok(Project {
+                name: name.clone(),
+                network,
+                subnet,
+                router,
+            })
+        };
+        let result = step.await;
+        progress.tick(result.is_ok());
+        let project = result.with_context(|| format!("cannot build the networks of {name}"))?;
+        built.lock().await.projects.push(project);
+    }
+    progress.finish();
+    run.end_stage(stage, "networks").await;
+    Ok(())
+}
+
+async fn vms<C: Cms, H: Hypervisors>(
+    run: &Arc<Run<C, H>>,
+    topo: &Topology,
+    built: &Arc<tokio::sync::Mutex<Built>>,
+) -> anyhow::Result<()> {
+    let stage = run.rec.begin_stage("vms");
+    let hosts = run.hosts.compute();
+    anyhow::ensure!(!hosts.is_empty(), "there is no hypervisor to place VMs on");
+    // (project index, VM index in project) in creation order, hosts round-robin.
+    let jobs: Vec<(usize, usize, String)> = topo
+        .projects
+        .iter()
+        .enumerate()
+        .flat_map(|(p, plan)| (0..plan.vms).map(move |i| (p, i)))
+        .enumerate()
+        .map(|(n, (p, i))| (p, i, hosts[n % hosts.len()].clone()))
+        .collect();
+    run.event(format!(
+        "stage vms: {} VMs on {} {} hypervisors, {} {} API workers",
+        jobs.len(),
+        hosts.len(),
+        run.hosts.kind(),
+        run.concurrency,
+        run.cms.name()
+    ));
+    let networks: Vec<NetworkRef> = built.lock().await.projects.iter().map(|p| p.network.clone()).collect();
+    let project_names: Vec<String> = built.lock().await.projects.iter().map(|p| p.name.clone()).collect();
+    let progress = Arc::new(Progress::new("vms", jobs.len()));
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done: Arc<Mutex<Vec<Vm>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..run.concurrency.min(jobs.len().max(1)) {
+        let (run, jobs, next, done, progress) =
+            (run.clone(), jobs.clone(), next.clone(), done.clone(), progress.clone());
+        let (networks, project_names) = (networks.clone(), project_names.clone());
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some((p, i, host)) = jobs.get(n).cloned() else {
+                    break;
+                };
+                let subject = format!("{}/vm-{i}@{host}", project_names[p]);
+                let vm = one_vm(&run, stage, &networks[p], &project_names[p], &host, &subject).await;
+                progress.tick(vm.as_ref().is_some_and(|v| v.up));
+                if let Some(mut vm) = vm {
+                    vm.project = p;
+                    done.lock().unwrap_or_else(|e| e.into_inner()).push(vm);
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    progress.finish();
+    let mut made = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
+    made.sort_by(|a, b| a.subject.cmp(&b.subject));
+    built.lock().await.vms = made;
+    run.end_stage(stage, "vms").await;
+    Ok(())
+}
+
+/// One VM: its port, plugged, up, ACTIVE, first ping to its gateway. `None` when the port
+/// could not even be created (the failure is recorded).
+async fn one_vm<C: Cms, H: Hypervisors>(
+    run: &Run<C, H>,
+    stage: crate::metrics::StageId,
+    network: &NetworkRef,
+    project: &str,
+    host: &str,
+    subject: &str,
+) -> Option<Vm> {
+    let rec = &run.rec;
+    run.limiter.acquire().await;
+    let created_at = Instant::now();
+    let port = rec
+        .timed(
+            stage,
+            "create_port",
+            subject,
+            run.cms.create_vm_port(network, host, project),
+        )
+        .await
+        .ok()?;
+    let plugged = rec.timed(stage, "bind_port", subject, run.hosts.plug(&port)).await.ok();
+    let mut vm = Vm {
+        project: 0,
+        subject: subject.to_owned(),
+        port,
+        plugged,
+        up: false,
+    };
+    let Some(plugged) = vm.plugged.clone() else {
+        rec.record(
+            stage,
+            "port_up",
+            subject,
+            created_at,
+            Instant::now(),
+            Some("not plugged: bind_port failed".into()),
+        );
+        return Some(vm);
+    };
+    let ping_gateway = async {
+        match (run.hosts.can_ping(), vm.port.gateway) {
+            (true, Some(gw)) => {
+                let start = Instant::now();
+                let r = run.hosts.ping(&plugged, gw, run.timeout).await;
+                let error = match r {
+                    Ok(Some(_)) => None,
+                    Ok(None) => Some(format!(
+                        "no reply from the gateway {gw} within {}s",
+                        run.timeout.as_secs()
+                    )),
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                rec.record(stage, "ping_gateway", subject, start, Instant::now(), error);
+            }
+            _ => {}
+        }
+    };
+    let (up, ()) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
+    match up {
+        Ok(at) => {
+            rec.record(stage, "port_up", subject, created_at, at, None);
+            vm.up = true;
+            run.limiter.acquire().await;
+            let _ = rec
+                .timed(stage, "port_active", subject, run.cms.port_up(&vm.port))
+                .await;
+        }
+        Err(e) => rec.record(
+            stage,
+            "port_up",
+            subject,
+            created_at,
+            Instant::now(),
+            Some(format!("{e:#}")),
+        ),
+    }
+    Some(vm)
+}
+
+async fn pings<C: Cms, H: Hypervisors>(
+    run: &Arc<Run<C, H>>,
+    built: &Arc<tokio::sync::Mutex<Built>>,
+) -> anyhow::Result<()> {
+    let stage = run.rec.begin_stage("pings");
+    let external = run.hosts.external_ip();
+    // (measurement, subject, from, to)
+    let mut jobs: Vec<(&'static str, String, Plugged, Ipv4Addr)> = Vec::new();
+    {
+        let b = built.lock().await;
+        for p in 0..b.projects.len() {
+            let vms: Vec<&Vm> = b.vms.iter().filter(|v| v.project == p && v.plugged.is_some()).collect();
+            for (i, a) in vms.iter().enumerate() {
+                let peers: Vec<&&Vm> = if vms.len() <= FULL_MESH_MAX_VMS {
+                    vms.iter().filter(|b| b.subject != a.subject).collect()
+                } else {
+                    (1..=FULL_MESH_MAX_VMS).map(|k| &vms[(i + k) % vms.len()]).collect()
+                };
+                let from = a.plugged.clone().unwrap_or(Plugged::Emulated {
+                    chassis: String::new(),
+                    lsp: String::new(),
+                });
+                for b in peers {
+                    jobs.push((
+                        "ping_mesh",
+                        format!("{} -> {}", a.subject, b.subject),
+                        from.clone(),
+                        b.port.ip,
+                    ));
+                }
+                if let Some(ext) = external {
+                    jobs.push(("ping_external", format!("{} -> {ext}", a.subject), from.clone(), ext));
+                }
+            }
+        }
+    }
+    run.event(format!("stage pings: {} pings", jobs.len()));
+    let progress = Arc::new(Progress::new("pings", jobs.len()));
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..run.concurrency.max(2).min(jobs.len().max(1)) {
+        let (run, jobs, next, progress) = (run.clone(), jobs.clone(), next.clone(), progress.clone());
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some((measurement, subject, from, to)) = jobs.get(n).cloned() else {
+                    break;
+                };
+                let start = Instant::now();
+                let error = match run.hosts.ping(&from, to, run.timeout).await {
+                    Ok(Some(_)) => None,
+                    Ok(None) => Some(format!("no reply within {}s", run.timeout.as_secs())),
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                progress.tick(error.is_none());
+                run.rec
+                    .record(stage, measurement, subject, start, Instant::now(), error);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    progress.finish();
+    run.end_stage(stage, "pings").await;
+    Ok(())
+}
+
+/// Deletes what was built, in Neutron's order; used as a measured stage (`global.cleanup`).
+async fn cleanup<C: Cms, H: Hypervisors>(
+    run: &Arc<Run<C, H>>,
+    built: &Arc<tokio::sync::Mutex<Built>>,
+) -> anyhow::Result<()> {
+    let stage = run.rec.begin_stage("cleanup");
+    run.event("stage cleanup");
+    let mut b = built.lock().await;
+    let rec = &run.rec;
+    let progress = Progress::new("cleanup", b.vms.len() + b.projects.len());
+    for vm in std::mem::take(&mut b.vms) {
+        run.limiter.acquire().await;
+        let r = rec
+            .timed(stage, "delete_port", vm.subject.clone(), async {
+                if let Some(p) = &vm.plugged {
+                    run.hosts.unplug(p).await?;
+                }
+                run.cms.delete_vm_port(&vm.port).await
+            })
+            .await;
+        progress.tick(r.is_ok());
+    }
+    for p in std::mem::take(&mut b.projects) {
+        let r = async {
+            rec.timed(
+                stage,
+                "remove_router_interface",
+                p.name.clone(),
+                run.cms.remove_router_interface(&p.router, &p.subnet),
+            )
+            .await?;
+            rec.timed(
+                stage,
+                "unset_router_gateway",
+                p.name.clone(),
+                run.cms.unset_router_gateway(&p.router),
+            )
+            .await?;
+            rec.timed(stage, "delete_router", p.name.clone(), run.cms.delete_router(&p.router))
+                .await?;
+            rec.timed(
+                stage,
+                "delete_network",
+                p.name.clone(),
+                run.cms.delete_network(&p.network),
+            )
+            .await
+        }
+        .await;
+        progress.tick(r.is_ok());
+    }
+    if let Some(ext) = b.external.take() {
+        let _ = rec
+            .timed(stage, "delete_network", "ext-net", run.cms.delete_network(&ext))
+            .await;
+    }
+    progress.finish();
+    drop(b);
+    run.end_stage(stage, "cleanup").await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_openstack_gets_one_slash24_per_project() {
+        let s = Scenario::from_yaml(
+            "cluster:\n  n_workers: 3\nbase_openstack:\n  n_projects: 3\n  n_vms_per_project: 4\n  n_chassis_per_gw_lrp: 2\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        let t = topology(&s);
+        assert_eq!(t.projects.len(), 3);
+        assert_eq!(t.projects[2].cidr.to_string(), "16.0.2.0/24");
+        assert_eq!(t.projects[0].vms, 4);
+        assert_eq!(t.gateways_per_router, 2);
+    }
+
+    #[test]
+    fn openstack_base_is_one_project_with_every_vm() {
+        let s = Scenario::from_yaml(
+            "openstack_base:\n  n_hypervisors: 3\n  n_vms_per_hypervisor: 2\n  n_network_nodes: 2\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        let t = topology(&s);
+        assert_eq!(t.projects.len(), 1);
+        assert_eq!(t.projects[0].vms, 6);
+        assert_eq!(t.projects[0].cidr.to_string(), "16.0.0.0/16");
+        assert_eq!(t.gateways_per_router, 2);
+    }
+}
