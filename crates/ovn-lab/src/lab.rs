@@ -455,11 +455,17 @@ async fn start_all_chassis(ctx: &Arc<ChassisContext>, spec: &LabSpec, rec: &Reco
     }
     let mut started = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(ch)) => started.push(ch),
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(Error::NotFound(format!("a chassis bring-up task failed: {e}"))),
-        }
+        let failure = match joined {
+            Ok(Ok(ch)) => {
+                started.push(ch);
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(e) => Error::NotFound(format!("a chassis bring-up task failed: {e}")),
+        };
+        // Stop the other bring-ups before teardown looks at what exists.
+        tasks.shutdown().await;
+        return Err(failure);
     }
     started.sort_by_key(|(i, _)| *i);
     Ok(started.into_iter().map(|(_, c)| c).collect())

@@ -142,6 +142,15 @@ impl LabSpec {
                 "lab name {prefix:?} must be 1-16 characters of a-z, 0-9, '-' or '_' (it prefixes network namespaces)"
             ));
         }
+        // Clients connect to DIR/hv/<chassis>/db.sock; a unix socket path has at most 107 bytes.
+        let abs = std::path::absolute(&self.run_dir).unwrap_or_else(|_| self.run_dir.clone());
+        let longest = abs.as_os_str().len() + "/hv/".len() + 20 + "/db.sock".len();
+        if longest > 107 {
+            return bad(format!(
+                "run dir {} is too long: its sockets would exceed the 107-byte unix socket path limit; use a shorter --run-dir",
+                abs.display()
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.chassis {
             if c.name.is_empty() || c.name.len() > 20 || !c.name.chars().all(is_name_char) {
