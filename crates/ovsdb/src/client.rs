@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, watch};
 
 use crate::condition::Condition;
-use crate::connection::{self, Connection, NotSent, ReplyAction, ServerWatch};
+use crate::connection::{self, Connection, NotSent, Reply, ReplyAction, ServerWatch};
 use crate::datum::Row;
 use crate::error::{Error, OperationError, Result};
 use crate::lock::{Lock, LockState};
@@ -288,8 +289,8 @@ impl Client {
         self.shared().events.subscribe()
     }
     pub async fn list_dbs(&self) -> Result<Vec<String>> {
-        let r = self.call_idempotent("list_dbs", json!([])).await?;
-        serde_json::from_value(r).map_err(|e| Error::Decode(format!("list_dbs reply: {e}")))
+        let r = self.call_idempotent("list_dbs", &json!([])).await?;
+        serde_json::from_str(r.get()).map_err(|e| Error::Decode(format!("list_dbs reply: {e}")))
     }
     /// The schema of `database` (fetched once, then cached).
     pub async fn get_schema(&self, database: &str) -> Result<DatabaseSchema> {
@@ -299,13 +300,16 @@ impl Client {
         if let Some(s) = lock(&self.shared().schemas).get(database) {
             return Ok(s.clone());
         }
-        let json = self.call_idempotent("get_schema", json!([database])).await?;
+        let json = parse_json(
+            "get_schema",
+            &self.call_idempotent("get_schema", &json!([database])).await?,
+        )?;
         let schema = Arc::new(DatabaseSchema::from_json(&json)?);
         lock(&self.shared().schemas).insert(database.to_owned(), schema.clone());
         Ok(schema)
     }
     pub async fn echo(&self) -> Result<()> {
-        let r = self.call_idempotent("echo", json!(["ovsdb-rs"])).await?;
+        let r = parse_json("echo", &self.call_idempotent("echo", &json!(["ovsdb-rs"])).await?)?;
         if r != json!(["ovsdb-rs"]) {
             return Err(Error::Decode(format!("echo returned {r}")));
         }
@@ -324,13 +328,13 @@ impl Client {
         let result = self
             .request(
                 "transact",
-                txn.to_params(),
+                &txn.params(),
                 ReplyAction::Transact {
                     database: txn.database().to_owned(),
                 },
             )
             .await?;
-        transaction_result(&txn, result)
+        transaction_result(&txn, result.get())
     }
     /// Any JSON-RPC method, for what has no typed wrapper. Never re-sent; a `transact` sent
     /// this way fails with [`Error::OutcomeUnknown`] like [`Client::transact`].
@@ -341,15 +345,15 @@ impl Client {
             },
             _ => ReplyAction::Plain,
         };
-        self.request(method, params, action).await
+        parse_json(method, &self.request(method, &params, action).await?)
     }
 
     /// A request that changes nothing on the server: if the connection drops before the
     /// reply, it is sent again on the next connection (within the connect timeout).
-    async fn call_idempotent(&self, method: &str, params: Json) -> Result<Json> {
+    async fn call_idempotent(&self, method: &str, params: &Json) -> Result<Reply> {
         let deadline = tokio::time::Instant::now() + self.shared().options.connect_timeout;
         loop {
-            match self.request(method, params.clone(), ReplyAction::Plain).await {
+            match self.request(method, params, ReplyAction::Plain).await {
                 Err(Error::Disconnected { .. })
                     if self.shared().options.reconnect
                         && tokio::time::Instant::now() < deadline
@@ -361,13 +365,18 @@ impl Client {
 
     /// Sends on the current connection, waiting for one if there is none. A request is sent at
     /// most once: if the connection closes before it goes out, it waits for the next one.
-    async fn request(&self, method: &str, params: Json, action: ReplyAction) -> Result<Json> {
+    async fn request<P: serde::Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: &P,
+        action: ReplyAction,
+    ) -> Result<Reply> {
         let shared = self.shared();
         let wait = shared.options.connect_timeout;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let conn = self.wait_connected(deadline, wait).await?;
-            match conn.send(method, &params, action.clone()) {
+            match conn.send(method, params, action.clone()) {
                 Ok(rx) => {
                     return rx.await.unwrap_or_else(|_| {
                         Err(Error::Disconnected {
@@ -498,7 +507,7 @@ impl Client {
                 method,
                 resume: false,
             };
-            match self.request(method.rpc_name(), params, action).await {
+            match self.request(method.rpc_name(), &params, action).await {
                 Ok(_) => return Ok(method),
                 Err(e) if is_unknown_method(&e) => last = Some(e),
                 Err(e) => return Err(e),
@@ -603,7 +612,7 @@ impl Client {
         if existing {
             self.call("unlock", json!([id])).await?;
         }
-        self.request(method, json!([id]), ReplyAction::Lock { id: id.to_owned() })
+        self.request(method, &json!([id]), ReplyAction::Lock { id: id.to_owned() })
             .await?;
         Ok(handle)
     }
@@ -658,18 +667,50 @@ fn is_unknown_method(e: &Error) -> bool {
     matches!(e, Error::Rpc { error, .. } if error == "unknown method")
 }
 
+fn parse_json(method: &str, reply: &RawValue) -> Result<Json> {
+    serde_json::from_str(reply.get()).map_err(|e| Error::Decode(format!("{method} reply: {e}")))
+}
+
+/// One element of a `transact` reply, decoded straight from the text.
+#[derive(serde::Deserialize)]
+struct OperationReply {
+    #[serde(default)]
+    uuid: Option<crate::datum::Atom>,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    rows: Option<Vec<Row>>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    details: Option<Json>,
+}
+
 /// Maps a `transact` reply to results, or to the first failed operation. ovsdb-server may add
 /// one error after the last operation (e.g. a failed commit or a referential integrity check).
-fn transaction_result(txn: &Transaction, result: Json) -> Result<TransactionResult> {
-    let Json::Array(results) = result else {
-        return Err(Error::Decode(format!("transact reply must be an array, got {result}")));
-    };
+fn transaction_result(txn: &Transaction, result: &str) -> Result<TransactionResult> {
+    let replies: Vec<Option<OperationReply>> =
+        serde_json::from_str(result).map_err(|e| Error::Decode(format!("transact reply: {e}")))?;
     let ops = txn.operations();
-    if let Some((i, error)) = results
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| OperationError::from_json(r).map(|e| (i, e)))
-    {
+    for (i, r) in replies.iter().enumerate() {
+        let Some(OperationReply {
+            error: Some(error),
+            details,
+            ..
+        }) = r
+        else {
+            continue;
+        };
+        let details = details.as_ref().map(|d| match d {
+            Json::String(s) => Json::String(s.clone()),
+            other => Json::String(other.to_string()),
+        });
+        let error = OperationError::from_json(&json!({"error": error, "details": details})).unwrap_or_else(|| {
+            OperationError::Other {
+                error: error.clone(),
+                details: None,
+            }
+        });
         let op_summary = match ops.get(i) {
             Some(op) => op.summary(),
             None => "commit (checked after the last operation)".to_owned(),
@@ -681,17 +722,33 @@ fn transaction_result(txn: &Transaction, result: Json) -> Result<TransactionResu
             error,
         });
     }
-    if results.len() < ops.len() {
+    if replies.len() < ops.len() {
         return Err(Error::Decode(format!(
             "transact reply has {} results for {} operations",
-            results.len(),
+            replies.len(),
             ops.len()
         )));
     }
-    let results = results
+    let results = replies
         .into_iter()
         .take(ops.len())
-        .map(operation_result)
+        .map(|r| {
+            let Some(r) = r else {
+                return Ok(OperationResult::default());
+            };
+            let uuid = match r.uuid {
+                Some(a) => Some(
+                    a.as_uuid()
+                        .ok_or_else(|| Error::Decode(format!("insert result uuid {a:?} is not a UUID")))?,
+                ),
+                None => None,
+            };
+            Ok(OperationResult {
+                uuid,
+                count: r.count,
+                rows: r.rows,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let uuid_names = ops
         .iter()
@@ -701,27 +758,6 @@ fn transaction_result(txn: &Transaction, result: Json) -> Result<TransactionResu
         })
         .collect();
     Ok(TransactionResult { results, uuid_names })
-}
-
-fn operation_result(r: Json) -> Result<OperationResult> {
-    let Json::Object(mut o) = r else {
-        return Ok(OperationResult::default());
-    };
-    let uuid = match o.get("uuid") {
-        Some(u) => Some(
-            crate::datum::Atom::from_json(u)?
-                .as_uuid()
-                .ok_or_else(|| Error::Decode(format!("insert result uuid {u} is not a UUID")))?,
-        ),
-        None => None,
-    };
-    let count = o.get("count").and_then(Json::as_u64);
-    let rows = match o.remove("rows") {
-        Some(Json::Array(rows)) => Some(rows.into_iter().map(Row::from_json_owned).collect::<Result<Vec<_>>>()?),
-        Some(other) => return Err(Error::Decode(format!("select rows must be an array, got {other}"))),
-        None => None,
-    };
-    Ok(OperationResult { uuid, count, rows })
 }
 
 /// The connection task: connects, keeps the connection usable, reconnects.
@@ -987,7 +1023,7 @@ mod tests {
         txn.delete("T", vec![]);
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "constraint violation", "details": "bad"}]);
-        match transaction_result(&txn, reply) {
+        match transaction_result(&txn, &reply.to_string()) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1008,7 +1044,7 @@ mod tests {
         let named = txn.insert("T", Row::new());
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "referential integrity violation", "details": "x"}]);
-        match transaction_result(&txn, reply) {
+        match transaction_result(&txn, &reply.to_string()) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1023,7 +1059,7 @@ mod tests {
         }
         let ok = transaction_result(
             &txn,
-            json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]),
+            &json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]).to_string(),
         )
         .unwrap();
         assert_eq!(
@@ -1038,7 +1074,7 @@ mod tests {
         let mut txn = Transaction::new("DB");
         txn.select("T", vec![], None);
         txn.update("T", vec![], Row::new().with("a", 2));
-        let r = transaction_result(&txn, json!([{"rows": [{"a": 1}]}, {"count": 3}])).unwrap();
+        let r = transaction_result(&txn, &json!([{"rows": [{"a": 1}]}, {"count": 3}]).to_string()).unwrap();
         assert_eq!(r.results[0].rows.as_ref().unwrap()[0].get("a"), Some(&Value::from(1)));
         assert_eq!(r.results[1].count, Some(3));
     }

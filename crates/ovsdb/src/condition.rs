@@ -79,3 +79,16 @@ impl Condition {
         }
     }
 }
+
+impl serde::Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Condition::Compare {
+                column,
+                function,
+                value,
+            } => (column, function.as_str(), value).serialize(s),
+            Condition::Constant(b) => s.serialize_bool(*b),
+        }
+    }
+}

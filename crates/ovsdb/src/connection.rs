@@ -14,11 +14,13 @@
 //! Must not know: reconnect policy, remotes other than its own, any schema's table names
 //! other than `_Server`'s.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -27,8 +29,8 @@ use tokio::task::JoinHandle;
 use crate::client::Shared;
 use crate::datum::{Row, Uuid};
 use crate::error::{Error, Result};
-use crate::jsonrpc::{write_request, Framer, Message};
-use crate::monitor::{MonitorMethod, TableUpdates, UpdateFormat};
+use crate::jsonrpc::{write_request, Framer, Incoming};
+use crate::monitor::{MonitorMethod, RowChange, TableUpdates, TablesDe};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
 
@@ -58,7 +60,14 @@ pub(crate) enum ReplyAction {
 struct Pending {
     method: String,
     action: ReplyAction,
-    reply: oneshot::Sender<Result<Json>>,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// A successful reply's `result`, still as JSON text: the caller decodes it into its own type.
+pub(crate) type Reply = Box<RawValue>;
+
+fn raw(text: &str) -> Reply {
+    RawValue::from_string(text.to_owned()).expect("valid JSON literal")
 }
 
 /// The request was not written because the connection is closing; it is safe to send it on
@@ -155,16 +164,19 @@ impl Connection {
     }
 
     /// Queues a request; the receiver gets the reply (or the disconnect error).
-    pub(crate) fn send(
+    pub(crate) fn send<P: Serialize + ?Sized>(
         &self,
         method: &str,
-        params: &Json,
+        params: &P,
         action: ReplyAction,
-    ) -> std::result::Result<oneshot::Receiver<Result<Json>>, NotSent> {
+    ) -> std::result::Result<oneshot::Receiver<Result<Reply>>, NotSent> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = Vec::with_capacity(128);
-        write_request(&mut bytes, &json!(id), method, params);
+        let mut bytes = Vec::with_capacity(256);
         let (tx, rx) = oneshot::channel();
+        if let Err(e) = write_request(&mut bytes, &json!(id), method, params) {
+            let _ = tx.send(Err(e));
+            return Ok(rx);
+        }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(map) = pending.as_mut() else {
             return Err(NotSent);
@@ -186,7 +198,12 @@ impl Connection {
     }
 
     /// Sends a request and waits for its reply.
-    pub(crate) async fn request(&self, method: &str, params: &Json, action: ReplyAction) -> Result<Json> {
+    pub(crate) async fn request<P: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: &P,
+        action: ReplyAction,
+    ) -> Result<Reply> {
         let rx = self
             .send(method, params, action)
             .map_err(|NotSent| self.disconnected())?;
@@ -199,8 +216,23 @@ impl Connection {
         }
     }
 
-    fn send_raw(&self, msg: &Message) {
-        let _ = self.writer.send(msg.to_bytes());
+    fn send_response(&self, id: &Json, result: &RawValue, error: &Json) {
+        #[derive(Serialize)]
+        struct WireResponse<'a> {
+            result: &'a RawValue,
+            error: &'a Json,
+            id: &'a Json,
+        }
+        if let Ok(bytes) = serde_json::to_vec(&WireResponse { result, error, id }) {
+            let _ = self.writer.send(bytes);
+        }
+    }
+
+    fn send_probe(&self) {
+        let mut bytes = Vec::new();
+        if write_request(&mut bytes, &json!("echo"), "echo", &json!([])).is_ok() {
+            let _ = self.writer.send(bytes);
+        }
     }
 
     /// Fails everything pending and refuses new requests.
@@ -228,88 +260,88 @@ impl Connection {
             .and_then(|m| m.remove(&id))
     }
 
-    fn handle(&self, msg: Message, at: Instant) -> Result<()> {
-        match msg {
-            Message::Response { id, result, error } => {
+    fn handle(&self, frame: &[u8], at: Instant) -> Result<()> {
+        let msg = Incoming::parse(frame)?;
+        match (msg.method, msg.id) {
+            (Some(method), None) => self.handle_notification(&method, msg.params, at),
+            (Some(method), Some(id)) => {
+                let null = raw("null");
+                if method == "echo" {
+                    self.send_response(&id, msg.params.unwrap_or(&null), &Json::Null);
+                } else {
+                    let error = json!({"error": "unknown method", "details": method});
+                    self.send_response(&id, &null, &error);
+                }
+                Ok(())
+            }
+            (None, Some(id)) => {
                 // Our probe uses a string id; its answer only proves liveness.
                 if let Some(id) = id.as_u64() {
-                    self.handle_response(id, result, error, at);
+                    self.handle_response(id, msg.result, msg.error, at);
                 }
+                Ok(())
             }
-            Message::Request { id, method, params } => {
-                let reply = if method == "echo" {
-                    Message::Response {
-                        id,
-                        result: params,
-                        error: Json::Null,
-                    }
-                } else {
-                    Message::Response {
-                        id,
-                        result: Json::Null,
-                        error: json!({"error": "unknown method", "details": method}),
-                    }
-                };
-                self.send_raw(&reply);
-            }
-            Message::Notification { method, params } => self.handle_notification(&method, params, at)?,
+            (None, None) => Err(Error::Decode("JSON-RPC message with neither method nor id".into())),
         }
-        Ok(())
     }
 
-    fn handle_response(&self, id: u64, result: Json, error: Json, at: Instant) {
+    fn handle_response(&self, id: u64, result: Option<&RawValue>, error: Option<Json>, at: Instant) {
         let Some(p) = self.take_pending(id) else {
             tracing::debug!(id, "reply to a request nobody waits for");
             return;
         };
-        if !error.is_null() {
+        if let Some(error) = error.filter(|e| !e.is_null()) {
             let _ = p.reply.send(Err(rpc_error(&p.method, error)));
             return;
         }
+        let result = result.map(|r| r.get()).unwrap_or("null");
         let out = match p.action {
-            ReplyAction::Plain | ReplyAction::Transact { .. } => Ok(result),
+            ReplyAction::Plain | ReplyAction::Transact { .. } => Ok(raw(result)),
             ReplyAction::Monitor {
                 replica,
                 method,
                 resume,
-            } => apply_monitor_reply(&replica, method, resume, result, at).map(Json::Bool),
+            } => apply_monitor_reply(&replica, method, resume, result, at)
+                .map(|found| raw(if found { "true" } else { "false" })),
             ReplyAction::Lock { id } => {
-                let locked = result.get("locked").and_then(Json::as_bool).unwrap_or(false);
-                if locked {
-                    self.shared.set_lock_owned(&id, true);
+                #[derive(serde::Deserialize)]
+                struct LockReply {
+                    #[serde(default)]
+                    locked: bool,
                 }
-                Ok(result)
+                match serde_json::from_str::<LockReply>(result) {
+                    Ok(r) => {
+                        if r.locked {
+                            self.shared.set_lock_owned(&id, true);
+                        }
+                        Ok(raw(result))
+                    }
+                    Err(e) => Err(Error::Decode(format!("{} reply: {e}", p.method))),
+                }
             }
         };
         let _ = p.reply.send(out);
     }
 
-    fn handle_notification(&self, method: &str, params: Json, at: Instant) -> Result<()> {
-        let Json::Array(mut params) = params else {
-            return Err(Error::Decode(format!("{method} notification: params must be an array")));
-        };
+    fn handle_notification(&self, method: &str, params: Option<&RawValue>, at: Instant) -> Result<()> {
+        let params = params.map(|p| p.get()).unwrap_or("[]");
+        let bad = |e: serde_json::Error| Error::Decode(format!("{method} notification: {e}"));
         match method {
-            "update" | "update2" | "update3" => {
-                let (format, want) = match method {
-                    "update" => (UpdateFormat::Update, 2),
-                    "update2" => (UpdateFormat::Update2, 2),
-                    _ => (UpdateFormat::Update2, 3),
-                };
-                if params.len() != want {
-                    return Err(Error::Decode(format!("{method} notification needs {want} params")));
-                }
-                let updates = params.pop().unwrap_or_default();
-                let txn_id = if want == 3 {
-                    let id = params.pop().unwrap_or_default();
-                    Some(Uuid::parse(id.as_str().unwrap_or_default())?)
-                } else {
-                    None
-                };
-                let monitor_id = params.pop().unwrap_or_default();
-                self.apply_update(&monitor_id, updates, format, txn_id, at)?;
+            "update" => {
+                let (id, updates): (Json, TablesDe<false>) = serde_json::from_str(params).map_err(bad)?;
+                self.apply_update(&id, updates.0, None, at);
+            }
+            "update2" => {
+                let (id, updates): (Json, TablesDe<true>) = serde_json::from_str(params).map_err(bad)?;
+                self.apply_update(&id, updates.0, None, at);
+            }
+            "update3" => {
+                let (id, txn_id, updates): (Json, Uuid, TablesDe<true>) = serde_json::from_str(params).map_err(bad)?;
+                self.apply_update(&id, updates.0, Some(txn_id), at);
             }
             "locked" | "stolen" => {
-                if let Some(id) = params.first().and_then(Json::as_str) {
+                let ids: Vec<Json> = serde_json::from_str(params).map_err(bad)?;
+                if let Some(id) = ids.first().and_then(Json::as_str) {
                     if method == "locked" {
                         self.shared.set_lock_owned(id, true);
                     } else {
@@ -325,31 +357,33 @@ impl Connection {
     fn apply_update(
         &self,
         monitor_id: &Json,
-        updates: Json,
-        format: UpdateFormat,
+        tables: BTreeMap<String, BTreeMap<Uuid, RowChange>>,
         txn_id: Option<Uuid>,
         at: Instant,
-    ) -> Result<()> {
+    ) {
+        let updates = TableUpdates {
+            tables,
+            last_txn_id: txn_id,
+        };
         {
             let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(w) = watch.as_ref().filter(|w| &w.replica.monitor_id == monitor_id) {
-                w.replica.apply(TableUpdates::decode(updates, format)?, at);
+                w.replica.apply(updates, at);
                 if let Err(reason) = server_usable(&w.replica, &w.database, w.leader_only) {
                     tracing::info!(remote = %self.remote, %reason, "server no longer usable; reconnecting");
                     self.unusable.store(true, Ordering::Release);
                     drop(watch);
                     self.close(&reason);
                 }
-                return Ok(());
+                return;
             }
         }
         let Some(replica) = monitor_id.as_str().and_then(|id| self.shared.monitor(id)) else {
             tracing::debug!(%monitor_id, "update for an unknown (cancelled?) monitor");
-            return Ok(());
+            return;
         };
-        replica.apply(TableUpdates::decode(updates, format)?, at);
+        replica.apply(updates, at);
         replica.set_last_txn_id(txn_id);
-        Ok(())
     }
 }
 
@@ -359,25 +393,29 @@ fn apply_monitor_reply(
     replica: &ReplicaShared,
     method: MonitorMethod,
     resume: bool,
-    result: Json,
+    result: &str,
     at: Instant,
 ) -> Result<bool> {
-    let (found, txn_id, updates) = match method {
+    let bad = |e: serde_json::Error| Error::Decode(format!("{} reply: {e}", method.rpc_name()));
+    let (found, txn_id, tables) = match method {
         MonitorMethod::CondSince => {
-            let Json::Array(mut parts) = result else {
-                return Err(Error::Decode("monitor_cond_since reply must be an array".into()));
-            };
-            if parts.len() != 3 {
-                return Err(Error::Decode("monitor_cond_since reply must have 3 elements".into()));
-            }
-            let updates = TableUpdates::decode(parts.pop().unwrap_or_default(), UpdateFormat::Update2)?;
-            let txn_id = parts.pop().unwrap_or_default();
-            let txn_id = Uuid::parse(txn_id.as_str().unwrap_or_default())?;
-            let found = parts.pop().and_then(|f| f.as_bool()).unwrap_or(false);
-            (found, Some(txn_id), updates)
+            let (found, txn_id, tables): (bool, Uuid, TablesDe<true>) = serde_json::from_str(result).map_err(bad)?;
+            (found, Some(txn_id), tables.0)
         }
-        MonitorMethod::Cond => (false, None, TableUpdates::decode(result, UpdateFormat::Update2)?),
-        MonitorMethod::Plain => (false, None, TableUpdates::decode(result, UpdateFormat::Update)?),
+        MonitorMethod::Cond => (
+            false,
+            None,
+            serde_json::from_str::<TablesDe<true>>(result).map_err(bad)?.0,
+        ),
+        MonitorMethod::Plain => (
+            false,
+            None,
+            serde_json::from_str::<TablesDe<false>>(result).map_err(bad)?.0,
+        ),
+    };
+    let updates = TableUpdates {
+        tables,
+        last_txn_id: txn_id,
     };
     if resume && !found {
         replica.replace(updates, at);
@@ -468,8 +506,8 @@ async fn read_loop(
     writer: JoinHandle<()>,
 ) -> String {
     let reason = read_messages(&conn, &mut read, probe).await;
-    writer.abort();
     conn.shut();
+    writer.abort();
     tracing::debug!(remote = %conn.remote, %reason, "connection closed");
     reason
 }
@@ -498,11 +536,7 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
         let n = match n {
             Err(_) if probe_sent => return format!("no answer to the inactivity probe within {idle:?}"),
             Err(_) => {
-                conn.send_raw(&Message::Request {
-                    id: json!("echo"),
-                    method: "echo".into(),
-                    params: json!([]),
-                });
+                conn.send_probe();
                 probe_sent = true;
                 continue;
             }
@@ -522,7 +556,7 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
                 Ok(None) => break,
                 Err(e) => return format!("protocol error: {e}"),
             };
-            let handled = Message::parse(&frame).and_then(|m| conn.handle(m, at));
+            let handled = conn.handle(&frame, at);
             if let Err(e) = handled {
                 return format!("protocol error: {e}");
             }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value as Json};
 
@@ -35,6 +36,18 @@ impl Uuid {
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
+    }
+}
+impl Serialize for Uuid {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))
+    }
+}
+/// A bare UUID string (as in update keys), not the `["uuid", …]` atom notation.
+impl<'de> Deserialize<'de> for Uuid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = CowStr::deserialize(d)?;
+        Uuid::parse(&s.0).map_err(de::Error::custom)
     }
 }
 impl fmt::Debug for Uuid {
@@ -345,15 +358,160 @@ impl<A: Into<Atom>> From<A> for Value {
     }
 }
 
-impl Serialize for Value {
+// The serde impls below read and write the wire notation directly, without building a
+// `serde_json::Value` first: decoding big monitor updates and encoding many small
+// transactions is most of this crate's CPU time.
+
+impl Serialize for Atom {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_json().serialize(s)
+        match self {
+            Atom::Integer(i) => s.serialize_i64(*i),
+            Atom::Real(r) => s.serialize_f64(*r),
+            Atom::Boolean(b) => s.serialize_bool(*b),
+            Atom::String(v) => s.serialize_str(v),
+            Atom::Uuid(u) => (
+                "uuid",
+                u.0.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+            )
+                .serialize(s),
+            Atom::NamedUuid(n) => ("named-uuid", n.as_str()).serialize(s),
+        }
     }
 }
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Atom(a) => a.serialize(s),
+            Value::Set(items) => ("set", items).serialize(s),
+            Value::Map(pairs) => ("map", pairs).serialize(s),
+        }
+    }
+}
+
+/// A JSON array `[tag, ...]` seen while decoding an atom or value: what the tag announced.
+enum Tagged {
+    Atom(Atom),
+    Set(Vec<Atom>),
+    Map(Vec<(Atom, Atom)>),
+}
+
+struct TaggedVisitor;
+
+impl<'de> Visitor<'de> for TaggedVisitor {
+    type Value = Tagged;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OVSDB atom, set or map")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Boolean(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Integer(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Tagged, E> {
+        i64::try_from(v)
+            .map(|i| Tagged::Atom(Atom::Integer(i)))
+            .map_err(|_| E::custom(format!("number {v} out of range")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Real(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::String(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::String(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Tagged, A::Error> {
+        let tag: std::borrow::Cow<'de, str> = seq
+            .next_element::<CowStr<'de>>()?
+            .ok_or_else(|| de::Error::custom("empty array is not an OVSDB value"))?
+            .0;
+        let out = match &*tag {
+            "uuid" => {
+                let s: CowStr<'de> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("uuid without value"))?;
+                Tagged::Atom(Atom::Uuid(Uuid::parse(&s.0).map_err(de::Error::custom)?))
+            }
+            "named-uuid" => {
+                let s: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("named-uuid without value"))?;
+                Tagged::Atom(Atom::NamedUuid(s))
+            }
+            "set" => {
+                let items: Vec<AtomDe> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("set without elements"))?;
+                Tagged::Set(items.into_iter().map(|a| a.0).collect())
+            }
+            "map" => {
+                let items: Vec<(AtomDe, AtomDe)> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("map without pairs"))?;
+                Tagged::Map(items.into_iter().map(|(k, v)| (k.0, v.0)).collect())
+            }
+            other => return Err(de::Error::custom(format!("unknown OVSDB value tag {other:?}"))),
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom(format!("{tag} array with more than 2 elements")));
+        }
+        Ok(out)
+    }
+}
+
+/// A string that borrows from the input when it can (tags, UUIDs).
+struct CowStr<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// An atom, refusing sets and maps.
+struct AtomDe(Atom);
+
+impl<'de> Deserialize<'de> for AtomDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match d.deserialize_any(TaggedVisitor)? {
+            Tagged::Atom(a) => Ok(AtomDe(a)),
+            _ => Err(de::Error::custom("expected an atom, got a set or map")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Atom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        AtomDe::deserialize(d).map(|a| a.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let j = Json::deserialize(d)?;
-        Value::from_json(&j).map_err(serde::de::Error::custom)
+        Ok(match d.deserialize_any(TaggedVisitor)? {
+            Tagged::Atom(a) => Value::Atom(a),
+            Tagged::Set(s) => Value::Set(s),
+            Tagged::Map(m) => Value::Map(m),
+        })
     }
 }
 
@@ -409,12 +567,65 @@ impl Row {
 
 impl Serialize for Row {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_json().serialize(s)
+        s.collect_map(self.0.iter())
     }
 }
 impl<'de> Deserialize<'de> for Row {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let j = Json::deserialize(d)?;
-        Row::from_json(&j).map_err(serde::de::Error::custom)
+        BTreeMap::<String, Value>::deserialize(d).map(Row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: &[&str] = &[
+        r#"1"#,
+        r#"-7"#,
+        r#"2.5"#,
+        r#"true"#,
+        r#""a\"b""#,
+        r#"["uuid","11111111-2222-3333-4444-555555555555"]"#,
+        r#"["named-uuid","row0"]"#,
+        r#"["set",[]]"#,
+        r#"["set",["a","b"]]"#,
+        r#"["set",[["uuid","11111111-2222-3333-4444-555555555555"]]]"#,
+        r#"["map",[]]"#,
+        r#"["map",[["k","v"],[1,["uuid","11111111-2222-3333-4444-555555555555"]]]]"#,
+    ];
+
+    #[test]
+    fn serde_matches_the_json_conversions() {
+        for s in SAMPLES {
+            let j: Json = serde_json::from_str(s).unwrap();
+            let via_json = Value::from_json(&j).unwrap();
+            let direct: Value = serde_json::from_str(s).unwrap();
+            assert_eq!(direct, via_json, "{s}");
+            assert_eq!(Value::from_json_owned(j.clone()).unwrap(), via_json, "{s}");
+            assert_eq!(serde_json::to_value(&direct).unwrap(), j, "{s}");
+            assert_eq!(serde_json::to_value(&direct).unwrap(), direct.to_json(), "{s}");
+        }
+        let row: Row = serde_json::from_str(r#"{"name":"x","tags":["set",["a"]],"n":3}"#).unwrap();
+        assert_eq!(serde_json::to_value(&row).unwrap(), row.to_json());
+        assert_eq!(Row::from_json(&row.to_json()).unwrap(), row);
+    }
+
+    #[test]
+    fn malformed_values_are_errors() {
+        for s in [
+            r#"[]"#,
+            r#"["set"]"#,
+            r#"["set",[["set",[]]]]"#,
+            r#"["uuid","nope"]"#,
+            r#"["bogus",1]"#,
+            r#"["map",[["k"]]]"#,
+            r#"["set",[],1]"#,
+            r#"{"a":1}"#,
+            r#"null"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(s).is_err(), "{s}");
+        }
+        assert!(serde_json::from_str::<Row>(r#"[1]"#).is_err());
     }
 }

@@ -243,17 +243,44 @@ impl Message {
     }
 }
 
-/// Writes a request without building a [`Message`] (saves moving the params).
-pub fn write_request(out: &mut Vec<u8>, id: &Json, method: &str, params: &Json) {
-    let res = serde_json::to_writer(out, &WireCall { id, method, params });
-    debug_assert!(res.is_ok());
+/// Writes a request without building a [`Message`]: `params` is serialized straight into `out`.
+pub fn write_request<P: Serialize + ?Sized>(out: &mut Vec<u8>, id: &Json, method: &str, params: &P) -> Result<()> {
+    serde_json::to_writer(out, &WireCall { id, method, params })
+        .map_err(|e| Error::Decode(format!("cannot encode {method} request: {e}")))
 }
 
 #[derive(Serialize)]
-struct WireCall<'a> {
+struct WireCall<'a, P: Serialize + ?Sized> {
     method: &'a str,
-    params: &'a Json,
+    params: &'a P,
     id: &'a Json,
+}
+
+/// A message as the connection reads it: `params`/`result` stay unparsed slices of the frame,
+/// so each is decoded once, straight into its final type (rows, transaction results).
+#[derive(Deserialize)]
+pub(crate) struct Incoming<'a> {
+    #[serde(default)]
+    pub(crate) id: Option<Json>,
+    #[serde(default, borrow)]
+    pub(crate) method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) params: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    pub(crate) result: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    pub(crate) error: Option<Json>,
+}
+
+impl<'a> Incoming<'a> {
+    pub(crate) fn parse(frame: &'a [u8]) -> Result<Incoming<'a>> {
+        let m: Incoming<'a> =
+            serde_json::from_slice(frame).map_err(|e| Error::Decode(format!("JSON-RPC message: {e}")))?;
+        if m.method.is_none() && m.id.is_none() {
+            return Err(Error::Decode("JSON-RPC message with neither method nor id".into()));
+        }
+        Ok(m)
+    }
 }
 
 #[derive(Serialize)]

@@ -2,29 +2,52 @@
 //! `monitor_cond_since`, update2/update3, `_Server`, leader-only, relays).
 //!
 //! ```no_run
-//! use ovsdb::{Client, ClientOptions, Condition, MonitorRequest, Row, TableMonitor, Transaction};
+//! use std::time::Duration;
+//! use ovsdb::{Client, ClientOptions, Condition, Error, MonitorRequest, Row, RowEvent, TableMonitor, Transaction};
 //! # async fn demo() -> ovsdb::Result<()> {
-//! let client = Client::connect(ClientOptions::new("unix:/run/ovn/ovnnb_db.sock")?).await?;
+//! // Any member of a RAFT cluster; only the leader is used, and the client follows it.
+//! let options = ClientOptions::new("tcp:127.0.0.1:6641,tcp:127.0.0.1:6643,tcp:127.0.0.1:6645")?
+//!     .database("OVN_Northbound")
+//!     .leader_only(true);
+//! let client = Client::connect(options).await?;
 //! let replica = client
 //!     .monitor("OVN_Northbound", MonitorRequest::new().table("Logical_Switch", TableMonitor::all()))
 //!     .await?;
+//! let mut events = replica.subscribe();
+//!
 //! let mut txn = Transaction::new("OVN_Northbound");
-//! txn.insert("Logical_Switch", Row::new().with("name", "sw0"));
-//! client.transact(txn).await?;
-//! let (_uuid, _row, _at) = replica
+//! let sw0 = txn.insert("Logical_Switch", Row::new().with("name", "sw0"));
+//! match client.transact(txn).await {
+//!     Ok(result) => assert!(result.inserted(&sw0).is_some()),
+//!     // The connection dropped before the reply: sw0 may or may not exist. Look before retrying.
+//!     Err(Error::OutcomeUnknown { .. }) => {}
+//!     Err(e) => return Err(e),
+//! }
+//! // The reply came after the update it caused: the replica already has sw0.
+//! let (_uuid, _row, _seen_at) = replica
 //!     .wait_for("Logical_Switch", |r| r.get("name").and_then(|v| v.as_str()) == Some("sw0"),
-//!               std::time::Duration::from_secs(5))
+//!               Duration::from_secs(5))
 //!     .await?;
+//! if let Ok(RowEvent::Insert { new, at, .. }) = events.try_recv() {
+//!     let _latency = at.elapsed(); // `at`: when the update was read off the socket
+//!     assert_eq!(new.get("name").and_then(|v| v.as_str()), Some("sw0"));
+//! }
+//! let empty = replica.find("Logical_Switch", |r| r.get("ports").is_some_and(|p| p.is_empty()));
+//! assert!(!empty.is_empty());
+//! # let _ = Condition::eq("name", "sw0");
 //! # Ok(()) }
 //! ```
+//!
+//! See `docs/ovsdb-client.md` for the reconnect, leader-only and outcome-unknown rules.
 //!
 //! # Layout
 //! - [`remote`]: where a server listens (`unix:`, `tcp:`, lists).
 //! - [`datum`]: atoms, sets, maps, rows in RFC 7047 notation.
 //! - [`schema`]: schemas and client-side checks.
 //! - [`condition`], [`txn`]: `where` clauses, operations, transactions as values.
-//! - `jsonrpc`: framing of JSON-RPC messages on a byte stream (no I/O policy).
-//! - [`client`]: the connection task, every RPC, reconnect, leader-only.
+//! - [`jsonrpc`]: framing of JSON-RPC messages on a byte stream (no I/O).
+//! - [`client`]: every RPC, reconnect, leader-only; `connection` (private): the socket's reader
+//!   and writer tasks and the requests waiting for replies.
 //! - [`monitor`], [`replica`]: what to monitor, decoded updates, the in-memory copy.
 //! - [`lock`]: OVSDB locks.
 //!

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value as Json};
 
 use crate::condition::Condition;
@@ -217,6 +219,130 @@ impl TableUpdates {
     }
 }
 
+impl TableUpdates {
+    /// Decodes a `<table-updates>` or `<table-updates2>` straight from JSON text, without an
+    /// intermediate `serde_json::Value` (the fast path for big initial dumps).
+    pub fn from_json_str(text: &str, format: UpdateFormat) -> Result<TableUpdates> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let tables = match format {
+            UpdateFormat::Update => TablesDe::<false>::deserialize(&mut de).map(|t| t.0),
+            UpdateFormat::Update2 => TablesDe::<true>::deserialize(&mut de).map(|t| t.0),
+        }
+        .and_then(|t| de.end().map(|()| t))
+        .map_err(|e| Error::Decode(format!("table updates: {e}")))?;
+        Ok(TableUpdates {
+            tables,
+            last_txn_id: None,
+        })
+    }
+}
+
+/// `<table-updates>` (`V2 = false`) or `<table-updates2>` (`V2 = true`), deserialized directly.
+pub(crate) struct TablesDe<const V2: bool>(pub(crate) BTreeMap<String, BTreeMap<Uuid, RowChange>>);
+
+impl<'de, const V2: bool> Deserialize<'de> for TablesDe<V2> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<const V2: bool>;
+        impl<'de, const V2: bool> Visitor<'de> for V<V2> {
+            type Value = TablesDe<V2>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of table updates")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<TablesDe<V2>, A::Error> {
+                let mut tables = BTreeMap::new();
+                while let Some(table) = map.next_key::<String>()? {
+                    let rows = map.next_value::<RowsDe<V2>>()?;
+                    tables.insert(table, rows.0);
+                }
+                Ok(TablesDe(tables))
+            }
+        }
+        d.deserialize_map(V::<V2>)
+    }
+}
+
+struct RowsDe<const V2: bool>(BTreeMap<Uuid, RowChange>);
+
+impl<'de, const V2: bool> Deserialize<'de> for RowsDe<V2> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<const V2: bool>;
+        impl<'de, const V2: bool> Visitor<'de> for V<V2> {
+            type Value = RowsDe<V2>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of row updates keyed by UUID")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RowsDe<V2>, A::Error> {
+                let mut rows = BTreeMap::new();
+                while let Some(uuid) = map.next_key::<Uuid>()? {
+                    let change = if V2 {
+                        map.next_value::<Change2De>()?.0
+                    } else {
+                        map.next_value::<Change1De>()?.0
+                    };
+                    rows.insert(uuid, change);
+                }
+                Ok(RowsDe(rows))
+            }
+        }
+        d.deserialize_map(V::<V2>)
+    }
+}
+
+/// `<row-update2>`: exactly one of initial/insert/modify/delete.
+struct Change2De(RowChange);
+
+impl<'de> Deserialize<'de> for Change2De {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Change2De;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a row update2 object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Change2De, A::Error> {
+                let Some(kind) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                    return Err(de::Error::custom("empty row update2"));
+                };
+                let change = match &*kind {
+                    "initial" | "insert" => RowChange::Insert(map.next_value()?),
+                    "modify" => RowChange::Modify(RowDiff::Diff2(map.next_value()?)),
+                    "delete" => {
+                        map.next_value::<de::IgnoredAny>()?;
+                        RowChange::Delete
+                    }
+                    other => return Err(de::Error::custom(format!("unknown row update2 kind {other:?}"))),
+                };
+                if map.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("row update2 with more than one member"));
+                }
+                Ok(Change2De(change))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `<row-update>`: `old` and/or `new`.
+struct Change1De(RowChange);
+
+impl<'de> Deserialize<'de> for Change1De {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            old: Option<de::IgnoredAny>,
+            #[serde(default)]
+            new: Option<Row>,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(Change1De(match (w.old, w.new) {
+            (_, None) => RowChange::Delete,
+            (None, Some(new)) => RowChange::Insert(new),
+            (Some(_), Some(new)) => RowChange::Modify(RowDiff::New(new)),
+        }))
+    }
+}
+
 fn decode_row_update(change: Json) -> Result<RowChange> {
     let Json::Object(mut o) = change else {
         return Err(Error::Decode("a row update must be an object".into()));
@@ -289,6 +415,39 @@ mod tests {
             RowChange::Modify(RowDiff::New(_))
         ));
         assert_eq!(t[&Uuid::parse(U3).unwrap()], RowChange::Delete);
+    }
+
+    #[test]
+    fn text_decoding_equals_value_decoding() {
+        let j2 = json!({"T": {
+            U1: {"initial": {"name": "a", "m": ["map", [["k", "v"]]]}},
+            U2: {"modify": {"tags": ["set", ["x"]]}},
+            U3: {"delete": null},
+        }, "E": {}});
+        let j1 = json!({"T": {
+            U1: {"new": {"name": "a"}},
+            U2: {"old": {"name": "b"}, "new": {"name": "c", "n": 1}},
+            U3: {"old": {"name": "d"}},
+        }});
+        for (j, f) in [(j2, UpdateFormat::Update2), (j1, UpdateFormat::Update)] {
+            let text = j.to_string();
+            assert_eq!(
+                TableUpdates::from_json_str(&text, f).unwrap(),
+                TableUpdates::decode(j, f).unwrap()
+            );
+        }
+        for bad in [
+            r#"[]"#,
+            r#"{"T": {"x": {"insert": {}}}}"#,
+            r#"{"T": {"11111111-1111-1111-1111-111111111111": {"bogus": {}}}}"#,
+            r#"{"T": {"11111111-1111-1111-1111-111111111111": {"insert": {}, "delete": null}}}"#,
+            r#"{} x"#,
+        ] {
+            assert!(
+                TableUpdates::from_json_str(bad, UpdateFormat::Update2).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
