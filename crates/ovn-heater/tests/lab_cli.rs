@@ -174,4 +174,9 @@ fn lab_cli_bad_input_exits_2_with_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lab up --run-dir"));
     let out = lab(&["up", "--name", "Not Valid"], dir.path());
     assert_eq!(out.status.code(), Some(2));
+    // Not root, or the binary is missing: both are preflight errors naming the fix.
+    let out = lab(&["up", "--ovn-bin-dir", "/nonexistent/ovn"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ovn-bin-dir") || stderr.contains("root"), "{stderr}");
 }
