@@ -628,3 +628,27 @@ fn ovs_binary_of(pid: u32) -> Option<String> {
         .contains(&name.as_str())
         .then_some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_handles_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Lab>();
+        shareable::<RealChassis>();
+        shareable::<crate::Vm>();
+    }
+
+    #[test]
+    fn pidfiles_are_found_under_the_run_dir() {
+        let dir = std::env::temp_dir().join(format!("ovn-lab-pidfiles-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("hv/compute-1")).unwrap();
+        std::fs::write(dir.join("hv/compute-1/ovs-vswitchd.pid"), "1\n").unwrap();
+        std::fs::write(dir.join("hv/compute-1/ovs-vswitchd.log"), "").unwrap();
+        let found = find_pidfiles(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, [dir.join("hv/compute-1/ovs-vswitchd.pid")]);
+    }
+}

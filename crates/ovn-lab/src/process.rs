@@ -183,7 +183,8 @@ pub(crate) fn is_alive(pid: u32, binary: &str) -> bool {
         .rsplit_once(')')
         .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         .unwrap_or(false);
-    !zombie && (exe.ends_with(binary) || exe.contains(&format!("/{binary} ")) || exe.contains(binary))
+    // `contains`, not equality: an upgraded binary shows as `/usr/sbin/ovsdb-server (deleted)`.
+    !zombie && exe.contains(binary)
 }
 
 /// Resident set size of `pid` in bytes, from `/proc/<pid>/status`.
