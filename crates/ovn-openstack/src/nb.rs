@@ -36,13 +36,16 @@ pub const OWNER_DISTRIBUTED: &str = "network:distributed";
 pub const OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";
 pub const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
 
+/// What a committed transaction does to the mimic's state, given the server's results.
+pub type Commit = Box<dyn FnOnce(&mut State, &TransactionResult) + Send>;
+
 /// One transaction the mimic is about to send, and what it does to the mimic's state once the
 /// server committed it (given the server's results, e.g. the UUIDs of inserted rows).
 pub struct Planned {
     /// What it is, e.g. `"T1b Logical_Switch"`, for timings and logs.
     pub label: String,
     pub txn: Transaction,
-    pub(crate) commit: Box<dyn FnOnce(&mut State, &TransactionResult) + Send>,
+    pub(crate) commit: Commit,
 }
 
 impl Planned {

@@ -401,7 +401,7 @@ impl Replay {
         if let Some(line) = &step.openstack {
             self.ensure_started().await?;
             let line = self.substitute(line)?;
-            let words = split_words(&line).map_err(|e| Failure::bad_input(e))?;
+            let words = split_words(&line).map_err(Failure::bad_input)?;
             let id = self.openstack(&words, step.project.as_deref()).await?;
             if let (Some(var), Some(id)) = (&step.save, id) {
                 self.vars.insert(var.clone(), id);
@@ -410,7 +410,7 @@ impl Replay {
             default_command = summary.clone();
         } else if let Some(line) = &step.ovn {
             let line = self.substitute(line)?;
-            let words = split_words(&line).map_err(|e| Failure::bad_input(e))?;
+            let words = split_words(&line).map_err(Failure::bad_input)?;
             self.ovn(&words).await?;
             summary = format!("ovn {line}");
             default_command = format!("(ovn-controller side: {line})");
