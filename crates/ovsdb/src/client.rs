@@ -498,7 +498,9 @@ impl Client {
         methods: &[MonitorMethod],
     ) -> Result<MonitorMethod> {
         let mut last = None;
-        for &method in methods {
+        let deadline = tokio::time::Instant::now() + self.shared().options.connect_timeout;
+        let mut methods = methods.iter().copied().peekable();
+        while let Some(&method) = methods.peek() {
             let params = replica
                 .request()
                 .to_params(method, &replica.database, &replica.monitor_id, None);
@@ -509,7 +511,14 @@ impl Client {
             };
             match self.request(method.rpc_name(), &params, action).await {
                 Ok(_) => return Ok(method),
-                Err(e) if is_unknown_method(&e) => last = Some(e),
+                Err(e) if is_unknown_method(&e) => {
+                    last = Some(e);
+                    methods.next();
+                }
+                // Lost with the connection before the server answered: nothing was applied,
+                // and the new connection has no such monitor, so asking again is safe.
+                Err(Error::Disconnected { .. })
+                    if self.shared().options.reconnect && tokio::time::Instant::now() < deadline => {}
                 Err(e) => return Err(e),
             }
         }
