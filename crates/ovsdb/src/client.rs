@@ -348,16 +348,20 @@ impl Client {
         parse_json(method, &self.request(method, &params, action).await?)
     }
 
+    /// Whether a request lost with its connection may be sent again: the client reconnects,
+    /// is not closed, and the deadline has not passed.
+    fn may_retry(&self, deadline: tokio::time::Instant) -> bool {
+        let shared = self.shared();
+        shared.options.reconnect && tokio::time::Instant::now() < deadline && !is_shutdown(&shared.shutdown.subscribe())
+    }
+
     /// A request that changes nothing on the server: if the connection drops before the
     /// reply, it is sent again on the next connection (within the connect timeout).
     async fn call_idempotent(&self, method: &str, params: &Json) -> Result<Reply> {
         let deadline = tokio::time::Instant::now() + self.shared().options.connect_timeout;
         loop {
             match self.request(method, params, ReplyAction::Plain).await {
-                Err(Error::Disconnected { .. })
-                    if self.shared().options.reconnect
-                        && tokio::time::Instant::now() < deadline
-                        && !is_shutdown(&self.shared().shutdown.subscribe()) => {}
+                Err(Error::Disconnected { .. }) if self.may_retry(deadline) => {}
                 r => return r,
             }
         }
@@ -517,8 +521,7 @@ impl Client {
                 }
                 // Lost with the connection before the server answered: nothing was applied,
                 // and the new connection has no such monitor, so asking again is safe.
-                Err(Error::Disconnected { .. })
-                    if self.shared().options.reconnect && tokio::time::Instant::now() < deadline => {}
+                Err(Error::Disconnected { .. }) if self.may_retry(deadline) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -587,3 +587,74 @@ async fn server_client_reconnect_resyncs_monitor_without_duplicates() {
         select_all(&client, "Logical_Switch").await
     );
 }
+
+/// Resumes a SIGSTOPped process when dropped, so a failing test never leaves it frozen.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[tokio::test]
+async fn server_client_inactivity_probe_drops_a_hung_server() {
+    test_support::require_ovn!(
+        "server_client_inactivity_probe_drops_a_hung_server",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_probe", NB);
+    let client = Client::connect(options(&server.remote()).inactivity_probe(Some(Duration::from_millis(200))))
+        .await
+        .unwrap();
+    let mut events = client.connection_events();
+    let frozen = Frozen::new(server.pid());
+    let reason = loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap() {
+            ConnectionEvent::Disconnected { reason, .. } => break reason,
+            ConnectionEvent::Connected { .. } => {}
+        }
+    };
+    assert!(reason.contains("inactivity probe"), "{reason}");
+    drop(frozen);
+    client.echo().await.unwrap();
+}
+
+#[tokio::test]
+async fn server_client_requests_while_down_fail_clearly() {
+    test_support::require_ovn!(
+        "server_client_requests_while_down_fail_clearly",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let mut server = OvsdbServer::standalone("server_client_down", NB);
+    let waiting = Client::connect(options(&server.remote()).connect_timeout(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let no_reconnect = Client::connect(options(&server.remote()).reconnect(false))
+        .await
+        .unwrap();
+    let mut events = no_reconnect.connection_events();
+    server.kill();
+    tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    match waiting.echo().await {
+        Err(e @ Error::Timeout { .. }) => assert!(e.to_string().contains("not sent"), "{e}"),
+        r => panic!("expected Timeout, got {r:?}"),
+    }
+    assert!(matches!(no_reconnect.echo().await, Err(Error::Disconnected { .. })));
+    assert!(no_reconnect.current_remote().is_none());
+}
