@@ -232,50 +232,63 @@ impl Neutron {
 
     // ------------------------------------------------------------------ start-up --
 
-    /// neutron-server start: `neutron_pg_drop` and its two drop ACLs, if missing (T0).
+    /// neutron-server start: `neutron_pg_drop` and its two drop ACLs, if missing (T0). As
+    /// Neutron's pre-fork step, this holds the OVSDB lock `pg_drop_creation` while it checks
+    /// and creates, so several mimics starting at once create the group once.
     pub async fn start(&self) -> Result<ActionReport> {
         self.action("start", |mut report| async move {
-            let existing = match &self.nb {
-                NbTransport::Server(c) => {
-                    let mut txn = Transaction::new(nb::NB);
-                    txn.select(
-                        nb::PORT_GROUP,
-                        vec![Condition::eq("name", nb::PG_DROP)],
-                        Some(vec!["_uuid".into()]),
-                    );
-                    let r = c.transact(txn).await?;
-                    r.results
-                        .first()
-                        .and_then(|r| r.rows.as_ref())
-                        .and_then(|rows| rows.first())
-                        .and_then(Row::uuid)
+            let client = match &self.nb {
+                NbTransport::Server(c) => c.clone(),
+                NbTransport::Recorder(_) => {
+                    self.exec(&mut report, |_| Ok(Some(plan_pg_drop()))).await?;
+                    return Ok(report);
                 }
-                NbTransport::Recorder(_) => None,
             };
-            if let Some(uuid) = existing {
-                self.with_state(|st| st.pg_drop = Some(uuid));
-                return Ok(report);
+            let mut lock = client.lock(nb::PG_DROP_LOCK).await?;
+            tokio::time::timeout(Duration::from_secs(30), lock.acquired())
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("the NB lock {} (held by another neutron-server?)", nb::PG_DROP_LOCK),
+                    after: Duration::from_secs(30),
+                })??;
+            let result = async {
+                let mut txn = Transaction::new(nb::NB);
+                txn.select(
+                    nb::PORT_GROUP,
+                    vec![Condition::eq("name", nb::PG_DROP)],
+                    Some(vec!["_uuid".into()]),
+                );
+                let r = client.transact(txn).await?;
+                let existing = r
+                    .results
+                    .first()
+                    .and_then(|r| r.rows.as_ref())
+                    .and_then(|rows| rows.first())
+                    .and_then(Row::uuid);
+                match existing {
+                    Some(uuid) => {
+                        self.with_state(|st| st.pg_drop = Some(uuid));
+                        Ok(())
+                    }
+                    None => self.exec(&mut report, |_| Ok(Some(plan_pg_drop()))).await,
+                }
             }
-            self.exec(&mut report, |_| Ok(Some(plan_pg_drop()))).await?;
+            .await;
+            if let Err(e) = lock.unlock().await {
+                tracing::warn!("releasing the NB lock {}: {e}", nb::PG_DROP_LOCK);
+            }
+            result?;
             Ok(report)
         })
         .await
     }
 }
 
-/// T0: one transaction creating `neutron_pg_drop` with its two priority-1001 drop ACLs. The
-/// transaction waits for the group to be absent (another server may have won the race; the
-/// `wait` then fails and nothing is written) instead of Neutron's `pg_drop_creation` lock.
+/// T0: one transaction creating `neutron_pg_drop` with its two priority-1001 drop ACLs,
+/// asserting the `pg_drop_creation` lock first (the caller holds it).
 pub fn plan_pg_drop() -> Planned {
     let mut txn = Transaction::new(nb::NB);
-    txn.push(ovsdb::Operation::Wait {
-        table: nb::PORT_GROUP.into(),
-        conditions: vec![Condition::eq("name", nb::PG_DROP)],
-        columns: vec!["name".into()],
-        until_equal: true,
-        rows: vec![],
-        timeout_ms: Some(0),
-    });
+    txn.assert_lock(nb::PG_DROP_LOCK);
     let from = txn.insert(
         nb::ACL,
         Row::new()

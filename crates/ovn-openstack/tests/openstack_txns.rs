@@ -78,7 +78,12 @@ async fn start_creates_pg_drop_with_two_drop_acls_in_one_txn() {
     assert_eq!(txns.len(), 1);
     assert_eq!(
         shape(&txns[0]),
-        ["wait Port_Group", "insert ACL", "insert ACL", "insert Port_Group"]
+        [
+            "assert lock pg_drop_creation",
+            "insert ACL",
+            "insert ACL",
+            "insert Port_Group"
+        ]
     );
     let acl = row_json(&txns[0], 1);
     assert_eq!(acl["row"]["priority"], 1001);
