@@ -1,10 +1,471 @@
-//! `ovn-heater bench-ovsdb` (not implemented yet).
+//! `ovn-heater bench ovsdb`: how fast and how cheap our OVSDB client is, next to the
+//! reference tools, on a private ovsdb-server. Prints figures and ratios; never asserts.
+//!
+//! (a) Initial sync: an NB database holding `--ports` Logical_Switch_Ports over `--switches`
+//!     Logical_Switches (written in big transactions), then the time for our
+//!     `Client::monitor` of every table to return, next to `ovsdb-client dump` of the same
+//!     database in the same run.
+//! (b) Pipelined transactions: `--txns` single-row inserts with `--in-flight` outstanding, on
+//!     a fresh database: transactions per second, and CPU seconds of this process next to
+//!     those of ovsdb-server over the same interval (the goal: ours ≤ 10% of the server's).
+//!
+//! The private server lives in a temp dir and is killed (and the dir removed) on every exit
+//! path. Must not know: the lab (`ovn-lab`) or any CMS; only the NB schema file.
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ovsdb::{Atom, Client, ClientOptions, MonitorRequest, Row, Transaction, Value};
+
+use crate::error::Failure;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Logical_Switch_Port rows in the initial-sync database.
+    #[arg(long, default_value_t = 100_000)]
+    pub ports: usize,
+    /// Logical_Switch rows the ports are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    pub switches: usize,
+    /// Single-row insert transactions in the pipelining benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    pub txns: usize,
+    /// Transactions outstanding at once in the pipelining benchmark.
+    #[arg(long, default_value_t = 128)]
+    pub in_flight: usize,
+    /// How many times to time each initial sync (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// The Northbound schema file.
+    #[arg(long, default_value = "/usr/share/ovn/ovn-nb.ovsschema")]
+    pub schema: PathBuf,
+    /// Skip (a), the initial sync.
+    #[arg(long)]
+    pub skip_sync: bool,
+    /// Skip (b), the pipelined transactions.
+    #[arg(long)]
+    pub skip_txns: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::error::Failure::bad_input("this subcommand is not implemented yet").into())
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.switches == 0 || args.ports < args.switches || args.in_flight == 0 || args.repeat == 0 {
+        return Err(Failure::bad_input(
+            "--switches, --in-flight and --repeat must be at least 1, and --ports at least --switches",
+        )
+        .into());
+    }
+    for tool in ["ovsdb-server", "ovsdb-tool", "ovsdb-client"] {
+        find_binary(tool).ok_or_else(|| {
+            Failure::bad_input(format!(
+                "{tool} not found in $PATH or /usr/sbin; apt-get install openvswitch-common"
+            ))
+        })?;
+    }
+    if !args.schema.is_file() {
+        return Err(Failure::bad_input(format!(
+            "schema {} not found; apt-get install ovn-common or pass --schema",
+            args.schema.display()
+        ))
+        .into());
+    }
+    print_header(&args);
+    let benches = async {
+        if !args.skip_sync {
+            initial_sync(&args).await?;
+        }
+        if !args.skip_txns {
+            pipelined_transactions(&args).await?;
+        }
+        anyhow::Ok(())
+    };
+    // On Ctrl-C the benchmark future is dropped, which stops and removes its server.
+    tokio::select! {
+        done = benches => done.map(|()| ExitCode::SUCCESS),
+        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_header(args: &Args) {
+    let version = Command::new(find_binary("ovsdb-server").unwrap_or_else(|| "ovsdb-server".into()))
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+        .unwrap_or_default();
+    println!("bench ovsdb: {version}; schema {}", args.schema.display());
+    println!(
+        "  build: {}; {} CPUs",
+        if cfg!(debug_assertions) {
+            "debug (use --release for real figures)"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+}
+
+#[allow(clippy::print_stdout)]
+async fn initial_sync(args: &Args) -> anyhow::Result<()> {
+    let server = BenchServer::start("sync", &args.schema)?;
+    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+        .await
+        .context("connect to the benchmark server")?;
+    let started = Instant::now();
+    populate(&client, args.switches, args.ports).await?;
+    let populate_time = started.elapsed();
+    client.close().await;
+    let db_bytes = std::fs::metadata(server.db_path()).map_or(0, |m| m.len());
+    println!(
+        "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB)",
+        args.ports,
+        args.switches,
+        populate_time.as_secs_f64(),
+        db_bytes as f64 / 1e6
+    );
+
+    let mut ours = Vec::new();
+    let mut dump_text = Vec::new();
+    let mut dump_json = Vec::new();
+    for _ in 0..args.repeat {
+        let (t, rows) = time_our_sync(&server.remote()).await?;
+        if rows != args.ports {
+            return Err(Failure::environment(format!(
+                "our replica holds {rows} Logical_Switch_Port rows, expected {}",
+                args.ports
+            ))
+            .into());
+        }
+        ours.push(t);
+        dump_text.push(time_ovsdb_client_dump(&server.remote(), false)?);
+        dump_json.push(time_ovsdb_client_dump(&server.remote(), true)?);
+    }
+    let (ours, text, json) = (median(&mut ours), median(&mut dump_text), median(&mut dump_json));
+    println!(
+        "    ovn-heater Client::monitor, all tables: {:>8.3} s (median of {})",
+        ours, args.repeat
+    );
+    println!("    ovsdb-client dump:                     {:>8.3} s", text);
+    println!("    ovsdb-client --format=json dump:       {:>8.3} s", json);
+    println!(
+        "    ratio ours / ovsdb-client dump: {:.2} (text), {:.2} (json)",
+        ours / text,
+        ours / json
+    );
+    Ok(())
+}
+
+/// Connect, fetch the schema, monitor every table; returns the time and the port count seen.
+async fn time_our_sync(remote: &str) -> anyhow::Result<(f64, usize)> {
+    let started = Instant::now();
+    let client = Client::connect(ClientOptions::new(remote)?.reconnect(false).inactivity_probe(None))
+        .await
+        .context("connect for the initial sync")?;
+    let schema = client.get_schema("OVN_Northbound").await?;
+    let replica = client
+        .monitor("OVN_Northbound", MonitorRequest::all_tables(&schema))
+        .await
+        .context("monitor of every table")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let rows = replica.len("Logical_Switch_Port");
+    drop(replica);
+    client.close().await;
+    Ok((elapsed, rows))
+}
+
+fn time_ovsdb_client_dump(remote: &str, json: bool) -> anyhow::Result<f64> {
+    let mut cmd = Command::new(find_binary("ovsdb-client").expect("checked at start"));
+    if json {
+        cmd.arg("--format=json");
+    }
+    cmd.args(["dump", remote, "OVN_Northbound"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let out = cmd.output().context("run ovsdb-client dump")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(Failure::environment(format!(
+            "ovsdb-client dump failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .into());
+    }
+    Ok(elapsed)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Writes the switches and their ports, about 2,000 rows per transaction, 4 transactions in flight.
+async fn populate(client: &Client, switches: usize, ports: usize) -> anyhow::Result<()> {
+    const ROWS_PER_TXN: usize = 2_000;
+    const WINDOW: usize = 4;
+    let mut pending = tokio::task::JoinSet::new();
+    let mut txn = Transaction::new("OVN_Northbound");
+    let mut rows_in_txn = 0;
+    let mut port_index = 0;
+    for s in 0..switches {
+        // Spread the remainder so every port lands somewhere.
+        let count = ports / switches + usize::from(s < ports % switches);
+        let mut members = Vec::with_capacity(count);
+        for _ in 0..count {
+            let port = txn.insert("Logical_Switch_Port", neutron_like_port(s, port_index));
+            members.push(port.atom().cloned().expect("insert returns a named-uuid"));
+            port_index += 1;
+        }
+        txn.insert(
+            "Logical_Switch",
+            Row::new()
+                .with("name", format!("neutron-{}", fake_uuid(1, s)))
+                .with("ports", Value::Set(members))
+                .with(
+                    "external_ids",
+                    Value::string_map([("neutron:network_name", format!("net{s}"))]),
+                ),
+        );
+        rows_in_txn += count + 1;
+        if rows_in_txn >= ROWS_PER_TXN || s + 1 == switches {
+            let full = std::mem::replace(&mut txn, Transaction::new("OVN_Northbound"));
+            rows_in_txn = 0;
+            let client = client.clone();
+            pending.spawn(async move { client.transact(full).await });
+            while pending.len() >= WINDOW {
+                join_one(&mut pending).await?;
+            }
+        }
+    }
+    while !pending.is_empty() {
+        join_one(&mut pending).await?;
+    }
+    Ok(())
+}
+
+async fn join_one<T: 'static>(set: &mut tokio::task::JoinSet<ovsdb::Result<T>>) -> anyhow::Result<()> {
+    match set.join_next().await {
+        Some(Ok(Ok(_))) | None => Ok(()),
+        Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("a benchmark transaction failed")),
+        Some(Err(e)) => Err(anyhow::Error::new(e).context("a benchmark task panicked")),
+    }
+}
+
+/// A port with the columns and sizes Neutron writes (addresses, port security, external_ids).
+fn neutron_like_port(switch: usize, index: usize) -> Row {
+    let mac = format!(
+        "fa:16:3e:{:02x}:{:02x}:{:02x}",
+        (index >> 16) & 0xff,
+        (index >> 8) & 0xff,
+        index & 0xff
+    );
+    let ip = format!("10.{}.{}.{}", (switch >> 8) & 0xff, switch & 0xff, index % 250 + 2);
+    let address = format!("{mac} {ip}");
+    Row::new()
+        .with("name", fake_uuid(2, index))
+        .with("addresses", Value::Set(vec![Atom::from(address.clone())]))
+        .with("port_security", Value::Set(vec![Atom::from(address)]))
+        .with("enabled", true)
+        .with(
+            "external_ids",
+            Value::string_map([
+                ("neutron:cidrs", format!("{ip}/24")),
+                ("neutron:device_id", fake_uuid(3, index)),
+                ("neutron:device_owner", "compute:nova".to_owned()),
+                ("neutron:network_name", format!("neutron-{}", fake_uuid(1, switch))),
+                ("neutron:port_name", String::new()),
+                ("neutron:project_id", "5d8e3c7f0b9a4e1c8d2f6a3b9c0e1d2f".to_owned()),
+                ("neutron:revision_number", "2".to_owned()),
+                ("neutron:security_group_ids", fake_uuid(4, 0)),
+            ]),
+        )
+        .with(
+            "options",
+            Value::string_map([("requested-chassis", "hv1"), ("mcast_flood_reports", "true")]),
+        )
+}
+
+/// A deterministic UUID-shaped string, distinct per (kind, n).
+fn fake_uuid(kind: u32, n: usize) -> String {
+    format!("{kind:08x}-0000-4000-8000-{n:012x}")
+}
+
+#[allow(clippy::print_stdout)]
+async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
+    let server = BenchServer::start("txns", &args.schema)?;
+    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+        .await
+        .context("connect to the benchmark server")?;
+    // Fetch and cache the schema before timing, as a long-running client would have.
+    client.get_schema("OVN_Northbound").await?;
+
+    let (ours_before, server_before) = (own_cpu_seconds(), process_cpu_seconds(server.pid())?);
+    let started = Instant::now();
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..args.txns {
+        let mut txn = Transaction::new("OVN_Northbound");
+        txn.insert(
+            "Logical_Switch",
+            Row::new().with("name", format!("bench-{i}")).with(
+                "external_ids",
+                Value::string_map([("neutron:network_name", format!("n{i}"))]),
+            ),
+        );
+        let client = client.clone();
+        pending.spawn(async move { client.transact(txn).await });
+        while pending.len() >= args.in_flight {
+            join_one(&mut pending).await?;
+        }
+    }
+    while !pending.is_empty() {
+        join_one(&mut pending).await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ours = own_cpu_seconds() - ours_before;
+    let theirs = process_cpu_seconds(server.pid())? - server_before;
+    client.close().await;
+
+    println!(
+        "(b) {} single-row insert transactions, {} in flight: {:.3} s, {:.0} txn/s",
+        args.txns,
+        args.in_flight,
+        elapsed,
+        args.txns as f64 / elapsed
+    );
+    println!("    CPU seconds: ovn-heater {ours:.3}, ovsdb-server {theirs:.3}");
+    if theirs > 0.0 {
+        println!(
+            "    ratio ovn-heater / ovsdb-server CPU: {:.1}% (goal <= 10%)",
+            100.0 * ours / theirs
+        );
+    }
+    Ok(())
+}
+
+/// User + system CPU seconds of this process (all threads).
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we own; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// User + system CPU seconds of another process, from `/proc/<pid>/stat`.
+fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    // The command name may contain spaces; fields after it are space-separated.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of stat(5); `after` starts at field 3.
+    let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
+        return Err(Failure::environment(format!("cannot parse /proc/{pid}/stat")).into());
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((utime + stime) / hz.max(1.0))
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A private standalone ovsdb-server in a temp dir; killed and removed on drop.
+struct BenchServer {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl BenchServer {
+    fn start(tag: &str, schema: &Path) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("ovn-heater-bench-ovsdb-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let db = dir.join("nb.db");
+        let out = Command::new(find_binary("ovsdb-tool").expect("checked at start"))
+            .arg("create")
+            .arg(&db)
+            .arg(schema)
+            .output()
+            .context("run ovsdb-tool create")?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Failure::environment(format!(
+                "ovsdb-tool create failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .into());
+        }
+        let mut remote_arg = std::ffi::OsString::from("--remote=punix:");
+        remote_arg.push(dir.join("nb.sock"));
+        let mut ctl_arg = std::ffi::OsString::from("--unixctl=");
+        ctl_arg.push(dir.join("nb.ctl"));
+        let mut log_arg = std::ffi::OsString::from("--log-file=");
+        log_arg.push(dir.join("nb.log"));
+        let mut cmd = Command::new(find_binary("ovsdb-server").expect("checked at start"));
+        cmd.arg(&db)
+            .args([remote_arg, ctl_arg, log_arg])
+            .arg("-vconsole:off")
+            .env("OVS_RUNDIR", &dir)
+            .env("OVS_LOGDIR", &dir)
+            .env("OVS_DBDIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // The server must not outlive us, even if we are killed.
+        // SAFETY: prctl is async-signal-safe and touches no parent memory.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().context("start ovsdb-server")?;
+        let mut server = BenchServer { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(server.dir.join("nb.sock")).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(Failure::environment(format!(
+                    "ovsdb-server exited ({status}) at start; see {}",
+                    server.dir.join("nb.log").display()
+                ))
+                .into());
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::environment("ovsdb-server did not open its socket within 30 s").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    fn remote(&self) -> String {
+        format!("unix:{}", self.dir.join("nb.sock").display())
+    }
+    fn db_path(&self) -> PathBuf {
+        self.dir.join("nb.db")
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -23,7 +23,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 use ovsdb::schema::{suggest, AtomicType, DatabaseSchema};
-use ovsdb::{Atom, Client, ClientOptions, Condition, ConnectionEvent, MonitorRequest, RowEvent, TableMonitor, Value};
+use ovsdb::{
+    Atom, Client, ClientOptions, Condition, ConnectionEvent, Function, MonitorRequest, RowEvent, TableMonitor, Value,
+};
 use serde_json::{json, Value as Json};
 
 use crate::error::Failure;
@@ -388,9 +390,11 @@ async fn watch_inner(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|c| parse_condition(&schema, &args.table, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Monitor conditions are a disjunction on the server, and --where flags a conjunction:
+    // the server gets the first one (to cut traffic), every event is checked against all.
     let mut monitor = TableMonitor::all();
-    if !conditions.is_empty() {
-        monitor = monitor.conditions(conditions);
+    if let Some(first) = conditions.first() {
+        monitor = monitor.conditions(vec![first.clone()]);
     }
     let mut connection = client.connection_events();
     let replica = client
@@ -400,7 +404,7 @@ async fn watch_inner(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let mut events = replica.subscribe();
     if args.initial {
         let rows = replica.read(|t| t.get(&args.table).cloned().unwrap_or_default());
-        for (uuid, row) in rows {
+        for (uuid, row) in rows.into_iter().filter(|(_, r)| row_matches(r, &conditions)) {
             emit_line(
                 &json!({"event": "initial", "table": args.table, "uuid": uuid.to_string(), "new": row.to_json()}),
             )?;
@@ -420,7 +424,11 @@ async fn watch_inner(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             event = events.recv() => match event {
-                Ok(e) => emit_line(&event_json(&e))?,
+                Ok(e) => {
+                    if let Some(line) = event_json(&e, &conditions) {
+                        emit_line(&line)?;
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("watch fell behind: {n} changes were not printed");
                 }
@@ -442,21 +450,61 @@ fn emit_line(j: &Json) -> anyhow::Result<()> {
     emit(&line)
 }
 
-fn event_json(e: &RowEvent) -> Json {
+/// The JSON line for an event, seen through the `--where` conjunction: a modify that makes a
+/// row match is an insert, one that makes it stop matching a delete; `None` if not shown.
+fn event_json(e: &RowEvent, conditions: &[Condition]) -> Option<Json> {
+    let line = |event: &str, table: &str, uuid: &ovsdb::Uuid, old: Option<&ovsdb::Row>, new: Option<&ovsdb::Row>| {
+        let mut j = json!({"event": event, "table": table, "uuid": uuid.to_string()});
+        if let Some(old) = old {
+            j["old"] = old.to_json();
+        }
+        if let Some(new) = new {
+            j["new"] = new.to_json();
+        }
+        j
+    };
     match e {
         RowEvent::Insert { table, uuid, new, .. } => {
-            json!({"event": "insert", "table": table, "uuid": uuid.to_string(), "new": new.to_json()})
+            row_matches(new, conditions).then(|| line("insert", table, uuid, None, Some(new)))
         }
         RowEvent::Modify {
             table, uuid, old, new, ..
-        } => json!({
-            "event": "modify", "table": table, "uuid": uuid.to_string(), "old": old.to_json(), "new": new.to_json()
-        }),
+        } => match (row_matches(old, conditions), row_matches(new, conditions)) {
+            (true, true) => Some(line("modify", table, uuid, Some(old), Some(new))),
+            (false, true) => Some(line("insert", table, uuid, None, Some(new))),
+            (true, false) => Some(line("delete", table, uuid, Some(old), None)),
+            (false, false) => None,
+        },
         RowEvent::Delete { table, uuid, old, .. } => {
-            json!({"event": "delete", "table": table, "uuid": uuid.to_string(), "old": old.to_json()})
+            row_matches(old, conditions).then(|| line("delete", table, uuid, Some(old), None))
         }
-        RowEvent::Resynced { .. } => json!({"event": "resynced"}),
+        RowEvent::Resynced { .. } => Some(json!({"event": "resynced"})),
     }
+}
+
+/// Whether a row satisfies every condition built by [`parse_condition`] (`==` and `includes`).
+fn row_matches(row: &ovsdb::Row, conditions: &[Condition]) -> bool {
+    conditions.iter().all(|c| match c {
+        Condition::Compare {
+            column,
+            function,
+            value,
+        } => {
+            let Some(have) = row.get(column) else { return false };
+            match function {
+                Function::Eq => {
+                    let (a, b) = (have.atoms(), value.atoms());
+                    a.len() == b.len() && a.iter().all(|x| b.contains(x)) && have.pairs().len() == value.pairs().len()
+                }
+                Function::Includes => {
+                    value.atoms().iter().all(|x| have.atoms().contains(x))
+                        && value.pairs().iter().all(|p| have.pairs().contains(p))
+                }
+                _ => false,
+            }
+        }
+        Condition::Constant(b) => *b,
+    })
 }
 
 /// `COL=VALUE` (`==` on a column holding at most one value, `includes` on a set) or
@@ -591,6 +639,45 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(python_float_repr(f), want, "{f:?}");
         }
+    }
+
+    #[test]
+    fn where_flags_are_a_conjunction_and_modifies_cross_the_boundary() {
+        let conds = vec![
+            Condition::eq("name", "a"),
+            Condition::includes("ids", Value::Map(vec![("k".into(), "v".into())])),
+        ];
+        let row = |name: &str, ids: &[(&str, &str)]| {
+            ovsdb::Row::new()
+                .with("name", name)
+                .with("ids", Value::string_map(ids.iter().copied()))
+        };
+        assert!(row_matches(&row("a", &[("k", "v"), ("x", "y")]), &conds));
+        assert!(!row_matches(&row("a", &[("k", "w")]), &conds));
+        assert!(!row_matches(&row("b", &[("k", "v")]), &conds));
+        let uuid = ovsdb::Uuid::new_v4();
+        let at = std::time::Instant::now();
+        let modify = |old, new| RowEvent::Modify {
+            table: "T".into(),
+            uuid,
+            old,
+            new,
+            at,
+        };
+        let kind = |e: &RowEvent| event_json(e, &conds).map(|j| j["event"].as_str().unwrap().to_owned());
+        assert_eq!(
+            kind(&modify(row("a", &[]), row("a", &[("k", "v")]))).as_deref(),
+            Some("insert")
+        );
+        assert_eq!(
+            kind(&modify(row("a", &[("k", "v")]), row("b", &[("k", "v")]))).as_deref(),
+            Some("delete")
+        );
+        assert_eq!(
+            kind(&modify(row("a", &[("k", "v")]), row("a", &[("k", "v"), ("z", "z")]))).as_deref(),
+            Some("modify")
+        );
+        assert_eq!(kind(&modify(row("b", &[]), row("c", &[]))), None);
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! `ovn-heater bench ovsdb` at a tiny scale: it runs end to end, prints its figures, and
+//! leaves no server or temp dir behind. (Figures are printed, never asserted.)
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn cli_db_bench_ovsdb_runs_small_and_cleans_up() {
+    test_support::require_ovn!(
+        "cli_db_bench_ovsdb_runs_small_and_cleans_up",
+        ["ovsdb-server", "ovsdb-tool", "ovsdb-client"]
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args([
+            "bench",
+            "ovsdb",
+            "--ports",
+            "200",
+            "--switches",
+            "4",
+            "--txns",
+            "100",
+            "--in-flight",
+            "16",
+        ])
+        .args(["--repeat", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ovn-heater bench ovsdb");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for ovn-heater bench ovsdb");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "(a) initial sync of 200 Logical_Switch_Port over 4 Logical_Switch",
+        "ovsdb-client dump",
+        "ratio ours / ovsdb-client dump",
+        "(b) 100 single-row insert transactions, 16 in flight",
+        "CPU seconds",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    let prefix = format!("ovn-heater-bench-ovsdb-{pid}-");
+    let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .expect("read temp dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "benchmark left {leftovers:?} behind");
+}
+
+#[test]
+fn cli_db_bench_ovsdb_rejects_bad_options() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(["bench", "ovsdb", "--ports", "1", "--switches", "10"])
+        .output()
+        .expect("run ovn-heater bench ovsdb");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
