@@ -473,12 +473,25 @@ impl ReplicaShared {
     }
 }
 
+/// Adds the columns of `defaults` (sorted by name) that `row` lacks. Merges two sorted lists
+/// and bulk-builds the map: much cheaper than inserting a dozen columns one by one into each
+/// of a hundred thousand rows of an initial dump.
 fn fill_defaults(row: &mut Row, defaults: &[(String, Value)]) {
-    for (column, value) in defaults {
-        if !row.0.contains_key(column) {
-            row.0.insert(column.clone(), value.clone());
-        }
+    if defaults.is_empty() {
+        return;
     }
+    let given = std::mem::take(&mut row.0);
+    let mut merged = Vec::with_capacity(given.len() + defaults.len());
+    let mut defaults = defaults.iter().peekable();
+    for (column, value) in given {
+        while let Some((d, v)) = defaults.next_if(|(d, _)| d.as_str() < column.as_str()) {
+            merged.push((d.clone(), v.clone()));
+        }
+        defaults.next_if(|(d, _)| *d == column);
+        merged.push((column, value));
+    }
+    merged.extend(defaults.map(|(d, v)| (d.clone(), v.clone())));
+    row.0 = merged.into_iter().collect();
 }
 
 /// The value OVSDB gives a column nobody set (RFC 7047 §5.1 defaults).
@@ -672,6 +685,27 @@ mod tests {
             apply_map_diff(Some(&old), diff),
             Value::string_map([("b", "3"), ("c", "4")])
         );
+    }
+
+    #[test]
+    fn defaults_fill_only_missing_columns() {
+        let defaults = vec![
+            ("a".to_owned(), Value::empty_set()),
+            ("c".to_owned(), Value::empty_map()),
+            ("e".to_owned(), Value::from(0)),
+        ];
+        let mut row = Row::new()
+            .with("b", 1)
+            .with("c", Value::string_map([("k", "v")]))
+            .with("f", 2);
+        fill_defaults(&mut row, &defaults);
+        let expected = Row::new()
+            .with("a", Value::empty_set())
+            .with("b", 1)
+            .with("c", Value::string_map([("k", "v")]))
+            .with("e", 0)
+            .with("f", 2);
+        assert_eq!(row, expected);
     }
 
     #[test]
