@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
+use ovsdb::replica::KeepFn;
 use ovsdb::{Row, Uuid, Value};
 
 use crate::sb::{CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_GLOBAL};
@@ -73,11 +74,8 @@ impl KeepState {
     }
 }
 
-/// What `Client::monitor_filtered` takes: whether to keep a received row of a table.
-pub(crate) type RowFilter = Arc<dyn Fn(&str, &Row) -> bool + Send + Sync>;
-
 /// The filter closure handed to `Client::monitor_filtered`.
-pub(crate) fn filter(state: Arc<RwLock<KeepState>>) -> RowFilter {
+pub(crate) fn filter(state: Arc<RwLock<KeepState>>) -> KeepFn {
     Arc::new(move |table, row| match state.read() {
         Ok(s) => s.keeps(table, row),
         // A panic elsewhere poisoned the lock: keeping too much is safer than dropping rows.
