@@ -153,7 +153,16 @@ impl DatabaseSchema {
     /// mutators, and that `_uuid`, `_version` and immutable columns are not written.
     pub fn check_operation(&self, op: &Operation) -> Result<()> {
         match op {
-            Operation::Insert { table, row, .. } => self.check_row(table, row),
+            Operation::Insert { table, row, uuid_name } => {
+                if let Some(name) = uuid_name {
+                    if !is_uuid_name(name) {
+                        return Err(Error::Schema(format!(
+                            "insert into {table}: uuid-name {name:?} is not valid (expected a letter or '_', then letters, digits or '_')"
+                        )));
+                    }
+                }
+                self.check_row(table, row)
+            }
             Operation::Select {
                 table,
                 conditions,
@@ -778,6 +787,13 @@ fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role:
         (AtomicType::Integer, Atom::Real(r)) if r.fract() == 0.0 && r.abs() < 9.2e18 => Some(*r),
         (AtomicType::Real, Atom::Integer(i)) => Some(*i as f64),
         (AtomicType::Real, Atom::Real(r)) => Some(*r),
+        (AtomicType::Uuid, Atom::NamedUuid(name)) if !is_uuid_name(name) => {
+            return Err(column_error(
+                t,
+                column,
+                &format!("{role}named-uuid {name:?} is not a valid uuid-name (expected a letter or '_', then letters, digits or '_')"),
+            ))
+        }
         (AtomicType::Boolean, Atom::Boolean(_))
         | (AtomicType::String, Atom::String(_))
         | (AtomicType::Uuid, Atom::Uuid(_) | Atom::NamedUuid(_)) => None,
@@ -833,6 +849,13 @@ fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role:
         }
     }
     Ok(())
+}
+
+/// RFC 7047 `<id>`: what ovsdb-server accepts as a uuid-name.
+fn is_uuid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn atom_kind(atom: &Atom) -> &'static str {

@@ -181,6 +181,20 @@ fn schema_checks_uuid_and_named_uuid_references() {
         &select_where(Condition::eq("_uuid", "not-a-uuid")),
         &["Things._uuid", "expected a uuid"],
     );
+    refused(
+        &s,
+        &Operation::Insert {
+            table: "Things".into(),
+            row: Row::new(),
+            uuid_name: Some("bad-name".into()),
+        },
+        &["uuid-name \"bad-name\" is not valid"],
+    );
+    refused(
+        &s,
+        &insert(Row::new().with("parent", Value::named_uuid("1st"))),
+        &["Things.parent", "\"1st\""],
+    );
     let mut txn = Transaction::new("Test");
     let first = txn.insert("Things", Row::new().with("name", "a"));
     txn.insert("Things", Row::new().with("name", "b").with("parent", first));

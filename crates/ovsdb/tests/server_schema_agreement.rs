@@ -177,6 +177,22 @@ fn server_schema_agreement_on_ovn_northbound() {
         ),
         ("unknown table", vec![insert("Logical_Swich", Row::new())]),
         (
+            "bad uuid-name",
+            vec![Operation::Insert {
+                table: "Logical_Switch".into(),
+                row: Row::new().with("name", "n1"),
+                uuid_name: Some("bad-name".into()),
+            }],
+        ),
+        (
+            "good uuid-name",
+            vec![Operation::Insert {
+                table: "Logical_Switch".into(),
+                row: Row::new().with("name", "n2"),
+                uuid_name: Some("_ok1".into()),
+            }],
+        ),
+        (
             "unknown column",
             vec![insert("Logical_Switch", Row::new().with("nmae", "x"))],
         ),
