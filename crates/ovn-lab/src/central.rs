@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::process::{Cmd, Daemon};
+use crate::process::{poll_until, Cmd, Daemon};
 use crate::state::{DbMember, ProcessInfo, ProcessRole, Recorder};
 use crate::Binaries;
 
@@ -38,6 +38,13 @@ impl Db {
             Db::Sb => "sb",
         }
     }
+    /// The table whose `connections` column lists the server's `Connection` rows.
+    fn global_table(self) -> &'static str {
+        match self {
+            Db::Nb => "NB_Global",
+            Db::Sb => "SB_Global",
+        }
+    }
     fn role(self) -> ProcessRole {
         match self {
             Db::Nb => ProcessRole::NbDb,
@@ -61,6 +68,7 @@ pub(crate) struct CentralSpec {
     pub election_timer_ms: Option<u64>,
     pub n_relays: usize,
     pub northd_threads: usize,
+    pub db_inactivity_probe_ms: Option<u64>,
 }
 
 /// The remotes of a started central part.
@@ -187,7 +195,31 @@ impl CentralSpec {
                 .args(["create".into(), file.display().to_string(), schema])
                 .run()
                 .await?;
-            daemon(&name, &file, &sock).start(&b.ip, |p| rec.process(p)).await?;
+            let mut server = daemon(&name, &file, &sock);
+            if let Some(probe) = self.db_inactivity_probe_ms {
+                // A probe interval can only be set on a Connection row, so the socket becomes
+                // one, written into the file before the server opens it.
+                let txn = serde_json::json!([
+                    db.schema_name(),
+                    {"op": "insert", "table": "Connection", "uuid-name": "conn",
+                     "row": {"target": format!("punix:{}", sock.display()), "inactivity_probe": probe}},
+                    {"op": "insert", "table": db.global_table(),
+                     "row": {"connections": ["named-uuid", "conn"]}},
+                ]);
+                Cmd::new(&b.ovsdb_tool)
+                    .args(["transact".into(), file.display().to_string(), txn.to_string()])
+                    .run()
+                    .await?;
+                server.args[1] = format!("--remote=db:{},{},connections", db.schema_name(), db.global_table());
+            }
+            server.start(&b.ip, |p| rec.process(p)).await?;
+            // Remotes from the database are opened in the main loop, possibly after detaching.
+            poll_until(
+                &format!("{} socket {}", db.schema_name(), sock.display()),
+                Duration::from_secs(10),
+                || sock.exists(),
+            )
+            .await?;
             return Ok(vec![DbMember {
                 process: name,
                 remote: format!("unix:{}", sock.display()),
@@ -195,6 +227,14 @@ impl CentralSpec {
             }]);
         }
 
+        if self.db_inactivity_probe_ms.is_some() {
+            // Connection rows are shared by all members, and three servers cannot listen on
+            // one unix socket path, so the members keep their command-line sockets.
+            tracing::warn!(
+                database = db.schema_name(),
+                "db_inactivity_probe is not applied to clustered databases (unix-socket remotes have no probe)"
+            );
+        }
         let ports = free_loopback_ports(3)?;
         let addr = |i: usize| format!("tcp:127.0.0.1:{}", ports[i - 1]);
         let mut members = Vec::new();

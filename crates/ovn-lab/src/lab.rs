@@ -112,6 +112,7 @@ impl Lab {
             election_timer_ms: spec.election_timer_ms,
             n_relays: spec.n_relays,
             northd_threads: spec.northd_threads,
+            db_inactivity_probe_ms: spec.db_inactivity_probe_ms,
         }
         .start(&rec)
         .await?;

@@ -65,7 +65,8 @@ pub struct LabSpec {
     /// `ovn-northd --n-threads`.
     pub northd_threads: usize,
     /// Inactivity probe of the central servers toward their clients (`Connection.inactivity_probe`);
-    /// `None` leaves the server default (no probe on unix sockets).
+    /// `None` leaves the server default (no probe on unix sockets). Standalone servers only: RAFT
+    /// members share their Connection rows and so cannot each listen on their own socket.
     pub db_inactivity_probe_ms: Option<u64>,
     /// `external_ids:ovn-monitor-all` of every chassis.
     pub monitor_all: bool,

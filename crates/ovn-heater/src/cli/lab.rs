@@ -91,6 +91,9 @@ pub struct LabOptions {
     /// ovn-northd --n-threads.
     #[arg(long, default_value_t = 1)]
     pub northd_threads: usize,
+    /// Inactivity probe (ms) of the standalone NB/SB servers toward their clients (Connection rows).
+    #[arg(long)]
+    pub db_inactivity_probe: Option<u64>,
     /// ovn-monitor-all on every chassis.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub monitor_all: bool,
@@ -128,6 +131,7 @@ impl LabOptions {
         spec.election_timer_ms = self.election_timer;
         spec.n_relays = self.relays;
         spec.northd_threads = self.northd_threads;
+        spec.db_inactivity_probe_ms = self.db_inactivity_probe;
         spec.monitor_all = self.monitor_all;
         spec.remote_probe_interval_ms = self.remote_probe_interval;
         spec.node_net = cidr("node-net", &self.node_net)?;
