@@ -105,10 +105,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     replay.prepare().await?;
     for (i, step) in file.steps.iter().enumerate() {
         let started = Instant::now();
-        let what = replay
-            .step(step)
-            .await
-            .with_context(|| format!("step {} of {source} failed", i + 1))?;
+        let what = match replay.step(step).await {
+            Ok(what) => what,
+            Err(e) => {
+                let refused = e.chain().any(|c| {
+                    c.downcast_ref::<ovn_openstack::Error>()
+                        .is_some_and(|x| x.is_bad_input())
+                });
+                if refused {
+                    // Neutron would have answered 4xx: the input is at fault, nothing was written.
+                    return Err(Failure::bad_input(format!("step {} of {source} was refused: {e:#}", i + 1)).into());
+                }
+                return Err(e.context(format!("step {} of {source} failed", i + 1)));
+            }
+        };
         println!(
             "{:>3}  {:<60} {:>8.1} ms{}",
             i + 1,
@@ -696,7 +706,17 @@ impl Replay {
                 n.security_group_create(&a.one("group name")?, p.as_deref(), !a.flag("stateless"))
                     .await?
             }
-            ["security", "group", "delete", sg] => n.security_group_delete(sg).await?,
+            ["security", "group", "delete", sg] => {
+                // Names are per project (every project has a `default`): resolve in the step's.
+                let project = project.unwrap_or_else(|| "fake_project_id".to_owned());
+                let id = n.with_state(|st| {
+                    st.security_groups
+                        .values()
+                        .find(|g| g.name == *sg && g.project == project)
+                        .map(|g| g.id.to_string())
+                });
+                n.security_group_delete(id.as_deref().unwrap_or(sg)).await?
+            }
             ["security", "group", "rule", "create", rest @ ..] => {
                 let a = Argv::parse(
                     &to_owned(rest),
@@ -819,6 +839,11 @@ impl Replay {
             ["claim-port", rest @ ..] => {
                 let a = Argv::parse(&to_owned(rest), &["up"], &[])?;
                 let (port, chassis) = a.two("port", "chassis")?;
+                // A Neutron port by name or id is claimed under its LSP name (its id).
+                let port = self
+                    .neutron
+                    .with_state(|st| st.port(&port).map(|p| p.id.to_string()))
+                    .unwrap_or(port);
                 sb_agent::claim_port(&self.sb, &port, &chassis, a.flag("up"), Duration::from_secs(30)).await?;
                 if a.flag("up") {
                     self.neutron.wait_port_up(&port, Duration::from_secs(30)).await?;
