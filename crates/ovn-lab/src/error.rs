@@ -52,9 +52,9 @@ pub enum Error {
     #[error("cannot read lab state {}: {reason}", .path.display())]
     State { path: PathBuf, reason: String },
     /// A command or daemon failed; carries what is needed to debug it.
-    #[error("{binary} failed ({status})\n  command: {command_line}{}{}",
-        .log_path.as_ref().map(|p| format!("\n  log:     {}", p.display())).unwrap_or_default(),
-        if .log_tail.is_empty() { String::new() } else { format!("\n  output:  {}", .log_tail) })]
+    #[error("{binary} failed ({status})\ncommand: {command_line}{}{}",
+        .log_path.as_ref().map(|p| format!("\nlog:     {}", p.display())).unwrap_or_default(),
+        if .log_tail.is_empty() { String::new() } else { format!("\noutput:  {}", .log_tail) })]
     ProcessFailed {
         binary: String,
         command_line: String,

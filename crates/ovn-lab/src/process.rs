@@ -133,7 +133,7 @@ impl Cmd {
                 .into_iter()
                 .rev()
                 .collect::<Vec<_>>()
-                .join("\n           "),
+                .join("\n         "),
         };
         Error::ProcessFailed {
             binary: self.binary_name(),
@@ -158,7 +158,7 @@ fn describe_status(s: std::process::ExitStatus) -> String {
 pub(crate) fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(n).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join("\n           ")
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n         ")
 }
 
 /// Reads a pidfile written by an OVS daemon.
