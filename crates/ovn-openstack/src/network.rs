@@ -219,7 +219,8 @@ impl Neutron {
                             .await
                     }
                     _ => Ok(()),
-                }
+                }?;
+                self.auto_address_existing_ports(&mut report, subnet_id).await
             }
             .await;
             if let Err(e) = result {
@@ -232,22 +233,72 @@ impl Neutron {
         .await
     }
 
-    /// `subnet delete`: the metadata port loses its address (LSP update), then the subnet's
-    /// DHCP_Options row goes.
+    /// SLAAC and DHCPv6-stateless subnets give every existing port of the network (router
+    /// interfaces excepted) its EUI-64 address: one LSP update per port.
+    async fn auto_address_existing_ports(&self, report: &mut ActionReport, subnet_id: Id) -> Result<()> {
+        let (auto, ports) = self.with_state(|st| {
+            let s = &st.subnets[&subnet_id];
+            let auto = matches!(s.ipv6_address_mode.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+            let ports: Vec<Id> = st
+                .ports
+                .values()
+                .filter(|p| p.network == s.network && !matches!(p.kind, PortKind::RouterInterface { .. }))
+                .filter(|p| !p.fixed_ips.iter().any(|f| f.subnet == subnet_id))
+                .map(|p| p.id)
+                .collect();
+            (auto, ports)
+        });
+        if !auto {
+            return Ok(());
+        }
+        for port_id in ports {
+            let ip = self.with_state(|st| {
+                let ip = crate::port::eui64(&st.subnets[&subnet_id].cidr, &st.ports[&port_id].mac);
+                st.allocate_ip(subnet_id, Some(ip), false)
+            })?;
+            let r = self
+                .exec(report, |st| {
+                    let mut port = st.ports[&port_id].clone();
+                    port.fixed_ips.push(FixedIp { subnet: subnet_id, ip });
+                    port.revision += 1;
+                    Ok(Some(crate::port::plan_lsp_update(
+                        st,
+                        port,
+                        "subnet create auto-address port",
+                    )?))
+                })
+                .await;
+            if r.is_err() {
+                self.with_state(|st| st.release_ip(subnet_id, ip));
+            }
+            r?;
+        }
+        Ok(())
+    }
+
+    /// `subnet delete`: ports that got an address automatically (the metadata port; every
+    /// port of a SLAAC/DHCPv6-stateless subnet) lose it (one LSP update each), then the
+    /// subnet's DHCP_Options row goes.
     pub async fn subnet_delete(&self, subnet: &str) -> Result<ActionReport> {
         self.action("subnet delete", |mut report| async move {
-            let (subnet_id, mdp) = self.with_state(|st| -> Result<_> {
+            let (subnet_id, updates) = self.with_state(|st| -> Result<_> {
                 let s = st.subnet(subnet)?;
-                let users: Vec<&Port> = st
+                let auto = matches!(s.ipv6_address_mode.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+                let mut updates = Vec::new();
+                for p in st
                     .ports
                     .values()
-                    .filter(|p| p.kind != PortKind::Metadata && p.fixed_ips.iter().any(|f| f.subnet == s.id))
-                    .collect();
-                if let Some(p) = users.first() {
-                    return Err(Error::InUse {
-                        what: format!("subnet {}", s.name),
-                        why: format!("port {} ({}) has an address in it", p.id, p.device_owner),
-                    });
+                    .filter(|p| p.fixed_ips.iter().any(|f| f.subnet == s.id))
+                {
+                    let automatic =
+                        p.kind == PortKind::Metadata || (auto && !matches!(p.kind, PortKind::RouterInterface { .. }));
+                    if !automatic {
+                        return Err(Error::InUse {
+                            what: format!("subnet {}", s.name),
+                            why: format!("port {} ({}) has an address in it", p.id, p.device_owner),
+                        });
+                    }
+                    updates.push(p.id);
                 }
                 if let Some(f) = st.floating_ips.values().find(|f| f.subnet == s.id) {
                     return Err(Error::InUse {
@@ -255,14 +306,11 @@ impl Neutron {
                         why: format!("floating IP {} is allocated from it", f.ip),
                     });
                 }
-                let mdp = st.networks[&s.network]
-                    .metadata_port
-                    .filter(|m| st.ports[m].fixed_ips.iter().any(|f| f.subnet == s.id));
-                Ok((s.id, mdp))
+                Ok((s.id, updates))
             })?;
-            if let Some(mdp) = mdp {
+            for port_id in updates {
                 self.exec(&mut report, |st| {
-                    let mut port = st.ports[&mdp].clone();
+                    let mut port = st.ports[&port_id].clone();
                     let freed: Vec<IpAddr> = port
                         .fixed_ips
                         .iter()
@@ -271,7 +319,7 @@ impl Neutron {
                         .collect();
                     port.fixed_ips.retain(|f| f.subnet != subnet_id);
                     port.revision += 1;
-                    let mut planned = crate::port::plan_lsp_update(st, port, "subnet delete metadata port")?;
+                    let mut planned = crate::port::plan_lsp_update(st, port, "subnet delete port address")?;
                     let inner = planned.commit;
                     planned.commit = Box::new(move |st, r| {
                         inner(st, r);

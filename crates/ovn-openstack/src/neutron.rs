@@ -104,6 +104,9 @@ enum ChassisSource {
 /// The Neutron mimic. See the module docs.
 pub struct Neutron {
     state: Mutex<State>,
+    /// Serializes "create the project's default group if missing" across API workers, as
+    /// Neutron's DB unique constraint does.
+    pub(crate) default_sg_creation: tokio::sync::Mutex<()>,
     nb: NbTransport,
     sb: ChassisSource,
 }
@@ -113,6 +116,7 @@ impl Neutron {
     pub fn new(nb: Client, sb: Client, config: Config) -> Arc<Self> {
         Arc::new(Neutron {
             state: Mutex::new(State::new(config)),
+            default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Server(nb),
             sb: ChassisSource::Server(sb),
         })
@@ -123,6 +127,7 @@ impl Neutron {
     pub fn recording(config: Config, chassis: Vec<ChassisInfo>) -> Arc<Self> {
         Arc::new(Neutron {
             state: Mutex::new(State::new(config)),
+            default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Recorder(Mutex::new(Vec::new())),
             sb: ChassisSource::Fixed(chassis),
         })

@@ -34,6 +34,10 @@ impl Neutron {
         if self.with_state(|st| st.default_sg.contains_key(project)) {
             return Ok(());
         }
+        let _creating = self.default_sg_creation.lock().await;
+        if self.with_state(|st| st.default_sg.contains_key(project)) {
+            return Ok(());
+        }
         let (sg, rules) = self.with_state(|st| {
             let sg = st.new_id();
             let rules: Vec<SecurityGroupRule> = [

@@ -171,6 +171,11 @@ async fn openstack_topology_create_then_delete_restores_the_nb() {
         n.floating_ip_set_port(&fip, ports.last().unwrap(), None).await.unwrap();
         fips.push(fip);
     }
+    // A SLAAC subnet added later gives every existing port of net-p2 an EUI-64 address.
+    let mut slaac = SubnetSpec::new("slaac", "net-p2", "2001:db8:99::/64");
+    slaac.ipv6_address_mode = Some("slaac".into());
+    slaac.gateway = SubnetGateway::None;
+    n.subnet_create(slaac).await.unwrap();
     n.security_group_create("web", Some("p1"), true).await.unwrap();
     let rule = n
         .security_group_rule_create(RuleSpec {
@@ -208,7 +213,13 @@ async fn openstack_topology_create_then_delete_restores_the_nb() {
     );
     assert!(built.contains("type = \"dnat_and_snat\""));
 
+    assert!(
+        built.contains("2001:db8:99:0:f816:3eff:fe"),
+        "EUI-64 addresses on net-p2's ports:\n{built}"
+    );
+
     // And tear it all down again.
+    n.subnet_delete("slaac").await.unwrap();
     n.port_delete(&web_port).await.unwrap();
     n.security_group_rule_delete(&rule).await.unwrap();
     n.security_group_delete("web").await.unwrap();
