@@ -45,7 +45,7 @@ impl Db {
             Db::Sb => "SB_Global",
         }
     }
-    fn role(self) -> ProcessRole {
+    pub fn role(self) -> ProcessRole {
         match self {
             Db::Nb => ProcessRole::NbDb,
             Db::Sb => ProcessRole::SbDb,

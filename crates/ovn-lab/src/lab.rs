@@ -361,30 +361,48 @@ impl Lab {
 
     /// The NB RAFT leader's process (clustered labs only).
     pub async fn nb_leader(&self) -> Result<ProcessInfo> {
-        let members = self.members(ProcessRole::NbDb);
-        if !self.state.clustered {
-            return Err(Error::NotFound(
-                "the NB is not clustered; there is no leader to find".into(),
-            ));
-        }
-        central::find_leader(&self.state.ovs_appctl, Db::Nb, &members)
-            .await
-            .cloned()
-            .ok_or_else(|| Error::NotFound("no NB member says it is the leader".into()))
+        self.leader(Db::Nb).await
+    }
+
+    /// The SB RAFT leader's process (clustered labs only).
+    pub async fn sb_leader(&self) -> Result<ProcessInfo> {
+        self.leader(Db::Sb).await
     }
 
     /// Kills the NB leader with SIGKILL and waits until another member is elected; returns
     /// `(killed, new_leader)`.
     pub async fn kill_nb_leader(&self, election_timeout: Duration) -> Result<(ProcessInfo, ProcessInfo)> {
-        let leader = self.nb_leader().await?;
-        tracing::info!(name = %leader.name, pid = leader.pid, "killing the NB leader");
+        self.kill_leader(Db::Nb, election_timeout).await
+    }
+
+    /// The same for the SB.
+    pub async fn kill_sb_leader(&self, election_timeout: Duration) -> Result<(ProcessInfo, ProcessInfo)> {
+        self.kill_leader(Db::Sb, election_timeout).await
+    }
+
+    async fn leader(&self, db: Db) -> Result<ProcessInfo> {
+        if !self.state.clustered {
+            return Err(Error::NotFound(format!(
+                "{} is not clustered; there is no leader to find",
+                db.schema_name()
+            )));
+        }
+        central::find_leader(&self.state.ovs_appctl, db, &self.members(db.role()))
+            .await
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no {} member says it is the leader", db.schema_name())))
+    }
+
+    async fn kill_leader(&self, db: Db, election_timeout: Duration) -> Result<(ProcessInfo, ProcessInfo)> {
+        let leader = self.leader(db).await?;
+        tracing::info!(name = %leader.name, pid = leader.pid, "killing the {} leader", db.schema_name());
         process::kill_now(leader.pid, &leader.binary);
         let rest: Vec<ProcessInfo> = self
-            .members(ProcessRole::NbDb)
+            .members(db.role())
             .into_iter()
             .filter(|m| m.pid != leader.pid)
             .collect();
-        let new_leader = central::wait_for_leader(&self.state.ovs_appctl, Db::Nb, &rest, election_timeout).await?;
+        let new_leader = central::wait_for_leader(&self.state.ovs_appctl, db, &rest, election_timeout).await?;
         Ok((leader, new_leader))
     }
 

@@ -1,6 +1,7 @@
 //! 3-member RAFT NB/SB with one SB relay and two compute chassis: chassis register through
 //! the relay, VMs ping each other, killing the NB leader elects another and the lab keeps
-//! working (a port created afterwards comes up and answers), and `down` leaves nothing.
+//! working (a port created afterwards comes up and answers), the same after killing the SB
+//! leader, and `down` leaves nothing.
 //! Also checks that a second lab in the same run dir is refused before anything starts.
 
 mod common;
@@ -111,6 +112,36 @@ async fn lab_raft_relay() {
     assert!(
         ping_until(&vm2, vm3.ip(), Duration::from_secs(60)).await,
         "vm2 -> vm3 after re-election"
+    );
+
+    // Same for the SB, which the chassis reach through the relay.
+    let (killed, leader) = lab
+        .kill_sb_leader(Duration::from_secs(30))
+        .await
+        .expect("SB re-election");
+    assert_ne!(killed.pid, leader.pid);
+    let nb = nb_client(&lab).await;
+    let mut txn = Transaction::new(NB);
+    let p4 = txn.insert(
+        "Logical_Switch_Port",
+        Row::new()
+            .with("name", "p4")
+            .with("addresses", Value::set(["0a:00:00:00:00:14 10.0.0.14"])),
+    );
+    txn.mutate(
+        "Logical_Switch",
+        vec![Condition::eq("name", "sw0")],
+        vec![Mutation::insert("ports", p4)],
+    );
+    nb.transact(txn).await.expect("add p4 after the SB leader died");
+    nb.close().await;
+    let vm4 = c2
+        .bind_vm(VmSpec::new("p4", "0a:00:00:00:00:14", "10.0.0.14/24"))
+        .await
+        .expect("bind p4");
+    assert!(
+        ping_until(&vm1, vm4.ip(), Duration::from_secs(60)).await,
+        "vm1 -> vm4 after SB re-election"
     );
 
     let pids: Vec<u32> = lab.processes().iter().map(|p| p.pid).collect();
