@@ -172,19 +172,20 @@ pub(crate) fn read_pidfile(path: &Path) -> Result<u32> {
 }
 
 /// Whether `pid` is alive and still runs a program named `binary` (guards against pid reuse).
+/// Judged from `/proc/<pid>/stat`: a process that is exiting has lost its `exe` link but is
+/// not gone yet, and a zombie is gone for our purposes.
 pub(crate) fn is_alive(pid: u32, binary: &str) -> bool {
-    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    let exe = exe.to_string_lossy();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // A zombie's exe link still resolves; it is dead for our purposes.
-    let zombie = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        .unwrap_or(false);
-    // `contains`, not equality: an upgraded binary shows as `/usr/sbin/ovsdb-server (deleted)`.
-    !zombie && exe.contains(binary)
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let state = stat[close + 1..].trim_start().chars().next().unwrap_or('X');
+    // The kernel keeps at most 15 bytes of the program name.
+    let wanted = &binary[..binary.len().min(15)];
+    !matches!(state, 'Z' | 'X' | 'x') && comm == wanted
 }
 
 /// Resident set size of `pid` in bytes, from `/proc/<pid>/status`.
@@ -361,5 +362,19 @@ impl Cmd {
         }
         let early = std::fs::read_to_string(file).unwrap_or_default();
         Err(self.failed(describe_status(status), early.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_checks_the_program_name() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        assert!(is_alive(me, comm.trim()));
+        assert!(!is_alive(me, "ovsdb-server"));
+        assert!(!is_alive(u32::MAX, "ovsdb-server"));
     }
 }
