@@ -33,6 +33,8 @@ use crate::spec::ChassisSpec;
 /// How long to wait before reconciling again after a failed transaction.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long [`EmulatedChassis::stop`] waits for the chassis to remove its rows.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a chassis connects. The defaults suit one chassis; a farm shares one [`MonitorPlan`].
 #[derive(Clone, Debug)]
@@ -239,16 +241,26 @@ impl EmulatedChassis {
     /// without, the rows stay, as after a crash.
     pub async fn stop(&self, cleanup: bool) -> Result<()> {
         let (done, result) = oneshot::channel();
+        let mut outcome = Ok(());
         if self.send(Command::Stop { cleanup, done }).is_ok() {
-            if let Ok(r) = result.await {
-                return r;
+            // A chassis whose SB is unreachable would wait for it forever; give up on the
+            // cleanup after a while and stop anyway.
+            match tokio::time::timeout(STOP_TIMEOUT, result).await {
+                Ok(Ok(r)) => outcome = r,
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    outcome = Err(Error::Timeout {
+                        what: format!("emulated chassis {} to clean up its SB rows", self.name()),
+                        after: STOP_TIMEOUT,
+                    })
+                }
             }
         }
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(task) = task {
             task.abort();
         }
-        Ok(())
+        outcome
     }
 
     fn send(&self, command: Command) -> Result<()> {

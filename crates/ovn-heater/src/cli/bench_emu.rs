@@ -55,6 +55,9 @@ pub struct Args {
     /// Simulated ovn-controller processing time per batch of SB updates (ms).
     #[arg(long, default_value_t = 0)]
     pub processing_delay_ms: u64,
+    /// The farm's SB inactivity probe in seconds (ovn-remote-probe-interval; 0 disables).
+    #[arg(long, default_value_t = 60.0)]
+    pub probe_interval_s: f64,
     /// Give up on a batch whose ports are not all up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub batch_timeout_s: u64,
@@ -187,7 +190,9 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let (rss, peak) = rss_of(farm.pid());
     let rows_held = farm.last_status().and_then(|s| s["rows_held"].as_u64()).unwrap_or(0);
     nb.close().await;
-    farm.stop().await?;
+    if let Err(e) = farm.stop().await {
+        tracing::warn!("{e:#}");
+    }
 
     latencies.sort();
     let pct = |p: f64| -> f64 {
@@ -361,6 +366,7 @@ impl FarmProcess {
             .args(["--count", &n.to_string(), "--status-interval", "0.5"])
             .args(["--connect-rate", &args.connect_rate.to_string()])
             .args(["--processing-delay-ms", &args.processing_delay_ms.to_string()])
+            .args(["--probe-interval-s", &args.probe_interval_s.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

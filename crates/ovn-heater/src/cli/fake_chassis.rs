@@ -53,6 +53,11 @@ pub struct Args {
     /// New SB connections per second while starting (0: all at once).
     #[arg(long, default_value_t = 100.0)]
     pub connect_rate: f64,
+    /// Inactivity probe of each SB connection in seconds, as ovn-controller's
+    /// ovn-remote-probe-interval (5 s by default there too); 0 disables it. Scale tests usually
+    /// raise it: a busy SB that answers late makes every chassis reconnect and resync.
+    #[arg(long, default_value_t = 5.0)]
+    pub probe_interval_s: f64,
     /// Encap IP of PREFIX-1; the others follow. Only written to the SB, never used for traffic.
     #[arg(long, default_value = "198.18.0.1")]
     pub first_encap_ip: Ipv4Addr,
@@ -123,6 +128,9 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         ))
         .into());
     }
+    if !(args.probe_interval_s >= 0.0 && args.probe_interval_s.is_finite()) {
+        return Err(Failure::bad_input("--probe-interval-s must be a number of seconds, 0 or more").into());
+    }
     if !(args.connect_rate >= 0.0 && args.connect_rate.is_finite()) {
         return Err(Failure::bad_input("--connect-rate must be a number of connections per second, 0 or more").into());
     }
@@ -143,6 +151,7 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         bind_requested: !args.no_bind_requested,
         connect_rate: args.connect_rate,
         first_encap_ip: args.first_encap_ip,
+        inactivity_probe: (args.probe_interval_s > 0.0).then(|| Duration::from_secs_f64(args.probe_interval_s)),
         ..FarmOptions::default()
     })
 }
