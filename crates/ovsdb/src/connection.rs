@@ -483,10 +483,17 @@ async fn write_loop(conn: Arc<Connection>, write: BoxWrite, mut rx: mpsc::Unboun
     let mut w = BufWriter::with_capacity(256 * 1024, write);
     while let Some(msg) = rx.recv().await {
         let mut res = w.write_all(&msg).await;
-        while res.is_ok() {
-            match rx.try_recv() {
-                Ok(msg) => res = w.write_all(&msg).await,
-                Err(_) => break,
+        // Drain, let the tasks that are ready run once (pipelining callers queue more), drain
+        // again, then flush: one system call carries many requests.
+        for round in 0..2 {
+            while res.is_ok() {
+                match rx.try_recv() {
+                    Ok(msg) => res = w.write_all(&msg).await,
+                    Err(_) => break,
+                }
+            }
+            if round == 0 {
+                tokio::task::yield_now().await;
             }
         }
         if res.is_ok() {
