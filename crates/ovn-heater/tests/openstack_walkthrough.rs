@@ -107,3 +107,37 @@ fn openstack_walkthrough_matches_real_neutron() {
         );
     }
 }
+
+#[test]
+fn openstack_walkthrough_with_ha_chassis_groups() {
+    test_support::require_ovn!(
+        "openstack_walkthrough_with_ha_chassis_groups",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]
+    );
+    let central = Central::start("openstack_walkthrough_ha");
+    let out = TempDir::new("openstack_walkthrough_ha_dumps");
+    let dump_dir = out.path().to_str().expect("utf-8 path").to_owned();
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let (ok, log) = run_bounded(
+        &[
+            "openstack",
+            "walkthrough",
+            "--nb",
+            &nb,
+            "--sb",
+            &sb,
+            "--dump-dir",
+            &dump_dir,
+            "--gateway-layout",
+            "ha-chassis-group",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "walkthrough failed:\n{log}");
+    let texts = normalize_dir(out.path());
+    let last = texts.last().expect("14 dumps");
+    assert!(last.contains("== HA_Chassis_Group (1 rows)"), "{last}");
+    assert!(last.contains("chassis_name = \"gw1\""), "{last}");
+    assert!(!last.contains("== Gateway_Chassis"), "{last}");
+    assert!(last.contains("ha_chassis_group = @HA_Chassis_Group#1"), "{last}");
+}

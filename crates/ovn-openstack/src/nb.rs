@@ -212,12 +212,15 @@ pub fn lsp_columns(st: &State, port: &Port) -> LspColumns {
                 addresses.push(mac_and_ips(port));
             }
             addresses.push("unknown".into());
+            // Only the gateway port keeps its subnet's DHCP options (the reference's router
+            // interface LSPs never carry them).
+            let gateway = matches!(port.kind, PortKind::RouterGateway { .. });
             LspColumns {
                 lsp_type: String::new(),
                 addresses,
                 port_security: vec![],
                 options: [requested, flood].into_iter().collect(),
-                dhcpv4: None,
+                dhcpv4: dhcp.filter(|_| gateway),
                 dhcpv6: None,
                 external_ids,
             }

@@ -494,3 +494,52 @@ async fn security_group_rules_are_one_acl_each() {
     n.security_group_delete("web").await.unwrap();
     assert_eq!(shape(&n.take_recorded()[0]), ["delete Port_Group"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_api_workers_never_share_an_address_or_a_default_group() {
+    let n = base(GatewayLayout::GatewayChassis).await;
+    n.network_create(NetworkSpec {
+        name: "net1".into(),
+        project: Some("other".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    n.subnet_create(SubnetSpec::new("sub1", "net1", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let n = n.clone();
+        workers.push(tokio::spawn(async move {
+            n.port_create(PortSpec {
+                network: "net1".into(),
+                port_security: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    n.with_state(|st| {
+        let mut ips: Vec<String> = st
+            .ports
+            .values()
+            .flat_map(|p| p.fixed_ips.iter().map(|f| f.ip.to_string()))
+            .collect();
+        let mut macs: Vec<String> = st.ports.values().map(|p| p.mac.clone()).collect();
+        let (ni, nm) = (ips.len(), macs.len());
+        ips.sort();
+        ips.dedup();
+        macs.sort();
+        macs.dedup();
+        assert_eq!((ips.len(), macs.len()), (ni, nm), "duplicate address or MAC");
+        assert_eq!(st.ports.len(), 17, "16 VM ports + the metadata port");
+        // "other" (the network's project) and the default project (the ports') once each.
+        assert_eq!(st.default_sg.len(), 2);
+        assert_eq!(st.security_groups.len(), 2);
+    });
+}
