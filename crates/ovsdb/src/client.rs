@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -133,7 +133,9 @@ pub(crate) struct Shared {
     state: watch::Sender<ConnState>,
     events: broadcast::Sender<ConnectionEvent>,
     /// Monitors to resume after a reconnect and to route updates to, by monitor id.
-    monitors: Mutex<BTreeMap<String, Arc<ReplicaShared>>>,
+    /// Weak: dropping the last [`Replica`] clone ends its monitor (cancelled on the next update
+    /// for it, and not resumed after a reconnect).
+    monitors: Mutex<BTreeMap<String, Weak<ReplicaShared>>>,
     locks: Mutex<HashMap<String, LockEntry>>,
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     monitor_method: Mutex<Option<MonitorMethod>>,
@@ -151,7 +153,12 @@ struct LockEntry {
 
 impl Shared {
     pub(crate) fn monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
-        lock(&self.monitors).get(id).cloned()
+        let mut monitors = lock(&self.monitors);
+        let replica = monitors.get(id)?.upgrade();
+        if replica.is_none() {
+            monitors.remove(id);
+        }
+        replica
     }
     pub(crate) fn set_lock_owned(&self, id: &str, owned: bool) {
         if let Some(e) = lock(&self.locks).get(id) {
@@ -479,7 +486,7 @@ impl Client {
         };
         let replica = Arc::new(ReplicaShared::new(database, json!(id), request, keep, Some(schema)));
         // Registered before the request goes out: updates may follow the reply immediately.
-        lock(&self.shared().monitors).insert(id.clone(), replica.clone());
+        lock(&self.shared().monitors).insert(id.clone(), Arc::downgrade(&replica));
         let outcome = self.start_monitor_with(&replica, methods).await;
         match outcome {
             Ok(method) => {
@@ -967,11 +974,15 @@ async fn check_server(conn: &Arc<Connection>, database: &str, leader_only: bool)
 /// Restarts every active monitor on a new connection, from its last transaction id when the
 /// server supports `monitor_cond_since` (only the missed changes come back).
 async fn resume_monitors(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result<()> {
-    let replicas: Vec<Arc<ReplicaShared>> = lock(&shared.monitors)
-        .values()
-        .filter(|r| r.is_active())
-        .cloned()
-        .collect();
+    let replicas: Vec<Arc<ReplicaShared>> = {
+        let mut monitors = lock(&shared.monitors);
+        monitors.retain(|_, r| r.strong_count() > 0);
+        monitors
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|r| r.is_active())
+            .collect()
+    };
     for replica in replicas {
         let methods: &[MonitorMethod] = match *lock(&replica.method) {
             Some(MonitorMethod::Plain) => &[MonitorMethod::Plain],

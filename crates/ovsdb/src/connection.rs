@@ -379,7 +379,9 @@ impl Connection {
             }
         }
         let Some(replica) = monitor_id.as_str().and_then(|id| self.shared.monitor(id)) else {
-            tracing::debug!(%monitor_id, "update for an unknown (cancelled?) monitor");
+            // Cancelled, or every Replica handle was dropped: stop the server sending more.
+            tracing::debug!(%monitor_id, "update for a monitor nobody holds; cancelling it");
+            let _ = self.send("monitor_cancel", &json!([monitor_id]), ReplyAction::Plain);
             return;
         };
         replica.apply(updates, at);

@@ -658,3 +658,35 @@ async fn server_client_requests_while_down_fail_clearly() {
     assert!(matches!(no_reconnect.echo().await, Err(Error::Disconnected { .. })));
     assert!(no_reconnect.current_remote().is_none());
 }
+
+#[tokio::test]
+async fn server_client_dropping_a_replica_ends_its_monitor() {
+    test_support::require_ovn!(
+        "server_client_dropping_a_replica_ends_its_monitor",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_drop_replica", NB);
+    let client = connect(&server.remote()).await;
+    let mut conn_events = client.connection_events();
+    let request = MonitorRequest::new().table("Logical_Switch", TableMonitor::all());
+    let kept = client.monitor(DB, request.clone()).await.unwrap();
+    let dropped = client.monitor(DB, request).await.unwrap();
+    let events = dropped.subscribe();
+    drop(dropped);
+    // The next update for the dropped monitor makes the client cancel it; the other goes on.
+    add_switch(&client, "one").await;
+    add_switch(&client, "two").await;
+    kept.wait_for("Logical_Switch", name_is("two"), WAIT).await.unwrap();
+    drop(events);
+    client.echo().await.unwrap();
+    assert!(conn_events.try_recv().is_err(), "the connection was not disturbed");
+    assert_eq!(kept.len("Logical_Switch"), 2);
+    // Identical requests share one server-side monitor, which goes away only when both are
+    // cancelled: `monitors:0` after cancelling the kept one proves the dropped one was too.
+    let memory = server.appctl(&["memory/show"]).unwrap();
+    assert!(memory.contains("monitors:1"), "{memory}");
+    kept.cancel().await.unwrap();
+    client.echo().await.unwrap();
+    let memory = server.appctl(&["memory/show"]).unwrap();
+    assert!(memory.contains("monitors:0"), "{memory}");
+}
