@@ -60,6 +60,18 @@ fn first_rows(r: &ovsdb::TransactionResult) -> Vec<Row> {
 
 /// Registers a chassis as ovn-controller 23.03 would (one transaction).
 pub async fn register_chassis(sb: &Client, spec: &ChassisSpec) -> Result<()> {
+    let mut q = Transaction::new(SB);
+    q.select(
+        "Chassis",
+        vec![Condition::eq("name", spec.name.as_str())],
+        Some(vec!["_uuid".into()]),
+    );
+    if !first_rows(&sb.transact(q).await?).is_empty() {
+        return Err(Error::invalid(
+            format!("chassis {}", spec.name),
+            "is already registered in the SB (use a fresh SB, or another name)",
+        ));
+    }
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
     keys.insert("datapath-type".into(), "system".into());
     keys.insert("iface-types".into(), "geneve,internal,system,tap,vxlan".into());

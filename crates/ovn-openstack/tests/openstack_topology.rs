@@ -10,7 +10,7 @@ use std::time::Duration;
 use ovn_openstack::sb_agent::{self, ChassisSpec};
 use ovn_openstack::snapshot::{diff_text, Normalizer};
 use ovn_openstack::{Config, Error, GatewaySpec, NetworkSpec, Neutron, PortSpec, RuleSpec, SubnetGateway, SubnetSpec};
-use ovsdb::{Client, ClientOptions, Mutation, Mutator, Transaction};
+use ovsdb::{Client, ClientOptions, MonitorRequest, Mutation, Mutator, TableMonitor, Transaction};
 use test_support::Central;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -97,7 +97,21 @@ async fn server(s: &Setup, network: &str, host: &str) -> String {
         .unwrap()
         .to_string();
     sb_agent::claim_port(&s.sb, &port, host, true, WAIT).await.unwrap();
-    s.neutron.wait_port_up(&port, WAIT).await.unwrap();
+    if host == "hv2" {
+        // The NB-monitor flavour the runner uses.
+        let replica =
+            s.nb.monitor(
+                "OVN_Northbound",
+                MonitorRequest::new().table("Logical_Switch_Port", TableMonitor::all()),
+            )
+            .await
+            .unwrap();
+        let report = s.neutron.wait_port_up_with(&replica, &port, WAIT).await.unwrap();
+        assert_eq!(report.txns.len(), 2, "binding commit + ACTIVE");
+        replica.cancel().await.unwrap();
+    } else {
+        s.neutron.wait_port_up(&port, WAIT).await.unwrap();
+    }
     port
 }
 
