@@ -671,7 +671,7 @@ async fn teardown(
     let _ = built;
     let mut problems = Vec::new();
     if let Some(farm) = started.farm.take() {
-        match Arc::try_unwrap(farm) {
+        match last_handle(farm).await {
             Ok(farm) => {
                 if let Err(e) = farm.stop(true).await {
                     problems.push(format!("emulated chassis: {e}"));
@@ -681,14 +681,14 @@ async fn teardown(
         }
     }
     if let Some(lab) = started.lab.take() {
-        match Arc::try_unwrap(lab) {
+        match last_handle(lab).await {
             Ok(lab) => {
                 if let Err(e) = lab.down() {
                     problems.push(format!("{e}"));
                 }
             }
-            // Dropping the last handle tears the lab down too; reaching here means a task
-            // still holds one, which a bug would cause.
+            // Dropping the last handle tears the lab down anyway; a task still holding one
+            // after the wait would be a bug.
             Err(_) => problems.push("the lab was still in use at teardown".into()),
         }
     }
@@ -701,6 +701,19 @@ async fn teardown(
     } else {
         Err(anyhow!("teardown: {}", problems.join("; ")))
     }
+}
+
+/// The value behind `arc` once every other handle is gone. Aborted workers drop theirs when the
+/// runtime next polls them, so this waits a little (bounded) instead of failing at once.
+async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
+    for _ in 0..100 {
+        match Arc::try_unwrap(arc) {
+            Ok(v) => return Ok(v),
+            Err(a) => arc = a,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Arc::try_unwrap(arc)
 }
 
 /// Copies the lab's daemon logs and DB files into `logs/` (flattened: `nb/ovsdb-server.log`

@@ -419,4 +419,45 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].0, "ovn-controller (sum of 10)");
     }
+
+    /// The report opened in a real headless Chromium: tables and charts are in the rendered DOM.
+    #[test]
+    fn chromium_renders_tables_and_charts() {
+        let Some(chromium) =
+            test_support::find_binary("chromium").or_else(|| test_support::find_binary("chromium-browser"))
+        else {
+            test_support::skip("report_chromium", "chromium not found; apt-get install chromium");
+            return;
+        };
+        let dir = test_support::TempDir::new("report_chromium");
+        let page = dir.path().join("report.html");
+        std::fs::write(&page, render(&example(1.0))).unwrap();
+        let profile = dir.path().join("profile");
+        let out = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("run chromium");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(dom.contains("id=\"summary\""), "no summary table in {dom:.500}");
+        assert_eq!(dom.matches("class=\"stats\"").count(), 1);
+        assert_eq!(
+            dom.matches("<svg class=\"chart\"").count(),
+            8,
+            "3 bars + 3 histograms + 2 lines"
+        );
+        assert!(dom.contains("<rect"), "bars drawn");
+        assert!(dom.contains("<path"), "lines drawn");
+    }
 }

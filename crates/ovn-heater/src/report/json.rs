@@ -278,16 +278,16 @@ pub(crate) mod tests {
                 .map(|i| sample(&format!("vm-{i} -> gw"), 2.0 + i as f64, 0.2 * scale, None))
                 .collect(),
         );
-        let mut extras = StageExtras::default();
-        extras.northd = Some(NorthdCapture {
+        let extras = StageExtras {
+            northd: Some(NorthdCapture {
             stopwatches: crate::metrics::northd::parse_stopwatches(
                 "Statistics for 'ovnnb_db_run'\n  Total samples: 3\n  Maximum: 9 msec\n  Minimum: 1 msec\n  95th percentile: 8 msec\n  Short term average: 2 msec\n  Long term average: 2 msec\n",
             ),
             stopwatch_text: "Statistics for 'ovnnb_db_run' ...".into(),
             inc_engine_text: "Node: northd\n- recompute: 3\n".into(),
             errors: vec![],
-        });
-        extras.db = Some(DbFigures {
+        }),
+            db: Some(DbFigures {
             nb: DbSize {
                 file_bytes: Some(12345),
                 rows: [("Logical_Switch_Port".to_owned(), 6)].into(),
@@ -296,7 +296,8 @@ pub(crate) mod tests {
                 file_bytes: Some(54321),
                 rows: [("Port_Binding".to_owned(), 6)].into(),
             },
-        });
+        }),
+        };
         let stages = vec![StageResult::from_record(&vms, Some(&extras))];
         let summary = summarize(&stages, &["create_port"]);
         RunResults {

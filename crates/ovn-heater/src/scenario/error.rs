@@ -39,13 +39,12 @@ pub enum ScenarioError {
         value: String,
         allowed: String,
     },
-    #[error("`{section}.{key}` = {value:?} is not a valid {family} CIDR (expected e.g. {example}): {reason}")]
+    #[error("`{section}.{key}` = {value:?} is not a valid {family} CIDR (expected e.g. {}): {reason}", cidr_example(.family))]
     BadCidr {
         section: String,
         key: String,
         value: String,
         family: &'static str,
-        example: &'static str,
         reason: String,
     },
     #[error("`{section}.{key}` = {value:?} is not one of {choices}")]
@@ -64,6 +63,14 @@ pub enum ScenarioError {
     Conflict(String),
     #[error("bad --set {arg:?}: {reason} (expected --set section.key=value, e.g. --set cluster.n_workers=4)")]
     BadOverride { arg: String, reason: String },
+}
+
+fn cidr_example(family: &str) -> &'static str {
+    if family == "IPv6" {
+        "16::/64"
+    } else {
+        "16.0.0.0/16"
+    }
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

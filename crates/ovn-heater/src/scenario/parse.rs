@@ -270,7 +270,6 @@ impl<'a> Section<'a> {
                 key: key.to_owned(),
                 value: text.clone(),
                 family: "IPv4",
-                example: "16.0.0.0/16",
                 reason: e.to_string(),
             })
     }
@@ -285,7 +284,6 @@ impl<'a> Section<'a> {
                 key: key.to_owned(),
                 value: text.clone(),
                 family: "IPv6",
-                example: "16::/64",
                 reason: e.to_string(),
             })
     }

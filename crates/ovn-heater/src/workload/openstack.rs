@@ -314,21 +314,18 @@ async fn one_vm<C: Cms, H: Hypervisors>(
         return Some(vm);
     };
     let ping_gateway = async {
-        match (run.hosts.can_ping(), vm.port.gateway) {
-            (true, Some(gw)) => {
-                let start = Instant::now();
-                let r = run.hosts.ping(&plugged, gw, run.timeout).await;
-                let error = match r {
-                    Ok(Some(_)) => None,
-                    Ok(None) => Some(format!(
-                        "no reply from the gateway {gw} within {}s",
-                        run.timeout.as_secs()
-                    )),
-                    Err(e) => Some(format!("{e:#}")),
-                };
-                rec.record(stage, "ping_gateway", subject, start, Instant::now(), error);
-            }
-            _ => {}
+        if let (true, Some(gw)) = (run.hosts.can_ping(), vm.port.gateway) {
+            let start = Instant::now();
+            let r = run.hosts.ping(&plugged, gw, run.timeout).await;
+            let error = match r {
+                Ok(Some(_)) => None,
+                Ok(None) => Some(format!(
+                    "no reply from the gateway {gw} within {}s",
+                    run.timeout.as_secs()
+                )),
+                Err(e) => Some(format!("{e:#}")),
+            };
+            rec.record(stage, "ping_gateway", subject, start, Instant::now(), error);
         }
     };
     let (up, ()) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
