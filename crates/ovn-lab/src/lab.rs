@@ -380,6 +380,25 @@ impl Lab {
         self.kill_leader(Db::Sb, election_timeout).await
     }
 
+    /// The RAFT role (`leader`, `follower`, `candidate`) of a clustered NB/SB member, from
+    /// `cluster/status`; `None` for other processes, standalone servers, or no answer.
+    pub async fn raft_role(&self, process: &ProcessInfo) -> Option<String> {
+        let db = match process.role {
+            ProcessRole::NbDb => Db::Nb,
+            ProcessRole::SbDb => Db::Sb,
+            _ => return None,
+        };
+        if !self.state.clustered {
+            return None;
+        }
+        let status = central::raft_status(&self.state.ovs_appctl, &process.ctl_path, db.schema_name())
+            .await
+            .ok()?;
+        status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Role: ").map(str::to_owned))
+    }
+
     async fn leader(&self, db: Db) -> Result<ProcessInfo> {
         if !self.state.clustered {
             return Err(Error::NotFound(format!(

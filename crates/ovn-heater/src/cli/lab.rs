@@ -264,13 +264,17 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Err(_) => Err("the SB did not answer within 15 s".to_owned()),
     };
     let dead = status.processes.iter().filter(|p| !p.alive).count();
+    let mut raft_roles = Vec::new();
+    for p in &status.processes {
+        raft_roles.push(if p.alive { lab.raft_role(&p.process).await } else { None });
+    }
     if args.json {
         let v = serde_json::json!({
             "summary": summary_json(&lab),
             "complete": status.complete,
-            "processes": status.processes.iter().map(|p| serde_json::json!({
+            "processes": status.processes.iter().zip(&raft_roles).map(|(p, raft)| serde_json::json!({
                 "name": p.process.name, "role": p.process.role.to_string(), "pid": p.process.pid,
-                "alive": p.alive, "rss_bytes": p.rss_bytes, "log": p.process.log_path,
+                "alive": p.alive, "rss_bytes": p.rss_bytes, "log": p.process.log_path, "raft_role": raft,
             })).collect::<Vec<_>>(),
             "registered_chassis": registered.as_ref().ok(),
             "sb_error": registered.as_ref().err(),
@@ -290,21 +294,22 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("NB remote: {}", lab.nb_remote());
         println!("SB remote: {}", lab.sb_remote());
         println!(
-            "{:<28} {:<11} {:>8} {:>6} {:>9}",
-            "PROCESS", "ROLE", "PID", "ALIVE", "RSS MB"
+            "{:<28} {:<11} {:>8} {:>6} {:>9}  {}",
+            "PROCESS", "ROLE", "PID", "ALIVE", "RSS MB", "RAFT"
         );
-        for p in &status.processes {
+        for (p, raft) in status.processes.iter().zip(&raft_roles) {
             let rss = p
                 .rss_bytes
                 .map(|b| format!("{:.1}", b as f64 / 1e6))
                 .unwrap_or_else(|| "-".into());
             println!(
-                "{:<28} {:<11} {:>8} {:>6} {:>9}",
+                "{:<28} {:<11} {:>8} {:>6} {:>9}  {}",
                 p.process.name,
                 p.process.role.to_string(),
                 p.process.pid,
                 if p.alive { "yes" } else { "NO" },
-                rss
+                rss,
+                raft.as_deref().unwrap_or("")
             );
         }
         match &registered {
