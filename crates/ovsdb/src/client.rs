@@ -45,7 +45,8 @@ pub struct ClientOptions {
     /// Refuse RAFT followers; try the next remote. Needs `database`.
     pub leader_only: bool,
     /// Send `echo` after this long without traffic; drop the connection if another
-    /// interval passes with no answer. `None` disables the probe.
+    /// interval passes with no answer (up to 60 s while replies are still owed: a server
+    /// busy with a big request answers `echo` only afterwards). `None` disables the probe.
     pub inactivity_probe: Option<Duration>,
     /// Reconnect after a drop (monitors resume, in-flight transactions fail with `OutcomeUnknown`).
     pub reconnect: bool,

@@ -37,6 +37,10 @@ use crate::replica::ReplicaShared;
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// How long a server that owes us replies may stay silent (probe unanswered) before we give
+/// up on it; an idle one gets two probe intervals.
+const BUSY_SERVER_GRACE: Duration = Duration::from_secs(60);
+
 /// Read buffer size: big initial dumps arrive in few system calls.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -250,6 +254,15 @@ impl Connection {
             };
             let _ = p.reply.send(Err(err));
         }
+    }
+
+    /// Whether some request still waits for its reply.
+    fn has_pending(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|m| !m.is_empty())
     }
 
     fn take_pending(&self, id: u64) -> Option<Pending> {
@@ -524,6 +537,7 @@ async fn read_loop(
 async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Duration>) -> String {
     let mut framer = Framer::with_capacity(READ_CHUNK);
     let mut probe_sent = false;
+    let mut silent_since = Instant::now();
     loop {
         let buf = framer.buffer_mut();
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
@@ -543,7 +557,14 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
             r = tokio::time::timeout(idle, read.read_buf(framer.buffer_mut())) => r,
         };
         let n = match n {
-            Err(_) if probe_sent => return format!("no answer to the inactivity probe within {idle:?}"),
+            // A server owing us replies may be busy computing one (a big initial dump takes
+            // seconds, and it answers echo only afterwards): give it a longer grace.
+            Err(_) if probe_sent && conn.has_pending() && silent_since.elapsed() < BUSY_SERVER_GRACE.max(idle * 2) => {
+                continue
+            }
+            Err(_) if probe_sent => {
+                return format!("no answer to the inactivity probe for {:?}", silent_since.elapsed())
+            }
             Err(_) => {
                 conn.send_probe();
                 probe_sent = true;
@@ -559,6 +580,7 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
         let _ = n;
         probe_sent = false;
         let at = Instant::now();
+        silent_since = at;
         loop {
             let frame = match framer.next_frame() {
                 Ok(Some(f)) => f,

@@ -690,3 +690,29 @@ async fn server_client_dropping_a_replica_ends_its_monitor() {
     let memory = server.appctl(&["memory/show"]).unwrap();
     assert!(memory.contains("monitors:0"), "{memory}");
 }
+
+#[tokio::test]
+async fn server_client_busy_server_owing_a_reply_is_not_dropped() {
+    test_support::require_ovn!(
+        "server_client_busy_server_owing_a_reply_is_not_dropped",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_busy", NB);
+    let client = Client::connect(options(&server.remote()).inactivity_probe(Some(Duration::from_millis(100))))
+        .await
+        .unwrap();
+    let mut events = client.connection_events();
+    let frozen = Frozen::new(server.pid());
+    // The request is owed a reply while the server is stopped (as if computing something big),
+    // for many probe intervals but well within the grace.
+    let reply = client.echo();
+    tokio::pin!(reply);
+    tokio::select! {
+        biased;
+        r = &mut reply => panic!("answered while frozen: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
+    }
+    drop(frozen);
+    reply.await.unwrap();
+    assert!(events.try_recv().is_err(), "the connection was dropped");
+}
