@@ -294,8 +294,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("NB remote: {}", lab.nb_remote());
         println!("SB remote: {}", lab.sb_remote());
         println!(
-            "{:<28} {:<11} {:>8} {:>6} {:>9}  {}",
-            "PROCESS", "ROLE", "PID", "ALIVE", "RSS MB", "RAFT"
+            "{:<28} {:<11} {:>8} {:>6} {:>9}  RAFT",
+            "PROCESS", "ROLE", "PID", "ALIVE", "RSS MB"
         );
         for (p, raft) in status.processes.iter().zip(&raft_roles) {
             let rss = p
