@@ -52,7 +52,8 @@ pub struct ClientOptions {
     pub reconnect: bool,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// How long [`Client::connect`] keeps trying before giving up with the last error.
+    /// How long [`Client::connect`] keeps trying before giving up with the last error, and how
+    /// long a request made while disconnected waits for the next connection.
     pub connect_timeout: Duration,
     /// Check operations against the schema before sending them.
     pub check_schema: bool,

@@ -1,4 +1,4 @@
-//! An in-memory copy of the tables a [`Client`](crate::Client) monitors, kept current from
+//! An in-memory copy of the tables a [`Client`] monitors, kept current from
 //! update notifications.
 //!
 //! Only the client's connection task writes to a [`Replica`]; everyone else reads snapshots or
