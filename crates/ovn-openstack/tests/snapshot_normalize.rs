@@ -45,3 +45,21 @@ fn normalizer_matches_normalize_py_on_real_neutron_dumps() {
         }
     }
 }
+
+/// The vendored copies are the oracle's files: when `shared/` sits beside the clone (as in CI
+/// and on the development machine), they must be identical to it.
+#[test]
+fn vendored_reference_equals_shared_oracle_when_present() {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/neutron-reference/snapshots");
+    if !shared.is_dir() {
+        return;
+    }
+    for step in STEPS {
+        for ext in ["json", "txt"] {
+            let name = format!("{step}.{ext}");
+            let ours = std::fs::read(reference_dir().join(&name)).unwrap();
+            let theirs = std::fs::read(shared.join(&name)).unwrap();
+            assert!(ours == theirs, "{name} differs from {}", shared.join(&name).display());
+        }
+    }
+}
