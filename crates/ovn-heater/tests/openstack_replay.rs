@@ -15,7 +15,7 @@ steps:
   - ovn: register-chassis hv1 --encap-ip 127.0.0.1
   - ovn: register-chassis gw1 --encap-ip 127.0.0.2 --gateway --bridge-mappings physnet1:br-ex
   - dump: start
-  - openstack: network create --external --provider-network-type flat --provider-physical-network physnet1 public
+  - openstack: network create --external --provider-network-type vlan --provider-segment 42 --provider-physical-network physnet1 public
     project: admin
   - openstack: subnet create --network public --no-dhcp --subnet-range 172.24.4.0/24 public-sub
     project: admin
@@ -42,8 +42,9 @@ steps:
   - openstack: port delete p1
   - openstack: security group rule delete ${ssh}
   - openstack: security group delete web
-  - openstack: router remove subnet r1 sub1
   - openstack: router unset --external-gateway r1
+  - openstack: router set --external-gateway public r1
+  - openstack: router remove subnet r1 sub1
   - openstack: router delete r1
   - openstack: subnet delete sub1
   - openstack: network delete net1
@@ -99,8 +100,21 @@ fn openstack_replay_builds_and_tears_down() {
         "openstack_replay_builds_and_tears_down",
         ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]
     );
-    let central = Central::start("openstack_replay");
-    let dir = TempDir::new("openstack_replay");
+    replay_round_trip("gateway-chassis", true);
+}
+
+#[test]
+fn openstack_replay_with_ha_chassis_groups() {
+    test_support::require_ovn!(
+        "openstack_replay_with_ha_chassis_groups",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]
+    );
+    replay_round_trip("ha-chassis-group", false);
+}
+
+fn replay_round_trip(layout: &str, check_errors: bool) {
+    let central = Central::start(&format!("openstack_replay_{layout}"));
+    let dir = TempDir::new(&format!("openstack_replay_{layout}"));
     let steps = dir.path().join("steps.yml");
     std::fs::write(&steps, STEPS).unwrap();
     let out = dir.path().join("dumps");
@@ -115,6 +129,8 @@ fn openstack_replay_builds_and_tears_down() {
         &sb,
         "--dump-dir",
         out.to_str().unwrap(),
+        "--gateway-layout",
+        layout,
     ];
     let (code, log) = run_bounded(&args, Duration::from_secs(120));
     assert_eq!(code, Some(0), "replay failed:\n{log}");

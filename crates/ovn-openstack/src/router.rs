@@ -90,6 +90,7 @@ impl Neutron {
                 }
                 Ok((r.id, r.gateway.as_ref().map(|g| g.port)))
             })?;
+            let gw_lrp = gw_port.and_then(|p| self.with_state(|st| st.ports.get(&p).and_then(|p| p.lrp)));
             if let Some(gw) = gw_port {
                 self.check_no_fips(id)?;
                 self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, gw)?)))
@@ -99,6 +100,14 @@ impl Neutron {
                 let r = &st.routers[&id];
                 let mut txn = Transaction::new(nb::NB);
                 if let Some(hcg) = r.gateway.as_ref().and_then(|g| g.ha_chassis_group) {
+                    // As `lr_del`: unset the gateway LRP's reference, delete the group.
+                    if let Some(lrp) = gw_lrp {
+                        txn.update(
+                            nb::LOGICAL_ROUTER_PORT,
+                            vec![Condition::uuid(lrp)],
+                            Row::new().with("ha_chassis_group", Value::empty_set()),
+                        );
+                    }
                     txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
                 }
                 txn.delete(nb::LOGICAL_ROUTER, vec![Condition::uuid(r.lr)]);
@@ -277,7 +286,13 @@ impl Neutron {
                         Value::uuid(lrp),
                     );
                 }
-                if let Some(hcg) = g.ha_chassis_group {
+                if let (Some(hcg), Some(lrp)) = (g.ha_chassis_group, lrp) {
+                    // The group is a root row: unset the LRP's reference before deleting it.
+                    txn.update(
+                        nb::LOGICAL_ROUTER_PORT,
+                        vec![Condition::uuid(lrp)],
+                        Row::new().with("ha_chassis_group", Value::empty_set()),
+                    );
                     txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
                 }
                 let mut after = r.clone();
