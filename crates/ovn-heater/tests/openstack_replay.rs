@@ -145,6 +145,15 @@ fn replay_round_trip(layout: &str, check_errors: bool) {
         "NB after teardown differs (- start, + end):\n{}",
         diff_text(&start, &end)
     );
+    let gateway_table = if layout == "ha-chassis-group" {
+        "== HA_Chassis_Group"
+    } else {
+        "== Gateway_Chassis"
+    };
+    assert!(built.contains(gateway_table), "{built}");
+    if !check_errors {
+        return;
+    }
 
     // A step Neutron refuses: exit 2, naming the step and the problem.
     let bad = dir.path().join("bad.yml");
