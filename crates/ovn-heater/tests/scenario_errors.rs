@@ -193,3 +193,17 @@ fn shipped_scenarios_are_valid() {
     }
     assert!(n >= 4, "scenarios/ has {n} files");
 }
+
+#[test]
+fn ext_cmd_must_name_a_stage_and_a_node() {
+    assert_refused(
+        "openstack_base: {}\next_cmd:\n  - iteration: 0\n    node: central\n    test: density_light\n    cmd: date\n",
+        &[],
+        "test `density_light` is not a stage of this workload",
+    );
+    assert_refused(
+        "cluster:\n  chassis: emulated\nopenstack_base: {}\next_cmd:\n  - iteration: 0\n    node: compute-1\n    test: vms\n    cmd: date\n",
+        &[],
+        "node `compute-1` is neither `central` nor a real chassis of this run",
+    );
+}

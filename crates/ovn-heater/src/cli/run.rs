@@ -22,6 +22,7 @@ use crate::metrics::{Clock, Recorder};
 use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
 use crate::report::{environment, html};
 use crate::scenario::{ChassisKind, Scenario, Workload};
+use crate::workload::ext_cmd::ExtCmds;
 use crate::workload::hosts::{EmulatedHosts, Hypervisors, RealHosts};
 use crate::workload::nb_watch::NbWatch;
 use crate::workload::openstack::{self as os_workload, Built, Topology};
@@ -129,12 +130,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn preflight(args: &Args, scenario: &Scenario) -> anyhow::Result<()> {
-    if !scenario.ext_cmds.is_empty() {
-        return Err(Failure::bad_input(
-            "`ext_cmd` is not supported by this ovn-heater: the entries are checked but no command is run; remove the section",
-        )
-        .into());
-    }
+    // ext_cmd nodes: `central`, or a real chassis this run will start.
+    let nodes: Vec<String> = match (&args.nb, scenario.cluster.chassis) {
+        (None, ChassisKind::Real) => lab_spec(scenario, args, PathBuf::from("/"))
+            .chassis
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+        _ => Vec::new(),
+    };
+    ExtCmds::check(&scenario.ext_cmds, &nodes).map_err(Failure::bad_input)?;
     if let Some(nb) = &args.nb {
         if scenario.cluster.chassis == ChassisKind::Real {
             return Err(Failure::bad_input(
@@ -295,6 +300,7 @@ async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunRe
     let extras = Arc::new(Mutex::new(BTreeMap::new()));
     let events = Arc::new(Mutex::new(Vec::new()));
     let built = Arc::new(tokio::sync::Mutex::new(Built::default()));
+    let ext = Arc::new(ExtCmds::new(scenario.ext_cmds.clone(), results_dir.join("logs")));
     let mut started = Started::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sampler: Option<tokio::task::JoinHandle<Vec<procfs::Series>>> = None;
@@ -316,6 +322,7 @@ async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunRe
         &extras,
         &events,
         &built,
+        &ext,
         &mut started,
         &mut sampler,
         stop_rx,
@@ -330,6 +337,7 @@ async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunRe
     };
 
     // Stop measuring, then take everything down.
+    ext.stop_background().await;
     let _ = stop_tx.send(true);
     let processes = match sampler.take() {
         Some(h) => h.await.unwrap_or_default(),
@@ -406,6 +414,7 @@ async fn drive(
     extras: &Arc<Mutex<BTreeMap<String, json::StageExtras>>>,
     events: &Arc<Mutex<Vec<String>>>,
     built: &Arc<tokio::sync::Mutex<Built>>,
+    ext: &Arc<ExtCmds>,
     started: &mut Started,
     sampler: &mut Option<tokio::task::JoinHandle<Vec<procfs::Series>>>,
     stop_rx: tokio::sync::watch::Receiver<bool>,
@@ -450,6 +459,12 @@ async fn drive(
             );
             let lab = Arc::new(lab?);
             started.lab = Some(lab.clone());
+            ext.set_netns(
+                lab.chassis()
+                    .iter()
+                    .map(|c| (c.name().to_owned(), c.netns().to_owned()))
+                    .collect(),
+            );
             for p in lab.processes() {
                 if p.role == ovn_lab::ProcessRole::Northd {
                     let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
@@ -530,6 +545,7 @@ async fn drive(
                 timeout: cluster.node_timeout,
                 probes: probes.clone(),
                 extras: extras.clone(),
+                ext: ext.clone(),
                 events: events.clone(),
             });
             run.limiter.acquire().await;

@@ -4,6 +4,7 @@
 //!
 //! Must not know: YAML, clap, how the lab was started, report formats.
 
+pub mod ext_cmd;
 pub mod hosts;
 pub mod nb_watch;
 pub mod openstack;
@@ -88,6 +89,8 @@ pub struct Run<C, H> {
     pub timeout: Duration,
     pub probes: Probes,
     pub extras: Arc<Mutex<BTreeMap<String, StageExtras>>>,
+    /// Upstream's `ext_cmd` entries.
+    pub ext: Arc<ext_cmd::ExtCmds>,
     /// Timeline lines for `logs/events.log`.
     pub events: Arc<Mutex<Vec<String>>>,
 }

@@ -131,6 +131,7 @@ async fn networks<C: Cms, H: Hypervisors>(
 ) -> anyhow::Result<()> {
     let stage = run.rec.begin_stage("networks");
     run.event("stage networks");
+    run.ext.at(&run.rec, stage, "networks", 0).await;
     let rec = &run.rec;
     let cms = &run.cms;
     run.limiter.acquire().await;
@@ -253,6 +254,7 @@ async fn vms<C: Cms, H: Hypervisors>(
                 let Some((p, i, host)) = jobs.get(n).cloned() else {
                     break;
                 };
+                run.ext.at(&run.rec, stage, "vms", n).await;
                 let subject = format!("{}/vm-{i}@{host}", project_names[p]);
                 let vm = one_vm(&run, stage, &networks[p], &project_names[p], &host, &subject).await;
                 progress.tick(vm.as_ref().is_some_and(|v| v.up));
@@ -387,6 +389,7 @@ async fn pings<C: Cms, H: Hypervisors>(
         }
     }
     run.event(format!("stage pings: {} pings", jobs.len()));
+    run.ext.at(&run.rec, stage, "pings", 0).await;
     let progress = Arc::new(Progress::new("pings", jobs.len()));
     let jobs = Arc::new(jobs);
     let next = Arc::new(AtomicUsize::new(0));
@@ -424,6 +427,7 @@ async fn cleanup<C: Cms, H: Hypervisors>(
 ) -> anyhow::Result<()> {
     let stage = run.rec.begin_stage("cleanup");
     run.event("stage cleanup");
+    run.ext.at(&run.rec, stage, "cleanup", 0).await;
     let mut b = built.lock().await;
     let rec = &run.rec;
     let progress = Progress::new("cleanup", b.vms.len() + b.projects.len());
