@@ -331,7 +331,7 @@ impl State {
         let free: Vec<IpAddr> = s
             .cidr
             .hosts()
-            .filter(|ip| Some(*ip) != s.gateway && !s.allocated.contains(ip))
+            .filter(|ip| *ip != s.cidr.network() && Some(*ip) != s.gateway && !s.allocated.contains(ip))
             .take(if lowest { 1 } else { 1000 })
             .collect();
         if free.is_empty() {

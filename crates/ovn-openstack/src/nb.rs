@@ -352,6 +352,32 @@ pub fn lrp_options(st: &State, port: &Port) -> BTreeMap<String, String> {
     }
 }
 
+/// LRP `ipv6_ra_configs`: for a port on an IPv6 subnet with an address mode, what northd's
+/// router advertisements announce.
+pub fn lrp_ipv6_ra_configs(st: &State, port: &Port) -> BTreeMap<String, String> {
+    let Some(subnet) = port
+        .fixed_ips
+        .iter()
+        .filter_map(|f| st.subnets.get(&f.subnet))
+        .find(|s| !s.is_v4() && s.ipv6_address_mode.is_some())
+    else {
+        return BTreeMap::new();
+    };
+    let mode = subnet
+        .ipv6_address_mode
+        .as_deref()
+        .unwrap_or_default()
+        .replace('-', "_");
+    let external_gateway = matches!(port.kind, PortKind::RouterGateway { .. })
+        && st.networks.get(&port.network).is_some_and(|n| n.external);
+    let mtu = st.networks.get(&port.network).map(|n| n.mtu).unwrap_or_default();
+    map_of([
+        ("address_mode", mode),
+        ("send_periodic", (!external_gateway).to_string()),
+        ("mtu", mtu.to_string()),
+    ])
+}
+
 /// The LRP `insert` row (gateway rows are added by the caller).
 pub fn lrp_insert_row(st: &State, port: &Port) -> Row {
     let mut row = Row::new()
@@ -363,6 +389,10 @@ pub fn lrp_insert_row(st: &State, port: &Port) -> Row {
     if !options.is_empty() {
         row.set("options", smap(&options));
     }
+    let ra = lrp_ipv6_ra_configs(st, port);
+    if !ra.is_empty() {
+        row.set("ipv6_ra_configs", smap(&ra));
+    }
     row
 }
 
@@ -370,7 +400,7 @@ pub fn lrp_insert_row(st: &State, port: &Port) -> Row {
 pub fn lrp_update_row(st: &State, port: &Port) -> Row {
     Row::new()
         .with("networks", strs(lrp_networks(st, port)))
-        .with("ipv6_ra_configs", Value::empty_map())
+        .with("ipv6_ra_configs", smap(&lrp_ipv6_ra_configs(st, port)))
         .with("external_ids", smap(&lrp_external_ids(port)))
         .with("options", smap(&lrp_options(st, port)))
 }

@@ -473,7 +473,9 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
         }
     }
     let gateway = match &spec.gateway {
-        SubnetGateway::Auto => cidr.hosts().next(),
+        // The first address after the network one (IPv6's subnet-router anycast address is
+        // never a gateway nor allocated).
+        SubnetGateway::Auto => cidr.hosts().find(|ip| *ip != cidr.network()),
         SubnetGateway::None => None,
         SubnetGateway::Ip(ip) => {
             if !cidr.contains(ip) {

@@ -543,3 +543,27 @@ async fn concurrent_api_workers_never_share_an_address_or_a_default_group() {
         assert_eq!(st.security_groups.len(), 2);
     });
 }
+
+#[tokio::test]
+async fn ipv6_router_interface_announces_its_address_mode() {
+    let n = base(GatewayLayout::GatewayChassis).await;
+    n.network_create(NetworkSpec {
+        name: "net6".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut v6 = SubnetSpec::new("sub6", "net6", "2001:db8::/64");
+    v6.ipv6_address_mode = Some("slaac".into());
+    n.subnet_create(v6).await.unwrap();
+    n.router_create("r6", None).await.unwrap();
+    n.take_recorded();
+    n.router_add_subnet("r6", "sub6").await.unwrap();
+    let txns = n.take_recorded();
+    let lrp = row_json(&txns[1], 0);
+    assert_eq!(lrp["row"]["networks"], serde_json::json!(["set", ["2001:db8::1/64"]]));
+    assert_eq!(map_get(&lrp["row"]["ipv6_ra_configs"], "address_mode"), Some("slaac"));
+    assert_eq!(map_get(&lrp["row"]["ipv6_ra_configs"], "send_periodic"), Some("true"));
+    assert_eq!(map_get(&lrp["row"]["ipv6_ra_configs"], "mtu"), Some("1442"));
+    assert_eq!(shape(&txns[1]).len(), 3, "no SNAT for IPv6 and no gateway");
+}
