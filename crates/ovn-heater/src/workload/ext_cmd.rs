@@ -243,15 +243,27 @@ mod tests {
         ext.at(&rec, stage, "networks", 0).await;
         let shell = ext.background.lock().unwrap()[0].id().unwrap();
         ext.stop_background().await;
-        // The group is gone: no process with the shell's pid as group id remains.
-        let out = std::process::Command::new("pgrep")
-            .args(["-g", &shell.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-            "left: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        // The group is gone (a killed child may take a moment to be reaped: bounded wait).
+        let mut left = String::new();
+        for _ in 0..100 {
+            let out = std::process::Command::new("pgrep")
+                .args(["-g", &shell.to_string()])
+                .output()
+                .unwrap();
+            // Zombies are dead already; only their reaping is pending.
+            left = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z")
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(left.is_empty(), "processes left in the group: {left}");
     }
 }
