@@ -16,9 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ovsdb::{
-    Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, RowEvent, Subscription, Transaction, Uuid, Value,
-};
+use ovsdb::{Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, Subscription, Transaction, Uuid, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -33,6 +31,9 @@ use crate::spec::ChassisSpec;
 /// How long to wait before reconciling again after a failed transaction.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Reconcile at least this often: deletions of kept rows do not pass the filter, so nothing
+/// else wakes the chassis for them.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long [`EmulatedChassis::stop`] waits for the chassis to remove its rows.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -310,6 +311,7 @@ async fn run(
     let mut worker = Worker {
         shared: shared.clone(),
         keep_state,
+        kept: Arc::new(Notify::new()),
         ports: BTreeMap::new(),
         chassis_uuid: None,
         nb_cfg_sent: None,
@@ -319,7 +321,13 @@ async fn run(
     tokio::time::sleep(policy.start_delay).await;
     let mut backoff = Duration::from_millis(200);
     loop {
-        let session = connect(&shared.spec, worker.keep_state.clone(), options.clone(), &policy);
+        let session = connect(
+            &shared.spec,
+            worker.keep_state.clone(),
+            worker.kept.clone(),
+            options.clone(),
+            &policy,
+        );
         tokio::pin!(session);
         let outcome = loop {
             tokio::select! {
@@ -408,6 +416,7 @@ impl SbView {
 async fn connect(
     spec: &ChassisSpec,
     keep_state: Arc<RwLock<KeepState>>,
+    kept: Arc<Notify>,
     options: ClientOptions,
     policy: &ConnectPolicy,
 ) -> Result<Session> {
@@ -439,7 +448,7 @@ async fn connect(
         None => None,
     };
     let filtered = client
-        .monitor_filtered(SB_DB, whole, keep::filter(keep_state))
+        .monitor_filtered(SB_DB, whole, keep::filter(keep_state, kept.clone()))
         .await
         .map_err(ovsdb_error)?;
     Ok(Session {
@@ -498,6 +507,8 @@ impl Binding {
 struct Worker {
     shared: Arc<Shared>,
     keep_state: Arc<RwLock<KeepState>>,
+    /// Signalled by the filter whenever a row it keeps arrives or changes.
+    kept: Arc<Notify>,
     ports: BTreeMap<String, Port>,
     chassis_uuid: Option<Uuid>,
     nb_cfg_sent: Option<i64>,
@@ -558,8 +569,11 @@ impl Worker {
         plan: &MonitorPlan,
         rx: &mut mpsc::UnboundedReceiver<Command>,
     ) -> bool {
-        let mut updates = sb.filtered.subscribe();
+        // The filtered replica signals through `kept`; the conditional one (whose rows are not
+        // filtered) through a subscription.
         let mut conditional_updates = sb.conditional.as_ref().map(|(r, _)| r.subscribe());
+        let mut resync = tokio::time::interval(RESYNC_INTERVAL);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connection = client.connection_events();
         self.shared.publish(|s| s.status.connected = true);
         let delay = self.spec().processing_delay;
@@ -582,7 +596,7 @@ impl Worker {
                     }
                     Some(other) => self.apply(other),
                 },
-                alive = next_update(&mut updates, &mut conditional_updates) => {
+                alive = next_update(&self.kept, &mut conditional_updates) => {
                     if !alive {
                         self.record_error(&Error::Stopped { chassis: format!("{} (monitor ended)", self.spec().name) });
                         return false;
@@ -602,6 +616,7 @@ impl Worker {
                     Err(broadcast::error::RecvError::Closed) => return false,
                 },
                 _ = sleep_until(retry_at) => {}
+                _ = resync.tick() => {}
             }
             // Take in everything else that is already waiting, so one reconcile covers it all.
             while let Ok(command) = rx.try_recv() {
@@ -611,9 +626,6 @@ impl Worker {
                     return true;
                 }
                 self.apply(command);
-            }
-            while updates.try_recv().is_ok() {
-                woken_by_sb = true;
             }
             while conditional_updates.as_mut().is_some_and(|u| u.try_recv().is_ok()) {
                 woken_by_sb = true;
@@ -1207,21 +1219,19 @@ fn static_table(table: &str) -> Option<&'static str> {
     .find(|t| *t == table)
 }
 
-/// Waits for the next change on either monitor (a lagging subscriber still counts: the
-/// reconcile that follows reads the current state). `false` when a monitor has ended.
-async fn next_update(filtered: &mut Subscription, conditional: &mut Option<Subscription>) -> bool {
-    let alive = |r: std::result::Result<RowEvent, broadcast::error::RecvError>| {
-        !matches!(r, Err(broadcast::error::RecvError::Closed))
-    };
+/// Waits for the next change of a kept row or on the conditional monitor (a lagging
+/// subscriber still counts: the reconcile that follows reads the current state). `false` when
+/// the conditional monitor has ended.
+async fn next_update(kept: &Notify, conditional: &mut Option<Subscription>) -> bool {
     let conditional_next = async {
         match conditional {
-            Some(s) => s.recv().await,
+            Some(s) => !matches!(s.recv().await, Err(broadcast::error::RecvError::Closed)),
             None => std::future::pending().await,
         }
     };
     tokio::select! {
-        r = filtered.recv() => alive(r),
-        r = conditional_next => alive(r),
+        _ = kept.notified() => true,
+        alive = conditional_next => alive,
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use ovsdb::replica::KeepFn;
 use ovsdb::{Row, Uuid, Value};
+use tokio::sync::Notify;
 
 use crate::sb::{CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_GLOBAL};
 use crate::spec::ChassisSpec;
@@ -74,12 +75,21 @@ impl KeepState {
     }
 }
 
-/// The filter closure handed to `Client::monitor_filtered`.
-pub(crate) fn filter(state: Arc<RwLock<KeepState>>) -> KeepFn {
-    Arc::new(move |table, row| match state.read() {
-        Ok(s) => s.keeps(table, row),
-        // A panic elsewhere poisoned the lock: keeping too much is safer than dropping rows.
-        Err(poisoned) => poisoned.into_inner().keeps(table, row),
+/// The filter closure handed to `Client::monitor_filtered`. It also tells the chassis when a
+/// row it keeps arrives or changes, through `kept`: cheaper than a replica subscription, whose
+/// event buffer would cost every chassis megabytes. The replica applies an update under its
+/// write lock, so a chassis woken by `kept` reads the update whole.
+pub(crate) fn filter(state: Arc<RwLock<KeepState>>, kept: Arc<Notify>) -> KeepFn {
+    Arc::new(move |table, row| {
+        let keep = match state.read() {
+            Ok(s) => s.keeps(table, row),
+            // A panic elsewhere poisoned the lock: keeping too much is safer than dropping rows.
+            Err(poisoned) => poisoned.into_inner().keeps(table, row),
+        };
+        if keep {
+            kept.notify_one();
+        }
+        keep
     })
 }
 
