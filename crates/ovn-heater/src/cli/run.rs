@@ -24,7 +24,7 @@ use crate::report::{environment, html};
 use crate::scenario::{ChassisKind, Scenario, Workload};
 use crate::workload::ext_cmd::ExtCmds;
 use crate::workload::hosts::{EmulatedHosts, Hypervisors, RealHosts};
-use crate::workload::nb_watch::NbWatch;
+use crate::workload::nb_watch::{GatewayWatch, NbWatch};
 use crate::workload::openstack::{self as os_workload, Built, Topology};
 use crate::workload::{Limiter, Probes, Run};
 
@@ -395,6 +395,7 @@ pub const CMS_MEASUREMENTS: &[&str] = &[
     "create_subnet",
     "create_router",
     "set_router_gateway",
+    "gateway_active",
     "add_router_interface",
     "create_port",
     "port_active",
@@ -519,6 +520,8 @@ async fn drive(
     let sb = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
     let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
+    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
+    let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
 
@@ -538,6 +541,7 @@ async fn drive(
                 hosts: Arc::new($hosts),
                 rec: rec.clone(),
                 nb_watch: nb_watch.clone(),
+                gateways: gateways.clone(),
                 nb: nb.clone(),
                 sb: sb.clone(),
                 limiter: limiter.clone(),

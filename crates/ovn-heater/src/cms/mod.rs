@@ -35,6 +35,8 @@ pub struct RouterRef {
     pub name: String,
     /// The router's address on the external network (SNAT source), once it has a gateway.
     pub external_ip: Option<std::net::Ipv4Addr>,
+    /// `Logical_Router_Port.name` of the gateway port, once it has one.
+    pub gateway_lrp: Option<String>,
 }
 
 /// A VM's port as the CMS created it: what a hypervisor needs to plug it.
@@ -90,6 +92,9 @@ pub trait Cms: Send + Sync + 'static {
         external: &NetworkRef,
         max_chassis: usize,
     ) -> impl Future<Output = CmsResult<RouterRef>> + Send;
+    /// What the CMS does once the gateway port is bound on `host` (Neutron's
+    /// `PortBindingChassisEvent`: the gateway port gets the host and goes ACTIVE).
+    fn router_gateway_bound(&self, router: &RouterRef, host: &str) -> impl Future<Output = CmsResult<()>> + Send;
     fn add_router_interface(
         &self,
         router: &RouterRef,

@@ -108,6 +108,7 @@ impl Cms for OpenStack {
             id: Self::id_of(&report, "router create")?,
             name: name.to_owned(),
             external_ip: None,
+            gateway_lrp: None,
         })
     }
 
@@ -131,8 +132,15 @@ impl Cms for OpenStack {
         });
         Ok(RouterRef {
             external_ip,
+            // Neutron names a router port's LRP after the Neutron port: lrp-<port id>.
+            gateway_lrp: Some(format!("lrp-{port}")),
             ..router.clone()
         })
+    }
+
+    async fn router_gateway_bound(&self, router: &RouterRef, host: &str) -> CmsResult<()> {
+        self.neutron.router_gateway_bound(&router.id, host).await?;
+        Ok(())
     }
 
     async fn add_router_interface(&self, router: &RouterRef, subnet: &SubnetRef) -> CmsResult<()> {

@@ -81,6 +81,7 @@ pub struct Run<C, H> {
     pub hosts: Arc<H>,
     pub rec: Recorder,
     pub nb_watch: Arc<nb_watch::NbWatch>,
+    pub gateways: Arc<nb_watch::GatewayWatch>,
     pub nb: Client,
     pub sb: Client,
     pub limiter: Arc<Limiter>,

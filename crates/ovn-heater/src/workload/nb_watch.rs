@@ -161,6 +161,61 @@ impl Drop for NbWatch {
     }
 }
 
+/// The runner's SB monitor of gateway ports: when a router's `chassisredirect` port
+/// (`cr-<gateway LRP>`) is claimed and by which chassis, as Neutron learns it.
+pub struct GatewayWatch {
+    replica: Replica,
+}
+
+impl GatewayWatch {
+    /// Monitors `chassisredirect` Port_Bindings (logical_port, chassis) and Chassis (name, hostname).
+    pub async fn start(client: &Client) -> anyhow::Result<GatewayWatch> {
+        let request = MonitorRequest::new()
+            .table(
+                "Port_Binding",
+                TableMonitor::all()
+                    .columns(["logical_port", "chassis", "type"])
+                    .conditions(vec![ovsdb::Condition::eq("type", "chassisredirect")]),
+            )
+            .table("Chassis", TableMonitor::all().columns(["name", "hostname"]));
+        let replica = client
+            .monitor("OVN_Southbound", request)
+            .await
+            .context("cannot monitor the Southbound database")?;
+        Ok(GatewayWatch { replica })
+    }
+
+    /// When `cr-<lrp>` got a chassis, and that chassis' hostname.
+    pub async fn wait_bound(&self, lrp: &str, timeout: Duration) -> anyhow::Result<(Instant, String)> {
+        let port = format!("cr-{lrp}");
+        let wanted = port.clone();
+        let (_, row, at) = self
+            .replica
+            .wait_for(
+                "Port_Binding",
+                move |r| {
+                    r.get("logical_port").and_then(Value::as_str) == Some(wanted.as_str())
+                        && r.get("chassis").is_some_and(|c| !c.is_empty())
+                },
+                timeout,
+            )
+            .await
+            .map_err(|e| anyhow!("gateway port {port} was not claimed by any chassis: {e}"))?;
+        let chassis = row.get("chassis").and_then(Value::as_uuid);
+        let host = chassis
+            .and_then(|u| self.replica.get("Chassis", u))
+            .and_then(|c| {
+                c.get("hostname")
+                    .and_then(Value::as_str)
+                    .filter(|h| !h.is_empty())
+                    .or_else(|| c.get("name").and_then(Value::as_str))
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| anyhow!("gateway port {port} is bound to an unknown chassis"))?;
+        Ok((at, host))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,6 +177,7 @@ async fn networks<C: Cms, H: Hypervisors>(
                 )
                 .await?;
             run.limiter.acquire().await;
+            let gateway_set_at = Instant::now();
             let router = rec
                 .timed(
                     stage,
@@ -185,6 +186,31 @@ async fn networks<C: Cms, H: Hypervisors>(
                     cms.set_router_gateway(&router, &external, topo.gateways_per_router),
                 )
                 .await?;
+            // Neutron reacts to the SB claim of the gateway's chassisredirect port.
+            if let Some(lrp) = &router.gateway_lrp {
+                match run.gateways.wait_bound(lrp, run.timeout).await {
+                    Ok((at, host)) => {
+                        rec.record(stage, "gateway_bound", name.clone(), gateway_set_at, at, None);
+                        run.limiter.acquire().await;
+                        let _ = rec
+                            .timed(
+                                stage,
+                                "gateway_active",
+                                name.clone(),
+                                cms.router_gateway_bound(&router, &host),
+                            )
+                            .await;
+                    }
+                    Err(e) => rec.record(
+                        stage,
+                        "gateway_bound",
+                        name.clone(),
+                        gateway_set_at,
+                        Instant::now(),
+                        Some(format!("{e:#}")),
+                    ),
+                }
+            }
             run.limiter.acquire().await;
             rec.timed(
                 stage,
