@@ -293,9 +293,47 @@ fn fake_uuid(kind: u32, n: usize) -> String {
     format!("{kind:08x}-0000-4000-8000-{n:012x}")
 }
 
+/// What one run of (b) measured.
+struct TxnFigures {
+    elapsed: f64,
+    ours: f64,
+    server: f64,
+}
+
 #[allow(clippy::print_stdout)]
 async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
-    let server = BenchServer::start("txns", &args.schema)?;
+    println!(
+        "(b) {} single-row insert transactions, {} in flight, fresh database each run",
+        args.txns, args.in_flight
+    );
+    // Once on a single-threaded runtime of its own (client task and callers on one thread, as
+    // an event-loop client would run), once on the binary's multi-threaded runtime.
+    let (schema, txns, in_flight) = (args.schema.clone(), args.txns, args.in_flight);
+    let single = std::thread::spawn(move || -> anyhow::Result<TxnFigures> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("build a current-thread runtime")?;
+        runtime.block_on(measure_transactions(&schema, txns, in_flight))
+    })
+    .join()
+    .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
+    let multi = measure_transactions(&args.schema, args.txns, args.in_flight).await?;
+    for (name, f) in [("current-thread runtime", single), ("multi-thread runtime  ", multi)] {
+        println!(
+            "    {name}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
+            f.elapsed,
+            args.txns as f64 / f.elapsed,
+            f.ours,
+            f.server,
+            if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
+        );
+    }
+    Ok(())
+}
+
+async fn measure_transactions(schema: &Path, txns: usize, in_flight: usize) -> anyhow::Result<TxnFigures> {
+    let server = BenchServer::start("txns", schema)?;
     let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
         .await
         .context("connect to the benchmark server")?;
@@ -305,7 +343,7 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
     let (ours_before, server_before) = (own_cpu_seconds(), process_cpu_seconds(server.pid())?);
     let started = Instant::now();
     let mut pending = tokio::task::JoinSet::new();
-    for i in 0..args.txns {
+    for i in 0..txns {
         let mut txn = Transaction::new("OVN_Northbound");
         txn.insert(
             "Logical_Switch",
@@ -316,33 +354,20 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
         );
         let client = client.clone();
         pending.spawn(async move { client.transact(txn).await });
-        while pending.len() >= args.in_flight {
+        while pending.len() >= in_flight {
             join_one(&mut pending).await?;
         }
     }
     while !pending.is_empty() {
         join_one(&mut pending).await?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ours = own_cpu_seconds() - ours_before;
-    let theirs = process_cpu_seconds(server.pid())? - server_before;
+    let figures = TxnFigures {
+        elapsed: started.elapsed().as_secs_f64(),
+        ours: own_cpu_seconds() - ours_before,
+        server: process_cpu_seconds(server.pid())? - server_before,
+    };
     client.close().await;
-
-    println!(
-        "(b) {} single-row insert transactions, {} in flight: {:.3} s, {:.0} txn/s",
-        args.txns,
-        args.in_flight,
-        elapsed,
-        args.txns as f64 / elapsed
-    );
-    println!("    CPU seconds: ovn-heater {ours:.3}, ovsdb-server {theirs:.3}");
-    if theirs > 0.0 {
-        println!(
-            "    ratio ovn-heater / ovsdb-server CPU: {:.1}% (goal <= 10%)",
-            100.0 * ours / theirs
-        );
-    }
-    Ok(())
+    Ok(figures)
 }
 
 /// User + system CPU seconds of this process (all threads).
