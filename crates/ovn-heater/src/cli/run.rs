@@ -84,8 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
         .context("cannot write scenario.yml")?;
 
-    let outcome = execute(&args, &scenario, &results_dir).await;
-    let (results, teardown_error) = outcome;
+    let (results, failure, teardown_error) = execute(&args, &scenario, &results_dir).await;
     let status = results.status;
     json::write_atomically(&results_dir.join("results.json"), results.to_json_pretty().as_bytes())
         .context("cannot write results.json")?;
@@ -110,7 +109,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     match status {
         RunStatus::Interrupted => Err(Failure::interrupted().into()),
-        RunStatus::Failed => Err(anyhow!(results.error.clone().unwrap_or_default()))
+        // The original error keeps its exit code (a preflight failure inside the lab is 2).
+        RunStatus::Failed => Err(failure.unwrap_or_else(|| anyhow!(results.error.clone().unwrap_or_default())))
             .with_context(|| format!("the run failed; partial results in {}", results_dir.display())),
         RunStatus::Complete => {
             let expected = scenario.workload.total_vms();
@@ -292,9 +292,13 @@ async fn interrupted() {
     }
 }
 
-/// Runs everything; always returns results (partial ones when something failed) and the
-/// teardown error, if teardown left things behind.
-async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunResults, Option<anyhow::Error>) {
+/// Runs everything; always returns results (partial ones when something failed), the error
+/// that stopped the run, and the teardown error if teardown left things behind.
+async fn execute(
+    args: &Args,
+    scenario: &Scenario,
+    results_dir: &Path,
+) -> (RunResults, Option<anyhow::Error>, Option<anyhow::Error>) {
     let clock = Clock::start();
     let rec = Recorder::new(clock);
     let extras = Arc::new(Mutex::new(BTreeMap::new()));
@@ -347,7 +351,7 @@ async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunRe
 
     let (status, error) = match ending {
         Ending::Done => (RunStatus::Complete, None),
-        Ending::Failed(e) => (RunStatus::Failed, Some(format!("{e:#}"))),
+        Ending::Failed(ref e) => (RunStatus::Failed, Some(format!("{e:#}"))),
         Ending::Interrupted => (
             RunStatus::Interrupted,
             Some("interrupted by Ctrl-C or SIGTERM; everything started was torn down".to_owned()),
@@ -384,7 +388,11 @@ async fn execute(args: &Args, scenario: &Scenario, results_dir: &Path) -> (RunRe
         processes,
     };
     write_logs(results_dir, &results, &events, scenario.global.log_cmds);
-    (results, teardown_error)
+    let failure = match ending {
+        Ending::Failed(e) => Some(e),
+        _ => None,
+    };
+    (results, failure, teardown_error)
 }
 
 /// Measurements that are CMS actions (counted as such in the summary and `logs/cms-actions.log`).
