@@ -2,8 +2,8 @@
 //! ready to paste into a commit message (how OVN developers publish scale results).
 //!
 //! Rows: the summary counts, then per stage present in either run each measurement's count,
-//! failed, min, median, p90, p99, max and mean, then per daemon role the peak RSS and the mean
-//! CPU. A stage or measurement missing from one side shows `-` there, never disappears.
+//! failed, min, median, p90, p99, max and mean (one row when each side has a single sample,
+//! e.g. `hv_cfg_settle`), then per daemon role the peak RSS and the mean CPU. A stage or measurement missing from one side shows `-` there, never disappears.
 //!
 //! Must not know: how the runs were made.
 
@@ -120,6 +120,19 @@ pub fn table(a: &RunResults, b: &RunResults, a_label: &str, b_label: &str) -> St
             let sx = x.and_then(|s| s.measurements.get(m)).map(|m| &m.stats);
             let sy = y.and_then(|s| s.measurements.get(m)).map(|m| &m.stats);
             let get = |s: Option<&Stats>, f: fn(&Stats) -> Option<f64>| s.and_then(f);
+            // One sample per side (a stage-level figure): one row, not eight.
+            if sx.map_or(0, |s| s.count) <= 1 && sy.map_or(0, |s| s.count) <= 1 {
+                t.row(m, get(sx, |s| s.mean), get(sy, |s| s.mean), 4);
+                if sx.map_or(0, |s| s.failed) + sy.map_or(0, |s| s.failed) > 0 {
+                    t.row(
+                        &format!("{m} failed"),
+                        sx.map(|s| s.failed as f64),
+                        sy.map(|s| s.failed as f64),
+                        0,
+                    );
+                }
+                continue;
+            }
             t.row(
                 &format!("{m} count"),
                 sx.map(|s| s.count as f64),
