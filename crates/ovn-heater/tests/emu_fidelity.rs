@@ -1,0 +1,285 @@
+//! Fidelity of emulated chassis: the same small topology (a VM port on a compute chassis, a
+//! router gateway port on a network node) bound once on real chassis (`ovn-lab`: OVS +
+//! ovn-controller in network namespaces) and once on emulated ones (`ovn-emu` against a fresh
+//! central). The SB `Chassis`, `Encap`, `Chassis_Private` and `Port_Binding` rows must agree
+//! once UUIDs, IPs, timestamps and `nb_cfg` counters are normalized.
+//!
+//! Fields that cannot agree, and so are normalized: every UUID (rows are created anew; a
+//! reference to a `Chassis` becomes that chassis's name), `Encap.ip` (the lab's underlay vs
+//! placeholder addresses), `Chassis_Private.nb_cfg_timestamp` (wall clock) and `nb_cfg` (how
+//! many NB transactions each run made). `other_config:iface-types` is copied from the real
+//! chassis into the emulated spec, since it is what the local OVS build supports.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ovn_emu::{ChassisSpec, ConnectPolicy, EmulatedChassis};
+use ovn_lab::{Lab, LabSpec, VmSpec};
+use serde_json::Value as Json;
+
+const WAIT: Duration = Duration::from_secs(60);
+const TABLES: [&str; 4] = ["Chassis", "Encap", "Chassis_Private", "Port_Binding"];
+
+fn ctl(tool: &str, db: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .arg(format!("--db={db}"))
+        .arg("--timeout=60")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The topology both runs build: net1 with vm1, router r1 whose external port is scheduled on
+/// gw-1, ext with a localnet port.
+fn build_topology(nb: &str) {
+    let script: &[&[&str]] = &[
+        &["ls-add", "net1"],
+        &["lsp-add", "net1", "vm1"],
+        &["lsp-set-addresses", "vm1", "0a:00:00:00:00:11 10.0.0.11"],
+        &["lsp-set-options", "vm1", "requested-chassis=compute-1"],
+        &["lr-add", "r1"],
+        &["lrp-add", "r1", "lrp-net1", "0a:00:00:00:01:01", "10.0.0.1/24"],
+        &["lrp-add", "r1", "lrp-ext", "0a:00:00:00:01:02", "172.16.0.10/24"],
+        &["lrp-set-gateway-chassis", "lrp-ext", "gw-1", "10"],
+        &["lsp-add", "net1", "net1-r1"],
+        &["lsp-set-type", "net1-r1", "router"],
+        &["lsp-set-addresses", "net1-r1", "router"],
+        &["lsp-set-options", "net1-r1", "router-port=lrp-net1"],
+        &["ls-add", "ext"],
+        &["lsp-add", "ext", "ext-r1"],
+        &["lsp-set-type", "ext-r1", "router"],
+        &["lsp-set-addresses", "ext-r1", "router"],
+        &["lsp-set-options", "ext-r1", "router-port=lrp-ext"],
+        &["lsp-add", "ext", "ext-localnet"],
+        &["lsp-set-type", "ext-localnet", "localnet"],
+        &["lsp-set-addresses", "ext-localnet", "unknown"],
+        &["lsp-set-options", "ext-localnet", "network_name=physnet1"],
+    ];
+    for args in script {
+        ctl("ovn-nbctl", nb, args);
+    }
+}
+
+async fn wait_bound(nb: &str, sb: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let vm_up = ctl("ovn-nbctl", nb, &["get", "Logical_Switch_Port", "vm1", "up"]) == "true";
+        let cr = ctl(
+            "ovn-sbctl",
+            sb,
+            &[
+                "--bare",
+                "--columns=chassis,up",
+                "find",
+                "Port_Binding",
+                "logical_port=cr-lrp-ext",
+            ],
+        );
+        if vm_up && cr.ends_with("true") && cr.len() > 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "vm1 / cr-lrp-ext not bound within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ctl("ovn-nbctl", nb, &["--wait=hv", "sync"]);
+}
+
+/// Rows of the compared tables, keyed `Table/<key>`, with values normalized.
+fn dump(sb: &str) -> BTreeMap<String, BTreeMap<String, Json>> {
+    let mut uuid_names: BTreeMap<String, String> = BTreeMap::new();
+    let mut tables = BTreeMap::new();
+    for table in TABLES {
+        let json: Json = serde_json::from_str(&ctl("ovn-sbctl", sb, &["--format=json", "list", table])).unwrap();
+        let headings: Vec<String> = serde_json::from_value(json["headings"].clone()).unwrap();
+        let rows: Vec<BTreeMap<String, Json>> = json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                headings
+                    .iter()
+                    .cloned()
+                    .zip(r.as_array().unwrap().iter().cloned())
+                    .collect()
+            })
+            .collect();
+        if table == "Chassis" {
+            for r in &rows {
+                uuid_names.insert(
+                    r["_uuid"][1].as_str().unwrap().to_owned(),
+                    r["name"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+        tables.insert(table, rows);
+    }
+    let mut out = BTreeMap::new();
+    for (table, rows) in tables {
+        for mut row in rows {
+            let key = match table {
+                "Encap" => row["chassis_name"].as_str().unwrap().to_owned(),
+                "Port_Binding" => row["logical_port"].as_str().unwrap().to_owned(),
+                _ => row["name"].as_str().unwrap().to_owned(),
+            };
+            for (column, value) in row.iter_mut() {
+                *value = match (table, column.as_str()) {
+                    ("Encap", "ip") => Json::from("<ip>"),
+                    ("Chassis_Private", "nb_cfg_timestamp" | "nb_cfg") => Json::from("<counter>"),
+                    _ => normalize(value, &uuid_names),
+                };
+            }
+            out.insert(format!("{table}/{key}"), row);
+        }
+    }
+    out
+}
+
+/// UUIDs become the name of the chassis they point to, or `<uuid>`.
+fn normalize(value: &Json, chassis: &BTreeMap<String, String>) -> Json {
+    match value {
+        Json::Array(a) if a.len() == 2 && a[0] == "uuid" => {
+            let uuid = a[1].as_str().unwrap_or_default();
+            Json::from(
+                chassis
+                    .get(uuid)
+                    .map_or("<uuid>".to_owned(), |n| format!("<chassis {n}>")),
+            )
+        }
+        Json::Array(a) => Json::Array(a.iter().map(|v| normalize(v, chassis)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn other_config(sb: &str, chassis: &str, key: &str) -> String {
+    ctl(
+        "ovn-sbctl",
+        sb,
+        &["get", "Chassis", chassis, &format!("other_config:{key}")],
+    )
+    .trim_matches('"')
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulated_rows_match_real_chassis() {
+    test_support::require_root!("emulated_rows_match_real_chassis");
+    test_support::require_ovn!(
+        "emulated_rows_match_real_chassis",
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd",
+            "ovs-vsctl",
+            "ovn-nbctl",
+            "ovn-sbctl"
+        ]
+    );
+
+    // Real chassis.
+    let dir = test_support::TempDir::new("emu_fidelity");
+    let lab = Lab::up(LabSpec::new(dir.path()).with_chassis(1, 1))
+        .await
+        .expect("lab up");
+    let (nb, sb) = (lab.nb_remote().to_owned(), lab.sb_remote().to_owned());
+    build_topology(&nb);
+    lab.chassis_by_name("compute-1")
+        .expect("compute-1")
+        .bind_vm(VmSpec::new("vm1", "0a:00:00:00:00:11", "10.0.0.11/24"))
+        .await
+        .expect("bind vm1");
+    wait_bound(&nb, &sb).await;
+    let real = dump(&sb);
+    let real_specs: Vec<ChassisSpec> = ["compute-1", "gw-1"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut spec = ChassisSpec::new(*name, format!("198.18.9.{}", i + 1));
+            spec.hostname = ctl("ovn-sbctl", &sb, &["get", "Chassis", name, "hostname"])
+                .trim_matches('"')
+                .to_owned();
+            spec.monitor_all = other_config(&sb, name, "ovn-monitor-all") == "true";
+            spec.bridge_mappings = other_config(&sb, name, "ovn-bridge-mappings");
+            spec.cms_options = other_config(&sb, name, "ovn-cms-options");
+            spec.is_gateway = spec.cms_options.contains("enable-chassis-as-gw") || *name == "gw-1";
+            spec.datapath_type = other_config(&sb, name, "datapath-type");
+            spec.iface_types = other_config(&sb, name, "iface-types");
+            spec
+        })
+        .collect();
+    lab.down().expect("lab down");
+
+    // Emulated chassis, same topology.
+    let central = test_support::Central::start("emu_fidelity");
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let chassis: Vec<EmulatedChassis> = real_specs
+        .into_iter()
+        .map(|spec| EmulatedChassis::start(&sb, spec, ConnectPolicy::default()).expect("start"))
+        .collect();
+    for c in &chassis {
+        c.wait_registered(WAIT).await.expect("registered");
+    }
+    build_topology(&nb);
+    chassis[0].bind_port("vm1").expect("bind");
+    wait_bound(&nb, &sb).await;
+    let emulated = dump(&sb);
+    for c in &chassis {
+        c.stop(false).await.unwrap();
+    }
+
+    for key in [
+        "Chassis/compute-1",
+        "Chassis/gw-1",
+        "Encap/gw-1",
+        "Chassis_Private/compute-1",
+    ] {
+        assert!(
+            real.contains_key(key),
+            "{key} missing from the real run: {:?}",
+            real.keys()
+        );
+    }
+    assert_eq!(real["Port_Binding/vm1"]["chassis"], Json::from("<chassis compute-1>"));
+    assert_eq!(real["Port_Binding/cr-lrp-ext"]["chassis"], Json::from("<chassis gw-1>"));
+    assert!(real["Chassis/gw-1"]["other_config"]
+        .to_string()
+        .contains("port-up-notif"));
+
+    let mut differences = Vec::new();
+    for key in real
+        .keys()
+        .chain(emulated.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match (real.get(key), emulated.get(key)) {
+            (Some(r), Some(e)) => {
+                for column in r.keys().chain(e.keys()).collect::<std::collections::BTreeSet<_>>() {
+                    if r.get(column) != e.get(column) {
+                        differences.push(format!(
+                            "{key}.{column}: real {} / emulated {}",
+                            r.get(column).map_or("-".into(), Json::to_string),
+                            e.get(column).map_or("-".into(), Json::to_string)
+                        ));
+                    }
+                }
+            }
+            (r, _) => differences.push(format!(
+                "{key}: only in the {} run",
+                if r.is_some() { "real" } else { "emulated" }
+            )),
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "SB rows differ between real and emulated chassis:\n{}",
+        differences.join("\n")
+    );
+}
