@@ -540,10 +540,12 @@ enum ColumnKind {
 fn column_kind(table: Option<&TableSchema>, column: &str, old: Option<&Value>, diff: &Value) -> ColumnKind {
     if let Some(col) = table.and_then(|t| t.columns.get(column)) {
         let ty = &col.column_type;
-        return if ty.is_map() {
-            ColumnKind::Map
-        } else if ty.is_scalar() {
+        // ovsdb-server diffs only composite columns (max > 1); an optional column (min 0,
+        // max 1) carries its new value, exactly like a scalar.
+        return if ty.max == Some(1) {
             ColumnKind::Scalar
+        } else if ty.is_map() {
+            ColumnKind::Map
         } else {
             ColumnKind::Set
         };
