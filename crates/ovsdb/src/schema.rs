@@ -752,16 +752,31 @@ fn check_datum(t: &TableSchema, column: &str, ty: &ColumnType, value: &Value, si
 }
 
 /// The first atom that occurs twice (sets and map keys must be duplicate-free).
-fn first_duplicate<'a>(atoms: impl Iterator<Item = &'a Atom>) -> Option<&'a Atom> {
-    let mut seen = std::collections::HashSet::new();
+fn first_duplicate<'a>(atoms: impl ExactSizeIterator<Item = &'a Atom>) -> Option<&'a Atom> {
+    // Most values hold zero or one atom: no set to build.
+    if atoms.len() < 2 {
+        return None;
+    }
+    /// An atom's identity for duplicate detection (reals by bit pattern, as the server does),
+    /// borrowed so checking a value allocates nothing per atom.
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key<'k> {
+        Integer(i64),
+        Real(u64),
+        Boolean(bool),
+        String(&'k str),
+        Uuid(&'k crate::datum::Uuid),
+        NamedUuid(&'k str),
+    }
+    let mut seen = std::collections::HashSet::with_capacity(atoms.len());
     for a in atoms {
         let key = match a {
-            Atom::Integer(i) => format!("i{i}"),
-            Atom::Real(r) => format!("r{}", r.to_bits()),
-            Atom::Boolean(b) => format!("b{b}"),
-            Atom::String(s) => format!("s{s}"),
-            Atom::Uuid(u) => format!("u{u}"),
-            Atom::NamedUuid(n) => format!("n{n}"),
+            Atom::Integer(i) => Key::Integer(*i),
+            Atom::Real(r) => Key::Real(r.to_bits()),
+            Atom::Boolean(b) => Key::Boolean(*b),
+            Atom::String(s) => Key::String(s),
+            Atom::Uuid(u) => Key::Uuid(u),
+            Atom::NamedUuid(n) => Key::NamedUuid(n),
         };
         if !seen.insert(key) {
             return Some(a);
@@ -773,12 +788,18 @@ fn first_duplicate<'a>(atoms: impl Iterator<Item = &'a Atom>) -> Option<&'a Atom
 /// Checks one atom against a base type: atomic type, enum, ranges, string length.
 /// `role` is "key ", "value " or "" (for messages about maps).
 fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role: &str) -> Result<()> {
-    let shown = atom.to_json();
+    // Rendered only for an error message: the success path allocates nothing.
+    let shown = || atom.to_json();
     let wrong_type = || {
         column_error(
             t,
             column,
-            &format!("{role}{shown} is {}, expected {}", atom_kind(atom), describe_base(base)),
+            &format!(
+                "{role}{} is {}, expected {}",
+                shown(),
+                atom_kind(atom),
+                describe_base(base)
+            ),
         )
     };
     // A JSON real with no fraction is an integer to ovsdb-server; an integer is a fine real.
@@ -815,7 +836,8 @@ fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role:
                 t,
                 column,
                 &format!(
-                    "{role}{shown} is not allowed (expected one of {}){hint}",
+                    "{role}{} is not allowed (expected one of {}){hint}",
+                    shown(),
                     names.join(", ")
                 ),
             ));
@@ -830,11 +852,12 @@ fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role:
             return Err(column_error(
                 t,
                 column,
-                &format!("{role}{shown} is out of range (expected {})", describe_base(base)),
+                &format!("{role}{} is out of range (expected {})", shown(), describe_base(base)),
             ));
         }
     }
-    if let Atom::String(text) = atom {
+    let length_limited = base.min_length.is_some() || base.max_length.is_some();
+    if let (Atom::String(text), true) = (atom, length_limited) {
         let len = text.chars().count() as u64;
         if base.min_length.is_some_and(|min| len < min) || base.max_length.is_some_and(|max| len > max) {
             return Err(column_error(
@@ -842,7 +865,7 @@ fn check_atom(t: &TableSchema, column: &str, base: &BaseType, atom: &Atom, role:
                 column,
                 &format!(
                     "{role}{} has {len} characters (expected {})",
-                    brief(&shown),
+                    brief(&shown()),
                     describe_base(base)
                 ),
             ));
