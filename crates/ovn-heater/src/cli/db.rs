@@ -15,7 +15,6 @@
 //!
 //! Must not know: OVN table names (any schema works), the lab, Neutron.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -148,7 +147,9 @@ async fn choose_database(client: &Client, target: &Target) -> anyhow::Result<Str
 async fn dump(args: DumpArgs) -> anyhow::Result<ExitCode> {
     let client = connect(&args.target).await?;
     let database = choose_database(&client, &args.target).await?;
-    let doc = snapshot(&client, &database).await?;
+    let doc = ovsdb::dump::dump(&client, &database)
+        .await
+        .with_context(|| format!("reading {database} failed"))?;
     let doc = match doc {
         Json::Object(mut m) => {
             if let Some(step) = args.step {
@@ -161,199 +162,9 @@ async fn dump(args: DumpArgs) -> anyhow::Result<ExitCode> {
         }
         other => other,
     };
-    let mut text = to_python_json(&doc);
-    text.push('\n');
-    emit(&text)?;
+    emit(&ovsdb::dump::to_pretty_string(&doc))?;
     client.close().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The whole database in one read-only transaction, rows exactly as the server sent them.
-pub(crate) async fn snapshot(client: &Client, database: &str) -> anyhow::Result<Json> {
-    let schema = client
-        .call("get_schema", json!([database]))
-        .await
-        .with_context(|| format!("get_schema {database} failed"))?;
-    let tables: Vec<String> = schema
-        .get("tables")
-        .and_then(Json::as_object)
-        .map(|t| t.keys().cloned().collect())
-        .ok_or_else(|| Failure::environment(format!("the server's schema of {database} has no tables object")))?;
-    let mut tables = tables;
-    tables.sort();
-    let mut params = vec![json!(database)];
-    params.extend(tables.iter().map(|t| json!({"op": "select", "table": t, "where": []})));
-    let reply = client
-        .call("transact", Json::Array(params))
-        .await
-        .with_context(|| format!("reading {database} failed"))?;
-    let results = reply
-        .as_array()
-        .ok_or_else(|| Failure::environment(format!("transact reply is not an array: {}", brief(&reply))))?;
-    let mut out = serde_json::Map::new();
-    for (i, table) in tables.iter().enumerate() {
-        let result = results.get(i);
-        let Some(Json::Array(rows)) = result.and_then(|r| r.get("rows")) else {
-            return Err(Failure::environment(format!(
-                "select on {table} failed: {}",
-                result.map_or_else(|| "no result".to_owned(), brief)
-            ))
-            .into());
-        };
-        let mut rows = rows.clone();
-        rows.sort_by(|a, b| row_uuid(a).cmp(row_uuid(b)));
-        out.insert(table.clone(), Json::Array(rows));
-    }
-    Ok(json!({
-        "database": database,
-        "schema_version": schema.get("version").cloned().unwrap_or(Json::Null),
-        "tables": Json::Object(out),
-    }))
-}
-
-fn row_uuid(row: &Json) -> &str {
-    row.get("_uuid")
-        .and_then(|u| u.get(1))
-        .and_then(Json::as_str)
-        .unwrap_or("")
-}
-
-fn brief(j: &Json) -> String {
-    let s = j.to_string();
-    if s.len() > 200 {
-        format!("{}...", &s[..s.char_indices().nth(197).map_or(s.len(), |(i, _)| i)])
-    } else {
-        s
-    }
-}
-
-/// Serializes exactly like Python's `json.dumps(doc, indent=1, sort_keys=True)`: one space per
-/// level, `", "`-free separators, sorted keys, `\uXXXX` for everything outside printable ASCII,
-/// floats in `repr()` form. No final newline.
-pub(crate) fn to_python_json(doc: &Json) -> String {
-    let mut out = String::new();
-    write_python_json(&mut out, doc, 0);
-    out
-}
-
-fn write_python_json(out: &mut String, j: &Json, level: usize) {
-    let newline = |out: &mut String, level: usize| {
-        out.push('\n');
-        out.extend(std::iter::repeat_n(' ', level));
-    };
-    match j {
-        Json::Null => out.push_str("null"),
-        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => {
-                let _ = write!(out, "{i}");
-            }
-            (None, Some(u), _) => {
-                let _ = write!(out, "{u}");
-            }
-            (None, None, Some(f)) => out.push_str(&python_float_repr(f)),
-            _ => out.push_str(&n.to_string()),
-        },
-        Json::String(s) => write_python_string(out, s),
-        Json::Array(items) if items.is_empty() => out.push_str("[]"),
-        Json::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, level + 1);
-                write_python_json(out, item, level + 1);
-            }
-            newline(out, level);
-            out.push(']');
-        }
-        Json::Object(map) if map.is_empty() => out.push_str("{}"),
-        Json::Object(map) => {
-            let mut entries: Vec<(&String, &Json)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(out, level + 1);
-                write_python_string(out, k);
-                out.push_str(": ");
-                write_python_json(out, v, level + 1);
-            }
-            newline(out, level);
-            out.push('}');
-        }
-    }
-}
-
-/// Python's `ensure_ascii` string form: printable ASCII as is, the usual short escapes, the
-/// rest as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs above the BMP).
-fn write_python_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// Python's `repr(float)`: the shortest digits that round-trip, positional for decimal
-/// exponents -4..16, else `d.ddde±XX`; always with a `.` or an exponent.
-fn python_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits: "-1.2345e-5", "1e16".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} always has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if (-4..16).contains(&exp) {
-        let point = exp + 1; // digits before the decimal point
-        let body = if point <= 0 {
-            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-        } else if point as usize >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
-        };
-        format!("{sign}{body}")
-    } else {
-        let frac = if digits.len() > 1 {
-            format!(".{}", &digits[1..])
-        } else {
-            String::new()
-        };
-        format!(
-            "{sign}{}{frac}e{}{:02}",
-            &digits[..1],
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
-    }
 }
 
 /// Writes to stdout; a closed pipe (e.g. `| head`) ends the command quietly.
@@ -410,11 +221,15 @@ async fn watch_inner(args: WatchArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
+    // Both listeners live across iterations: a signal that arrives while an event is being
+    // printed must still end the loop (a listener created later would miss it).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             event = connection.recv() => {
                 if let Ok(ConnectionEvent::Disconnected { remote, reason }) = event {
@@ -601,45 +416,6 @@ fn parse_atom(atomic: AtomicType, raw: &str) -> Result<Atom, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_json_layout() {
-        let doc: Json = serde_json::from_str(r#"{"b": [1, {"y": [], "x": ["set", []], "z": {}}], "a": "s"}"#).unwrap();
-        assert_eq!(
-            to_python_json(&doc),
-            "{\n \"a\": \"s\",\n \"b\": [\n  1,\n  {\n   \"x\": [\n    \"set\",\n    []\n   ],\n   \"y\": [],\n   \"z\": {}\n  }\n ]\n}"
-        );
-    }
-
-    #[test]
-    fn python_string_escapes() {
-        let mut out = String::new();
-        write_python_string(&mut out, "a\"b\\c\n\t\u{1}é\u{7f}\u{1F600}~");
-        assert_eq!(out, r#""a\"b\\c\n\t\u0001\u00e9\u007f\ud83d\ude00~""#);
-    }
-
-    #[test]
-    fn python_float_reprs() {
-        // Values checked against CPython 3.11's repr().
-        let cases = [
-            (1.0, "1.0"),
-            (-0.0, "-0.0"),
-            (0.1, "0.1"),
-            (100.0, "100.0"),
-            (1.5e-5, "1.5e-05"),
-            (0.0001, "0.0001"),
-            (1e16, "1e+16"),
-            (1.234e16, "1.234e+16"),
-            (9999999999999998.0, "9999999999999998.0"),
-            (123456.789, "123456.789"),
-            (1e-7, "1e-07"),
-            (2.5e300, "2.5e+300"),
-            (-3.25, "-3.25"),
-        ];
-        for (f, want) in cases {
-            assert_eq!(python_float_repr(f), want, "{f:?}");
-        }
-    }
 
     #[test]
     fn where_flags_are_a_conjunction_and_modifies_cross_the_boundary() {
