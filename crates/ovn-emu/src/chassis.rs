@@ -35,7 +35,7 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// else wakes the chassis for them.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long [`EmulatedChassis::stop`] waits for the chassis to remove its rows.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How a chassis connects. The defaults suit one chassis; a farm shares one [`MonitorPlan`].
 #[derive(Clone, Debug)]

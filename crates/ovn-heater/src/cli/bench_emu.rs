@@ -434,13 +434,13 @@ impl FarmProcess {
             // SAFETY: kill(2) on our own child's pid.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
         }
-        match tokio::time::timeout(Duration::from_secs(120), self.child.wait()).await {
+        match tokio::time::timeout(Duration::from_secs(300), self.child.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => bail!("fake-chassis exited with {status} when stopped (see fake-chassis.log)"),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => {
                 let _ = self.child.kill().await;
-                bail!("fake-chassis did not exit within 120 s of SIGINT; killed")
+                bail!("fake-chassis did not exit within 300 s of SIGINT; killed")
             }
         }
     }

@@ -169,7 +169,7 @@ fn farm_failure(e: ovn_emu::Error) -> anyhow::Error {
         Failure::bad_input(e.to_string())
     } else {
         Failure::environment(format!(
-            "{e}\nfix: check that the Southbound ovsdb-server is running and that --sb names it"
+            "{e}\nfix: check that the Southbound ovsdb-server is running, not overloaded, and that --sb names it"
         ))
     };
     anyhow::Error::new(failure)
