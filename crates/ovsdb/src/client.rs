@@ -339,7 +339,7 @@ impl Client {
                 "transact",
                 &txn.params(),
                 ReplyAction::Transact {
-                    database: txn.database().to_owned(),
+                    database: txn.database().into(),
                 },
             )
             .await?;
@@ -349,9 +349,7 @@ impl Client {
     /// this way fails with [`Error::OutcomeUnknown`] like [`Client::transact`].
     pub async fn call(&self, method: &str, params: Json) -> Result<Json> {
         let action = match (method, params.get(0).and_then(Json::as_str)) {
-            ("transact", Some(db)) => ReplyAction::Transact {
-                database: db.to_owned(),
-            },
+            ("transact", Some(db)) => ReplyAction::Transact { database: db.into() },
             _ => ReplyAction::Plain,
         };
         parse_json(method, &self.request(method, &params, action).await?)
@@ -403,6 +401,12 @@ impl Client {
     }
 
     async fn wait_connected(&self, deadline: tokio::time::Instant, wait: Duration) -> Result<Arc<Connection>> {
+        // The common case, connected: no subscription, no timer.
+        if let ConnState::Connected(c) = &*self.shared().state.borrow() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
         let mut state = self.shared().state.subscribe();
         let ready = |s: &ConnState| match s {
             ConnState::Connected(c) => !c.is_closed(),

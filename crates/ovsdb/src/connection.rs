@@ -8,8 +8,9 @@
 //! pending request: a `transact` with [`Error::OutcomeUnknown`] (it may have committed), the rest
 //! with [`Error::Disconnected`]. Nothing is ever re-sent from here.
 //!
-//! The writer batches whatever callers queued and flushes when the queue is empty, so
-//! pipelined requests share system calls.
+//! Callers encode their requests straight into one shared output buffer (no per-request
+//! message or channel hop); the writer task is woken only when that buffer goes from empty to
+//! non-empty, lets ready callers add theirs, then writes the whole batch with one system call.
 //!
 //! Must not know: reconnect policy, remotes other than its own, any schema's table names
 //! other than `_Server`'s.
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::Shared;
@@ -44,13 +45,16 @@ const BUSY_SERVER_GRACE: Duration = Duration::from_secs(60);
 /// Read buffer size: big initial dumps arrive in few system calls.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Initial size of the output buffers (a batch of pipelined requests fits).
+const OUTBOX_CAPACITY: usize = 64 * 1024;
+
 /// What the reader does with a successful reply before handing it to the caller.
 #[derive(Clone)]
 pub(crate) enum ReplyAction {
     /// Hand the result over as is.
     Plain,
     /// A `transact`: on disconnect the outcome is unknown.
-    Transact { database: String },
+    Transact { database: Arc<str> },
     /// A monitor start or resume: apply the initial contents to the replica first.
     Monitor {
         replica: Arc<ReplicaShared>,
@@ -62,7 +66,7 @@ pub(crate) enum ReplyAction {
 }
 
 struct Pending {
-    method: String,
+    method: std::borrow::Cow<'static, str>,
     action: ReplyAction,
     reply: oneshot::Sender<Result<Reply>>,
 }
@@ -85,9 +89,40 @@ pub(crate) struct ServerWatch {
     pub(crate) leader_only: bool,
 }
 
+/// Bytes encoded by callers and not yet taken by the writer task.
+struct Outbox {
+    bytes: Vec<u8>,
+    /// False once the writer stopped: nothing queued now would ever be written.
+    open: bool,
+}
+
+/// The method names we send, so a pending request does not allocate its name.
+fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
+    const KNOWN: [&str; 12] = [
+        "transact",
+        "echo",
+        "list_dbs",
+        "get_schema",
+        "monitor",
+        "monitor_cond",
+        "monitor_cond_since",
+        "monitor_cond_change",
+        "monitor_cancel",
+        "lock",
+        "steal",
+        "unlock",
+    ];
+    match KNOWN.iter().find(|&&m| m == method) {
+        Some(&m) => std::borrow::Cow::Borrowed(m),
+        None => std::borrow::Cow::Owned(method.to_owned()),
+    }
+}
+
 pub(crate) struct Connection {
     pub(crate) remote: Remote,
-    writer: mpsc::UnboundedSender<Vec<u8>>,
+    outbox: Mutex<Outbox>,
+    /// Wakes the writer: something was queued into an empty outbox.
+    outbox_ready: Notify,
     /// `None` once closed: nothing can be added after the reader failed what was there.
     pending: Mutex<Option<HashMap<u64, Pending>>>,
     next_id: AtomicU64,
@@ -131,10 +166,13 @@ impl Connection {
         shared: Arc<Shared>,
         probe: Option<Duration>,
     ) -> (Arc<Connection>, JoinHandle<String>) {
-        let (tx, rx) = mpsc::unbounded_channel();
         let conn = Arc::new(Connection {
             remote,
-            writer: tx,
+            outbox: Mutex::new(Outbox {
+                bytes: Vec::with_capacity(OUTBOX_CAPACITY),
+                open: true,
+            }),
+            outbox_ready: Notify::new(),
             pending: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -144,7 +182,7 @@ impl Connection {
             server_watch: Mutex::new(None),
             shared,
         });
-        let writer = tokio::spawn(write_loop(conn.clone(), write, rx));
+        let writer = tokio::spawn(write_loop(conn.clone(), write));
         let reader = tokio::spawn(read_loop(conn.clone(), read, probe, writer));
         (conn, reader)
     }
@@ -175,30 +213,56 @@ impl Connection {
         action: ReplyAction,
     ) -> std::result::Result<oneshot::Receiver<Result<Reply>>, NotSent> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = Vec::with_capacity(256);
         let (tx, rx) = oneshot::channel();
-        if let Err(e) = write_request(&mut bytes, &json!(id), method, params) {
-            let _ = tx.send(Err(e));
-            return Ok(rx);
-        }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(map) = pending.as_mut() else {
             return Err(NotSent);
         };
+        // Registered before its bytes can reach the server, so the reply always finds it; the
+        // reader cannot fail it before it is queued (we hold the pending lock).
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if !outbox.open {
+            return Err(NotSent);
+        }
+        let was_empty = outbox.bytes.is_empty();
+        let start = outbox.bytes.len();
+        if let Err(e) = write_request(&mut outbox.bytes, &Json::from(id), method, params) {
+            outbox.bytes.truncate(start);
+            let _ = tx.send(Err(e));
+            return Ok(rx);
+        }
+        drop(outbox);
         map.insert(
             id,
             Pending {
-                method: method.to_owned(),
+                method: method_name(method),
                 action,
                 reply: tx,
             },
         );
-        // Queued under the lock: the reader cannot fail this entry before it is on its way.
-        if self.writer.send(bytes).is_err() {
-            map.remove(&id);
-            return Err(NotSent);
+        drop(pending);
+        if was_empty {
+            self.outbox_ready.notify_one();
         }
         Ok(rx)
+    }
+
+    /// Queues bytes that expect no reply (our answers to the server, our probe).
+    fn queue(&self, encode: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if !outbox.open {
+            return;
+        }
+        let was_empty = outbox.bytes.is_empty();
+        let start = outbox.bytes.len();
+        if !encode(&mut outbox.bytes) {
+            outbox.bytes.truncate(start);
+            return;
+        }
+        drop(outbox);
+        if was_empty {
+            self.outbox_ready.notify_one();
+        }
     }
 
     /// Sends a request and waits for its reply.
@@ -227,27 +291,23 @@ impl Connection {
             error: &'a Json,
             id: &'a Json,
         }
-        if let Ok(bytes) = serde_json::to_vec(&WireResponse { result, error, id }) {
-            let _ = self.writer.send(bytes);
-        }
+        self.queue(|out| serde_json::to_writer(out, &WireResponse { result, error, id }).is_ok());
     }
 
     fn send_probe(&self) {
-        let mut bytes = Vec::new();
-        if write_request(&mut bytes, &json!("echo"), "echo", &json!([])).is_ok() {
-            let _ = self.writer.send(bytes);
-        }
+        self.queue(|out| write_request(out, &json!("echo"), "echo", &json!([])).is_ok());
     }
 
     /// Fails everything pending and refuses new requests.
     fn shut(&self) {
         self.closed.store(true, Ordering::Release);
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).open = false;
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
         let remote = self.remote.to_string();
         for (_, p) in pending.into_iter().flatten() {
             let err = match p.action {
                 ReplyAction::Transact { database } => Error::OutcomeUnknown {
-                    database,
+                    database: database.to_string(),
                     remote: remote.clone(),
                 },
                 _ => Error::Disconnected { remote: remote.clone() },
@@ -494,29 +554,31 @@ pub(crate) fn rpc_error(method: &str, error: Json) -> Error {
     }
 }
 
-async fn write_loop(conn: Arc<Connection>, write: BoxWrite, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
-    let mut w = BufWriter::with_capacity(256 * 1024, write);
-    while let Some(msg) = rx.recv().await {
-        let mut res = w.write_all(&msg).await;
-        // Drain, let the tasks that are ready run once (pipelining callers queue more), drain
-        // again, then flush: one system call carries many requests.
-        for round in 0..2 {
-            while res.is_ok() {
-                match rx.try_recv() {
-                    Ok(msg) => res = w.write_all(&msg).await,
-                    Err(_) => break,
+async fn write_loop(conn: Arc<Connection>, mut write: BoxWrite) {
+    let mut batch = Vec::with_capacity(OUTBOX_CAPACITY);
+    loop {
+        conn.outbox_ready.notified().await;
+        // Let the tasks that are ready run once (pipelining callers queue more), then take
+        // everything: one system call carries many requests.
+        tokio::task::yield_now().await;
+        loop {
+            {
+                let mut outbox = conn.outbox.lock().unwrap_or_else(|p| p.into_inner());
+                if outbox.bytes.is_empty() {
+                    break;
                 }
+                std::mem::swap(&mut outbox.bytes, &mut batch);
             }
-            if round == 0 {
-                tokio::task::yield_now().await;
+            if let Err(e) = write.write_all(&batch).await {
+                conn.outbox.lock().unwrap_or_else(|p| p.into_inner()).open = false;
+                conn.close(&format!("write failed: {e}"));
+                return;
             }
-        }
-        if res.is_ok() {
-            res = w.flush().await;
-        }
-        if let Err(e) = res {
-            conn.close(&format!("write failed: {e}"));
-            return;
+            batch.clear();
+            // A one-off huge request must not pin its buffer for the connection's lifetime.
+            if batch.capacity() > 16 * OUTBOX_CAPACITY {
+                batch = Vec::with_capacity(OUTBOX_CAPACITY);
+            }
         }
     }
 }
