@@ -84,6 +84,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot start {} emulated chassis against {}", args.count, args.sb))?;
     tracing::info!(count = args.count, sb = %args.sb, "emulated chassis started");
 
+    // Listeners live across iterations: a Ctrl-C that lands while a status line prints must
+    // still end the loop (a listener created afterwards would miss it).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     let interval = Duration::from_secs_f64(args.status_interval.max(0.0));
@@ -98,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = tick => print_status(&args, &farm.status(), started, false),
         }
