@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, watch};
 
@@ -692,7 +691,7 @@ fn is_unknown_method(e: &Error) -> bool {
     matches!(e, Error::Rpc { error, .. } if error == "unknown method")
 }
 
-fn parse_json(method: &str, reply: &RawValue) -> Result<Json> {
+fn parse_json(method: &str, reply: &Reply) -> Result<Json> {
     serde_json::from_str(reply.get()).map_err(|e| Error::Decode(format!("{method} reply: {e}")))
 }
 
@@ -1008,7 +1007,7 @@ async fn resume_monitors(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result
             };
             match conn.request(method.rpc_name(), &params, action).await {
                 Ok(found) => {
-                    tracing::debug!(monitor = %replica.monitor_id, ?method, %found, "monitor resumed");
+                    tracing::debug!(monitor = %replica.monitor_id, ?method, found = found.get(), "monitor resumed");
                     done = true;
                     break;
                 }
