@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use ovsdb::dump::python_string;
 use serde_json::Value as Json;
 
 /// NB_Global external_ids keys Neutron rewrites on a timer (agent liveness), dropped.
@@ -201,32 +202,6 @@ fn time_at(s: &[char], i: usize) -> Option<usize> {
         }
     }
     Some(p - i)
-}
-
-/// Python's `json.dumps` of a string (ASCII only, `\uXXXX` escapes).
-pub fn py_json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{:04x}", unit);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Sort key that orders "@ACL#10" after "@ACL#9" (digit runs compare as numbers).
@@ -452,7 +427,7 @@ impl Normalizer {
                     format!("{r:?}")
                 }
             }
-            Val::Str(s) => py_json_str(&self.norm_str(s, None, assign)),
+            Val::Str(s) => python_string(&self.norm_str(s, None, assign)),
             Val::Set(_) | Val::Map(_) => "[]".to_owned(),
             Val::Other(j) => j.to_string(),
         }
@@ -478,7 +453,7 @@ impl Normalizer {
                         }
                         let hint = kstr.and_then(|k| key_type(k.split_once(':').map(|(_, b)| b).unwrap_or(k)));
                         let xs = match x {
-                            Val::Str(s) => py_json_str(&self.norm_str(s, hint, assign)),
+                            Val::Str(s) => python_string(&self.norm_str(s, hint, assign)),
                             other => self.value_key(other, col, table, assign),
                         };
                         items.push((self.value_key(k, col, table, assign), xs));
@@ -553,7 +528,7 @@ impl Normalizer {
                     "[{}]",
                     rendered
                         .iter()
-                        .map(|(c, v)| format!("[{}, {}]", py_json_str(c), py_json_str(v)))
+                        .map(|(c, v)| format!("[{}, {}]", python_string(c), python_string(v)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -831,7 +806,7 @@ mod tests {
         let t: Vec<char> = "2024-05-01 10:00:00.123456+00:00".chars().collect();
         assert_eq!(time_at(&t, 0), Some(t.len()));
         assert_eq!(natural_cmp("@ACL#10", "@ACL#9"), std::cmp::Ordering::Greater);
-        assert_eq!(py_json_str("a\"é"), "\"a\\\"\\u00e9\"");
+        assert_eq!(python_string("a\"é"), "\"a\\\"\\u00e9\"");
     }
 
     #[test]

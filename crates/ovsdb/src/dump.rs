@@ -151,8 +151,14 @@ fn write_python_json(out: &mut String, j: &Json, level: usize) {
     }
 }
 
-/// Python's `ensure_ascii` string form: printable ASCII as is, the usual short escapes, the
-/// rest as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs above the BMP).
+/// Python's `json.dumps` of a string (`ensure_ascii`): printable ASCII as is, the usual short
+/// escapes, the rest as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs above the BMP).
+pub fn python_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_python_string(&mut out, s);
+    out
+}
+
 fn write_python_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
