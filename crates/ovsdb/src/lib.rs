@@ -50,6 +50,7 @@
 //!   and writer tasks and the requests waiting for replies.
 //! - [`monitor`], [`replica`]: what to monitor, decoded updates, the in-memory copy.
 //! - [`lock`]: OVSDB locks.
+//! - [`dump`]: one consistent whole-database snapshot, in the reference dumps' JSON layout.
 //!
 //! Must not know: OVN (or any schema's) table names, processes, YAML. Never prints; logs via `tracing`.
 
