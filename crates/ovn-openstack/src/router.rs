@@ -156,27 +156,15 @@ impl Neutron {
             let scheduled = self.with_state(|st| schedule(&chassis, physnet.as_deref(), &st.gateway_load(), wanted));
             let port = self.with_state(|st| -> Result<Port> {
                 let ip = st.allocate_ip(subnet_id, spec.fixed_ip, false)?;
-                Ok(Port {
-                    id: st.new_id(),
-                    name: String::new(),
-                    network: net_id,
-                    project: String::new(),
-                    mac: st.new_mac(),
-                    fixed_ips: vec![FixedIp { subnet: subnet_id, ip }],
-                    device_owner: nb::OWNER_ROUTER_GATEWAY.into(),
-                    device_id: router_id.to_string(),
-                    host: String::new(),
-                    security_groups: vec![],
-                    port_security: false,
-                    revision: 1,
-                    active: false,
-                    kind: PortKind::RouterGateway { router: router_id },
-                    routed: false,
-                    port_fip: None,
-                    lsp: ovsdb::Uuid::new_v4(),
-                    lrp: None,
-                    lrp_revision: 0,
-                })
+                Ok(router_owned_port(
+                    st,
+                    net_id,
+                    String::new(),
+                    FixedIp { subnet: subnet_id, ip },
+                    nb::OWNER_ROUTER_GATEWAY,
+                    router_id,
+                    PortKind::RouterGateway { router: router_id },
+                ))
             })?;
             let port_id = port.id;
             let created = self
@@ -357,27 +345,15 @@ impl Neutron {
                     });
                 }
                 let (rid, rproject, net, sid) = (r.id, r.project.clone(), s.network, s.id);
-                Ok(Port {
-                    id: st.new_id(),
-                    name: String::new(),
-                    network: net,
-                    project: rproject,
-                    mac: st.new_mac(),
-                    fixed_ips: vec![FixedIp { subnet: sid, ip: gw_ip }],
-                    device_owner: nb::OWNER_ROUTER_INTERFACE.into(),
-                    device_id: rid.to_string(),
-                    host: String::new(),
-                    security_groups: vec![],
-                    port_security: false,
-                    revision: 1,
-                    active: false,
-                    kind: PortKind::RouterInterface { router: rid },
-                    routed: false,
-                    port_fip: None,
-                    lsp: ovsdb::Uuid::new_v4(),
-                    lrp: None,
-                    lrp_revision: 0,
-                })
+                Ok(router_owned_port(
+                    st,
+                    net,
+                    rproject,
+                    FixedIp { subnet: sid, ip: gw_ip },
+                    nb::OWNER_ROUTER_INTERFACE,
+                    rid,
+                    PortKind::RouterInterface { router: rid },
+                ))
             })?;
             let port_id = port.id;
             let created = self
@@ -1047,4 +1023,38 @@ pub fn plan_fip_disassociate(st: &State, fid: Id, deleting: bool) -> Result<Plan
             p.port_fip = None;
         }
     }))
+}
+
+/// A router-owned Neutron port (gateway or interface) as ML2 creates it: unnamed, no security
+/// groups, no port security, revision 1, not yet routed.
+fn router_owned_port(
+    st: &mut State,
+    network: Id,
+    project: String,
+    fixed_ip: FixedIp,
+    device_owner: &str,
+    router: Id,
+    kind: PortKind,
+) -> Port {
+    Port {
+        id: st.new_id(),
+        name: String::new(),
+        network,
+        project,
+        mac: st.new_mac(),
+        fixed_ips: vec![fixed_ip],
+        device_owner: device_owner.into(),
+        device_id: router.to_string(),
+        host: String::new(),
+        security_groups: vec![],
+        port_security: false,
+        revision: 1,
+        active: false,
+        kind,
+        routed: false,
+        port_fip: None,
+        lsp: ovsdb::Uuid::new_v4(),
+        lrp: None,
+        lrp_revision: 0,
+    }
 }
