@@ -1,6 +1,6 @@
 //! `where` clauses and monitor conditions: `[column, function, value]`.
 
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use crate::datum::{Uuid, Value};
 
@@ -68,15 +68,9 @@ impl Condition {
     pub fn uuid(uuid: Uuid) -> Self {
         Self::eq("_uuid", Value::uuid(uuid))
     }
+    /// The condition as a JSON value (the wire form, via its `Serialize` impl).
     pub fn to_json(&self) -> Json {
-        match self {
-            Condition::Compare {
-                column,
-                function,
-                value,
-            } => json!([column, function.as_str(), value.to_json()]),
-            Condition::Constant(b) => json!(b),
-        }
+        serde_json::to_value(self).expect("a condition always serializes")
     }
 }
 

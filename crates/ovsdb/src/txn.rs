@@ -69,8 +69,9 @@ impl Mutation {
     pub fn delete(column: impl Into<String>, value: impl Into<Value>) -> Self {
         Self::new(column, Mutator::Delete, value)
     }
+    /// The mutation as a JSON value (the wire form, via its `Serialize` impl).
     pub fn to_json(&self) -> Json {
-        json!([self.column, self.mutator.as_str(), self.value.to_json()])
+        serde_json::to_value(self).expect("a mutation always serializes")
     }
 }
 
@@ -148,64 +149,9 @@ impl Operation {
             Operation::Assert { lock } => format!("assert lock {lock}"),
         }
     }
+    /// The operation as a JSON value (the wire form, via its `Serialize` impl).
     pub fn to_json(&self) -> Json {
-        let conds = |c: &Vec<Condition>| Json::Array(c.iter().map(Condition::to_json).collect());
-        match self {
-            Operation::Insert { table, row, uuid_name } => {
-                let mut o = json!({"op": "insert", "table": table, "row": row.to_json()});
-                if let Some(n) = uuid_name {
-                    o["uuid-name"] = json!(n);
-                }
-                o
-            }
-            Operation::Select {
-                table,
-                conditions,
-                columns,
-            } => {
-                let mut o = json!({"op": "select", "table": table, "where": conds(conditions)});
-                if let Some(c) = columns {
-                    o["columns"] = json!(c);
-                }
-                o
-            }
-            Operation::Update { table, conditions, row } => {
-                json!({"op": "update", "table": table, "where": conds(conditions), "row": row.to_json()})
-            }
-            Operation::Mutate {
-                table,
-                conditions,
-                mutations,
-            } => json!({
-                "op": "mutate", "table": table, "where": conds(conditions),
-                "mutations": mutations.iter().map(Mutation::to_json).collect::<Vec<_>>()
-            }),
-            Operation::Delete { table, conditions } => {
-                json!({"op": "delete", "table": table, "where": conds(conditions)})
-            }
-            Operation::Wait {
-                table,
-                conditions,
-                columns,
-                until_equal,
-                rows,
-                timeout_ms,
-            } => {
-                let mut o = json!({
-                    "op": "wait", "table": table, "where": conds(conditions), "columns": columns,
-                    "until": if *until_equal { "==" } else { "!=" },
-                    "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>()
-                });
-                if let Some(t) = timeout_ms {
-                    o["timeout"] = json!(t);
-                }
-                o
-            }
-            Operation::Commit { durable } => json!({"op": "commit", "durable": durable}),
-            Operation::Abort => json!({"op": "abort"}),
-            Operation::Comment(c) => json!({"op": "comment", "comment": c}),
-            Operation::Assert { lock } => json!({"op": "assert", "lock": lock}),
-        }
+        serde_json::to_value(self).expect("an operation always serializes")
     }
 }
 
