@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
@@ -93,15 +93,9 @@ impl Atom {
             _ => None,
         }
     }
+    /// As a JSON value in RFC 7047 notation (via the `Serialize` impl, the one wire form).
     pub fn to_json(&self) -> Json {
-        match self {
-            Atom::Integer(i) => json!(i),
-            Atom::Real(r) => json!(r),
-            Atom::Boolean(b) => json!(b),
-            Atom::String(s) => json!(s),
-            Atom::Uuid(u) => json!(["uuid", u.to_string()]),
-            Atom::NamedUuid(n) => json!(["named-uuid", n]),
-        }
+        serde_json::to_value(self).expect("an atom always serializes")
     }
     pub fn from_json(j: &Json) -> Result<Self> {
         match j {
@@ -273,17 +267,9 @@ impl Value {
         }
     }
 
+    /// As a JSON value in RFC 7047 notation (via the `Serialize` impl, the one wire form).
     pub fn to_json(&self) -> Json {
-        match self {
-            Value::Atom(a) => a.to_json(),
-            Value::Set(s) => json!(["set", s.iter().map(Atom::to_json).collect::<Vec<_>>()]),
-            Value::Map(m) => json!([
-                "map",
-                m.iter()
-                    .map(|(k, v)| json!([k.to_json(), v.to_json()]))
-                    .collect::<Vec<_>>()
-            ]),
-        }
+        serde_json::to_value(self).expect("a value always serializes")
     }
     pub fn from_json(j: &Json) -> Result<Self> {
         if let Json::Array(a) = j {
@@ -541,8 +527,9 @@ impl Row {
     pub fn columns(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.0.iter()
     }
+    /// As a JSON value in RFC 7047 notation (via the `Serialize` impl, the one wire form).
     pub fn to_json(&self) -> Json {
-        Json::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        serde_json::to_value(self).expect("a row always serializes")
     }
     pub fn from_json(j: &Json) -> Result<Self> {
         let obj = j
