@@ -35,3 +35,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::Emu(a) => emu::run(a).await,
     }
 }
+
+/// An OVS/OVN tool from `$PATH` or the sbin directories Debian installs daemons into.
+fn find_binary(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -23,6 +23,8 @@ use tokio::sync::Notify;
 
 use crate::error::{Failure, EXIT_CHECK_FAILED};
 
+use super::find_binary;
+
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 const NB_DB: &str = "OVN_Northbound";
@@ -612,14 +614,6 @@ impl RunDir {
     fn remove(self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
-}
-
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// utime + stime of a process, in seconds.

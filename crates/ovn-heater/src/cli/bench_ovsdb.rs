@@ -21,6 +21,8 @@ use ovsdb::{Atom, Client, ClientOptions, MonitorRequest, Row, Transaction, Value
 
 use crate::error::Failure;
 
+use super::find_binary;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Logical_Switch_Port rows in the initial-sync database.
@@ -397,14 +399,6 @@ fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok((utime + stime) / hz.max(1.0))
-}
-
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// A private standalone ovsdb-server in a temp dir; killed and removed on drop.
