@@ -7,25 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ovn_openstack::snapshot::{diff_text, Normalizer};
+use ovn_openstack::snapshot::{diff_text, Normalizer, REFERENCE_STEPS as STEPS};
 use test_support::{Central, TempDir};
-
-const STEPS: [&str; 14] = [
-    "00-initial",
-    "01-network-create",
-    "02-subnet-create",
-    "03-network-create-external",
-    "04-subnet-create-external",
-    "05-router-create",
-    "06a-router-set-external-gateway",
-    "06b-router-gateway-bound",
-    "07-router-add-subnet",
-    "08a-server-create-port-create",
-    "08b-server-create-port-bind",
-    "08c-server-create-port-up",
-    "09-floating-ip-create",
-    "10-floating-ip-associate",
-];
 
 fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ovn-openstack/tests/reference")

@@ -16,6 +16,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use ovsdb::dump::python_string;
+
+/// The steps of the real-Neutron reference run (`neutron-reference/snapshots/<step>.{json,txt}`),
+/// in order: the names `openstack walkthrough` gives its dumps.
+pub const REFERENCE_STEPS: [&str; 14] = [
+    "00-initial",
+    "01-network-create",
+    "02-subnet-create",
+    "03-network-create-external",
+    "04-subnet-create-external",
+    "05-router-create",
+    "06a-router-set-external-gateway",
+    "06b-router-gateway-bound",
+    "07-router-add-subnet",
+    "08a-server-create-port-create",
+    "08b-server-create-port-bind",
+    "08c-server-create-port-up",
+    "09-floating-ip-create",
+    "10-floating-ip-associate",
+];
 use serde_json::Value as Json;
 
 /// NB_Global external_ids keys Neutron rewrites on a timer (agent liveness), dropped.

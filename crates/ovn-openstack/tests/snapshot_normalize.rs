@@ -3,24 +3,7 @@
 
 use std::path::PathBuf;
 
-use ovn_openstack::snapshot::Normalizer;
-
-pub const STEPS: [&str; 14] = [
-    "00-initial",
-    "01-network-create",
-    "02-subnet-create",
-    "03-network-create-external",
-    "04-subnet-create-external",
-    "05-router-create",
-    "06a-router-set-external-gateway",
-    "06b-router-gateway-bound",
-    "07-router-add-subnet",
-    "08a-server-create-port-create",
-    "08b-server-create-port-bind",
-    "08c-server-create-port-up",
-    "09-floating-ip-create",
-    "10-floating-ip-associate",
-];
+use ovn_openstack::snapshot::{Normalizer, REFERENCE_STEPS as STEPS};
 
 fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
