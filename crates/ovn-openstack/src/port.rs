@@ -189,11 +189,8 @@ impl Neutron {
             .wait_for(
                 nb::LOGICAL_SWITCH_PORT,
                 move |row| {
-                    // `up` is an optional boolean: `true`, or `["set", [true]]`.
                     row.get("name").and_then(Value::as_str) == Some(wanted.as_str())
-                        && row
-                            .get("up")
-                            .is_some_and(|v| v.atoms().iter().any(|a| a.as_bool() == Some(true)))
+                        && row.get("up").and_then(Value::as_bool) == Some(true)
                 },
                 timeout,
             )

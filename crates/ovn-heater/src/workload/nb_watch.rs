@@ -30,12 +30,9 @@ pub struct NbWatch {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// `up` holds `true`. Any atom, not only a bare one: the replica (ovsdb, as of this writing)
-/// applies update2 diffs of optional columns as set toggles, turning `false` → `true` into
-/// `[false, true]` where the python IDL replaces the value.
+/// `up` is `true` (an optional boolean: absent, `false` or `true`).
 fn is_up(row: &ovsdb::Row) -> bool {
-    row.get("up")
-        .is_some_and(|v| v.atoms().iter().any(|a| a.as_bool() == Some(true)))
+    row.get("up").and_then(Value::as_bool) == Some(true)
 }
 
 fn name_of(row: &ovsdb::Row) -> Option<String> {
