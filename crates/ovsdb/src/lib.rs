@@ -48,7 +48,8 @@
 //! - [`jsonrpc`]: framing of JSON-RPC messages on a byte stream (no I/O).
 //! - [`client`]: every RPC, reconnect, leader-only; `connection` (private): the socket's reader
 //!   and writer tasks and the requests waiting for replies.
-//! - [`monitor`], [`replica`]: what to monitor, decoded updates, the in-memory copy.
+//! - [`monitor`], [`replica`], [`filter`]: what to monitor, decoded updates, the in-memory copy
+//!   and which rows a filtered copy keeps.
 //! - [`lock`]: OVSDB locks.
 //! - [`dump`]: one consistent whole-database snapshot, in the reference dumps' JSON layout.
 //!
@@ -60,6 +61,7 @@ mod connection;
 pub mod datum;
 pub mod dump;
 pub mod error;
+pub mod filter;
 pub mod jsonrpc;
 pub mod lock;
 pub mod monitor;
@@ -72,6 +74,7 @@ pub use client::{Client, ClientOptions, ConnectionEvent};
 pub use condition::{Condition, Function};
 pub use datum::{Atom, Row, Uuid, Value};
 pub use error::{Error, OperationError, Result};
+pub use filter::RowFilter;
 pub use lock::Lock;
 pub use monitor::{MonitorMethod, MonitorRequest, RowChange, TableMonitor, TableUpdates};
 pub use remote::Remote;
