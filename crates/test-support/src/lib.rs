@@ -9,8 +9,10 @@
 //! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`].
 #![allow(clippy::print_stderr)]
 
+pub mod proxy;
 pub mod server;
 
+pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,143 @@
+//! `MethodFilterProxy` in front of a real ovsdb-server, spoken to with raw JSON-RPC: refusals
+//! look exactly like the server's own, everything else passes through, and connections and
+//! the proxy itself go away when asked.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use test_support::{MethodFilterProxy, OvsdbServer, TempDir};
+
+const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+
+/// A raw JSON-RPC session: one request at a time, replies read as whole JSON values.
+struct Session {
+    stream: UnixStream,
+    replies: serde_json::StreamDeserializer<'static, serde_json::de::IoRead<UnixStream>, Json>,
+}
+
+impl Session {
+    fn open(path: &std::path::Path) -> Session {
+        let stream = UnixStream::connect(path).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reader = stream.try_clone().unwrap();
+        Session {
+            stream,
+            replies: serde_json::Deserializer::from_reader(reader).into_iter(),
+        }
+    }
+
+    /// Sends `request` and returns the next message, or `None` once the connection is closed.
+    fn call(&mut self, request: &Json) -> Option<Json> {
+        self.stream.write_all(request.to_string().as_bytes()).ok()?;
+        self.next()
+    }
+
+    fn next(&mut self) -> Option<Json> {
+        self.replies.next()?.ok()
+    }
+}
+
+fn monitor_cond(id: u64) -> Json {
+    json!({"id": id, "method": "monitor_cond", "params": ["OVN_Northbound", "m", {"NB_Global": [{}]}]})
+}
+
+#[test]
+fn proxy_refuses_like_the_server_and_forwards_the_rest() {
+    test_support::require_ovn!(
+        "proxy_refuses_like_the_server_and_forwards_the_rest",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("proxy_refuses", NB);
+    let dir = TempDir::new("proxy_refuses");
+    let proxy = MethodFilterProxy::start(server.socket_path(), &dir.path().join("p.sock"), &["monitor_cond"]);
+
+    let mut direct = Session::open(server.socket_path());
+    let server_says = direct
+        .call(&json!({"id": 7, "method": "no_such_method", "params": []}))
+        .unwrap();
+    let mut proxied = Session::open(proxy.socket_path());
+    let proxy_says = proxied.call(&monitor_cond(7)).unwrap();
+    assert_eq!(proxy_says.to_string(), server_says.to_string());
+    assert_eq!(proxy_says, json!({"id": 7, "error": "unknown method"}));
+    assert_eq!(proxy.refused(), vec!["monitor_cond".to_owned()]);
+
+    // Other methods reach the server, several values in one write included.
+    let echo = proxied
+        .call(&json!({"id": 8, "method": "echo", "params": ["a}\"{"]}))
+        .unwrap();
+    assert_eq!(echo, json!({"id": 8, "result": ["a}\"{"], "error": null}));
+    proxied
+        .stream
+        .write_all(br#"{"id":9,"method":"list_dbs","params":[]} {"id":10,"method":"echo","params":[]}"#)
+        .unwrap();
+    let dbs = proxied.next().unwrap();
+    assert!(
+        dbs["result"].as_array().unwrap().contains(&json!("OVN_Northbound")),
+        "{dbs}"
+    );
+    assert_eq!(proxied.next().unwrap()["id"], json!(10));
+    let plain = proxied
+        .call(&json!({"id": 11, "method": "monitor", "params": ["OVN_Northbound", "m", {"NB_Global": {}}]}))
+        .unwrap();
+    assert!(plain["error"].is_null(), "{plain}");
+    assert_eq!(proxy.refused(), vec!["monitor_cond".to_owned()]);
+}
+
+#[test]
+fn proxy_drops_connections_and_cleans_up() {
+    test_support::require_ovn!(
+        "proxy_drops_connections_and_cleans_up",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("proxy_drops", NB);
+    let dir = TempDir::new("proxy_drops");
+    let listen = dir.path().join("p.sock");
+    let proxy = MethodFilterProxy::start(server.socket_path(), &listen, &[]);
+
+    let mut first = Session::open(&listen);
+    let mut second = Session::open(&listen);
+    for s in [&mut first, &mut second] {
+        assert!(s.call(&json!({"id": 1, "method": "echo", "params": []})).is_some());
+    }
+    assert_eq!(proxy.connection_count(), 2);
+    proxy.drop_connections();
+    assert_eq!(proxy.connection_count(), 0);
+    assert!(first.next().is_none(), "the client connection was not closed");
+    assert!(second.next().is_none(), "the client connection was not closed");
+
+    // Still accepting after a drop.
+    let mut third = Session::open(&listen);
+    assert!(third.call(&json!({"id": 2, "method": "echo", "params": []})).is_some());
+
+    drop(proxy);
+    assert!(
+        third.next().is_none(),
+        "dropping the proxy did not close its connections"
+    );
+    assert!(!listen.exists(), "the listening socket was not removed");
+    assert!(UnixStream::connect(&listen).is_err());
+}
+
+#[test]
+fn proxy_closes_clients_when_the_server_is_gone() {
+    test_support::require_ovn!(
+        "proxy_closes_clients_when_the_server_is_gone",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let mut server = OvsdbServer::standalone("proxy_server_gone", NB);
+    let dir = TempDir::new("proxy_server_gone");
+    let proxy = MethodFilterProxy::start(server.socket_path(), &dir.path().join("p.sock"), &[]);
+    let mut session = Session::open(proxy.socket_path());
+    assert!(session
+        .call(&json!({"id": 1, "method": "echo", "params": []}))
+        .is_some());
+    server.stop();
+    assert!(session.next().is_none(), "the client connection outlived the server's");
+    // No upstream: a new client is closed at once.
+    let mut refused = Session::open(proxy.socket_path());
+    assert!(refused
+        .call(&json!({"id": 2, "method": "echo", "params": []}))
+        .is_none());
+}
