@@ -9,7 +9,9 @@
 //! let dir = TempDir::new("my_test_proxy");
 //! let proxy = MethodFilterProxy::start(server.socket_path(), &dir.path().join("proxy.sock"), &["monitor_cond_since"]);
 //! let _remote = proxy.remote(); // "unix:…/proxy.sock": connect the client here
-//! proxy.drop_connections(); // the client sees the server go away (and reconnects)
+//! proxy.set_accepting(false); // reconnecting clients are closed at once, as by a dead server
+//! proxy.drop_connections(); // the client sees the server go away
+//! proxy.set_accepting(true); // and now reconnects
 //! assert!(proxy.refused().iter().all(|m| m == "monitor_cond_since"));
 //! ```
 //!
@@ -24,6 +26,8 @@
 //!   everything else is forwarded byte for byte. Notifications are always forwarded (the
 //!   server ignores unknown ones, as an old server would).
 //! - When either side of a connection closes, both are closed.
+//! - [`MethodFilterProxy::set_accepting`]`(false)` closes new clients on arrival, so a test can
+//!   hold a reconnecting client off while it changes the database.
 //! - Threads block on their sockets (no polling); [`MethodFilterProxy::drop_connections`] and
 //!   `Drop` shut the sockets down, which ends every blocked read, then join the threads. `Drop`
 //!   also removes the listening socket's file.
@@ -64,6 +68,8 @@ struct Shared {
     refused_methods: Vec<String>,
     connections: Mutex<Vec<ProxiedConnection>>,
     refused_log: Mutex<Vec<String>>,
+    /// Cleared by [`MethodFilterProxy::set_accepting`]: new clients are closed on arrival.
+    accepting: AtomicBool,
 }
 
 /// One client connection and its upstream connection, with the two threads copying between them.
@@ -109,6 +115,7 @@ impl MethodFilterProxy {
             refused_methods: refused.iter().map(|m| (*m).to_owned()).collect(),
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
+            accepting: AtomicBool::new(true),
         });
         let acceptor = {
             let (listener, stopping, shared) = (listener.clone(), stopping.clone(), shared.clone());
@@ -146,6 +153,14 @@ impl MethodFilterProxy {
         for c in connections {
             c.join();
         }
+    }
+
+    /// `false`: every new client connection is closed as soon as it is accepted, as if the
+    /// server were down (a reconnecting client keeps failing); current connections go on.
+    /// Together with [`MethodFilterProxy::drop_connections`] this holds a client disconnected
+    /// while the test changes the database behind its back.
+    pub fn set_accepting(&self, accepting: bool) {
+        self.shared.accepting.store(accepting, Ordering::SeqCst);
     }
 
     /// Number of client connections currently relayed.
@@ -202,6 +217,10 @@ fn accept_loop(listener: &UnixListener, stopping: &AtomicBool, shared: &Arc<Shar
             }
             Err(_) => return,
         };
+        if !shared.accepting.load(Ordering::SeqCst) {
+            drop(client);
+            continue;
+        }
         let mut connections = lock(&shared.connections);
         let (finished, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *connections)
             .into_iter()
@@ -438,6 +457,7 @@ mod tests {
             refused_methods: vec!["monitor_cond".into()],
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
+            accepting: AtomicBool::new(true),
         };
         let refusal = shared.refusal_for(br#"{"id":["x",3],"method":"monitor_cond","params":[]}"#);
         assert_eq!(

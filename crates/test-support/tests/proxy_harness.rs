@@ -107,7 +107,13 @@ fn proxy_drops_connections_and_cleans_up() {
     assert!(first.next().is_none(), "the client connection was not closed");
     assert!(second.next().is_none(), "the client connection was not closed");
 
-    // Still accepting after a drop.
+    // Closed on arrival while not accepting, served again afterwards.
+    proxy.set_accepting(false);
+    let mut held_off = Session::open(&listen);
+    assert!(held_off
+        .call(&json!({"id": 2, "method": "echo", "params": []}))
+        .is_none());
+    proxy.set_accepting(true);
     let mut third = Session::open(&listen);
     assert!(third.call(&json!({"id": 2, "method": "echo", "params": []})).is_some());
 
