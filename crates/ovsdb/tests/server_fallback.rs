@@ -486,3 +486,42 @@ async fn server_fallback_leader_only_through_plain_server_monitor() {
     assert!(replica.get("Logical_Switch", moved).is_some());
     assert_eq!(replica.method(), Some(MonitorMethod::Plain));
 }
+
+#[tokio::test]
+async fn server_fallback_concurrent_monitors_with_large_dumps() {
+    test_support::require_ovn!(
+        "server_fallback_concurrent_monitors_with_large_dumps",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let old = OldServer::start("server_fallback_large", &[SINCE, COND]);
+    let direct = old.direct_client().await;
+    let mut txn = Transaction::new(DB);
+    for i in 0..3000 {
+        txn.insert(
+            "Logical_Switch",
+            Row::new().with("name", format!("switch-with-a-long-name-{i:05}")).with(
+                "external_ids",
+                Value::string_map([("padding", "x".repeat(64).as_str())]),
+            ),
+        );
+    }
+    direct.transact(txn).await.expect("insert many switches");
+    let client = connect(&old.proxy.remote()).await;
+
+    // Several monitors started at once, each falling back twice and then receiving a large
+    // initial dump: replies and refusals share the connection and each reaches its request.
+    // (That a refusal never lands inside a dump is tested in test-support's proxy_harness.)
+    let (a, b, c, d) = tokio::join!(
+        client.monitor(DB, switches()),
+        client.monitor(DB, switches()),
+        client.monitor(DB, switches()),
+        client.monitor(DB, switches()),
+    );
+    for replica in [a, b, c, d] {
+        let replica = replica.unwrap();
+        assert_eq!(replica.method(), Some(MonitorMethod::Plain));
+        assert_eq!(replica.len("Logical_Switch"), 3000);
+        assert_matches_fresh_dump(&replica, &direct).await;
+    }
+    assert_eq!(old.proxy.refused().len(), 8);
+}

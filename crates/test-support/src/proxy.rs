@@ -18,7 +18,8 @@
 //! # Behaviour
 //! - One upstream connection per accepted client connection, opened when the client connects;
 //!   if the upstream cannot be reached the client connection is closed at once.
-//! - Server → client bytes are copied unchanged.
+//! - Server → client bytes are copied unchanged, a whole message at a time, so the proxy's own
+//!   replies never land inside one of the server's.
 //! - Client → server bytes are cut into JSON values by scanning brackets (aware of strings and
 //!   escapes, so no JSON parser is needed to find the ends). A value that is a request (an
 //!   object with a non-null `id`) whose `method` is refused is answered with exactly what
@@ -268,16 +269,25 @@ fn close_both(a: &UnixStream, b: &UnixStream) {
     let _ = b.shutdown(Shutdown::Both);
 }
 
-/// Copies server → client until either side closes.
+/// Copies server → client until either side closes. Bytes go out unchanged, but only whole
+/// messages at a time: a refusal written by the other direction must never land inside one.
 fn copy_to_client(mut from_upstream: &UnixStream, client_writer: &Mutex<UnixStream>) {
+    let mut framer = Framer::default();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let n = match from_upstream.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if lock(client_writer).write_all(&buf[..n]).is_err() {
-            return;
+        let pieces = framer.push(&buf[..n]);
+        if pieces.is_empty() {
+            continue;
+        }
+        let mut client = lock(client_writer);
+        for piece in &pieces {
+            if client.write_all(piece.bytes()).is_err() {
+                return;
+            }
         }
     }
 }

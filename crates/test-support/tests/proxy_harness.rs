@@ -2,7 +2,7 @@
 //! look exactly like the server's own, everything else passes through, and connections and
 //! the proxy itself go away when asked.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -146,4 +146,43 @@ fn proxy_closes_clients_when_the_server_is_gone() {
     assert!(refused
         .call(&json!({"id": 2, "method": "echo", "params": []}))
         .is_none());
+}
+
+#[test]
+fn proxy_refusals_never_land_inside_a_server_message() {
+    test_support::require_ovn!(
+        "proxy_refusals_never_land_inside_a_server_message",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("proxy_interleave", NB);
+    let dir = TempDir::new("proxy_interleave");
+    let proxy = MethodFilterProxy::start(server.socket_path(), &dir.path().join("p.sock"), &["monitor_cond"]);
+    let padding = "x".repeat(1024);
+    let inserts: Vec<Json> = (0..1000)
+        .map(|i| json!({"op": "insert", "table": "Logical_Switch", "row": {"name": format!("ls{i}"), "external_ids": ["map", [["pad", padding]]]}}))
+        .collect();
+    let mut params = vec![json!("OVN_Northbound")];
+    params.extend(inserts);
+    let mut direct = Session::open(server.socket_path());
+    let done = direct
+        .call(&json!({"id": 1, "method": "transact", "params": params}))
+        .unwrap();
+    assert!(done["error"].is_null(), "{done}");
+
+    // A multi-megabyte reply starts to flow and stalls (nobody reads it), then a refused
+    // request is sent: its answer must wait for the end of the reply.
+    let mut raw = UnixStream::connect(proxy.socket_path()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let monitor = json!({"id": 2, "method": "monitor", "params": ["OVN_Northbound", "big", {"Logical_Switch": {}}]});
+    raw.write_all(monitor.to_string().as_bytes()).unwrap();
+    let mut prefix = vec![0u8; 100];
+    raw.read_exact(&mut prefix).unwrap();
+    raw.write_all(monitor_cond(3).to_string().as_bytes()).unwrap();
+    let reader = std::io::Cursor::new(prefix).chain(raw.try_clone().unwrap());
+    let mut replies = serde_json::Deserializer::from_reader(reader).into_iter::<Json>();
+    let big = replies.next().unwrap().expect("the big reply arrives whole");
+    assert_eq!(big["id"], json!(2));
+    assert_eq!(big["result"]["Logical_Switch"].as_object().unwrap().len(), 1000);
+    let refusal = replies.next().unwrap().expect("then the refusal");
+    assert_eq!(refusal, json!({"id": 3, "error": "unknown method"}));
 }
