@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use ovsdb::replica::KeepFn;
+use ovsdb::filter::SharedFilter;
 use ovsdb::{Row, Uuid, Value};
 use tokio::sync::Notify;
 
@@ -79,8 +79,8 @@ impl KeepState {
 /// row it keeps arrives or changes, through `kept`: cheaper than a replica subscription, whose
 /// event buffer would cost every chassis megabytes. The replica applies an update under its
 /// write lock, so a chassis woken by `kept` reads the update whole.
-pub(crate) fn filter(state: Arc<RwLock<KeepState>>, kept: Arc<Notify>) -> KeepFn {
-    Arc::new(move |table, row| {
+pub(crate) fn filter(state: Arc<RwLock<KeepState>>, kept: Arc<Notify>) -> SharedFilter {
+    Arc::new(move |table: &str, row: &Row| {
         let keep = match state.read() {
             Ok(s) => s.keeps(table, row),
             // A panic elsewhere poisoned the lock: keeping too much is safer than dropping rows.

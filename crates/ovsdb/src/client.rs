@@ -28,10 +28,11 @@ use crate::condition::Condition;
 use crate::connection::{self, Connection, NotSent, Reply, ReplyAction, ServerWatch};
 use crate::datum::Row;
 use crate::error::{Error, OperationError, Result};
+use crate::filter::SharedFilter;
 use crate::lock::{Lock, LockState};
 use crate::monitor::{MonitorMethod, MonitorRequest, TableMonitor};
 use crate::remote::Remote;
-use crate::replica::{KeepFn, Replica, ReplicaShared};
+use crate::replica::{Replica, ReplicaShared};
 use crate::schema::DatabaseSchema;
 use crate::txn::{Operation, OperationResult, Transaction, TransactionResult};
 
@@ -443,24 +444,29 @@ impl Client {
     pub async fn monitor(&self, database: &str, request: MonitorRequest) -> Result<Replica> {
         self.start_monitor(database, request, None).await
     }
-    /// Like [`Client::monitor`], but the replica keeps only rows `keep` accepts (every update is
-    /// still received and decoded). For emulated chassis that must not hold the whole SB.
+    /// Like [`Client::monitor`] (same methods, conditions, resume), but the replica holds only
+    /// the rows `filter` keeps: for emulated chassis that must not hold the whole SB. Every
+    /// update is still received; tables the filter never keeps are not decoded into rows.
     ///
-    /// Uses plain `monitor`, whose updates carry whole rows, so a row that starts matching
-    /// later can be added even though it was never held. Conditions cannot be combined with
-    /// it (plain `monitor` has none); filter in `keep` instead.
-    pub async fn monitor_filtered(&self, database: &str, request: MonitorRequest, keep: KeepFn) -> Result<Replica> {
-        if request.has_conditions() {
-            return Err(Error::Schema(
-                "monitor_filtered cannot use monitor conditions (it needs whole rows, which only plain \
-                 `monitor` sends); put the condition into the keep predicate, or use monitor()"
-                    .into(),
-            ));
-        }
-        self.start_monitor(database, request, Some(keep)).await
+    /// An update2 `modify` of a row the replica does not hold carries only the changed
+    /// columns: when [`RowFilter::may_keep_after`](crate::RowFilter::may_keep_after) says the
+    /// change may make the row interesting, the connection fetches the whole row (a `select`
+    /// ordered with the update stream) and offers it to `keeps`. See [`crate::filter`].
+    pub async fn monitor_filtered(
+        &self,
+        database: &str,
+        request: MonitorRequest,
+        filter: SharedFilter,
+    ) -> Result<Replica> {
+        self.start_monitor(database, request, Some(filter)).await
     }
 
-    async fn start_monitor(&self, database: &str, request: MonitorRequest, keep: Option<KeepFn>) -> Result<Replica> {
+    async fn start_monitor(
+        &self,
+        database: &str,
+        request: MonitorRequest,
+        filter: Option<SharedFilter>,
+    ) -> Result<Replica> {
         let schema = self.schema(database).await?;
         for (table, m) in &request.tables {
             let ts = schema.table(table)?;
@@ -482,14 +488,12 @@ impl Client {
             }
         }
         let id = format!("m{}", self.shared().next_monitor.fetch_add(1, Ordering::Relaxed));
-        let methods: &[MonitorMethod] = if keep.is_some() {
-            &[MonitorMethod::Plain]
-        } else if request.has_conditions() {
+        let methods: &[MonitorMethod] = if request.has_conditions() {
             &[MonitorMethod::CondSince, MonitorMethod::Cond]
         } else {
             &[MonitorMethod::CondSince, MonitorMethod::Cond, MonitorMethod::Plain]
         };
-        let replica = Arc::new(ReplicaShared::new(database, json!(id), request, keep, Some(schema)));
+        let replica = Arc::new(ReplicaShared::new(database, json!(id), request, filter, Some(schema)));
         // Registered before the request goes out: updates may follow the reply immediately.
         lock(&self.shared().monitors).insert(id.clone(), Arc::downgrade(&replica));
         let outcome = self.start_monitor_with(&replica, methods).await;
@@ -586,6 +590,34 @@ impl Client {
             Err(Error::Disconnected { .. }) if self.shared().options.reconnect => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    /// [`Replica::fetch`]: a `select` whose reply the reader applies to the replica, in order
+    /// with the monitor's updates.
+    pub(crate) async fn fetch_into_replica(
+        &self,
+        replica: &Arc<ReplicaShared>,
+        table: &str,
+        conditions: Vec<Condition>,
+    ) -> Result<usize> {
+        let Some(columns) = replica.fetch_columns(table) else {
+            return Err(Error::Schema(format!(
+                "the monitor on {} does not include table {table}",
+                replica.database
+            )));
+        };
+        let mut txn = Transaction::new(replica.database.as_str());
+        txn.select(table, conditions, Some(columns));
+        let action = ReplyAction::Fetch {
+            replica: replica.clone(),
+            tables: vec![table.to_owned()],
+            requested: None,
+        };
+        let reply = self.request("transact", &txn.to_params(), action).await?;
+        reply
+            .get()
+            .parse()
+            .map_err(|e| Error::Decode(format!("fetch reply {:?}: {e}", reply.get())))
     }
 
     pub(crate) async fn cancel_monitor(&self, replica: &Arc<ReplicaShared>) -> Result<()> {

@@ -28,12 +28,15 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::Shared;
+use crate::condition::Condition;
 use crate::datum::{Row, Uuid};
 use crate::error::{Error, Result};
+use crate::filter::SharedFilter;
 use crate::jsonrpc::{write_request, Framer, Incoming};
-use crate::monitor::{MonitorMethod, RowChange, TableUpdates, TablesDe};
+use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
+use crate::txn::Transaction;
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -63,6 +66,15 @@ pub(crate) enum ReplyAction {
     },
     /// `lock`/`steal`: record whether we own the lock now.
     Lock { id: String },
+    /// A `transact` of `select`s (one per entry of `tables`) whose rows go into the replica
+    /// (see [`ReplicaShared::apply_fetched`]). `requested`: the rows the replica asked for
+    /// itself after a `modify` it could not judge; `None` for [`crate::Replica::fetch`]. The
+    /// reply is the number of selected rows the replica holds.
+    Fetch {
+        replica: Arc<ReplicaShared>,
+        tables: Vec<String>,
+        requested: Option<Arc<[(String, Uuid)]>>,
+    },
 }
 
 struct Pending {
@@ -371,6 +383,15 @@ impl Connection {
             return;
         };
         if let Some(error) = error.filter(|e| !e.is_null()) {
+            if let ReplyAction::Fetch {
+                replica,
+                requested: Some(requested),
+                ..
+            } = &p.action
+            {
+                tracing::warn!(%error, "fetch of rows a filtered replica may keep failed");
+                replica.forget_in_flight(requested);
+            }
             let _ = p.reply.send(Err(rpc_error(&p.method, error)));
             return;
         }
@@ -381,8 +402,16 @@ impl Connection {
                 replica,
                 method,
                 resume,
-            } => apply_monitor_reply(&replica, method, resume, result, at)
+            } => self
+                .apply_monitor_reply(&replica, method, resume, result, at)
                 .map(|found| raw(if found { "true" } else { "false" })),
+            ReplyAction::Fetch {
+                replica,
+                tables,
+                requested,
+            } => {
+                apply_fetch_reply(&replica, tables, requested.as_deref(), result, at).map(|held| raw(&held.to_string()))
+            }
             ReplyAction::Lock { id } => {
                 #[derive(serde::Deserialize)]
                 struct LockReply {
@@ -406,19 +435,19 @@ impl Connection {
     fn handle_notification(&self, method: &str, params: Option<&RawValue>, at: Instant) -> Result<()> {
         let params = params.map(|p| p.get()).unwrap_or("[]");
         let bad = |e: serde_json::Error| Error::Decode(format!("{method} notification: {e}"));
+        let notification = match method {
+            "update" => Some(MonitorMethod::Plain),
+            "update2" => Some(MonitorMethod::Cond),
+            "update3" => Some(MonitorMethod::CondSince),
+            _ => None,
+        };
+        if let Some(notification) = notification {
+            // The monitor id comes first: its replica's filter decides which tables to decode.
+            let update = decode_update_params(params, notification, |id| self.filter_of(id)).map_err(bad)?;
+            self.apply_update(&update.monitor_id, update.tables, update.txn_id, at);
+            return Ok(());
+        }
         match method {
-            "update" => {
-                let (id, updates): (Json, TablesDe<false>) = serde_json::from_str(params).map_err(bad)?;
-                self.apply_update(&id, updates.0, None, at);
-            }
-            "update2" => {
-                let (id, updates): (Json, TablesDe<true>) = serde_json::from_str(params).map_err(bad)?;
-                self.apply_update(&id, updates.0, None, at);
-            }
-            "update3" => {
-                let (id, txn_id, updates): (Json, Uuid, TablesDe<true>) = serde_json::from_str(params).map_err(bad)?;
-                self.apply_update(&id, updates.0, Some(txn_id), at);
-            }
             "locked" | "stolen" => {
                 let ids: Vec<Json> = serde_json::from_str(params).map_err(bad)?;
                 if let Some(id) = ids.first().and_then(Json::as_str) {
@@ -464,50 +493,118 @@ impl Connection {
             let _ = self.send("monitor_cancel", &json!([monitor_id]), ReplyAction::Plain);
             return;
         };
-        replica.apply(updates, at);
+        let to_fetch = replica.apply(updates, at);
         replica.set_last_txn_id(txn_id);
+        self.send_fetch(&replica, to_fetch);
+    }
+
+    /// The filter of the replica monitor `monitor_id` feeds (`None`: unfiltered, or unknown).
+    fn filter_of(&self, monitor_id: &Json) -> Option<SharedFilter> {
+        let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
+        if watch.as_ref().is_some_and(|w| &w.replica.monitor_id == monitor_id) {
+            return None;
+        }
+        drop(watch);
+        self.shared.monitor(monitor_id.as_str()?)?.filter.clone()
+    }
+
+    /// Queues one `transact` selecting whole rows a filtered replica may keep. If the
+    /// connection is closing they stay in flight and are asked for again when the monitor is
+    /// resumed on the next connection.
+    fn send_fetch(&self, replica: &Arc<ReplicaShared>, rows: Vec<(String, Uuid)>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut txn = Transaction::new(replica.database.as_str());
+        for (table, uuid) in &rows {
+            let columns = replica.fetch_columns(table);
+            txn.select(table.as_str(), vec![Condition::uuid(*uuid)], columns);
+        }
+        let action = ReplyAction::Fetch {
+            replica: replica.clone(),
+            tables: rows.iter().map(|(t, _)| t.clone()).collect(),
+            requested: Some(rows.into()),
+        };
+        // Nobody waits for the reply: the reader applies it.
+        let _ = self.send("transact", &txn.to_params(), action);
+    }
+
+    /// Applies the reply to a monitor request; returns `found` (whether the server could send
+    /// only what changed since our last transaction id).
+    fn apply_monitor_reply(
+        &self,
+        replica: &Arc<ReplicaShared>,
+        method: MonitorMethod,
+        resume: bool,
+        result: &str,
+        at: Instant,
+    ) -> Result<bool> {
+        let reply = decode_monitor_reply(result, method, replica.filter.as_deref())
+            .map_err(|e| Error::Decode(format!("{} reply: {e}", method.rpc_name())))?;
+        let updates = TableUpdates {
+            tables: reply.tables,
+            last_txn_id: reply.txn_id,
+        };
+        if resume && !reply.found {
+            replica.replace(updates, at);
+        } else {
+            // Fetches sent on the previous connection died with it; this session has sent none
+            // for this monitor yet. Asked again after the missed changes are applied, they
+            // follow them in the stream, as the first ones did.
+            let lost = if resume { replica.in_flight() } else { Vec::new() };
+            let to_fetch = replica.apply(updates, at);
+            self.send_fetch(replica, to_fetch);
+            self.send_fetch(replica, lost);
+        }
+        replica.set_last_txn_id(reply.txn_id);
+        *replica.method.lock().unwrap_or_else(|p| p.into_inner()) = Some(method);
+        replica.set_active(true);
+        Ok(reply.found)
     }
 }
 
-/// Applies the reply to a monitor request; returns `found` (whether the server could send
-/// only what changed since our last transaction id).
-fn apply_monitor_reply(
+/// Applies a fetch's `transact` reply (one `select` result per table) to the replica.
+fn apply_fetch_reply(
     replica: &ReplicaShared,
-    method: MonitorMethod,
-    resume: bool,
+    tables: Vec<String>,
+    requested: Option<&[(String, Uuid)]>,
     result: &str,
     at: Instant,
-) -> Result<bool> {
-    let bad = |e: serde_json::Error| Error::Decode(format!("{} reply: {e}", method.rpc_name()));
-    let (found, txn_id, tables) = match method {
-        MonitorMethod::CondSince => {
-            let (found, txn_id, tables): (bool, Uuid, TablesDe<true>) = serde_json::from_str(result).map_err(bad)?;
-            (found, Some(txn_id), tables.0)
-        }
-        MonitorMethod::Cond => (
-            false,
-            None,
-            serde_json::from_str::<TablesDe<true>>(result).map_err(bad)?.0,
-        ),
-        MonitorMethod::Plain => (
-            false,
-            None,
-            serde_json::from_str::<TablesDe<false>>(result).map_err(bad)?.0,
-        ),
-    };
-    let updates = TableUpdates {
-        tables,
-        last_txn_id: txn_id,
-    };
-    if resume && !found {
-        replica.replace(updates, at);
-    } else {
-        replica.apply(updates, at);
+) -> Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct SelectResult {
+        #[serde(default)]
+        rows: Vec<Row>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        details: Option<Json>,
     }
-    replica.set_last_txn_id(txn_id);
-    *replica.method.lock().unwrap_or_else(|p| p.into_inner()) = Some(method);
-    replica.set_active(true);
-    Ok(found)
+    let results = match serde_json::from_str::<Vec<Option<SelectResult>>>(result) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(requested) = requested {
+                replica.forget_in_flight(requested);
+            }
+            return Err(Error::Decode(format!("fetch reply: {e}")));
+        }
+    };
+    if let Some(failed) = results.iter().flatten().find(|r| r.error.is_some()) {
+        if let Some(requested) = requested {
+            replica.forget_in_flight(requested);
+        }
+        return Err(Error::Rpc {
+            method: "transact".into(),
+            error: failed.error.clone().unwrap_or_default(),
+            details: failed.details.as_ref().map(Json::to_string),
+        });
+    }
+    let selected = tables
+        .into_iter()
+        .zip(results)
+        .map(|(table, r)| (table, r.map(|r| r.rows).unwrap_or_default()))
+        .collect();
+    Ok(replica.apply_fetched(selected, requested, at))
 }
 
 /// Whether a server is usable for `database`, from its `_Server.Database` rows.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value as Json};
 
@@ -14,6 +14,7 @@ use crate::condition::Condition;
 use crate::datum::Value;
 use crate::datum::{Row, Uuid};
 use crate::error::{Error, Result};
+use crate::filter::{RowFilter, SharedFilter};
 use crate::schema::DatabaseSchema;
 
 /// Which protocol a monitor ended up using (the client falls back in this order).
@@ -242,23 +243,151 @@ pub(crate) struct TablesDe<const V2: bool>(pub(crate) BTreeMap<String, BTreeMap<
 
 impl<'de, const V2: bool> Deserialize<'de> for TablesDe<V2> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V<const V2: bool>;
-        impl<'de, const V2: bool> Visitor<'de> for V<V2> {
-            type Value = TablesDe<V2>;
+        TablesSeed::<V2> { filter: None }.deserialize(d).map(TablesDe)
+    }
+}
+
+/// Decodes `<table-updates>`/`<table-updates2>` for one replica: the tables its filter never
+/// keeps are skipped with [`de::IgnoredAny`] (still checked to be JSON, never built into rows),
+/// which is most of the cost a farm of filtered chassis would otherwise pay per update.
+pub(crate) struct TablesSeed<'f, const V2: bool> {
+    pub(crate) filter: Option<&'f dyn RowFilter>,
+}
+
+impl<'de, const V2: bool> DeserializeSeed<'de> for TablesSeed<'_, V2> {
+    type Value = BTreeMap<String, BTreeMap<Uuid, RowChange>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        struct V<'f, const V2: bool>(Option<&'f dyn RowFilter>);
+        impl<'de, const V2: bool> Visitor<'de> for V<'_, V2> {
+            type Value = BTreeMap<String, BTreeMap<Uuid, RowChange>>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object of table updates")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<TablesDe<V2>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
                 let mut tables = BTreeMap::new();
-                while let Some(table) = map.next_key::<String>()? {
+                while let Some(table) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if self.0.is_some_and(|f| !f.keeps_table(&table)) {
+                        map.next_value::<de::IgnoredAny>()?;
+                        continue;
+                    }
                     let rows = map.next_value::<RowsDe<V2>>()?;
-                    tables.insert(table, rows.0);
+                    tables.insert(table.into_owned(), rows.0);
                 }
-                Ok(TablesDe(tables))
+                Ok(tables)
             }
         }
-        d.deserialize_map(V::<V2>)
+        d.deserialize_map(V::<V2>(self.filter))
     }
+}
+
+/// The `params` of an `update`/`update2`/`update3` notification, decoded in one pass.
+pub(crate) struct UpdateParams {
+    pub(crate) monitor_id: Json,
+    /// update3 only: the transaction id after this update.
+    pub(crate) txn_id: Option<Uuid>,
+    pub(crate) tables: BTreeMap<String, BTreeMap<Uuid, RowChange>>,
+}
+
+/// Decodes notification params `[monitor-id, (last-txn-id,) table-updates]`. The monitor id
+/// comes first on the wire, so `filter_of` can pick the replica's filter before the (possibly
+/// large) updates are read, and tables the filter never keeps are skipped.
+pub(crate) fn decode_update_params(
+    text: &str,
+    notification: MonitorMethod,
+    filter_of: impl FnOnce(&Json) -> Option<SharedFilter>,
+) -> serde_json::Result<UpdateParams> {
+    struct V<F>(MonitorMethod, F);
+    impl<'de, F: FnOnce(&Json) -> Option<SharedFilter>> Visitor<'de> for V<F> {
+        type Value = UpdateParams;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("notification params [monitor-id, (txn-id,) table-updates]")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UpdateParams, A::Error> {
+            let V(method, filter_of) = self;
+            let missing = |n| de::Error::invalid_length(n, &"the notification's parameters");
+            let monitor_id: Json = seq.next_element()?.ok_or_else(|| missing(0))?;
+            let txn_id = match method {
+                MonitorMethod::CondSince => Some(seq.next_element::<Uuid>()?.ok_or_else(|| missing(1))?),
+                _ => None,
+            };
+            let filter = filter_of(&monitor_id);
+            let filter = filter.as_deref();
+            let tables = match method {
+                MonitorMethod::Plain => seq.next_element_seed(TablesSeed::<false> { filter })?,
+                _ => seq.next_element_seed(TablesSeed::<true> { filter })?,
+            }
+            .ok_or_else(|| missing(if txn_id.is_some() { 2 } else { 1 }))?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom("too many parameters"));
+            }
+            Ok(UpdateParams {
+                monitor_id,
+                txn_id,
+                tables,
+            })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let params = de.deserialize_seq(V(notification, filter_of))?;
+    de.end()?;
+    Ok(params)
+}
+
+/// A monitor request's reply: `found` and the transaction id (`monitor_cond_since` only) and
+/// the initial contents (or, when resuming, the changes since that id).
+pub(crate) struct MonitorReply {
+    pub(crate) found: bool,
+    pub(crate) txn_id: Option<Uuid>,
+    pub(crate) tables: BTreeMap<String, BTreeMap<Uuid, RowChange>>,
+}
+
+/// Decodes the reply to a monitor request made with `method`, skipping tables `filter` never
+/// keeps.
+pub(crate) fn decode_monitor_reply(
+    text: &str,
+    method: MonitorMethod,
+    filter: Option<&dyn RowFilter>,
+) -> serde_json::Result<MonitorReply> {
+    struct Since<'f>(Option<&'f dyn RowFilter>);
+    impl<'de> Visitor<'de> for Since<'_> {
+        type Value = MonitorReply;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a monitor_cond_since reply [found, last-txn-id, table-updates2]")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<MonitorReply, A::Error> {
+            let missing = |n| de::Error::invalid_length(n, &"three elements");
+            let found: bool = seq.next_element()?.ok_or_else(|| missing(0))?;
+            let txn_id: Uuid = seq.next_element()?.ok_or_else(|| missing(1))?;
+            let tables = seq
+                .next_element_seed(TablesSeed::<true> { filter: self.0 })?
+                .ok_or_else(|| missing(2))?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom("too many elements"));
+            }
+            Ok(MonitorReply {
+                found,
+                txn_id: Some(txn_id),
+                tables,
+            })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let reply = match method {
+        MonitorMethod::CondSince => de.deserialize_seq(Since(filter))?,
+        MonitorMethod::Cond => MonitorReply {
+            found: false,
+            txn_id: None,
+            tables: TablesSeed::<true> { filter }.deserialize(&mut de)?,
+        },
+        MonitorMethod::Plain => MonitorReply {
+            found: false,
+            txn_id: None,
+            tables: TablesSeed::<false> { filter }.deserialize(&mut de)?,
+        },
+    };
+    de.end()?;
+    Ok(reply)
 }
 
 struct RowsDe<const V2: bool>(BTreeMap<Uuid, RowChange>);
@@ -373,6 +502,8 @@ fn decode_row_update2(change: Json) -> Result<RowChange> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     const U1: &str = "11111111-1111-1111-1111-111111111111";
@@ -474,5 +605,53 @@ mod tests {
             req.to_params(MonitorMethod::Plain, "DB", &id, None),
             json!(["DB", "m1", {"T": [{"columns": ["a"]}]}])
         );
+    }
+
+    struct OnlyT;
+
+    impl RowFilter for OnlyT {
+        fn keeps_table(&self, table: &str) -> bool {
+            table == "T"
+        }
+        fn keeps(&self, _: &str, _: &Row) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn filtered_decoding_skips_tables_nobody_keeps() {
+        let params = json!(["m1", U1, {
+            "T": {U1: {"insert": {"name": "a"}}},
+            "Big": {U2: {"insert": {"flows": ["set", [1, 2, 3]]}}},
+        }])
+        .to_string();
+        let filter: SharedFilter = Arc::new(OnlyT);
+        let mut asked = None;
+        let p = decode_update_params(&params, MonitorMethod::CondSince, |id| {
+            asked = Some(id.clone());
+            Some(filter.clone())
+        })
+        .unwrap();
+        assert_eq!(asked, Some(json!("m1")));
+        assert_eq!(p.txn_id, Some(Uuid::parse(U1).unwrap()));
+        assert_eq!(p.tables.keys().collect::<Vec<_>>(), vec!["T"]);
+        let unfiltered = decode_update_params(&params, MonitorMethod::CondSince, |_| None).unwrap();
+        assert_eq!(unfiltered.tables.len(), 2);
+        // Skipped tables are still checked to be JSON; the parameter count is checked too.
+        let bad = r#"["m1", "11111111-1111-1111-1111-111111111111", {"Big": {"x": [}}]"#;
+        assert!(decode_update_params(bad, MonitorMethod::CondSince, |_| Some(filter.clone())).is_err());
+        assert!(decode_update_params(r#"["m1", {}, 1]"#, MonitorMethod::Cond, |_| None).is_err());
+        assert!(decode_update_params(r#"["m1"]"#, MonitorMethod::Plain, |_| None).is_err());
+
+        let reply = json!([true, U2, {"Big": {U3: {"initial": {}}}, "T": {}}]).to_string();
+        let r = decode_monitor_reply(&reply, MonitorMethod::CondSince, Some(&OnlyT)).unwrap();
+        assert!(r.found);
+        assert_eq!(r.txn_id, Some(Uuid::parse(U2).unwrap()));
+        assert_eq!(r.tables.keys().collect::<Vec<_>>(), vec!["T"]);
+        let plain = json!({"Big": {U3: {"new": {}}}}).to_string();
+        assert!(decode_monitor_reply(&plain, MonitorMethod::Plain, Some(&OnlyT))
+            .unwrap()
+            .tables
+            .is_empty());
     }
 }

@@ -16,7 +16,7 @@
 //! Must not know: OVN table names, the lab, any CMS.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use crate::client::Client;
 use crate::condition::Condition;
 use crate::datum::{Atom, Row, Uuid, Value};
 use crate::error::{Error, Result};
+use crate::filter::SharedFilter;
 use crate::monitor::{MonitorMethod, MonitorRequest, RowChange, RowDiff, TableUpdates};
 use crate::schema::{AtomicType, ColumnType, DatabaseSchema, TableSchema};
 
@@ -81,10 +82,6 @@ impl RowEvent {
 
 /// A point-in-time copy of the replica's tables: table → uuid → row (with `_uuid`).
 pub type Tables = BTreeMap<String, BTreeMap<Uuid, Row>>;
-
-/// Decides which rows a filtered replica keeps: `(table, row) -> keep?`
-/// (see [`Client::monitor_filtered`](crate::Client::monitor_filtered)).
-pub type KeepFn = Arc<dyn Fn(&str, &Row) -> bool + Send + Sync>;
 
 /// How many events a subscriber may fall behind before it gets `Lagged`.
 pub const SUBSCRIPTION_CAPACITY: usize = 16 * 1024;
@@ -208,6 +205,18 @@ impl Replica {
             .change_monitor_conditions(&self.shared, table, conditions)
             .await
     }
+    /// Brings rows of `table` matching **all** of `conditions` (a transaction's `where`) into
+    /// the replica: selects them with the monitored columns, offers each to the filter's
+    /// `keeps` (an unfiltered replica keeps all), inserts the kept ones (`Insert` events), and
+    /// returns how many of the selected rows the replica now holds. For a filtered replica
+    /// that starts caring about a row its filter dropped earlier. The reply is applied in order
+    /// with the update stream, so the rows are current and later updates apply on top.
+    ///
+    /// A row outside the monitor's conditions gets no updates from the server: fetch only rows
+    /// the monitor covers.
+    pub async fn fetch(&self, table: &str, conditions: Vec<Condition>) -> Result<usize> {
+        self.client.fetch_into_replica(&self.shared, table, conditions).await
+    }
     /// The last transaction id seen (monitor_cond_since only).
     pub fn last_txn_id(&self) -> Option<Uuid> {
         *self.shared.last_txn_id.lock().unwrap_or_else(|p| p.into_inner())
@@ -228,7 +237,11 @@ pub(crate) struct ReplicaShared {
     /// The `monitor-id` (a JSON string), stable across reconnects.
     pub(crate) monitor_id: Json,
     pub(crate) request: Mutex<MonitorRequest>,
-    pub(crate) keep: Option<KeepFn>,
+    /// `None`: an unfiltered replica (holds every row the server sends).
+    pub(crate) filter: Option<SharedFilter>,
+    /// Rows a filtered replica asked for with a `select` after a `modify` it could not judge
+    /// (see [`ReplicaShared::apply`]), until the reply is applied.
+    fetching: Mutex<HashMap<Uuid, InFlight>>,
     pub(crate) schema: Option<Arc<DatabaseSchema>>,
     tables: RwLock<Tables>,
     /// Created on the first `subscribe`, so replicas nobody watches never build events.
@@ -244,14 +257,15 @@ impl ReplicaShared {
         database: &str,
         monitor_id: Json,
         request: MonitorRequest,
-        keep: Option<KeepFn>,
+        filter: Option<SharedFilter>,
         schema: Option<Arc<DatabaseSchema>>,
     ) -> Self {
         ReplicaShared {
             database: database.to_owned(),
             monitor_id,
             request: Mutex::new(request),
-            keep,
+            filter,
+            fetching: Mutex::new(HashMap::new()),
             schema,
             tables: RwLock::new(Tables::new()),
             events: Mutex::new(None),
@@ -311,16 +325,29 @@ impl ReplicaShared {
         f(&tables)
     }
 
-    /// Applies one notification (or the initial contents) and tells subscribers.
-    pub(crate) fn apply(&self, updates: TableUpdates, at: Instant) {
+    /// Applies one notification (or the initial contents) and tells subscribers. Returns the
+    /// rows a filtered replica must fetch (already marked in flight): rows it does not hold
+    /// whose update2 `modify` the filter's `may_keep_after` found interesting.
+    ///
+    /// Why dropping later diffs of a row being fetched is right: the reader queues the `select`
+    /// right after this update, and ovsdb-server sends a session all monitor updates of the
+    /// transactions it committed before it reads that session's next request. So every update
+    /// that reaches us before the select's reply belongs to a transaction the select already
+    /// sees, and every one after it applies on top of the fetched row.
+    pub(crate) fn apply(&self, updates: TableUpdates, at: Instant) -> Vec<(String, Uuid)> {
         let sender = self.listeners();
         let emit = |e: RowEvent| {
             if let Some(s) = &sender {
                 let _ = s.send(e);
             }
         };
+        let filter = self.filter.as_deref();
+        let mut to_fetch = Vec::new();
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for (table, changes) in updates.tables {
+            if filter.is_some_and(|f| !f.keeps_table(&table)) {
+                continue;
+            }
             let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&table));
             let defaults = self.defaults(&table);
             let rows = tables.entry(table.clone()).or_default();
@@ -329,10 +356,17 @@ impl ReplicaShared {
                     RowChange::Delete => {
                         if let Some(old) = rows.remove(&uuid) {
                             emit_delete(&emit, &sender, &table, uuid, old, at);
+                        } else if filter.is_some() {
+                            // Deleted (or out of the conditions) before its fetch was answered:
+                            // the reply must not bring it back.
+                            self.mark_in_flight(uuid, |f| f.cancelled = true);
                         }
                         continue;
                     }
                     RowChange::Insert(mut row) => {
+                        if filter.is_some() {
+                            self.mark_in_flight(uuid, |f| f.cancelled = false);
+                        }
                         fill_defaults(&mut row, &defaults);
                         row.0.insert("_uuid".into(), Value::uuid(uuid));
                         row
@@ -345,14 +379,32 @@ impl ReplicaShared {
                             row.0.insert("_uuid".into(), Value::uuid(uuid));
                             row
                         }
-                        (None, RowDiff::Diff2(_)) => {
-                            tracing::warn!(table, %uuid, "update2 modify of a row the replica does not hold; ignored");
+                        (None, RowDiff::Diff2(diff)) => {
+                            match filter {
+                                None => {
+                                    tracing::warn!(table, %uuid, "update2 modify of a row the replica does not hold; ignored");
+                                }
+                                Some(f) => {
+                                    let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                                    // In flight: the select's reply already reflects this diff.
+                                    if !fetching.contains_key(&uuid) && f.may_keep_after(&table, uuid, &diff) {
+                                        fetching.insert(
+                                            uuid,
+                                            InFlight {
+                                                table: table.clone(),
+                                                cancelled: false,
+                                            },
+                                        );
+                                        to_fetch.push((table.clone(), uuid));
+                                    }
+                                }
+                            }
                             continue;
                         }
                     },
                 };
-                if let Some(keep) = &self.keep {
-                    if !keep(&table, &new) {
+                if let Some(f) = filter {
+                    if !f.keeps(&table, &new) {
                         if let Some(old) = rows.remove(&uuid) {
                             emit_delete(&emit, &sender, &table, uuid, old, at);
                         }
@@ -380,6 +432,119 @@ impl ReplicaShared {
                 }
             }
         }
+        to_fetch
+    }
+
+    /// Updates the in-flight fetch of `uuid`, if there is one.
+    fn mark_in_flight(&self, uuid: Uuid, f: impl FnOnce(&mut InFlight)) {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = fetching.get_mut(&uuid) {
+            f(entry);
+        }
+    }
+
+    /// Fetches still waiting for their reply (on a new connection: lost with the old one).
+    pub(crate) fn in_flight(&self) -> Vec<(String, Uuid)> {
+        let fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        fetching.iter().map(|(u, f)| (f.table.clone(), *u)).collect()
+    }
+
+    /// Forgets in-flight fetches (their reply failed, or a resync re-judged every row).
+    pub(crate) fn forget_in_flight(&self, rows: &[(String, Uuid)]) {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, uuid) in rows {
+            fetching.remove(uuid);
+        }
+    }
+
+    /// The columns a fetch selects: the monitored ones, plus `_uuid` to key the rows.
+    pub(crate) fn fetch_columns(&self, table: &str) -> Option<Vec<String>> {
+        let request = self.request.lock().unwrap_or_else(|p| p.into_inner());
+        let mut columns = match request.tables.get(table)?.columns.clone() {
+            Some(columns) => columns,
+            None => self
+                .schema
+                .as_ref()?
+                .tables
+                .get(table)?
+                .columns
+                .keys()
+                .cloned()
+                .collect(),
+        };
+        if !columns.iter().any(|c| c == "_uuid") {
+            columns.push("_uuid".into());
+        }
+        Some(columns)
+    }
+
+    /// Applies the reply of a fetch: `results` holds one table's selected rows per `select`.
+    /// For a fetch the replica started itself, `requested` lists the rows asked for; a row
+    /// whose fetch was cancelled meanwhile (deleted, or out of the monitor's conditions) or
+    /// that the replica already got is left alone. Every other row is offered to the filter
+    /// and inserted if kept (`Insert` event). Returns how many result rows the replica holds.
+    pub(crate) fn apply_fetched(
+        &self,
+        results: Vec<(String, Vec<Row>)>,
+        requested: Option<&[(String, Uuid)]>,
+        at: Instant,
+    ) -> usize {
+        let cancelled: std::collections::HashSet<Uuid> = match requested {
+            None => Default::default(),
+            Some(requested) => {
+                let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                requested
+                    .iter()
+                    .filter_map(|(_, uuid)| match fetching.remove(uuid) {
+                        Some(f) if !f.cancelled => None,
+                        // Cancelled, or no longer expected (a resync re-judged every row).
+                        _ => Some(*uuid),
+                    })
+                    .collect()
+            }
+        };
+        let sender = self.listeners();
+        let filter = self.filter.as_deref();
+        let mut held = 0;
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for (table, selected) in results {
+            if filter.is_some_and(|f| !f.keeps_table(&table)) {
+                continue;
+            }
+            let defaults = self.defaults(&table);
+            let rows = tables.entry(table.clone()).or_default();
+            for mut row in selected {
+                let Some(uuid) = row.uuid() else {
+                    tracing::warn!(table, "fetched row without _uuid; ignored");
+                    continue;
+                };
+                if rows.contains_key(&uuid) {
+                    held += 1;
+                    continue;
+                }
+                if cancelled.contains(&uuid) {
+                    continue;
+                }
+                // Selects return `_version` when asked for every column; monitors never do.
+                row.0.remove("_version");
+                fill_defaults(&mut row, &defaults);
+                row.0.insert("_uuid".into(), Value::uuid(uuid));
+                if filter.is_some_and(|f| !f.keeps(&table, &row)) {
+                    continue;
+                }
+                held += 1;
+                if let Some(s) = &sender {
+                    let _ = s.send(RowEvent::Insert {
+                        table: table.clone(),
+                        uuid,
+                        new: row.clone(),
+                        at,
+                    });
+                }
+                rows.insert(uuid, row);
+            }
+        }
+        held
     }
 
     /// Replaces the whole contents with `initial` (a full resync after a reconnect that could
@@ -389,7 +554,12 @@ impl ReplicaShared {
         for table in self.request().tables.into_keys() {
             fresh.entry(table).or_default();
         }
+        // Every row is judged whole again: fetches of the old session no longer matter.
+        self.fetching.lock().unwrap_or_else(|p| p.into_inner()).clear();
         for (table, changes) in initial.tables {
+            if self.filter.as_ref().is_some_and(|f| !f.keeps_table(&table)) {
+                continue;
+            }
             let defaults = self.defaults(&table);
             let rows = fresh.entry(table.clone()).or_default();
             for (uuid, change) in changes {
@@ -399,7 +569,7 @@ impl ReplicaShared {
                 };
                 fill_defaults(&mut row, &defaults);
                 row.0.insert("_uuid".into(), Value::uuid(uuid));
-                if self.keep.as_ref().is_none_or(|keep| keep(&table, &row)) {
+                if self.filter.as_ref().is_none_or(|f| f.keeps(&table, &row)) {
                     rows.insert(uuid, row);
                 }
             }
@@ -471,6 +641,13 @@ impl ReplicaShared {
             }
         }
     }
+}
+
+/// A fetch the replica started and has not seen answered.
+struct InFlight {
+    table: String,
+    /// A `delete` came after the fetch was sent: its reply must not insert the row.
+    cancelled: bool,
 }
 
 /// Adds the columns of `defaults` (sorted by name) that `row` lacks. Merges two sorted lists
@@ -801,7 +978,7 @@ mod tests {
 
     #[tokio::test]
     async fn filtered_replica_drops_rows_that_stop_matching() {
-        let keep: KeepFn = Arc::new(|_, row: &Row| row.get("mine").and_then(Value::as_bool) == Some(true));
+        let keep: SharedFilter = Arc::new(|_: &str, row: &Row| row.get("mine").and_then(Value::as_bool) == Some(true));
         let r = ReplicaShared::new("DB", Json::from("m"), MonitorRequest::new(), Some(keep), None);
         let at = Instant::now();
         r.apply(
@@ -826,5 +1003,117 @@ mod tests {
             at,
         );
         assert_eq!(r.read(|t| t["T"].keys().copied().collect::<Vec<_>>()), vec![u(2)]);
+    }
+
+    /// Keeps rows whose `owner` is "me"; a diff touching `owner` may make a row interesting.
+    struct Owner;
+
+    impl crate::filter::RowFilter for Owner {
+        fn keeps_table(&self, table: &str) -> bool {
+            table != "Ignored"
+        }
+        fn keeps(&self, _table: &str, row: &Row) -> bool {
+            row.get("owner").and_then(Value::as_str) == Some("me")
+        }
+        fn may_keep_after(&self, _table: &str, _uuid: Uuid, diff: &Row) -> bool {
+            diff.get("owner").is_some()
+        }
+    }
+
+    fn owned() -> ReplicaShared {
+        ReplicaShared::new(
+            "DB",
+            Json::from("m"),
+            MonitorRequest::new(),
+            Some(Arc::new(Owner)),
+            None,
+        )
+    }
+
+    fn modify(table: &str, uuid: Uuid, diff: Row) -> TableUpdates {
+        updates(table, vec![(uuid, RowChange::Modify(RowDiff::Diff2(diff)))])
+    }
+
+    #[tokio::test]
+    async fn unheld_row_becomes_interesting_through_a_fetch() {
+        let r = owned();
+        let mut sub = r.subscribe();
+        let at = Instant::now();
+        assert!(r
+            .apply(
+                updates("T", vec![(u(1), RowChange::Insert(Row::new().with("owner", "you")))]),
+                at
+            )
+            .is_empty());
+        let to_fetch = r.apply(modify("T", u(1), Row::new().with("owner", "me")), at);
+        assert_eq!(to_fetch, vec![("T".to_owned(), u(1))]);
+        // In flight: later diffs are already reflected by the select, and ask for nothing more.
+        assert!(r
+            .apply(modify("T", u(1), Row::new().with("owner", "me")), at)
+            .is_empty());
+        assert_eq!(r.in_flight(), to_fetch);
+        let fetched = Row::new()
+            .with("_uuid", Value::uuid(u(1)))
+            .with("owner", "me")
+            .with("n", 7);
+        assert_eq!(
+            r.apply_fetched(vec![("T".into(), vec![fetched])], Some(&to_fetch), at),
+            1
+        );
+        assert!(r.in_flight().is_empty());
+        assert_eq!(r.read(|t| t["T"][&u(1)].get("n").cloned()), Some(Value::from(7)));
+        match sub.recv().await.unwrap() {
+            RowEvent::Insert { uuid, new, .. } => {
+                assert_eq!(uuid, u(1));
+                assert_eq!(new.uuid(), Some(u(1)));
+            }
+            e => panic!("{e:?}"),
+        }
+        // Held now: diffs apply, and a row that stops being kept is dropped with an event.
+        assert!(r
+            .apply(modify("T", u(1), Row::new().with("owner", "you")), at)
+            .is_empty());
+        assert!(matches!(sub.recv().await.unwrap(), RowEvent::Delete { uuid, .. } if uuid == u(1)));
+        assert_eq!(r.read(|t| t["T"].len()), 0);
+    }
+
+    #[test]
+    fn a_delete_cancels_the_fetch_and_an_insert_revives_it() {
+        let r = owned();
+        let at = Instant::now();
+        let to_fetch = r.apply(modify("T", u(2), Row::new().with("owner", "me")), at);
+        r.apply(updates("T", vec![(u(2), RowChange::Delete)]), at);
+        let row = Row::new().with("_uuid", Value::uuid(u(2))).with("owner", "me");
+        assert_eq!(
+            r.apply_fetched(vec![("T".into(), vec![row.clone()])], Some(&to_fetch), at),
+            0
+        );
+        assert_eq!(r.read(|t| t["T"].len()), 0);
+
+        let to_fetch = r.apply(modify("T", u(3), Row::new().with("owner", "me")), at);
+        r.apply(updates("T", vec![(u(3), RowChange::Delete)]), at);
+        r.apply(
+            updates("T", vec![(u(3), RowChange::Insert(Row::new().with("owner", "you")))]),
+            at,
+        );
+        let row = Row::new().with("_uuid", Value::uuid(u(3))).with("owner", "me");
+        assert_eq!(r.apply_fetched(vec![("T".into(), vec![row])], Some(&to_fetch), at), 1);
+    }
+
+    #[test]
+    fn ignored_tables_and_explicit_fetches() {
+        let r = owned();
+        let at = Instant::now();
+        let mine = Row::new().with("owner", "me");
+        r.apply(updates("Ignored", vec![(u(1), RowChange::Insert(mine.clone()))]), at);
+        assert!(r.read(|t| t.get("Ignored").is_none()));
+        let rows = vec![
+            mine.clone().with("_uuid", Value::uuid(u(4))),
+            Row::new().with("owner", "you").with("_uuid", Value::uuid(u(5))),
+        ];
+        assert_eq!(r.apply_fetched(vec![("T".into(), rows.clone())], None, at), 1);
+        // Fetching again finds the held row, and still not the other one.
+        assert_eq!(r.apply_fetched(vec![("T".into(), rows)], None, at), 1);
+        assert_eq!(r.read(|t| t["T"].keys().copied().collect::<Vec<_>>()), vec![u(4)]);
     }
 }

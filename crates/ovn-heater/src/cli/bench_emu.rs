@@ -294,7 +294,7 @@ impl UpWatcher {
         let request =
             ovsdb::MonitorRequest::new().table("Logical_Switch_Port", TableMonitor::all().columns(["name", "up"]));
         // A plain monitor (whole rows in every update): `up` is read straight off each row.
-        let keep_all: ovsdb::replica::KeepFn = Arc::new(|_, _| true);
+        let keep_all: ovsdb::filter::SharedFilter = Arc::new(|_: &str, _: &ovsdb::Row| true);
         let replica = nb
             .monitor_filtered(NB_DB, request, keep_all)
             .await
