@@ -1,7 +1,8 @@
 //! One emulated chassis: its own Southbound connection and what ovn-controller 23.03 does on it.
 //!
 //! A chassis is a tokio task driven by a [`EmulatedChassis`] handle. The task connects (and the
-//! `ovsdb` client reconnects on its own), monitors the SB like ovn-controller, registers its
+//! `ovsdb` client reconnects and resumes on its own), monitors the SB like ovn-controller (one
+//! `monitor_cond_since`, into a replica whose filter keeps only this chassis's rows), registers its
 //! `Encap`/`Chassis`/`Chassis_Private`, then reacts to every batch of updates by reconciling:
 //! it claims the ports bound to it (chassis first, `up` in a second transaction, as a real
 //! controller does once flows are installed), claims gateway ports it is the active gateway
@@ -13,15 +14,17 @@
 //! Must not know: processes, network namespaces, OVS, the workload that binds ports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ovsdb::{Client, ClientOptions, Condition, ConnectionEvent, Replica, Row, Subscription, Transaction, Uuid, Value};
+use ovsdb::{
+    Client, ClientOptions, Condition, ConnectionEvent, MonitorMethod, Replica, Row, RowFilter, Transaction, Uuid, Value,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::keep::{self, KeepState};
+use crate::keep::ChassisFilter;
 use crate::sb::{
     LocalView, MonitorPlan, CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_DB,
     SB_GLOBAL,
@@ -63,6 +66,9 @@ impl Default for ConnectPolicy {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChassisStatus {
     pub connected: bool,
+    /// The method the server accepted for the chassis's monitor (`monitor_cond_since`, as
+    /// ovn-controller, against any ovsdb-server since OVS 2.12).
+    pub monitor_method: Option<MonitorMethod>,
     /// Its `Chassis` row exists (and this is its UUID).
     pub chassis_uuid: Option<Uuid>,
     /// The last `nb_cfg` written to its `Chassis_Private`.
@@ -307,27 +313,18 @@ async fn run(
     policy: ConnectPolicy,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
-    let keep_state = Arc::new(RwLock::new(KeepState::new(shared.spec.clone())));
     let mut worker = Worker {
         shared: shared.clone(),
-        keep_state,
-        kept: Arc::new(Notify::new()),
+        filter: Arc::new(ChassisFilter::new(shared.spec.clone())),
         ports: BTreeMap::new(),
         chassis_uuid: None,
         nb_cfg_sent: None,
         sent_conditions: HashMap::new(),
-        pending_release: Vec::new(),
     };
     tokio::time::sleep(policy.start_delay).await;
     let mut backoff = Duration::from_millis(200);
     loop {
-        let session = connect(
-            &shared.spec,
-            worker.keep_state.clone(),
-            worker.kept.clone(),
-            options.clone(),
-            &policy,
-        );
+        let session = connect(&shared.spec, worker.filter.clone(), options.clone(), &policy);
         tokio::pin!(session);
         let outcome = loop {
             tokio::select! {
@@ -350,6 +347,10 @@ async fn run(
             Ok(session) => {
                 backoff = Duration::from_millis(200);
                 worker.sent_conditions = session.sent_conditions;
+                // A new monitor: rows fetched into the previous replica are gone with it.
+                for port in worker.ports.values_mut() {
+                    port.fetched = false;
+                }
                 let ended = worker.serve(&session.client, &session.sb, &session.plan, &mut rx).await;
                 session.client.close().await;
                 if ended {
@@ -372,51 +373,28 @@ async fn run(
 /// One connection's client and what it monitors.
 struct Session {
     client: Client,
-    sb: SbView,
+    sb: Replica,
     plan: Arc<MonitorPlan>,
-    sent_conditions: HashMap<&'static str, Vec<Condition>>,
+    sent_conditions: HashMap<String, Vec<Condition>>,
 }
 
-/// The SB as one chassis sees it. Tables sent whole go to a filtered replica (only the rows the
-/// chassis uses are kept); with `ovn-monitor-all` off, ovn-controller's conditional tables go
-/// to a second, conditional monitor (`monitor_cond_since`) on the same connection, whose
-/// replica holds what the conditions match.
-struct SbView {
-    filtered: Replica,
-    conditional: Option<(Replica, BTreeSet<String>)>,
+/// Rows held per table (tables with none left out).
+fn rows_held(sb: &Replica) -> BTreeMap<String, usize> {
+    sb.read(|tables| {
+        tables
+            .iter()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(table, rows)| (table.clone(), rows.len()))
+            .collect()
+    })
 }
 
-impl SbView {
-    fn replica(&self, table: &str) -> &Replica {
-        match &self.conditional {
-            Some((replica, tables)) if tables.contains(table) => replica,
-            _ => &self.filtered,
-        }
-    }
-    fn find(&self, table: &str, pred: impl Fn(&Row) -> bool) -> Vec<(Uuid, Row)> {
-        self.replica(table).find(table, pred)
-    }
-    fn get(&self, table: &str, uuid: Uuid) -> Option<Row> {
-        self.replica(table).get(table, uuid)
-    }
-    fn rows_held(&self) -> BTreeMap<String, usize> {
-        let mut held = BTreeMap::new();
-        let replicas = std::iter::once(&self.filtered).chain(self.conditional.as_ref().map(|(r, _)| r));
-        for replica in replicas {
-            replica.read(|tables| {
-                for (table, rows) in tables.iter().filter(|(_, rows)| !rows.is_empty()) {
-                    *held.entry(table.clone()).or_default() += rows.len();
-                }
-            });
-        }
-        held
-    }
-}
-
+/// Connects and starts the chassis's one monitor: `monitor_cond_since` over ovn-controller's
+/// tables and columns (with its conditions when `ovn-monitor-all` is off), into a replica
+/// that keeps only what `filter` accepts.
 async fn connect(
     spec: &ChassisSpec,
-    keep_state: Arc<RwLock<KeepState>>,
-    kept: Arc<Notify>,
+    filter: Arc<ChassisFilter>,
     options: ClientOptions,
     policy: &ConnectPolicy,
 ) -> Result<Session> {
@@ -432,28 +410,20 @@ async fn connect(
             Arc::new(MonitorPlan::for_schema(&schema))
         }
     };
-    let (whole, conditional) = plan.requests(spec.monitor_all);
-    let mut sent_conditions = HashMap::new();
-    let conditional = match conditional {
-        Some(request) => {
-            sent_conditions = request
-                .tables
-                .iter()
-                .filter_map(|(t, m)| Some((static_table(t)?, m.conditions.clone()?)))
-                .collect();
-            let tables = request.tables.keys().cloned().collect();
-            let replica = client.monitor(SB_DB, request).await.map_err(ovsdb_error)?;
-            Some((replica, tables))
-        }
-        None => None,
-    };
-    let filtered = client
-        .monitor_filtered(SB_DB, whole, keep::filter(keep_state, kept.clone()))
+    let request = plan.request(spec.monitor_all);
+    let sent_conditions = request
+        .tables
+        .iter()
+        .filter_map(|(table, monitor)| Some((table.clone(), monitor.conditions.clone()?)))
+        .collect();
+    let filter: Arc<dyn RowFilter> = filter;
+    let sb = client
+        .monitor_filtered(SB_DB, request, filter)
         .await
         .map_err(ovsdb_error)?;
     Ok(Session {
         client,
-        sb: SbView { filtered, conditional },
+        sb,
         plan,
         sent_conditions,
     })
@@ -464,10 +434,9 @@ async fn connect(
 struct Port {
     /// Bound through [`EmulatedChassis::bind_port`] (else because it requests this chassis).
     explicit: bool,
-    /// The row, when the replica does not hold it (it existed before the port was bound while
-    /// monitoring everything, so the filter had dropped it): fetched once with a `select`.
-    fetched: Option<Binding>,
-    fetch_tried: bool,
+    /// Looked up once in this monitor's replica with `Replica::fetch`: its row may predate the
+    /// binding, when the filter dropped it (see `Worker::fetch_missing_bindings`).
+    fetched: bool,
 }
 
 /// The `Port_Binding` columns a chassis decides on.
@@ -506,15 +475,14 @@ impl Binding {
 
 struct Worker {
     shared: Arc<Shared>,
-    keep_state: Arc<RwLock<KeepState>>,
-    /// Signalled by the filter whenever a row it keeps arrives or changes.
-    kept: Arc<Notify>,
+    /// Which rows the replica keeps; its `kept` is signalled whenever a kept row arrives or
+    /// changes.
+    filter: Arc<ChassisFilter>,
     ports: BTreeMap<String, Port>,
     chassis_uuid: Option<Uuid>,
     nb_cfg_sent: Option<i64>,
-    sent_conditions: HashMap<&'static str, Vec<Condition>>,
-    /// Fetched rows of ports unbound since the last reconcile.
-    pending_release: Vec<Uuid>,
+    /// The conditions the monitor has now, per conditional table.
+    sent_conditions: HashMap<String, Vec<Condition>>,
 }
 
 impl Worker {
@@ -539,9 +507,12 @@ impl Worker {
     }
 
     fn set_bound(&self) {
-        let mut keep = self.keep_state.write().unwrap_or_else(|p| p.into_inner());
+        let mut keep = self.filter.write();
         keep.bound = self.ports.keys().cloned().collect();
-        keep.chassis_uuid = self.chassis_uuid;
+        // Before registration the filter may already know the UUID from our row of a previous run.
+        if self.chassis_uuid.is_some() {
+            keep.chassis_uuid = self.chassis_uuid;
+        }
     }
 
     fn apply(&mut self, command: Command) {
@@ -550,11 +521,9 @@ impl Worker {
                 self.ports.entry(port).or_default().explicit = true;
             }
             Command::Unbind(port) => {
-                // Released by the next reconcile: rows the replica holds are found by their
-                // `chassis`; a fetched row the filter never kept is remembered here.
-                if let Some(fetched) = self.ports.remove(&port).and_then(|p| p.fetched) {
-                    self.pending_release.push(fetched.uuid);
-                }
+                // Released by the next reconcile, from the replica's row (still held: it names
+                // this chassis).
+                self.ports.remove(&port);
             }
             Command::Stop { .. } => {}
         }
@@ -565,17 +534,17 @@ impl Worker {
     async fn serve(
         &mut self,
         client: &Client,
-        sb: &SbView,
+        sb: &Replica,
         plan: &MonitorPlan,
         rx: &mut mpsc::UnboundedReceiver<Command>,
     ) -> bool {
-        // The filtered replica signals through `kept`; the conditional one (whose rows are not
-        // filtered) through a subscription.
-        let mut conditional_updates = sb.conditional.as_ref().map(|(r, _)| r.subscribe());
         let mut resync = tokio::time::interval(RESYNC_INTERVAL);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connection = client.connection_events();
-        self.shared.publish(|s| s.status.connected = true);
+        self.shared.publish(|s| {
+            s.status.connected = true;
+            s.status.monitor_method = sb.method();
+        });
         let delay = self.spec().processing_delay;
         loop {
             let retry_at = match self.reconcile(client, sb, plan).await {
@@ -596,13 +565,7 @@ impl Worker {
                     }
                     Some(other) => self.apply(other),
                 },
-                alive = next_update(&self.kept, &mut conditional_updates) => {
-                    if !alive {
-                        self.record_error(&Error::Stopped { chassis: format!("{} (monitor ended)", self.spec().name) });
-                        return false;
-                    }
-                    woken_by_sb = true;
-                },
+                _ = self.filter.kept.notified() => woken_by_sb = true,
                 event = connection.recv() => match event {
                     Ok(ConnectionEvent::Disconnected { reason, .. }) => {
                         tracing::info!(chassis = %self.spec().name, "SB connection lost: {reason}");
@@ -627,9 +590,6 @@ impl Worker {
                 }
                 self.apply(command);
             }
-            while conditional_updates.as_mut().is_some_and(|u| u.try_recv().is_ok()) {
-                woken_by_sb = true;
-            }
             if woken_by_sb && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -638,15 +598,20 @@ impl Worker {
 
     /// Brings the SB in line with what this chassis is: registration, claims, releases,
     /// conditions, nb_cfg.
-    async fn reconcile(&mut self, client: &Client, sb: &SbView, plan: &MonitorPlan) -> Result<()> {
+    async fn reconcile(&mut self, client: &Client, sb: &Replica, plan: &MonitorPlan) -> Result<()> {
         self.register(client, sb).await?;
         self.adopt_requested_ports(sb);
-        self.fetch_missing_bindings(client, sb).await?;
+        // Conditions first: a row may only be fetched once the monitor covers it.
+        if !self.spec().monitor_all {
+            self.update_conditions(sb, plan).await?;
+        }
+        self.fetch_missing_bindings(sb).await?;
         let bindings = self.bindings(sb);
         self.claim(client, sb, &bindings).await?;
         self.release_unbound(client, sb).await?;
         if !self.spec().monitor_all {
-            self.update_conditions(sb, plan, &bindings).await?;
+            // The datapaths of ports claimed just now.
+            self.update_conditions(sb, plan).await?;
         }
         self.ack_nb_cfg(client, sb).await?;
         self.publish_ports(sb);
@@ -655,7 +620,7 @@ impl Worker {
 
     /// Creates the `Encap`, `Chassis` and `Chassis_Private` rows, or brings back those a
     /// previous run (or a reconnect) left different.
-    async fn register(&mut self, client: &Client, sb: &SbView) -> Result<()> {
+    async fn register(&mut self, client: &Client, sb: &Replica) -> Result<()> {
         let spec = self.spec().clone();
         let own = sb.find(CHASSIS, |r| r.get("name").and_then(Value::as_str) == Some(&spec.name));
         let private = sb.find(CHASSIS_PRIVATE, |r| {
@@ -735,7 +700,7 @@ impl Worker {
     }
 
     /// With `bind_requested`, ports whose `requested-chassis` names this chassis count as bound.
-    fn adopt_requested_ports(&mut self, sb: &SbView) {
+    fn adopt_requested_ports(&mut self, sb: &Replica) {
         if !self.spec().bind_requested {
             return;
         }
@@ -783,74 +748,39 @@ impl Worker {
             || option.is_some_and(|r| self.spec().is_requested_by(r))
     }
 
-    /// Monitoring everything, a port bound after its row arrived was dropped by the filter:
-    /// fetch those rows once. (With conditions, the server sends them when the condition on
-    /// `logical_port` is added.)
-    async fn fetch_missing_bindings(&mut self, client: &Client, sb: &SbView) -> Result<()> {
-        if !self.spec().monitor_all {
-            return Ok(());
-        }
+    /// A port bound after its row arrived: the filter dropped the row then (nothing named this
+    /// chassis yet), and no update brings it back unless the row changes. Fetch it once per
+    /// monitor, now that the filter keeps it. (Rows inserted later arrive whole and are kept.)
+    async fn fetch_missing_bindings(&mut self, sb: &Replica) -> Result<()> {
         let missing: Vec<String> = self
             .ports
             .iter()
-            .filter(|(name, port)| !port.fetch_tried && find_binding(sb, name).is_none())
+            .filter(|(name, port)| !port.fetched && find_binding(sb, name).is_none())
             .map(|(name, _)| name.clone())
             .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut txn = Transaction::new(SB_DB);
-        let columns: Vec<String> = [
-            "_uuid",
-            "logical_port",
-            "type",
-            "datapath",
-            "chassis",
-            "requested_chassis",
-            "options",
-            "up",
-            "ha_chassis_group",
-        ]
-        .map(String::from)
-        .into();
-        for name in &missing {
-            txn.select(
-                PORT_BINDING,
-                vec![Condition::eq("logical_port", name.as_str())],
-                Some(columns.clone()),
-            );
-        }
-        let result = client.transact(txn).await.map_err(|e| self.ovsdb_error(e))?;
-        for (name, op) in missing.iter().zip(result.results) {
-            let fetched = op
-                .rows
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|row| Some(Binding::from_row(row.uuid()?, &row)));
-            if let Some(port) = self.ports.get_mut(name) {
-                port.fetch_tried = true;
-                port.fetched = fetched;
+        for name in missing {
+            sb.fetch(PORT_BINDING, vec![Condition::eq("logical_port", name.as_str())])
+                .await
+                .map_err(|e| self.ovsdb_error(e))?;
+            if let Some(port) = self.ports.get_mut(&name) {
+                port.fetched = true;
             }
         }
         Ok(())
     }
 
-    /// The current binding of every bound port: the replica's copy when it holds one, else
-    /// what was fetched.
-    fn bindings(&self, sb: &SbView) -> BTreeMap<String, Binding> {
+    /// The current binding of every bound port whose row exists.
+    fn bindings(&self, sb: &Replica) -> BTreeMap<String, Binding> {
         self.ports
-            .iter()
-            .filter_map(|(name, port)| {
-                let binding = find_binding(sb, name).or_else(|| port.fetched.clone())?;
-                Some((name.clone(), binding))
-            })
+            .keys()
+            .filter_map(|name| Some((name.clone(), find_binding(sb, name)?)))
             .collect()
     }
 
     /// Claims bound ports (chassis, then `up` in a second transaction, as ovn-controller does
     /// once flows are installed) and gateway ports this chassis is the active gateway for
     /// (chassis and `up` together).
-    async fn claim(&mut self, client: &Client, sb: &SbView, bindings: &BTreeMap<String, Binding>) -> Result<()> {
+    async fn claim(&mut self, client: &Client, sb: &Replica, bindings: &BTreeMap<String, Binding>) -> Result<()> {
         let Some(me) = self.chassis_uuid else {
             return Ok(());
         };
@@ -898,7 +828,6 @@ impl Worker {
             claims.comment(format!("ovn-emu: claiming ports for chassis '{}'", self.spec().name));
             client.transact(claims).await.map_err(|e| self.ovsdb_error(e))?;
             let now = Instant::now();
-            self.note_fetched(&claimed, |b| b.chassis = Some(me));
             self.shared.publish(|s| {
                 for name in &claimed {
                     if let Some(p) = s.ports.get_mut(name) {
@@ -926,7 +855,6 @@ impl Worker {
         if !ups.is_empty() {
             client.transact(ups).await.map_err(|e| self.ovsdb_error(e))?;
             let now = Instant::now();
-            self.note_fetched(&raised, |b| b.up = Some(true));
             self.shared.publish(|s| {
                 for name in &raised {
                     if let Some(p) = s.ports.get_mut(name) {
@@ -944,18 +872,9 @@ impl Worker {
             .read(|s| s.ports.get(name).is_some_and(|p| p.refused.is_some()))
     }
 
-    /// Keeps fetched copies current after our own writes (the filter never sees those rows).
-    fn note_fetched(&mut self, names: &[String], f: impl Fn(&mut Binding)) {
-        for name in names {
-            if let Some(b) = self.ports.get_mut(name).and_then(|p| p.fetched.as_mut()) {
-                f(b);
-            }
-        }
-    }
-
     /// Gateway ports this chassis should hold: `chassisredirect` ports whose HA chassis group
     /// ranks it first among chassis that exist, and `l3gateway` ports pinned to it.
-    fn gateway_ports(&self, sb: &SbView, me: Uuid) -> Vec<Binding> {
+    fn gateway_ports(&self, sb: &Replica, me: Uuid) -> Vec<Binding> {
         let name = &self.spec().name;
         let is_gateway = self.spec().is_gateway;
         sb.find(PORT_BINDING, |r| {
@@ -974,12 +893,12 @@ impl Worker {
     }
 
     /// Releases rows this chassis holds but no longer hosts (unbound ports).
-    async fn release_unbound(&mut self, client: &Client, sb: &SbView) -> Result<()> {
+    async fn release_unbound(&mut self, client: &Client, sb: &Replica) -> Result<()> {
         let Some(me) = self.chassis_uuid else {
             return Ok(());
         };
         let gateway: BTreeSet<Uuid> = self.gateway_ports(sb, me).iter().map(|b| b.uuid).collect();
-        let mut stale: Vec<(Uuid, String)> = sb
+        let stale: Vec<(Uuid, String)> = sb
             .find(PORT_BINDING, |r| r.get("chassis").and_then(Value::as_uuid) == Some(me))
             .into_iter()
             .map(|(uuid, row)| (uuid, Binding::from_row(uuid, &row)))
@@ -990,11 +909,6 @@ impl Worker {
             })
             .map(|(uuid, b)| (uuid, b.logical_port))
             .collect();
-        for uuid in self.pending_release.drain(..) {
-            if !stale.iter().any(|(u, _)| *u == uuid) {
-                stale.push((uuid, uuid.to_string()));
-            }
-        }
         if stale.is_empty() {
             return Ok(());
         }
@@ -1013,16 +927,11 @@ impl Worker {
     }
 
     /// Moves the monitor conditions to the current local datapaths and ports.
-    async fn update_conditions(
-        &mut self,
-        sb: &SbView,
-        plan: &MonitorPlan,
-        bindings: &BTreeMap<String, Binding>,
-    ) -> Result<()> {
+    async fn update_conditions(&mut self, sb: &Replica, plan: &MonitorPlan) -> Result<()> {
         let Some(me) = self.chassis_uuid else {
             return Ok(());
         };
-        let mut roots: BTreeSet<Uuid> = bindings.values().filter_map(|b| b.datapath).collect();
+        let mut roots: BTreeSet<Uuid> = self.bindings(sb).values().filter_map(|b| b.datapath).collect();
         roots.extend(self.gateway_ports(sb, me).iter().filter_map(|b| b.datapath));
         let view = LocalView {
             chassis_name: self.spec().name.clone(),
@@ -1034,18 +943,17 @@ impl Worker {
             if !plan.is_conditional(table) || self.sent_conditions.get(table) == Some(&conditions) {
                 continue;
             }
-            sb.replica(table)
-                .change_conditions(table, conditions.clone())
+            sb.change_conditions(table, conditions.clone())
                 .await
                 .map_err(|e| self.ovsdb_error(e))?;
-            self.sent_conditions.insert(table, conditions);
+            self.sent_conditions.insert(table.to_owned(), conditions);
         }
         Ok(())
     }
 
     /// Copies `SB_Global.nb_cfg` into `Chassis_Private.nb_cfg` (+ timestamp), which is what
     /// makes northd's `hv_cfg` and `ovn-nbctl --wait=hv` move.
-    async fn ack_nb_cfg(&mut self, client: &Client, sb: &SbView) -> Result<()> {
+    async fn ack_nb_cfg(&mut self, client: &Client, sb: &Replica) -> Result<()> {
         let Some(nb_cfg) = sb
             .find(SB_GLOBAL, |_| true)
             .first()
@@ -1086,10 +994,10 @@ impl Worker {
         Ok(())
     }
 
-    fn publish_ports(&self, sb: &SbView) {
+    fn publish_ports(&self, sb: &Replica) {
         let me = self.chassis_uuid;
         let bindings = self.bindings(sb);
-        let held = sb.rows_held();
+        let held = rows_held(sb);
         let now = Instant::now();
         self.shared.publish(|s| {
             for (name, b) in &bindings {
@@ -1135,7 +1043,7 @@ impl Worker {
     }
 }
 
-fn find_binding(sb: &SbView, logical_port: &str) -> Option<Binding> {
+fn find_binding(sb: &Replica, logical_port: &str) -> Option<Binding> {
     sb.find(PORT_BINDING, |r| {
         r.get("logical_port").and_then(Value::as_str) == Some(logical_port)
     })
@@ -1147,7 +1055,7 @@ fn find_binding(sb: &SbView, logical_port: &str) -> Option<Binding> {
 /// The chassis an HA chassis group makes active: the highest priority among members whose
 /// chassis exists (the reference is weak, so a deleted chassis leaves it empty). Without BFD
 /// between emulated chassis, existing is what "alive" means here.
-fn active_gateway(sb: &SbView, group: Uuid) -> Option<Uuid> {
+fn active_gateway(sb: &Replica, group: Uuid) -> Option<Uuid> {
     let group = sb.get(HA_CHASSIS_GROUP, group)?;
     group
         .get("ha_chassis")?
@@ -1168,7 +1076,7 @@ fn active_gateway(sb: &SbView, group: Uuid) -> Option<Uuid> {
 
 /// `roots` plus every datapath reachable through patch ports (router ports and their peers),
 /// as ovn-controller's local datapaths.
-fn connected_datapaths(sb: &SbView, roots: BTreeSet<Uuid>) -> BTreeSet<Uuid> {
+fn connected_datapaths(sb: &Replica, roots: BTreeSet<Uuid>) -> BTreeSet<Uuid> {
     let patches: Vec<Binding> = sb
         .find(PORT_BINDING, |r| r.get("type").and_then(Value::as_str) == Some("patch"))
         .into_iter()
@@ -1199,39 +1107,6 @@ fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
         (Some(x), Some(y)) => x.as_str() == y.as_str(),
         (None, None) => true,
         _ => false,
-    }
-}
-
-fn static_table(table: &str) -> Option<&'static str> {
-    [
-        "Chassis_Template_Var",
-        CHASSIS_PRIVATE,
-        "IGMP_Group",
-        "Controller_Event",
-        PORT_BINDING,
-        "Logical_Flow",
-        "MAC_Binding",
-        "Multicast_Group",
-        "IP_Multicast",
-        "DNS",
-    ]
-    .into_iter()
-    .find(|t| *t == table)
-}
-
-/// Waits for the next change of a kept row or on the conditional monitor (a lagging
-/// subscriber still counts: the reconcile that follows reads the current state). `false` when
-/// the conditional monitor has ended.
-async fn next_update(kept: &Notify, conditional: &mut Option<Subscription>) -> bool {
-    let conditional_next = async {
-        match conditional {
-            Some(s) => !matches!(s.recv().await, Err(broadcast::error::RecvError::Closed)),
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = kept.notified() => true,
-        alive = conditional_next => alive,
     }
 }
 

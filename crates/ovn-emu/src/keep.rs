@@ -1,18 +1,17 @@
-//! Which Southbound rows an emulated chassis keeps in memory.
+//! Which Southbound rows an emulated chassis keeps in memory: its [`RowFilter`].
 //!
-//! The server still sends (and the client still decodes) everything the monitor asks for: that
-//! is the load being emulated. But a chassis only keeps what it acts on: its own `Chassis`,
-//! `Chassis_Private` and `Encap`, `SB_Global`, the `Port_Binding`s it hosts or may claim, and
-//! for gateways the HA tables. So a farm's memory grows with the number of chassis and ports
-//! bound to them, not with the size of the SB.
+//! The server still sends everything the monitor asks for: that is the load being emulated.
+//! But a chassis only keeps what it acts on: its own `Chassis`, `Chassis_Private` and `Encap`,
+//! `SB_Global`, the `Port_Binding`s it hosts or may claim, and for gateways the HA tables.
+//! Tables it never keeps are read but not decoded. So a farm's memory grows with the number
+//! of chassis and ports bound to them, not with the size of the SB.
 //!
 //! Must not know: connections, transactions.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ovsdb::filter::SharedFilter;
-use ovsdb::{Row, Uuid, Value};
+use ovsdb::{Row, RowFilter, Uuid, Value};
 use tokio::sync::Notify;
 
 use crate::sb::{CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_GLOBAL};
@@ -23,6 +22,7 @@ use crate::spec::ChassisSpec;
 pub(crate) struct KeepState {
     pub spec: ChassisSpec,
     pub chassis_uuid: Option<Uuid>,
+    /// Logical ports plugged here (explicitly or because they request this chassis).
     pub bound: HashSet<String>,
 }
 
@@ -32,6 +32,15 @@ impl KeepState {
             spec,
             chassis_uuid: None,
             bound: HashSet::new(),
+        }
+    }
+
+    /// Whether the chassis acts on any row of `table`. Fixed for a chassis's lifetime.
+    pub fn keeps_table(&self, table: &str) -> bool {
+        match table {
+            SB_GLOBAL | CHASSIS | CHASSIS_PRIVATE | ENCAP | PORT_BINDING => true,
+            HA_CHASSIS_GROUP | HA_CHASSIS => self.spec.is_gateway,
+            _ => false,
         }
     }
 
@@ -64,33 +73,103 @@ impl KeepState {
             "l3gateway" if option("l3gateway-chassis") == Some(spec.name.as_str()) => return true,
             _ => {}
         }
-        let refers_to_us =
-            |column: &str| self.chassis_uuid.is_some() && row.get(column).and_then(Value::as_uuid) == self.chassis_uuid;
-        if refers_to_us("chassis") {
+        if self.refers_to_us(row, "chassis") {
             return true;
         }
         spec.bind_requested
-            && (refers_to_us("requested_chassis")
+            && (self.refers_to_us(row, "requested_chassis")
                 || option("requested-chassis").is_some_and(|r| spec.is_requested_by(r)))
+    }
+
+    fn refers_to_us(&self, row: &Row, column: &str) -> bool {
+        self.chassis_uuid.is_some() && row.get(column).and_then(Value::as_uuid) == self.chassis_uuid
+    }
+
+    /// Whether a `Port_Binding` modify (changed columns only) of a row not held may make it
+    /// kept: it names this chassis, or concerns a bound port, or gives the row a type kept
+    /// whole. The client then fetches the row and asks [`KeepState::keeps`].
+    pub fn may_keep_after(&self, table: &str, diff: &Row) -> bool {
+        if table != PORT_BINDING {
+            return false;
+        }
+        let spec = &self.spec;
+        if diff
+            .get("logical_port")
+            .and_then(Value::as_str)
+            .is_some_and(|port| self.bound.contains(port))
+        {
+            return true;
+        }
+        if self.refers_to_us(diff, "chassis") || (spec.bind_requested && self.refers_to_us(diff, "requested_chassis")) {
+            return true;
+        }
+        // A map diff holds the pairs added, replaced or removed: a removal is fetched for
+        // nothing, which is harmless.
+        let option = |key: &str| diff.get("options").and_then(|o| o.map_get_str(key));
+        if option("l3gateway-chassis") == Some(spec.name.as_str())
+            || (spec.bind_requested && option("requested-chassis").is_some_and(|r| spec.is_requested_by(r)))
+        {
+            return true;
+        }
+        match diff.get("type").and_then(Value::as_str) {
+            Some("chassisredirect") => spec.is_gateway,
+            Some("patch") => !spec.monitor_all,
+            Some("l3gateway") => true,
+            _ => false,
+        }
     }
 }
 
-/// The filter closure handed to `Client::monitor_filtered`. It also tells the chassis when a
-/// row it keeps arrives or changes, through `kept`: cheaper than a replica subscription, whose
-/// event buffer would cost every chassis megabytes. The replica applies an update under its
-/// write lock, so a chassis woken by `kept` reads the update whole.
-pub(crate) fn filter(state: Arc<RwLock<KeepState>>, kept: Arc<Notify>) -> SharedFilter {
-    Arc::new(move |table: &str, row: &Row| {
-        let keep = match state.read() {
-            Ok(s) => s.keeps(table, row),
-            // A panic elsewhere poisoned the lock: keeping too much is safer than dropping rows.
-            Err(poisoned) => poisoned.into_inner().keeps(table, row),
-        };
+/// The filter handed to `Client::monitor_filtered`. It also tells the chassis when a row it
+/// keeps arrives or changes, through `kept`: cheaper than a replica subscription, whose event
+/// buffer would cost every chassis megabytes. The replica applies an update under its write
+/// lock, so a chassis woken by `kept` reads the update whole.
+#[derive(Debug)]
+pub(crate) struct ChassisFilter {
+    state: RwLock<KeepState>,
+    pub kept: Notify,
+}
+
+impl ChassisFilter {
+    pub fn new(spec: ChassisSpec) -> Self {
+        ChassisFilter {
+            state: RwLock::new(KeepState::new(spec)),
+            kept: Notify::new(),
+        }
+    }
+
+    // A panic elsewhere may poison the lock: keeping too much is safer than dropping rows.
+    fn read(&self) -> RwLockReadGuard<'_, KeepState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, KeepState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RowFilter for ChassisFilter {
+    fn keeps_table(&self, table: &str) -> bool {
+        self.read().keeps_table(table)
+    }
+
+    fn keeps(&self, table: &str, row: &Row) -> bool {
+        let keep = self.read().keeps(table, row);
         if keep {
-            kept.notify_one();
+            // Our own Chassis row, seen before registration told us its UUID (a restart):
+            // learn it now, so the Port_Bindings of the same initial contents that still
+            // name it (claims of the previous run) are kept, and released if unbound.
+            if table == CHASSIS && self.read().chassis_uuid.is_none() {
+                self.write().chassis_uuid = row.uuid();
+            }
+            self.kept.notify_one();
         }
         keep
-    })
+    }
+
+    fn may_keep_after(&self, table: &str, _uuid: Uuid, diff: &Row) -> bool {
+        self.read().may_keep_after(table, diff)
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +190,19 @@ mod tests {
         assert!(!state.keeps(CHASSIS, &Row::new().with("name", "hv2")));
         assert!(!state.keeps("Logical_Flow", &Row::new()));
         assert!(state.keeps(SB_GLOBAL, &Row::new()));
+    }
+
+    #[test]
+    fn decodes_only_tables_it_acts_on() {
+        let mut state = KeepState::new(ChassisSpec::new("hv1", "198.18.0.1"));
+        for table in [SB_GLOBAL, CHASSIS, CHASSIS_PRIVATE, ENCAP, PORT_BINDING] {
+            assert!(state.keeps_table(table), "{table}");
+        }
+        for table in ["Logical_Flow", "Datapath_Binding", "MAC_Binding", HA_CHASSIS] {
+            assert!(!state.keeps_table(table), "{table}");
+        }
+        state.spec.is_gateway = true;
+        assert!(state.keeps_table(HA_CHASSIS) && state.keeps_table(HA_CHASSIS_GROUP));
     }
 
     #[test]
@@ -135,5 +227,36 @@ mod tests {
         assert!(!state.keeps(PORT_BINDING, &row));
         state.spec.bind_requested = true;
         assert!(state.keeps(PORT_BINDING, &row));
+    }
+
+    #[test]
+    fn diffs_naming_us_or_bound_ports_are_worth_a_fetch() {
+        let mut state = KeepState::new(ChassisSpec::new("hv1", "198.18.0.1"));
+        let me = Uuid::new_v4();
+        state.chassis_uuid = Some(me);
+        let requested = Row::new().with("options", Value::string_map([("requested-chassis", "hv1")]));
+        assert!(!state.may_keep_after(PORT_BINDING, &requested));
+        state.spec.bind_requested = true;
+        assert!(state.may_keep_after(PORT_BINDING, &requested));
+        assert!(state.may_keep_after(PORT_BINDING, &Row::new().with("chassis", Value::uuid(me))));
+        assert!(state.may_keep_after(PORT_BINDING, &Row::new().with("requested_chassis", Value::uuid(me))));
+        let other = Row::new().with("chassis", Value::uuid(Uuid::new_v4()));
+        assert!(!state.may_keep_after(PORT_BINDING, &other));
+        assert!(!state.may_keep_after(PORT_BINDING, &Row::new().with("up", true)));
+        let gateway = Row::new().with("options", Value::string_map([("l3gateway-chassis", "hv1")]));
+        assert!(state.may_keep_after(PORT_BINDING, &gateway));
+        assert!(!state.may_keep_after(PORT_BINDING, &Row::new().with("logical_port", "vm3")));
+        state.bound.insert("vm3".into());
+        assert!(state.may_keep_after(PORT_BINDING, &Row::new().with("logical_port", "vm3")));
+        assert!(!state.may_keep_after(CHASSIS, &Row::new().with("name", "hv1")));
+    }
+
+    #[test]
+    fn own_chassis_row_teaches_its_uuid() {
+        let filter = ChassisFilter::new(ChassisSpec::new("hv1", "198.18.0.1"));
+        let me = Uuid::new_v4();
+        let row = Row::new().with("name", "hv1").with("_uuid", Value::uuid(me));
+        assert!(filter.keeps(CHASSIS, &row));
+        assert!(filter.keeps(PORT_BINDING, &pb("vm9", "").with("chassis", Value::uuid(me))));
     }
 }

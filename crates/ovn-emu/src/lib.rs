@@ -23,7 +23,8 @@
 //! - [`spec`]: one chassis's identity and the rows it registers (`Chassis.other_config` keys
 //!   as 23.03 writes them).
 //! - [`sb`]: ovn-controller's monitor request and its conditions when `ovn-monitor-all` is off.
-//! - `keep`: which received rows a chassis keeps, so memory follows the chassis, not the SB.
+//! - `keep`: the chassis's `RowFilter`: which received rows it keeps (and which tables it
+//!   decodes at all), so memory follows the chassis, not the SB.
 //! - [`chassis`]: the chassis task: register, claim, release, ack `nb_cfg`, move conditions.
 //! - [`farm`]: N chassis in one process, started at a bounded rate.
 //!

@@ -253,23 +253,20 @@ impl MonitorPlan {
         }
     }
 
-    /// The monitor requests of a chassis, as a pair: the rows sent whole to a filtered
-    /// monitor (plain `monitor`: the client can only filter whole rows), and, when
-    /// `ovn-monitor-all` is off, ovn-controller's conditional tables under the conditions it
-    /// starts with before it knows its own chassis row (`monitor_cond_since`).
-    pub fn requests(&self, monitor_all: bool) -> (MonitorRequest, Option<MonitorRequest>) {
-        let mut filtered = MonitorRequest::new();
-        let mut conditional = MonitorRequest::new();
+    /// The one monitor request of a chassis (sent with `monitor_cond_since`): every table with
+    /// ovn-controller's columns; when `ovn-monitor-all` is off, the conditional tables carry
+    /// the conditions ovn-controller starts with before it knows its own chassis row, which
+    /// [`LocalView::conditions`] then replaces.
+    pub fn request(&self, monitor_all: bool) -> MonitorRequest {
+        let mut request = MonitorRequest::new();
         for (table, is_conditional, columns) in &self.tables {
-            let monitor = TableMonitor::all().columns(columns.iter().cloned());
+            let mut monitor = TableMonitor::all().columns(columns.iter().cloned());
             if *is_conditional && !monitor_all {
-                conditional = conditional.table(table.clone(), monitor.conditions(initial_conditions(table)));
-            } else {
-                filtered = filtered.table(table.clone(), monitor);
+                monitor = monitor.conditions(initial_conditions(table));
             }
+            request = request.table(table.clone(), monitor);
         }
-        let conditional = (!monitor_all).then_some(conditional);
-        (filtered, conditional)
+        request
     }
 
     /// Whether the plan monitors `table` conditionally (and so [`LocalView::conditions`] may
@@ -371,27 +368,22 @@ mod tests {
 
     #[test]
     fn monitor_all_asks_every_row_of_every_table() {
-        let (filtered, conditional) = MonitorPlan::ovn_23_03().requests(true);
-        assert!(conditional.is_none());
-        assert!(!filtered.has_conditions());
-        assert!(filtered.tables.contains_key(PORT_BINDING));
-        assert!(!filtered.tables.contains_key("Connection"));
+        let request = MonitorPlan::ovn_23_03().request(true);
+        assert!(!request.has_conditions());
+        assert!(request.tables.contains_key(PORT_BINDING));
+        assert!(!request.tables.contains_key("Connection"));
     }
 
     #[test]
     fn conditional_start_matches_ovn_controller() {
-        let (filtered, conditional) = MonitorPlan::ovn_23_03().requests(false);
-        let conditional = conditional.unwrap();
-        assert!(!filtered.tables.contains_key("Logical_Flow"));
-        assert!(filtered.tables.contains_key(CHASSIS));
+        let request = MonitorPlan::ovn_23_03().request(false);
+        assert_eq!(request.tables.len(), MONITORED.len());
+        assert_eq!(request.tables[CHASSIS].conditions, None);
         assert_eq!(
-            conditional.tables["Logical_Flow"].conditions,
+            request.tables["Logical_Flow"].conditions,
             Some(vec![Condition::Constant(false)])
         );
-        assert_eq!(
-            conditional.tables[PORT_BINDING].conditions.as_ref().map(Vec::len),
-            Some(5)
-        );
+        assert_eq!(request.tables[PORT_BINDING].conditions.as_ref().map(Vec::len), Some(5));
     }
 
     #[test]

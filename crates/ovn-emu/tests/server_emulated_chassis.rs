@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ovn_emu::{ChassisSpec, ConnectPolicy, EmulatedChassis, Farm, FarmOptions};
+use ovsdb::MonitorMethod;
 use test_support::Central;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -76,6 +77,19 @@ fn lsp_up(central: &Central, port: &str) -> bool {
     nbctl(central, &["get", "Logical_Switch_Port", port, "up"]) == "true"
 }
 
+fn port_chassis(central: &Central, port: &str) -> String {
+    sbctl(
+        central,
+        &[
+            "--bare",
+            "--columns=chassis",
+            "find",
+            "Port_Binding",
+            &format!("logical_port={port}"),
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_like_ovn_controller() {
     require_central!("registers_like_ovn_controller");
@@ -123,7 +137,8 @@ async fn registers_like_ovn_controller() {
     assert_eq!(sbctl(&central, &["--columns=ip", "list", "Encap"]), "");
 }
 
-/// Bind, claim, up in the NB, then unbind and release; for both monitoring modes.
+/// Bind, claim, up in the NB, then unbind and release; for both monitoring modes, over the
+/// one `monitor_cond_since` ovn-controller uses.
 async fn bind_and_unbind(test: &str, monitor_all: bool) {
     let central = Central::start(test);
     let name = format!("emu-bind-{monitor_all}");
@@ -131,6 +146,7 @@ async fn bind_and_unbind(test: &str, monitor_all: bool) {
     spec.monitor_all = monitor_all;
     let chassis = start(&central, spec);
     let me = chassis.wait_registered(WAIT).await.expect("registered");
+    assert_eq!(chassis.status().monitor_method, Some(MonitorMethod::CondSince));
 
     // A port that exists before it is bound, and one bound before it exists.
     add_port(&central, "net1", "vm1", "fa:16:3e:00:00:01 10.0.0.5");
@@ -142,21 +158,18 @@ async fn bind_and_unbind(test: &str, monitor_all: bool) {
     for port in ["vm1", "vm2"] {
         let status = chassis.wait_port_up(port, WAIT).await.expect("port up");
         assert!(status.claimed_at.is_some());
-        assert_eq!(
-            sbctl(
-                &central,
-                &[
-                    "--bare",
-                    "--columns=chassis",
-                    "find",
-                    "Port_Binding",
-                    &format!("logical_port={port}")
-                ]
-            ),
-            me.to_string()
-        );
+        assert_eq!(port_chassis(&central, port), me.to_string());
         eventually(&format!("NB {port} up"), || lsp_up(&central, port)).await;
     }
+
+    // A port of a datapath already local: its row arrived (the monitor covers net1 now) and
+    // was dropped by the filter before the port was bound here, so the chassis fetches it.
+    add_port(&central, "net1", "vm3", "fa:16:3e:00:00:03 10.0.0.7");
+    nbctl(&central, &["--wait=sb", "sync"]);
+    assert_eq!(chassis.port("vm3"), None);
+    chassis.bind_port("vm3").expect("bind vm3");
+    chassis.wait_port_up("vm3", WAIT).await.expect("vm3 up");
+    assert_eq!(port_chassis(&central, "vm3"), me.to_string());
 
     chassis.unbind_port("vm1").expect("unbind");
     eventually("vm1 released", || {
@@ -174,6 +187,9 @@ async fn bind_and_unbind(test: &str, monitor_all: bool) {
     .await;
     eventually("NB vm1 down", || !lsp_up(&central, "vm1")).await;
     assert!(lsp_up(&central, "vm2"));
+    let held = chassis.status().rows_held;
+    assert_eq!(held.get("Logical_Flow"), None, "{held:?}");
+    assert_eq!(held.get("Datapath_Binding"), None, "{held:?}");
     chassis.stop(false).await.expect("stop");
 }
 
@@ -251,34 +267,48 @@ async fn honours_requested_chassis() {
     farm.stop(false).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_ports_requesting_it_without_explicit_bind() {
-    require_central!("claims_ports_requesting_it_without_explicit_bind");
-    let central = Central::start("emu_auto_bind");
+/// A port that starts requesting a farm chassis after it exists (Neutron binds it to a host
+/// later): with monitor-all the SB change is a `modify` diff of a row the chassis did not
+/// keep, so the filter asks for the whole row; with conditions the row starts matching
+/// `requested_chassis` and the server sends it whole.
+async fn claims_port_requesting_it_later(test: &str, monitor_all: bool) {
+    let central = Central::start(test);
     let options = FarmOptions {
-        monitor_all: true,
+        monitor_all,
         bind_requested: true,
         ..FarmOptions::default()
     };
-    let farm = Farm::start(&central.sb_remote(), 2, "emu-auto", options)
+    let prefix = format!("emu-auto-{monitor_all}");
+    let farm = Farm::start(&central.sb_remote(), 2, &prefix, options)
         .await
         .expect("farm");
     farm.wait_registered(WAIT).await.expect("registered");
     add_port(&central, "net1", "vm1", "fa:16:3e:00:00:01 10.0.0.5");
-    nbctl(&central, &["lsp-set-options", "vm1", "requested-chassis=emu-auto-2"]);
-    eventually("NB vm1 up", || lsp_up(&central, "vm1")).await;
-    let chassis = sbctl(
+    nbctl(&central, &["--wait=hv", "sync"]);
+    assert_eq!(port_chassis(&central, "vm1"), "");
+    let target = format!("{prefix}-2");
+    nbctl(
         &central,
-        &[
-            "--bare",
-            "--columns=chassis",
-            "find",
-            "Port_Binding",
-            "logical_port=vm1",
-        ],
+        &["lsp-set-options", "vm1", &format!("requested-chassis={target}")],
     );
-    assert_eq!(chassis, sbctl(&central, &["get", "Chassis", "emu-auto-2", "_uuid"]));
+    eventually("NB vm1 up", || lsp_up(&central, "vm1")).await;
+    assert_eq!(
+        port_chassis(&central, "vm1"),
+        sbctl(&central, &["get", "Chassis", &target, "_uuid"])
+    );
     farm.stop(true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_port_requesting_it_later_with_monitor_all() {
+    require_central!("claims_port_requesting_it_later_with_monitor_all");
+    claims_port_requesting_it_later("emu_auto_bind_all", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_port_requesting_it_later_with_conditions() {
+    require_central!("claims_port_requesting_it_later_with_conditions");
+    claims_port_requesting_it_later("emu_auto_bind_cond", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,17 +371,43 @@ async fn gateway_claims_its_chassisredirect_port() {
     farm.stop(false).await.unwrap();
 }
 
+/// The SB server's own log of `monitor_cond_change` requests: what conditions the chassis
+/// asked for, as the server received them.
+fn condition_changes(central: &Central) -> String {
+    std::fs::read_to_string(central.sb().log_path())
+        .expect("SB log")
+        .lines()
+        .filter(|l| l.contains("monitor_cond_change"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn datapath_of(central: &Central, switch: &str) -> String {
+    sbctl(
+        central,
+        &[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "Datapath_Binding",
+            &format!("external_ids:name={switch}"),
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditional_monitoring_keeps_only_local_datapaths() {
-    require_central!("conditional_monitoring_keeps_only_local_datapaths");
+async fn conditions_follow_local_datapaths() {
+    require_central!("conditions_follow_local_datapaths");
     let central = Central::start("emu_conditions");
+    central
+        .sb()
+        .appctl(&["vlog/set", "jsonrpc:file:dbg"])
+        .expect("SB jsonrpc debug log");
     add_port(&central, "net1", "vm1", "fa:16:3e:00:00:01 10.0.0.5");
     add_port(&central, "net2", "vm2", "fa:16:3e:00:00:02 10.0.1.5");
     nbctl(&central, &["--wait=sb", "sync"]);
-    let total_lflows = sbctl(&central, &["--bare", "--columns=_uuid", "list", "Logical_Flow"])
-        .lines()
-        .filter(|l| !l.is_empty())
-        .count();
+    let (net1, net2) = (datapath_of(&central, "net1"), datapath_of(&central, "net2"));
+    assert!(!net1.is_empty() && !net2.is_empty());
 
     let conditional = start(&central, ChassisSpec::new("emu-cond-1", "198.18.3.1"));
     let mut all = ChassisSpec::new("emu-cond-2", "198.18.3.2");
@@ -359,19 +415,28 @@ async fn conditional_monitoring_keeps_only_local_datapaths() {
     let everything = start(&central, all);
     conditional.wait_registered(WAIT).await.unwrap();
     everything.wait_registered(WAIT).await.unwrap();
-    let held_lflows = |c: &EmulatedChassis| c.status().rows_held.get("Logical_Flow").copied().unwrap_or(0);
-    assert_eq!(held_lflows(&conditional), 0, "no local datapath yet");
+    for c in [&conditional, &everything] {
+        assert_eq!(c.status().monitor_method, Some(MonitorMethod::CondSince));
+    }
+    assert!(!condition_changes(&central).contains(&net1), "no local datapath yet");
 
     conditional.bind_port("vm1").unwrap();
     conditional.wait_port_up("vm1", WAIT).await.unwrap();
-    eventually("lflows of net1 arrive", || held_lflows(&conditional) > 0).await;
-    let held = held_lflows(&conditional);
-    assert!(
-        held < total_lflows,
-        "held {held} of {total_lflows}: net2's flows should not be monitored"
-    );
-    // Monitoring everything still receives every row, but keeps none of the flows.
-    assert_eq!(held_lflows(&everything), 0);
+    eventually("conditions on net1's datapath", || {
+        let changes = condition_changes(&central);
+        changes.contains("emu-cond-1") && changes.contains(&net1)
+    })
+    .await;
+    let changes = condition_changes(&central);
+    assert!(!changes.contains(&net2), "net2 is not local: {changes}");
+    assert!(changes.contains("logical_dp_group"), "{changes}");
+
+    // Whatever the server sends, both keep only their own rows: no flows, one port.
+    for c in [&conditional, &everything] {
+        let held = c.status().rows_held;
+        assert_eq!(held.get("Logical_Flow"), None, "{held:?}");
+        assert!(held.get("Port_Binding").copied().unwrap_or(0) <= 1, "{held:?}");
+    }
     conditional.stop(false).await.unwrap();
     everything.stop(false).await.unwrap();
 }
