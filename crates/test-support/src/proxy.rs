@@ -11,7 +11,8 @@
 //! let _remote = proxy.remote(); // "unix:…/proxy.sock": connect the client here
 //! proxy.set_accepting(false); // reconnecting clients are closed at once, as by a dead server
 //! proxy.drop_connections(); // the client sees the server go away
-//! proxy.set_accepting(true); // and now reconnects
+//! proxy.set_refused(&["monitor_cond_since", "monitor_cond"]); // an even older server
+//! proxy.set_accepting(true); // the client reconnects to it
 //! assert!(proxy.refused().iter().all(|m| m == "monitor_cond_since"));
 //! ```
 //!
@@ -66,7 +67,8 @@ pub struct MethodFilterProxy {
 /// State the acceptor thread and the proxy handle both reach.
 struct Shared {
     upstream: PathBuf,
-    refused_methods: Vec<String>,
+    /// Replaced by [`MethodFilterProxy::set_refused`].
+    refused_methods: Mutex<Vec<String>>,
     connections: Mutex<Vec<ProxiedConnection>>,
     refused_log: Mutex<Vec<String>>,
     /// Cleared by [`MethodFilterProxy::set_accepting`]: new clients are closed on arrival.
@@ -97,6 +99,10 @@ impl ProxiedConnection {
     }
 }
 
+fn to_strings(methods: &[&str]) -> Vec<String> {
+    methods.iter().map(|m| (*m).to_owned()).collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -113,7 +119,7 @@ impl MethodFilterProxy {
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             upstream: upstream_unix_socket.to_owned(),
-            refused_methods: refused.iter().map(|m| (*m).to_owned()).collect(),
+            refused_methods: Mutex::new(to_strings(refused)),
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
@@ -154,6 +160,12 @@ impl MethodFilterProxy {
         for c in connections {
             c.join();
         }
+    }
+
+    /// Refuses `refused` from now on instead of the methods given so far, on current and new
+    /// connections alike: a server replaced by an older (or newer) one, seen after a reconnect.
+    pub fn set_refused(&self, refused: &[&str]) {
+        *lock(&self.shared.refused_methods) = to_strings(refused);
     }
 
     /// `false`: every new client connection is closed as soon as it is accepted, as if the
@@ -332,7 +344,7 @@ impl Shared {
         let msg: Json = serde_json::from_slice(value).ok()?;
         let method = msg.get("method")?.as_str()?;
         let id = msg.get("id").filter(|id| !id.is_null())?;
-        if !self.refused_methods.iter().any(|m| m == method) {
+        if !lock(&self.refused_methods).iter().any(|m| m == method) {
             return None;
         }
         let reply = serde_json::json!({"id": id, "error": UNKNOWN_METHOD});
@@ -464,7 +476,7 @@ mod tests {
     fn only_requests_for_refused_methods_are_refused() {
         let shared = Shared {
             upstream: PathBuf::new(),
-            refused_methods: vec!["monitor_cond".into()],
+            refused_methods: Mutex::new(vec!["monitor_cond".into()]),
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),

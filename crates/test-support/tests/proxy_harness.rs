@@ -39,8 +39,9 @@ impl Session {
     }
 }
 
+/// A `monitor_cond` request; its JSON-RPC id doubles as the monitor id (unique per session).
 fn monitor_cond(id: u64) -> Json {
-    json!({"id": id, "method": "monitor_cond", "params": ["OVN_Northbound", "m", {"NB_Global": [{}]}]})
+    json!({"id": id, "method": "monitor_cond", "params": ["OVN_Northbound", format!("m{id}"), {"NB_Global": [{}]}]})
 }
 
 #[test]
@@ -83,6 +84,16 @@ fn proxy_refuses_like_the_server_and_forwards_the_rest() {
         .unwrap();
     assert!(plain["error"].is_null(), "{plain}");
     assert_eq!(proxy.refused(), vec!["monitor_cond".to_owned()]);
+
+    // The refused set can change under a live connection.
+    proxy.set_refused(&["echo"]);
+    let cond = proxied.call(&monitor_cond(12)).unwrap();
+    assert!(cond["error"].is_null(), "{cond}");
+    let echo = proxied
+        .call(&json!({"id": 13, "method": "echo", "params": []}))
+        .unwrap();
+    assert_eq!(echo, json!({"id": 13, "error": "unknown method"}));
+    assert_eq!(proxy.refused(), vec!["monitor_cond".to_owned(), "echo".to_owned()]);
 }
 
 #[test]
