@@ -30,6 +30,8 @@
 //! - When either side of a connection closes, both are closed.
 //! - [`MethodFilterProxy::set_accepting`]`(false)` closes new clients on arrival, so a test can
 //!   hold a reconnecting client off while it changes the database.
+//! - [`MethodFilterProxy::set_refused`] changes the refused methods for every request read
+//!   afterwards, on live connections too; [`MethodFilterProxy::refused`] lists what was refused.
 //! - Threads block on their sockets (no polling); [`MethodFilterProxy::drop_connections`] and
 //!   `Drop` shut the sockets down, which ends every blocked read, then join the threads. `Drop`
 //!   also removes the listening socket's file.
