@@ -279,7 +279,7 @@ async fn server_fallback_conditions_without_monitor_cond_are_refused() {
 #[ignore = "client bug: Client::start_monitor (crates/ovsdb/src/client.rs) returns only the server's \
             `OVSDB server refused monitor_cond: unknown method` when conditions meet a server without \
             monitor_cond; the message does not say the conditions are why `monitor` was not tried \
-            nor how to fix it (drop the conditions, or use monitor_filtered)"]
+            nor how to fix it (drop the conditions, or keep rows client-side with monitor_filtered)"]
 async fn server_fallback_conditions_without_monitor_cond_name_the_cause() {
     test_support::require_ovn!(
         "server_fallback_conditions_without_monitor_cond_name_the_cause",
@@ -292,8 +292,8 @@ async fn server_fallback_conditions_without_monitor_cond_name_the_cause() {
     };
     let message = err.to_string();
     assert!(
-        message.contains("condition") && message.contains("monitor_filtered"),
-        "the error should name the conditions as the cause and the fix: {message}"
+        message.contains("condition"),
+        "the error should name the conditions as the cause: {message}"
     );
 }
 
