@@ -2,7 +2,7 @@
 //! serving the OVN Northbound schema: they use `monitor_cond_since` like any monitor, hold
 //! only the rows their filter keeps, fetch rows that become interesting through a `modify`,
 //! follow condition changes, take explicitly fetched rows, and come back equal to a filtered
-//! fresh dump after the server restarts.
+//! fresh dump after the server restarts, or resume from their last transaction id (RAFT).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -13,7 +13,7 @@ use ovsdb::{
     TableMonitor, Transaction, Uuid, Value,
 };
 use serde_json::json;
-use test_support::OvsdbServer;
+use test_support::{MethodFilterProxy, OvsdbServer, RaftCluster, TempDir};
 
 const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const DB: &str = "OVN_Northbound";
@@ -371,4 +371,91 @@ async fn server_filtered_replica_equals_the_filtered_dump_after_a_restart() {
         .await
         .unwrap();
     assert_eq!(replica.find(LS, |_| true).len(), foreign + 1);
+}
+
+#[tokio::test]
+async fn server_filtered_resume_from_txn_id_fetches_rows_adopted_while_away() {
+    test_support::require_ovn!(
+        "server_filtered_resume_from_txn_id_fetches_rows_adopted_while_away",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    // A RAFT member keeps its transaction history, so monitor_cond_since resumes with only the
+    // missed changes (update2 diffs) instead of a full resync. The proxy drops the client's
+    // connection and keeps it out while the database changes.
+    let cluster = RaftCluster::start("server_filtered_resume", NB, 3);
+    let leader = cluster.wait_for_leader(WAIT);
+    let dir = TempDir::new("server_filtered_resume_proxy");
+    let proxy = MethodFilterProxy::start(
+        cluster.member(leader).socket_path(),
+        &dir.path().join("proxy.sock"),
+        &[],
+    );
+    let direct = connect(&cluster.member(leader).remote()).await;
+    // ovsdb-server keeps at most as many atoms of history as the database holds: filler rows
+    // make room for the changes made while the client is away.
+    transact(&direct, |t| {
+        for i in 0..200 {
+            t.insert(LS, Row::new().with("name", format!("filler{i}")));
+        }
+    })
+    .await;
+    let kept = add_switch(&direct, "kept", Some("me")).await;
+    let doomed = add_switch(&direct, "doomed", Some("me")).await;
+    let adopted = add_switch(&direct, "adopted", None).await;
+    let client = connect(&proxy.remote()).await;
+    let mut connection = client.connection_events();
+    let filter = Arc::new(Mine::default());
+    let replica = client
+        .monitor_filtered(DB, both_tables(), filter.clone())
+        .await
+        .unwrap();
+    assert_eq!(replica.method(), Some(MonitorMethod::CondSince));
+    assert_eq!(names(&replica), ["doomed", "kept"]);
+    let mut events = replica.subscribe();
+
+    proxy.set_accepting(false);
+    proxy.drop_connections();
+    match tokio::time::timeout(WAIT, connection.recv()).await {
+        Ok(Ok(ovsdb::ConnectionEvent::Disconnected { .. })) => {}
+        r => panic!("expected the client to see the drop, got {r:?}"),
+    }
+    transact(&direct, |t| {
+        t.delete(LS, vec![Condition::uuid(doomed)]);
+        set_owner(t, "adopted", Some("me"));
+        t.insert(
+            LS,
+            Row::new()
+                .with("name", "fresh")
+                .with("external_ids", Value::string_map([("owner", "me")])),
+        );
+        t.insert(LS, Row::new().with("name", "foreign"));
+        t.insert(LR, Row::new().with("name", "r"));
+    })
+    .await;
+    proxy.set_accepting(true);
+    // The resumed reply carries only a diff for the adopted row: it comes through a fetch.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen
+        .iter()
+        .any(|e| matches!(e, RowEvent::Insert { uuid, .. } if *uuid == adopted))
+    {
+        let e = tokio::time::timeout_at(deadline, events.recv()).await;
+        seen.push(e.expect("the adopted row in time").expect("no lag"));
+    }
+    client.echo().await.unwrap();
+    assert_eq!(names(&replica), ["adopted", "fresh", "kept"]);
+    assert_eq!(replica.len(LR), 0);
+    assert_eq!(replica.snapshot()[LS], kept_of_fresh_dump(&direct, &filter, LS).await);
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(
+        seen.iter().all(|e| !matches!(e, RowEvent::Resynced { .. })),
+        "resumed from the transaction id, not resynced: {seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, RowEvent::Delete { uuid, .. } if *uuid == doomed)));
+    assert!(replica.get(LS, kept).is_some());
 }
