@@ -541,7 +541,20 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Decode("no monitor method to try".into())))
+        let refused = last.unwrap_or_else(|| Error::Decode("no monitor method to try".into()));
+        Err(match refused {
+            // Plain `monitor` was left out on purpose: say why, or the refusal reads as a bug.
+            Error::Rpc { method, error, .. } if replica.request().has_conditions() => Error::Rpc {
+                method,
+                error,
+                details: Some(format!(
+                    "the monitor on {} has conditions, which plain `monitor` cannot express, so it was \
+                     not tried; drop the conditions, or monitor every row and keep some with monitor_filtered",
+                    replica.database
+                )),
+            },
+            other => other,
+        })
     }
 
     pub(crate) async fn change_monitor_conditions(
@@ -1021,10 +1034,15 @@ async fn resume_monitors(shared: &Arc<Shared>, conn: &Arc<Connection>) -> Result
             .collect()
     };
     for replica in replicas {
-        let methods: &[MonitorMethod] = match *lock(&replica.method) {
-            Some(MonitorMethod::Plain) => &[MonitorMethod::Plain],
-            Some(MonitorMethod::Cond) => &[MonitorMethod::Cond],
-            _ => &[MonitorMethod::CondSince, MonitorMethod::Cond],
+        // Never again a method this monitor saw refused; plain `monitor` as the last resort
+        // when it has no conditions (a failover may land on an older server).
+        let conditional = replica.request().has_conditions();
+        let methods: &[MonitorMethod] = match (*lock(&replica.method), conditional) {
+            (Some(MonitorMethod::Plain), _) => &[MonitorMethod::Plain],
+            (Some(MonitorMethod::Cond), true) => &[MonitorMethod::Cond],
+            (Some(MonitorMethod::Cond), false) => &[MonitorMethod::Cond, MonitorMethod::Plain],
+            (_, true) => &[MonitorMethod::CondSince, MonitorMethod::Cond],
+            (_, false) => &[MonitorMethod::CondSince, MonitorMethod::Cond, MonitorMethod::Plain],
         };
         let mut done = false;
         for &method in methods {
