@@ -293,7 +293,7 @@ impl UpWatcher {
     async fn start(nb: &Client) -> anyhow::Result<UpWatcher> {
         let request =
             ovsdb::MonitorRequest::new().table("Logical_Switch_Port", TableMonitor::all().columns(["name", "up"]));
-        // A plain monitor (whole rows in every update): `up` is read straight off each row.
+        // Keeps every row (so it is `monitor` in effect): `up` is read off each whole row.
         let keep_all: ovsdb::filter::SharedFilter = Arc::new(|_: &str, _: &ovsdb::Row| true);
         let replica = nb
             .monitor_filtered(NB_DB, request, keep_all)
