@@ -1,5 +1,6 @@
 //! What to monitor (tables, columns, conditions) and the updates the server sends
-//! (`update`, `update2`, `update3`), decoded into one form.
+//! (`update`, `update2`, `update3`), decoded into one form. Decoding for a filtered replica
+//! skips the tables its filter never keeps (parsed, never built into rows).
 //!
 //! Must not know: any schema's table names.
 

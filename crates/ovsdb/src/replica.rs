@@ -13,6 +13,11 @@
 //! keep the wire's shape (a one-element set is a bare atom, sets and maps are sorted), so a
 //! replica compares equal to a fresh dump of the same rows.
 //!
+//! A filtered replica (see [`crate::filter`]) holds only the rows its filter keeps. An update2
+//! diff of a row it does not hold cannot be judged, so `ReplicaShared::apply` returns the
+//! rows worth fetching and the connection selects them, in order with the update stream;
+//! their replies go through `ReplicaShared::apply_fetched`.
+//!
 //! Must not know: OVN table names, the lab, any CMS.
 
 use std::cmp::Ordering;
