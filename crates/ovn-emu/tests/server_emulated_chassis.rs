@@ -440,3 +440,38 @@ async fn conditions_follow_local_datapaths() {
     conditional.stop(false).await.unwrap();
     everything.stop(false).await.unwrap();
 }
+
+/// The SB restarts under a chassis with a bound port: the chassis reconnects, its monitor
+/// resumes or resyncs (the filter keeps what it kept), and it goes on claiming and releasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_working_across_an_sb_restart() {
+    require_central!("keeps_working_across_an_sb_restart");
+    let mut central = Central::start("emu_sb_restart");
+    // With conditions: the resumed monitor must carry the conditions changed since it began.
+    let chassis = start(&central, ChassisSpec::new("emu-restart-1", "198.18.4.1"));
+    let me = chassis.wait_registered(WAIT).await.expect("registered");
+    add_port(&central, "net1", "vm1", "fa:16:3e:00:00:01 10.0.0.5");
+    chassis.bind_port("vm1").unwrap();
+    chassis.wait_port_up("vm1", WAIT).await.expect("vm1 up");
+
+    central.sb_mut().restart();
+    eventually("a reconnect", || chassis.status().reconnects >= 1).await;
+    // Created while the chassis may still be reconnecting: it arrives through the resumed
+    // monitor or with the new initial contents.
+    add_port(&central, "net1", "vm2", "fa:16:3e:00:00:02 10.0.0.6");
+    nbctl(&central, &["--wait=sb", "sync"]);
+    chassis.bind_port("vm2").unwrap();
+    chassis
+        .wait_port_up("vm2", WAIT)
+        .await
+        .expect("vm2 up after the restart");
+    assert_eq!(port_chassis(&central, "vm2"), me.to_string());
+    assert_eq!(chassis.status().monitor_method, Some(MonitorMethod::CondSince));
+
+    chassis.unbind_port("vm1").unwrap();
+    eventually("vm1 released after the restart", || {
+        port_chassis(&central, "vm1").is_empty()
+    })
+    .await;
+    chassis.stop(true).await.expect("stop");
+}
