@@ -276,10 +276,6 @@ async fn server_fallback_conditions_without_monitor_cond_are_refused() {
 }
 
 #[tokio::test]
-#[ignore = "client bug: Client::start_monitor (crates/ovsdb/src/client.rs) returns only the server's \
-            `OVSDB server refused monitor_cond: unknown method` when conditions meet a server without \
-            monitor_cond; the message does not say the conditions are why `monitor` was not tried \
-            nor how to fix it (drop the conditions, or keep rows client-side with monitor_filtered)"]
 async fn server_fallback_conditions_without_monitor_cond_name_the_cause() {
     test_support::require_ovn!(
         "server_fallback_conditions_without_monitor_cond_name_the_cause",
@@ -423,11 +419,6 @@ async fn server_fallback_resume_on_a_server_without_monitor_cond_since() {
 }
 
 #[tokio::test]
-#[ignore = "client bug: resume_monitors (crates/ovsdb/src/client.rs) tries only monitor_cond_since and \
-            monitor_cond for a monitor that started with either, never plain `monitor`, even when \
-            the monitor has no conditions; on a server that lacks both (an older cluster member \
-            after a failover) every reconnect fails with NotUsable (\"it accepts none of the \
-            monitor methods\") and the client never reconnects"]
 async fn server_fallback_resume_on_a_server_with_only_plain_monitor() {
     test_support::require_ovn!(
         "server_fallback_resume_on_a_server_with_only_plain_monitor",
