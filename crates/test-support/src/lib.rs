@@ -62,8 +62,9 @@ pub fn missing_binary(names: &[&str]) -> Option<String> {
     })
 }
 
-/// A unique scratch directory under `target/tmp/<test>-<pid>-<n>`, removed on drop unless the
-/// test panicked (so logs stay for inspection).
+/// A unique scratch directory `$TMPDIR/ovn-heater-tests/<test>-<pid>-<n>`, removed on drop unless
+/// the test panicked (so logs stay for inspection). Kept short on purpose: unix socket paths
+/// inside it must fit in 107 bytes.
 pub struct TempDir {
     path: PathBuf,
 }
@@ -72,9 +73,7 @@ impl TempDir {
     pub fn new(test: &str) -> Self {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let base = std::env::var_os("CARGO_TARGET_TMPDIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("ovn-heater-tests"));
+        let base = std::env::temp_dir().join("ovn-heater-tests");
         let path = base.join(format!(
             "{test}-{}-{}",
             std::process::id(),
