@@ -752,6 +752,11 @@ impl Worker {
     /// chassis yet), and no update brings it back unless the row changes. Fetch it once per
     /// monitor, now that the filter keeps it. (Rows inserted later arrive whole and are kept.)
     async fn fetch_missing_bindings(&mut self, sb: &Replica) -> Result<()> {
+        // With conditions, a bound port's row is only covered once the conditions name the
+        // port, which needs our chassis UUID.
+        if !self.spec().monitor_all && self.chassis_uuid.is_none() {
+            return Ok(());
+        }
         let missing: Vec<String> = self
             .ports
             .iter()
