@@ -8,9 +8,15 @@
 //! pending request: a `transact` with [`Error::OutcomeUnknown`] (it may have committed), the rest
 //! with [`Error::Disconnected`]. Nothing is ever re-sent from here.
 //!
-//! Callers encode their requests straight into one shared output buffer (no per-request
-//! message or channel hop); the writer task is woken only when that buffer goes from empty to
-//! non-empty, lets ready callers add theirs, then writes the whole batch with one system call.
+//! Callers encode their requests straight into one shared output buffer and write it to the
+//! socket themselves while it has room (no task hop: one system call per call or batch); the
+//! writer task only waits for room when the socket is full. Requests sent together
+//! ([`Connection::send_all`]) complete through one shared [`Batch`]: one wake-up of the caller
+//! for all of them. When many replies are owed and a read brought few, the reader waits a
+//! moment before reading again, so one read carries many replies (a lone request is never
+//! delayed); meanwhile its socket is not registered with the runtime's poller, so the server's
+//! many small writes do not wake the thread one by one. Buffers start small and shrink back
+//! after a big message: idle connections are cheap.
 //!
 //! Must not know: reconnect policy, remotes other than its own, any schema's table names
 //! other than `_Server`'s.
@@ -18,12 +24,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -38,18 +47,26 @@ use crate::remote::Remote;
 use crate::replica::ReplicaShared;
 use crate::txn::Transaction;
 
-type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-
 /// How long a server that owes us replies may stay silent (probe unanswered) before we give
 /// up on it; an idle one gets two probe intervals.
 const BUSY_SERVER_GRACE: Duration = Duration::from_secs(60);
 
-/// Read buffer size: big initial dumps arrive in few system calls.
-const READ_CHUNK: usize = 256 * 1024;
+/// Read buffer of a connection between messages: a thousand idle connections stay cheap.
+const READ_MIN: usize = 16 * 1024;
+/// Largest read: inside a big message (an initial dump of tens of MB) the buffer grows with the
+/// message, so it arrives in few system calls; it shrinks back to `READ_MIN` afterwards.
+const READ_MAX: usize = 256 * 1024;
 
-/// Initial size of the output buffers (a batch of pipelined requests fits).
-const OUTBOX_CAPACITY: usize = 64 * 1024;
+/// Output buffer capacity kept once written; a bigger one (after a huge request) is released.
+const OUTBOX_KEEP: usize = 64 * 1024;
+
+/// Read coalescing: with at least `COALESCE_MIN_OWED` replies owed and a read that brought
+/// less than `COALESCE_READ_BYTES`, the next read waits `COALESCE_DELAY` (the timer's
+/// resolution), so it takes the replies of many transactions at once instead of one per
+/// wake-up. The server stays busy meanwhile: most of the owed requests are still queued there.
+const COALESCE_MIN_OWED: usize = 32;
+const COALESCE_READ_BYTES: usize = 64 * 1024;
+const COALESCE_DELAY: Duration = Duration::from_millis(1);
 
 /// What the reader does with a successful reply before handing it to the caller.
 #[derive(Clone)]
@@ -80,7 +97,83 @@ pub(crate) enum ReplyAction {
 struct Pending {
     method: std::borrow::Cow<'static, str>,
     action: ReplyAction,
-    reply: oneshot::Sender<Result<Reply>>,
+    reply: Completion,
+}
+
+/// Where a reply goes: to the one caller of a request, or into its slot of a [`Batch`].
+pub(crate) enum Completion {
+    One(oneshot::Sender<Result<Reply>>),
+    Batch { batch: Arc<Batch>, index: usize },
+}
+
+impl Completion {
+    /// Hands the reply over; false if nobody waits for it any more.
+    fn send(self, reply: Result<Reply>) -> bool {
+        match self {
+            Completion::One(tx) => tx.send(reply).is_ok(),
+            Completion::Batch { batch, index } => {
+                batch.complete(index, reply);
+                true
+            }
+        }
+    }
+}
+
+/// The replies to requests sent together: filled in by the reader as they come, handed to
+/// the caller in request order with a single wake-up once the last one is in.
+pub(crate) struct Batch {
+    state: Mutex<BatchState>,
+}
+
+struct BatchState {
+    replies: Vec<Option<Result<Reply>>>,
+    missing: usize,
+    waker: Option<Waker>,
+}
+
+impl Batch {
+    pub(crate) fn new(len: usize) -> Arc<Batch> {
+        Arc::new(Batch {
+            state: Mutex::new(BatchState {
+                replies: (0..len).map(|_| None).collect(),
+                missing: len,
+                waker: None,
+            }),
+        })
+    }
+
+    fn complete(&self, index: usize, reply: Result<Reply>) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(slot) = state.replies.get_mut(index).filter(|s| s.is_none()) else {
+                return;
+            };
+            *slot = Some(reply);
+            state.missing -= 1;
+            if state.missing > 0 {
+                return;
+            }
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Every reply, in request order, once all are in.
+    pub(crate) async fn wait(&self) -> Vec<Result<Reply>> {
+        std::future::poll_fn(|cx| {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.missing > 0 {
+                if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    state.waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(std::mem::take(&mut state.replies).into_iter().flatten().collect())
+        })
+        .await
+    }
 }
 
 /// A successful reply's `result`, still as JSON text: the caller decodes it into its own type.
@@ -108,11 +201,166 @@ pub(crate) struct ServerWatch {
     pub(crate) leader_only: bool,
 }
 
-/// Bytes encoded by callers and not yet taken by the writer task.
+/// Bytes encoded by callers and not yet written, and the socket they go to.
 struct Outbox {
     bytes: Vec<u8>,
-    /// False once the writer stopped: nothing queued now would ever be written.
+    /// How much of `bytes` is already written (the rest waits for room in the socket).
+    written: usize,
+    /// False once the connection is closing: nothing queued now would ever be written.
     open: bool,
+    /// The socket had no room: the writer task waits for it and writes; callers only queue.
+    blocked: bool,
+    /// `None` once closed.
+    socket: Option<Socket>,
+}
+
+impl Outbox {
+    /// Writes queued bytes until none are left or the socket is full (then `blocked` is set).
+    fn flush(&mut self) -> std::io::Result<()> {
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        while self.written < self.bytes.len() {
+            match socket.send(&self.bytes[self.written..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.written = 0;
+        if self.bytes.capacity() > OUTBOX_KEEP {
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A connected, non-blocking socket, read and written with plain system calls. A task that
+/// must wait for it registers a duplicate descriptor with the runtime's poller for the time it
+/// waits ([`ReadSide`], [`write_loop`]): nothing is woken by readiness nobody waits for.
+pub(crate) enum Socket {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+impl Socket {
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        match self {
+            Socket::Unix(s) => (&mut &*s).read(buf),
+            Socket::Tcp(s) => (&mut &*s).read(buf),
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        use std::io::Write;
+        match self {
+            Socket::Unix(s) => (&mut &*s).write(bytes),
+            Socket::Tcp(s) => (&mut &*s).write(bytes),
+        }
+    }
+
+    /// A second descriptor for the same connection (to register with the poller on its own).
+    fn try_clone(&self) -> std::io::Result<Socket> {
+        Ok(match self {
+            Socket::Unix(s) => Socket::Unix(s.try_clone()?),
+            Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
+        })
+    }
+
+    /// Ends the connection for every descriptor of it (the server sees it closed at once).
+    fn shutdown(&self) {
+        let _ = match self {
+            Socket::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
+    /// Reads what has arrived into `buf`'s spare capacity (at most `READ_MAX`).
+    fn recv_into(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let start = buf.len();
+        let room = (buf.capacity() - start).clamp(1, READ_MAX);
+        buf.resize(start + room, 0);
+        let read = self.recv(&mut buf[start..]);
+        buf.truncate(start + read.as_ref().map_or(0, |&n| n));
+        read
+    }
+}
+
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Registers `socket` with the runtime's poller for `interest`, until the result is dropped or
+/// unwrapped with `into_inner`.
+fn register(socket: Socket, interest: Interest) -> std::io::Result<AsyncFd<Socket>> {
+    // SAFETY: a `Socket` owns its descriptor (a std stream), which stays open and the same for
+    // as long as the `AsyncFd` owns the `Socket`.
+    Ok(unsafe { AsyncFd::register_with_interest(socket, interest) }?)
+}
+
+/// The reader's descriptor, registered with the poller only while the reader waits for input.
+enum ReadSide {
+    Registered(AsyncFd<Socket>),
+    Unregistered(Socket),
+    /// Only if (de)registering failed; the connection then ends.
+    Gone,
+}
+
+impl ReadSide {
+    /// Stops readiness events for this socket: the reader is deliberately not reading.
+    fn unregister(&mut self) {
+        if let ReadSide::Registered(_) = self {
+            if let ReadSide::Registered(fd) = std::mem::replace(self, ReadSide::Gone) {
+                *self = ReadSide::Unregistered(fd.into_inner());
+            }
+        }
+    }
+
+    /// Reads what has arrived, without waiting: `Ok(None)` if nothing has.
+    fn try_recv(&self, buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
+        let socket = match self {
+            ReadSide::Registered(fd) => fd.get_ref(),
+            ReadSide::Unregistered(s) => s,
+            ReadSide::Gone => return Err(std::io::ErrorKind::NotConnected.into()),
+        };
+        match socket.recv_into(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for input (registered meanwhile) and reads it.
+    async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        if let ReadSide::Unregistered(_) = self {
+            if let ReadSide::Unregistered(s) = std::mem::replace(self, ReadSide::Gone) {
+                *self = ReadSide::Registered(register(s, Interest::READABLE)?);
+            }
+        }
+        let ReadSide::Registered(fd) = self else {
+            return Err(std::io::ErrorKind::NotConnected.into());
+        };
+        loop {
+            let mut ready = fd.readable().await?;
+            match ready.try_io(|fd| fd.get_ref().recv_into(buf)) {
+                Ok(read) => return read,
+                Err(_would_block) => continue,
+            }
+        }
+    }
 }
 
 /// The method names we send, so a pending request does not allocate its name.
@@ -154,25 +402,23 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
 }
 
-/// Opens the socket for `remote`.
-pub(crate) async fn open(remote: &Remote) -> std::io::Result<(BoxRead, BoxWrite)> {
-    match remote {
-        Remote::Unix(path) => {
-            let s = tokio::net::UnixStream::connect(path).await?;
-            let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w)))
-        }
+/// Opens the socket for `remote`: one descriptor for the reader, one for writing.
+pub(crate) async fn open(remote: &Remote) -> std::io::Result<(Socket, Socket)> {
+    let socket = match remote {
+        Remote::Unix(path) => Socket::Unix(tokio::net::UnixStream::connect(path).await?.into_std()?),
         Remote::Tcp { host, port } => {
             let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
             s.set_nodelay(true)?;
-            let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w)))
+            Socket::Tcp(s.into_std()?)
         }
-        Remote::Ssl { .. } => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "ssl: remotes are not supported yet; use tcp: or unix:",
-        )),
-    }
+        Remote::Ssl { .. } => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "ssl: remotes are not supported yet; use tcp: or unix:",
+            ))
+        }
+    };
+    Ok((socket.try_clone()?, socket))
 }
 
 impl Connection {
@@ -180,16 +426,19 @@ impl Connection {
     /// the connection ended.
     pub(crate) fn start(
         remote: Remote,
-        read: BoxRead,
-        write: BoxWrite,
+        read: Socket,
+        write: Socket,
         shared: Arc<Shared>,
         probe: Option<Duration>,
     ) -> (Arc<Connection>, JoinHandle<String>) {
         let conn = Arc::new(Connection {
             remote,
             outbox: Mutex::new(Outbox {
-                bytes: Vec::with_capacity(OUTBOX_CAPACITY),
+                bytes: Vec::new(),
+                written: 0,
                 open: true,
+                blocked: false,
+                socket: Some(write),
             }),
             outbox_ready: Notify::new(),
             pending: Mutex::new(Some(HashMap::new())),
@@ -201,7 +450,7 @@ impl Connection {
             server_watch: Mutex::new(None),
             shared,
         });
-        let writer = tokio::spawn(write_loop(conn.clone(), write));
+        let writer = tokio::spawn(write_loop(conn.clone()));
         let reader = tokio::spawn(read_loop(conn.clone(), read, probe, writer));
         (conn, reader)
     }
@@ -231,39 +480,49 @@ impl Connection {
         params: &P,
         action: ReplyAction,
     ) -> std::result::Result<oneshot::Receiver<Result<Reply>>, NotSent> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        self.send_all(method, [(params, action, Completion::One(tx))])?;
+        Ok(rx)
+    }
+
+    /// Queues requests of one method together: registered and encoded under one lock, written
+    /// with one system call. All are queued or none (`NotSent`); one that cannot be encoded
+    /// gets its error through its completion while the others still go.
+    pub(crate) fn send_all<P: Serialize>(
+        &self,
+        method: &str,
+        requests: impl IntoIterator<Item = (P, ReplyAction, Completion)>,
+    ) -> std::result::Result<(), NotSent> {
+        let name = method_name(method);
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(map) = pending.as_mut() else {
             return Err(NotSent);
         };
-        // Registered before its bytes can reach the server, so the reply always finds it; the
-        // reader cannot fail it before it is queued (we hold the pending lock).
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         if !outbox.open {
             return Err(NotSent);
         }
-        let was_empty = outbox.bytes.is_empty();
-        let start = outbox.bytes.len();
-        if let Err(e) = write_request(&mut outbox.bytes, &Json::from(id), method, params) {
-            outbox.bytes.truncate(start);
-            let _ = tx.send(Err(e));
-            return Ok(rx);
+        // Registered before their bytes can reach the server, so every reply finds its
+        // request; the reader cannot fail them before they are queued (we hold the pending lock).
+        for (params, action, reply) in requests {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let start = outbox.bytes.len();
+            if let Err(e) = write_request(&mut outbox.bytes, &Json::from(id), method, &params) {
+                outbox.bytes.truncate(start);
+                reply.send(Err(e));
+                continue;
+            }
+            map.insert(
+                id,
+                Pending {
+                    method: name.clone(),
+                    action,
+                    reply,
+                },
+            );
         }
-        drop(outbox);
-        map.insert(
-            id,
-            Pending {
-                method: method_name(method),
-                action,
-                reply: tx,
-            },
-        );
-        drop(pending);
-        if was_empty {
-            self.outbox_ready.notify_one();
-        }
-        Ok(rx)
+        self.write_now(&mut outbox);
+        Ok(())
     }
 
     /// Queues bytes that expect no reply (our answers to the server, our probe).
@@ -272,15 +531,27 @@ impl Connection {
         if !outbox.open {
             return;
         }
-        let was_empty = outbox.bytes.is_empty();
         let start = outbox.bytes.len();
         if !encode(&mut outbox.bytes) {
             outbox.bytes.truncate(start);
             return;
         }
-        drop(outbox);
-        if was_empty {
-            self.outbox_ready.notify_one();
+        self.write_now(&mut outbox);
+    }
+
+    /// Writes what the socket takes now, on the caller's own thread (no task hop); when the
+    /// socket is full, the writer task is woken to wait for room.
+    fn write_now(&self, outbox: &mut Outbox) {
+        if outbox.blocked {
+            return;
+        }
+        match outbox.flush() {
+            Ok(()) if outbox.blocked => self.outbox_ready.notify_one(),
+            Ok(()) => {}
+            Err(e) => {
+                outbox.open = false;
+                self.close(&format!("write failed: {e}"));
+            }
         }
     }
 
@@ -320,7 +591,14 @@ impl Connection {
     /// Fails everything pending and refuses new requests.
     fn shut(&self) {
         self.closed.store(true, Ordering::Release);
-        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).open = false;
+        {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            outbox.open = false;
+            if let Some(socket) = outbox.socket.take() {
+                socket.shutdown();
+            }
+            outbox.bytes = Vec::new();
+        }
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
         let remote = self.remote.to_string();
         for (_, p) in pending.into_iter().flatten() {
@@ -335,13 +613,13 @@ impl Connection {
         }
     }
 
-    /// Whether some request still waits for its reply.
-    fn has_pending(&self) -> bool {
+    /// How many requests wait for their replies.
+    fn owed(&self) -> usize {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|m| !m.is_empty())
+            .map_or(0, HashMap::len)
     }
 
     fn take_pending(&self, id: u64) -> Option<Pending> {
@@ -658,58 +936,76 @@ pub(crate) fn rpc_error(method: &str, error: Json) -> Error {
     }
 }
 
-async fn write_loop(conn: Arc<Connection>, mut write: BoxWrite) {
-    let mut batch = Vec::with_capacity(OUTBOX_CAPACITY);
+/// Writes what callers could not: woken when the socket was full, waits for room (its own
+/// descriptor registered with the poller meanwhile), writes, and unregisters again.
+async fn write_loop(conn: Arc<Connection>) {
     loop {
         conn.outbox_ready.notified().await;
-        // Let the tasks that are ready run once (pipelining callers queue more), then take
-        // everything: one system call carries many requests.
-        tokio::task::yield_now().await;
-        loop {
-            {
-                let mut outbox = conn.outbox.lock().unwrap_or_else(|p| p.into_inner());
-                if outbox.bytes.is_empty() {
-                    break;
-                }
-                std::mem::swap(&mut outbox.bytes, &mut batch);
-            }
-            if let Err(e) = write.write_all(&batch).await {
-                conn.outbox.lock().unwrap_or_else(|p| p.into_inner()).open = false;
-                conn.close(&format!("write failed: {e}"));
-                return;
-            }
-            batch.clear();
-            // A one-off huge request must not pin its buffer for the connection's lifetime.
-            if batch.capacity() > 16 * OUTBOX_CAPACITY {
-                batch = Vec::with_capacity(OUTBOX_CAPACITY);
-            }
+        if let Err(e) = write_when_writable(&conn).await {
+            conn.outbox.lock().unwrap_or_else(|p| p.into_inner()).open = false;
+            conn.close(&format!("write failed: {e}"));
+            return;
         }
     }
 }
 
-async fn read_loop(
-    conn: Arc<Connection>,
-    mut read: BoxRead,
-    probe: Option<Duration>,
-    writer: JoinHandle<()>,
-) -> String {
-    let reason = read_messages(&conn, &mut read, probe).await;
+async fn write_when_writable(conn: &Connection) -> std::io::Result<()> {
+    let socket = {
+        let outbox = conn.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        match &outbox.socket {
+            Some(s) if outbox.blocked => s.try_clone()?,
+            _ => return Ok(()),
+        }
+    };
+    let fd = register(socket, Interest::WRITABLE)?;
+    loop {
+        fd.writable().await?.clear_ready();
+        let mut outbox = conn.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        outbox.blocked = false;
+        conn.write_now(&mut outbox);
+        if !outbox.blocked || !outbox.open {
+            return Ok(());
+        }
+    }
+}
+
+async fn read_loop(conn: Arc<Connection>, read: Socket, probe: Option<Duration>, writer: JoinHandle<()>) -> String {
+    let reason = read_messages(&conn, read, probe).await;
     conn.shut();
     writer.abort();
     tracing::debug!(remote = %conn.remote, %reason, "connection closed");
     reason
 }
 
-async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Duration>) -> String {
-    let mut framer = Framer::with_capacity(READ_CHUNK);
+async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>) -> String {
+    let mut input = ReadSide::Unregistered(read);
+    let mut framer = Framer::with_capacity(READ_MIN);
     let mut probe_sent = false;
     let mut silent_since = Instant::now();
+    // A message bigger than READ_MAX grew the buffer: shrink it once that message is handled.
+    let mut shrink = false;
+    let mut coalesce = false;
     loop {
+        // Inside a message, read as much of it as has arrived (up to READ_MAX at once);
+        // between messages, into the small buffer.
+        let want = framer.pending_bytes().clamp(READ_MIN, READ_MAX);
         let buf = framer.buffer_mut();
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < want / 2 {
+            buf.reserve(want);
+        }
+        if coalesce {
+            input.unregister();
         }
         let idle = probe.unwrap_or(Duration::from_secs(86_400 * 365));
+        let read_next = async {
+            if coalesce {
+                tokio::time::sleep(COALESCE_DELAY).await;
+                if let Some(n) = input.try_recv(framer.buffer_mut())? {
+                    return Ok(n);
+                }
+            }
+            input.recv(framer.buffer_mut()).await
+        };
         let n = tokio::select! {
             biased;
             _ = conn.close_requested.notified() => {
@@ -720,12 +1016,12 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
                     .clone()
                     .unwrap_or_else(|| "closed".into());
             }
-            r = tokio::time::timeout(idle, read.read_buf(framer.buffer_mut())) => r,
+            r = tokio::time::timeout(idle, read_next) => r,
         };
         let n = match n {
             // A server owing us replies may be busy computing one (a big initial dump takes
             // seconds, and it answers echo only afterwards): give it a longer grace.
-            Err(_) if probe_sent && conn.has_pending() && silent_since.elapsed() < BUSY_SERVER_GRACE.max(idle * 2) => {
+            Err(_) if probe_sent && conn.owed() > 0 && silent_since.elapsed() < BUSY_SERVER_GRACE.max(idle * 2) => {
                 continue
             }
             Err(_) if probe_sent => {
@@ -743,7 +1039,6 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
             Ok(Ok(0)) => return "the server closed the connection".into(),
             Ok(Ok(n)) => n,
         };
-        let _ = n;
         probe_sent = false;
         let at = Instant::now();
         silent_since = at;
@@ -753,10 +1048,16 @@ async fn read_messages(conn: &Connection, read: &mut BoxRead, probe: Option<Dura
                 Ok(None) => break,
                 Err(e) => return format!("protocol error: {e}"),
             };
+            shrink |= frame.len() > READ_MAX;
             let handled = conn.handle(&frame, at);
             if let Err(e) = handled {
                 return format!("protocol error: {e}");
             }
         }
+        if shrink {
+            framer.shrink_to(READ_MIN);
+            shrink = false;
+        }
+        coalesce = n < COALESCE_READ_BYTES && conn.owed() >= COALESCE_MIN_OWED;
     }
 }

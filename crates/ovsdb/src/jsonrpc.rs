@@ -69,6 +69,13 @@ impl Framer {
     pub fn in_frame(&self) -> bool {
         self.depth > 0
     }
+    /// Moves the bytes not yet returned into a fresh buffer of `capacity` (or their size, if
+    /// larger), releasing the one a big message grew; the scan state is kept.
+    pub fn shrink_to(&mut self, capacity: usize) {
+        let mut fresh = BytesMut::with_capacity(capacity.max(self.buf.len()));
+        fresh.extend_from_slice(&self.buf);
+        self.buf = fresh;
+    }
 
     /// The next complete top-level JSON value, if the buffer holds one. Garbage (anything but
     /// whitespace, `{` or `[` between values, or an unbalanced closing bracket) is an error;

@@ -8,6 +8,8 @@
 //! (b) Pipelined transactions: `--txns` single-row inserts with `--in-flight` outstanding, on
 //!     a fresh database: transactions per second, and CPU seconds of this process next to
 //!     those of ovsdb-server over the same interval (the goal: ours ≤ 10% of the server's).
+//!     Twice per runtime: with `Client::transact_many` (`--in-flight / --batch` batches kept
+//!     outstanding, the way to pipeline) and with one `Client::transact` task per transaction.
 //!
 //! The private server lives in a temp dir and is killed (and the dir removed) on every exit
 //! path. Must not know: the lab (`ovn-lab`) or any CMS; only the NB schema file.
@@ -37,6 +39,13 @@ pub struct Args {
     /// Transactions outstanding at once in the pipelining benchmark.
     #[arg(long, default_value_t = 128)]
     pub in_flight: usize,
+    /// Transactions per `Client::transact_many` call in the pipelining benchmark
+    /// (`--in-flight / --batch` calls are kept outstanding).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Which client API (b) pipelines with (both by default; one alone is handy under a profiler).
+    #[arg(long, value_enum, default_value_t = Api::Both)]
+    pub api: Api,
     /// How many times to time each initial sync (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -52,9 +61,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.switches == 0 || args.ports < args.switches || args.in_flight == 0 || args.repeat == 0 {
+    if args.switches == 0 || args.ports < args.switches || args.in_flight == 0 || args.repeat == 0 || args.batch == 0 {
         return Err(Failure::bad_input(
-            "--switches, --in-flight and --repeat must be at least 1, and --ports at least --switches",
+            "--switches, --in-flight, --batch and --repeat must be at least 1, and --ports at least --switches",
         )
         .into());
     }
@@ -302,39 +311,94 @@ struct TxnFigures {
     server: f64,
 }
 
+/// `--api`: which ways of pipelining (b) measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    Both,
+    TransactMany,
+    Transact,
+}
+
+/// How (b) keeps transactions in flight.
+#[derive(Clone, Copy, Debug)]
+enum Pipelining {
+    /// `in_flight / size` concurrent `Client::transact_many` calls of `size` transactions.
+    Batches { size: usize },
+    /// One task per transaction, each calling `Client::transact`.
+    TaskPerTransaction,
+}
+
+impl Pipelining {
+    fn label(self) -> String {
+        match self {
+            Pipelining::Batches { size } => format!("transact_many, {size} per batch"),
+            Pipelining::TaskPerTransaction => "transact, a task per txn ".to_owned(),
+        }
+    }
+}
+
 #[allow(clippy::print_stdout)]
 async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
     println!(
         "(b) {} single-row insert transactions, {} in flight, fresh database each run",
         args.txns, args.in_flight
     );
-    // Once on a single-threaded runtime of its own (client task and callers on one thread, as
-    // an event-loop client would run), once on the binary's multi-threaded runtime.
-    let (schema, txns, in_flight) = (args.schema.clone(), args.txns, args.in_flight);
-    let single = std::thread::spawn(move || -> anyhow::Result<TxnFigures> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("build a current-thread runtime")?;
-        runtime.block_on(measure_transactions(&schema, txns, in_flight))
-    })
-    .join()
-    .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
-    let multi = measure_transactions(&args.schema, args.txns, args.in_flight).await?;
-    for (name, f) in [("current-thread runtime", single), ("multi-thread runtime  ", multi)] {
-        println!(
-            "    {name}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
-            f.elapsed,
-            args.txns as f64 / f.elapsed,
-            f.ours,
-            f.server,
-            if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
-        );
+    let batches = Pipelining::Batches {
+        size: args.batch.min(args.in_flight),
+    };
+    let modes = match args.api {
+        Api::Both => vec![batches, Pipelining::TaskPerTransaction],
+        Api::TransactMany => vec![batches],
+        Api::Transact => vec![Pipelining::TaskPerTransaction],
+    };
+    for mode in modes {
+        // Once on a single-threaded runtime of its own (client task and callers on one thread,
+        // as an event-loop client would run), once on the binary's multi-threaded runtime.
+        let (schema, txns, in_flight) = (args.schema.clone(), args.txns, args.in_flight);
+        let single = std::thread::spawn(move || -> anyhow::Result<TxnFigures> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("build a current-thread runtime")?;
+            runtime.block_on(measure_transactions(&schema, txns, in_flight, mode))
+        })
+        .join()
+        .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
+        let multi = measure_transactions(&args.schema, args.txns, args.in_flight, mode).await?;
+        for (name, f) in [("current-thread runtime", single), ("multi-thread runtime  ", multi)] {
+            println!(
+                "    {name}, {}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
+                mode.label(),
+                f.elapsed,
+                args.txns as f64 / f.elapsed,
+                f.ours,
+                f.server,
+                if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
+            );
+        }
     }
     Ok(())
 }
 
-async fn measure_transactions(schema: &Path, txns: usize, in_flight: usize) -> anyhow::Result<TxnFigures> {
+/// The `i`th transaction of (b): one Logical_Switch, as Neutron would name it.
+fn bench_transaction(i: usize) -> Transaction {
+    let mut txn = Transaction::new("OVN_Northbound");
+    txn.insert(
+        "Logical_Switch",
+        Row::new().with("name", format!("bench-{i}")).with(
+            "external_ids",
+            Value::string_map([("neutron:network_name", format!("n{i}"))]),
+        ),
+    );
+    txn
+}
+
+async fn measure_transactions(
+    schema: &Path,
+    txns: usize,
+    in_flight: usize,
+    mode: Pipelining,
+) -> anyhow::Result<TxnFigures> {
     let server = BenchServer::start("txns", schema)?;
     let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
         .await
@@ -344,24 +408,44 @@ async fn measure_transactions(schema: &Path, txns: usize, in_flight: usize) -> a
 
     let (ours_before, server_before) = (own_cpu_seconds(), process_cpu_seconds(server.pid())?);
     let started = Instant::now();
-    let mut pending = tokio::task::JoinSet::new();
-    for i in 0..txns {
-        let mut txn = Transaction::new("OVN_Northbound");
-        txn.insert(
-            "Logical_Switch",
-            Row::new().with("name", format!("bench-{i}")).with(
-                "external_ids",
-                Value::string_map([("neutron:network_name", format!("n{i}"))]),
-            ),
-        );
-        let client = client.clone();
-        pending.spawn(async move { client.transact(txn).await });
-        while pending.len() >= in_flight {
-            join_one(&mut pending).await?;
+    match mode {
+        Pipelining::Batches { size } => {
+            // Each caller takes the next `size` transactions, sends them and waits for all.
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut callers = tokio::task::JoinSet::new();
+            for _ in 0..(in_flight / size).max(1) {
+                let (client, next) = (client.clone(), next.clone());
+                callers.spawn(async move {
+                    loop {
+                        let first = next.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                        if first >= txns {
+                            return ovsdb::Result::Ok(());
+                        }
+                        let batch = (first..txns.min(first + size)).map(bench_transaction).collect();
+                        for outcome in client.transact_many(batch).await {
+                            outcome?;
+                        }
+                    }
+                });
+            }
+            while !callers.is_empty() {
+                join_one(&mut callers).await?;
+            }
         }
-    }
-    while !pending.is_empty() {
-        join_one(&mut pending).await?;
+        Pipelining::TaskPerTransaction => {
+            let mut pending = tokio::task::JoinSet::new();
+            for i in 0..txns {
+                let txn = bench_transaction(i);
+                let client = client.clone();
+                pending.spawn(async move { client.transact(txn).await });
+                while pending.len() >= in_flight {
+                    join_one(&mut pending).await?;
+                }
+            }
+            while !pending.is_empty() {
+                join_one(&mut pending).await?;
+            }
+        }
     }
     let figures = TxnFigures {
         elapsed: started.elapsed().as_secs_f64(),
