@@ -9,13 +9,19 @@
 //! placeholder addresses), `Chassis_Private.nb_cfg_timestamp` (wall clock) and `nb_cfg` (how
 //! many NB transactions each run made). `other_config:iface-types` is copied from the real
 //! chassis into the emulated spec, since it is what the local OVS build supports.
+//!
+//! The chassis's monitor is compared too, as the SB server logged it (`jsonrpc` debug log)
+//! when every chassis reconnected after the binding: one `monitor_cond_since` each, with the
+//! same tables and columns. (Conditions are not compared: a reconnecting ovn-controller asks
+//! for every row until it sets them again; sb.rs's tests cover their shape.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ovn_emu::{ChassisSpec, ConnectPolicy, EmulatedChassis};
-use ovn_lab::{Lab, LabSpec, VmSpec};
+use ovn_lab::{Lab, LabSpec, ProcessRole, VmSpec};
 use serde_json::Value as Json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -157,6 +163,74 @@ fn normalize(value: &Json, chassis: &BTreeMap<String, String>) -> Json {
     }
 }
 
+fn appctl(ctl: &Path, args: &[&str]) {
+    let out = Command::new("ovs-appctl")
+        .arg("--timeout=10")
+        .arg("-t")
+        .arg(ctl)
+        .args(args)
+        .output()
+        .expect("ovs-appctl");
+    assert!(
+        out.status.success(),
+        "ovs-appctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Per monitored table, its columns (sorted).
+type MonitorShape = BTreeMap<String, Vec<String>>;
+
+/// The `monitor_cond_since` requests of chassis the SB server logged (northd's is the one
+/// with `Connection`), oldest first.
+fn chassis_monitors(log: &Path) -> Vec<MonitorShape> {
+    let text = std::fs::read_to_string(log).expect("SB log");
+    text.lines()
+        .filter(|l| l.contains("method=\"monitor_cond_since\""))
+        .filter_map(|line| {
+            let params = &line[line.find("params=")? + "params=".len()..line.rfind(", id=")?];
+            let params: Json = serde_json::from_str(params).expect("monitor_cond_since params");
+            let first = |requests: &Json| requests.as_array().map_or(requests.clone(), |a| a[0].clone());
+            let tables = params[2].as_object()?;
+            if tables.contains_key("Connection") {
+                return None;
+            }
+            Some(
+                tables
+                    .iter()
+                    .map(|(table, requests)| {
+                        let mut columns: Vec<String> =
+                            serde_json::from_value(first(requests)["columns"].clone()).unwrap_or_default();
+                        columns.sort();
+                        (table.clone(), columns)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Makes the SB server log JSON-RPC and drop every connection, and returns the monitors the
+/// two chassis start when they reconnect. (A reconnecting ovn-controller asks for every row
+/// until it sets its conditions again, so only tables and columns are compared.)
+async fn monitors_after_reconnect(ctl: &Path, log: &Path) -> Vec<MonitorShape> {
+    appctl(ctl, &["vlog/set", "jsonrpc:file:dbg"]);
+    let before = chassis_monitors(log).len();
+    appctl(ctl, &["ovsdb-server/reconnect"]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let monitors = chassis_monitors(log);
+        if monitors.len() >= before + 2 {
+            return monitors[before..].to_vec();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chassis did not monitor again within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn other_config(sb: &str, chassis: &str, key: &str) -> String {
     ctl(
         "ovn-sbctl",
@@ -198,6 +272,12 @@ async fn emulated_rows_match_real_chassis() {
         .expect("bind vm1");
     wait_bound(&nb, &sb).await;
     let real = dump(&sb);
+    let sb_server = lab
+        .processes()
+        .into_iter()
+        .find(|p| p.role == ProcessRole::SbDb)
+        .expect("the lab's SB server");
+    let real_monitors = monitors_after_reconnect(&sb_server.ctl_path, &sb_server.log_path).await;
     let real_specs: Vec<ChassisSpec> = ["compute-1", "gw-1"]
         .iter()
         .enumerate()
@@ -231,6 +311,7 @@ async fn emulated_rows_match_real_chassis() {
     chassis[0].bind_port("vm1").expect("bind");
     wait_bound(&nb, &sb).await;
     let emulated = dump(&sb);
+    let emulated_monitors = monitors_after_reconnect(central.sb().ctl_path(), central.sb().log_path()).await;
     for c in &chassis {
         c.stop(false).await.unwrap();
     }
@@ -282,4 +363,30 @@ async fn emulated_rows_match_real_chassis() {
         "SB rows differ between real and emulated chassis:\n{}",
         differences.join("\n")
     );
+
+    // One monitor per chassis, asking the same tables and columns as ovn-controller.
+    assert_eq!(real_monitors.len(), 2, "{real_monitors:?}");
+    assert_eq!(emulated_monitors.len(), 2, "{emulated_monitors:?}");
+    let real_monitor = &real_monitors[0];
+    for emulated_monitor in &emulated_monitors {
+        let differences: Vec<String> = real_monitor
+            .keys()
+            .chain(emulated_monitor.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|t| real_monitor.get(*t) != emulated_monitor.get(*t))
+            .map(|t| {
+                format!(
+                    "{t}: real {:?} / emulated {:?}",
+                    real_monitor.get(t),
+                    emulated_monitor.get(t)
+                )
+            })
+            .collect();
+        assert!(
+            differences.is_empty(),
+            "monitor_cond_since differs between real and emulated chassis:\n{}",
+            differences.join("\n")
+        );
+    }
 }
