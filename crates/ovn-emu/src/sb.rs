@@ -254,15 +254,19 @@ impl MonitorPlan {
     }
 
     /// The one monitor request of a chassis (sent with `monitor_cond_since`): every table with
-    /// ovn-controller's columns; when `ovn-monitor-all` is off, the conditional tables carry
-    /// the conditions ovn-controller starts with before it knows its own chassis row, which
-    /// [`LocalView::conditions`] then replaces.
+    /// ovn-controller's columns. The conditional tables carry `[true]` with `ovn-monitor-all`
+    /// (as ovn-controller sends them), otherwise the conditions ovn-controller starts with
+    /// before it knows its own chassis row, which [`LocalView::conditions`] then replaces.
     pub fn request(&self, monitor_all: bool) -> MonitorRequest {
         let mut request = MonitorRequest::new();
         for (table, is_conditional, columns) in &self.tables {
             let mut monitor = TableMonitor::all().columns(columns.iter().cloned());
-            if *is_conditional && !monitor_all {
-                monitor = monitor.conditions(initial_conditions(table));
+            if *is_conditional {
+                monitor = monitor.conditions(if monitor_all {
+                    vec![Condition::Constant(true)]
+                } else {
+                    initial_conditions(table)
+                });
             }
             request = request.table(table.clone(), monitor);
         }
@@ -369,8 +373,11 @@ mod tests {
     #[test]
     fn monitor_all_asks_every_row_of_every_table() {
         let request = MonitorPlan::ovn_23_03().request(true);
-        assert!(!request.has_conditions());
-        assert!(request.tables.contains_key(PORT_BINDING));
+        assert_eq!(
+            request.tables[PORT_BINDING].conditions,
+            Some(vec![Condition::Constant(true)])
+        );
+        assert_eq!(request.tables[CHASSIS].conditions, None);
         assert!(!request.tables.contains_key("Connection"));
     }
 

@@ -12,8 +12,8 @@
 //!
 //! The chassis's monitor is compared too, as the SB server logged it (`jsonrpc` debug log)
 //! when every chassis reconnected after the binding: one `monitor_cond_since` each, with the
-//! same tables and columns. (Conditions are not compared: a reconnecting ovn-controller asks
-//! for every row until it sets them again; sb.rs's tests cover their shape.)
+//! same tables, columns and `where` (`[true]` on the conditional tables: the lab's chassis
+//! monitor everything).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -178,8 +178,8 @@ fn appctl(ctl: &Path, args: &[&str]) {
     );
 }
 
-/// Per monitored table, its columns (sorted).
-type MonitorShape = BTreeMap<String, Vec<String>>;
+/// Per monitored table, its columns (sorted) and its `where`, if any.
+type MonitorShape = BTreeMap<String, (Vec<String>, Option<String>)>;
 
 /// The `monitor_cond_since` requests of chassis the SB server logged (northd's is the one
 /// with `Connection`), oldest first.
@@ -202,7 +202,8 @@ fn chassis_monitors(log: &Path) -> Vec<MonitorShape> {
                         let mut columns: Vec<String> =
                             serde_json::from_value(first(requests)["columns"].clone()).unwrap_or_default();
                         columns.sort();
-                        (table.clone(), columns)
+                        let conditions = first(requests).get("where").map(Json::to_string);
+                        (table.clone(), (columns, conditions))
                     })
                     .collect(),
             )
@@ -211,8 +212,7 @@ fn chassis_monitors(log: &Path) -> Vec<MonitorShape> {
 }
 
 /// Makes the SB server log JSON-RPC and drop every connection, and returns the monitors the
-/// two chassis start when they reconnect. (A reconnecting ovn-controller asks for every row
-/// until it sets its conditions again, so only tables and columns are compared.)
+/// two chassis start when they reconnect.
 async fn monitors_after_reconnect(ctl: &Path, log: &Path) -> Vec<MonitorShape> {
     appctl(ctl, &["vlog/set", "jsonrpc:file:dbg"]);
     let before = chassis_monitors(log).len();
