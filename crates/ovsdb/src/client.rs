@@ -343,7 +343,7 @@ impl Client {
                 },
             )
             .await?;
-        transaction_result(&txn, result.get())
+        transaction_result(txn, result.get())
     }
     /// Sends many transactions at once; their outcomes come back in the same order, each what
     /// [`Client::transact`] would have returned for it. They are encoded under one lock,
@@ -391,9 +391,13 @@ impl Client {
             }
         }
         let to_send: Vec<usize> = (0..txns.len()).filter(|&i| outcomes[i].is_none()).collect();
-        let replies = self.request_many(&txns, &to_send).await;
-        for (i, reply) in to_send.into_iter().zip(replies) {
-            outcomes[i] = Some(reply.and_then(|r| transaction_result(&txns[i], r.get())));
+        let mut replies = self.request_many(&txns, &to_send).await.into_iter();
+        for (txn, outcome) in txns.into_iter().zip(outcomes.iter_mut()) {
+            if outcome.is_none() {
+                *outcome = replies
+                    .next()
+                    .map(|reply| reply.and_then(|r| transaction_result(txn, r.get())));
+            }
         }
         outcomes
             .into_iter()
@@ -860,7 +864,7 @@ struct OperationReply {
 
 /// Maps a `transact` reply to results, or to the first failed operation. ovsdb-server may add
 /// one error after the last operation (e.g. a failed commit or a referential integrity check).
-fn transaction_result(txn: &Transaction, result: &str) -> Result<TransactionResult> {
+fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResult> {
     let replies: Vec<Option<OperationReply>> =
         serde_json::from_str(result).map_err(|e| Error::Decode(format!("transact reply: {e}")))?;
     let ops = txn.operations();
@@ -922,10 +926,11 @@ fn transaction_result(txn: &Transaction, result: &str) -> Result<TransactionResu
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let uuid_names = ops
-        .iter()
+    let uuid_names = txn
+        .into_operations()
+        .into_iter()
         .map(|op| match op {
-            Operation::Insert { uuid_name, .. } => uuid_name.clone(),
+            Operation::Insert { uuid_name, .. } => uuid_name,
             _ => None,
         })
         .collect();
@@ -1204,7 +1209,7 @@ mod tests {
         txn.delete("T", vec![]);
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "constraint violation", "details": "bad"}]);
-        match transaction_result(&txn, &reply.to_string()) {
+        match transaction_result(txn, &reply.to_string()) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1225,7 +1230,7 @@ mod tests {
         let named = txn.insert("T", Row::new());
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "referential integrity violation", "details": "x"}]);
-        match transaction_result(&txn, &reply.to_string()) {
+        match transaction_result(txn.clone(), &reply.to_string()) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1239,7 +1244,7 @@ mod tests {
             r => panic!("{r:?}"),
         }
         let ok = transaction_result(
-            &txn,
+            txn,
             &json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]).to_string(),
         )
         .unwrap();
@@ -1255,7 +1260,7 @@ mod tests {
         let mut txn = Transaction::new("DB");
         txn.select("T", vec![], None);
         txn.update("T", vec![], Row::new().with("a", 2));
-        let r = transaction_result(&txn, &json!([{"rows": [{"a": 1}]}, {"count": 3}]).to_string()).unwrap();
+        let r = transaction_result(txn, &json!([{"rows": [{"a": 1}]}, {"count": 3}]).to_string()).unwrap();
         assert_eq!(r.results[0].rows.as_ref().unwrap()[0].get("a"), Some(&Value::from(1)));
         assert_eq!(r.results[1].count, Some(3));
     }

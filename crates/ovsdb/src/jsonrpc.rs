@@ -290,6 +290,23 @@ impl<'a> Incoming<'a> {
     }
 }
 
+/// The id and `result` text of a successful response in exactly the layout ovsdb-server
+/// writes, `{"id":N,"result":…,"error":null}`, found without parsing the result: whoever takes
+/// the text parses it completely, so anything between the two members that is not exactly one
+/// JSON value is rejected there. `None` for every other message: parse it with
+/// [`Incoming::parse`].
+pub(crate) fn plain_response(frame: &[u8]) -> Option<(u64, &str)> {
+    let rest = frame.strip_prefix(b"{\"id\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    // The member before the closing brace belongs to the top-level object: it is its `error`.
+    let result = rest[digits..]
+        .strip_prefix(b",\"result\":")?
+        .strip_suffix(b",\"error\":null}")?;
+    let result = std::str::from_utf8(result).ok()?;
+    (!result.is_empty()).then_some((id, result))
+}
+
 #[derive(Serialize)]
 struct WireResponse<'a> {
     result: &'a Json,
@@ -400,6 +417,34 @@ mod tests {
             }
         }
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn plain_responses_are_found_without_parsing_and_others_are_left_to_the_parser() {
+        let ok = br#"{"id":7,"result":[{"uuid":["uuid","f3f73e40-c253-4dc0-9bbd-2e598e6eb4f2"]}],"error":null}"#;
+        assert_eq!(
+            plain_response(ok),
+            Some((7, r#"[{"uuid":["uuid","f3f73e40-c253-4dc0-9bbd-2e598e6eb4f2"]}]"#))
+        );
+        assert_eq!(
+            plain_response(br#"{"id":1,"result":{"error":null},"error":null}"#),
+            Some((1, r#"{"error":null}"#))
+        );
+        for other in [
+            &br#"{"id":"echo","result":[],"error":null}"#[..],
+            br#"{"id":3,"result":null,"error":"unknown method"}"#,
+            br#"{"id":3,"error":null,"result":[]}"#,
+            br#"{"id":,"result":[],"error":null}"#,
+            br#"{"id":99999999999999999999999,"result":[],"error":null}"#,
+            br#"{"id":3,"result":{"a":1,"error":null}}"#,
+            br#"{"id":null,"method":"update","params":[]}"#,
+            br#"{"id":3,"result":,"error":null}"#,
+        ] {
+            assert_eq!(plain_response(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        // Extra members end up in the result text, which its consumer then rejects.
+        let (_, text) = plain_response(br#"{"id":3,"result":1,"x":2,"error":null}"#).unwrap();
+        assert!(serde_json::from_str::<Json>(text).is_err());
     }
 
     #[test]

@@ -296,7 +296,7 @@ impl Transaction {
     /// Inserts a row under a generated uuid-name and returns a reference to it
     /// (a `named-uuid` value) usable in later operations of this transaction.
     pub fn insert(&mut self, table: impl Into<String>, row: Row) -> Value {
-        let name = format!("row{}", self.next_name);
+        let name = generated_name(self.next_name);
         self.next_name += 1;
         self.insert_named(table, row, name)
     }
@@ -382,6 +382,24 @@ impl Transaction {
     }
 }
 
+/// `row<n>`, written without the formatting machinery: this runs for every insert.
+fn generated_name(n: usize) -> String {
+    let mut digits = [0u8; 20];
+    let (mut n, mut start) = (n, digits.len());
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(3 + digits.len() - start);
+    name.push_str("row");
+    name.extend(digits[start..].iter().map(|&d| char::from(d)));
+    name
+}
+
 /// The result of one successful operation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OperationResult {
@@ -419,6 +437,16 @@ impl TransactionResult {
 mod tests {
     use super::*;
     use crate::datum::Uuid;
+
+    #[test]
+    fn generated_names_count_up() {
+        let mut txn = Transaction::new("DB");
+        for n in [0usize, 1, 9, 10, 11, 99, 100, 12345] {
+            txn.next_name = n;
+            assert_eq!(txn.insert("T", Row::new()), Value::named_uuid(format!("row{n}")));
+        }
+        assert_eq!(generated_name(usize::MAX), format!("row{}", usize::MAX));
+    }
 
     #[test]
     fn direct_serialization_equals_to_params() {
