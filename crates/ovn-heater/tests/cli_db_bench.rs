@@ -21,6 +21,8 @@ fn cli_db_bench_ovsdb_runs_small_and_cleans_up() {
             "100",
             "--in-flight",
             "16",
+            "--batch",
+            "4",
         ])
         .args(["--repeat", "1"])
         .stdout(Stdio::piped())
@@ -40,8 +42,10 @@ fn cli_db_bench_ovsdb_runs_small_and_cleans_up() {
         "ovsdb-client dump",
         "ratio ours / ovsdb-client dump",
         "(b) 100 single-row insert transactions, 16 in flight",
-        "current-thread runtime",
-        "multi-thread runtime",
+        "current-thread runtime, transact_many, 4 per batch",
+        "multi-thread runtime  , transact_many, 4 per batch",
+        "current-thread runtime, transact, a task per txn",
+        "multi-thread runtime  , transact, a task per txn",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }

@@ -309,11 +309,8 @@ impl Client {
         if let Some(s) = lock(&self.shared().schemas).get(database) {
             return Ok(s.clone());
         }
-        let json = parse_json(
-            "get_schema",
-            &self.call_idempotent("get_schema", &json!([database])).await?,
-        )?;
-        let schema = Arc::new(DatabaseSchema::from_json(&json)?);
+        let reply = self.call_idempotent("get_schema", &json!([database])).await?;
+        let schema = shared_schema(&reply)?;
         lock(&self.shared().schemas).insert(database.to_owned(), schema.clone());
         Ok(schema)
     }
@@ -837,6 +834,21 @@ fn copy_error(e: &Error) -> Error {
         },
         other => Error::Decode(other.to_string()),
     }
+}
+
+/// Parsed schemas shared by every client of the process, keyed by the schema's JSON text as
+/// the server sent it: a farm of a thousand clients of one database holds (and parses) its
+/// schema once, not a thousand times. Entries go when the last client holding them does.
+fn shared_schema(reply: &Reply) -> Result<Arc<DatabaseSchema>> {
+    static SCHEMAS: Mutex<BTreeMap<String, Weak<DatabaseSchema>>> = Mutex::new(BTreeMap::new());
+    let mut schemas = lock(&SCHEMAS);
+    if let Some(schema) = schemas.get(reply.get()).and_then(Weak::upgrade) {
+        return Ok(schema);
+    }
+    schemas.retain(|_, s| s.strong_count() > 0);
+    let schema = Arc::new(DatabaseSchema::from_json(&parse_json("get_schema", reply)?)?);
+    schemas.insert(reply.get().to_owned(), Arc::downgrade(&schema));
+    Ok(schema)
 }
 
 fn is_unknown_method(e: &Error) -> bool {

@@ -1008,7 +1008,8 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>)
     let mut framer = Framer::with_capacity(READ_MIN);
     let mut probe_sent = false;
     let mut silent_since = Instant::now();
-    // A message bigger than READ_MAX grew the buffer: shrink it once that message is handled.
+    // A message several times READ_MIN grew the buffer: shrink it once that message is handled
+    // (a schema or a monitor's initial rows must not stay reserved for the connection's life).
     let mut shrink = false;
     let mut coalesce = false;
     loop {
@@ -1074,7 +1075,7 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>)
                 Ok(None) => break,
                 Err(e) => return format!("protocol error: {e}"),
             };
-            shrink |= frame.len() > READ_MAX;
+            shrink |= frame.len() > 2 * READ_MIN;
             let handled = conn.handle(&frame, at);
             if let Err(e) = handled {
                 return format!("protocol error: {e}");
