@@ -175,6 +175,10 @@ impl Shared {
             });
         }
     }
+    /// Drops the cached schemas, so the next check fetches them again (after a conversion).
+    pub(crate) fn forget_schemas(&self) {
+        lock(&self.schemas).clear();
+    }
     fn remotes_display(&self) -> String {
         self.options.remotes_display()
     }
@@ -1082,6 +1086,16 @@ async fn establish(
     let (conn, reader) = Connection::start(remote.clone(), read, write, shared.clone(), options.inactivity_probe);
     let mut guard = CloseGuard(Some(conn.clone()));
     let setup = tokio::time::timeout(options.connect_timeout, async {
+        // Ask to be told when a database is converted or removed (`monitor_canceled`) rather
+        // than being disconnected; servers older than OVS 2.9 do not know the method.
+        match conn
+            .request("set_db_change_aware", &json!([true]), ReplyAction::Plain)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_unknown_method(&e) => {}
+            Err(e) => return Err(e),
+        }
         if let Some(db) = &options.database {
             check_server(&conn, db, options.leader_only).await?;
         }

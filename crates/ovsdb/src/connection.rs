@@ -762,6 +762,29 @@ impl Connection {
                     }
                 }
             }
+            "monitor_canceled" => {
+                // The server dropped one of our monitors (its database was converted to a new
+                // schema, or removed). Starting it again is what a reconnect does already, with
+                // the schema re-read and a full resync if the history did not survive.
+                let ids: Vec<Json> = serde_json::from_str(params).map_err(bad)?;
+                let Some(id) = ids.first() else {
+                    return Ok(());
+                };
+                let ours = self
+                    .server_watch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .is_some_and(|w| &w.replica.monitor_id == id)
+                    || id.as_str().and_then(|id| self.shared.monitor(id)).is_some();
+                if ours {
+                    self.shared.forget_schemas();
+                    tracing::info!(remote = %self.remote, monitor = %id, "the server cancelled a monitor; reconnecting to restart it");
+                    self.close(&format!(
+                        "the server cancelled monitor {id} (its database was converted or removed); reconnecting"
+                    ));
+                }
+            }
             _ => tracing::debug!(method, "ignoring unknown notification"),
         }
         Ok(())
