@@ -944,33 +944,23 @@ impl Worker {
             bound_ports: self.ports.keys().cloned().collect(),
             local_datapaths: connected_datapaths(sb, roots),
         };
-        // ovn-controller changes every table in one `monitor_cond_change`; the client changes one
-        // table per request, so send them all at once rather than one round trip after another.
-        let mut changes = tokio::task::JoinSet::new();
-        for (table, conditions) in view.conditions() {
-            if !plan.is_conditional(table) || self.sent_conditions.get(table) == Some(&conditions) {
-                continue;
-            }
-            let sb = sb.clone();
-            changes.spawn(async move {
-                let outcome = sb.change_conditions(table, conditions.clone()).await;
-                (table, conditions, outcome)
-            });
+        // Every changed table in one `monitor_cond_change`, as ovn-controller sends it.
+        let changes: Vec<(String, Vec<Condition>)> = view
+            .conditions()
+            .into_iter()
+            .filter(|(table, conditions)| {
+                plan.is_conditional(table) && self.sent_conditions.get(*table) != Some(conditions)
+            })
+            .map(|(table, conditions)| (table.to_owned(), conditions))
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
         }
-        let mut first_error = None;
-        while let Some(joined) = changes.join_next().await {
-            match joined {
-                Ok((table, conditions, Ok(()))) => {
-                    self.sent_conditions.insert(table.to_owned(), conditions);
-                }
-                Ok((_, _, Err(e))) => {
-                    first_error.get_or_insert(self.ovsdb_error(e));
-                }
-                // Only a panic in the client ends a task early; the next round retries the table.
-                Err(_) => {}
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        sb.change_conditions_of(changes.clone())
+            .await
+            .map_err(|e| self.ovsdb_error(e))?;
+        self.sent_conditions.extend(changes);
+        Ok(())
     }
 
     /// Copies `SB_Global.nb_cfg` into `Chassis_Private.nb_cfg` (+ timestamp), which is what

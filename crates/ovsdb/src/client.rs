@@ -652,11 +652,12 @@ impl Client {
         })
     }
 
+    /// One `monitor_cond_change` for every table in `changes` (as ovn-controller sends its
+    /// whole condition update at once).
     pub(crate) async fn change_monitor_conditions(
         &self,
         replica: &Arc<ReplicaShared>,
-        table: &str,
-        conditions: Vec<Condition>,
+        changes: Vec<(String, Vec<Condition>)>,
     ) -> Result<()> {
         let method = *lock(&replica.method);
         if method == Some(MonitorMethod::Plain) {
@@ -666,31 +667,41 @@ impl Client {
                 details: Some("this monitor uses plain `monitor`, which has no conditions".into()),
             });
         }
+        if changes.is_empty() {
+            return Ok(());
+        }
         let previous = {
             let mut req = lock(&replica.request);
-            let Some(tm) = req.tables.get_mut(table) else {
+            if let Some((table, _)) = changes.iter().find(|(t, _)| !req.tables.contains_key(t)) {
                 return Err(Error::Schema(format!(
                     "the monitor on {} does not include table {table}",
                     replica.database
                 )));
-            };
+            }
             // Recorded first: a resume after a drop must use the new conditions.
-            tm.conditions.replace(conditions.clone())
+            changes
+                .iter()
+                .map(|(table, conditions)| {
+                    let tm = req.tables.get_mut(table).expect("checked above");
+                    (table.clone(), tm.conditions.replace(conditions.clone()))
+                })
+                .collect::<Vec<_>>()
         };
-        let change = TableMonitor {
-            columns: None,
-            conditions: Some(conditions),
-        };
-        let mut cond = serde_json::Map::new();
-        cond.insert(
-            "where".into(),
-            Json::Array(change.conditions.iter().flatten().map(Condition::to_json).collect()),
-        );
-        let params = json!([replica.monitor_id, replica.monitor_id, {table: [cond]}]);
+        let requests: serde_json::Map<String, Json> = changes
+            .iter()
+            .map(|(table, conditions)| {
+                let cond = json!({"where": conditions.iter().map(Condition::to_json).collect::<Vec<_>>()});
+                (table.clone(), json!([cond]))
+            })
+            .collect();
+        let params = json!([replica.monitor_id, replica.monitor_id, requests]);
         let res = self.call("monitor_cond_change", params).await;
         if let Err(Error::Rpc { .. }) = &res {
-            if let Some(tm) = lock(&replica.request).tables.get_mut(table) {
-                tm.conditions = previous;
+            let mut req = lock(&replica.request);
+            for (table, conditions) in previous {
+                if let Some(tm) = req.tables.get_mut(&table) {
+                    tm.conditions = conditions;
+                }
             }
         }
         match res {

@@ -207,8 +207,13 @@ impl Replica {
     /// deleted from the replica, new matches inserted.
     pub async fn change_conditions(&self, table: &str, conditions: Vec<Condition>) -> Result<()> {
         self.client
-            .change_monitor_conditions(&self.shared, table, conditions)
+            .change_monitor_conditions(&self.shared, vec![(table.to_owned(), conditions)])
             .await
+    }
+    /// Replaces the conditions of several tables in one `monitor_cond_change` (the server
+    /// applies them together, as one update). An empty list changes nothing.
+    pub async fn change_conditions_of(&self, changes: Vec<(String, Vec<Condition>)>) -> Result<()> {
+        self.client.change_monitor_conditions(&self.shared, changes).await
     }
     /// Brings rows of `table` matching **all** of `conditions` (a transaction's `where`) into
     /// the replica: selects them with the monitored columns, offers each to the filter's

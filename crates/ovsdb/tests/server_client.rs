@@ -426,6 +426,57 @@ async fn server_client_conditions_columns_and_changes() {
 }
 
 #[tokio::test]
+async fn server_client_conditions_of_several_tables_change_together() {
+    test_support::require_ovn!(
+        "server_client_conditions_of_several_tables_change_together",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_client_conditions_of", NB);
+    let client = connect(&server.remote()).await;
+    add_switch(&client, "ls1").await;
+    let mut txn = Transaction::new(DB);
+    txn.insert("Logical_Router", Row::new().with("name", "lr1"));
+    client.transact(txn).await.unwrap();
+    let none = || {
+        TableMonitor::all()
+            .columns(["name"])
+            .conditions(vec![Condition::Constant(false)])
+    };
+    let replica = client
+        .monitor(
+            DB,
+            MonitorRequest::new()
+                .table("Logical_Switch", none())
+                .table("Logical_Router", none()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replica.len("Logical_Switch") + replica.len("Logical_Router"), 0);
+    replica
+        .change_conditions_of(vec![
+            ("Logical_Switch".into(), vec![Condition::eq("name", "ls1")]),
+            ("Logical_Router".into(), vec![Condition::Constant(true)]),
+        ])
+        .await
+        .unwrap();
+    replica.wait_for("Logical_Switch", name_is("ls1"), WAIT).await.unwrap();
+    replica.wait_for("Logical_Router", name_is("lr1"), WAIT).await.unwrap();
+    // A table outside the monitor fails the whole change before anything is sent.
+    assert!(matches!(
+        replica
+            .change_conditions_of(vec![
+                ("Logical_Switch".into(), vec![Condition::Constant(false)]),
+                ("Nope".into(), vec![]),
+            ])
+            .await,
+        Err(Error::Schema(_))
+    ));
+    client.echo().await.unwrap();
+    assert_eq!(replica.len("Logical_Switch"), 1);
+    replica.change_conditions_of(vec![]).await.unwrap();
+}
+
+#[tokio::test]
 async fn server_client_filtered_replica_keeps_only_accepted_rows() {
     test_support::require_ovn!(
         "server_client_filtered_replica_keeps_only_accepted_rows",
