@@ -932,35 +932,34 @@ fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResul
             ops.len()
         )));
     }
-    let results = replies
-        .into_iter()
-        .take(ops.len())
-        .map(|r| {
-            let Some(r) = r else {
-                return Ok(OperationResult::default());
-            };
-            let uuid = match r.uuid {
-                Some(a) => Some(
-                    a.as_uuid()
-                        .ok_or_else(|| Error::Decode(format!("insert result uuid {a:?} is not a UUID")))?,
-                ),
-                None => None,
-            };
-            Ok(OperationResult {
-                uuid,
-                count: r.count,
-                rows: r.rows,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let uuid_names = txn
-        .into_operations()
-        .into_iter()
-        .map(|op| match op {
+    // Collected by pushing into exact-size vectors: collecting in place would reuse the bigger
+    // source allocations and then shrink them (a realloc each, for every transaction).
+    let mut results = Vec::with_capacity(ops.len());
+    for r in replies.into_iter().take(ops.len()) {
+        let Some(r) = r else {
+            results.push(OperationResult::default());
+            continue;
+        };
+        let uuid = match r.uuid {
+            Some(a) => Some(
+                a.as_uuid()
+                    .ok_or_else(|| Error::Decode(format!("insert result uuid {a:?} is not a UUID")))?,
+            ),
+            None => None,
+        };
+        results.push(OperationResult {
+            uuid,
+            count: r.count,
+            rows: r.rows,
+        });
+    }
+    let mut uuid_names = Vec::with_capacity(ops.len());
+    for op in txn.into_operations() {
+        uuid_names.push(match op {
             Operation::Insert { uuid_name, .. } => uuid_name,
             _ => None,
-        })
-        .collect();
+        });
+    }
     Ok(TransactionResult { results, uuid_names })
 }
 
