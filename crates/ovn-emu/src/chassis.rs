@@ -249,7 +249,9 @@ impl EmulatedChassis {
     pub async fn stop(&self, cleanup: bool) -> Result<()> {
         let (done, result) = oneshot::channel();
         let mut outcome = Ok(());
-        if self.send(Command::Stop { cleanup, done }).is_ok() {
+        // Without cleanup there is nothing to wait for: the task ends where it stands, as a
+        // killed ovn-controller would (even in the middle of a slow transaction).
+        if cleanup && self.send(Command::Stop { cleanup, done }).is_ok() {
             // A chassis whose SB is unreachable would wait for it forever; give up on the
             // cleanup after a while and stop anyway.
             match tokio::time::timeout(STOP_TIMEOUT, result).await {
@@ -267,6 +269,11 @@ impl EmulatedChassis {
         if let Some(task) = task {
             task.abort();
         }
+        // An aborted task never gets to say so itself; waiters must not wait for it.
+        self.shared.publish(|s| {
+            s.status.stopped = true;
+            s.status.connected = false;
+        });
         outcome
     }
 
