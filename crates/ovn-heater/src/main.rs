@@ -17,12 +17,6 @@ mod workload;
 
 use std::process::ExitCode;
 
-// jemalloc instead of glibc malloc: the OVSDB client allocates and frees many small strings
-// and values per transaction, and glibc's consolidation and trimming cost ~12% of the client's
-// CPU in `bench ovsdb`. mimalloc saved as much but doubled the emulated-chassis farm's RSS.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     output::init_logging(args.verbose);
