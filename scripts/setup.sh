@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ovn-heater needs on a fresh Debian 12 machine (run as root):
-# OVN/OVS from the distribution, iproute2 and ping for the lab, chromium for the report check,
-# gcc and make for jemalloc (the binary's allocator, built from source by its -sys crate).
+# OVN/OVS from the distribution, iproute2 and ping for the lab, chromium for the report check.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh: run as root (it installs Debian packages with apt-get)" >&2
@@ -9,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in ovn-central ovn-host openvswitch-switch iproute2 iputils-ping procps chromium gcc make; do
+for pkg in ovn-central ovn-host openvswitch-switch iproute2 iputils-ping procps chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
