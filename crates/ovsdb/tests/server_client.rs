@@ -12,31 +12,8 @@ use ovsdb::{
 use serde_json::json;
 use test_support::OvsdbServer;
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const DB: &str = "OVN_Northbound";
-const WAIT: Duration = Duration::from_secs(10);
-
-fn options(remote: &str) -> ClientOptions {
-    ClientOptions::new(remote)
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
-async fn connect(remote: &str) -> Client {
-    Client::connect(options(remote)).await.expect("connect")
-}
-
-async fn add_switch(client: &Client, name: &str) -> ovsdb::Uuid {
-    let mut txn = Transaction::new(DB);
-    let ls = txn.insert("Logical_Switch", Row::new().with("name", name));
-    let r = client.transact(txn).await.expect("insert switch");
-    r.inserted(&ls).expect("inserted uuid")
-}
-
-fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
-    move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
-}
+mod common;
+use common::{add_switch, connect, name_is, options, DB, NB, WAIT};
 
 /// Every row of `table`, read with a `select` (the server's truth), keyed by uuid, with
 /// `_version` dropped (the replica does not monitor it).

@@ -3,26 +3,12 @@
 //! replica keeps following the database.
 
 use std::process::Command;
-use std::time::Duration;
 
-use ovsdb::{
-    Client, ClientOptions, ConnectionEvent, MonitorMethod, MonitorRequest, Row, TableMonitor, Transaction, Value,
-};
+use ovsdb::{ConnectionEvent, MonitorMethod, MonitorRequest, TableMonitor, Value};
 use test_support::OvsdbServer;
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const DB: &str = "OVN_Northbound";
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn add_switch(client: &Client, name: &str) {
-    let mut txn = Transaction::new(DB);
-    txn.insert("Logical_Switch", Row::new().with("name", name));
-    client.transact(txn).await.expect("insert switch");
-}
-
-fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
-    move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
-}
+mod common;
+use common::{add_switch, connect, name_is, DB, NB, WAIT};
 
 #[tokio::test]
 async fn server_convert_restarts_cancelled_monitors() {
@@ -31,11 +17,7 @@ async fn server_convert_restarts_cancelled_monitors() {
         ["ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovs-appctl"]
     );
     let server = OvsdbServer::standalone("server_convert", NB);
-    let options = ClientOptions::new(&server.remote())
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200));
-    let client = Client::connect(options).await.expect("connect");
+    let client = connect(&server.remote()).await;
     let mut events = client.connection_events();
     let replica = client
         .monitor(DB, MonitorRequest::new().table("Logical_Switch", TableMonitor::all()))

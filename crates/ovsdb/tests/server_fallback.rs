@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 use ovsdb::{
-    Client, ClientOptions, Condition, Error, MonitorMethod, MonitorRequest, Mutation, Replica, Row, RowEvent,
-    TableMonitor, Transaction, Value,
+    Client, Condition, Error, MonitorMethod, MonitorRequest, Mutation, Replica, Row, RowEvent, TableMonitor,
+    Transaction, Value,
 };
 use test_support::{MethodFilterProxy, OvsdbServer, RaftCluster, TempDir};
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const DB: &str = "OVN_Northbound";
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
+use common::{add_switch, name_is, options, DB, NB, WAIT};
+
 const CLUSTER_WAIT: Duration = Duration::from_secs(30);
 
 const SINCE: &str = "monitor_cond_since";
@@ -48,13 +48,6 @@ impl OldServer {
     }
 }
 
-fn options(remote: &str) -> ClientOptions {
-    ClientOptions::new(remote)
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
 async fn connect(remote: &str) -> Client {
     Client::connect(options(remote))
         .await
@@ -63,13 +56,6 @@ async fn connect(remote: &str) -> Client {
 
 fn switches() -> MonitorRequest {
     MonitorRequest::new().table("Logical_Switch", TableMonitor::all())
-}
-
-async fn add_switch(client: &Client, name: &str) -> ovsdb::Uuid {
-    let mut txn = Transaction::new(DB);
-    let ls = txn.insert("Logical_Switch", Row::new().with("name", name));
-    let r = client.transact(txn).await.expect("insert switch");
-    r.inserted(&ls).expect("inserted uuid")
 }
 
 async fn delete_switch(client: &Client, uuid: ovsdb::Uuid) {
@@ -86,10 +72,6 @@ async fn tag_switch(client: &Client, uuid: ovsdb::Uuid, key: &str, value: &str) 
         vec![Mutation::insert("external_ids", Value::string_map([(key, value)]))],
     );
     client.transact(txn).await.expect("tag switch");
-}
-
-fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
-    move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
 }
 
 fn tag_of(row: &Row, key: &str) -> Option<String> {

@@ -6,20 +6,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use ovsdb::{
-    Client, ClientOptions, Condition, MonitorMethod, MonitorRequest, Mutation, Replica, Row, RowEvent, RowFilter,
-    TableMonitor, Transaction, Uuid, Value,
+    Client, Condition, MonitorMethod, MonitorRequest, Mutation, Replica, Row, RowEvent, RowFilter, TableMonitor,
+    Transaction, Uuid, Value,
 };
 use serde_json::json;
 use test_support::{MethodFilterProxy, OvsdbServer, RaftCluster, TempDir};
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const DB: &str = "OVN_Northbound";
+mod common;
+use common::{connect, DB, NB, WAIT};
+
 const LS: &str = "Logical_Switch";
 const LR: &str = "Logical_Router";
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Keeps switches whose `external_ids:owner` is "me" or whose name was asked for; never any
 /// router. A change of `external_ids` may make a switch it does not hold interesting.
@@ -53,14 +52,6 @@ impl RowFilter for Mine {
         self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         diff.get("external_ids").is_some()
     }
-}
-
-async fn connect(remote: &str) -> Client {
-    let options = ClientOptions::new(remote)
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200));
-    Client::connect(options).await.expect("connect")
 }
 
 async fn transact(client: &Client, build: impl FnOnce(&mut Transaction)) {

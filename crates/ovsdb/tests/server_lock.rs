@@ -1,21 +1,10 @@
 //! OVSDB locks between two real clients of one ovsdb-server: lock, wait, steal, stolen,
 //! unlock, and the lock coming back after a reconnect.
 
-use std::time::Duration;
-
-use ovsdb::{Client, ClientOptions};
 use test_support::OvsdbServer;
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn connect(remote: &str) -> Client {
-    let opts = ClientOptions::new(remote)
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200));
-    Client::connect(opts).await.unwrap()
-}
+mod common;
+use common::{connect, NB, WAIT};
 
 #[tokio::test]
 async fn server_lock_lock_steal_unlock_between_two_clients() {

@@ -4,25 +4,13 @@
 //! processed after the updates they caused, and a connection lost mid-batch failing only the
 //! unanswered transactions with `OutcomeUnknown`, never re-sent.
 
-use std::time::Duration;
-
 use ovsdb::{
-    Client, ClientOptions, Condition, Error, MonitorRequest, Operation, OperationError, Row, TableMonitor, Transaction,
-    Value,
+    Client, Condition, Error, MonitorRequest, Operation, OperationError, Row, TableMonitor, Transaction, Value,
 };
 use test_support::OvsdbServer;
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
-const DB: &str = "OVN_Northbound";
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn connect(remote: &str) -> Client {
-    let options = ClientOptions::new(remote)
-        .unwrap()
-        .connect_timeout(WAIT)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200));
-    Client::connect(options).await.expect("connect")
-}
+mod common;
+use common::{connect, DB, NB, WAIT};
 
 fn insert_switch(name: &str) -> Transaction {
     let mut txn = Transaction::new(DB);

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use ovsdb::{Client, ClientOptions, Error, MonitorRequest, Row, RowEvent, TableMonitor, Transaction, Value};
+use ovsdb::{Client, ClientOptions, Error, MonitorRequest, RowEvent, TableMonitor};
 use test_support::RaftCluster;
 
-const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+mod common;
+use common::{add_switch, name_is, NB};
+
 const DB: &str = "OVN_Northbound";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -18,21 +20,6 @@ fn options(remotes: &str) -> ClientOptions {
         .leader_only(true)
         .connect_timeout(WAIT)
         .backoff(Duration::from_millis(50), Duration::from_millis(500))
-}
-
-async fn add_switch(client: &Client, name: &str) -> ovsdb::Uuid {
-    let mut txn = Transaction::new(DB);
-    let ls = txn.insert("Logical_Switch", Row::new().with("name", name));
-    client
-        .transact(txn)
-        .await
-        .expect("insert switch")
-        .inserted(&ls)
-        .unwrap()
-}
-
-fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
-    move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
 }
 
 /// The member a client is connected to, by matching its remote against the cluster's.
