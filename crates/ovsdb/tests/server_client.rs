@@ -6,32 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ovsdb::{
-    Client, ClientOptions, Condition, ConnectionEvent, Error, MonitorMethod, MonitorRequest, Mutation, Operation,
-    OperationError, Row, RowEvent, TableMonitor, Transaction, Value,
+    Client, ClientOptions, Condition, ConnectionEvent, Error, MonitorMethod, MonitorRequest, Mutation, OperationError,
+    Row, RowEvent, TableMonitor, Transaction, Value,
 };
 use serde_json::json;
 use test_support::OvsdbServer;
 
 mod common;
-use common::{add_switch, connect, name_is, options, DB, NB, WAIT};
-
-/// Every row of `table`, read with a `select` (the server's truth), keyed by uuid, with
-/// `_version` dropped (the replica does not monitor it).
-async fn select_all(client: &Client, table: &str) -> std::collections::BTreeMap<ovsdb::Uuid, Row> {
-    let mut txn = Transaction::new(DB);
-    txn.select(table, vec![], None);
-    let r = client.transact(txn).await.expect("select");
-    r.results[0]
-        .rows
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|mut row| {
-            row.0.remove("_version");
-            (row.uuid().unwrap(), row)
-        })
-        .collect()
-}
+use common::{add_switch, blocked_until_gate, connect, name_is, options, select_all, DB, NB, WAIT};
 
 fn without_version(
     mut rows: std::collections::BTreeMap<ovsdb::Uuid, Row>,
@@ -525,17 +507,7 @@ async fn server_client_lost_reply_is_outcome_unknown_and_never_resent() {
     let client = connect(&server.remote()).await;
     let mut conn_events = client.connection_events();
 
-    // Blocks server-side until a switch named "gate" exists, then inserts "after-gate".
-    let mut blocked = Transaction::new(DB);
-    blocked.push(Operation::Wait {
-        table: "Logical_Switch".into(),
-        conditions: vec![Condition::eq("name", "gate")],
-        columns: vec!["name".into()],
-        until_equal: true,
-        rows: vec![Row::new().with("name", "gate")],
-        timeout_ms: Some(600_000),
-    });
-    blocked.insert("Logical_Switch", Row::new().with("name", "after-gate"));
+    let blocked = blocked_until_gate();
     client.get_schema(DB).await.unwrap();
     let pending = client.transact(blocked);
     tokio::pin!(pending);

@@ -15,7 +15,7 @@ use serde_json::json;
 use test_support::{MethodFilterProxy, OvsdbServer, RaftCluster, TempDir};
 
 mod common;
-use common::{connect, DB, NB, WAIT};
+use common::{connect, select_all, DB, NB, WAIT};
 
 const LS: &str = "Logical_Switch";
 const LR: &str = "Logical_Router";
@@ -86,18 +86,9 @@ fn set_owner(txn: &mut Transaction, name: &str, owner: Option<&str>) {
 /// What the filter keeps of a fresh `select` of `table` (the server's truth), without
 /// `_version` (monitors never carry it).
 async fn kept_of_fresh_dump(client: &Client, filter: &Mine, table: &str) -> BTreeMap<Uuid, Row> {
-    let mut txn = Transaction::new(DB);
-    txn.select(table, vec![], None);
-    let r = client.transact(txn).await.expect("select");
-    r.results[0]
-        .rows
-        .clone()
-        .unwrap()
+    select_all(client, table)
+        .await
         .into_iter()
-        .map(|mut row| {
-            row.0.remove("_version");
-            (row.uuid().unwrap(), row)
-        })
         .filter(|(_, row)| filter.keeps(table, row))
         .collect()
 }

@@ -10,7 +10,7 @@ use ovsdb::{
 use test_support::OvsdbServer;
 
 mod common;
-use common::{connect, DB, NB, WAIT};
+use common::{blocked_until_gate, connect, DB, NB, WAIT};
 
 fn insert_switch(name: &str) -> Transaction {
     let mut txn = Transaction::new(DB);
@@ -206,16 +206,7 @@ async fn server_pipeline_lost_connection_mid_batch_is_outcome_unknown_and_never_
     client.get_schema(DB).await.unwrap();
 
     // The middle transaction blocks server-side until a switch named "gate" exists.
-    let mut blocked = Transaction::new(DB);
-    blocked.push(Operation::Wait {
-        table: "Logical_Switch".into(),
-        conditions: vec![Condition::eq("name", "gate")],
-        columns: vec!["name".into()],
-        until_equal: true,
-        rows: vec![Row::new().with("name", "gate")],
-        timeout_ms: Some(600_000),
-    });
-    blocked.insert("Logical_Switch", Row::new().with("name", "after-gate"));
+    let blocked = blocked_until_gate();
     let batch = vec![insert_switch("before"), blocked, insert_switch("beside")];
     let pending = client.transact_many(batch);
     tokio::pin!(pending);

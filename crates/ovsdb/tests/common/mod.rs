@@ -2,9 +2,10 @@
 //! only some of them, hence the `dead_code` allowance).
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ovsdb::{Client, ClientOptions, Row, Transaction, Uuid, Value};
+use ovsdb::{Client, ClientOptions, Condition, Operation, Row, Transaction, Uuid, Value};
 
 /// The schema the standalone test servers serve.
 pub const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
@@ -34,4 +35,38 @@ pub async fn add_switch(client: &Client, name: &str) -> Uuid {
 
 pub fn name_is(name: &'static str) -> impl Fn(&Row) -> bool {
     move |r: &Row| r.get("name").and_then(Value::as_str) == Some(name)
+}
+
+/// Every row of `table`, read with a `select` (the server's truth), keyed by uuid, with
+/// `_version` dropped (monitors never carry it).
+pub async fn select_all(client: &Client, table: &str) -> BTreeMap<Uuid, Row> {
+    let mut txn = Transaction::new(DB);
+    txn.select(table, vec![], None);
+    let r = client.transact(txn).await.expect("select");
+    r.results[0]
+        .rows
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|mut row| {
+            row.0.remove("_version");
+            (row.uuid().unwrap(), row)
+        })
+        .collect()
+}
+
+/// A transaction that blocks server-side until a switch named "gate" exists, then inserts
+/// "after-gate": a request whose reply can be kept from arriving.
+pub fn blocked_until_gate() -> Transaction {
+    let mut blocked = Transaction::new(DB);
+    blocked.push(Operation::Wait {
+        table: "Logical_Switch".into(),
+        conditions: vec![Condition::eq("name", "gate")],
+        columns: vec!["name".into()],
+        until_equal: true,
+        rows: vec![Row::new().with("name", "gate")],
+        timeout_ms: Some(600_000),
+    });
+    blocked.insert("Logical_Switch", Row::new().with("name", "after-gate"));
+    blocked
 }
