@@ -64,10 +64,10 @@ impl Planned {
 
 /// A string→string map value, sorted.
 pub fn smap(m: &BTreeMap<String, String>) -> Value {
-    Value::string_map(m.iter().map(|(k, v)| (k.clone(), v.clone())))
+    Value::string_map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-pub fn strs<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Value {
+pub fn strs<I: IntoIterator<Item = S>, S: Into<ovsdb::Str>>(items: I) -> Value {
     Value::Set(items.into_iter().map(|s| ovsdb::Atom::String(s.into())).collect())
 }
 

@@ -166,9 +166,9 @@ impl Neutron {
                     };
                     result.results.push(ovsdb::OperationResult {
                         uuid,
+                        uuid_name: name,
                         ..Default::default()
                     });
-                    result.uuid_names.push(name);
                 }
                 lock(r).push(txn);
                 Ok(result)

@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, watch};
 use crate::condition::Condition;
 use crate::connection::{self, Batch, Completion, Connection, NotSent, Reply, ReplyAction, ServerWatch};
 use crate::datum::Row;
+use crate::encode::RequestParams;
 use crate::error::{Error, OperationError, Result};
 use crate::filter::SharedFilter;
 use crate::lock::{Lock, LockState};
@@ -338,7 +339,7 @@ impl Client {
         let result = self
             .request(
                 "transact",
-                &txn.params(),
+                &txn,
                 ReplyAction::Transact {
                     database: txn.database().into(),
                 },
@@ -436,12 +437,7 @@ impl Client {
 
     /// Sends on the current connection, waiting for one if there is none. A request is sent at
     /// most once: if the connection closes before it goes out, it waits for the next one.
-    async fn request<P: serde::Serialize + ?Sized>(
-        &self,
-        method: &str,
-        params: &P,
-        action: ReplyAction,
-    ) -> Result<Reply> {
+    async fn request<P: RequestParams + ?Sized>(&self, method: &str, params: &P, action: ReplyAction) -> Result<Reply> {
         let shared = self.shared();
         let wait = shared.options.connect_timeout;
         let deadline = tokio::time::Instant::now() + wait;
@@ -483,7 +479,7 @@ impl Client {
                 };
                 let batch = batch.clone();
                 (
-                    txn.params(),
+                    txn,
                     ReplyAction::Transact { database: db },
                     Completion::Batch { batch, index },
                 )
@@ -732,7 +728,7 @@ impl Client {
             tables: vec![table.to_owned()],
             requested: None,
         };
-        let reply = self.request("transact", &txn.to_params(), action).await?;
+        let reply = self.request("transact", &txn, action).await?;
         reply
             .get()
             .parse()
@@ -892,6 +888,21 @@ struct OperationReply {
 /// Maps a `transact` reply to results, or to the first failed operation. ovsdb-server may add
 /// one error after the last operation (e.g. a failed commit or a referential integrity check).
 fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResult> {
+    let ops = txn.operations().len();
+    let mut results = match crate::txn::plain_results(result, ops) {
+        Some(results) => results,
+        None => decode_results(&txn, result)?,
+    };
+    for (r, op) in results.iter_mut().zip(txn.into_operations()) {
+        if let Operation::Insert { uuid_name, .. } = op {
+            r.uuid_name = uuid_name;
+        }
+    }
+    Ok(TransactionResult { results })
+}
+
+/// [`transaction_result`] for any reply: rows, errors, and whatever layout.
+fn decode_results(txn: &Transaction, result: &str) -> Result<Vec<OperationResult>> {
     let replies: Vec<Option<OperationReply>> =
         serde_json::from_str(result).map_err(|e| Error::Decode(format!("transact reply: {e}")))?;
     let ops = txn.operations();
@@ -932,8 +943,6 @@ fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResul
             ops.len()
         )));
     }
-    // Collected by pushing into exact-size vectors: collecting in place would reuse the bigger
-    // source allocations and then shrink them (a realloc each, for every transaction).
     let mut results = Vec::with_capacity(ops.len());
     for r in replies.into_iter().take(ops.len()) {
         let Some(r) = r else {
@@ -951,16 +960,10 @@ fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResul
             uuid,
             count: r.count,
             rows: r.rows,
+            uuid_name: None,
         });
     }
-    let mut uuid_names = Vec::with_capacity(ops.len());
-    for op in txn.into_operations() {
-        uuid_names.push(match op {
-            Operation::Insert { uuid_name, .. } => uuid_name,
-            _ => None,
-        });
-    }
-    Ok(TransactionResult { results, uuid_names })
+    Ok(results)
 }
 
 /// The connection task: connects, keeps the connection usable, reconnects.

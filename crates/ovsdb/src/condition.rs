@@ -2,7 +2,7 @@
 
 use serde_json::Value as Json;
 
-use crate::datum::{Uuid, Value};
+use crate::datum::{Str, Uuid, Value};
 
 /// A comparison function of RFC 7047 §5.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl Function {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     Compare {
-        column: String,
+        column: Str,
         function: Function,
         value: Value,
     },
@@ -45,7 +45,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub fn new(column: impl Into<String>, function: Function, value: impl Into<Value>) -> Self {
+    pub fn new(column: impl Into<Str>, function: Function, value: impl Into<Value>) -> Self {
         Condition::Compare {
             column: column.into(),
             function,
@@ -53,15 +53,15 @@ impl Condition {
         }
     }
     /// `column == value`
-    pub fn eq(column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn eq(column: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self::new(column, Function::Eq, value)
     }
     /// `column != value`
-    pub fn ne(column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn ne(column: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self::new(column, Function::Ne, value)
     }
     /// `column includes value`
-    pub fn includes(column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn includes(column: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self::new(column, Function::Includes, value)
     }
     /// `_uuid == uuid`

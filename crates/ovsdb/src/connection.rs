@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 use crate::client::Shared;
 use crate::condition::Condition;
 use crate::datum::{Row, Uuid};
+use crate::encode::RequestParams;
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
 use crate::jsonrpc::{plain_response, write_request, Framer, Incoming};
@@ -272,14 +273,6 @@ pub(crate) enum Socket {
 }
 
 impl Socket {
-    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::Read;
-        match self {
-            Socket::Unix(s) => (&mut &*s).read(buf),
-            Socket::Tcp(s) => (&mut &*s).read(buf),
-        }
-    }
-
     fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
         use std::io::Write;
         match self {
@@ -304,14 +297,30 @@ impl Socket {
         };
     }
 
-    /// Reads what has arrived into `buf`'s spare capacity (at most `READ_MAX`).
+    /// Reads what has arrived into `buf`'s spare capacity (at most `READ_MAX`), without
+    /// zero-filling it first (a read that brings a few replies must not clear 16 KiB).
     fn recv_into(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
-        let start = buf.len();
-        let room = (buf.capacity() - start).clamp(1, READ_MAX);
-        buf.resize(start + room, 0);
-        let read = self.recv(&mut buf[start..]);
-        buf.truncate(start + read.as_ref().map_or(0, |&n| n));
-        read
+        use std::os::fd::AsRawFd;
+        if buf.capacity() == buf.len() {
+            buf.reserve(1);
+        }
+        let spare = buf.spare_capacity_mut();
+        let room = spare.len().min(READ_MAX);
+        loop {
+            // SAFETY: `spare` is writable memory of at least `room` bytes owned by `buf`; the
+            // kernel writes at most `room` bytes into it and we only count what it wrote.
+            let n = unsafe { libc::recv(self.as_raw_fd(), spare.as_mut_ptr().cast(), room, 0) };
+            if n >= 0 {
+                let n = n as usize;
+                // SAFETY: the first `n` bytes of the spare capacity were just written by recv.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(n);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
     }
 }
 
@@ -495,7 +504,7 @@ impl Connection {
     }
 
     /// Queues a request; the receiver gets the reply (or the disconnect error).
-    pub(crate) fn send<P: Serialize + ?Sized>(
+    pub(crate) fn send<P: RequestParams + ?Sized>(
         &self,
         method: &str,
         params: &P,
@@ -509,10 +518,10 @@ impl Connection {
     /// Queues requests of one method together: registered and encoded under one lock, written
     /// with one system call. All are queued or none (`NotSent`); one that cannot be encoded
     /// gets its error through its completion while the others still go.
-    pub(crate) fn send_all<P: Serialize>(
+    pub(crate) fn send_all<'a, P: RequestParams + ?Sized + 'a>(
         &self,
         method: &str,
-        requests: impl IntoIterator<Item = (P, ReplyAction, Completion)>,
+        requests: impl IntoIterator<Item = (&'a P, ReplyAction, Completion)>,
     ) -> std::result::Result<(), NotSent> {
         let name = method_name(method);
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -528,7 +537,7 @@ impl Connection {
         for (params, action, reply) in requests {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let start = outbox.bytes.len();
-            if let Err(e) = write_request(&mut outbox.bytes, &Json::from(id), method, &params) {
+            if let Err(e) = params.write_request(&mut outbox.bytes, id, method) {
                 outbox.bytes.truncate(start);
                 reply.send(Err(e));
                 continue;
@@ -577,7 +586,7 @@ impl Connection {
     }
 
     /// Sends a request and waits for its reply.
-    pub(crate) async fn request<P: Serialize + ?Sized>(
+    pub(crate) async fn request<P: RequestParams + ?Sized>(
         &self,
         method: &str,
         params: &P,
@@ -853,7 +862,7 @@ impl Connection {
             requested: Some(rows.into()),
         };
         // Nobody waits for the reply: the reader applies it.
-        let _ = self.send("transact", &txn.to_params(), action);
+        let _ = self.send("transact", &txn, action);
     }
 
     /// Applies the reply to a monitor request; returns `found` (whether the server could send

@@ -16,6 +16,12 @@ use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
+/// The string of atoms, column, table and database names: up to 24 bytes are stored inline,
+/// so the short strings OVSDB is made of (names, keys, most values) cost no allocation.
+/// It derefs to `str`; build one with `Str::from("…")`, from a `String`, or with
+/// [`format_str!`](crate::format_str).
+pub type Str = compact_str::CompactString;
+
 /// A row UUID.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Uuid(pub uuid::Uuid);
@@ -62,10 +68,10 @@ pub enum Atom {
     Integer(i64),
     Real(f64),
     Boolean(bool),
-    String(String),
+    String(Str),
     Uuid(Uuid),
     /// A `["named-uuid", NAME]` reference to a row inserted earlier in the same transaction.
-    NamedUuid(String),
+    NamedUuid(Str),
 }
 
 impl Atom {
@@ -100,7 +106,7 @@ impl Atom {
     pub fn from_json(j: &Json) -> Result<Self> {
         match j {
             Json::Bool(b) => Ok(Atom::Boolean(*b)),
-            Json::String(s) => Ok(Atom::String(s.clone())),
+            Json::String(s) => Ok(Atom::String(Str::from(s.as_str()))),
             Json::Number(n) => {
                 if let Some(i) = n.as_i64() {
                     Ok(Atom::Integer(i))
@@ -112,7 +118,9 @@ impl Atom {
             }
             Json::Array(a) if a.len() == 2 => match (&a[0], &a[1]) {
                 (Json::String(tag), Json::String(s)) if tag == "uuid" => Ok(Atom::Uuid(Uuid::parse(s)?)),
-                (Json::String(tag), Json::String(s)) if tag == "named-uuid" => Ok(Atom::NamedUuid(s.clone())),
+                (Json::String(tag), Json::String(s)) if tag == "named-uuid" => {
+                    Ok(Atom::NamedUuid(Str::from(s.as_str())))
+                }
                 _ => Err(Error::Decode(format!("not an atom: {j}"))),
             },
             _ => Err(Error::Decode(format!("not an atom: {j}"))),
@@ -121,12 +129,12 @@ impl Atom {
     /// Like [`Atom::from_json`], but takes ownership so strings are moved, not copied.
     pub fn from_json_owned(j: Json) -> Result<Self> {
         match j {
-            Json::String(s) => Ok(Atom::String(s)),
+            Json::String(s) => Ok(Atom::String(Str::from(s))),
             Json::Array(mut a) if a.len() == 2 => {
                 let second = a.pop();
                 match (a[0].as_str(), second) {
                     (Some("uuid"), Some(Json::String(s))) => Ok(Atom::Uuid(Uuid::parse(&s)?)),
-                    (Some("named-uuid"), Some(Json::String(s))) => Ok(Atom::NamedUuid(s)),
+                    (Some("named-uuid"), Some(Json::String(s))) => Ok(Atom::NamedUuid(Str::from(s))),
                     (_, second) => {
                         a.extend(second);
                         Err(Error::Decode(format!("not an atom: {}", Json::Array(a))))
@@ -140,11 +148,21 @@ impl Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Self {
-        Atom::String(s.to_owned())
+        Atom::String(Str::from(s))
     }
 }
 impl From<String> for Atom {
     fn from(s: String) -> Self {
+        Atom::String(Str::from(s))
+    }
+}
+impl From<&String> for Atom {
+    fn from(s: &String) -> Self {
+        Atom::String(Str::from(s.as_str()))
+    }
+}
+impl From<Str> for Atom {
+    fn from(s: Str) -> Self {
         Atom::String(s)
     }
 }
@@ -188,8 +206,8 @@ impl Value {
     pub fn string_map<I, K, V>(items: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
+        K: Into<Str>,
+        V: Into<Str>,
     {
         Value::Map(
             items
@@ -203,7 +221,7 @@ impl Value {
         Value::Atom(Atom::Uuid(u))
     }
     /// A reference to a row inserted earlier in the same transaction.
-    pub fn named_uuid(name: impl Into<String>) -> Self {
+    pub fn named_uuid(name: impl Into<Str>) -> Self {
         Value::Atom(Atom::NamedUuid(name.into()))
     }
 
@@ -404,10 +422,10 @@ impl<'de> Visitor<'de> for TaggedVisitor {
         Ok(Tagged::Atom(Atom::Real(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(v.to_owned())))
+        Ok(Tagged::Atom(Atom::String(Str::from(v))))
     }
     fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(v)))
+        Ok(Tagged::Atom(Atom::String(Str::from(v))))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Tagged, A::Error> {
         let tag: std::borrow::Cow<'de, str> = seq
@@ -422,7 +440,7 @@ impl<'de> Visitor<'de> for TaggedVisitor {
                 Tagged::Atom(Atom::Uuid(Uuid::parse(&s.0).map_err(de::Error::custom)?))
             }
             "named-uuid" => {
-                let s: String = seq
+                let s: Str = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("named-uuid without value"))?;
                 Tagged::Atom(Atom::NamedUuid(s))
@@ -503,18 +521,18 @@ impl<'de> Deserialize<'de> for Value {
 
 /// A row: column name → value. Rows from the server may carry `_uuid` and `_version`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Row(pub BTreeMap<String, Value>);
+pub struct Row(pub BTreeMap<Str, Value>);
 
 impl Row {
     pub fn new() -> Self {
         Row::default()
     }
     /// Builder-style insert: `Row::new().with("name", "sw0")`.
-    pub fn with(mut self, column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, column: impl Into<Str>, value: impl Into<Value>) -> Self {
         self.0.insert(column.into(), value.into());
         self
     }
-    pub fn set(&mut self, column: impl Into<String>, value: impl Into<Value>) {
+    pub fn set(&mut self, column: impl Into<Str>, value: impl Into<Value>) {
         self.0.insert(column.into(), value.into());
     }
     pub fn get(&self, column: &str) -> Option<&Value> {
@@ -524,7 +542,7 @@ impl Row {
     pub fn uuid(&self) -> Option<Uuid> {
         self.get("_uuid").and_then(Value::as_uuid)
     }
-    pub fn columns(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub fn columns(&self) -> impl Iterator<Item = (&Str, &Value)> {
         self.0.iter()
     }
     /// As a JSON value in RFC 7047 notation (via the `Serialize` impl, the one wire form).
@@ -536,7 +554,7 @@ impl Row {
             .as_object()
             .ok_or_else(|| Error::Decode(format!("a row must be a JSON object, got {j}")))?;
         obj.iter()
-            .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
+            .map(|(k, v)| Ok((Str::from(k.as_str()), Value::from_json(v)?)))
             .collect::<Result<_>>()
             .map(Row)
     }
@@ -546,7 +564,7 @@ impl Row {
             return Err(Error::Decode(format!("a row must be a JSON object, got {j}")));
         };
         obj.into_iter()
-            .map(|(k, v)| Ok((k, Value::from_json_owned(v)?)))
+            .map(|(k, v)| Ok((Str::from(k), Value::from_json_owned(v)?)))
             .collect::<Result<_>>()
             .map(Row)
     }
@@ -559,7 +577,7 @@ impl Serialize for Row {
 }
 impl<'de> Deserialize<'de> for Row {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        BTreeMap::<String, Value>::deserialize(d).map(Row)
+        BTreeMap::<Str, Value>::deserialize(d).map(Row)
     }
 }
 

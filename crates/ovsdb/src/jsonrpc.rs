@@ -97,56 +97,47 @@ impl Framer {
                 }
             }
         }
+        // The scan state lives in locals while scanning (written back only when the frame is
+        // incomplete): this loop is what framing costs.
         let bytes = &self.buf[..];
-        let mut i = self.scanned;
+        let (mut i, mut depth, mut in_string, mut escaped) = (self.scanned, self.depth, self.in_string, self.escaped);
         while i < bytes.len() {
-            if self.in_string {
-                // Jump to the next byte that can end or escape the string.
-                match memchr2(b'"', b'\\', &bytes[i..]) {
-                    None if self.escaped => {
-                        // The escaped byte is the first one; a backslash run longer than the
-                        // remaining bytes is impossible here because memchr found nothing.
-                        self.escaped = false;
-                        i = bytes.len();
-                    }
-                    None => i = bytes.len(),
-                    Some(off) => {
-                        if self.escaped && off == 0 {
-                            self.escaped = false;
-                            i += 1;
-                            continue;
-                        }
-                        self.escaped = false;
-                        i += off;
-                        if bytes[i] == b'\\' {
-                            self.escaped = true;
-                        } else {
-                            self.in_string = false;
-                        }
-                        i += 1;
-                    }
+            let b = bytes[i];
+            i += 1;
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                } else {
+                    // Skip to the next byte that can end or escape the string.
+                    i += bytes[i..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\')
+                        .unwrap_or(bytes.len() - i);
                 }
                 continue;
             }
-            match bytes[i] {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
                 b'}' | b']' => {
-                    if self.depth == 0 {
+                    if depth == 0 {
                         return Err(Error::Decode("JSON-RPC stream: unbalanced closing bracket".into()));
                     }
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        let frame = self.buf.split_to(i + 1);
-                        self.scanned = 0;
+                    depth -= 1;
+                    if depth == 0 {
+                        let frame = self.buf.split_to(i);
+                        (self.scanned, self.depth, self.in_string, self.escaped) = (0, 0, false, false);
                         return Ok(Some(frame));
                     }
                 }
                 _ => {}
             }
-            i += 1;
         }
-        self.scanned = i;
+        (self.scanned, self.depth, self.in_string, self.escaped) = (i, depth, in_string, escaped);
         if self.scanned > MAX_FRAME_BYTES {
             return Err(Error::Decode(format!(
                 "JSON-RPC stream: message larger than {MAX_FRAME_BYTES} bytes"
@@ -154,12 +145,6 @@ impl Framer {
         }
         Ok(None)
     }
-}
-
-/// Position of the first `a` or `b` in `hay`. Strings dominate OVSDB traffic, so this inner
-/// loop is what framing costs; a plain byte loop the compiler vectorises well enough.
-fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == a || c == b)
 }
 
 /// One JSON-RPC 1.0 message as OVSDB uses it.

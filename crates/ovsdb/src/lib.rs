@@ -60,6 +60,7 @@ pub mod condition;
 mod connection;
 pub mod datum;
 pub mod dump;
+mod encode;
 pub mod error;
 pub mod filter;
 pub mod jsonrpc;
@@ -71,8 +72,10 @@ pub mod schema;
 pub mod txn;
 
 pub use client::{Client, ClientOptions, ConnectionEvent};
+/// `format!` into a [`Str`]: short results (most names) are built without an allocation.
+pub use compact_str::format_compact as format_str;
 pub use condition::{Condition, Function};
-pub use datum::{Atom, Row, Uuid, Value};
+pub use datum::{Atom, Row, Str, Uuid, Value};
 pub use error::{Error, OperationError, Result};
 pub use filter::RowFilter;
 pub use lock::Lock;

@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::client::Client;
 use crate::condition::Condition;
-use crate::datum::{Atom, Row, Uuid, Value};
+use crate::datum::{Atom, Row, Str, Uuid, Value};
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
 use crate::monitor::{MonitorMethod, MonitorRequest, RowChange, RowDiff, TableUpdates};
@@ -303,7 +303,7 @@ impl ReplicaShared {
     /// Default values of the monitored columns of `table`: update2 leaves out columns that
     /// hold their default, and the replica puts them back so rows look the same whichever
     /// monitor method filled them.
-    fn defaults(&self, table: &str) -> Vec<(String, Value)> {
+    fn defaults(&self, table: &str) -> Vec<(Str, Value)> {
         let Some(ts) = self.schema.as_ref().and_then(|s| s.tables.get(table)) else {
             return Vec::new();
         };
@@ -312,7 +312,7 @@ impl ReplicaShared {
         ts.columns
             .values()
             .filter(|c| wanted.is_none_or(|w| w.contains(&c.name)))
-            .map(|c| (c.name.clone(), default_value(&c.column_type)))
+            .map(|c| (Str::from(c.name.as_str()), default_value(&c.column_type)))
             .collect()
     }
 
@@ -663,7 +663,7 @@ struct InFlight {
 /// Adds the columns of `defaults` (sorted by name) that `row` lacks. Merges two sorted lists
 /// and bulk-builds the map: much cheaper than inserting a dozen columns one by one into each
 /// of a hundred thousand rows of an initial dump.
-fn fill_defaults(row: &mut Row, defaults: &[(String, Value)]) {
+fn fill_defaults(row: &mut Row, defaults: &[(Str, Value)]) {
     if defaults.is_empty() {
         return;
     }
@@ -693,7 +693,7 @@ fn default_value(ty: &ColumnType) -> Value {
         AtomicType::Integer => Atom::Integer(0),
         AtomicType::Real => Atom::Real(0.0),
         AtomicType::Boolean => Atom::Boolean(false),
-        AtomicType::String => Atom::String(String::new()),
+        AtomicType::String => Atom::String(Str::default()),
         AtomicType::Uuid => Atom::Uuid(Uuid(uuid::Uuid::nil())),
     })
 }
@@ -879,9 +879,9 @@ mod tests {
     #[test]
     fn defaults_fill_only_missing_columns() {
         let defaults = vec![
-            ("a".to_owned(), Value::empty_set()),
-            ("c".to_owned(), Value::empty_map()),
-            ("e".to_owned(), Value::from(0)),
+            (Str::from("a"), Value::empty_set()),
+            (Str::from("c"), Value::empty_map()),
+            (Str::from("e"), Value::from(0)),
         ];
         let mut row = Row::new()
             .with("b", 1)

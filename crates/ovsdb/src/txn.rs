@@ -12,12 +12,10 @@
 //! # let _ = ls;
 //! ```
 
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use crate::condition::Condition;
-use crate::datum::{Row, Value};
+use crate::datum::{Row, Str, Value};
 
 /// A mutator of RFC 7047 §5.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +46,13 @@ impl Mutator {
 /// `[column, mutator, value]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mutation {
-    pub column: String,
+    pub column: Str,
     pub mutator: Mutator,
     pub value: Value,
 }
 
 impl Mutation {
-    pub fn new(column: impl Into<String>, mutator: Mutator, value: impl Into<Value>) -> Self {
+    pub fn new(column: impl Into<Str>, mutator: Mutator, value: impl Into<Value>) -> Self {
         Mutation {
             column: column.into(),
             mutator,
@@ -62,16 +60,16 @@ impl Mutation {
         }
     }
     /// Adds elements to a set, or key/value pairs to a map (existing keys are kept).
-    pub fn insert(column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn insert(column: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self::new(column, Mutator::Insert, value)
     }
     /// Removes elements from a set, or from a map by pairs or by a set of keys.
-    pub fn delete(column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn delete(column: impl Into<Str>, value: impl Into<Value>) -> Self {
         Self::new(column, Mutator::Delete, value)
     }
-    /// The mutation as a JSON value (the wire form, via its `Serialize` impl).
+    /// The mutation as a JSON value (the wire form).
     pub fn to_json(&self) -> Json {
-        serde_json::to_value(self).expect("a mutation always serializes")
+        crate::encode::to_json(self)
     }
 }
 
@@ -79,31 +77,31 @@ impl Mutation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operation {
     Insert {
-        table: String,
+        table: Str,
         row: Row,
-        uuid_name: Option<String>,
+        uuid_name: Option<Str>,
     },
     Select {
-        table: String,
+        table: Str,
         conditions: Vec<Condition>,
         columns: Option<Vec<String>>,
     },
     Update {
-        table: String,
+        table: Str,
         conditions: Vec<Condition>,
         row: Row,
     },
     Mutate {
-        table: String,
+        table: Str,
         conditions: Vec<Condition>,
         mutations: Vec<Mutation>,
     },
     Delete {
-        table: String,
+        table: Str,
         conditions: Vec<Condition>,
     },
     Wait {
-        table: String,
+        table: Str,
         conditions: Vec<Condition>,
         columns: Vec<String>,
         /// true: wait until the rows are equal (`==`); false: until they differ (`!=`).
@@ -149,127 +147,22 @@ impl Operation {
             Operation::Assert { lock } => format!("assert lock {lock}"),
         }
     }
-    /// The operation as a JSON value (the wire form, via its `Serialize` impl).
+    /// The operation as a JSON value (the wire form).
     pub fn to_json(&self) -> Json {
-        serde_json::to_value(self).expect("an operation always serializes")
-    }
-}
-
-// Serialized straight to the wire (no intermediate `serde_json::Value`), field for field the
-// same as `to_json`: a client sending thousands of small transactions spends its time here.
-
-impl Serialize for Mutation {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&self.column, self.mutator.as_str(), &self.value).serialize(s)
-    }
-}
-
-impl Serialize for Operation {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        match self {
-            Operation::Insert { table, row, uuid_name } => {
-                m.serialize_entry("op", "insert")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("row", row)?;
-                if let Some(n) = uuid_name {
-                    m.serialize_entry("uuid-name", n)?;
-                }
-            }
-            Operation::Select {
-                table,
-                conditions,
-                columns,
-            } => {
-                m.serialize_entry("op", "select")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("where", conditions)?;
-                if let Some(c) = columns {
-                    m.serialize_entry("columns", c)?;
-                }
-            }
-            Operation::Update { table, conditions, row } => {
-                m.serialize_entry("op", "update")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("where", conditions)?;
-                m.serialize_entry("row", row)?;
-            }
-            Operation::Mutate {
-                table,
-                conditions,
-                mutations,
-            } => {
-                m.serialize_entry("op", "mutate")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("where", conditions)?;
-                m.serialize_entry("mutations", mutations)?;
-            }
-            Operation::Delete { table, conditions } => {
-                m.serialize_entry("op", "delete")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("where", conditions)?;
-            }
-            Operation::Wait {
-                table,
-                conditions,
-                columns,
-                until_equal,
-                rows,
-                timeout_ms,
-            } => {
-                m.serialize_entry("op", "wait")?;
-                m.serialize_entry("table", table)?;
-                m.serialize_entry("where", conditions)?;
-                m.serialize_entry("columns", columns)?;
-                m.serialize_entry("until", if *until_equal { "==" } else { "!=" })?;
-                m.serialize_entry("rows", rows)?;
-                if let Some(t) = timeout_ms {
-                    m.serialize_entry("timeout", t)?;
-                }
-            }
-            Operation::Commit { durable } => {
-                m.serialize_entry("op", "commit")?;
-                m.serialize_entry("durable", durable)?;
-            }
-            Operation::Abort => m.serialize_entry("op", "abort")?,
-            Operation::Comment(c) => {
-                m.serialize_entry("op", "comment")?;
-                m.serialize_entry("comment", c)?;
-            }
-            Operation::Assert { lock } => {
-                m.serialize_entry("op", "assert")?;
-                m.serialize_entry("lock", lock)?;
-            }
-        }
-        m.end()
-    }
-}
-
-/// The `params` of a `transact` request, serialized without building JSON values
-/// (see [`Transaction::params`]).
-pub struct TransactParams<'a>(&'a Transaction);
-
-impl Serialize for TransactParams<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.operations.len() + 1))?;
-        seq.serialize_element(&self.0.database)?;
-        for op in &self.0.operations {
-            seq.serialize_element(op)?;
-        }
-        seq.end()
+        crate::encode::to_json(self)
     }
 }
 
 /// An ordered list of operations for one database, sent as one `transact` request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transaction {
-    database: String,
+    database: Str,
     operations: Vec<Operation>,
     next_name: usize,
 }
 
 impl Transaction {
-    pub fn new(database: impl Into<String>) -> Self {
+    pub fn new(database: impl Into<Str>) -> Self {
         Transaction {
             database: database.into(),
             operations: Vec::new(),
@@ -295,13 +188,13 @@ impl Transaction {
     }
     /// Inserts a row under a generated uuid-name and returns a reference to it
     /// (a `named-uuid` value) usable in later operations of this transaction.
-    pub fn insert(&mut self, table: impl Into<String>, row: Row) -> Value {
+    pub fn insert(&mut self, table: impl Into<Str>, row: Row) -> Value {
         let name = generated_name(self.next_name);
         self.next_name += 1;
         self.insert_named(table, row, name)
     }
     /// Inserts a row under a uuid-name of the caller's choosing (must match `[a-zA-Z_][a-zA-Z0-9_]*`).
-    pub fn insert_named(&mut self, table: impl Into<String>, row: Row, uuid_name: impl Into<String>) -> Value {
+    pub fn insert_named(&mut self, table: impl Into<Str>, row: Row, uuid_name: impl Into<Str>) -> Value {
         let uuid_name = uuid_name.into();
         self.operations.push(Operation::Insert {
             table: table.into(),
@@ -312,7 +205,7 @@ impl Transaction {
     }
     pub fn select(
         &mut self,
-        table: impl Into<String>,
+        table: impl Into<Str>,
         conditions: Vec<Condition>,
         columns: Option<Vec<String>>,
     ) -> &mut Self {
@@ -322,26 +215,21 @@ impl Transaction {
             columns,
         })
     }
-    pub fn update(&mut self, table: impl Into<String>, conditions: Vec<Condition>, row: Row) -> &mut Self {
+    pub fn update(&mut self, table: impl Into<Str>, conditions: Vec<Condition>, row: Row) -> &mut Self {
         self.push(Operation::Update {
             table: table.into(),
             conditions,
             row,
         })
     }
-    pub fn mutate(
-        &mut self,
-        table: impl Into<String>,
-        conditions: Vec<Condition>,
-        mutations: Vec<Mutation>,
-    ) -> &mut Self {
+    pub fn mutate(&mut self, table: impl Into<Str>, conditions: Vec<Condition>, mutations: Vec<Mutation>) -> &mut Self {
         self.push(Operation::Mutate {
             table: table.into(),
             conditions,
             mutations,
         })
     }
-    pub fn delete(&mut self, table: impl Into<String>, conditions: Vec<Condition>) -> &mut Self {
+    pub fn delete(&mut self, table: impl Into<Str>, conditions: Vec<Condition>) -> &mut Self {
         self.push(Operation::Delete {
             table: table.into(),
             conditions,
@@ -350,7 +238,7 @@ impl Transaction {
     /// `wait` with `timeout 0` and `until ==`: the optimistic-concurrency guard (python IDL's `verify`).
     pub fn verify(
         &mut self,
-        table: impl Into<String>,
+        table: impl Into<Str>,
         conditions: Vec<Condition>,
         columns: Vec<String>,
         rows: Vec<Row>,
@@ -370,20 +258,14 @@ impl Transaction {
     pub fn assert_lock(&mut self, lock: impl Into<String>) -> &mut Self {
         self.push(Operation::Assert { lock: lock.into() })
     }
-    /// The same `params` as [`Transaction::to_params`], serializable directly to the wire.
-    pub fn params(&self) -> TransactParams<'_> {
-        TransactParams(self)
-    }
     /// The `params` of the `transact` request: `[database, op, op, ...]`.
     pub fn to_params(&self) -> Json {
-        let mut v = vec![json!(self.database)];
-        v.extend(self.operations.iter().map(Operation::to_json));
-        Json::Array(v)
+        crate::encode::to_json(self)
     }
 }
 
 /// `row<n>`, written without the formatting machinery: this runs for every insert.
-fn generated_name(n: usize) -> String {
+fn generated_name(n: usize) -> Str {
     let mut digits = [0u8; 20];
     let (mut n, mut start) = (n, digits.len());
     loop {
@@ -394,8 +276,7 @@ fn generated_name(n: usize) -> String {
             break;
         }
     }
-    let mut name = String::with_capacity(3 + digits.len() - start);
-    name.push_str("row");
+    let mut name = Str::const_new("row");
     name.extend(digits[start..].iter().map(|&d| char::from(d)));
     name
 }
@@ -409,14 +290,15 @@ pub struct OperationResult {
     pub count: Option<u64>,
     /// `select`: the rows.
     pub rows: Option<Vec<Row>>,
+    /// `insert`: the uuid-name the request gave the row (not sent by the server; kept from
+    /// the operation so [`TransactionResult::inserted`] can find the row by it).
+    pub uuid_name: Option<Str>,
 }
 
 /// The results of a committed transaction, one per operation, in order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TransactionResult {
     pub results: Vec<OperationResult>,
-    /// Operations of the request, kept so `inserted()` can map uuid-names to UUIDs.
-    pub uuid_names: Vec<Option<String>>,
 }
 
 impl TransactionResult {
@@ -428,14 +310,74 @@ impl TransactionResult {
             crate::datum::Atom::String(n) => n.as_str(),
             _ => return None,
         };
-        let i = self.uuid_names.iter().position(|n| n.as_deref() == Some(name))?;
-        self.results.get(i)?.uuid
+        self.results.iter().find(|r| r.uuid_name.as_deref() == Some(name))?.uuid
     }
+}
+
+/// The results of a `transact` reply in the layout ovsdb-server writes for a commit of plain
+/// operations (`{}`, `{"uuid":["uuid",…]}`, `{"count":N}` and nothing else, exactly one per
+/// operation), read without a JSON parser; `None` for anything else (rows, errors, spaces),
+/// which the general decoder then reads. Most replies of a busy writer are of this kind.
+pub(crate) fn plain_results(text: &str, ops: usize) -> Option<Vec<OperationResult>> {
+    let mut rest = text.as_bytes().strip_prefix(b"[")?;
+    let mut results = Vec::with_capacity(ops);
+    for i in 0..ops {
+        if i > 0 {
+            rest = rest.strip_prefix(b",")?;
+        }
+        let mut result = OperationResult::default();
+        if let Some(after) = rest.strip_prefix(b"{}") {
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix(b"{\"uuid\":[\"uuid\",\"") {
+            let (uuid, after) = (after.get(..36)?, after.get(36..)?);
+            result.uuid = Some(crate::datum::Uuid(uuid::Uuid::try_parse_ascii(uuid).ok()?));
+            rest = after.strip_prefix(b"\"]}")?;
+        } else if let Some(after) = rest.strip_prefix(b"{\"count\":") {
+            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 19 {
+                return None;
+            }
+            let count = after[..digits].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            result.count = Some(count);
+            rest = after[digits..].strip_prefix(b"}")?;
+        } else {
+            return None;
+        }
+        results.push(result);
+    }
+    (rest == b"]").then_some(results)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plain_results_read_what_ovsdb_server_writes_and_refuse_the_rest() {
+        let u = "0f6b8a9e-41b2-4c55-9d1e-2a3b4c5d6e7f";
+        let text = format!(r#"[{{"uuid":["uuid","{u}"]}},{{}},{{"count":12}}]"#);
+        let results = plain_results(&text, 3).expect("plain layout");
+        assert_eq!(results[0].uuid, Some(Uuid::parse(u).unwrap()));
+        assert_eq!(results[1], OperationResult::default());
+        assert_eq!(results[2].count, Some(12));
+        assert_eq!(plain_results("[]", 0), Some(vec![]));
+        for other in [
+            // An error after the last operation, rows, spaces, a bad UUID, a short reply.
+            format!(r#"[{{"uuid":["uuid","{u}"]}},{{"error":"referential integrity violation"}}]"#),
+            r#"[{"rows":[]}]"#.to_owned(),
+            r#"[ {} ]"#.to_owned(),
+            r#"[{"uuid":["uuid","0f6b8a9e-41b2-4c55-9d1e-2a3b4c5d6eZZ"]}]"#.to_owned(),
+            r#"[{"count":99999999999999999999}]"#.to_owned(),
+            "[{}]".to_owned(),
+        ] {
+            assert_eq!(
+                plain_results(&other, if other == "[{}]" { 2 } else { 1 }),
+                None,
+                "{other}"
+            );
+        }
+    }
     use crate::datum::Uuid;
 
     #[test]
@@ -449,7 +391,8 @@ mod tests {
     }
 
     #[test]
-    fn direct_serialization_equals_to_params() {
+    fn every_operation_has_its_rfc_7047_form() {
+        let u = Uuid::new_v4();
         let mut txn = Transaction::new("DB");
         let r = txn.insert("T", Row::new().with("a", 1).with("s", Value::set(["x", "y"])));
         txn.insert_named("T", Row::new().with("ref", r), "mine");
@@ -457,7 +400,7 @@ mod tests {
         txn.select("T", vec![], None);
         txn.update(
             "T",
-            vec![Condition::uuid(Uuid::new_v4())],
+            vec![Condition::uuid(u)],
             Row::new().with("m", Value::string_map([("k", "v")])),
         );
         txn.mutate(
@@ -482,7 +425,23 @@ mod tests {
         txn.push(Operation::Abort);
         txn.comment("c");
         txn.assert_lock("l");
-        let direct: Json = serde_json::from_slice(&serde_json::to_vec(&txn.params()).unwrap()).unwrap();
-        assert_eq!(direct, txn.to_params());
+        let expected = json!(["DB",
+            {"op": "insert", "table": "T", "row": {"a": 1, "s": ["set", ["x", "y"]]}, "uuid-name": "row0"},
+            {"op": "insert", "table": "T", "row": {"ref": ["named-uuid", "row0"]}, "uuid-name": "mine"},
+            {"op": "select", "table": "T", "where": [["a", "==", 1]], "columns": ["a"]},
+            {"op": "select", "table": "T", "where": []},
+            {"op": "update", "table": "T", "where": [["_uuid", "==", ["uuid", u.to_string()]]],
+             "row": {"m": ["map", [["k", "v"]]]}},
+            {"op": "mutate", "table": "T", "where": [true],
+             "mutations": [["n", "+=", 1], ["s", "delete", ["set", ["x"]]]]},
+            {"op": "delete", "table": "T", "where": [["a", "!=", 2]]},
+            {"op": "wait", "table": "T", "where": [], "columns": ["a"], "until": "==", "rows": [{"a": 1}], "timeout": 0},
+            {"op": "wait", "table": "T", "where": [], "columns": [], "until": "!=", "rows": []},
+            {"op": "commit", "durable": true},
+            {"op": "abort"},
+            {"op": "comment", "comment": "c"},
+            {"op": "assert", "lock": "l"},
+        ]);
+        assert_eq!(txn.to_params(), expected);
     }
 }

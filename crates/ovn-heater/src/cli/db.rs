@@ -388,7 +388,7 @@ fn parse_condition(schema: &DatabaseSchema, table: &str, text: &str) -> anyhow::
 fn parse_atom(atomic: AtomicType, raw: &str) -> Result<Atom, String> {
     let expected = |what: &str| format!("{raw:?} is not {what}");
     match atomic {
-        AtomicType::String => Ok(Atom::String(match serde_json::from_str::<Json>(raw) {
+        AtomicType::String => Ok(Atom::from(match serde_json::from_str::<Json>(raw) {
             Ok(Json::String(s)) if raw.starts_with('"') => s,
             _ => raw.to_owned(),
         })),
