@@ -76,24 +76,11 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// A JSON integer.
 pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let (mut n, mut start) = (n, digits.len());
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn write_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    write_u64(out, n.unsigned_abs());
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `[a,b,…]` of any writable items.

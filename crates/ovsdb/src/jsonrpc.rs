@@ -113,10 +113,7 @@ impl Framer {
                     in_string = false;
                 } else {
                     // Skip to the next byte that can end or escape the string.
-                    i += bytes[i..]
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\')
-                        .unwrap_or(bytes.len() - i);
+                    i += quote_or_backslash(&bytes[i..]).unwrap_or(bytes.len() - i);
                 }
                 continue;
             }
@@ -145,6 +142,31 @@ impl Framer {
         }
         Ok(None)
     }
+}
+
+/// Position of the first `"` or `\` in `hay`, eight bytes at a time: strings (names, UUIDs,
+/// addresses) are most of what OVSDB sends, and this is the framer's inner loop.
+fn quote_or_backslash(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each zero byte of `x` is set. The lowest set bit is exact (a borrow only
+    // carries upwards from a true zero), and the lowest is the one we need.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+        let hits = zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| offset + p)
 }
 
 /// One JSON-RPC 1.0 message as OVSDB uses it.
@@ -302,6 +324,31 @@ struct WireResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_or_backslash_finds_the_first_of_either() {
+        let naive = |h: &[u8]| h.iter().position(|&c| c == b'"' || c == b'\\');
+        let mut cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"abc".to_vec(), b"\"".to_vec(), b"\\".to_vec()];
+        for len in 0..20 {
+            for at in 0..len {
+                for special in [b'"', b'\\'] {
+                    // Neighbours of the specials' values and high bytes around them.
+                    let mut h: Vec<u8> = (0..len)
+                        .map(|i| [b'!', b'#', b'[', b']', 0x80, 0xff, 0x01][i % 7])
+                        .collect();
+                    h[at] = special;
+                    cases.push(h.clone());
+                    if at + 1 < len {
+                        h[at + 1] = b'"';
+                        cases.push(h);
+                    }
+                }
+            }
+        }
+        for h in &cases {
+            assert_eq!(quote_or_backslash(h), naive(h), "{h:?}");
+        }
+    }
     use serde_json::json;
 
     fn frames_of(chunks: &[&[u8]]) -> Result<Vec<String>> {

@@ -42,10 +42,11 @@
 //!
 //! # Layout
 //! - [`remote`]: where a server listens (`unix:`, `tcp:`, lists).
-//! - [`datum`]: atoms, sets, maps, rows in RFC 7047 notation.
+//! - [`datum`]: atoms, sets, maps, rows in RFC 7047 notation; [`Str`], the inline short string.
 //! - [`schema`]: schemas and client-side checks.
 //! - [`condition`], [`txn`]: `where` clauses, operations, transactions as values.
-//! - [`jsonrpc`]: framing of JSON-RPC messages on a byte stream (no I/O).
+//! - [`jsonrpc`]: framing of JSON-RPC messages on a byte stream (no I/O); `encode` (private):
+//!   the hand-written JSON of outgoing requests.
 //! - [`client`]: every RPC, reconnect, leader-only; `connection` (private): the socket's reader
 //!   and writer tasks and the requests waiting for replies.
 //! - [`monitor`], [`replica`], [`filter`]: what to monitor, decoded updates, the in-memory copy

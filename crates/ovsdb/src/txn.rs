@@ -266,18 +266,8 @@ impl Transaction {
 
 /// `row<n>`, written without the formatting machinery: this runs for every insert.
 fn generated_name(n: usize) -> Str {
-    let mut digits = [0u8; 20];
-    let (mut n, mut start) = (n, digits.len());
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     let mut name = Str::const_new("row");
-    name.extend(digits[start..].iter().map(|&d| char::from(d)));
+    name.push_str(itoa::Buffer::new().format(n));
     name
 }
 
