@@ -156,11 +156,6 @@ impl From<String> for Atom {
         Atom::String(Str::from(s))
     }
 }
-impl From<&String> for Atom {
-    fn from(s: &String) -> Self {
-        Atom::String(Str::from(s.as_str()))
-    }
-}
 impl From<Str> for Atom {
     fn from(s: Str) -> Self {
         Atom::String(s)
