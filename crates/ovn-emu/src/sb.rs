@@ -231,10 +231,10 @@ impl MonitorPlan {
         let tables = MONITORED
             .iter()
             .filter_map(|(table, conditional, columns)| {
-                let present = schema.tables.get(*table)?;
+                let present = schema.tables.get(table)?;
                 let columns = columns
                     .iter()
-                    .filter(|c| present.columns.contains_key(**c))
+                    .filter(|c| present.columns.contains_key(c))
                     .map(|c| (*c).to_owned())
                     .collect();
                 Some(((*table).to_owned(), *conditional, columns))

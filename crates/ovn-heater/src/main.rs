@@ -17,6 +17,13 @@ mod workload;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc malloc: the OVSDB client frees many small blocks per
+/// transaction and asks for a bigger one per batch, which sends glibc through
+/// `malloc_consolidate` over and over. Measured trade-off (docs/benchmarks.md, "Memory
+/// allocator"): less CPU in `bench ovsdb` and `bench emu`, about twice the farm's RSS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     output::init_logging(args.verbose);

@@ -342,10 +342,11 @@ impl Client {
                 &txn,
                 ReplyAction::Transact {
                     database: txn.database().into(),
+                    typed: true,
                 },
             )
             .await?;
-        transaction_result(txn, result.get())
+        transaction_result(txn, result)
     }
     /// Sends many transactions at once; their outcomes come back in the same order, each what
     /// [`Client::transact`] would have returned for it. They are encoded under one lock,
@@ -374,10 +375,13 @@ impl Client {
     /// # }
     /// ```
     pub async fn transact_many(&self, txns: Vec<Transaction>) -> Vec<Result<TransactionResult>> {
-        let mut outcomes: Vec<Option<Result<TransactionResult>>> = (0..txns.len()).map(|_| None).collect();
+        // Those the schema check refuses are answered here and never sent. Nothing is
+        // allocated for this in the common case, all passing: a batch's own vectors are all
+        // its overhead.
+        let mut refused: Vec<(usize, Error)> = Vec::new();
         if self.shared().options.check_schema {
             let mut schema: Option<Arc<DatabaseSchema>> = None;
-            for (txn, outcome) in txns.iter().zip(outcomes.iter_mut()) {
+            for (i, txn) in txns.iter().enumerate() {
                 let checked = match &schema {
                     Some(s) if s.name == txn.database() => Ok(s.clone()),
                     _ => self.schema(txn.database()).await,
@@ -388,29 +392,51 @@ impl Client {
                     verdict
                 });
                 if let Err(e) = verdict {
-                    *outcome = Some(Err(e));
+                    refused.push((i, e));
                 }
             }
         }
-        let to_send: Vec<usize> = (0..txns.len()).filter(|&i| outcomes[i].is_none()).collect();
-        let mut replies = self.request_many(&txns, &to_send).await.into_iter();
-        for (txn, outcome) in txns.into_iter().zip(outcomes.iter_mut()) {
-            if outcome.is_none() {
-                *outcome = replies
-                    .next()
-                    .map(|reply| reply.and_then(|r| transaction_result(txn, r.get())));
+        let no_reply = || Err(Error::Decode("transact_many: no reply for a transaction".into()));
+        let outcome = |reply: Option<Result<Reply>>, txn: Transaction| match reply {
+            Some(reply) => reply.and_then(|r| transaction_result(txn, r)),
+            None => no_reply(),
+        };
+        if refused.is_empty() {
+            let replies = self.request_many(&txns).await;
+            return replies.into_iter().zip(txns).map(|(r, txn)| outcome(r, txn)).collect();
+        }
+        let (mut to_send, mut outcomes): (Vec<Transaction>, Vec<Option<Result<TransactionResult>>>) =
+            (Vec::new(), Vec::with_capacity(txns.len()));
+        let mut refused = refused.into_iter().peekable();
+        for (i, txn) in txns.into_iter().enumerate() {
+            match refused.next_if(|(at, _)| *at == i) {
+                Some((_, e)) => outcomes.push(Some(Err(e))),
+                None => {
+                    to_send.push(txn);
+                    outcomes.push(None);
+                }
             }
         }
+        let mut replies = self.request_many(&to_send).await.into_iter().zip(to_send);
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(Error::Decode("transact_many: no reply for a transaction".into()))))
+            .map(|o| match o {
+                Some(refused) => refused,
+                None => match replies.next() {
+                    Some((r, txn)) => outcome(r, txn),
+                    None => no_reply(),
+                },
+            })
             .collect()
     }
     /// Any JSON-RPC method, for what has no typed wrapper. Never re-sent; a `transact` sent
     /// this way fails with [`Error::OutcomeUnknown`] like [`Client::transact`].
     pub async fn call(&self, method: &str, params: Json) -> Result<Json> {
         let action = match (method, params.get(0).and_then(Json::as_str)) {
-            ("transact", Some(db)) => ReplyAction::Transact { database: db.into() },
+            ("transact", Some(db)) => ReplyAction::Transact {
+                database: db.into(),
+                typed: false,
+            },
             _ => ReplyAction::Plain,
         };
         parse_json(method, &self.request(method, &params, action).await?)
@@ -456,10 +482,11 @@ impl Client {
         }
     }
 
-    /// [`Client::request`] for `transact`s of `txns` (those at `which`) sent together: all go
-    /// on one connection, or, if it closes before they are written, all wait for the next one.
-    async fn request_many(&self, txns: &[Transaction], which: &[usize]) -> Vec<Result<Reply>> {
-        if which.is_empty() {
+    /// [`Client::request`] for `transact`s of `txns` sent together: all go on one connection,
+    /// or, if it closes before they are written, all wait for the next one. One slot per
+    /// transaction, in order.
+    async fn request_many(&self, txns: &[Transaction]) -> Vec<Option<Result<Reply>>> {
+        if txns.is_empty() {
             return Vec::new();
         }
         let wait = self.shared().options.connect_timeout;
@@ -467,12 +494,11 @@ impl Client {
         loop {
             let conn = match self.wait_connected(deadline, wait).await {
                 Ok(c) => c,
-                Err(e) => return which.iter().map(|_| Err(copy_error(&e))).collect(),
+                Err(e) => return txns.iter().map(|_| Some(Err(copy_error(&e)))).collect(),
             };
-            let batch = Batch::new(which.len());
+            let batch = Batch::new(txns.len());
             let mut database: Option<Arc<str>> = None;
-            let requests = which.iter().enumerate().map(|(index, &i)| {
-                let txn = &txns[i];
+            let requests = txns.iter().enumerate().map(|(index, txn)| {
                 let db = match &database {
                     Some(d) if **d == *txn.database() => d.clone(),
                     _ => database.insert(txn.database().into()).clone(),
@@ -480,7 +506,10 @@ impl Client {
                 let batch = batch.clone();
                 (
                     txn,
-                    ReplyAction::Transact { database: db },
+                    ReplyAction::Transact {
+                        database: db,
+                        typed: true,
+                    },
                     Completion::Batch { batch, index },
                 )
             });
@@ -887,11 +916,21 @@ struct OperationReply {
 
 /// Maps a `transact` reply to results, or to the first failed operation. ovsdb-server may add
 /// one error after the last operation (e.g. a failed commit or a referential integrity check).
-fn transaction_result(txn: Transaction, result: &str) -> Result<TransactionResult> {
+fn transaction_result(txn: Transaction, reply: Reply) -> Result<TransactionResult> {
     let ops = txn.operations().len();
-    let mut results = match crate::txn::plain_results(result, ops) {
-        Some(results) => results,
-        None => decode_results(&txn, result)?,
+    let mut results = match reply {
+        Reply::Results(results) if results.len() == ops => results,
+        Reply::Results(results) => {
+            return Err(Error::Decode(format!(
+                "transact reply has {} results for {} operations",
+                results.len(),
+                ops
+            )))
+        }
+        Reply::Text(text) => match crate::txn::plain_results(&text, ops) {
+            Some(results) => results,
+            None => decode_results(&txn, &text)?,
+        },
     };
     for (r, op) in results.iter_mut().zip(txn.into_operations()) {
         if let Operation::Insert { uuid_name, .. } = op {
@@ -1241,6 +1280,27 @@ mod tests {
     use super::*;
     use crate::datum::Value;
 
+    fn text_reply(text: &str) -> Reply {
+        Reply::Text(text.into())
+    }
+
+    #[test]
+    fn results_read_from_the_buffer_must_match_the_operations() {
+        let mut txn = Transaction::new("DB");
+        txn.insert("T", Row::new());
+        txn.delete("T", vec![]);
+        let two = vec![OperationResult::default(), OperationResult::default()];
+        assert_eq!(
+            transaction_result(txn.clone(), Reply::Results(two))
+                .unwrap()
+                .results
+                .len(),
+            2
+        );
+        let err = transaction_result(txn, Reply::Results(vec![OperationResult::default()])).unwrap_err();
+        assert!(err.to_string().contains("1 results for 2 operations"), "{err}");
+    }
+
     #[test]
     fn transaction_errors_name_the_operation_and_keep_details() {
         let mut txn = Transaction::new("DB");
@@ -1248,7 +1308,7 @@ mod tests {
         txn.delete("T", vec![]);
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "constraint violation", "details": "bad"}]);
-        match transaction_result(txn, &reply.to_string()) {
+        match transaction_result(txn, text_reply(&reply.to_string())) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1269,7 +1329,7 @@ mod tests {
         let named = txn.insert("T", Row::new());
         let reply = json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]},
                            {"error": "referential integrity violation", "details": "x"}]);
-        match transaction_result(txn.clone(), &reply.to_string()) {
+        match transaction_result(txn.clone(), text_reply(&reply.to_string())) {
             Err(Error::Transaction {
                 op_index,
                 op_summary,
@@ -1284,7 +1344,7 @@ mod tests {
         }
         let ok = transaction_result(
             txn,
-            &json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]).to_string(),
+            text_reply(&json!([{"uuid": ["uuid", "11111111-1111-1111-1111-111111111111"]}]).to_string()),
         )
         .unwrap();
         assert_eq!(
@@ -1299,7 +1359,11 @@ mod tests {
         let mut txn = Transaction::new("DB");
         txn.select("T", vec![], None);
         txn.update("T", vec![], Row::new().with("a", 2));
-        let r = transaction_result(txn, &json!([{"rows": [{"a": 1}]}, {"count": 3}]).to_string()).unwrap();
+        let r = transaction_result(
+            txn,
+            text_reply(&json!([{"rows": [{"a": 1}]}, {"count": 3}]).to_string()),
+        )
+        .unwrap();
         assert_eq!(r.results[0].rows.as_ref().unwrap()[0].get("a"), Some(&Value::from(1)));
         assert_eq!(r.results[1].count, Some(3));
     }

@@ -43,11 +43,11 @@ use crate::datum::{Row, Uuid};
 use crate::encode::RequestParams;
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
-use crate::jsonrpc::{plain_response, write_request, Framer, Incoming};
+use crate::jsonrpc::{plain_response, plain_response_at, write_request, Framer, Incoming};
 use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
-use crate::txn::Transaction;
+use crate::txn::{plain_results_prefix, OperationResult, Transaction};
 
 /// How long a server that owes us replies may stay silent (probe unanswered) before we give
 /// up on it; an idle one gets two probe intervals.
@@ -76,8 +76,10 @@ const COALESCE_DELAY: Duration = Duration::from_millis(2);
 pub(crate) enum ReplyAction {
     /// Hand the result over as is.
     Plain,
-    /// A `transact`: on disconnect the outcome is unknown.
-    Transact { database: Arc<str> },
+    /// A `transact`: on disconnect the outcome is unknown. `typed`: the caller turns the reply
+    /// into a [`TransactionResult`](crate::TransactionResult), so a reply in the plain layout
+    /// may reach it already read ([`Reply::Results`]) instead of as text.
+    Transact { database: Arc<str>, typed: bool },
     /// A monitor start or resume: apply the initial contents to the replica first.
     Monitor {
         replica: Arc<ReplicaShared>,
@@ -182,8 +184,9 @@ impl Batch {
         }
     }
 
-    /// Every reply, in request order, once all are in.
-    pub(crate) async fn wait(&self) -> Vec<Result<Reply>> {
+    /// Every reply, in request order, once all are in (each slot is filled then; the vector is
+    /// handed over as it is, not collected anew).
+    pub(crate) async fn wait(&self) -> Vec<Option<Result<Reply>>> {
         std::future::poll_fn(|cx| {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if state.missing > 0 {
@@ -192,24 +195,35 @@ impl Batch {
                 }
                 return Poll::Pending;
             }
-            Poll::Ready(std::mem::take(&mut state.replies).into_iter().flatten().collect())
+            Poll::Ready(std::mem::take(&mut state.replies))
         })
         .await
     }
 }
 
-/// A successful reply's `result`, still as JSON text: the caller decodes it into its own type.
-/// The text is a value the message parser already checked, so it is copied, not parsed again.
-pub(crate) struct Reply(Box<str>);
+/// A successful reply's `result`.
+pub(crate) enum Reply {
+    /// Still as JSON text: the caller decodes it into its own type. The text is a value the
+    /// message parser already checked, so it is copied, not parsed again.
+    Text(Box<str>),
+    /// The results of a typed `transact` whose reply was in the plain layout, read straight
+    /// from the input buffer (no copy of the text, no second scan).
+    Results(Vec<OperationResult>),
+}
 
 impl Reply {
+    /// The text of a [`Reply::Text`]. Only typed transacts get [`Reply::Results`], and they
+    /// read it with [`Reply::into_results`]; for one it is `"null"`.
     pub(crate) fn get(&self) -> &str {
-        &self.0
+        match self {
+            Reply::Text(text) => text,
+            Reply::Results(_) => "null",
+        }
     }
 }
 
 fn raw(text: &str) -> Reply {
-    Reply(text.into())
+    Reply::Text(text.into())
 }
 
 /// The request was not written because the connection is closing; it is safe to send it on
@@ -633,7 +647,7 @@ impl Connection {
         let remote = self.remote.to_string();
         for (_, p) in pending.into_iter().flatten() {
             let err = match p.action {
-                ReplyAction::Transact { database } => Error::OutcomeUnknown {
+                ReplyAction::Transact { database, .. } => Error::OutcomeUnknown {
                     database: database.to_string(),
                     remote: remote.clone(),
                 },
@@ -658,6 +672,29 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
             .and_then(|m| m.remove(&id))
+    }
+
+    /// Hands the results of a plain-layout reply to the typed `transact` waiting for `id`;
+    /// gives them back if that is not what waits (the frame then takes the general path).
+    fn complete_typed_transact(&self, id: u64, results: Vec<OperationResult>) -> Option<Vec<OperationResult>> {
+        let pending = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let map = pending.as_mut()?;
+            match map.get(&id) {
+                Some(Pending {
+                    action: ReplyAction::Transact { typed: true, .. },
+                    ..
+                }) => map.remove(&id),
+                _ => None,
+            }
+        };
+        match pending {
+            Some(p) => {
+                p.reply.send(Ok(Reply::Results(results)));
+                None
+            }
+            None => Some(results),
+        }
     }
 
     fn handle(&self, frame: &[u8], at: Instant) -> Result<()> {
@@ -1102,6 +1139,17 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>)
         let at = Instant::now();
         silent_since = at;
         loop {
+            // Most messages of a busy writer are plain transact replies: read them where they
+            // lie, without framing or copying them first.
+            if let Some(bytes) = framer.frame_start() {
+                if let Some((id, results, len)) = plain_response_at(bytes, plain_results_prefix) {
+                    if conn.complete_typed_transact(id, results).is_none() {
+                        shrink |= len > 2 * READ_MIN;
+                        framer.skip(len);
+                        continue;
+                    }
+                }
+            }
             let frame = match framer.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,

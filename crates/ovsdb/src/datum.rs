@@ -515,30 +515,87 @@ impl<'de> Deserialize<'de> for Value {
 }
 
 /// A row: column name → value. Rows from the server may carry `_uuid` and `_version`.
+///
+/// The columns are kept sorted by name in one vector: a row has a handful to a few dozen
+/// columns, so a binary search beats a tree or a hash, and building, copying and dropping
+/// a row is one allocation. Iteration is in name order.
+///
+/// ```
+/// use ovsdb::{Row, Value};
+///
+/// let mut row = Row::new().with("name", "sw0").with("external_ids", Value::string_map([("k", "v")]));
+/// row.set("name", "sw1");
+/// assert_eq!(row.get("name").and_then(Value::as_str), Some("sw1"));
+/// assert_eq!(row.column_names().collect::<Vec<_>>(), ["external_ids", "name"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Row(pub BTreeMap<Str, Value>);
+pub struct Row {
+    /// Sorted by name, no name twice.
+    columns: Vec<(Str, Value)>,
+}
 
 impl Row {
     pub fn new() -> Self {
         Row::default()
     }
-    /// Builder-style insert: `Row::new().with("name", "sw0")`.
+    /// An empty row with room for `columns` columns.
+    pub fn with_capacity(columns: usize) -> Self {
+        Row {
+            columns: Vec::with_capacity(columns),
+        }
+    }
+    /// Builder-style [`Row::set`]: `Row::new().with("name", "sw0")`.
     pub fn with(mut self, column: impl Into<Str>, value: impl Into<Value>) -> Self {
-        self.0.insert(column.into(), value.into());
+        self.set(column, value);
         self
     }
-    pub fn set(&mut self, column: impl Into<Str>, value: impl Into<Value>) {
-        self.0.insert(column.into(), value.into());
+    /// Sets `column` to `value`, returning the value it had.
+    pub fn set(&mut self, column: impl Into<Str>, value: impl Into<Value>) -> Option<Value> {
+        let (column, value) = (column.into(), value.into());
+        // Rows are often built in name order: then the new column goes last, no search.
+        if self.columns.last().is_none_or(|(last, _)| *last < column) {
+            self.columns.push((column, value));
+            return None;
+        }
+        match self.position(&column) {
+            Ok(i) => Some(std::mem::replace(&mut self.columns[i].1, value)),
+            Err(i) => {
+                self.columns.insert(i, (column, value));
+                None
+            }
+        }
     }
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.0.get(column)
+        self.position(column).ok().map(|i| &self.columns[i].1)
+    }
+    pub fn get_mut(&mut self, column: &str) -> Option<&mut Value> {
+        self.position(column).ok().map(|i| &mut self.columns[i].1)
+    }
+    pub fn contains(&self, column: &str) -> bool {
+        self.position(column).is_ok()
+    }
+    /// Removes `column`, returning its value.
+    pub fn remove(&mut self, column: &str) -> Option<Value> {
+        self.position(column).ok().map(|i| self.columns.remove(i).1)
     }
     /// The row's own `_uuid`, when the server sent it.
     pub fn uuid(&self) -> Option<Uuid> {
         self.get("_uuid").and_then(Value::as_uuid)
     }
-    pub fn columns(&self) -> impl Iterator<Item = (&Str, &Value)> {
-        self.0.iter()
+    /// Columns and values, in name order.
+    pub fn columns(&self) -> impl ExactSizeIterator<Item = (&Str, &Value)> + DoubleEndedIterator + Clone {
+        self.columns.iter().map(|(c, v)| (c, v))
+    }
+    /// Column names, in order.
+    pub fn column_names(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + Clone {
+        self.columns.iter().map(|(c, _)| c.as_str())
+    }
+    /// How many columns the row has.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
     }
     /// As a JSON value in RFC 7047 notation (via the `Serialize` impl, the one wire form).
     pub fn to_json(&self) -> Json {
@@ -551,7 +608,6 @@ impl Row {
         obj.iter()
             .map(|(k, v)| Ok((Str::from(k.as_str()), Value::from_json(v)?)))
             .collect::<Result<_>>()
-            .map(Row)
     }
     /// Like [`Row::from_json`], but takes ownership so strings are moved, not copied.
     pub fn from_json_owned(j: Json) -> Result<Self> {
@@ -561,18 +617,89 @@ impl Row {
         obj.into_iter()
             .map(|(k, v)| Ok((Str::from(k), Value::from_json_owned(v)?)))
             .collect::<Result<_>>()
-            .map(Row)
+    }
+
+    fn position(&self, column: &str) -> std::result::Result<usize, usize> {
+        self.columns.binary_search_by(|(c, _)| c.as_str().cmp(column))
+    }
+    /// Restores the invariant after columns were appended in any order: sorted, and of a
+    /// name given twice the last value wins (as a JSON object's last key does).
+    fn sort_columns(&mut self) {
+        if self.columns.is_sorted_by(|(a, _), (b, _)| a < b) {
+            return;
+        }
+        // Stable, so equal names keep their order and the last one can be kept.
+        self.columns.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut kept: Vec<(Str, Value)> = Vec::with_capacity(self.columns.len());
+        for (column, value) in self.columns.drain(..) {
+            match kept.last_mut() {
+                Some((last, last_value)) if *last == column => *last_value = value,
+                _ => kept.push((column, value)),
+            }
+        }
+        self.columns = kept;
+    }
+}
+
+impl<C: Into<Str>, V: Into<Value>> FromIterator<(C, V)> for Row {
+    fn from_iter<I: IntoIterator<Item = (C, V)>>(iter: I) -> Self {
+        let mut row = Row {
+            columns: iter.into_iter().map(|(c, v)| (c.into(), v.into())).collect(),
+        };
+        row.sort_columns();
+        row
+    }
+}
+
+impl<C: Into<Str>, V: Into<Value>> Extend<(C, V)> for Row {
+    /// Sets each column in turn: later values replace earlier ones.
+    fn extend<I: IntoIterator<Item = (C, V)>>(&mut self, iter: I) {
+        for (column, value) in iter {
+            self.set(column, value);
+        }
+    }
+}
+
+impl IntoIterator for Row {
+    type Item = (Str, Value);
+    type IntoIter = std::vec::IntoIter<(Str, Value)>;
+    /// Columns and values, in name order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.columns.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Row {
+    type Item = (&'a Str, &'a Value);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Str, Value)>, fn(&'a (Str, Value)) -> (&'a Str, &'a Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.columns.iter().map(|(c, v)| (c, v))
     }
 }
 
 impl Serialize for Row {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter())
+        s.collect_map(self.columns())
     }
 }
 impl<'de> Deserialize<'de> for Row {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        BTreeMap::<Str, Value>::deserialize(d).map(Row)
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = Row;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a row (a JSON object of column values)")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Row, A::Error> {
+                let mut row = Row::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((column, value)) = map.next_entry::<Str, Value>()? {
+                    row.columns.push((column, value));
+                }
+                row.sort_columns();
+                Ok(row)
+            }
+        }
+        d.deserialize_map(RowVisitor)
     }
 }
 
@@ -627,5 +754,36 @@ mod tests {
             assert!(serde_json::from_str::<Value>(s).is_err(), "{s}");
         }
         assert!(serde_json::from_str::<Row>(r#"[1]"#).is_err());
+    }
+
+    #[test]
+    fn rows_keep_their_columns_sorted_whatever_the_order_they_come_in() {
+        let mut row = Row::new().with("m", 1).with("z", 2).with("a", 3);
+        assert_eq!(row.column_names().collect::<Vec<_>>(), ["a", "m", "z"]);
+        assert_eq!(row.set("m", 4), Some(Value::from(1)));
+        assert_eq!(row.set("b", 5), None);
+        assert_eq!(row.column_names().collect::<Vec<_>>(), ["a", "b", "m", "z"]);
+        assert_eq!(row.get("m"), Some(&Value::from(4)));
+        assert_eq!(row.remove("a"), Some(Value::from(3)));
+        assert_eq!(row.remove("a"), None);
+        assert!(!row.contains("a") && row.contains("z"));
+        assert_eq!(row.len(), 3);
+
+        // Built or parsed out of order, with a name twice: sorted, and the last value wins.
+        let collected: Row = [("y", 1), ("x", 2), ("y", 3)].into_iter().collect();
+        let parsed: Row = serde_json::from_str(r#"{"y":1,"x":2,"y":3}"#).unwrap();
+        assert_eq!(collected, parsed);
+        assert_eq!(
+            parsed
+                .columns()
+                .map(|(c, v)| (c.as_str(), v.clone()))
+                .collect::<Vec<_>>(),
+            [("x", Value::from(2)), ("y", Value::from(3))]
+        );
+        assert_eq!(Row::new().with("x", 2).with("y", 3), parsed);
+
+        let mut extended = Row::new().with("b", 1);
+        extended.extend([("a", 2), ("b", 3)]);
+        assert_eq!(extended, Row::new().with("a", 2).with("b", 3));
     }
 }

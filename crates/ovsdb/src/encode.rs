@@ -36,15 +36,95 @@ static ESCAPE: [bool; 256] = {
 /// A JSON string literal, escaped as `serde_json` escapes it.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     // Almost no OVSDB string needs escaping: check first, then copy it whole.
-    if bytes.iter().any(|&b| ESCAPE[usize::from(b)]) {
+    if any_needs_escape(bytes) {
+        out.push(b'"');
         write_escaped(out, bytes);
-    } else {
-        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
     }
-    out.push(b'"');
+    let n = bytes.len();
+    out.reserve(n + 2);
+    let start = out.len();
+    // SAFETY: `reserve` made room for `n + 2` bytes past `start`; `copy_short` writes exactly
+    // bytes `1..=n` of that room and the quotes fill `0` and `n + 1`, so every byte below the
+    // new length is initialised. The source and the spare capacity cannot overlap.
+    unsafe {
+        let dst = out.as_mut_ptr().add(start);
+        dst.write(b'"');
+        copy_short(bytes.as_ptr(), dst.add(1), n);
+        dst.add(n + 1).write(b'"');
+        out.set_len(start + n + 2);
+    }
+}
+
+/// Copies `n` bytes without a call into `memcpy` when `n` is small (most OVSDB strings are
+/// 4-24 bytes, where the call costs more than the copy): two overlapping loads and stores.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `n` bytes, and they do not overlap.
+#[inline(always)]
+unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY (all arms): each access lies within the first `n` bytes of `src` or `dst`.
+    unsafe {
+        match n {
+            0 => {}
+            1..=3 => {
+                dst.write(src.read());
+                dst.add(n / 2).write(src.add(n / 2).read());
+                dst.add(n - 1).write(src.add(n - 1).read());
+            }
+            4..=7 => {
+                let head = src.cast::<u32>().read_unaligned();
+                let tail = src.add(n - 4).cast::<u32>().read_unaligned();
+                dst.cast::<u32>().write_unaligned(head);
+                dst.add(n - 4).cast::<u32>().write_unaligned(tail);
+            }
+            8..=16 => {
+                let head = src.cast::<u64>().read_unaligned();
+                let tail = src.add(n - 8).cast::<u64>().read_unaligned();
+                dst.cast::<u64>().write_unaligned(head);
+                dst.add(n - 8).cast::<u64>().write_unaligned(tail);
+            }
+            17..=32 => {
+                let head = src.cast::<u128>().read_unaligned();
+                let tail = src.add(n - 16).cast::<u128>().read_unaligned();
+                dst.cast::<u128>().write_unaligned(head);
+                dst.add(n - 16).cast::<u128>().write_unaligned(tail);
+            }
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
+    }
+}
+
+/// Whether any byte of `bytes` [`needs_escape`], eight bytes at a time (names, UUIDs and
+/// external-ids values are most of every request).
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero iff some byte of `x` is below `n` (n <= 0x80): exact as a yes/no answer.
+    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let has_byte = |x: u64, b: u8| has_below(x ^ (ONES * u64::from(b)), 1);
+    let word_needs = |w: u64| (has_below(w, 0x20) | has_byte(w, b'"') | has_byte(w, b'\\')) != 0;
+    let n = bytes.len();
+    if n < 8 {
+        if n < 4 {
+            return bytes.iter().any(|&b| ESCAPE[usize::from(b)]);
+        }
+        // Two overlapping halves make one word of real bytes: exact, no padding to mislead.
+        let half = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("four bytes"));
+        return word_needs(u64::from(half(0)) | (u64::from(half(n - 4)) << 32));
+    }
+    let word_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+    let mut i = 0;
+    while i + 8 <= n {
+        if word_needs(word_at(i)) {
+            return true;
+        }
+        i += 8;
+    }
+    // The last eight bytes, overlapping what was checked: no byte-by-byte tail.
+    i < n && word_needs(word_at(n - 8))
 }
 
 fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -172,7 +252,7 @@ impl WriteJson for Value {
 impl WriteJson for Row {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, (column, value)) in self.0.iter().enumerate() {
+        for (i, (column, value)) in self.columns().enumerate() {
             write_key(out, column, i == 0);
             value.write_json(out);
         }
@@ -410,6 +490,37 @@ mod tests {
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(s).unwrap(),
                 "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn escape_check_finds_every_byte_that_needs_it_anywhere() {
+        let naive = |b: &[u8]| b.iter().any(|&c| needs_escape(c));
+        for len in 0..26 {
+            for at in 0..len {
+                for special in 0..=255u8 {
+                    // High bytes and the neighbours of 0x20, '"' and '\\' around the probe.
+                    let mut bytes: Vec<u8> = (0..len).map(|i| [b'a', 0x80, 0xff, 0x20, b'#', b']'][i % 6]).collect();
+                    bytes[at] = special;
+                    assert_eq!(any_needs_escape(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_of_every_short_length_are_copied_whole_after_what_came_before() {
+        for len in 0..70 {
+            let s: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            // Odd prefixes put the copy at every alignment, with the buffer full or not.
+            let mut out = b"x".repeat(len % 5);
+            let before = out.clone();
+            write_str(&mut out, &s);
+            assert_eq!(&out[..before.len()], &before[..]);
+            assert_eq!(
+                std::str::from_utf8(&out[before.len()..]).unwrap(),
+                serde_json::to_string(&s).unwrap()
             );
         }
     }

@@ -77,6 +77,25 @@ impl Framer {
         self.buf = fresh;
     }
 
+    /// The unread bytes, if the next frame has not been scanned at all yet (whitespace before
+    /// it is dropped): for a caller that recognises a frame itself and then [`Framer::skip`]s
+    /// it. `None` inside a partly scanned frame or when nothing is buffered.
+    pub(crate) fn frame_start(&mut self) -> Option<&[u8]> {
+        if self.depth != 0 {
+            return None;
+        }
+        let ws = self.buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        self.buf.advance(ws);
+        self.scanned = 0;
+        (!self.buf.is_empty()).then_some(&self.buf[..])
+    }
+
+    /// Drops the first `len` bytes of what [`Framer::frame_start`] returned: a whole frame.
+    pub(crate) fn skip(&mut self, len: usize) {
+        debug_assert!(self.depth == 0 && self.scanned == 0);
+        self.buf.advance(len.min(self.buf.len()));
+    }
+
     /// The next complete top-level JSON value, if the buffer holds one. Garbage (anything but
     /// whitespace, `{` or `[` between values, or an unbalanced closing bracket) is an error;
     /// the framer cannot resynchronise after it and the connection should be dropped.
@@ -314,6 +333,27 @@ pub(crate) fn plain_response(frame: &[u8]) -> Option<(u64, &str)> {
     (!result.is_empty()).then_some((id, result))
 }
 
+/// A successful response at the start of `bytes`, in the exact layout ovsdb-server writes
+/// (`{"id":N,"result":…,"error":null}`, no spaces), whose result `read_result` recognises
+/// and measures: the id, what `read_result` made of the result, and the length of the whole
+/// message. `None` for anything else, a message not wholly buffered yet included; the framer
+/// then handles it. Nothing after the message is looked at.
+pub(crate) fn plain_response_at<T>(
+    bytes: &[u8],
+    read_result: impl FnOnce(&[u8]) -> Option<(T, usize)>,
+) -> Option<(u64, T, usize)> {
+    let rest = bytes.strip_prefix(b"{\"id\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    let id = rest[..digits].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let rest = rest[digits..].strip_prefix(b",\"result\":")?;
+    let (value, used) = read_result(rest)?;
+    let after = rest.get(used..)?.strip_prefix(b",\"error\":null}")?;
+    Some((id, value, bytes.len() - after.len()))
+}
+
 #[derive(Serialize)]
 struct WireResponse<'a> {
     result: &'a Json,
@@ -477,6 +517,49 @@ mod tests {
         // Extra members end up in the result text, which its consumer then rejects.
         let (_, text) = plain_response(br#"{"id":3,"result":1,"x":2,"error":null}"#).unwrap();
         assert!(serde_json::from_str::<Json>(text).is_err());
+    }
+
+    #[test]
+    fn plain_responses_at_the_buffer_start_are_measured_exactly() {
+        let counted = |b: &[u8]| b.strip_prefix(b"[]").map(|_| ((), 2));
+        let one = br#"{"id":42,"result":[],"error":null}"#;
+        let mut two = one.to_vec();
+        two.extend_from_slice(br#"{"id":43,"result":[],"error":null}"#);
+        assert_eq!(plain_response_at(one, counted), Some((42, (), one.len())));
+        assert_eq!(plain_response_at(&two, counted), Some((42, (), one.len())));
+        for cut in 0..one.len() {
+            assert_eq!(plain_response_at(&one[..cut], counted), None);
+        }
+        for other in [
+            &br#"{"id":042,"result":[],"error":null}"#[..],
+            br#"{"id":,"result":[],"error":null}"#,
+            br#"{"id":99999999999999999999,"result":[],"error":null}"#,
+            br#"{"id":4,"result":[],"error":"x"}"#,
+            br#"{"id":4,"result":[], "error":null}"#,
+            br#"{"id":4,"result":{},"error":null}"#,
+            br#" {"id":4,"result":[],"error":null}"#,
+        ] {
+            assert_eq!(
+                plain_response_at(other, counted),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn frame_start_drops_whitespace_and_skip_drops_a_recognised_frame() {
+        let mut f = Framer::new();
+        f.extend(b" \n{\"id\":1}[2]");
+        assert_eq!(f.frame_start(), Some(&b"{\"id\":1}[2]"[..]));
+        f.skip(8);
+        assert_eq!(f.next_frame().unwrap().as_deref(), Some(&b"[2]"[..]));
+        assert_eq!(f.frame_start(), None);
+        // Inside a partly scanned frame there is no frame start.
+        f.extend(b"{\"a\":");
+        assert_eq!(f.next_frame().unwrap(), None);
+        assert_eq!(f.frame_start(), None);
     }
 
     #[test]

@@ -83,5 +83,5 @@ pub use lock::Lock;
 pub use monitor::{MonitorMethod, MonitorRequest, RowChange, TableMonitor, TableUpdates};
 pub use remote::Remote;
 pub use replica::{Replica, RowEvent, Subscription, Tables};
-pub use schema::DatabaseSchema;
+pub use schema::{DatabaseSchema, NamedMap};
 pub use txn::{Mutation, Mutator, Operation, OperationResult, Transaction, TransactionResult};

@@ -378,7 +378,7 @@ impl ReplicaShared {
                             self.mark_in_flight(uuid, |f| f.cancelled = false);
                         }
                         fill_defaults(&mut row, &defaults);
-                        row.0.insert("_uuid".into(), Value::uuid(uuid));
+                        row.set("_uuid", Value::uuid(uuid));
                         row
                     }
                     RowChange::Modify(diff) => match (rows.get(&uuid), diff) {
@@ -386,7 +386,7 @@ impl ReplicaShared {
                         // A plain `update` modify carries the full new row; a filtered replica
                         // sees it for rows it did not keep before.
                         (None, RowDiff::New(mut row)) => {
-                            row.0.insert("_uuid".into(), Value::uuid(uuid));
+                            row.set("_uuid", Value::uuid(uuid));
                             row
                         }
                         (None, RowDiff::Diff2(diff)) => {
@@ -536,9 +536,9 @@ impl ReplicaShared {
                     continue;
                 }
                 // Selects return `_version` when asked for every column; monitors never do.
-                row.0.remove("_version");
+                row.remove("_version");
                 fill_defaults(&mut row, &defaults);
-                row.0.insert("_uuid".into(), Value::uuid(uuid));
+                row.set("_uuid", Value::uuid(uuid));
                 if filter.is_some_and(|f| !f.keeps(&table, &row)) {
                     continue;
                 }
@@ -578,7 +578,7 @@ impl ReplicaShared {
                     RowChange::Modify(RowDiff::Diff2(_)) | RowChange::Delete => continue,
                 };
                 fill_defaults(&mut row, &defaults);
-                row.0.insert("_uuid".into(), Value::uuid(uuid));
+                row.set("_uuid", Value::uuid(uuid));
                 if self.filter.as_ref().is_none_or(|f| f.keeps(&table, &row)) {
                     rows.insert(uuid, row);
                 }
@@ -667,7 +667,7 @@ fn fill_defaults(row: &mut Row, defaults: &[(Str, Value)]) {
     if defaults.is_empty() {
         return;
     }
-    let given = std::mem::take(&mut row.0);
+    let given = std::mem::take(row);
     let mut merged = Vec::with_capacity(given.len() + defaults.len());
     let mut defaults = defaults.iter().peekable();
     for (column, value) in given {
@@ -678,7 +678,7 @@ fn fill_defaults(row: &mut Row, defaults: &[(Str, Value)]) {
         merged.push((column, value));
     }
     merged.extend(defaults.map(|(d, v)| (d.clone(), v.clone())));
-    row.0 = merged.into_iter().collect();
+    *row = merged.into_iter().collect();
 }
 
 /// The value OVSDB gives a column nobody set (RFC 7047 §5.1 defaults).
@@ -750,16 +750,16 @@ fn column_kind(table: Option<&TableSchema>, column: &str, old: Option<&Value>, d
 pub(crate) fn apply_diff(old: &Row, diff: RowDiff, table: Option<&TableSchema>) -> Row {
     let mut new = old.clone();
     match diff {
-        RowDiff::New(cols) => new.0.extend(cols.0),
+        RowDiff::New(cols) => new.extend(cols),
         RowDiff::Diff2(cols) => {
-            for (column, d) in cols.0 {
-                let prev = new.0.get(&column);
+            for (column, d) in cols {
+                let prev = new.get(&column);
                 let value = match column_kind(table, &column, prev, &d) {
                     ColumnKind::Scalar => d,
                     ColumnKind::Set => toggle_set(prev, d),
                     ColumnKind::Map => apply_map_diff(prev, d),
                 };
-                new.0.insert(column, value);
+                new.set(column, value);
             }
         }
     }

@@ -309,12 +309,19 @@ impl TransactionResult {
 /// operation), read without a JSON parser; `None` for anything else (rows, errors, spaces),
 /// which the general decoder then reads. Most replies of a busy writer are of this kind.
 pub(crate) fn plain_results(text: &str, ops: usize) -> Option<Vec<OperationResult>> {
-    let mut rest = text.as_bytes().strip_prefix(b"[")?;
-    let mut results = Vec::with_capacity(ops);
-    for i in 0..ops {
-        if i > 0 {
-            rest = rest.strip_prefix(b",")?;
-        }
+    let (results, used) = plain_results_prefix(text.as_bytes())?;
+    (used == text.len() && results.len() == ops).then_some(results)
+}
+
+/// [`plain_results`] at the start of `bytes` (a reply still in the read buffer): the results
+/// and how many bytes their array took, however many operations there were.
+pub(crate) fn plain_results_prefix(bytes: &[u8]) -> Option<(Vec<OperationResult>, usize)> {
+    let mut rest = bytes.strip_prefix(b"[")?;
+    let mut results = Vec::new();
+    if let Some(after) = rest.strip_prefix(b"]") {
+        return Some((results, bytes.len() - after.len()));
+    }
+    loop {
         let mut result = OperationResult::default();
         if let Some(after) = rest.strip_prefix(b"{}") {
             rest = after;
@@ -333,9 +340,17 @@ pub(crate) fn plain_results(text: &str, ops: usize) -> Option<Vec<OperationResul
         } else {
             return None;
         }
+        if results.capacity() == 0 {
+            // Most transactions a busy writer sends are small: no doubling from four.
+            results.reserve_exact(1);
+        }
         results.push(result);
+        match rest.split_first()? {
+            (b',', after) => rest = after,
+            (b']', after) => return Some((results, bytes.len() - after.len())),
+            _ => return None,
+        }
     }
-    (rest == b"]").then_some(results)
 }
 
 #[cfg(test)]
@@ -369,6 +384,30 @@ mod tests {
         }
     }
     use crate::datum::Uuid;
+
+    #[test]
+    fn plain_results_at_the_start_of_a_buffer_say_where_they_end() {
+        let u = "0f6b8a9e-41b2-4c55-9d1e-2a3b4c5d6e7f";
+        let text = format!(r#"[{{"uuid":["uuid","{u}"]}},{{}},{{"count":3}}],"error":null}}"#);
+        let (results, used) = plain_results_prefix(text.as_bytes()).expect("plain layout");
+        assert_eq!(&text[used..], r#","error":null}"#);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[2].count, Some(3));
+        assert_eq!(plain_results_prefix(b"[]x"), Some((vec![], 2)));
+        // Cut anywhere, the array is not recognised (the framer then waits for the rest).
+        let whole = format!(r#"[{{"uuid":["uuid","{u}"]}},{{}}]"#);
+        for cut in 0..whole.len() {
+            assert_eq!(
+                plain_results_prefix(&whole.as_bytes()[..cut]),
+                None,
+                "{}",
+                &whole[..cut]
+            );
+        }
+        for other in [&b"[{},]"[..], b"[,{}]", b"[{} ]", b"[{\"rows\":[]}]", b"{}"] {
+            assert_eq!(plain_results_prefix(other), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn generated_names_count_up() {

@@ -19,7 +19,7 @@ fn without_version(
     mut rows: std::collections::BTreeMap<ovsdb::Uuid, Row>,
 ) -> std::collections::BTreeMap<ovsdb::Uuid, Row> {
     for row in rows.values_mut() {
-        row.0.remove("_version");
+        row.remove("_version");
     }
     rows
 }
@@ -362,7 +362,7 @@ async fn server_client_conditions_columns_and_changes() {
     };
     assert_eq!(names(&replica), ["a", "b"]);
     let (_, row, _) = replica.wait_for("Logical_Switch", name_is("a"), WAIT).await.unwrap();
-    assert_eq!(row.0.keys().cloned().collect::<Vec<_>>(), ["_uuid", "name"]);
+    assert_eq!(row.column_names().collect::<Vec<_>>(), ["_uuid", "name"]);
 
     replica
         .change_conditions("Logical_Switch", vec![Condition::eq("name", "c")])

@@ -46,6 +46,9 @@ pub struct Args {
     /// Which client API (b) pipelines with (both by default; one alone is handy under a profiler).
     #[arg(long, value_enum, default_value_t = Api::Both)]
     pub api: Api,
+    /// How (b) reaches the server: a unix socket, TCP on 127.0.0.1, or both (the default).
+    #[arg(long, value_enum, default_value_t = Transports::Both)]
+    pub transport: Transports,
     /// How many times to time each initial sync (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -120,7 +123,7 @@ fn print_header(args: &Args) {
 
 #[allow(clippy::print_stdout)]
 async fn initial_sync(args: &Args) -> anyhow::Result<()> {
-    let server = BenchServer::start("sync", &args.schema)?;
+    let server = BenchServer::start("sync", &args.schema, Transport::Unix)?;
     let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
         .await
         .context("connect to the benchmark server")?;
@@ -319,6 +322,30 @@ pub enum Api {
     Transact,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transports {
+    Unix,
+    Tcp,
+    Both,
+}
+
+/// How a benchmark client reaches its private server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Unix,
+    /// TCP on loopback: the way a CMS usually reaches the NB.
+    Tcp,
+}
+
+impl Transport {
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Unix => "unix",
+            Transport::Tcp => "tcp ",
+        }
+    }
+}
+
 /// How (b) keeps transactions in flight.
 #[derive(Clone, Copy, Debug)]
 enum Pipelining {
@@ -351,30 +378,39 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
         Api::TransactMany => vec![batches],
         Api::Transact => vec![Pipelining::TaskPerTransaction],
     };
+    let transports = match args.transport {
+        Transports::Unix => vec![Transport::Unix],
+        Transports::Tcp => vec![Transport::Tcp],
+        Transports::Both => vec![Transport::Unix, Transport::Tcp],
+    };
     for mode in modes {
-        // Once on a single-threaded runtime of its own (client task and callers on one thread,
-        // as an event-loop client would run), once on the binary's multi-threaded runtime.
-        let (schema, txns, in_flight) = (args.schema.clone(), args.txns, args.in_flight);
-        let single = std::thread::spawn(move || -> anyhow::Result<TxnFigures> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("build a current-thread runtime")?;
-            runtime.block_on(measure_transactions(&schema, txns, in_flight, mode))
-        })
-        .join()
-        .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
-        let multi = measure_transactions(&args.schema, args.txns, args.in_flight, mode).await?;
-        for (name, f) in [("current-thread runtime", single), ("multi-thread runtime  ", multi)] {
-            println!(
-                "    {name}, {}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
-                mode.label(),
-                f.elapsed,
-                args.txns as f64 / f.elapsed,
-                f.ours,
-                f.server,
-                if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
-            );
+        for &transport in &transports {
+            // Once on a single-threaded runtime of its own (client task and callers on one
+            // thread, as an event-loop client would run), once on the binary's multi-threaded
+            // runtime.
+            let (schema, txns, in_flight) = (args.schema.clone(), args.txns, args.in_flight);
+            let single = std::thread::spawn(move || -> anyhow::Result<TxnFigures> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("build a current-thread runtime")?;
+                runtime.block_on(measure_transactions(&schema, transport, txns, in_flight, mode))
+            })
+            .join()
+            .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
+            let multi = measure_transactions(&args.schema, transport, args.txns, args.in_flight, mode).await?;
+            for (name, f) in [("current-thread", single), ("multi-thread  ", multi)] {
+                println!(
+                    "    {} {name}, {}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
+                    transport.label(),
+                    mode.label(),
+                    f.elapsed,
+                    args.txns as f64 / f.elapsed,
+                    f.ours,
+                    f.server,
+                    if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
+                );
+            }
         }
     }
     Ok(())
@@ -402,11 +438,12 @@ fn bench_transaction(i: usize) -> Transaction {
 
 async fn measure_transactions(
     schema: &Path,
+    transport: Transport,
     txns: usize,
     in_flight: usize,
     mode: Pipelining,
 ) -> anyhow::Result<TxnFigures> {
-    let server = BenchServer::start("txns", schema)?;
+    let server = BenchServer::start("txns", schema, transport)?;
     let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
         .await
         .context("connect to the benchmark server")?;
@@ -475,8 +512,13 @@ fn own_cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// User + system CPU seconds of another process, from `/proc/<pid>/stat`.
+/// CPU seconds of another process: the nanoseconds each of its threads has run, from
+/// `/proc/<pid>/task/*/schedstat`; `/proc/<pid>/stat` (whole clock ticks, 10 ms apart, too
+/// coarse for a run of half a second) only where schedstat is missing.
 fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    if let Some(seconds) = schedstat_seconds(pid) {
+        return Ok(seconds);
+    }
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
     // The command name may contain spaces; fields after it are space-separated.
@@ -492,14 +534,37 @@ fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((utime + stime) / hz.max(1.0))
 }
 
+fn schedstat_seconds(pid: u32) -> Option<f64> {
+    let mut nanoseconds = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanoseconds += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(nanoseconds as f64 / 1e9)
+}
+
 /// A private standalone ovsdb-server in a temp dir; killed and removed on drop.
 struct BenchServer {
     child: Child,
     dir: PathBuf,
+    /// The loopback port it listens on, for [`Transport::Tcp`].
+    tcp_port: Option<u16>,
 }
 
 impl BenchServer {
-    fn start(tag: &str, schema: &Path) -> anyhow::Result<Self> {
+    fn start(tag: &str, schema: &Path, transport: Transport) -> anyhow::Result<Self> {
+        // A port the kernel just handed out and we released: another process could take it
+        // before ovsdb-server binds it, in which case the server exits and the start fails
+        // with its log named, which is rare enough for a benchmark.
+        let tcp_port = match transport {
+            Transport::Unix => None,
+            Transport::Tcp => Some(
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .context("find a free loopback port for the benchmark server")?
+                    .port(),
+            ),
+        };
         let dir = std::env::temp_dir().join(format!("ovn-heater-bench-ovsdb-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -520,6 +585,7 @@ impl BenchServer {
         }
         let mut remote_arg = std::ffi::OsString::from("--remote=punix:");
         remote_arg.push(dir.join("nb.sock"));
+        let tcp_arg = tcp_port.map(|port| format!("--remote=ptcp:{port}:127.0.0.1"));
         let mut ctl_arg = std::ffi::OsString::from("--unixctl=");
         ctl_arg.push(dir.join("nb.ctl"));
         let mut log_arg = std::ffi::OsString::from("--log-file=");
@@ -527,6 +593,7 @@ impl BenchServer {
         let mut cmd = Command::new(find_binary("ovsdb-server").expect("checked at start"));
         cmd.arg(&db)
             .args([remote_arg, ctl_arg, log_arg])
+            .args(tcp_arg)
             .arg("-vconsole:off")
             .env("OVS_RUNDIR", &dir)
             .env("OVS_LOGDIR", &dir)
@@ -543,9 +610,13 @@ impl BenchServer {
             });
         }
         let child = cmd.spawn().context("start ovsdb-server")?;
-        let mut server = BenchServer { child, dir };
+        let mut server = BenchServer { child, dir, tcp_port };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(server.dir.join("nb.sock")).is_err() {
+        let listening = |server: &BenchServer| match server.tcp_port {
+            None => std::os::unix::net::UnixStream::connect(server.dir.join("nb.sock")).is_ok(),
+            Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        };
+        while !listening(&server) {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(Failure::environment(format!(
                     "ovsdb-server exited ({status}) at start; see {}",
@@ -554,7 +625,11 @@ impl BenchServer {
                 .into());
             }
             if Instant::now() > deadline {
-                return Err(Failure::environment("ovsdb-server did not open its socket within 30 s").into());
+                return Err(Failure::environment(format!(
+                    "ovsdb-server did not start listening within 30 s; see {}",
+                    server.dir.join("nb.log").display()
+                ))
+                .into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -562,7 +637,10 @@ impl BenchServer {
     }
 
     fn remote(&self) -> String {
-        format!("unix:{}", self.dir.join("nb.sock").display())
+        match self.tcp_port {
+            None => format!("unix:{}", self.dir.join("nb.sock").display()),
+            Some(port) => format!("tcp:127.0.0.1:{port}"),
+        }
     }
     fn db_path(&self) -> PathBuf {
         self.dir.join("nb.db")
@@ -577,5 +655,23 @@ impl Drop for BenchServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_of_a_process_are_read_in_nanoseconds() {
+        let pid = std::process::id();
+        let start = schedstat_seconds(pid).expect("this kernel has /proc/<pid>/task/*/schedstat");
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(0);
+        }
+        let after = process_cpu_seconds(pid).unwrap();
+        // Not a timing goal: only that the reading moves between clock ticks.
+        assert!(after > start);
     }
 }

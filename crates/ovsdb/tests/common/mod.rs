@@ -49,7 +49,7 @@ pub async fn select_all(client: &Client, table: &str) -> BTreeMap<Uuid, Row> {
         .unwrap()
         .into_iter()
         .map(|mut row| {
-            row.0.remove("_version");
+            row.remove("_version");
             (row.uuid().unwrap(), row)
         })
         .collect()
