@@ -42,10 +42,12 @@ fn cli_db_bench_ovsdb_runs_small_and_cleans_up() {
         "ovsdb-client dump",
         "ratio ours / ovsdb-client dump",
         "(b) 100 single-row insert transactions, 16 in flight",
-        "current-thread runtime, transact_many, 4 per batch",
-        "multi-thread runtime  , transact_many, 4 per batch",
-        "current-thread runtime, transact, a task per txn",
-        "multi-thread runtime  , transact, a task per txn",
+        "unix current-thread, transact_many, 4 per batch",
+        "unix multi-thread  , transact_many, 4 per batch",
+        "tcp  current-thread, transact_many, 4 per batch",
+        "tcp  multi-thread  , transact_many, 4 per batch",
+        "unix current-thread, transact, a task per txn",
+        "tcp  multi-thread  , transact, a task per txn",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
