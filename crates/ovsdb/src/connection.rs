@@ -212,8 +212,8 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    /// The text of a [`Reply::Text`]. Only typed transacts get [`Reply::Results`], and they
-    /// read it with [`Reply::into_results`]; for one it is `"null"`.
+    /// The text of a [`Reply::Text`]. Only typed transacts get [`Reply::Results`], and
+    /// `client::transaction_result` takes those apart itself; for one this is `"null"`.
     pub(crate) fn get(&self) -> &str {
         match self {
             Reply::Text(text) => text,
