@@ -11,6 +11,7 @@
 use crate::condition::Condition;
 use crate::datum::{Atom, Row, Value};
 use crate::txn::{Mutation, Operation, Transaction};
+use crate::words::{word4, word8};
 
 /// Appends the JSON text of a value to `out`.
 pub(crate) trait WriteJson {
@@ -112,19 +113,17 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
             return bytes.iter().any(|&b| ESCAPE[usize::from(b)]);
         }
         // Two overlapping halves make one word of real bytes: exact, no padding to mislead.
-        let half = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("four bytes"));
-        return word_needs(u64::from(half(0)) | (u64::from(half(n - 4)) << 32));
+        return word_needs(u64::from(word4(bytes, 0)) | (u64::from(word4(bytes, n - 4)) << 32));
     }
-    let word_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
     let mut i = 0;
     while i + 8 <= n {
-        if word_needs(word_at(i)) {
+        if word_needs(word8(bytes, i)) {
             return true;
         }
         i += 8;
     }
     // The last eight bytes, overlapping what was checked: no byte-by-byte tail.
-    i < n && word_needs(word_at(n - 8))
+    i < n && word_needs(word8(bytes, n - 8))
 }
 
 fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -71,6 +71,7 @@ pub mod remote;
 pub mod replica;
 pub mod schema;
 pub mod txn;
+mod words;
 
 pub use client::{Client, ClientOptions, ConnectionEvent};
 /// `format!` into a [`Str`]: short results (most names) are built without an allocation.

@@ -661,7 +661,7 @@ struct InFlight {
 }
 
 /// Adds the columns of `defaults` (sorted by name) that `row` lacks. Merges two sorted lists
-/// and bulk-builds the map: much cheaper than inserting a dozen columns one by one into each
+/// into the row's one vector: much cheaper than inserting a dozen columns one by one into each
 /// of a hundred thousand rows of an initial dump.
 fn fill_defaults(row: &mut Row, defaults: &[(Str, Value)]) {
     if defaults.is_empty() {

@@ -10,6 +10,7 @@ use crate::condition::{Condition, Function};
 use crate::datum::{Atom, Row, Value};
 use crate::error::{Error, Result};
 use crate::txn::{Mutation, Mutator, Operation};
+use crate::words::{word4, word8};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AtomicType {
@@ -245,13 +246,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         }
         _ => a == b,
     }
-}
-
-fn word4(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
-}
-fn word8(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"))
 }
 
 #[derive(Clone, Debug, PartialEq)]
