@@ -108,8 +108,9 @@ pub async fn register_chassis(sb: &Client, spec: &ChassisSpec) -> Result<()> {
 }
 
 /// The liveness heartbeat of a live ovn-controller: copies `SB_Global.nb_cfg` into each
-/// named chassis' `Chassis_Private.nb_cfg` (with a fresh timestamp).
-pub async fn heartbeat(sb: &Client, chassis: &[&str]) -> Result<()> {
+/// named chassis' `Chassis_Private.nb_cfg` (with a fresh timestamp). Returns the value copied,
+/// which ovn-northd then folds into `NB_Global.hv_cfg`.
+pub async fn heartbeat(sb: &Client, chassis: &[&str]) -> Result<i64> {
     let mut read = Transaction::new(SB);
     read.select("SB_Global", Vec::<Condition>::new(), Some(vec!["nb_cfg".into()]));
     let rows = first_rows(&sb.transact(read).await?);
@@ -129,7 +130,7 @@ pub async fn heartbeat(sb: &Client, chassis: &[&str]) -> Result<()> {
     if !txn.is_empty() {
         sb.transact(txn).await?;
     }
-    Ok(())
+    Ok(nb_cfg)
 }
 
 /// `ovn-sbctl lsp-bind PORT CHASSIS` (+ `Port_Binding.up=true` when `up`): waits up to

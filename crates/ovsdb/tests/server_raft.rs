@@ -58,9 +58,22 @@ async fn server_raft_leader_failover_keeps_the_replica_exact() {
     }
     let txn_before = replica.last_txn_id().expect("monitor_cond_since gives txn ids");
     let mut events = replica.subscribe();
+    let mut connection = client.connection_events();
 
     cluster.kill(leader);
-    // Requests made during the failover wait for the new leader.
+    // Requests made during the failover wait for the new leader. A request written before the
+    // client saw the old leader go has an unknown outcome instead, so wait for that first.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match connection.recv().await {
+                Ok(ovsdb::ConnectionEvent::Disconnected { .. }) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("client closed"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the client notices the leader is gone");
     let after = add_switch(&client, "after").await;
     let now = member_of(&cluster, &client);
     assert_ne!(now, leader);

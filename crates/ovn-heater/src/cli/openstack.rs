@@ -334,6 +334,9 @@ struct Replay {
     dump_dir: PathBuf,
     vars: HashMap<String, String>,
     chassis: Vec<String>,
+    /// The `nb_cfg` the chassis last acknowledged: a dump waits for northd's `hv_cfg` to
+    /// reach it, so northd's bookkeeping of the acks is settled in every dump.
+    acked_cfg: i64,
     started: bool,
 }
 
@@ -346,6 +349,7 @@ impl Replay {
             dump_dir,
             vars: HashMap::new(),
             chassis: Vec::new(),
+            acked_cfg: 0,
             started: false,
         }
     }
@@ -404,7 +408,7 @@ impl Replay {
     async fn step(&mut self, step: &Step) -> anyhow::Result<StepDone> {
         if !self.chassis.is_empty() {
             let names: Vec<&str> = self.chassis.iter().map(String::as_str).collect();
-            sb_agent::heartbeat(&self.sb, &names).await?;
+            self.acked_cfg = sb_agent::heartbeat(&self.sb, &names).await?;
         }
         let mut summary = String::new();
         let mut default_command = String::new();
@@ -443,6 +447,17 @@ impl Replay {
 
     async fn dump(&self, name: &str, command: &str) -> anyhow::Result<PathBuf> {
         sync_northd(&self.nb, Duration::from_secs(30)).await?;
+        // northd copies the chassis' acks into hv_cfg (and stamps hv_cfg_timestamp) on its own
+        // time: without this wait a loaded machine can dump before it did. Chassis that are
+        // not ours could hold hv_cfg back, so this wait only warns.
+        if !self.chassis.is_empty()
+            && !nb_global_reaches(&self.nb, "hv_cfg", self.acked_cfg, Duration::from_secs(10)).await?
+        {
+            tracing::warn!(
+                "NB_Global.hv_cfg did not reach the chassis' acknowledged nb_cfg={} within 10 s; dumping anyway",
+                self.acked_cfg
+            );
+        }
         let doc = settled_dump(&self.nb, Duration::from_millis(300), Duration::from_secs(10)).await?;
         let doc = ovsdb::dump::with_keys(
             doc,
@@ -806,7 +821,7 @@ impl Replay {
             }
             ["heartbeat"] => {
                 let names: Vec<&str> = self.chassis.iter().map(String::as_str).collect();
-                sb_agent::heartbeat(&self.sb, &names).await?;
+                self.acked_cfg = sb_agent::heartbeat(&self.sb, &names).await?;
             }
             ["sync"] => sync_northd(&self.nb, Duration::from_secs(30)).await?,
             ["claim-gateway", router] => {
@@ -884,27 +899,36 @@ pub async fn sync_northd(nb: &Client, timeout: Duration) -> anyhow::Result<()> {
         .and_then(|row| row.get("nb_cfg"))
         .and_then(Value::as_i64)
         .ok_or_else(|| anyhow!("NB_Global has no row (is this an OVN Northbound DB?)"))?;
+    if nb_global_reaches(nb, "sb_cfg", target, timeout).await? {
+        return Ok(());
+    }
+    Err(Failure::environment(format!(
+        "ovn-northd did not process NB_Global.nb_cfg={target} within {timeout:?}; is ovn-northd running against this NB and SB?"
+    ))
+    .into())
+}
+
+/// Waits until the integer `column` of the NB_Global row is at least `target`: true once it
+/// is, false if `timeout` passes first.
+async fn nb_global_reaches(nb: &Client, column: &str, target: i64, timeout: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut q = Transaction::new("OVN_Northbound");
-        q.select("NB_Global", vec![], Some(vec!["sb_cfg".into()]));
+        q.select("NB_Global", vec![], Some(vec![column.into()]));
         let r = nb.transact(q).await?;
-        let sb_cfg = r
+        let value = r
             .results
             .first()
             .and_then(|o| o.rows.as_ref())
             .and_then(|rows| rows.first())
-            .and_then(|row| row.get("sb_cfg"))
+            .and_then(|row| row.get(column))
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        if sb_cfg >= target {
-            return Ok(());
+        if value >= target {
+            return Ok(true);
         }
         if Instant::now() >= deadline {
-            return Err(Failure::environment(format!(
-                "ovn-northd did not process NB_Global.nb_cfg={target} within {timeout:?} (sb_cfg={sb_cfg}); is ovn-northd running against this NB and SB?"
-            ))
-            .into());
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
