@@ -751,7 +751,9 @@ impl Ovnk {
         Ok(self.namespaces.len() - 1)
     }
 
-    async fn as_add_addrs(&mut self, name: &str, addrs: Vec<String>) -> Result<()> {
+    async fn as_add_addrs(&mut self, name: &str, mut addrs: Vec<String>) -> Result<()> {
+        addrs.sort();
+        addrs.dedup();
         if addrs.is_empty() {
             return Ok(());
         }
@@ -783,7 +785,10 @@ impl Ovnk {
         if ports.is_empty() {
             return Ok(());
         }
-        let uuids: Vec<Uuid> = ports.iter().map(|p| p.uuid).collect();
+        // Upstream's label lists repeat ports; the NB column is a set.
+        let mut uuids: Vec<Uuid> = ports.iter().map(|p| p.uuid).collect();
+        uuids.sort();
+        uuids.dedup();
         let mut txn = Transaction::new(NB);
         txn.mutate(
             "Port_Group",

@@ -8,6 +8,7 @@ mod bench;
 mod compare;
 mod db;
 mod fake_chassis;
+mod kubernetes;
 mod lab;
 mod openstack;
 mod run;
@@ -32,6 +33,8 @@ pub enum Command {
     Lab(lab::Args),
     /// The OpenStack Neutron mimic: walkthrough and replay of Neutron actions.
     Openstack(openstack::Args),
+    /// The ovn-kubernetes mimic: the ovnk-reference walkthrough.
+    Kubernetes(kubernetes::Args),
     /// Take a normalized NB snapshot, or diff two.
     Snapshot(snapshot::Args),
     /// Run a scenario: bring up the lab, drive the workload, measure, report, clean up.
@@ -49,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db(a) => db::run(a).await,
         Command::Lab(a) => lab::run(a).await,
         Command::Openstack(a) => openstack::run(a).await,
+        Command::Kubernetes(a) => kubernetes::run(a).await,
         Command::Snapshot(a) => snapshot::run(a).await,
         Command::Run(a) => run::run(a).await,
         Command::Compare(a) => compare::run(a).await,

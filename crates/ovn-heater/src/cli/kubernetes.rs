@@ -1,0 +1,363 @@
+//! `ovn-heater kubernetes walkthrough`: drive the ovn-kubernetes mimic (`ovn-kubernetes`)
+//! through the oracle scenario of `ovnk-reference` (upstream CI's ovn-low-scale.yml with tiny
+//! parameters) on a fresh NB/SB/northd, registering the chassis `ovn-scale-0/1` and claiming
+//! the pods' ports as ovn-controller would, and dumping the NB at the oracle's points under
+//! its file names. See docs/ovn-kubernetes.md.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ovn_kubernetes::cluster::Pod;
+use ovn_kubernetes::workload::{
+    self, BaseClusterBringup, ClusterDensity, DensityHeavy, DensityLight, Netpol, NetpolMultitenant, NsRange,
+    ServiceRoute, Tests,
+};
+use ovn_kubernetes::{ClusterConfig, Compat, Families, Hooks, Ovnk, Phase, Point};
+use ovn_openstack::sb_agent::{self, ChassisSpec};
+use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
+
+use crate::error::Failure;
+
+/// Drive the ovn-kubernetes mimic.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Run the ovnk-reference oracle scenario on a fresh NB/SB/northd (with a Connection
+    /// row), writing one NB dump per oracle step (00-initial.json ... 36-service_route-cleanup.json).
+    ///
+    /// Example: ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
+    Walkthrough(Target),
+}
+
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// Northbound DB remote, e.g. unix:/run/ovn/ovnnb_db.sock.
+    #[arg(long)]
+    nb: String,
+    /// Southbound DB remote (the chassis ovn-scale-0/1 are registered there; pods are claimed).
+    #[arg(long)]
+    sb: String,
+    /// Where the dumps go (created if missing).
+    #[arg(long)]
+    dump_dir: PathBuf,
+    /// The dual-stack variant: IPv4 + IPv6, base_cluster_bringup and density_light only.
+    #[arg(long)]
+    dual_stack: bool,
+    /// `upstream` (upstream ovn-heater's writes, bugs included) or `fixed`.
+    #[arg(long, default_value = "upstream")]
+    compat: String,
+    /// Seed of the mimic's MAC generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The chassis the oracle's sandbox runs.
+const CHASSIS: [&str; 2] = ["ovn-scale-0", "ovn-scale-1"];
+
+/// The oracle's test parameters (ovnk-reference README, "Scenario").
+pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
+    let mut t = Tests {
+        base_cluster_bringup: Some(BaseClusterBringup { n_pods_per_node: 2 }),
+        density_light: Some(DensityLight { n_pods: 4, n_startup: 0 }),
+        ..Tests::default()
+    };
+    if dual_stack {
+        return t;
+    }
+    t.density_heavy = Some(DensityHeavy {
+        n_startup: 2,
+        pods_vip_ratio: 2,
+        n_pods: 4,
+    });
+    t.cluster_density = Some(ClusterDensity { n_startup: 2, n_runs: 3 });
+    t.netpol_multitenant = Some(NetpolMultitenant {
+        n_namespaces: 2,
+        ranges: vec![NsRange { start: 0, n_pods: 1 }, NsRange { start: 1, n_pods: 2 }],
+        ..NetpolMultitenant::default()
+    });
+    // Upstream reads the section `netpol_cross`, absent from the scenario: it runs nothing.
+    t.netpol_cross_ns = Some(match compat {
+        Compat::Upstream => Netpol::default(),
+        Compat::Fixed => Netpol {
+            n_ns: 2,
+            pods_ns_ratio: 2,
+            n_labels: 0,
+        },
+    });
+    let np = Netpol {
+        n_ns: 2,
+        pods_ns_ratio: 3,
+        n_labels: 3,
+    };
+    t.netpol_small = Some(np.clone());
+    t.netpol_large = Some(np);
+    t.service_route = Some(ServiceRoute { n_lb: 2, n_backends: 2 });
+    t
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Command::Walkthrough(target) = args.command;
+    let compat = Compat::parse(&target.compat).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "--compat {:?}: use upstream (upstream ovn-heater's writes) or fixed",
+            target.compat
+        ))
+    })?;
+    std::fs::create_dir_all(&target.dump_dir)
+        .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
+    let nb = connect(&target.nb, "OVN_Northbound").await?;
+    let sb = connect(&target.sb, "OVN_Southbound").await?;
+    check_sandbox(&nb).await?;
+    for (i, name) in CHASSIS.iter().enumerate() {
+        let mut spec = ChassisSpec::compute(name, &format!("127.0.0.{}", i + 1));
+        spec.keys.insert("ovn-bridge-mappings".into(), "providernet:br-ex".into());
+        sb_agent::register_chassis(&sb, &spec)
+            .await
+            .with_context(|| format!("cannot register chassis {name}"))?;
+    }
+    let families = Families {
+        run_ipv4: true,
+        run_ipv6: target.dual_stack,
+    };
+    let mut ovnk = Ovnk::new(nb.clone(), ClusterConfig::default(), families, compat, target.seed)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let mut hooks = Walkthrough {
+        nb: nb.clone(),
+        sb: sb.clone(),
+        dump_dir: target.dump_dir.clone(),
+        step: 0,
+        last: None,
+        context: String::new(),
+        context_dumped: false,
+        bound: Vec::new(),
+        variant: format!(
+            "compat={} run_ipv4=True run_ipv6={}",
+            compat.as_str(),
+            if target.dual_stack { "True" } else { "False" }
+        ),
+    };
+    hooks.write("00-initial", "sandbox only").await?;
+    let started = Instant::now();
+    workload::prepare(&mut ovnk, &mut hooks).await?;
+    workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
+    let txns: u64 = ovnk.txn_counts.values().sum();
+    println!(
+        "{} dumps in {}; {txns} NB transactions in {:.1} s",
+        hooks.step,
+        target.dump_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    nb.close().await;
+    sb.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(remote: &str, database: &str) -> anyhow::Result<Client> {
+    let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{remote:?}: {e}")))?;
+    Client::connect(options.database(database))
+        .await
+        .with_context(|| format!("cannot connect to the {database} server at {remote}"))
+}
+
+async fn select(nb: &Client, table: &str, columns: &[&str]) -> anyhow::Result<Vec<ovsdb::Row>> {
+    let mut q = Transaction::new("OVN_Northbound");
+    q.select(
+        table,
+        Vec::<Condition>::new(),
+        Some(columns.iter().map(|c| (*c).to_owned()).collect()),
+    );
+    let r = nb.transact(q).await?;
+    Ok(r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default())
+}
+
+/// The sandbox: ovn-northd has filled NB_Global, and there is the Connection row upstream
+/// sets the inactivity probe on.
+async fn check_sandbox(nb: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = select(nb, "NB_Global", &["options"]).await?;
+        let ready = rows
+            .first()
+            .and_then(|r| r.get("options"))
+            .is_some_and(|o| o.map_get("northd_internal_version").is_some());
+        if ready {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::environment(
+                "NB_Global has no northd options after 15 s: is ovn-northd running against this NB and SB?",
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if select(nb, "Connection", &["target"]).await?.is_empty() {
+        return Err(Failure::bad_input(
+            "the NB has no Connection row, which upstream sets the inactivity probe on; \
+             create one as the oracle's sandbox does: ovn-nbctl set-connection punix:nb-conn.sock",
+        )
+        .into());
+    }
+    let lsps = select(nb, "Logical_Switch_Port", &["name"]).await?;
+    if !lsps.is_empty() {
+        return Err(Failure::bad_input(format!(
+            "the NB is not fresh ({} logical switch ports); use an empty NB",
+            lsps.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+struct Walkthrough {
+    nb: Client,
+    sb: Client,
+    dump_dir: PathBuf,
+    step: usize,
+    /// Fingerprint of the last dump written.
+    last: Option<String>,
+    context: String,
+    context_dumped: bool,
+    bound: Vec<String>,
+    variant: String,
+}
+
+impl Walkthrough {
+    /// Waits until northd has set `up` on every LSP and every bound pod is up, then until
+    /// the NB is quiet; returns the dump.
+    async fn settled(&self) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = select(&self.nb, "Logical_Switch_Port", &["name", "up"]).await?;
+            let pending: Vec<String> = rows
+                .iter()
+                .filter(|r| {
+                    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+                    let up = r.get("up").and_then(Value::as_bool);
+                    up.is_none() || (self.bound.iter().any(|b| b == name) && up != Some(true))
+                })
+                .map(|r| r.get("name").and_then(Value::as_str).unwrap_or("").to_owned())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("ports not up after 30 s, dumping anyway: {}", pending.join(", "));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut last = ovsdb::dump::dump(&self.nb, "OVN_Northbound").await?;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let next = ovsdb::dump::dump(&self.nb, "OVN_Northbound").await?;
+            if fingerprint(&next) == fingerprint(&last) || Instant::now() >= until {
+                return Ok(next);
+            }
+            last = next;
+        }
+    }
+
+    async fn write(&mut self, name: &str, what: &str) -> anyhow::Result<()> {
+        let doc = self.settled().await?;
+        self.last = Some(fingerprint(&doc));
+        let command = format!("ovn-heater kubernetes walkthrough | {} | {what}", self.variant);
+        let doc = ovsdb::dump::with_keys(
+            doc,
+            [
+                ("step", serde_json::Value::String(name.to_owned())),
+                ("command", serde_json::Value::String(command)),
+            ],
+        );
+        let path = self.dump_dir.join(format!("{name}.json"));
+        std::fs::write(&path, ovsdb::dump::to_pretty_string(&doc))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.step += 1;
+        Ok(())
+    }
+}
+
+fn fingerprint(doc: &serde_json::Value) -> String {
+    let mut doc = doc.clone();
+    if let Some(tables) = doc.get_mut("tables").and_then(|t| t.as_object_mut()) {
+        for rows in tables.values_mut() {
+            for row in rows.as_array_mut().into_iter().flatten() {
+                if let Some(o) = row.as_object_mut() {
+                    o.remove("_version");
+                }
+            }
+        }
+    }
+    ovn_openstack::snapshot::strip_for_snapshot(&mut doc);
+    doc.to_string()
+}
+
+fn hook_err(e: anyhow::Error) -> ovn_kubernetes::Error {
+    ovn_kubernetes::Error::Hook(format!("{e:#}"))
+}
+
+impl Hooks for Walkthrough {
+    async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let chassis = &ovnk.workers[pod.worker].name;
+        sb_agent::claim_port(&self.sb, &pod.name, chassis, true, Duration::from_secs(20))
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("claiming {} on {chassis}: {e}", pod.name)))?;
+        self.bound.push(pod.name.clone());
+        Ok(())
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        // The LSP is gone: ovn-northd removes the Port_Binding itself.
+        self.bound.retain(|b| b != &pod.name);
+        Ok(())
+    }
+
+    async fn ping(&mut self, _ovnk: &Ovnk, _from: &Pod, _to: IpAddr) -> ovn_kubernetes::Result<()> {
+        Ok(())
+    }
+
+    async fn point(&mut self, _ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        if point.label != self.context {
+            self.context = point.label.to_owned();
+            self.context_dumped = false;
+        }
+        let (suffix, forced) = match point.phase {
+            Phase::Setup => ("-setup".to_owned(), false),
+            Phase::Iteration(k) => (format!("-iter{k}"), false),
+            Phase::Exit => (String::new(), !self.context_dumped),
+        };
+        let doc = self.settled().await.map_err(hook_err)?;
+        let changed = self.last.as_deref() != Some(fingerprint(&doc).as_str());
+        if changed || forced {
+            let name = format!("{:02}-{}{suffix}", self.step, point.label);
+            let what = format!("{} {:?}", point.label, point.phase);
+            self.write(&name, &what).await.map_err(hook_err)?;
+            self.context_dumped = true;
+        }
+        if point.phase == Phase::Exit {
+            self.context.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_parameters_pass_upstream_checks() {
+        oracle_tests(false, Compat::Upstream).check().expect("valid");
+        oracle_tests(true, Compat::Fixed).check().expect("valid");
+    }
+}

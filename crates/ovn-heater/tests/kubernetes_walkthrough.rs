@@ -1,0 +1,157 @@
+//! Fidelity: `ovn-heater kubernetes walkthrough` against a real NB + SB + ovn-northd writes,
+//! step by step, the NB upstream ovn-heater's ovn-kubernetes CMS wrote (`ovnk-reference`,
+//! vendored in `crates/ovn-kubernetes/tests/reference`): each dump, normalized across the run,
+//! equals the reference `.txt` from line 2 on (line 1 records the producing command).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ovn_openstack::snapshot::{diff_text, Normalizer};
+use test_support::{Central, TempDir};
+
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ovn-kubernetes/tests/reference")
+}
+
+/// Runs the binary with a deadline; kills it if it overruns.
+fn run_bounded(args: &[&str], timeout: Duration) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ovn-heater");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for ovn-heater") {
+            let out = child.wait_with_output().expect("collect output");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return (status.success(), text);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (false, format!("ovn-heater did not finish within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The oracle's sandbox: an inert Connection row in the NB.
+fn add_connection_row(central: &Central) {
+    let status = Command::new("ovn-nbctl")
+        .args([
+            &format!("--db={}", central.nb_remote()),
+            "--no-leader-only",
+            "set-connection",
+            "punix:nb-conn.sock",
+        ])
+        .status()
+        .expect("run ovn-nbctl");
+    assert!(status.success(), "ovn-nbctl set-connection failed");
+}
+
+fn step_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dump dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn body(text: &str) -> &str {
+    text.split_once('\n').map_or("", |(_, rest)| rest)
+}
+
+/// Runs the walkthrough and compares every dump the reference has; returns the names of our
+/// dumps and, per compared step, None when equal or the diff.
+fn walkthrough(test: &str, extra: &[&str], reference: &Path) -> (Vec<String>, Vec<(String, Option<String>)>) {
+    let central = Central::start(test);
+    add_connection_row(&central);
+    let out = TempDir::new(&format!("{test}_dumps"));
+    let dump_dir = out.path().to_str().expect("utf-8 path").to_owned();
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let mut args = vec!["kubernetes", "walkthrough", "--nb", &nb, "--sb", &sb, "--dump-dir", &dump_dir];
+    args.extend_from_slice(extra);
+    let (ok, log) = run_bounded(&args, Duration::from_secs(300));
+    assert!(ok, "walkthrough failed:\n{log}");
+    let names = step_names(out.path());
+    let mut n = Normalizer::new();
+    let mut results = Vec::new();
+    for name in &names {
+        let text = std::fs::read_to_string(out.path().join(format!("{name}.json"))).expect("dump");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("dump is JSON");
+        let got = n.normalize(&doc).expect("dump normalizes");
+        let Ok(want) = std::fs::read_to_string(reference.join(format!("{name}.txt"))) else {
+            continue;
+        };
+        let diff = (body(&got) != body(&want)).then(|| diff_text(&want, &got));
+        results.push((name.clone(), diff));
+    }
+    (names, results)
+}
+
+fn expected_names(reference: &Path, unpublished: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(reference)
+        .expect("reference dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".txt").map(str::to_owned)
+        })
+        .collect();
+    names.extend(unpublished.iter().map(|s| (*s).to_owned()));
+    names.sort();
+    names
+}
+
+fn assert_all_equal(results: &[(String, Option<String>)]) {
+    let equal = results.iter().filter(|(_, d)| d.is_none()).count();
+    if let Some((step, Some(diff))) = results.iter().find(|(_, d)| d.is_some()) {
+        panic!(
+            "{equal}/{} steps equal; first difference at {step} (- upstream, + ours):\n{diff}",
+            results.len()
+        );
+    }
+}
+
+#[test]
+fn kubernetes_walkthrough_matches_upstream_ovn_heater() {
+    test_support::require_ovn!(
+        "kubernetes_walkthrough_matches_upstream_ovn_heater",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl", "ovn-nbctl"]
+    );
+    let reference = reference_dir();
+    let (names, results) = walkthrough("kube_walkthrough", &[], &reference);
+    let want = expected_names(
+        &reference,
+        &[
+            "33-service_route-run-setup",
+            "34-service_route-run-iter0",
+            "35-service_route-run-iter1",
+            "36-service_route-cleanup",
+        ],
+    );
+    assert_eq!(names, want, "the walkthrough's dump names differ from the oracle's steps");
+    assert_all_equal(&results);
+}
+
+#[test]
+fn kubernetes_walkthrough_dual_stack_matches_upstream_ovn_heater() {
+    test_support::require_ovn!(
+        "kubernetes_walkthrough_dual_stack_matches_upstream_ovn_heater",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl", "ovn-nbctl"]
+    );
+    let reference = reference_dir().join("dualstack");
+    let (names, results) = walkthrough("kube_walkthrough_ds", &["--dual-stack"], &reference);
+    assert_eq!(names, expected_names(&reference, &[]));
+    assert_all_equal(&results);
+}
