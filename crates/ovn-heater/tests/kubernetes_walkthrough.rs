@@ -80,7 +80,16 @@ fn walkthrough(test: &str, extra: &[&str], reference: &Path) -> (Vec<String>, Ve
     let out = TempDir::new(&format!("{test}_dumps"));
     let dump_dir = out.path().to_str().expect("utf-8 path").to_owned();
     let (nb, sb) = (central.nb_remote(), central.sb_remote());
-    let mut args = vec!["kubernetes", "walkthrough", "--nb", &nb, "--sb", &sb, "--dump-dir", &dump_dir];
+    let mut args = vec![
+        "kubernetes",
+        "walkthrough",
+        "--nb",
+        &nb,
+        "--sb",
+        &sb,
+        "--dump-dir",
+        &dump_dir,
+    ];
     args.extend_from_slice(extra);
     let (ok, log) = run_bounded(&args, Duration::from_secs(300));
     assert!(ok, "walkthrough failed:\n{log}");
@@ -140,7 +149,10 @@ fn kubernetes_walkthrough_matches_upstream_ovn_heater() {
             "36-service_route-cleanup",
         ],
     );
-    assert_eq!(names, want, "the walkthrough's dump names differ from the oracle's steps");
+    assert_eq!(
+        names, want,
+        "the walkthrough's dump names differ from the oracle's steps"
+    );
     assert_all_equal(&results);
 }
 

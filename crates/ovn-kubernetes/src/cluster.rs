@@ -118,7 +118,8 @@ fn uuid_set(uuids: &[Uuid]) -> Value {
 }
 
 fn first_uuid(r: &TransactionResult, named: &Value) -> Result<Uuid> {
-    r.inserted(named).ok_or_else(|| Error::Hook("the NB reply lacks an inserted row's UUID".into()))
+    r.inserted(named)
+        .ok_or_else(|| Error::Hook("the NB reply lacks an inserted row's UUID".into()))
 }
 
 /// A random locally administered unicast MAC, lowercase (what `RandMac()` produces).
@@ -253,7 +254,9 @@ impl Ovnk {
 
     /// `create_cluster_router`: the cluster router.
     pub async fn create_cluster_router(&mut self, name: &str) -> Result<()> {
-        let uuid = self.insert_one("lr_add", "Logical_Router", Row::new().with("name", name)).await?;
+        let uuid = self
+            .insert_one("lr_add", "Logical_Router", Row::new().with("name", name))
+            .await?;
         self.commit(
             "lr_set_options",
             plan_set_map_key(
@@ -275,7 +278,9 @@ impl Ovnk {
             kind: "cluster router",
             name: "(create_cluster_router first)".into(),
         })?;
-        let ls = self.insert_one("ls_add", "Logical_Switch", Row::new().with("name", name)).await?;
+        let ls = self
+            .insert_one("ls_add", "Logical_Switch", Row::new().with("name", name))
+            .await?;
         let lrp = format!("rtr-to-{name}");
         let mac = rand_mac(&mut self.rng);
         self.lrp_add(router, &lrp, &mac, self.gw_net().reverse(1)).await?;
@@ -311,16 +316,21 @@ impl Ovnk {
             .insert_one("create_lbg", "Load_Balancer_Group", Row::new().with("name", name))
             .await?;
         self.lb_group = Some(lbg);
-        let pairs: Vec<(Option<Uuid>, Option<Uuid>)> =
-            self.workers.iter().map(|w| (w.switch, w.gw_router)).collect();
+        let pairs: Vec<(Option<Uuid>, Option<Uuid>)> = self.workers.iter().map(|w| (w.switch, w.gw_router)).collect();
         for (ls, lr) in pairs {
             if let Some(ls) = ls {
-                self.commit("ls_add_lbg", plan_ref_insert("Logical_Switch", ls, "load_balancer_group", lbg))
-                    .await?;
+                self.commit(
+                    "ls_add_lbg",
+                    plan_ref_insert("Logical_Switch", ls, "load_balancer_group", lbg),
+                )
+                .await?;
             }
             if let Some(lr) = lr {
-                self.commit("lr_add_lbg", plan_ref_insert("Logical_Router", lr, "load_balancer_group", lbg))
-                    .await?;
+                self.commit(
+                    "lr_add_lbg",
+                    plan_ref_insert("Logical_Router", lr, "load_balancer_group", lbg),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -333,8 +343,11 @@ impl Ovnk {
             name: "(run base_cluster_bringup first)".into(),
         })?;
         for row in self.lbs[lb].rows.clone() {
-            self.commit("lbg_add_lb", plan_ref_insert("Load_Balancer_Group", lbg, "load_balancer", row))
-                .await?;
+            self.commit(
+                "lbg_add_lb",
+                plan_ref_insert("Load_Balancer_Group", lbg, "load_balancer", row),
+            )
+            .await?;
         }
         self.lbs[lb].in_group = true;
         Ok(())
@@ -371,16 +384,25 @@ impl Ovnk {
         let worker = self.workers[w].clone();
         let node = worker.name.clone();
         let switch = self
-            .insert_one("ls_add", "Logical_Switch", Row::new().with("name", worker.switch_name()))
+            .insert_one(
+                "ls_add",
+                "Logical_Switch",
+                Row::new().with("name", worker.switch_name()),
+            )
             .await?;
         let lrp = format!("rtr-to-node-{node}");
         let mac = rand_mac(&mut self.rng);
         self.lrp_add(router, &lrp, &mac, worker.int_net.reverse(1)).await?;
-        self.lsp_add_router(switch, &format!("node-to-rtr-{node}"), &lrp).await?;
+        self.lsp_add_router(switch, &format!("node-to-rtr-{node}"), &lrp)
+            .await?;
         self.lrp_set_gateway_chassis(&lrp, &node, 10).await?;
 
         let gr = self
-            .insert_one("lr_add", "Logical_Router", Row::new().with("name", worker.gw_router_name()))
+            .insert_one(
+                "lr_add",
+                "Logical_Router",
+                Row::new().with("name", worker.gw_router_name()),
+            )
             .await?;
         let mut txn = Transaction::new(NB);
         let opts = [
@@ -407,10 +429,15 @@ impl Ovnk {
         let join_lrp = format!("gw-to-join-{node}");
         let mac = rand_mac(&mut self.rng);
         self.lrp_add(gr, &join_lrp, &mac, gr_gw).await?;
-        self.lsp_add_router(join, &format!("join-to-gw-{node}"), &join_lrp).await?;
+        self.lsp_add_router(join, &format!("join-to-gw-{node}"), &join_lrp)
+            .await?;
 
         let ext = self
-            .insert_one("ls_add", "Logical_Switch", Row::new().with("name", format!("ext-{node}")))
+            .insert_one(
+                "ls_add",
+                "Logical_Switch",
+                Row::new().with("name", format!("ext-{node}")),
+            )
             .await?;
         let ext_lrp = format!("gw-to-ext-{node}");
         let mac = rand_mac(&mut self.rng);
@@ -419,8 +446,11 @@ impl Ovnk {
 
         // The localnet port, in upstream's three steps (add, type, options).
         let provnet = format!("provnet-{node}");
-        self.lsp_add(ext, Row::new().with("name", provnet.as_str()).with("addresses", "unknown"))
-            .await?;
+        self.lsp_add(
+            ext,
+            Row::new().with("name", provnet.as_str()).with("addresses", "unknown"),
+        )
+        .await?;
         let mut txn = Transaction::new(NB);
         txn.update(
             "Logical_Switch_Port",
@@ -446,7 +476,8 @@ impl Ovnk {
             Some("0.0.0.0/0".parse().expect("literal")),
             Some("::/0".parse().expect("literal")),
         );
-        self.route_add(gr, &default, &worker.ext_net.reverse(2), "dst-ip").await?;
+        self.route_add(gr, &default, &worker.ext_net.reverse(2), "dst-ip")
+            .await?;
         self.route_add(router, &worker.int_net, &gr_gw, "src-ip").await?;
         self.nat_add(gr, &gr_gw, &cluster_net).await?;
 
@@ -525,7 +556,11 @@ impl Ovnk {
                     }
                 })
                 .collect();
-            let targets = if family6 { self.cfg.vips6.clone() } else { self.cfg.vips.clone() };
+            let targets = if family6 {
+                self.cfg.vips6.clone()
+            } else {
+                self.cfg.vips.clone()
+            };
             self.lb_add_backends_to_vips(lb, &backends, &targets).await?;
             self.lb_add_to(lb, &[], &[switch]).await?;
             self.lb_add_to(lb, &[gr], &[]).await?;
@@ -597,7 +632,11 @@ impl Ovnk {
         let value = Self::vips_value(&self.lbs[lb].vips);
         for row in self.lbs[lb].rows.clone() {
             let mut txn = Transaction::new(NB);
-            txn.update("Load_Balancer", vec![Condition::uuid(row)], Row::new().with("vips", value.clone()));
+            txn.update(
+                "Load_Balancer",
+                vec![Condition::uuid(row)],
+                Row::new().with("vips", value.clone()),
+            );
             self.commit("lb_set_vips", txn).await?;
         }
         Ok(())
@@ -732,7 +771,8 @@ impl Ovnk {
             lbs: Vec::new(),
         };
         for pg in [ns.pg_deny_igr(), ns.pg_deny_egr(), ns.pg()] {
-            self.insert_one("pg_add", "Port_Group", Row::new().with("name", pg)).await?;
+            self.insert_one("pg_add", "Port_Group", Row::new().with("name", pg))
+                .await?;
         }
         if self.families.run_ipv4 {
             let a = format!("as_{name}");
@@ -887,7 +927,11 @@ impl Ovnk {
         let aset = self.as_ref(&n, family);
         let ip = self.ip_word(family);
         // Egress is matched on the sending port: ovn-kubernetes writes it from-lport.
-        let egress_dir = if self.compat == Compat::Fixed { "from-lport" } else { "to-lport" };
+        let egress_dir = if self.compat == Compat::Fixed {
+            "from-lport"
+        } else {
+            "to-lport"
+        };
         self.pg_acl_add(
             &igr,
             acl_row(
@@ -938,7 +982,11 @@ impl Ovnk {
         let pg = n.pg();
         let aset = self.as_ref(&n, family);
         let ip = self.ip_word(family);
-        let egress_dir = if self.compat == Compat::Fixed { "from-lport" } else { "to-lport" };
+        let egress_dir = if self.compat == Compat::Fixed {
+            "from-lport"
+        } else {
+            "to-lport"
+        };
         self.pg_acl_add(
             &pg,
             acl_row(
@@ -1094,7 +1142,11 @@ impl Ovnk {
             }
         };
         let (pg_src, pg_dst) = (&n.sub_pg[src], &n.sub_pg[dst]);
-        let egress_dir = if self.compat == Compat::Fixed { "from-lport" } else { "to-lport" };
+        let egress_dir = if self.compat == Compat::Fixed {
+            "from-lport"
+        } else {
+            "to-lport"
+        };
         self.pg_acl_add(
             &pg,
             acl_row(
@@ -1178,7 +1230,9 @@ impl Ovnk {
     /// `Namespace.unprovision_ports`: removes a subset of the namespace's pods (NB half;
     /// the caller unbinds them). `fixed` also takes their IPs out of the address sets.
     pub async fn ns_unprovision_ports(&mut self, ns: NsId, ports: &[Pod]) -> Result<()> {
-        self.namespaces[ns].ports.retain(|p| !ports.iter().any(|q| q.name == p.name));
+        self.namespaces[ns]
+            .ports
+            .retain(|p| !ports.iter().any(|q| q.name == p.name));
         for p in ports {
             self.delete_port(p).await?;
         }
@@ -1291,7 +1345,9 @@ impl Ovnk {
             (net.v6.map(|n| n.to_string()), gw.ip6().map(|a| a.to_string())),
         ];
         for (prefix, nexthop) in pairs {
-            let (Some(prefix), Some(nexthop)) = (prefix, nexthop) else { continue };
+            let (Some(prefix), Some(nexthop)) = (prefix, nexthop) else {
+                continue;
+            };
             let mut txn = Transaction::new(NB);
             let route = txn.insert(
                 "Logical_Router_Static_Route",
@@ -1353,7 +1409,11 @@ pub fn plan_set_map_key(table: &str, conditions: Vec<Condition>, column: &str, k
         conditions.clone(),
         vec![Mutation::new(column, Mutator::Delete, Value::set([key]))],
     );
-    txn.mutate(table, conditions, vec![Mutation::insert(column, Value::string_map([(key, value)]))]);
+    txn.mutate(
+        table,
+        conditions,
+        vec![Mutation::insert(column, Value::string_map([(key, value)]))],
+    );
     txn
 }
 

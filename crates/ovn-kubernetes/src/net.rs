@@ -79,9 +79,12 @@ impl DualStackSubnet {
                     n.prefix_len(),
                 )
             }),
-            v6: self
-                .v6
-                .map(|n| (Ipv6Addr::from(u128::from(n.network()) + u128::from(index)), n.prefix_len())),
+            v6: self.v6.map(|n| {
+                (
+                    Ipv6Addr::from(u128::from(n.network()) + u128::from(index)),
+                    n.prefix_len(),
+                )
+            }),
         }
     }
 
@@ -94,9 +97,12 @@ impl DualStackSubnet {
                     n.prefix_len(),
                 )
             }),
-            v6: self
-                .v6
-                .map(|n| (Ipv6Addr::from(u128::from(n.broadcast()) - u128::from(index)), n.prefix_len())),
+            v6: self.v6.map(|n| {
+                (
+                    Ipv6Addr::from(u128::from(n.broadcast()) - u128::from(index)),
+                    n.prefix_len(),
+                )
+            }),
         }
     }
 }
@@ -134,7 +140,10 @@ mod tests {
         assert_eq!(w1.v6.unwrap().to_string(), "16:0:0:1::/64");
         assert_eq!(w1.forward(1).ip4().unwrap().to_string(), "16.1.0.1");
         assert_eq!(w1.forward(1).ip6().unwrap().to_string(), "16:0:0:1::1");
-        assert_eq!(w1.reverse(1).networks(), ["16.1.255.254/16", "16:0:0:1:ffff:ffff:ffff:fffe/64"]);
+        assert_eq!(
+            w1.reverse(1).networks(),
+            ["16.1.255.254/16", "16:0:0:1:ffff:ffff:ffff:fffe/64"]
+        );
         let gw = DualStackSubnet::new(Some("30.0.0.0/16".parse().unwrap()), None);
         assert_eq!(gw.reverse(2).ip4().unwrap().to_string(), "30.0.255.253");
         let v = hosts(&"4::/32".parse().unwrap(), 65);

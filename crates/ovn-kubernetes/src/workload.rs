@@ -126,7 +126,10 @@ pub struct ServiceRoute {
 
 impl Default for ServiceRoute {
     fn default() -> Self {
-        ServiceRoute { n_lb: 16, n_backends: 4 }
+        ServiceRoute {
+            n_lb: 16,
+            n_backends: 4,
+        }
     }
 }
 
@@ -157,10 +160,16 @@ impl Tests {
         }
         if let Some(t) = &self.density_heavy {
             if t.n_startup > t.n_pods {
-                return Err(Error::invalid("density_heavy", "n_startup is larger than n_pods; lower n_startup"));
+                return Err(Error::invalid(
+                    "density_heavy",
+                    "n_startup is larger than n_pods; lower n_startup",
+                ));
             }
         }
-        for (name, t) in [("netpol_small", &self.netpol_small), ("netpol_large", &self.netpol_large)] {
+        for (name, t) in [
+            ("netpol_small", &self.netpol_small),
+            ("netpol_large", &self.netpol_large),
+        ] {
             if let Some(t) = t {
                 if t.n_labels >= t.n_ns * t.pods_ns_ratio || t.n_labels <= 2 {
                     return Err(Error::invalid(
@@ -439,7 +448,13 @@ async fn density_heavy_iteration<H: Hooks>(
         o.provision_lb(lb).await?;
         let backs = backends
             .iter()
-            .filter_map(|p| if family == 4 { p.ip.ip4().map(IpAddr::V4) } else { p.ip.ip6().map(IpAddr::V6) })
+            .filter_map(|p| {
+                if family == 4 {
+                    p.ip.ip4().map(IpAddr::V4)
+                } else {
+                    p.ip.ip6().map(IpAddr::V6)
+                }
+            })
             .map(|a| crate::net::endpoint(a, crate::cluster::BACKEND_PORT))
             .collect();
         o.lb_add_vips(lb, &[(crate::net::endpoint(vip, crate::cluster::VIP_PORT), backs)])
@@ -558,9 +573,15 @@ pub async fn netpol_cross_ns<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &Netpol, clea
                 o.ns_allow_cross_namespace(ns, ext, family).await?;
             }
         }
-        let (src, dst) = (o.namespaces[ns].ports.first().cloned(), o.namespaces[ext].ports.first().cloned());
+        let (src, dst) = (
+            o.namespaces[ns].ports.first().cloned(),
+            o.namespaces[ext].ports.first().cloned(),
+        );
         if let (Some(src), Some(dst)) = (src, dst) {
-            for ip in [dst.ip.ip4().map(IpAddr::V4), dst.ip.ip6().map(IpAddr::V6)].into_iter().flatten() {
+            for ip in [dst.ip.ip4().map(IpAddr::V4), dst.ip.ip6().map(IpAddr::V6)]
+                .into_iter()
+                .flatten()
+            {
                 h.ping(o, &src, ip).await?;
             }
         }
@@ -631,7 +652,10 @@ pub async fn netpol<H: Hooks>(
                 o.ns_allow_sub_namespace(ns, src, dst, 6).await?;
             }
             if let (Some(a), Some(b)) = (label.first(), nlabel.first()) {
-                for ip in [b.ip.ip4().map(IpAddr::V4), b.ip.ip6().map(IpAddr::V6)].into_iter().flatten() {
+                for ip in [b.ip.ip4().map(IpAddr::V4), b.ip.ip6().map(IpAddr::V6)]
+                    .into_iter()
+                    .flatten()
+                {
                     h.ping(o, a, ip).await?;
                 }
             } else if nlabel.is_empty() && o.compat == Compat::Upstream {
@@ -658,14 +682,9 @@ pub async fn netpol<H: Hooks>(
 
 /// `netpol_multitenant`: per namespace 1..n pods (by `ranges`), default deny, allow within
 /// the namespace and from two lists of external IPs.
-pub async fn netpol_multitenant<H: Hooks>(
-    o: &mut Ovnk,
-    h: &mut H,
-    t: &NetpolMultitenant,
-    cleanup: bool,
-) -> Result<()> {
+pub async fn netpol_multitenant<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &NetpolMultitenant, cleanup: bool) -> Result<()> {
     let mut ranges = t.ranges.clone();
-    ranges.sort_by(|a, b| b.start.cmp(&a.start));
+    ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
     let v4 = |base: [u8; 4], n: usize| -> Vec<IpAddr> {
         (0..n)
             .map(|i| nth_host(IpAddr::V4(Ipv4Addr::from(base)), i as u64))
@@ -703,7 +722,10 @@ pub async fn netpol_multitenant<H: Hooks>(
         let ports = o.namespaces[ns].ports.clone();
         if ports.len() > 1 {
             let (src, dst) = (&ports[0], &ports[ports.len() - 1]);
-            for ip in [dst.ip.ip4().map(IpAddr::V4), dst.ip.ip6().map(IpAddr::V6)].into_iter().flatten() {
+            for ip in [dst.ip.ip4().map(IpAddr::V4), dst.ip.ip6().map(IpAddr::V6)]
+                .into_iter()
+                .flatten()
+            {
                 h.ping(o, src, ip).await?;
             }
         }
@@ -756,21 +778,36 @@ pub async fn service_route<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &ServiceRoute, 
             let endpoints = |port: u16| -> Vec<String> {
                 backends
                     .iter()
-                    .filter_map(|p| if family == 4 { p.ip.ip4().map(IpAddr::V4) } else { p.ip.ip6().map(IpAddr::V6) })
+                    .filter_map(|p| {
+                        if family == 4 {
+                            p.ip.ip4().map(IpAddr::V4)
+                        } else {
+                            p.ip.ip6().map(IpAddr::V6)
+                        }
+                    })
                     .map(|a| crate::net::endpoint(a, port))
                     .collect()
             };
             let (name, vip) = if family == 4 {
-                (format!("slb-cluster-{i}"), nth_host(IpAddr::V4(Ipv4Addr::new(90, 0, 0, 0)), i as u64 + 1))
+                (
+                    format!("slb-cluster-{i}"),
+                    nth_host(IpAddr::V4(Ipv4Addr::new(90, 0, 0, 0)), i as u64 + 1),
+                )
             } else {
-                (format!("slb6-cluster-{i}"), nth_host(IpAddr::V6("9::".parse().expect("literal")), i as u64 + 1))
+                (
+                    format!("slb6-cluster-{i}"),
+                    nth_host(IpAddr::V6("9::".parse().expect("literal")), i as u64 + 1),
+                )
             };
             let lb = o.lb_create(&name).await?;
             o.namespaces[ns].lbs.push(lb);
             o.provision_lb(lb).await?;
             o.lb_add_vips(
                 lb,
-                &[(crate::net::endpoint(vip, crate::cluster::VIP_PORT), endpoints(crate::cluster::BACKEND_PORT))],
+                &[(
+                    crate::net::endpoint(vip, crate::cluster::VIP_PORT),
+                    endpoints(crate::cluster::BACKEND_PORT),
+                )],
             )
             .await?;
         }
@@ -781,7 +818,11 @@ pub async fn service_route<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &ServiceRoute, 
                     continue;
                 }
                 let worker = o.workers[w].clone();
-                let name = if family == 4 { format!("slb-{index}") } else { format!("slb6-{index}") };
+                let name = if family == 4 {
+                    format!("slb-{index}")
+                } else {
+                    format!("slb6-{index}")
+                };
                 let vip = if family == 4 {
                     worker.ext_rp_ip().ip4().map(IpAddr::V4)
                 } else {
@@ -790,7 +831,13 @@ pub async fn service_route<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &ServiceRoute, 
                 let Some(vip) = vip else { continue };
                 let backs = backends
                     .iter()
-                    .filter_map(|p| if family == 4 { p.ip.ip4().map(IpAddr::V4) } else { p.ip.ip6().map(IpAddr::V6) })
+                    .filter_map(|p| {
+                        if family == 4 {
+                            p.ip.ip4().map(IpAddr::V4)
+                        } else {
+                            p.ip.ip6().map(IpAddr::V6)
+                        }
+                    })
                     .map(|a| crate::net::endpoint(a, crate::cluster::BACKEND_PORT))
                     .collect();
                 let lb = o.lb_create(&name).await?;

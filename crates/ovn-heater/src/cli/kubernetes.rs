@@ -66,7 +66,10 @@ const CHASSIS: [&str; 2] = ["ovn-scale-0", "ovn-scale-1"];
 pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
     let mut t = Tests {
         base_cluster_bringup: Some(BaseClusterBringup { n_pods_per_node: 2 }),
-        density_light: Some(DensityLight { n_pods: 4, n_startup: 0 }),
+        density_light: Some(DensityLight {
+            n_pods: 4,
+            n_startup: 0,
+        }),
         ..Tests::default()
     };
     if dual_stack {
@@ -77,7 +80,10 @@ pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
         pods_vip_ratio: 2,
         n_pods: 4,
     });
-    t.cluster_density = Some(ClusterDensity { n_startup: 2, n_runs: 3 });
+    t.cluster_density = Some(ClusterDensity {
+        n_startup: 2,
+        n_runs: 3,
+    });
     t.netpol_multitenant = Some(NetpolMultitenant {
         n_namespaces: 2,
         ranges: vec![NsRange { start: 0, n_pods: 1 }, NsRange { start: 1, n_pods: 2 }],
@@ -119,7 +125,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_sandbox(&nb).await?;
     for (i, name) in CHASSIS.iter().enumerate() {
         let mut spec = ChassisSpec::compute(name, &format!("127.0.0.{}", i + 1));
-        spec.keys.insert("ovn-bridge-mappings".into(), "providernet:br-ex".into());
+        spec.keys
+            .insert("ovn-bridge-mappings".into(), "providernet:br-ex".into());
         sb_agent::register_chassis(&sb, &spec)
             .await
             .with_context(|| format!("cannot register chassis {name}"))?;
