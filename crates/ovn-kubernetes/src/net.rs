@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(w1.forward(1).ip6().unwrap().to_string(), "16:0:0:1::1");
         assert_eq!(
             w1.reverse(1).networks(),
-            ["16.1.255.254/16", "16:0:0:1:ffff:ffff:ffff:fffe/64"]
+            ["16.1.255.254/16", "16::1:ffff:ffff:ffff:fffe/64"]
         );
         let gw = DualStackSubnet::new(Some("30.0.0.0/16".parse().unwrap()), None);
         assert_eq!(gw.reverse(2).ip4().unwrap().to_string(), "30.0.255.253");
