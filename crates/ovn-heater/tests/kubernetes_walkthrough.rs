@@ -167,3 +167,62 @@ fn kubernetes_walkthrough_dual_stack_matches_upstream_ovn_heater() {
     assert_eq!(names, expected_names(&reference, &[]));
     assert_all_equal(&results);
 }
+
+/// `--compat fixed`: valid ACL matches in every dump, bring-up backends on every cluster
+/// VIP, and nothing of the tests' namespaces left after their cleanups.
+#[test]
+fn kubernetes_walkthrough_fixed_compat_cleans_up_and_writes_valid_matches() {
+    test_support::require_ovn!(
+        "kubernetes_walkthrough_fixed_compat_cleans_up_and_writes_valid_matches",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl", "ovn-nbctl"]
+    );
+    let central = Central::start("kube_walkthrough_fixed");
+    add_connection_row(&central);
+    let out = TempDir::new("kube_walkthrough_fixed_dumps");
+    let dump_dir = out.path().to_str().expect("utf-8 path").to_owned();
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let (ok, log) = run_bounded(
+        &[
+            "kubernetes",
+            "walkthrough",
+            "--nb",
+            &nb,
+            "--sb",
+            &sb,
+            "--dump-dir",
+            &dump_dir,
+            "--compat",
+            "fixed",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "walkthrough failed:\n{log}");
+    let names = step_names(out.path());
+    let mut n = Normalizer::new();
+    let texts: Vec<(String, String)> = names
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(out.path().join(format!("{name}.json"))).expect("dump");
+            let doc: serde_json::Value = serde_json::from_str(&text).expect("dump is JSON");
+            (name.clone(), n.normalize(&doc).expect("dump normalizes"))
+        })
+        .collect();
+    for (name, text) in &texts {
+        for line in text.lines().filter(|l| l.trim_start().starts_with("match = ")) {
+            assert!(!line.contains('\\') && !line.contains("ip.4"), "{name}: invalid match {line}");
+        }
+    }
+    let bringup = &texts.iter().find(|(n, _)| n.ends_with("base_cluster_bringup-run")).expect("bring-up dump").1;
+    assert!(
+        bringup.contains("vips[\"4.0.0.2:80\"] = \"6.0.0.1:8080,6.0.0.2:8080,16.0.0.1:8080"),
+        "bring-up backends missing from the second cluster VIP:\n{bringup}"
+    );
+    assert!(names.iter().any(|n| n.contains("netpol_cross_ns-run-iter")), "{names:?}");
+    let last = &texts.last().expect("dumps").1;
+    for table in ["== ACL", "== Address_Set", "== Port_Group"] {
+        assert!(!last.contains(table), "{table} rows left after every cleanup:\n{last}");
+    }
+    // The bring-up pods belong to no namespace and stay, as upstream's.
+    assert!(last.contains("== Logical_Switch_Port (13 rows)"), "pods left:\n{last}");
+    assert!(last.contains("== Load_Balancer (9 rows)"), "only the cluster and gateway LBs stay:\n{last}");
+}
