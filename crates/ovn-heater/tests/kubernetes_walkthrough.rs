@@ -209,20 +209,33 @@ fn kubernetes_walkthrough_fixed_compat_cleans_up_and_writes_valid_matches() {
         .collect();
     for (name, text) in &texts {
         for line in text.lines().filter(|l| l.trim_start().starts_with("match = ")) {
-            assert!(!line.contains('\\') && !line.contains("ip.4"), "{name}: invalid match {line}");
+            assert!(
+                !line.contains('\\') && !line.contains("ip.4"),
+                "{name}: invalid match {line}"
+            );
         }
     }
-    let bringup = &texts.iter().find(|(n, _)| n.ends_with("base_cluster_bringup-run")).expect("bring-up dump").1;
+    let bringup = &texts
+        .iter()
+        .find(|(n, _)| n.ends_with("base_cluster_bringup-run"))
+        .expect("bring-up dump")
+        .1;
     assert!(
         bringup.contains("vips[\"4.0.0.2:80\"] = \"6.0.0.1:8080,6.0.0.2:8080,16.0.0.1:8080"),
         "bring-up backends missing from the second cluster VIP:\n{bringup}"
     );
-    assert!(names.iter().any(|n| n.contains("netpol_cross_ns-run-iter")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.contains("netpol_cross_ns-run-iter")),
+        "{names:?}"
+    );
     let last = &texts.last().expect("dumps").1;
     for table in ["== ACL", "== Address_Set", "== Port_Group"] {
         assert!(!last.contains(table), "{table} rows left after every cleanup:\n{last}");
     }
     // The bring-up pods belong to no namespace and stay, as upstream's.
     assert!(last.contains("== Logical_Switch_Port (13 rows)"), "pods left:\n{last}");
-    assert!(last.contains("== Load_Balancer (9 rows)"), "only the cluster and gateway LBs stay:\n{last}");
+    assert!(
+        last.contains("== Load_Balancer (9 rows)"),
+        "only the cluster and gateway LBs stay:\n{last}"
+    );
 }

@@ -153,6 +153,9 @@ pub struct Ovnk {
     pub n_ns: u64,
     /// Committed NB transactions, by operation name (the per-test CMS operation counts).
     pub txn_counts: BTreeMap<&'static str, u64>,
+    /// Pod LSPs carry `options:requested-chassis=<node>`, as ovn-kubernetes writes (upstream
+    /// ovn-heater does not; emulated chassis claim ports by it).
+    pub request_chassis: bool,
 }
 
 impl Ovnk {
@@ -189,11 +192,27 @@ impl Ovnk {
             last_selected_worker: 0,
             n_ns: 0,
             txn_counts: BTreeMap::new(),
+            request_chassis: false,
         })
     }
 
     pub fn nb(&self) -> &Client {
         &self.nb
+    }
+
+    /// Names the workers after the chassis that host them (e.g. an emulated farm's
+    /// `ovn-scale-1..N`) instead of `ovn-scale-<i>`; only before anything is written.
+    pub fn name_workers(&mut self, names: &[String]) -> Result<()> {
+        if names.len() != self.workers.len() || self.router.is_some() {
+            return Err(Error::invalid(
+                "worker names",
+                format!("need {} names, given before the cluster is built", self.workers.len()),
+            ));
+        }
+        for (w, n) in self.workers.iter_mut().zip(names) {
+            w.name = n.clone();
+        }
+        Ok(())
     }
 
     async fn commit(&mut self, what: &'static str, txn: Transaction) -> Result<TransactionResult> {
@@ -506,15 +525,17 @@ impl Ovnk {
             addresses.push(a.to_string());
         }
         let addresses = addresses.join(" ");
-        let uuid = self
-            .lsp_add(
-                switch,
-                Row::new()
-                    .with("name", name.as_str())
-                    .with("addresses", addresses.as_str())
-                    .with("port_security", addresses.as_str()),
-            )
-            .await?;
+        let mut row = Row::new()
+            .with("name", name.as_str())
+            .with("addresses", addresses.as_str())
+            .with("port_security", addresses.as_str());
+        if self.request_chassis {
+            row.set(
+                "options",
+                Value::string_map([("requested-chassis", worker.name.as_str())]),
+            );
+        }
+        let uuid = self.lsp_add(switch, row).await?;
         self.workers[w].next_lport_index += 1;
         Ok(Pod {
             name,

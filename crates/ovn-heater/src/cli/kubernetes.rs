@@ -35,6 +35,37 @@ enum Command {
     ///
     /// Example: ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
     Walkthrough(Target),
+    /// Benchmark density_light on emulated chassis: a private central (standalone NB/SB,
+    /// northd), an in-process farm of `--workers` emulated chassis, base_cluster_bringup then
+    /// density_light; prints pod-up latency (LSP committed -> NB `up`) and phase times.
+    ///
+    /// Example: ovn-heater kubernetes density-light --workers 120 --n-pods 6000 --n-startup 5900
+    DensityLight(DensityArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DensityArgs {
+    /// Worker nodes (emulated chassis `ovn-scale-1..N`).
+    #[arg(long, default_value_t = 120)]
+    workers: usize,
+    /// base_cluster_bringup's `n_pods_per_node`.
+    #[arg(long, default_value_t = 10)]
+    n_pods_per_node: usize,
+    /// density_light's `n_pods` (startup pods included).
+    #[arg(long, default_value_t = 6000)]
+    n_pods: usize,
+    /// density_light's `n_startup` (passive pods created first, in one batch of calls).
+    #[arg(long, default_value_t = 5900)]
+    n_startup: usize,
+    /// `upstream` or `fixed` writes.
+    #[arg(long, default_value = "fixed")]
+    compat: String,
+    /// Where the lab's files go (a temp dir when absent; kept for the logs when given).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// How long one pod may take to come up.
+    #[arg(long, default_value_t = 60)]
+    pod_timeout_s: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,7 +142,10 @@ pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
 
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Command::Walkthrough(target) = args.command;
+    let target = match args.command {
+        Command::Walkthrough(t) => t,
+        Command::DensityLight(d) => return density_light(d).await,
+    };
     let compat = Compat::parse(&target.compat).ok_or_else(|| {
         Failure::bad_input(format!(
             "--compat {:?}: use upstream (upstream ovn-heater's writes) or fixed",
@@ -367,4 +401,190 @@ mod tests {
         oracle_tests(false, Compat::Upstream).check().expect("valid");
         oracle_tests(true, Compat::Fixed).check().expect("valid");
     }
+}
+
+// ------------------------------------------------------------------ density-light bench --
+
+/// Hooks of the emulated run: pods are claimed by the farm (requested-chassis); a non-passive
+/// pod is ready when the NB reports it up (emulated chassis have no data plane to ping).
+struct Emulated {
+    ports: ovsdb::Replica,
+    timeout: Duration,
+    /// Pod name and when its LSP was committed, not yet seen up.
+    pending: Vec<(String, Instant)>,
+    latencies: Vec<Duration>,
+    phases: Vec<(String, Duration)>,
+    phase_start: Instant,
+}
+
+impl Emulated {
+    async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
+        let (_, _, at) = self
+            .ports
+            .wait_for(
+                "Logical_Switch_Port",
+                |r| {
+                    r.get("name").and_then(Value::as_str) == Some(name)
+                        && r.get("up").and_then(Value::as_bool) == Some(true)
+                },
+                self.timeout,
+            )
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("pod {name} not up: {e}")))?;
+        self.latencies.push(at.saturating_duration_since(since));
+        Ok(())
+    }
+}
+
+impl Hooks for Emulated {
+    async fn bind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let now = Instant::now();
+        if pod.passive {
+            self.pending.push((pod.name.clone(), now));
+            return Ok(());
+        }
+        self.wait_up(&pod.name, now).await
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, _pod: &Pod) -> ovn_kubernetes::Result<()> {
+        Ok(())
+    }
+
+    async fn point(&mut self, _ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        if point.phase != Phase::Exit {
+            return Ok(());
+        }
+        // Passive pods are not waited for one by one; a Context ends with all of them up.
+        for (name, since) in std::mem::take(&mut self.pending) {
+            self.wait_up(&name, since).await?;
+        }
+        self.phases.push((point.label.to_owned(), self.phase_start.elapsed()));
+        self.phase_start = Instant::now();
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+#[allow(clippy::print_stdout)]
+async fn density_light(args: DensityArgs) -> anyhow::Result<ExitCode> {
+    let compat = Compat::parse(&args.compat)
+        .ok_or_else(|| Failure::bad_input(format!("--compat {:?}: use upstream or fixed", args.compat)))?;
+    if args.workers == 0 || args.n_startup > args.n_pods {
+        return Err(Failure::bad_input("--workers must be at least 1 and --n-startup at most --n-pods").into());
+    }
+    let run_dir = match &args.run_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ovn-heater-kube-density-{}", std::process::id())),
+    };
+    let spec = ovn_lab::LabSpec::new(&run_dir);
+    let lab = ovn_lab::Lab::up(spec).await.map_err(super::lab::lab_failure)?;
+    let result = tokio::select! {
+        r = density_light_on(&lab, &args, compat) => r,
+        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+    };
+    let down = lab.down();
+    if args.run_dir.is_none() && result.is_ok() && down.is_ok() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    let code = result?;
+    down.map_err(super::lab::lab_failure)?;
+    Ok(code)
+}
+
+#[allow(clippy::print_stdout)]
+async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat) -> anyhow::Result<ExitCode> {
+    let options = ovn_emu::FarmOptions {
+        monitor_all: true,
+        bind_requested: true,
+        bridge_mappings: "providernet:br-ex".into(),
+        ..ovn_emu::FarmOptions::default()
+    };
+    let farm = ovn_emu::Farm::start(lab.sb_remote_for_chassis(), args.workers, "ovn-scale", options)
+        .await
+        .context("starting the emulated chassis")?;
+    let outcome = async {
+        farm.wait_registered(Duration::from_secs(60 + args.workers as u64 / 5))
+            .await
+            .context("emulated chassis registering")?;
+        let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
+        let request = ovsdb::MonitorRequest::new().table(
+            "Logical_Switch_Port",
+            ovsdb::TableMonitor::all().columns(["name", "up"]),
+        );
+        let ports = nb
+            .monitor("OVN_Northbound", request)
+            .await
+            .context("monitoring NB ports")?;
+        let cfg = ClusterConfig {
+            n_workers: args.workers,
+            ..ClusterConfig::default()
+        };
+        let mut ovnk = Ovnk::new(nb.clone(), cfg, Families::default(), compat, 1)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        let names: Vec<String> = farm.chassis().iter().map(|c| c.name().to_owned()).collect();
+        ovnk.name_workers(&names)?;
+        ovnk.request_chassis = true;
+        let mut hooks = Emulated {
+            ports,
+            timeout: Duration::from_secs(args.pod_timeout_s),
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
+        };
+        let tests = Tests {
+            base_cluster_bringup: Some(BaseClusterBringup {
+                n_pods_per_node: args.n_pods_per_node,
+            }),
+            density_light: Some(DensityLight {
+                n_pods: args.n_pods,
+                n_startup: args.n_startup,
+            }),
+            ..Tests::default()
+        };
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        hooks.latencies.clear();
+        hooks.phase_start = Instant::now();
+        workload::run_all(&mut ovnk, &mut hooks, &tests, false).await?;
+        let txns: u64 = ovnk.txn_counts.values().sum();
+        nb.close().await;
+        anyhow::Ok((hooks, txns))
+    }
+    .await;
+    let status = farm.status();
+    farm.stop(false).await.context("stopping the emulated chassis")?;
+    let (hooks, txns) = outcome?;
+    let mut lat = hooks.latencies.clone();
+    lat.sort();
+    println!(
+        "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
+        args.workers,
+        compat.as_str(),
+        args.workers * args.n_pods_per_node,
+        args.n_startup,
+        args.n_pods - args.n_startup
+    );
+    for (label, d) in &hooks.phases {
+        println!("  {label:<32} {:>9.1} s", d.as_secs_f64());
+    }
+    println!(
+        "  pod up (LSP committed -> NB up), {} pods: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0)
+    );
+    println!(
+        "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
+        status.registered, status.ports_up, status.errors
+    );
+    Ok(ExitCode::SUCCESS)
 }
