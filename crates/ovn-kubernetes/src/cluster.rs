@@ -35,6 +35,8 @@ pub struct Pod {
     pub uuid: Uuid,
     /// Passive pods are bound but get no network namespace (nobody sends from them).
     pub passive: bool,
+    /// When the NB committed its LSP (pod-up latency starts here).
+    pub committed: std::time::Instant,
 }
 
 /// A worker node (`ovn-scale-<id>`): its switches, gateway router and addresses.
@@ -536,6 +538,7 @@ impl Ovnk {
             );
         }
         let uuid = self.lsp_add(switch, row).await?;
+        let committed = std::time::Instant::now();
         self.workers[w].next_lport_index += 1;
         Ok(Pod {
             name,
@@ -546,6 +549,7 @@ impl Ovnk {
             worker: w,
             uuid,
             passive,
+            committed,
         })
     }
 

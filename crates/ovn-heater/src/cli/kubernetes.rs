@@ -405,32 +405,104 @@ mod tests {
 
 // ------------------------------------------------------------------ density-light bench --
 
+/// When each NB Logical_Switch_Port first became up, from the monitor's events (recorded as
+/// they arrive, so a pod waited for later still gets its own up instant).
+struct UpTimes {
+    up: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl UpTimes {
+    async fn start(nb: &Client) -> anyhow::Result<UpTimes> {
+        let request = ovsdb::MonitorRequest::new().table(
+            "Logical_Switch_Port",
+            ovsdb::TableMonitor::all().columns(["name", "up"]),
+        );
+        let replica = nb
+            .monitor("OVN_Northbound", request)
+            .await
+            .context("monitoring NB ports")?;
+        let mut events = replica.subscribe();
+        let up = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (up2, changed2) = (up.clone(), changed.clone());
+        let task = tokio::spawn(async move {
+            let replica = replica;
+            loop {
+                let rows: Vec<(ovsdb::Row, Instant)> = match events.recv().await {
+                    Ok(ovsdb::RowEvent::Insert { new, at, .. } | ovsdb::RowEvent::Modify { new, at, .. }) => {
+                        vec![(new, at)]
+                    }
+                    Ok(ovsdb::RowEvent::Resynced { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed changes: what is up now is up from now on.
+                        let now = Instant::now();
+                        replica
+                            .find("Logical_Switch_Port", |_| true)
+                            .into_iter()
+                            .map(|(_, r)| (r, now))
+                            .collect()
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                let mut map = up2.lock().unwrap_or_else(|p| p.into_inner());
+                for (row, at) in rows {
+                    if row.get("up").and_then(Value::as_bool) == Some(true) {
+                        if let Some(name) = row.get("name").and_then(Value::as_str) {
+                            map.entry(name.to_owned()).or_insert(at);
+                        }
+                    }
+                }
+                drop(map);
+                changed2.notify_waiters();
+            }
+        });
+        Ok(UpTimes {
+            up,
+            changed,
+            _task: task,
+        })
+    }
+
+    /// When `name` came up, waiting up to `timeout` for it.
+    async fn wait(&self, name: &str, timeout: Duration) -> Option<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(at) = self.up.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied() {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
 /// Hooks of the emulated run: pods are claimed by the farm (requested-chassis); a non-passive
 /// pod is ready when the NB reports it up (emulated chassis have no data plane to ping).
 struct Emulated {
-    ports: ovsdb::Replica,
+    up: UpTimes,
     timeout: Duration,
-    /// Pod name and when its LSP was committed, not yet seen up.
+    /// Pod name and when its LSP was committed, not yet waited for.
     pending: Vec<(String, Instant)>,
+    /// Pod-up latencies of the current Context.
     latencies: Vec<Duration>,
-    phases: Vec<(String, Duration)>,
+    /// Per Context: its label, duration and pod-up latencies (sorted).
+    phases: Vec<(String, Duration, Vec<Duration>)>,
     phase_start: Instant,
 }
 
 impl Emulated {
     async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
-        let (_, _, at) = self
-            .ports
-            .wait_for(
-                "Logical_Switch_Port",
-                |r| {
-                    r.get("name").and_then(Value::as_str) == Some(name)
-                        && r.get("up").and_then(Value::as_bool) == Some(true)
-                },
-                self.timeout,
-            )
+        let at = self
+            .up
+            .wait(name, self.timeout)
             .await
-            .map_err(|e| ovn_kubernetes::Error::Hook(format!("pod {name} not up: {e}")))?;
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("pod {name} not up within {:?}", self.timeout)))?;
         self.latencies.push(at.saturating_duration_since(since));
         Ok(())
     }
@@ -438,12 +510,11 @@ impl Emulated {
 
 impl Hooks for Emulated {
     async fn bind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
-        let now = Instant::now();
         if pod.passive {
-            self.pending.push((pod.name.clone(), now));
+            self.pending.push((pod.name.clone(), pod.committed));
             return Ok(());
         }
-        self.wait_up(&pod.name, now).await
+        self.wait_up(&pod.name, pod.committed).await
     }
 
     async fn unbind(&mut self, _ovnk: &Ovnk, _pod: &Pod) -> ovn_kubernetes::Result<()> {
@@ -458,7 +529,10 @@ impl Hooks for Emulated {
         for (name, since) in std::mem::take(&mut self.pending) {
             self.wait_up(&name, since).await?;
         }
-        self.phases.push((point.label.to_owned(), self.phase_start.elapsed()));
+        let mut lat = std::mem::take(&mut self.latencies);
+        lat.sort();
+        self.phases
+            .push((point.label.to_owned(), self.phase_start.elapsed(), lat));
         self.phase_start = Instant::now();
         Ok(())
     }
@@ -514,14 +588,7 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
             .await
             .context("emulated chassis registering")?;
         let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
-        let request = ovsdb::MonitorRequest::new().table(
-            "Logical_Switch_Port",
-            ovsdb::TableMonitor::all().columns(["name", "up"]),
-        );
-        let ports = nb
-            .monitor("OVN_Northbound", request)
-            .await
-            .context("monitoring NB ports")?;
+        let up = UpTimes::start(&nb).await?;
         let cfg = ClusterConfig {
             n_workers: args.workers,
             ..ClusterConfig::default()
@@ -532,7 +599,7 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
         let mut hooks = Emulated {
-            ports,
+            up,
             timeout: Duration::from_secs(args.pod_timeout_s),
             pending: Vec::new(),
             latencies: Vec::new(),
@@ -550,8 +617,6 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
             ..Tests::default()
         };
         workload::prepare(&mut ovnk, &mut hooks).await?;
-        hooks.latencies.clear();
-        hooks.phase_start = Instant::now();
         workload::run_all(&mut ovnk, &mut hooks, &tests, false).await?;
         let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
@@ -560,9 +625,18 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
     .await;
     let status = farm.status();
     farm.stop(false).await.context("stopping the emulated chassis")?;
-    let (hooks, txns) = outcome?;
-    let mut lat = hooks.latencies.clone();
-    lat.sort();
+    let (hooks, txns) = outcome.with_context(|| {
+        format!(
+            "farm: {} chassis registered, {} connected, {} ports claimed, {} up, {} reconnects, {} errors (last: {})",
+            status.registered,
+            status.connected,
+            status.ports_claimed,
+            status.ports_up,
+            status.reconnects,
+            status.errors,
+            status.last_error.as_deref().unwrap_or("none")
+        )
+    })?;
     println!(
         "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
         args.workers,
@@ -571,17 +645,19 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
         args.n_startup,
         args.n_pods - args.n_startup
     );
-    for (label, d) in &hooks.phases {
-        println!("  {label:<32} {:>9.1} s", d.as_secs_f64());
+    for (label, d, lat) in &hooks.phases {
+        print!("  {label:<28} {:>8.1} s", d.as_secs_f64());
+        if !lat.is_empty() {
+            print!(
+                "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                lat.len(),
+                percentile(lat, 0.5),
+                percentile(lat, 0.9),
+                percentile(lat, 1.0)
+            );
+        }
+        println!();
     }
-    println!(
-        "  pod up (LSP committed -> NB up), {} pods: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        lat.len(),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.9),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0)
-    );
     println!(
         "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
         status.registered, status.ports_up, status.errors
