@@ -392,17 +392,6 @@ impl Hooks for Walkthrough {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oracle_parameters_pass_upstream_checks() {
-        oracle_tests(false, Compat::Upstream).check().expect("valid");
-        oracle_tests(true, Compat::Fixed).check().expect("valid");
-    }
-}
-
 // ------------------------------------------------------------------ density-light bench --
 
 /// When each NB Logical_Switch_Port first became up, from the monitor's events (recorded as
@@ -663,4 +652,15 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
         status.registered, status.ports_up, status.errors
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_parameters_pass_upstream_checks() {
+        oracle_tests(false, Compat::Upstream).check().expect("valid");
+        oracle_tests(true, Compat::Fixed).check().expect("valid");
+    }
 }
