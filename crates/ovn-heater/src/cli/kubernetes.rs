@@ -21,6 +21,8 @@ use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
 
 use crate::error::Failure;
 
+mod scenario;
+
 /// Drive the ovn-kubernetes mimic.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -41,6 +43,28 @@ enum Command {
     ///
     /// Example: ovn-heater kubernetes density-light --workers 120 --n-pods 6000 --n-startup 5900
     DensityLight(DensityArgs),
+    /// Run one of upstream's ovn-kubernetes scenario files (scenarios/ovn-kubernetes/) on
+    /// emulated chassis: a private central and an in-process farm of `cluster.n_workers`
+    /// chassis; pods are control-plane only (ready when their LSP is up). Prints each
+    /// Context's duration and pod-up latency.
+    ///
+    /// Example: ovn-heater kubernetes run-emulated scenarios/ovn-kubernetes/ocp-120-density-light.yml --set density_light.n_startup=1000 --set density_light.n_pods=1100
+    RunEmulated(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// An ovn-kubernetes scenario (upstream's format, `cms_name: ovn_kubernetes`).
+    scenario: PathBuf,
+    /// Override a key: `SECTION.KEY=VALUE` (YAML value), repeatable.
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// Where the lab's files go (a temp dir when absent; kept for the logs when given).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// How long one pod may take to come up.
+    #[arg(long, default_value_t = 60)]
+    pod_timeout_s: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -145,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let target = match args.command {
         Command::Walkthrough(t) => t,
         Command::DensityLight(d) => return density_light(d).await,
+        Command::RunEmulated(r) => return run_scenario(r).await,
     };
     let compat = Compat::parse(&target.compat).ok_or_else(|| {
         Failure::bad_input(format!(
@@ -535,67 +560,32 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-#[allow(clippy::print_stdout)]
+/// What an emulated run needs, whoever asked for it (density-light, run-emulated).
+struct EmulatedRun {
+    cfg: ClusterConfig,
+    families: Families,
+    compat: Compat,
+    tests: Tests,
+    cleanup: bool,
+    pod_timeout: Duration,
+    run_dir: Option<PathBuf>,
+    title: String,
+}
+
 async fn density_light(args: DensityArgs) -> anyhow::Result<ExitCode> {
     let compat = Compat::parse(&args.compat)
         .ok_or_else(|| Failure::bad_input(format!("--compat {:?}: use upstream or fixed", args.compat)))?;
     if args.workers == 0 || args.n_startup > args.n_pods {
         return Err(Failure::bad_input("--workers must be at least 1 and --n-startup at most --n-pods").into());
     }
-    let run_dir = match &args.run_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("ovn-heater-kube-density-{}", std::process::id())),
-    };
-    let spec = ovn_lab::LabSpec::new(&run_dir);
-    let lab = ovn_lab::Lab::up(spec).await.map_err(super::lab::lab_failure)?;
-    let result = tokio::select! {
-        r = density_light_on(&lab, &args, compat) => r,
-        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
-    };
-    let down = lab.down();
-    if args.run_dir.is_none() && result.is_ok() && down.is_ok() {
-        let _ = std::fs::remove_dir_all(&run_dir);
-    }
-    let code = result?;
-    down.map_err(super::lab::lab_failure)?;
-    Ok(code)
-}
-
-#[allow(clippy::print_stdout)]
-async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat) -> anyhow::Result<ExitCode> {
-    let options = ovn_emu::FarmOptions {
-        monitor_all: true,
-        bind_requested: true,
-        bridge_mappings: "providernet:br-ex".into(),
-        ..ovn_emu::FarmOptions::default()
-    };
-    let farm = ovn_emu::Farm::start(lab.sb_remote_for_chassis(), args.workers, "ovn-scale", options)
-        .await
-        .context("starting the emulated chassis")?;
-    let outcome = async {
-        farm.wait_registered(Duration::from_secs(60 + args.workers as u64 / 5))
-            .await
-            .context("emulated chassis registering")?;
-        let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
-        let up = UpTimes::start(&nb).await?;
-        let cfg = ClusterConfig {
+    let run = EmulatedRun {
+        cfg: ClusterConfig {
             n_workers: args.workers,
             ..ClusterConfig::default()
-        };
-        let mut ovnk = Ovnk::new(nb.clone(), cfg, Families::default(), compat, 1)
-            .map_err(|e| Failure::bad_input(e.to_string()))?;
-        let names: Vec<String> = farm.chassis().iter().map(|c| c.name().to_owned()).collect();
-        ovnk.name_workers(&names)?;
-        ovnk.request_chassis = true;
-        let mut hooks = Emulated {
-            up,
-            timeout: Duration::from_secs(args.pod_timeout_s),
-            pending: Vec::new(),
-            latencies: Vec::new(),
-            phases: Vec::new(),
-            phase_start: Instant::now(),
-        };
-        let tests = Tests {
+        },
+        families: Families::default(),
+        compat,
+        tests: Tests {
             base_cluster_bringup: Some(BaseClusterBringup {
                 n_pods_per_node: args.n_pods_per_node,
             }),
@@ -604,9 +594,111 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
                 n_startup: args.n_startup,
             }),
             ..Tests::default()
+        },
+        cleanup: false,
+        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        run_dir: args.run_dir.clone(),
+        title: format!(
+            "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
+            args.workers,
+            compat.as_str(),
+            args.workers * args.n_pods_per_node,
+            args.n_startup,
+            args.n_pods - args.n_startup
+        ),
+    };
+    run_emulated(run).await
+}
+
+async fn run_scenario(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.scenario)
+        .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", args.scenario.display())))?;
+    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+        .map_err(|e| Failure::bad_input(format!("scenario {} is not a YAML map: {e}", args.scenario.display())))?;
+    scenario::apply_sets(&mut doc, &args.sets).map_err(Failure::bad_input)?;
+    let s =
+        scenario::parse(&doc).map_err(|e| Failure::bad_input(format!("scenario {}: {e}", args.scenario.display())))?;
+    if !s.ignored.is_empty() {
+        tracing::info!("not modelled on emulated chassis, ignored: {}", s.ignored.join(", "));
+    }
+    let run = EmulatedRun {
+        title: format!(
+            "{} on {} emulated workers (compat {}, IPv4 {}, IPv6 {})",
+            args.scenario.display(),
+            s.cluster.n_workers,
+            s.compat.as_str(),
+            s.families.run_ipv4,
+            s.families.run_ipv6
+        ),
+        cfg: s.cluster,
+        families: s.families,
+        compat: s.compat,
+        tests: s.tests,
+        cleanup: s.cleanup,
+        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        run_dir: args.run_dir,
+    };
+    run_emulated(run).await
+}
+
+/// Brings up a private central, runs `run` on an emulated farm, tears everything down.
+async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
+    run.tests.check().map_err(|e| Failure::bad_input(e.to_string()))?;
+    run.cfg
+        .check(run.families)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let run_dir = match &run.run_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ovn-heater-kube-{}", std::process::id())),
+    };
+    let spec = ovn_lab::LabSpec::new(&run_dir);
+    let lab = ovn_lab::Lab::up(spec).await.map_err(super::lab::lab_failure)?;
+    let result = tokio::select! {
+        r = run_emulated_on(&lab, &run) => r,
+        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+    };
+    let down = lab.down();
+    if run.run_dir.is_none() && result.is_ok() && down.is_ok() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    let code = result?;
+    down.map_err(super::lab::lab_failure)?;
+    Ok(code)
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+    let options = ovn_emu::FarmOptions {
+        monitor_all: true,
+        bind_requested: true,
+        bridge_mappings: format!("{}:br-ex", run.cfg.physical_net),
+        ..ovn_emu::FarmOptions::default()
+    };
+    let workers = run.cfg.n_workers;
+    let farm = ovn_emu::Farm::start(lab.sb_remote_for_chassis(), workers, "ovn-scale", options)
+        .await
+        .context("starting the emulated chassis")?;
+    let outcome = async {
+        farm.wait_registered(Duration::from_secs(60 + workers as u64 / 5))
+            .await
+            .context("emulated chassis registering")?;
+        let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
+        let up = UpTimes::start(&nb).await?;
+        let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        let names: Vec<String> = farm.chassis().iter().map(|c| c.name().to_owned()).collect();
+        ovnk.name_workers(&names)?;
+        ovnk.request_chassis = true;
+        let mut hooks = Emulated {
+            up,
+            timeout: run.pod_timeout,
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
         };
         workload::prepare(&mut ovnk, &mut hooks).await?;
-        workload::run_all(&mut ovnk, &mut hooks, &tests, false).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
         let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
         anyhow::Ok((hooks, txns))
@@ -626,14 +718,7 @@ async fn density_light_on(lab: &ovn_lab::Lab, args: &DensityArgs, compat: Compat
             status.last_error.as_deref().unwrap_or("none")
         )
     })?;
-    println!(
-        "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
-        args.workers,
-        compat.as_str(),
-        args.workers * args.n_pods_per_node,
-        args.n_startup,
-        args.n_pods - args.n_startup
-    );
+    println!("{}", run.title);
     for (label, d, lat) in &hooks.phases {
         print!("  {label:<28} {:>8.1} s", d.as_secs_f64());
         if !lat.is_empty() {
