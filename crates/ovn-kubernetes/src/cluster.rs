@@ -22,6 +22,14 @@ const ACL_NETPOL_ALLOW_PRIO: i64 = 3;
 pub const VIP_PORT: u16 = 80;
 pub const BACKEND_PORT: u16 = 8080;
 
+/// Timings of one upstream call (`ovn_stats.timeit`'s count/total/max), successful calls only.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpStats {
+    pub count: u64,
+    pub total: std::time::Duration,
+    pub max: std::time::Duration,
+}
+
 /// A pod: its logical switch port and the addresses upstream's `LSPort` carries.
 #[derive(Clone, Debug)]
 pub struct Pod {
@@ -158,6 +166,9 @@ pub struct Ovnk {
     /// Pod LSPs carry `options:requested-chassis=<node>`, as ovn-kubernetes writes (upstream
     /// ovn-heater does not; emulated chassis claim ports by it).
     pub request_chassis: bool,
+    /// Per upstream call (`WorkerNode.provision_port`, `Namespace.default_deny`, ...): its
+    /// timings since the cluster was created.
+    op_stats: BTreeMap<&'static str, OpStats>,
 }
 
 impl Ovnk {
@@ -195,11 +206,25 @@ impl Ovnk {
             n_ns: 0,
             txn_counts: BTreeMap::new(),
             request_chassis: false,
+            op_stats: BTreeMap::new(),
         })
     }
 
     pub fn nb(&self) -> &Client {
         &self.nb
+    }
+
+    fn timed(&mut self, op: &'static str, started: std::time::Instant) {
+        let took = started.elapsed();
+        let st = self.op_stats.entry(op).or_default();
+        st.count += 1;
+        st.total += took;
+        st.max = st.max.max(took);
+    }
+
+    /// Timings per upstream call so far (a host subtracts two readings for one Context).
+    pub fn op_stats(&self) -> &BTreeMap<&'static str, OpStats> {
+        &self.op_stats
     }
 
     /// Names the workers after the chassis that host them (e.g. an emulated farm's
@@ -394,6 +419,7 @@ impl Ovnk {
     /// `WorkerNode.provision`: node switch, gateway router, external switch, localnet port,
     /// routes and SNAT for worker `w`.
     pub async fn provision_worker(&mut self, w: usize) -> Result<()> {
+        let started = std::time::Instant::now();
         let router = self.router.ok_or(Error::Unknown {
             kind: "cluster router",
             name: "(create_cluster_router first)".into(),
@@ -505,11 +531,13 @@ impl Ovnk {
         let wk = &mut self.workers[w];
         wk.switch = Some(switch);
         wk.gw_router = Some(gr);
+        self.timed("WorkerNode.provision", started);
         Ok(())
     }
 
     /// `WorkerNode.provision_port`: a pod's LSP on worker `w`'s switch (not bound yet).
     pub async fn provision_port(&mut self, w: usize, passive: bool) -> Result<Pod> {
+        let started = std::time::Instant::now();
         let worker = self.workers[w].clone();
         let switch = worker.switch.ok_or(Error::Unknown {
             kind: "node switch",
@@ -540,6 +568,7 @@ impl Ovnk {
         let uuid = self.lsp_add(switch, row).await?;
         let committed = std::time::Instant::now();
         self.workers[w].next_lport_index += 1;
+        self.timed("WorkerNode.provision_port", started);
         Ok(Pod {
             name,
             mac,
@@ -562,6 +591,7 @@ impl Ovnk {
     /// `WorkerNode.provision_load_balancers`: bring-up pods as cluster LB backends, the
     /// cluster LB on the node switch and GR, and the node's (empty) gateway LB.
     pub async fn provision_load_balancers(&mut self, w: usize, ports: &[Pod]) -> Result<()> {
+        let started = std::time::Instant::now();
         let worker = self.workers[w].clone();
         let (Some(switch), Some(gr)) = (worker.switch, worker.gw_router) else {
             return Err(Error::Unknown {
@@ -598,11 +628,13 @@ impl Ovnk {
             let lb = self.lb_create(&format!("lb-{}6", worker.gw_router_name())).await?;
             self.lb_add_to(lb, &[gr], &[]).await?;
         }
+        self.timed("WorkerNode.provision_load_balancers", started);
         Ok(())
     }
 
     /// `ChassisNode.unprovision_port` (NB half): deletes the pod's LSP.
     pub async fn delete_port(&mut self, pod: &Pod) -> Result<()> {
+        let started = std::time::Instant::now();
         let switch = self.workers[pod.worker].switch.ok_or(Error::Unknown {
             kind: "node switch",
             name: pod.name.clone(),
@@ -614,6 +646,7 @@ impl Ovnk {
             vec![Mutation::delete("ports", Value::uuid(pod.uuid))],
         );
         self.commit("lsp_del", txn).await?;
+        self.timed("ChassisNode.unprovision_port", started);
         Ok(())
     }
 
@@ -621,6 +654,7 @@ impl Ovnk {
 
     /// `OvnLoadBalancer(name)`: one row per protocol, no VIPs.
     pub async fn lb_create(&mut self, name: &str) -> Result<LbId> {
+        let started = std::time::Instant::now();
         let mut rows = Vec::new();
         for proto in PROTOCOLS {
             let row = Row::new()
@@ -646,6 +680,7 @@ impl Ovnk {
             switches: Vec::new(),
             in_group: false,
         });
+        self.timed("OvnLoadBalancer.__init__", started);
         Ok(self.lbs.len() - 1)
     }
 
@@ -784,6 +819,7 @@ impl Ovnk {
 
     /// `Namespace(name)`: three empty port groups and the address set(s).
     pub async fn ns_create(&mut self, name: &str) -> Result<NsId> {
+        let started = std::time::Instant::now();
         let mut ns = Namespace {
             name: name.to_owned(),
             ports: Vec::new(),
@@ -813,6 +849,7 @@ impl Ovnk {
         }
         self.n_ns += 1;
         self.namespaces.push(ns);
+        self.timed("Namespace.__init__", started);
         Ok(self.namespaces.len() - 1)
     }
 
@@ -892,6 +929,7 @@ impl Ovnk {
 
     /// `Namespace.add_ports`: IPs into the address set(s); into the PGs once enforcing.
     pub async fn ns_add_ports(&mut self, ns: NsId, ports: &[Pod]) -> Result<()> {
+        let started = std::time::Instant::now();
         self.namespaces[ns].ports.extend(ports.iter().cloned());
         let n = self.namespaces[ns].clone();
         if let Some(a) = &n.addr_set4 {
@@ -907,6 +945,7 @@ impl Ovnk {
                 self.pg_add_ports(&pg, ports).await?;
             }
         }
+        self.timed("Namespace.add_ports", started);
         Ok(())
     }
 
@@ -946,6 +985,7 @@ impl Ovnk {
 
     /// `Namespace.default_deny`: enforce, then deny all but ARP in both directions.
     pub async fn ns_default_deny(&mut self, ns: NsId, family: u8) -> Result<()> {
+        let started = std::time::Instant::now();
         self.ns_enforce(ns).await?;
         let n = self.namespaces[ns].clone();
         let (igr, egr) = (n.pg_deny_igr(), n.pg_deny_egr());
@@ -997,11 +1037,13 @@ impl Ovnk {
             ),
         )
         .await?;
+        self.timed("Namespace.default_deny", started);
         Ok(())
     }
 
     /// `Namespace.allow_within_namespace`.
     pub async fn ns_allow_within_namespace(&mut self, ns: NsId, family: u8) -> Result<()> {
+        let started = std::time::Instant::now();
         self.ns_enforce(ns).await?;
         let n = self.namespaces[ns].clone();
         let pg = n.pg();
@@ -1032,12 +1074,14 @@ impl Ovnk {
             ),
         )
         .await?;
+        self.timed("Namespace.allow_within_namespace", started);
         Ok(())
     }
 
     /// `Namespace.allow_cross_namespace` (upstream's version cannot run; this writes its
     /// intent: traffic from `other` into `ns`, and from `ns` to `other`).
     pub async fn ns_allow_cross_namespace(&mut self, ns: NsId, other: NsId, family: u8) -> Result<()> {
+        let started = std::time::Instant::now();
         self.ns_enforce(ns).await?;
         let n = self.namespaces[ns].clone();
         let o = self.namespaces[other].clone();
@@ -1067,6 +1111,7 @@ impl Ovnk {
             ),
         )
         .await?;
+        self.timed("Namespace.allow_cross_namespace", started);
         Ok(())
     }
 
@@ -1080,6 +1125,7 @@ impl Ovnk {
         include_ext_gw: bool,
         family: u8,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         self.ns_enforce(ns).await?;
         let n = self.namespaces[ns].clone();
         let mut ips = external_ips.clone();
@@ -1115,12 +1161,15 @@ impl Ovnk {
                 "allow-related",
             ),
         )
-        .await
+        .await?;
+        self.timed("Namespace.allow_from_external", started);
+        Ok(())
     }
 
     /// `Namespace.create_sub_ns`: a sub port group with `ports` and its address set(s);
     /// returns the sub-namespace index.
     pub async fn ns_create_sub_ns(&mut self, ns: NsId, ports: &[Pod]) -> Result<usize> {
+        let started = std::time::Instant::now();
         let n = self.namespaces[ns].clone();
         let idx = n.sub_pg.len();
         let suffix = format!("{}_{idx}", n.name);
@@ -1145,11 +1194,13 @@ impl Ovnk {
             self.as_add_addrs(&a, ips).await?;
             self.namespaces[ns].sub_as.push(a);
         }
+        self.timed("Namespace.create_sub_ns", started);
         Ok(idx)
     }
 
     /// `Namespace.allow_sub_namespace`: `src` may reach `dst` (two ACLs on the namespace PG).
     pub async fn ns_allow_sub_namespace(&mut self, ns: NsId, src: usize, dst: usize, family: u8) -> Result<()> {
+        let started = std::time::Instant::now();
         let n = self.namespaces[ns].clone();
         let pg = n.pg();
         // Upstream indexes the address sets by sub-PG index (wrong in dual stack) and
@@ -1192,6 +1243,7 @@ impl Ovnk {
             ),
         )
         .await?;
+        self.timed("Namespace.allow_sub_namespace", started);
         Ok(())
     }
 
@@ -1208,6 +1260,7 @@ impl Ovnk {
     /// `Namespace.provision_vips_to_load_balancers`: VIPs in 30.<n_ns>.0.0/16 (30::/32 for
     /// IPv6), one per backend list.
     pub async fn ns_provision_vips(&mut self, ns: NsId, backend_lists: &[Vec<Pod>], family: u8) -> Result<()> {
+        let started = std::time::Instant::now();
         let lb = self.namespaces[ns].load_balancer.ok_or(Error::Unknown {
             kind: "namespace load balancer",
             name: self.namespaces[ns].name.clone(),
@@ -1249,7 +1302,9 @@ impl Ovnk {
                 (endpoint(vip, VIP_PORT), backs)
             })
             .collect();
-        self.lb_add_vips(lb, &vips).await
+        self.lb_add_vips(lb, &vips).await?;
+        self.timed("Namespace.provision_vips_to_load_balancers", started);
+        Ok(())
     }
 
     /// `Namespace.unprovision_ports`: removes a subset of the namespace's pods (NB half;

@@ -505,9 +505,20 @@ struct Emulated {
     pending: Vec<(String, Instant)>,
     /// Pod-up latencies of the current Context.
     latencies: Vec<Duration>,
-    /// Per Context: its label, duration and pod-up latencies (sorted).
-    phases: Vec<(String, Duration, Vec<Duration>)>,
+    /// Per Context: its label, duration, pod-up latencies (sorted) and upstream calls
+    /// (name, count, total time).
+    phases: Vec<ContextFigures>,
     phase_start: Instant,
+    /// The cluster's call timings at the previous Context's end.
+    last_stats: std::collections::BTreeMap<&'static str, ovn_kubernetes::cluster::OpStats>,
+}
+
+/// One finished Context of an emulated run.
+struct ContextFigures {
+    label: String,
+    took: Duration,
+    latencies: Vec<Duration>,
+    calls: Vec<(&'static str, u64, Duration)>,
 }
 
 impl Emulated {
@@ -535,7 +546,7 @@ impl Hooks for Emulated {
         Ok(())
     }
 
-    async fn point(&mut self, _ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+    async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
         if point.phase != Phase::Exit {
             return Ok(());
         }
@@ -543,10 +554,24 @@ impl Hooks for Emulated {
         for (name, since) in std::mem::take(&mut self.pending) {
             self.wait_up(&name, since).await?;
         }
-        let mut lat = std::mem::take(&mut self.latencies);
-        lat.sort();
-        self.phases
-            .push((point.label.to_owned(), self.phase_start.elapsed(), lat));
+        let mut latencies = std::mem::take(&mut self.latencies);
+        latencies.sort();
+        let now = ovnk.op_stats().clone();
+        let calls = now
+            .iter()
+            .filter_map(|(name, st)| {
+                let before = self.last_stats.get(name).copied().unwrap_or_default();
+                let n = st.count - before.count;
+                (n > 0).then(|| (*name, n, st.total.saturating_sub(before.total)))
+            })
+            .collect();
+        self.last_stats = now;
+        self.phases.push(ContextFigures {
+            label: point.label.to_owned(),
+            took: self.phase_start.elapsed(),
+            latencies,
+            calls,
+        });
         self.phase_start = Instant::now();
         Ok(())
     }
@@ -696,6 +721,7 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
             latencies: Vec::new(),
             phases: Vec::new(),
             phase_start: Instant::now(),
+            last_stats: Default::default(),
         };
         workload::prepare(&mut ovnk, &mut hooks).await?;
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
@@ -719,8 +745,9 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
         )
     })?;
     println!("{}", run.title);
-    for (label, d, lat) in &hooks.phases {
-        print!("  {label:<28} {:>8.1} s", d.as_secs_f64());
+    for p in &hooks.phases {
+        print!("  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
+        let lat = &p.latencies;
         if !lat.is_empty() {
             print!(
                 "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
@@ -731,6 +758,14 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
             );
         }
         println!();
+        {
+            for (name, n, total) in &p.calls {
+                println!(
+                    "      {name:<44} x{n:<6} avg {:>7.2} ms",
+                    total.as_secs_f64() * 1e3 / *n as f64
+                );
+            }
+        }
     }
     println!(
         "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
