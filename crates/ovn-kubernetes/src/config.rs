@@ -181,3 +181,32 @@ impl ClusterConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translate_yaml_defaults() {
+        let c = ClusterConfig::default();
+        assert_eq!(c.vips, ["4.0.0.1:80", "4.0.0.2:80"]);
+        assert_eq!(c.static_vips.len(), 65);
+        assert_eq!(c.static_vips[64].0, "4.0.0.65:80");
+        assert_eq!(c.static_vips[0].1, ["6.0.0.1:8080", "6.0.0.2:8080"]);
+        assert_eq!(c.vips6, ["[4::1]:80", "[4::2]:80"]);
+        assert_eq!(c.static_vips6[64].0, "[4::41]:80");
+        assert_eq!(c.static_vips6[0].1, ["[6::1]:8080", "[6::2]:8080"]);
+        let both = Families {
+            run_ipv4: true,
+            run_ipv6: true,
+        };
+        assert_eq!(c.cluster(both).v6.unwrap().to_string(), "16::/32");
+        assert!(c
+            .check(Families {
+                run_ipv4: false,
+                run_ipv6: false
+            })
+            .unwrap_err()
+            .is_bad_input());
+    }
+}

@@ -867,3 +867,49 @@ pub async fn service_route<H: Hooks>(o: &mut Ovnk, h: &mut H, t: &ServiceRoute, 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_upstream_refuses_are_refused() {
+        let netpol = |n_ns, pods_ns_ratio, n_labels| Tests {
+            netpol_small: Some(Netpol {
+                n_ns,
+                pods_ns_ratio,
+                n_labels,
+            }),
+            ..Tests::default()
+        };
+        assert!(netpol(2, 3, 3).check().is_ok());
+        assert!(netpol(2, 3, 2).check().unwrap_err().is_bad_input());
+        assert!(netpol(1, 3, 3).check().is_err());
+        let cd = Tests {
+            cluster_density: Some(ClusterDensity {
+                n_runs: 1,
+                n_startup: 2,
+            }),
+            ..Tests::default()
+        };
+        assert!(cd.check().unwrap_err().to_string().contains("n_startup"));
+        let dh = Tests {
+            density_heavy: Some(DensityHeavy {
+                n_pods: 2,
+                n_startup: 4,
+                pods_vip_ratio: 2,
+            }),
+            ..Tests::default()
+        };
+        assert!(dh.check().is_err());
+    }
+
+    #[test]
+    fn upstream_defaults_of_the_sections() {
+        assert_eq!(DensityHeavy::default().pods_vip_ratio, 2);
+        let sr = ServiceRoute::default();
+        assert_eq!((sr.n_lb, sr.n_backends), (16, 4));
+        let mt = NetpolMultitenant::default();
+        assert_eq!((mt.n_external_ips1, mt.n_external_ips2), (3, 20));
+    }
+}

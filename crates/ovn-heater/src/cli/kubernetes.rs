@@ -23,7 +23,10 @@ use crate::error::Failure;
 
 mod scenario;
 
-/// Drive the ovn-kubernetes mimic.
+/// Drive the ovn-kubernetes mimic: the ovnk-reference walkthrough, upstream's scenarios on
+/// emulated chassis, the density-light benchmark.
+///
+/// Example: ovn-heater kubernetes run-emulated scenarios/ovn-kubernetes/ovn-low-scale.yml --set global.cleanup=true
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
