@@ -1,6 +1,7 @@
 //! `ovn-heater kubernetes run-emulated`: upstream's CI scenario `ovn-low-scale.yml`, unchanged
 //! but for `--set global.cleanup=true`, runs all nine tests on emulated chassis (both
-//! compat modes), every pod comes up, and nothing is left running.
+//! compat modes) and on real chassis (`--real`: pods in namespaces, every ping answered), every
+//! pod comes up, and nothing is left running.
 
 use std::process::Command;
 
@@ -11,7 +12,11 @@ fn scenario(name: &str) -> String {
 }
 
 fn run(extra: &[&str]) -> String {
-    let dir = TempDir::new("kube_run_emulated");
+    run_in(&TempDir::new("kube_run_emulated"), extra)
+}
+
+/// Runs `ovn-low-scale.yml` with its lab in `dir/lab` (kept for the caller to inspect).
+fn run_in(dir: &TempDir, extra: &[&str]) -> String {
     let run_dir = dir.path().join("lab");
     let mut args = vec![
         "kubernetes".to_owned(),
@@ -79,6 +84,42 @@ fn kubernetes_run_emulated_ovn_low_scale_upstream_compat() {
     let text = run(&["--set", "global.ovnk_compat=upstream"]);
     assert_all_tests_ran(&text);
     assert!(text.contains("compat upstream"), "{text}");
+}
+
+#[test]
+fn kubernetes_run_real_chassis_ovn_low_scale() {
+    test_support::require_root!("kubernetes_run_real_chassis_ovn_low_scale");
+    test_support::require_ovn!(
+        "kubernetes_run_real_chassis_ovn_low_scale",
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd",
+            "ovs-appctl"
+        ]
+    );
+    let dir = TempDir::new("kube_run_real");
+    let text = run_in(&dir, &["--real", "--pod-timeout-s", "30"]);
+    // `fixed` writes matches ovn-controller accepts (upstream's it rejects: "error parsing match").
+    for chassis in ["ovn-scale-0", "ovn-scale-1"] {
+        let log = dir.path().join("lab/hv").join(chassis).join("ovn-controller.log");
+        let log = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(log.contains("Claiming lport"), "{chassis} claimed nothing:\n{log}");
+        assert!(!log.contains("error parsing match"), "{chassis}:\n{log}");
+    }
+    for context in [
+        "base_cluster_bringup-run",
+        "netpol_multitenant-run",
+        "service_route-cleanup",
+    ] {
+        assert!(text.contains(context), "{context} missing:\n{text}");
+    }
+    assert!(
+        text.contains("on 2 real workers") && text.contains(" pings, 0 failed"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1078,8 +1078,8 @@ impl Ovnk {
         Ok(())
     }
 
-    /// `Namespace.allow_cross_namespace` (upstream's version cannot run; this writes its
-    /// intent: traffic from `other` into `ns`, and from `ns` to `other`).
+    /// `Namespace.allow_cross_namespace`: traffic from `other` into `ns`, and from `ns` to
+    /// `other`.
     pub async fn ns_allow_cross_namespace(&mut self, ns: NsId, other: NsId, family: u8) -> Result<()> {
         let started = std::time::Instant::now();
         self.ns_enforce(ns).await?;
@@ -1088,15 +1088,19 @@ impl Ovnk {
         if n.ports.is_empty() {
             return Ok(());
         }
-        let (pg, opg) = (n.pg(), o.pg());
+        // Upstream's version cannot run (it indexes an `OvnNbctl`); this is what ovn-kubernetes
+        // writes for "allow from/to namespace `other`": both ACLs name only this namespace's
+        // port group (ovn-controller cannot resolve another namespace's group on a switch
+        // where that group has no port).
+        let pg = n.pg();
         let ip = if family == 6 { "ip6" } else { "ip4" };
-        let (self_as, other_as) = (self.as_ref(&n, family), self.as_ref(&o, family));
+        let other_as = self.as_ref(&o, family);
         self.pg_acl_add(
             &pg,
             acl_row(
                 "to-lport",
                 ACL_NETPOL_ALLOW_PRIO,
-                &format!("{ip}.src == {self_as} && outport == @{opg}"),
+                &format!("{ip}.src == {other_as} && outport == @{pg}"),
                 "allow-related",
             ),
         )
@@ -1104,7 +1108,7 @@ impl Ovnk {
         self.pg_acl_add(
             &pg,
             acl_row(
-                "to-lport",
+                "from-lport",
                 ACL_NETPOL_ALLOW_PRIO,
                 &format!("{ip}.dst == {other_as} && inport == @{pg}"),
                 "allow-related",
@@ -1223,8 +1227,15 @@ impl Ovnk {
         } else {
             "to-lport"
         };
+        // Upstream attaches both to the namespace's group; ovn-kubernetes attaches each ACL to
+        // the group its match names (ovn-controller cannot resolve a group on a switch where
+        // it has no port).
+        let (on_ingress, on_egress) = match self.compat {
+            Compat::Upstream => (pg.clone(), pg.clone()),
+            Compat::Fixed => (pg_dst.clone(), pg_src.clone()),
+        };
         self.pg_acl_add(
-            &pg,
+            &on_ingress,
             acl_row(
                 "to-lport",
                 ACL_NETPOL_ALLOW_PRIO,
@@ -1234,7 +1245,7 @@ impl Ovnk {
         )
         .await?;
         self.pg_acl_add(
-            &pg,
+            &on_egress,
             acl_row(
                 egress_dir,
                 ACL_NETPOL_ALLOW_PRIO,
@@ -1331,30 +1342,52 @@ impl Ovnk {
     }
 
     /// `Namespace.unprovision` after its ports are gone (the caller deletes and unbinds the
-    /// ports first). Returns false where upstream raises: its port groups are deleted, then
-    /// `port_group_del(list)` throws, leaving address sets and sub-namespaces behind.
-    pub async fn ns_unprovision_rest(&mut self, ns: NsId) -> Result<bool> {
+    /// ports first), first half: the namespace's ACLs (upstream: its port groups). Returns
+    /// false where upstream raises: its port groups are deleted, then `port_group_del(list)`
+    /// throws, leaving address sets and sub-namespaces behind.
+    pub async fn ns_unprovision_policies(&mut self, ns: NsId) -> Result<bool> {
         let n = self.namespaces[ns].clone();
-        for pg in [n.pg_deny_igr(), n.pg_deny_egr(), n.pg()] {
-            self.pg_del(&pg).await?;
-        }
         if self.compat == Compat::Upstream {
+            for pg in [n.pg_deny_igr(), n.pg_deny_egr(), n.pg()] {
+                self.pg_del(&pg).await?;
+            }
             // address_set_del is never executed upstream; then sub_pg (a list) raises.
             return Ok(false);
         }
-        for a in n.addr_set4.iter().chain(n.addr_set6.iter()) {
-            self.as_del(a).await?;
+        // Only the ACLs here: other namespaces' ACLs may still name these port groups.
+        let mut txn = Transaction::new(NB);
+        for pg in [n.pg_deny_igr(), n.pg_deny_egr(), n.pg()]
+            .into_iter()
+            .chain(n.sub_pg.iter().cloned())
+        {
+            txn.update(
+                "Port_Group",
+                vec![Condition::eq("name", pg.as_str())],
+                Row::new().with("acls", Value::empty_set()),
+            );
         }
-        for pg in &n.sub_pg {
+        self.commit("pg_acl_del", txn).await?;
+        Ok(true)
+    }
+
+    /// Second half (`fixed` only): the port groups, address sets and load balancers. Run it
+    /// once no ACL of any namespace refers to them any more (ovn-controller rejects a match
+    /// naming a missing port group or address set).
+    pub async fn ns_unprovision_sets(&mut self, ns: NsId) -> Result<()> {
+        if self.compat == Compat::Upstream {
+            return Ok(());
+        }
+        let n = self.namespaces[ns].clone();
+        for pg in [n.pg_deny_igr(), n.pg_deny_egr(), n.pg()].iter().chain(n.sub_pg.iter()) {
             self.pg_del(pg).await?;
         }
-        for a in &n.sub_as {
+        for a in n.addr_set4.iter().chain(n.addr_set6.iter()).chain(n.sub_as.iter()) {
             self.as_del(a).await?;
         }
         for lb in n.lbs {
             self.lb_delete(lb).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     // ------------------------------------------------------------ row helpers --

@@ -288,16 +288,16 @@ async fn ping_ports<H: Hooks>(o: &Ovnk, h: &mut H, ports: &[Pod]) -> Result<()> 
     Ok(())
 }
 
-/// `Namespace.unprovision`; `false` where upstream raises (the rest of that cleanup
-/// Context is skipped).
-async fn ns_unprovision<H: Hooks>(o: &mut Ovnk, h: &mut H, ns: NsId) -> Result<bool> {
+/// `Namespace.unprovision`, first half (ports and port groups); `false` where upstream
+/// raises (the rest of that cleanup Context is skipped).
+async fn ns_unprovision_policies<H: Hooks>(o: &mut Ovnk, h: &mut H, ns: NsId) -> Result<bool> {
     let ports = o.namespaces[ns].ports.clone();
     for p in &ports {
         o.delete_port(p).await?;
         h.unbind(o, p).await?;
     }
     o.namespaces[ns].ports.clear();
-    let done = o.ns_unprovision_rest(ns).await?;
+    let done = o.ns_unprovision_policies(ns).await?;
     if !done {
         tracing::warn!(
             "upstream compat: Namespace.unprovision({}) raises here, as upstream's does (AttributeError on port_group_del of a list)",
@@ -307,11 +307,25 @@ async fn ns_unprovision<H: Hooks>(o: &mut Ovnk, h: &mut H, ns: NsId) -> Result<b
     Ok(done)
 }
 
+/// `Namespace.unprovision` of one namespace.
+async fn ns_unprovision<H: Hooks>(o: &mut Ovnk, h: &mut H, ns: NsId) -> Result<bool> {
+    let done = ns_unprovision_policies(o, h, ns).await?;
+    if done {
+        o.ns_unprovision_sets(ns).await?;
+    }
+    Ok(done)
+}
+
+/// Unprovisions namespaces that may refer to each other: every policy goes before any
+/// address set (upstream stops at the first namespace, where it raises).
 async fn cleanup_namespaces<H: Hooks>(o: &mut Ovnk, h: &mut H, all: &[NsId]) -> Result<()> {
     for ns in all {
-        if !ns_unprovision(o, h, *ns).await? {
-            break;
+        if !ns_unprovision_policies(o, h, *ns).await? {
+            return Ok(());
         }
+    }
+    for ns in all {
+        o.ns_unprovision_sets(*ns).await?;
     }
     Ok(())
 }

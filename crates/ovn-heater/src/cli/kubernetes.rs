@@ -65,9 +65,14 @@ pub struct RunArgs {
     /// Where the lab's files go (a temp dir when absent; kept for the logs when given).
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// How long one pod may take to come up.
+    /// How long one pod may take to come up (and one ping may take).
     #[arg(long, default_value_t = 60)]
     pod_timeout_s: u64,
+    /// Real chassis instead of emulated ones: `cluster.n_workers` chassis `ovn-scale-<i>`
+    /// (ovsdb-server + ovs-vswitchd + ovn-controller in network namespaces), pods plumbed
+    /// into namespaces of their own and checked with pings (needs root).
+    #[arg(long)]
+    real: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -598,6 +603,8 @@ struct EmulatedRun {
     pod_timeout: Duration,
     run_dir: Option<PathBuf>,
     title: String,
+    /// Real lab chassis (`--real`) instead of an emulated farm.
+    real: bool,
 }
 
 async fn density_light(args: DensityArgs) -> anyhow::Result<ExitCode> {
@@ -626,6 +633,7 @@ async fn density_light(args: DensityArgs) -> anyhow::Result<ExitCode> {
         cleanup: false,
         pod_timeout: Duration::from_secs(args.pod_timeout_s),
         run_dir: args.run_dir.clone(),
+        real: false,
         title: format!(
             "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
             args.workers,
@@ -665,6 +673,7 @@ async fn run_scenario(args: RunArgs) -> anyhow::Result<ExitCode> {
         cleanup: s.cleanup,
         pod_timeout: Duration::from_secs(args.pod_timeout_s),
         run_dir: args.run_dir,
+        real: args.real,
     };
     run_emulated(run).await
 }
@@ -679,10 +688,22 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ovn-heater-kube-{}", std::process::id())),
     };
-    let spec = ovn_lab::LabSpec::new(&run_dir);
+    let mut spec = ovn_lab::LabSpec::new(&run_dir);
+    if run.real {
+        spec.monitor_all = true;
+        spec.chassis = (0..run.cfg.n_workers)
+            .map(|i| ovn_lab::ChassisSpec {
+                name: format!("ovn-scale-{i}"),
+                role: ovn_lab::ChassisRole::Compute,
+            })
+            .collect();
+        spec.registration_timeout = Duration::from_secs(60 + 10 * run.cfg.n_workers as u64);
+    }
     let lab = ovn_lab::Lab::up(spec).await.map_err(super::lab::lab_failure)?;
     let result = tokio::select! {
-        r = run_emulated_on(&lab, &run) => r,
+        r = async {
+            if run.real { run_real_on(&lab, &run).await } else { run_emulated_on(&lab, &run).await }
+        } => r,
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
     };
     let down = lab.down();
@@ -747,8 +768,18 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
             status.last_error.as_deref().unwrap_or("none")
         )
     })?;
-    println!("{}", run.title);
-    for p in &hooks.phases {
+    print_figures(&run.title, &hooks.phases);
+    println!(
+        "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
+        status.registered, status.ports_up, status.errors
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_figures(title: &str, phases: &[ContextFigures]) {
+    println!("{}", title);
+    for p in phases {
         print!("  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
         let lat = &p.latencies;
         if !lat.is_empty() {
@@ -770,10 +801,120 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
             }
         }
     }
+}
+
+/// Hooks on real lab chassis: each pod is an OVS internal port moved into a namespace of its
+/// own (IPv4 address, default route via its node's router port), ready when its LSP is up;
+/// pings run in the pods' namespaces. A failed ping is a failed check, counted, not fatal.
+struct Real<'a> {
+    lab: &'a ovn_lab::Lab,
+    up: Emulated,
+    vms: std::collections::HashMap<String, ovn_lab::Vm>,
+    pings: u64,
+    failed_pings: Vec<String>,
+}
+
+impl Hooks for Real<'_> {
+    async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let chassis_name = &ovnk.workers[pod.worker].name;
+        let chassis = self
+            .lab
+            .chassis_by_name(chassis_name)
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {chassis_name}")))?;
+        let (Some((ip, plen)), Some(gw)) = (pod.ip.v4, pod.gw.ip4()) else {
+            return Err(ovn_kubernetes::Error::Hook(format!(
+                "pod {}: real chassis plumb IPv4 pods only (set global.run_ipv4: true)",
+                pod.name
+            )));
+        };
+        let spec =
+            ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}")).gateway(IpAddr::V4(gw));
+        let vm = chassis
+            .bind_vm(spec)
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("plumbing pod {}: {e}", pod.name)))?;
+        self.vms.insert(pod.name.clone(), vm);
+        self.up.bind(ovnk, pod).await
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let Some(vm) = self.vms.remove(&pod.name) else {
+            return Ok(());
+        };
+        let chassis = self
+            .lab
+            .chassis_by_name(vm.chassis())
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {}", vm.chassis())))?;
+        chassis
+            .unbind_vm(&vm)
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("unplumbing pod {}: {e}", pod.name)))
+    }
+
+    async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
+        let Some(vm) = self.vms.get(&from.name) else {
+            return Ok(());
+        };
+        if to.is_ipv6() {
+            return Ok(());
+        }
+        // Upstream's readiness target is the node's external host (20.N.255.253), which the lab
+        // does not have: the pod's own router port answers instead.
+        let target = if Some(to) == from.ext_gw.ip4().map(IpAddr::V4) {
+            from.gw.ip4().map_or(to, IpAddr::V4)
+        } else {
+            to
+        };
+        self.pings += 1;
+        match vm.ping(target, self.up.timeout).await {
+            Ok(Some(_)) => {}
+            Ok(None) => self.failed_pings.push(format!("{} -> {target}", from.name)),
+            Err(e) => self.failed_pings.push(format!("{} -> {target}: {e}", from.name)),
+        }
+        Ok(())
+    }
+
+    async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        self.up.point(ovnk, point).await
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+    let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
+    let up = UpTimes::start(&nb).await?;
+    let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let mut hooks = Real {
+        lab,
+        up: Emulated {
+            up,
+            timeout: run.pod_timeout,
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
+            last_stats: Default::default(),
+        },
+        vms: std::collections::HashMap::new(),
+        pings: 0,
+        failed_pings: Vec::new(),
+    };
+    workload::prepare(&mut ovnk, &mut hooks).await?;
+    workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+    let txns: u64 = ovnk.txn_counts.values().sum();
+    nb.close().await;
+    print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
     println!(
-        "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
-        status.registered, status.ports_up, status.errors
+        "  {txns} NB transactions; {} pings, {} failed",
+        hooks.pings,
+        hooks.failed_pings.len()
     );
+    if !hooks.failed_pings.is_empty() {
+        return Err(
+            crate::error::Failure::check_failed(format!("pings failed: {}", hooks.failed_pings.join(", "))).into(),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
