@@ -185,18 +185,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             target.compat
         ))
     })?;
-    std::fs::create_dir_all(&target.dump_dir)
-        .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
     let nb = connect(&target.nb, "OVN_Northbound").await?;
     let sb = connect(&target.sb, "OVN_Southbound").await?;
     check_sandbox(&nb).await?;
+    std::fs::create_dir_all(&target.dump_dir)
+        .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
     for (i, name) in CHASSIS.iter().enumerate() {
         let mut spec = ChassisSpec::compute(name, &format!("127.0.0.{}", i + 1));
         spec.keys
             .insert("ovn-bridge-mappings".into(), "providernet:br-ex".into());
-        sb_agent::register_chassis(&sb, &spec)
-            .await
-            .with_context(|| format!("cannot register chassis {name}"))?;
+        sb_agent::register_chassis(&sb, &spec).await.map_err(|e| {
+            if e.is_bad_input() {
+                anyhow::Error::from(Failure::bad_input(format!(
+                    "cannot register chassis {name}: {e} (the walkthrough needs a fresh SB)"
+                )))
+            } else {
+                anyhow::Error::from(e).context(format!("cannot register chassis {name}"))
+            }
+        })?;
     }
     let families = Families {
         run_ipv4: true,
