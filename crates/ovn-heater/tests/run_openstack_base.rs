@@ -141,20 +141,32 @@ fn run_openstack_base_two_hypervisors_real_chassis() {
         other => panic!("check-report.sh failed: {other:?}"),
     }
 
-    // compare A A: every ratio is 1.00x.
+    // compare A A: every ratio is 1.00x, and no regression even at a 0 % threshold.
     let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
         .arg("compare")
         .arg(&results)
         .arg(&results)
+        .args(["--threshold", "0"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("port_up p50"))
+        .expect("port_up row");
+    assert!(line.trim_end().ends_with("1.00x"), "{line}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .arg("compare")
+        .arg(&results)
+        .arg(format!("{},{}", results.display(), results.display()))
+        .arg("--json")
         .output()
         .unwrap();
     assert!(out.status.success());
-    let table = String::from_utf8_lossy(&out.stdout);
-    let line = table
-        .lines()
-        .find(|l| l.starts_with("port_up median"))
-        .expect("port_up row");
-    assert!(line.trim_end().ends_with("1.00x"), "{line}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("compare --json");
+    assert_eq!(json["b"]["runs"], 2);
+    assert_eq!(json["regressions"], 0);
 }
 
 #[test]

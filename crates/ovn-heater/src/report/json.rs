@@ -99,6 +99,9 @@ pub struct StageResult {
     pub northd: Option<NorthdCapture>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<DbFigures>,
+    /// Process name → CPU seconds it used during this stage.
+    #[serde(default)]
+    pub cpu_s: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -160,6 +163,7 @@ impl StageResult {
                 .collect(),
             northd: extras.and_then(|e| e.northd.clone()),
             db: extras.and_then(|e| e.db.clone()),
+            cpu_s: BTreeMap::new(),
         }
     }
 }
