@@ -71,11 +71,11 @@ fn cli_db_dump_is_byte_identical_to_nbdump_py() {
         "net create",
     ]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let nbdump = "/work/shared/neutron-reference/nbdump.py";
+    let nbdump = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/neutron-oracle/nbdump.py");
     if !std::path::Path::new(nbdump).is_file() || !std::path::Path::new("/usr/bin/python3").is_file() {
         test_support::skip(
             "cli_db_dump_is_byte_identical_to_nbdump_py",
-            "nbdump.py or /usr/bin/python3 missing",
+            "/usr/bin/python3 missing (apt-get install python3)",
         );
         return;
     }
