@@ -34,6 +34,8 @@ const OVS_DB: &str = "Open_vSwitch";
 pub const DEFAULT_VM_MTU: u32 = 1442;
 /// How long a VM's tap may take to appear after its port is added.
 const TAP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a tap that vanished right after its move into the VM namespace is moved again.
+const TAP_MOVE_ATTEMPTS: u32 = 5;
 
 /// One real chassis of a running lab.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -176,18 +178,35 @@ impl RealChassis {
         };
         let plumb = async {
             ip.add_netns(&vm_netns).await?;
-            poll_until(&format!("tap {ifname} on chassis {}", self.name), TAP_TIMEOUT, || {
-                ip.has_link(&self.netns, &ifname)
-            })
-            .await?;
-            ip.run(&self.netns, &["link", "set", &ifname, "netns", &vm_netns])
-                .await?;
             let mtu = spec.mtu.to_string();
-            ip.run(
-                &vm_netns,
-                &["link", "set", &ifname, "address", &spec.mac, "mtu", &mtu, "up"],
-            )
-            .await?;
+            let mut attempt = 1;
+            loop {
+                // ovs-vswitchd (netdev datapath) re-creates an internal port it has not finished
+                // setting up when the device leaves its namespace, and the moved device then
+                // vanishes: move it only once the port has its ofport, and take it again if
+                // it still disappeared.
+                self.wait_for_ofport(client, &ifname).await?;
+                poll_until(&format!("tap {ifname} on chassis {}", self.name), TAP_TIMEOUT, || {
+                    ip.has_link(&self.netns, &ifname)
+                })
+                .await?;
+                ip.run(&self.netns, &["link", "set", &ifname, "netns", &vm_netns])
+                    .await?;
+                match ip
+                    .run(
+                        &vm_netns,
+                        &["link", "set", &ifname, "address", &spec.mac, "mtu", &mtu, "up"],
+                    )
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e) if attempt >= TAP_MOVE_ATTEMPTS || ip.has_link(&vm_netns, &ifname) => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(chassis = %self.name, tap = %ifname, attempt, error = %e, "tap vanished after the move; moving it again");
+                        attempt += 1;
+                    }
+                }
+            }
             ip.add_address(&vm_netns, &ifname, &spec.ip_cidr).await?;
             if let Some(gw) = spec.gateway {
                 ip.run(&vm_netns, &["route", "add", "default", "via", &gw.to_string()])
@@ -201,6 +220,43 @@ impl RealChassis {
         }
         tracing::debug!(chassis = %self.name, port = %spec.port_name, netns = %vm_netns, "VM bound");
         Ok(vm)
+    }
+
+    /// Waits until ovs-vswitchd has given interface `ifname` an OpenFlow port number, i.e. has
+    /// finished adding it.
+    async fn wait_for_ofport(&self, client: &ovsdb::Client, ifname: &str) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let mut select = Transaction::new(OVS_DB);
+            select.select(
+                "Interface",
+                vec![Condition::eq("name", ifname)],
+                Some(vec!["ofport".into()]),
+            );
+            let found = client.transact(select).await.map_err(|e| {
+                Error::ovsdb(
+                    format!("cannot read the ofport of {ifname} on chassis {}", self.name),
+                    e,
+                )
+            })?;
+            let ofport = found
+                .results
+                .first()
+                .and_then(|r| r.rows.as_ref())
+                .and_then(|rows| rows.first())
+                .and_then(|row| row.get("ofport"))
+                .and_then(|v| v.as_i64());
+            if ofport.is_some_and(|p| p > 0) {
+                return Ok(());
+            }
+            if start.elapsed() >= TAP_TIMEOUT {
+                return Err(Error::Timeout {
+                    what: format!("ofport of {ifname} on chassis {}", self.name),
+                    after: TAP_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Unplugs a VM: removes its port from `br-int` (through the OVS database) and deletes its
