@@ -68,6 +68,7 @@
     ctx.setLineDash([4 * dpr, 4 * dpr]);
     ctx.font = 11 * dpr + "px system-ui, sans-serif";
     ctx.textBaseline = "top";
+    ctx.textAlign = "left"; // uPlot leaves whatever its last axis used
     var marks = [];
     data.stages.forEach(function (st) { marks.push([st.start_s, st.name]); });
     var last = data.stages[data.stages.length - 1];
