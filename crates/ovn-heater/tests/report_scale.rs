@@ -254,3 +254,10 @@ fn report_refuses_what_is_not_a_results_json() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not an ovn-heater results.json"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written");
 }
+
+#[test]
+fn report_help_has_examples() {
+    let out = ovn_heater(&["report", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ovn-heater report --results results/base"));
+}

@@ -10,17 +10,12 @@ use crate::error::Failure;
 use crate::report::html;
 use crate::report::json::{self, RunResults};
 
-/// Render report.html from a results.json (a results directory or the file itself).
-///
-/// The page is the one `ovn-heater run` writes: status, statistics, charts, CPU and memory.
-///
-/// Examples:
-///
-///   ovn-heater report --results results/base                  # rewrites results/base/report.html
-///
-///   ovn-heater report --results copy/results.json --out /tmp/report.html
+/// Render report.html from a results.json (a results directory or the file itself): the page
+/// `ovn-heater run` writes (status, statistics, charts, CPU and memory).
 #[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = "Examples:
+  ovn-heater report --results results/base       # rewrites results/base/report.html
+  ovn-heater report --results copy/results.json --out /tmp/report.html")]
 pub struct Args {
     /// A results directory, or its results.json.
     #[arg(long, value_name = "PATH")]

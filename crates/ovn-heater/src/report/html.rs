@@ -583,7 +583,7 @@ mod tests {
         r.status = RunStatus::Interrupted;
         r.error = Some("interrupted <by> SIGTERM".into());
         let html = render(&r);
-        assert!(html.contains("interrupted (partial results)"));
+        assert!(html.contains("PARTIAL RESULTS: the run was interrupted"));
         assert!(html.contains("interrupted &lt;by&gt; SIGTERM"));
     }
 

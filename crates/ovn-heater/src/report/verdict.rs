@@ -40,8 +40,8 @@ pub fn judge(r: &RunResults, expected_ports: Option<usize>) -> Verdict {
     let mut problems = Vec::new();
     match r.status {
         RunStatus::Complete => {}
-        RunStatus::Failed => problems.push("the run failed before its last stage (partial results)".to_owned()),
-        RunStatus::Interrupted => problems.push("the run was interrupted (partial results)".to_owned()),
+        RunStatus::Failed => problems.push("PARTIAL RESULTS: the run failed".to_owned()),
+        RunStatus::Interrupted => problems.push("PARTIAL RESULTS: the run was interrupted".to_owned()),
     }
     if s.ports_created == 0 {
         problems.push("no port was created".to_owned());
@@ -117,7 +117,9 @@ mod tests {
         r.summary.failures = 0;
         r.summary.ports_up = r.summary.ports_created;
         r.status = RunStatus::Interrupted;
-        assert!(judge(&r, Some(4)).headline.contains("interrupted"));
+        assert!(judge(&r, Some(4))
+            .headline
+            .contains("PARTIAL RESULTS: the run was interrupted"));
     }
 
     #[test]
