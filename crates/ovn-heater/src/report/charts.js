@@ -45,7 +45,9 @@
     if (kind === "count") return splits.map(function (s) { return s == null ? "" : Math.round(s).toLocaleString("en"); });
     var u = unitOf(kind, maxAbs);
     var step = incr > 0 ? incr * u[0] : maxAbs * u[0];
+    // As many decimals as the step has: 0.25 ms steps read 0.25, 0.50, 0.75.
     var digits = step > 0 ? Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) : 0;
+    while (digits < 6 && step > 0 && Math.abs(step * Math.pow(10, digits) - Math.round(step * Math.pow(10, digits))) > 1e-6) digits++;
     return splits.map(function (s) {
       if (s == null) return "";
       var v = s * u[0];

@@ -253,6 +253,12 @@ pub fn latency_distribution(title: &str, samples: &[Sample]) -> Option<Chart> {
     } else {
         (1..=bins).map(|i| min + (max - min) * i as f64 / bins as f64).collect()
     };
+    // The first bar spans from here to the first edge: the x axis must start here, not at it.
+    let lowest = if edges.len() > 1 {
+        min
+    } else {
+        max - (max.abs() * 0.1).max(1e-6)
+    };
     let mut counts = vec![0usize; edges.len()];
     let mut bin = 0;
     for v in &ok {
@@ -262,12 +268,12 @@ pub fn latency_distribution(title: &str, samples: &[Sample]) -> Option<Chart> {
         counts[bin] += 1;
     }
     let mut cumulative = 0usize;
-    let cdf: Vec<Option<f64>> = counts
-        .iter()
-        .map(|c| {
+    // A first point at the lowest value (no bar, share 0) so the CDF starts from 0.
+    let cdf: Vec<Option<f64>> = std::iter::once(Some(0.0))
+        .chain(counts.iter().map(|c| {
             cumulative += c;
             Some(100.0 * cumulative as f64 / ok.len() as f64)
-        })
+        }))
         .collect();
     let failed = samples.len() - ok.len();
     let mut share = series("share ≤ x", "#e6194b", Style::Line, cdf);
@@ -289,17 +295,20 @@ pub fn latency_distribution(title: &str, samples: &[Sample]) -> Option<Chart> {
         x_unit: Unit::Seconds,
         x_label: "latency (bin upper edge)".into(),
         log_x: log,
-        x_range: None,
+        x_range: Some([lowest, edges[edges.len() - 1]]),
         y_unit: Unit::Count,
         y2_unit: Some(Unit::Share),
         stage_lines: false,
-        x: edges.into_iter().map(round_sig).collect(),
+        // Not rounded: bins of nearly equal samples are narrower than 4 significant digits.
+        x: std::iter::once(lowest).chain(edges).collect(),
         series: vec![
             series(
                 "samples",
                 OK_COLOR,
                 Style::Bars,
-                counts.into_iter().map(|c| Some(c as f64)).collect(),
+                std::iter::once(None)
+                    .chain(counts.into_iter().map(|c| Some(c as f64)))
+                    .collect(),
             ),
             share,
         ],
@@ -521,6 +530,11 @@ mod tests {
         assert_eq!(d.series[1].values.last().unwrap().unwrap(), 100.0);
         assert!(!d.log_x, "0.2–1.2 ms spans less than 30x");
         assert!(d.x.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            d.x.len(),
+            HISTOGRAM_BINS + 1,
+            "the lowest value, then each bin's upper edge"
+        );
 
         let spread: Vec<Sample> = (0..100)
             .map(|i| sample("x", 0.0, 1e-4 * 1.2f64.powi(i), None))
@@ -529,7 +543,11 @@ mod tests {
 
         let same = vec![sample("x", 0.0, 0.5, None); 3];
         let d = latency_distribution("d", &same).unwrap();
-        assert_eq!(d.series[0].values, vec![Some(3.0)]);
+        assert_eq!(d.series[0].values, vec![None, Some(3.0)]);
+        assert_eq!(d.series[1].values, vec![Some(0.0), Some(100.0)], "the CDF starts at 0");
+        assert_eq!(d.x_range, Some([0.45, 0.5]), "the one bar is inside the axis");
+        let d = latency_distribution("d", &s).unwrap();
+        assert_eq!(d.x_range.unwrap()[0], 0.0002, "the axis starts at the fastest sample");
         assert!(latency_distribution("d", &[sample("x", 0.0, 1.0, Some("e"))]).is_none());
     }
 

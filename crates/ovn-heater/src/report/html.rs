@@ -24,6 +24,8 @@ use super::json::{RunResults, StageResult};
 use super::verdict::{self, Verdict};
 use crate::metrics::procfs::Series;
 
+/// Successful samples a measurement needs for a distribution chart.
+const MIN_SAMPLES_FOR_DISTRIBUTION: usize = 5;
 /// Failures listed per stage before "... and N more".
 const MAX_FAILURES_LISTED: usize = 50;
 
@@ -276,15 +278,16 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
     }
     h.push_str("</table><div class=\"charts\">");
     let span = stage_span(st, run_end);
-    for (name, m) in &st.measurements {
-        if m.samples.is_empty() {
-            continue;
-        }
+    // A single sample is a row of the table, not a chart; a distribution needs a few.
+    for (name, m) in st.measurements.iter().filter(|(_, m)| m.samples.len() >= 2) {
         chart_figure(
             h,
             charts,
             charts::latency_over_time(&format!("{}: {name} over run time", st.name), &m.samples, span),
         );
+        if m.stats.count - m.stats.failed < MIN_SAMPLES_FOR_DISTRIBUTION {
+            continue;
+        }
         if let Some(d) = charts::latency_distribution(&format!("{}: {name} distribution", st.name), &m.samples) {
             chart_figure(h, charts, d);
         }
@@ -540,16 +543,29 @@ mod tests {
         .collect()
     }
 
+    /// [`example`] with 10 create_port samples, enough for a distribution chart.
+    fn example_with_distribution() -> RunResults {
+        let mut r = example(1.0);
+        let m = r.stages[0].measurements.get_mut("create_port").unwrap();
+        let more: Vec<_> = (4..10)
+            .map(|i| crate::report::json::tests::sample(&format!("vm-{i}"), 1.0 + i as f64, 0.0004 * i as f64, None))
+            .collect();
+        m.samples.extend(more);
+        m.stats = crate::metrics::Stats::of(&m.samples);
+        r
+    }
+
     #[test]
     fn page_is_self_contained_with_tables_and_charts() {
-        let html = render(&example(1.0));
+        let html = render(&example_with_distribution());
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert_eq!(external_references(&html), Vec::<&str>::new(), "works offline");
         assert!(html.contains("id=\"summary\""));
         assert!(html.contains("class=\"stats\""));
-        // port_up, create_port and ping_gateway: over time and distribution each; CPU and RSS.
+        // port_up, create_port and ping_gateway over time; the distribution of create_port
+        // (the others have fewer than 5 successful samples); CPU and RSS.
         assert_eq!(html.matches("data-kind=\"latency-time\"").count(), 3);
-        assert_eq!(html.matches("data-kind=\"distribution\"").count(), 3);
+        assert_eq!(html.matches("data-kind=\"distribution\"").count(), 1);
         assert_eq!(html.matches("data-kind=\"cpu-time\"").count(), 1);
         assert_eq!(html.matches("data-kind=\"rss-time\"").count(), 1);
         assert!(html.contains("timeout after 20s"), "failures listed");
@@ -630,7 +646,7 @@ mod tests {
         };
         let dir = test_support::TempDir::new("report_chromium");
         let page = dir.path().join("report.html");
-        std::fs::write(&page, render(&example(1.0))).unwrap();
+        std::fs::write(&page, render(&example_with_distribution())).unwrap();
         let profile = dir.path().join("profile");
         let out = std::process::Command::new(chromium)
             .args([
@@ -652,10 +668,10 @@ mod tests {
         assert!(dom.contains("id=\"summary\""), "no summary table in {dom:.500}");
         assert_eq!(dom.matches("class=\"stats\"").count(), 1);
         assert!(
-            dom.contains("data-charts-drawn=\"8\""),
-            "3 over time + 3 distributions + CPU + RSS"
+            dom.contains("data-charts-drawn=\"6\""),
+            "3 over time + 1 distribution + CPU + RSS"
         );
-        assert_eq!(dom.matches("class=\"uplot").count(), 8);
+        assert_eq!(dom.matches("class=\"uplot").count(), 6);
         assert!(!dom.contains("class=\"chart chart-error\""), "a chart failed");
     }
 }
