@@ -11,6 +11,7 @@ mod fake_chassis;
 mod kubernetes;
 mod lab;
 mod openstack;
+mod report;
 mod run;
 mod snapshot;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Run(run::Args),
     /// Compare two results directories side by side.
     Compare(compare::Args),
+    /// Render report.html again from a results.json.
+    Report(report::Args),
     /// Run N emulated chassis against a Southbound DB until interrupted.
     FakeChassis(fake_chassis::Args),
     /// Benchmarks that print measured figures.
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(a) => snapshot::run(a).await,
         Command::Run(a) => run::run(a).await,
         Command::Compare(a) => compare::run(a).await,
+        Command::Report(a) => report::run(a).await,
         Command::FakeChassis(a) => fake_chassis::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }

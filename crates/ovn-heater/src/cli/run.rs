@@ -20,7 +20,7 @@ use crate::error::Failure;
 use crate::metrics::procfs::{self, Watched};
 use crate::metrics::{Clock, Recorder};
 use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
-use crate::report::{environment, html};
+use crate::report::{environment, html, verdict};
 use crate::scenario::{ChassisKind, Scenario, Workload};
 use crate::workload::ext_cmd::ExtCmds;
 use crate::workload::hosts::{EmulatedHosts, Hypervisors, RealHosts};
@@ -88,8 +88,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let status = results.status;
     json::write_atomically(&results_dir.join("results.json"), results.to_json_pretty().as_bytes())
         .context("cannot write results.json")?;
-    json::write_atomically(&results_dir.join("report.html"), html::render(&results).as_bytes())
-        .context("cannot write report.html")?;
+    // One verdict for the report's status line and the exit code below.
+    let verdict = verdict::judge(&results, Some(scenario.workload.total_vms()));
+    json::write_atomically(
+        &results_dir.join("report.html"),
+        html::render_with_verdict(&results, &verdict).as_bytes(),
+    )
+    .context("cannot write report.html")?;
     let s = &results.summary;
     eprintln!(
         "{}: {} ports created, {} up, {} pings ok, {} failed samples; report: {}",
@@ -113,13 +118,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         RunStatus::Failed => Err(failure.unwrap_or_else(|| anyhow!(results.error.clone().unwrap_or_default())))
             .with_context(|| format!("the run failed; partial results in {}", results_dir.display())),
         RunStatus::Complete => {
-            let expected = scenario.workload.total_vms();
-            if s.ports_up < expected || s.pings_failed > 0 || s.failures > 0 {
+            if !verdict.passed {
                 return Err(Failure::check_failed(format!(
-                    "{} of {expected} ports came up, {} pings failed, {} failed samples; see {}",
-                    s.ports_up,
-                    s.pings_failed,
-                    s.failures,
+                    "{}; see {}",
+                    verdict.problems.join(", "),
                     results_dir.join("report.html").display()
                 ))
                 .into());
