@@ -90,9 +90,8 @@ async fn server_raft_leader_failover_keeps_the_replica_exact() {
         seen.push(e);
     }
     assert!(
-        seen.iter()
-            .all(|e| matches!(e, RowEvent::Insert { uuid, .. } if *uuid == after)),
-        "{seen:?}"
+        matches!(seen.as_slice(), [RowEvent::Insert { uuid, .. }] if *uuid == after),
+        "expected only the insert of \"after\": {seen:?}"
     );
 
     // The replica equals a fresh monitor's initial contents.

@@ -25,14 +25,19 @@
 //!   from the server's log and kept across restarts). [`OvsdbServer::pid`],
 //!   [`OvsdbServer::db_path`], [`OvsdbServer::database`] (the schema's name),
 //!   [`OvsdbServer::stop`] (SIGTERM), [`OvsdbServer::kill`] (SIGKILL), [`OvsdbServer::restart`],
-//!   [`OvsdbServer::appctl`], [`OvsdbServer::log_tail`].
+//!   [`OvsdbServer::appctl`], [`OvsdbServer::log_tail`]; for in-flight tests
+//!   [`OvsdbServer::pause`]/[`OvsdbServer::resume`] (SIGSTOP/SIGCONT),
+//!   [`OvsdbServer::wait_pending_transactions`] (the server holds N transactions unanswered,
+//!   from `memory/show`) and [`OvsdbServer::received_requests`] (how often a request reached
+//!   the server, from its own JSON-RPC log after [`OvsdbServer::log_received_messages`]).
 //! - [`RaftCluster::start`]`(test, schema, n)` (or [`RaftCluster::start_with`] to set the
 //!   election timer): `ovsdb-tool create-cluster` + `join-cluster` on loopback TCP ports, each
 //!   member also serving clients on a unix socket and a TCP port. [`RaftCluster::remotes`] is
 //!   the comma-separated unix list, [`RaftCluster::tcp_remotes`] the TCP one;
 //!   [`RaftCluster::member`]`(i)`, [`RaftCluster::kill`]`(i)`, [`RaftCluster::stop`]`(i)`,
 //!   [`RaftCluster::restart`]`(i)`, [`RaftCluster::leader_index`] (from `cluster/status`),
-//!   [`RaftCluster::wait_for_leader`].
+//!   [`RaftCluster::wait_for_leader`], [`RaftCluster::wait_for_new_leader`],
+//!   [`RaftCluster::transfer_leadership`], [`RaftCluster::pause`], [`RaftCluster::resume`].
 //! - [`Central::start`]`(test)`: NB and SB standalone servers plus `ovn-northd` on unix sockets:
 //!   [`Central::nb_remote`], [`Central::sb_remote`], [`Central::northd_pid`], [`Central::nb`],
 //!   [`Central::sb`], [`Central::kill_northd`], [`Central::restart_northd`].
@@ -247,6 +252,8 @@ impl Daemon {
             return;
         }
         self.signal(libc::SIGTERM);
+        // A paused daemon would hold the SIGTERM until the SIGKILL.
+        self.signal(libc::SIGCONT);
         if !self.wait_exit(STOP_TIMEOUT) {
             self.kill();
         }
@@ -473,6 +480,60 @@ impl OvsdbServer {
     pub fn kill(&mut self) {
         self.daemon.kill();
     }
+    /// Freezes the process (SIGSTOP): it keeps its sockets, and what clients and peers send it
+    /// waits in the kernel's buffers. [`OvsdbServer::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.daemon.signal(libc::SIGSTOP);
+    }
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.daemon.signal(libc::SIGCONT);
+    }
+    /// How many transactions the server holds unanswered (a `wait` that is not satisfied yet,
+    /// a clustered commit not yet replicated), from `memory/show`'s `triggers:` figure.
+    pub fn pending_transactions(&self) -> Result<u64, String> {
+        let usage = self.appctl(&["memory/show"])?;
+        Ok(usage
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("triggers:")?.parse().ok())
+            .unwrap_or(0))
+    }
+    /// Waits until the server holds `n` unanswered transactions; panics with the log tail after
+    /// `timeout`.
+    pub fn wait_pending_transactions(&self, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.pending_transactions();
+            if now == Ok(n) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} never held {n} unanswered transaction(s) within {timeout:?} (last: {now:?})\n{}",
+                    self.daemon.label,
+                    self.log_tail(20)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+    /// Logs every JSON-RPC message the server receives (`jsonrpc:file:dbg`), so a test can
+    /// count how often a request reached it with [`OvsdbServer::received_requests`].
+    pub fn log_received_messages(&self) {
+        self.appctl(&["vlog/set", "jsonrpc:file:dbg"])
+            .unwrap_or_else(|e| panic!("cannot raise the jsonrpc log level: {e}"));
+    }
+    /// The logged requests for `method` whose line contains `needle` (needs
+    /// [`OvsdbServer::log_received_messages`] first; the log survives restarts and kills).
+    pub fn received_requests(&self, method: &str, needle: &str) -> Vec<String> {
+        let text = std::fs::read(&self.daemon.log).unwrap_or_default();
+        let method = format!("received request, method=\"{method}\"");
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| l.contains(&method) && l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
     /// Starts the server again on the same files and ports (stopping it first if running).
     pub fn restart(&mut self) {
         self.daemon.stop();
@@ -653,6 +714,44 @@ impl RaftCluster {
     /// Starts member `i` again on its files and ports; it rejoins the cluster by itself.
     pub fn restart(&mut self, i: usize) {
         self.members[i].restart();
+    }
+    /// SIGSTOP member `i` (see [`OvsdbServer::pause`]).
+    pub fn pause(&self, i: usize) {
+        self.members[i].pause();
+    }
+    /// SIGCONT member `i`.
+    pub fn resume(&self, i: usize) {
+        self.members[i].resume();
+    }
+    /// Makes leader `i` hand leadership to another member and become a follower, staying in
+    /// the cluster (`cluster/failure-test transfer-leadership`).
+    pub fn transfer_leadership(&self, i: usize) {
+        self.members[i]
+            .appctl(&["cluster/failure-test", "transfer-leadership"])
+            .unwrap_or_else(|e| panic!("cannot make member {i} transfer leadership: {e}"));
+    }
+    /// Waits until a member other than `old` is leader; panics with every running member's
+    /// status after `timeout`. Paused members must be resumed first (they do not answer).
+    pub fn wait_for_new_leader(&self, old: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.leader_index().filter(|&i| i != old) {
+                return i;
+            }
+            if Instant::now() >= deadline {
+                let statuses: Vec<String> = self
+                    .members
+                    .iter()
+                    .filter(|m| m.daemon.pid().is_some())
+                    .map(|m| m.appctl(&["cluster/status", &self.database]).unwrap_or_else(|e| e))
+                    .collect();
+                panic!(
+                    "no RAFT leader other than member {old} after {timeout:?}:\n{}",
+                    statuses.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     /// The member that currently says `Role: leader`, if any (stopped members are skipped).
     pub fn leader_index(&self) -> Option<usize> {
