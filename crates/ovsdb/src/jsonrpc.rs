@@ -322,9 +322,8 @@ impl<'a> Incoming<'a> {
 /// JSON value is rejected there. `None` for every other message: parse it with
 /// [`Incoming::parse`].
 pub(crate) fn plain_response(frame: &[u8]) -> Option<(u64, &str)> {
-    let rest = frame.strip_prefix(b"{\"id\":")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let (id, digits) = leading_id(frame.strip_prefix(b"{\"id\":")?)?;
+    let rest = &frame[b"{\"id\":".len()..];
     // The member before the closing brace belongs to the top-level object: it is its `error`.
     let result = rest[digits..]
         .strip_prefix(b",\"result\":")?
@@ -343,15 +342,23 @@ pub(crate) fn plain_response_at<T>(
     read_result: impl FnOnce(&[u8]) -> Option<(T, usize)>,
 ) -> Option<(u64, T, usize)> {
     let rest = bytes.strip_prefix(b"{\"id\":")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 || (digits > 1 && rest[0] == b'0') {
-        return None;
-    }
-    let id = rest[..digits].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let (id, digits) = leading_id(rest)?;
     let rest = rest[digits..].strip_prefix(b",\"result\":")?;
     let (value, used) = read_result(rest)?;
     let after = rest.get(used..)?.strip_prefix(b",\"error\":null}")?;
     Some((id, value, bytes.len() - after.len()))
+}
+
+/// The request id a response starts with, as the client numbers them: a JSON integer of at
+/// most 19 digits (so it fits a `u64`) without leading zeros (which JSON forbids); its value and
+/// how many digits it took.
+fn leading_id(bytes: &[u8]) -> Option<(u64, usize)> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || (digits > 1 && bytes[0] == b'0') {
+        return None;
+    }
+    let id = bytes[..digits].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some((id, digits))
 }
 
 #[derive(Serialize)]
@@ -508,6 +515,7 @@ mod tests {
             br#"{"id":3,"error":null,"result":[]}"#,
             br#"{"id":,"result":[],"error":null}"#,
             br#"{"id":99999999999999999999999,"result":[],"error":null}"#,
+            br#"{"id":007,"result":[],"error":null}"#,
             br#"{"id":3,"result":{"a":1,"error":null}}"#,
             br#"{"id":null,"method":"update","params":[]}"#,
             br#"{"id":3,"result":,"error":null}"#,

@@ -60,6 +60,8 @@ pub mod client;
 pub mod condition;
 mod connection;
 pub mod datum;
+#[cfg(test)]
+mod decoder_props;
 pub mod dump;
 mod encode;
 pub mod error;

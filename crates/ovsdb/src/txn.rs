@@ -331,7 +331,8 @@ pub(crate) fn plain_results_prefix(bytes: &[u8]) -> Option<(Vec<OperationResult>
             rest = after.strip_prefix(b"\"]}")?;
         } else if let Some(after) = rest.strip_prefix(b"{\"count\":") {
             let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 || digits > 19 {
+            // JSON numbers have no leading zeros; a reply with them is not the server's.
+            if digits == 0 || digits > 19 || (digits > 1 && after[0] == b'0') {
                 return None;
             }
             let count = after[..digits].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
@@ -374,6 +375,7 @@ mod tests {
             r#"[ {} ]"#.to_owned(),
             r#"[{"uuid":["uuid","0f6b8a9e-41b2-4c55-9d1e-2a3b4c5d6eZZ"]}]"#.to_owned(),
             r#"[{"count":99999999999999999999}]"#.to_owned(),
+            r#"[{"count":007}]"#.to_owned(),
             "[{}]".to_owned(),
         ] {
             assert_eq!(

@@ -1,5 +1,11 @@
-//! Property tests (proptest) of everything that reads bytes or text from outside: the
-//! JSON-RPC framer and message parser, OVSDB datum notation, rows, remotes.
+//! Property tests (proptest) of the public readers of bytes and text from outside: the
+//! JSON-RPC framer (the connection's reader cuts every message it does not take by its fast
+//! path with it) and the public message parser, OVSDB datum notation, rows, remotes.
+//!
+//! The reader's own decoders (`plain_response_at` + `plain_results_prefix`, `plain_response`,
+//! `Incoming::parse`, the update/update2/update3 and monitor-reply decoders) are crate-private:
+//! they are compared with serde_json in `src/decoder_props.rs`, and the whole reader is fed
+//! junk over a socket in `tests/reader_junk.rs`.
 //!
 //! - Arbitrary bytes cut at arbitrary points never panic the framer or the parser.
 //! - Valid messages, concatenated with arbitrary whitespace and cut anywhere, come out whole,
