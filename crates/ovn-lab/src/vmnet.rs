@@ -127,7 +127,7 @@ pub(crate) async fn create<T: Send + 'static>(
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)
             .map_err(fail)?;
         let made = unshare(CloneFlags::CLONE_NEWNET)
