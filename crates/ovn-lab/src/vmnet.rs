@@ -35,11 +35,13 @@ use crate::error::{Error, Result};
 /// Where `ip netns` keeps its namespaces.
 pub(crate) const NETNS_DIR: &str = "/run/netns";
 
-/// How a VM namespace's ARP is tuned (see [`tune_arp`]).
-pub(crate) const ARP_RETRANS_MS: u64 = 10;
-/// Multicast (broadcast) ARP requests before an entry fails: with [`ARP_RETRANS_MS`], one
-/// second of asking every 10 ms; a later packet starts over.
-pub(crate) const ARP_MCAST_PROBES: u32 = 100;
+/// How often a VM asks again for an unanswered ARP request (see [`tune_arp`]). The kernel
+/// keeps it in jiffies, rounded up, and never below HZ/100: 8 ms is what HZ=250 can do (two
+/// jiffies; 10 ms would become 12), and stays within 10 ms at HZ=100 and HZ=1000.
+pub(crate) const ARP_RETRANS_MS: u64 = 8;
+/// Multicast (broadcast) ARP requests before an entry fails: with [`ARP_RETRANS_MS`], about a
+/// second of asking; a later packet starts over.
+pub(crate) const ARP_MCAST_PROBES: u32 = 125;
 
 /// A namespace we can act in: its file (for moving links into it) and a netlink handle bound
 /// to it.
@@ -280,7 +282,7 @@ pub(crate) async fn add_default_route(nl: &Handle, gateway: Ipv4Addr) -> std::re
 
 /// ARP on link `index` asks again every [`ARP_RETRANS_MS`] instead of the kernel's 1 s, for
 /// [`ARP_MCAST_PROBES`] requests before the entry fails (`ip ntable change name arp_cache dev
-/// X retrans 10 mcast_probes 100`). A VM's first ARP request for its gateway usually goes out
+/// X retrans 8 mcast_probes 125`). A VM's first ARP request for its gateway usually goes out
 /// before OVN has installed the port's flows and is lost; with the kernel's defaults the next
 /// one leaves a second later, and readiness would be measured in whole seconds.
 pub(crate) async fn tune_arp(nl: &Handle, index: u32) -> std::result::Result<(), rtnetlink::Error> {
