@@ -10,7 +10,9 @@
 //! A VM is an OVS internal port on `br-int` (with `external_ids:iface-id` = the logical port)
 //! moved into its own namespace `<prefix>-vm-<port>`. The OVS writes go through our
 //! [`ovsdb::Client`] on the chassis' `db.sock`; only bridge setup at bring-up uses one
-//! `ovs-vsctl` call per chassis.
+//! `ovs-vsctl` call per chassis. Plugging and pinging a VM start no process: the namespace,
+//! links, addresses and routes are made over rtnetlink (`vmnet`) and pings are ICMP sockets
+//! inside the VM's namespace (`probe`).
 //!
 //! Must not know: Neutron, logical topology (switches and ports are the caller's business).
 
@@ -25,9 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::netns::Ip;
+use crate::probe::{Prober, DEFAULT_PROBE_INTERVAL};
 use crate::process::{poll_until, Cmd, Daemon};
 use crate::spec::{ChassisRole, ChassisSpec, PHYSICAL_NETWORK};
 use crate::state::{ProcessRole, Recorder};
+use crate::vmnet::{self, Netns};
 
 const OVS_DB: &str = "Open_vSwitch";
 /// Neutron's default MTU for geneve tenant networks on a 1500-byte underlay.
@@ -36,6 +40,8 @@ pub const DEFAULT_VM_MTU: u32 = 1442;
 const TAP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a tap that vanished right after its move into the VM namespace is moved again.
 const TAP_MOVE_ATTEMPTS: u32 = 5;
+/// How long to wait for the tap to show up in the chassis' namespace once it has an ofport.
+const TAP_APPEAR_POLL: Duration = Duration::from_millis(5);
 
 /// One real chassis of a running lab.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,20 +53,22 @@ pub struct RealChassis {
     encap_ip: Ipv4Addr,
     dir: PathBuf,
     prefix: String,
-    ip_path: PathBuf,
-    ping_path: PathBuf,
-    /// The chassis' own OVS database connection, opened on first use.
+    /// Connections into the chassis, opened on first use.
     #[serde(skip)]
-    ovs: OvsConnection,
+    live: Connections,
 }
 
-/// The lazily opened connection to a chassis' OVS database, shared by clones.
+/// The lazily opened connections into a chassis, shared by clones: its OVS database, and
+/// rtnetlink inside its namespace (where its VMs' taps appear).
 #[derive(Clone, Default)]
-struct OvsConnection(Arc<tokio::sync::OnceCell<Client>>);
+struct Connections {
+    ovs: Arc<tokio::sync::OnceCell<Client>>,
+    netlink: Arc<tokio::sync::OnceCell<Netns>>,
+}
 
-impl std::fmt::Debug for OvsConnection {
+impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.initialized() {
+        f.write_str(if self.ovs.initialized() {
             "connected"
         } else {
             "not connected"
@@ -100,8 +108,8 @@ impl RealChassis {
     }
 
     async fn ovs_client(&self) -> Result<&Client> {
-        self.ovs
-            .0
+        self.live
+            .ovs
             .get_or_try_init(|| async {
                 let opts = ClientOptions::new(&self.ovs_remote())
                     .map_err(|e| Error::ovsdb("bad chassis remote", e))?
@@ -116,9 +124,20 @@ impl RealChassis {
             .await
     }
 
+    /// rtnetlink in the chassis' namespace.
+    async fn netlink(&self) -> Result<&rtnetlink::Handle> {
+        let netns = self
+            .live
+            .netlink
+            .get_or_try_init(|| async { Ok::<_, Error>(vmnet::enter(&self.netns, || Ok(())).await?.0) })
+            .await?;
+        Ok(&netns.nl)
+    }
+
     /// Plugs a VM into this chassis: an internal port on `br-int` with `iface-id` =
     /// `spec.port_name`, moved into its own namespace with the MAC, IP, MTU and default route.
-    /// `ovn-controller` then claims the logical port of that name.
+    /// `ovn-controller` then claims the logical port of that name. The returned [`Vm`] can
+    /// ping from its namespace at once.
     pub async fn bind_vm(&self, spec: VmSpec) -> Result<Vm> {
         let ifname = tap_name(&spec.port_name);
         let vm_netns = format!("{}-vm-{}", self.prefix, sanitize(&spec.port_name, 40));
@@ -126,13 +145,74 @@ impl RealChassis {
             .ip_cidr
             .parse()
             .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let mac = vmnet::parse_mac(&spec.mac)
+            .ok_or_else(|| Error::InvalidSpec(format!("VM MAC {:?} is not aa:bb:cc:dd:ee:ff", spec.mac)))?;
         let client = self.ovs_client().await?;
+        let chassis_nl = self.netlink().await?;
 
+        // The OVS port and the VM's namespace, at the same time.
+        let (added, made) = tokio::join!(
+            self.add_internal_port(client, &ifname, &spec),
+            vmnet::create(&vm_netns, crate::probe::open)
+        );
+        let vm = Vm {
+            port_name: spec.port_name.clone(),
+            chassis: self.name.clone(),
+            netns: vm_netns.clone(),
+            ifname: ifname.clone(),
+            ip: ip_cidr.addr(),
+            prober: ProberCell::default(),
+        };
+        let (netns, prober) = match (added, made) {
+            (Ok(()), Ok(made)) => made,
+            (added, made) => {
+                let _ = self.unbind_vm(&vm).await;
+                return Err(added
+                    .err()
+                    .or(made.err())
+                    .unwrap_or_else(|| Error::NotFound("bind failed".into())));
+            }
+        };
+        let _ = vm.prober.0.set(prober);
+        let plumb = async {
+            let index = self.move_tap(client, chassis_nl, &ifname, &netns).await?;
+            let nl = &netns.nl;
+            let what = |step: &str| format!("{step} of {ifname} in {vm_netns}");
+            vmnet::configure_link(nl, index, mac, spec.mtu)
+                .await
+                .map_err(|e| vmnet::nl_error(&what("cannot set MAC, MTU and up"), e))?;
+            vmnet::tune_arp(nl, index)
+                .await
+                .map_err(|e| vmnet::nl_error(&what("cannot tune ARP"), e))?;
+            vmnet::add_address(nl, index, ip_cidr.addr(), ip_cidr.prefix_len())
+                .await
+                .map_err(|e| vmnet::nl_error(&what("cannot add the address"), e))?;
+            match spec.gateway {
+                Some(IpAddr::V4(gw)) => vmnet::add_default_route(nl, gw)
+                    .await
+                    .map_err(|e| vmnet::nl_error(&format!("cannot add the default route via {gw} in {vm_netns}"), e))?,
+                Some(IpAddr::V6(gw)) => {
+                    return Err(Error::InvalidSpec(format!("VM gateway {gw}: only IPv4 is supported")))
+                }
+                None => {}
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = plumb.await {
+            let _ = self.unbind_vm(&vm).await;
+            return Err(e);
+        }
+        tracing::debug!(chassis = %self.name, port = %spec.port_name, netns = %vm_netns, "VM bound");
+        Ok(vm)
+    }
+
+    /// Adds internal port `ifname` for `spec` to `br-int`.
+    async fn add_internal_port(&self, client: &Client, ifname: &str, spec: &VmSpec) -> Result<()> {
         let mut txn = Transaction::new(OVS_DB);
         let iface = txn.insert(
             "Interface",
             Row::new()
-                .with("name", ifname.as_str())
+                .with("name", ifname)
                 .with("type", "internal")
                 .with("mtu_request", i64::from(spec.mtu))
                 .with(
@@ -144,10 +224,7 @@ impl RealChassis {
                     ]),
                 ),
         );
-        let port = txn.insert(
-            "Port",
-            Row::new().with("name", ifname.as_str()).with("interfaces", iface),
-        );
+        let port = txn.insert("Port", Row::new().with("name", ifname).with("interfaces", iface));
         txn.mutate(
             "Bridge",
             vec![Condition::eq("name", "br-int")],
@@ -165,97 +242,106 @@ impl RealChassis {
                 self.name
             )));
         }
+        Ok(())
+    }
 
-        let ip = Ip::new(&self.ip_path);
-        let vm = Vm {
-            port_name: spec.port_name.clone(),
-            chassis: self.name.clone(),
-            netns: vm_netns.clone(),
-            ifname: ifname.clone(),
-            ip: ip_cidr.addr(),
-            ip_path: self.ip_path.clone(),
-            ping_path: self.ping_path.clone(),
-        };
-        let plumb = async {
-            ip.add_netns(&vm_netns).await?;
-            let mtu = spec.mtu.to_string();
-            let mut attempt = 1;
-            loop {
-                // ovs-vswitchd (netdev datapath) re-creates an internal port it has not finished
-                // setting up when the device leaves its namespace, and the moved device then
-                // vanishes: move it only once the port has its ofport, and take it again if
-                // it still disappeared.
-                self.wait_for_ofport(client, &ifname).await?;
-                poll_until(&format!("tap {ifname} on chassis {}", self.name), TAP_TIMEOUT, || {
-                    ip.has_link(&self.netns, &ifname)
-                })
-                .await?;
-                ip.run(&self.netns, &["link", "set", &ifname, "netns", &vm_netns])
-                    .await?;
-                match ip
-                    .run(
-                        &vm_netns,
-                        &["link", "set", &ifname, "address", &spec.mac, "mtu", &mtu, "up"],
-                    )
+    /// Moves tap `ifname` from the chassis' namespace into `vm`'s and returns its index there.
+    ///
+    /// ovs-vswitchd (netdev datapath) creates the tap, then finishes adding it to the datapath
+    /// by its name in its own namespace; a tap moved away before that fails to be added, is
+    /// closed (which destroys it, wherever it is by then) and is created again in the chassis'
+    /// namespace. So the tap is moved only once the Interface has its `ofport` (vswitchd
+    /// writes it after adding the port), and is looked up in the VM's namespace after the move:
+    /// if it is not there, it is taken again from the chassis' namespace.
+    async fn move_tap(&self, client: &Client, chassis_nl: &rtnetlink::Handle, ifname: &str, vm: &Netns) -> Result<u32> {
+        let start = Instant::now();
+        for attempt in 1..=TAP_MOVE_ATTEMPTS {
+            self.wait_for_ofport(client, ifname).await?;
+            let index = loop {
+                let found = vmnet::link_index(chassis_nl, ifname)
                     .await
-                {
-                    Ok(_) => break,
-                    Err(e) if attempt >= TAP_MOVE_ATTEMPTS || ip.has_link(&vm_netns, &ifname) => return Err(e),
-                    Err(e) => {
-                        tracing::debug!(chassis = %self.name, tap = %ifname, attempt, error = %e, "tap vanished after the move; moving it again");
-                        attempt += 1;
-                    }
+                    .map_err(|e| vmnet::nl_error(&format!("cannot look up {ifname} on chassis {}", self.name), e))?;
+                if let Some(index) = found {
+                    break index;
+                }
+                if start.elapsed() >= TAP_TIMEOUT {
+                    return Err(Error::Timeout {
+                        what: format!("tap {ifname} on chassis {}", self.name),
+                        after: TAP_TIMEOUT,
+                    });
+                }
+                tokio::time::sleep(TAP_APPEAR_POLL).await;
+            };
+            match vmnet::move_link(chassis_nl, index, &vm.fd).await {
+                Ok(()) => {}
+                // Gone between the lookup and the move: vswitchd is re-creating it.
+                Err(e) if vmnet::is_no_device(&e) => continue,
+                Err(e) => {
+                    return Err(vmnet::nl_error(
+                        &format!("cannot move {ifname} from chassis {} into its VM namespace", self.name),
+                        e,
+                    ))
                 }
             }
-            ip.add_address(&vm_netns, &ifname, &spec.ip_cidr).await?;
-            if let Some(gw) = spec.gateway {
-                ip.run(&vm_netns, &["route", "add", "default", "via", &gw.to_string()])
-                    .await?;
+            let moved = vmnet::link_index(&vm.nl, ifname)
+                .await
+                .map_err(|e| vmnet::nl_error(&format!("cannot look up {ifname} in its VM namespace"), e))?;
+            match moved {
+                Some(index) => return Ok(index),
+                None => {
+                    tracing::debug!(chassis = %self.name, tap = %ifname, attempt, "tap vanished after the move; moving it again")
+                }
             }
-            Ok::<(), Error>(())
-        };
-        if let Err(e) = plumb.await {
-            let _ = self.unbind_vm(&vm).await;
-            return Err(e);
         }
-        tracing::debug!(chassis = %self.name, port = %spec.port_name, netns = %vm_netns, "VM bound");
-        Ok(vm)
+        Err(Error::NotFound(format!(
+            "tap {ifname} of chassis {} vanished after each of {TAP_MOVE_ATTEMPTS} moves into its VM namespace",
+            self.name
+        )))
     }
 
     /// Waits until ovs-vswitchd has given interface `ifname` an OpenFlow port number, i.e. has
-    /// finished adding it.
-    async fn wait_for_ofport(&self, client: &ovsdb::Client, ifname: &str) -> Result<()> {
-        let start = std::time::Instant::now();
-        loop {
-            let mut select = Transaction::new(OVS_DB);
-            select.select(
-                "Interface",
-                vec![Condition::eq("name", ifname)],
-                Some(vec!["ofport".into()]),
-            );
-            let found = client.transact(select).await.map_err(|e| {
-                Error::ovsdb(
-                    format!("cannot read the ofport of {ifname} on chassis {}", self.name),
-                    e,
-                )
-            })?;
-            let ofport = found
-                .results
-                .first()
-                .and_then(|r| r.rows.as_ref())
-                .and_then(|rows| rows.first())
-                .and_then(|row| row.get("ofport"))
-                .and_then(|v| v.as_i64());
-            if ofport.is_some_and(|p| p > 0) {
-                return Ok(());
-            }
-            if start.elapsed() >= TAP_TIMEOUT {
-                return Err(Error::Timeout {
-                    what: format!("ofport of {ifname} on chassis {}", self.name),
-                    after: TAP_TIMEOUT,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    /// finished adding it: one `wait` transaction the OVS database answers when that happens.
+    async fn wait_for_ofport(&self, client: &Client, ifname: &str) -> Result<()> {
+        let mut txn = Transaction::new(OVS_DB);
+        txn.push(ovsdb::Operation::Wait {
+            table: "Interface".into(),
+            conditions: vec![Condition::eq("name", ifname)],
+            columns: vec!["ofport".into()],
+            until_equal: false,
+            rows: vec![Row::new().with("ofport", Value::empty_set())],
+            timeout_ms: Some(TAP_TIMEOUT.as_millis() as u64),
+        });
+        txn.select(
+            "Interface",
+            vec![Condition::eq("name", ifname)],
+            Some(vec!["ofport".into()]),
+        );
+        let found = client.transact(txn).await.map_err(|e| match e {
+            ovsdb::Error::Transaction {
+                error: ovsdb::OperationError::TimedOut(_),
+                ..
+            } => Error::Timeout {
+                what: format!("ofport of {ifname} on chassis {}", self.name),
+                after: TAP_TIMEOUT,
+            },
+            e => Error::ovsdb(
+                format!("cannot read the ofport of {ifname} on chassis {}", self.name),
+                e,
+            ),
+        })?;
+        let ofport = found
+            .results
+            .get(1)
+            .and_then(|r| r.rows.as_ref())
+            .and_then(|rows| rows.first())
+            .and_then(|row| row.get("ofport"))
+            .and_then(|v| v.as_i64());
+        match ofport {
+            Some(p) if p > 0 => Ok(()),
+            other => Err(Error::NotFound(format!(
+                "ovs-vswitchd could not add {ifname} on chassis {} (ofport {other:?}); see its ovs-vswitchd.log",
+                self.name
+            ))),
         }
     }
 
@@ -291,7 +377,7 @@ impl RealChassis {
                 .await
                 .map_err(|e| Error::ovsdb(format!("cannot remove port {} on chassis {}", vm.ifname, self.name), e))?;
         }
-        Ip::new(&self.ip_path).delete_netns_blocking(&vm.netns).map(|_| ())
+        vmnet::delete(&vm.netns).map(|_| ())
     }
 }
 
@@ -336,8 +422,21 @@ pub struct Vm {
     netns: String,
     ifname: String,
     ip: IpAddr,
-    ip_path: PathBuf,
-    ping_path: PathBuf,
+    /// Its ICMP socket (opened by `bind_vm`, or on first ping).
+    #[serde(skip)]
+    prober: ProberCell,
+}
+
+/// A namespace's prober, opened once and shared by clones.
+#[derive(Clone, Debug, Default)]
+struct ProberCell(Arc<tokio::sync::OnceCell<Prober>>);
+
+impl ProberCell {
+    async fn get(&self, netns: &str) -> Result<&Prober> {
+        self.0
+            .get_or_try_init(|| async { Ok::<_, Error>(vmnet::enter(netns, crate::probe::open).await?.1) })
+            .await
+    }
 }
 
 impl Vm {
@@ -358,11 +457,31 @@ impl Vm {
         self.ip
     }
 
-    /// Pings `dest` until the first reply or `timeout`: `Some(time to first reply)`, or `None`
-    /// when nothing answered.
+    /// Pings `dest` from the VM every 10 ms until the first reply or `timeout`: `Some(time to
+    /// the first reply)`, or `None` when nothing answered.
     pub async fn ping(&self, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
-        ping_from(&self.ip_path, &self.ping_path, &self.netns, dest, timeout).await
+        self.ping_every(dest, DEFAULT_PROBE_INTERVAL, timeout).await
     }
+
+    /// [`Vm::ping`] with echo requests `interval` apart (the result's resolution).
+    pub async fn ping_every(&self, dest: IpAddr, interval: Duration, timeout: Duration) -> Result<Option<Duration>> {
+        probe_from(&self.prober, &self.netns, dest, interval, timeout).await
+    }
+}
+
+async fn probe_from(
+    prober: &ProberCell,
+    netns: &str,
+    dest: IpAddr,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<Option<Duration>> {
+    let IpAddr::V4(dest) = dest else {
+        return Err(Error::InvalidSpec(format!(
+            "cannot ping {dest}: only IPv4 is supported"
+        )));
+    };
+    Ok(prober.get(netns).await?.until_reply(dest, interval, timeout).await)
 }
 
 /// A host on the provider network (behind the network nodes' `br-ex`), e.g. the target of a
@@ -372,8 +491,8 @@ pub struct ExternalHost {
     netns: String,
     ip: Ipv4Addr,
     net: Ipv4Net,
-    ip_path: PathBuf,
-    ping_path: PathBuf,
+    #[serde(skip)]
+    prober: ProberCell,
 }
 
 impl ExternalHost {
@@ -389,24 +508,9 @@ impl ExternalHost {
     pub fn netns(&self) -> &str {
         &self.netns
     }
+    /// Pings `dest` from the external host every 10 ms until the first reply or `timeout`.
     pub async fn ping(&self, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
-        ping_from(&self.ip_path, &self.ping_path, &self.netns, dest, timeout).await
-    }
-}
-
-async fn ping_from(ip: &Path, ping: &Path, netns: &str, dest: IpAddr, timeout: Duration) -> Result<Option<Duration>> {
-    let deadline = timeout.as_secs_f64().ceil().max(1.0) as u64;
-    let cmd = Cmd::new(ping)
-        .args(["-n", "-q", "-c", "1", "-i", "0.2", "-w"])
-        .arg(deadline.to_string())
-        .arg(dest.to_string())
-        .in_netns(ip, netns);
-    let start = Instant::now();
-    match cmd.run().await {
-        Ok(_) => Ok(Some(start.elapsed())),
-        // ping exits 1 when no reply came before the deadline; anything else is a real error.
-        Err(Error::ProcessFailed { status, .. }) if status == "exit status 1" => Ok(None),
-        Err(e) => Err(e),
+        probe_from(&self.prober, &self.netns, dest, DEFAULT_PROBE_INTERVAL, timeout).await
     }
 }
 
@@ -589,9 +693,7 @@ impl ChassisContext {
             encap_ip,
             dir,
             prefix: self.prefix.clone(),
-            ip_path: b.ip.clone(),
-            ping_path: b.ping.clone(),
-            ovs: OvsConnection::default(),
+            live: Connections::default(),
         })
     }
 
@@ -610,8 +712,7 @@ impl ChassisContext {
             netns,
             ip: addr,
             net,
-            ip_path: self.binaries.ip.clone(),
-            ping_path: self.binaries.ping.clone(),
+            prober: ProberCell::default(),
         })
     }
 }

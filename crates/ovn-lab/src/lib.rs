@@ -19,7 +19,9 @@
 //! - [`spec`]: [`LabSpec`], what to bring up.
 //! - [`binaries`]: [`Binaries::locate`] finds daemons and schemas (PATH or build trees).
 //! - `process`: starting detached daemons, pidfiles, stopping them.
-//! - `netns`: network namespaces and veths through iproute2.
+//! - `netns`: network namespaces and veths through iproute2 (bring-up).
+//! - `vmnet`: VM namespaces, links, addresses, routes and ARP tuning over rtnetlink, in-process.
+//! - [`probe`]: ICMP echo probes from sockets inside a namespace.
 //! - `state`: `DIR/lab.json`, how another process finds the lab (`lab status`, `lab down`).
 //! - `central`: NB/SB servers (standalone or RAFT), relays, northd.
 //! - [`chassis`]: real chassis, the external host, VM plumbing.
@@ -40,9 +42,11 @@ pub mod chassis;
 pub mod error;
 pub mod lab;
 mod netns;
+pub mod probe;
 mod process;
 pub mod spec;
 mod state;
+mod vmnet;
 
 pub use binaries::Binaries;
 pub use chassis::{ExternalHost, RealChassis, Vm, VmSpec};

@@ -1,13 +1,16 @@
 //! Running a workload: the shared context of a run's stages (CMS, hypervisors, NB watch,
 //! recorder, load shaping) and what happens at the end of every stage (settle `hv_cfg`,
-//! northd counters, DB sizes). The OpenStack tests' stages are in [`openstack`].
+//! northd counters, DB sizes). The OpenStack tests' stages are in [`openstack`]; [`runner`]
+//! drives a whole run (lab, monitors, sampler, stages, results files, teardown).
 //!
-//! Must not know: YAML, clap, how the lab was started, report formats.
+//! Must not know: YAML, clap, how the lab was started, report formats (except [`runner`],
+//! which starts the lab and writes the results files).
 
 pub mod ext_cmd;
 pub mod hosts;
 pub mod nb_watch;
 pub mod openstack;
+pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,846 @@
+//! The run driver behind `ovn-heater run` (and `bench run`): preflight, bring up the lab (or
+//! attach to `--nb/--sb`), start the /proc sampler and the NB/SB monitors, run the workload's
+//! stages, write `results.json`, `report.html`, `scenario.yml` and `logs/`, and tear
+//! everything down — also after a failure or Ctrl-C/SIGTERM, in which case the results written
+//! so far are marked partial. The caller turns the [`Outcome`] into an exit code.
+//!
+//! Must not know: clap. Bad input is tagged with [`Failure`] where it is found; the caller
+//! picks exit codes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use ovsdb::{Client, ClientOptions};
+
+use crate::cms::openstack::{OpenStack, PHYSICAL_NETWORK};
+use crate::cms::Cms;
+use crate::error::Failure;
+use crate::metrics::procfs::{self, Watched};
+use crate::metrics::{Clock, Recorder};
+use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
+use crate::report::{environment, html, verdict};
+use crate::scenario::{ChassisKind, Scenario, Workload};
+use crate::workload::ext_cmd::ExtCmds;
+use crate::workload::hosts::{EmulatedHosts, Hypervisors, RealHosts};
+use crate::workload::nb_watch::{GatewayWatch, NbWatch};
+use crate::workload::openstack::{self as os_workload, Built, Topology};
+use crate::workload::{Limiter, Probes, Run};
+
+/// What to run against, besides the scenario itself.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The scenario file (its stem names the default results dir).
+    pub scenario: PathBuf,
+    /// Where results go; must be empty or new. Default: results/<scenario>-<UTC time>.
+    pub results_dir: Option<PathBuf>,
+    /// Drive an existing OVN instead of starting a lab (with `sb`).
+    pub nb: Option<String>,
+    pub sb: Option<String>,
+    pub ovn_bin_dir: Option<PathBuf>,
+    pub ovs_bin_dir: Option<PathBuf>,
+}
+
+/// How a run ended, for the caller to turn into an exit code.
+pub enum Verdict {
+    /// Every stage ran and every check passed.
+    Passed,
+    /// Every stage ran, but ports did not all come up, pings failed or samples failed.
+    ChecksFailed(String),
+    /// A stage failed (the error keeps its exit code: a preflight failure inside the lab is
+    /// bad input).
+    Failed(anyhow::Error),
+    Interrupted,
+    /// Teardown left something behind.
+    TeardownFailed(String),
+}
+
+/// A finished run: where its results are, what they say, and the verdict.
+pub struct Outcome {
+    pub results_dir: PathBuf,
+    #[allow(dead_code)] // read by `bench run`
+    pub results: RunResults,
+    pub verdict: Verdict,
+}
+
+/// How the run ended, before exit codes.
+enum Ending {
+    Done,
+    Failed(anyhow::Error),
+    Interrupted,
+}
+
+/// Runs `scenario`: preflight, results dir, lab, stages, results files, teardown. `Err` only
+/// when nothing was started (bad input, unusable results dir) or results cannot be written.
+#[allow(clippy::print_stderr)]
+pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outcome> {
+    preflight(args, scenario)?;
+    let results_dir = prepare_results_dir(args)?;
+    eprintln!("results: {}", results_dir.display());
+    json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
+        .context("cannot write scenario.yml")?;
+
+    let (results, failure, teardown_error) = execute(args, scenario, &results_dir).await;
+    let status = results.status;
+    json::write_atomically(&results_dir.join("results.json"), results.to_json_pretty().as_bytes())
+        .context("cannot write results.json")?;
+    // One verdict for the report's status line and the exit code.
+    let judged = verdict::judge(&results, Some(scenario.workload.total_vms()));
+    json::write_atomically(
+        &results_dir.join("report.html"),
+        html::render_with_verdict(&results, &judged).as_bytes(),
+    )
+    .context("cannot write report.html")?;
+    let s = &results.summary;
+    eprintln!(
+        "{}: {} ports created, {} up, {} pings ok, {} failed samples; report: {}",
+        match status {
+            RunStatus::Complete => "done",
+            RunStatus::Failed => "FAILED (partial results)",
+            RunStatus::Interrupted => "INTERRUPTED (partial results)",
+        },
+        s.ports_created,
+        s.ports_up,
+        s.pings_ok,
+        s.failures,
+        results_dir.join("report.html").display()
+    );
+    let verdict = if let Some(e) = teardown_error {
+        Verdict::TeardownFailed(format!("{e:#}"))
+    } else {
+        match status {
+            RunStatus::Interrupted => Verdict::Interrupted,
+            RunStatus::Failed => {
+                Verdict::Failed(failure.unwrap_or_else(|| anyhow!(results.error.clone().unwrap_or_default())))
+            }
+            RunStatus::Complete if !judged.passed => Verdict::ChecksFailed(format!(
+                "{}; see {}",
+                judged.problems.join(", "),
+                results_dir.join("report.html").display()
+            )),
+            RunStatus::Complete => Verdict::Passed,
+        }
+    };
+    Ok(Outcome {
+        results_dir,
+        results,
+        verdict,
+    })
+}
+
+fn preflight(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<()> {
+    // ext_cmd nodes: `central`, or a real chassis this run will start.
+    let nodes: Vec<String> = match (&args.nb, scenario.cluster.chassis) {
+        (None, ChassisKind::Real) => lab_spec(scenario, args, PathBuf::from("/"))
+            .chassis
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+        _ => Vec::new(),
+    };
+    ExtCmds::check(&scenario.ext_cmds, &nodes).map_err(Failure::bad_input)?;
+    if let Some(nb) = &args.nb {
+        if scenario.cluster.chassis == ChassisKind::Real {
+            return Err(Failure::bad_input(
+                "real chassis need the lab; with --nb/--sb set cluster.chassis: emulated (e.g. --set cluster.chassis=emulated)",
+            )
+            .into());
+        }
+        for (flag, remote) in [("--nb", nb), ("--sb", args.sb.as_ref().unwrap_or(nb))] {
+            ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
+        }
+    } else if !is_root() {
+        return Err(Failure::bad_input(
+            "the lab needs root (network namespaces, OVS bridges); run as root, or drive an existing OVN with --nb/--sb and cluster.chassis: emulated",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
+    let dir = match &args.results_dir {
+        Some(d) => d.clone(),
+        None => {
+            let stem = args.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+            let stamp = environment::rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
+            PathBuf::from("results").join(format!("{stem}-{stamp}"))
+        }
+    };
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read results dir {}", dir.display()))?
+            .next()
+            .is_some();
+        if non_empty {
+            return Err(Failure::bad_input(format!(
+                "results dir {} is not empty; remove it or pass another --results-dir",
+                dir.display()
+            ))
+            .into());
+        }
+    }
+    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A short run dir for the lab (unix socket paths are limited to 108 bytes), unique per results dir.
+fn lab_run_dir(results_dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(results_dir).unwrap_or_else(|_| results_dir.to_owned());
+    let mut h: u32 = 0x811c_9dc5;
+    for b in abs.as_os_str().as_encoded_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    std::env::temp_dir().join(format!("ovh-run-{h:08x}"))
+}
+
+fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab::LabSpec {
+    let c = &scenario.cluster;
+    let mut spec = ovn_lab::LabSpec::new(run_dir);
+    spec.clustered = c.clustered_db;
+    spec.election_timer_ms = Some(c.raft_election_to * 1000);
+    spec.n_relays = c.n_relays;
+    spec.northd_threads = c.northd_threads as usize;
+    spec.db_inactivity_probe_ms = Some(c.db_inactivity_probe_ms);
+    spec.monitor_all = c.monitor_all;
+    spec.datapath_type = match c.datapath_type {
+        crate::scenario::DatapathType::System => "system".into(),
+        crate::scenario::DatapathType::Netdev => "netdev".into(),
+    };
+    spec.node_net = c.node_net;
+    spec.external_net = c.external_net;
+    spec.binaries = ovn_lab::BinaryDirs {
+        ovn_bin_dir: args.ovn_bin_dir.clone(),
+        ovs_bin_dir: args.ovs_bin_dir.clone(),
+    };
+    if c.chassis == ChassisKind::Real {
+        spec.chassis = match &scenario.workload {
+            Workload::OpenstackBase(w) => spec.clone().with_chassis(w.n_hypervisors, w.n_network_nodes).chassis,
+            // Upstream: every worker may host VMs and gateways.
+            Workload::BaseOpenstack(_) => (0..c.n_workers)
+                .map(|i| ovn_lab::ChassisSpec {
+                    name: format!("ovn-scale-{i}"),
+                    role: ovn_lab::ChassisRole::NetworkNode,
+                })
+                .collect(),
+        };
+    }
+    spec
+}
+
+/// Lab errors the user fixes (root, binaries, names) are bad input; the rest are environment.
+fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
+    use ovn_lab::Error as E;
+    let text = e.to_string();
+    match e {
+        E::NotRoot
+        | E::BinaryNotFound { .. }
+        | E::SchemaNotFound { .. }
+        | E::TunMissing
+        | E::NameClash { .. }
+        | E::RunDirInUse { .. }
+        | E::InvalidSpec(_) => Failure::bad_input(text).into(),
+        other => anyhow::Error::new(other).context("the lab failed"),
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+async fn connect(remote: &str, database: &str, leader_only: bool) -> anyhow::Result<Client> {
+    let opts = ClientOptions::new(remote)?
+        .database(database)
+        .leader_only(leader_only)
+        .connect_timeout(Duration::from_secs(30));
+    Client::connect(opts)
+        .await
+        .with_context(|| format!("cannot connect to {database} at {remote}"))
+}
+
+/// Everything started for the run, torn down in reverse.
+#[derive(Default)]
+struct Started {
+    lab: Option<Arc<ovn_lab::Lab>>,
+    farm: Option<Arc<ovn_emu::Farm>>,
+    lab_run_dir: Option<PathBuf>,
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs everything; always returns results (partial ones when something failed), the error
+/// that stopped the run, and the teardown error if teardown left things behind.
+async fn execute(
+    args: &RunOptions,
+    scenario: &Scenario,
+    results_dir: &Path,
+) -> (RunResults, Option<anyhow::Error>, Option<anyhow::Error>) {
+    let clock = Clock::start();
+    let rec = Recorder::new(clock);
+    let extras = Arc::new(Mutex::new(BTreeMap::new()));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let built = Arc::new(tokio::sync::Mutex::new(Built::default()));
+    let ext = Arc::new(ExtCmds::new(scenario.ext_cmds.clone(), results_dir.join("logs")));
+    let mut started = Started::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut sampler: Option<tokio::task::JoinHandle<Vec<procfs::Series>>> = None;
+    let mut env = environment::probe(
+        None,
+        None,
+        match scenario.cluster.chassis {
+            ChassisKind::Real => "real",
+            ChassisKind::Emulated => "emulated",
+        },
+        args.nb.as_deref().unwrap_or("lab"),
+    );
+
+    let body = drive(
+        args,
+        scenario,
+        results_dir,
+        &rec,
+        &extras,
+        &events,
+        &built,
+        &ext,
+        &mut started,
+        &mut sampler,
+        stop_rx,
+        &mut env,
+    );
+    let ending = tokio::select! {
+        r = body => match r {
+            Ok(()) => Ending::Done,
+            Err(e) => Ending::Failed(e),
+        },
+        _ = interrupted() => Ending::Interrupted,
+    };
+
+    // Stop measuring, then take everything down.
+    ext.stop_background().await;
+    let _ = stop_tx.send(true);
+    let processes = match sampler.take() {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let teardown_error = teardown(&mut started, &built, results_dir).await.err();
+
+    let (status, error) = match ending {
+        Ending::Done => (RunStatus::Complete, None),
+        Ending::Failed(ref e) => (RunStatus::Failed, Some(format!("{e:#}"))),
+        Ending::Interrupted => (
+            RunStatus::Interrupted,
+            Some("interrupted by Ctrl-C or SIGTERM; everything started was torn down".to_owned()),
+        ),
+    };
+    let extras = extras.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let stages: Vec<StageResult> = rec
+        .stages()
+        .iter()
+        .map(|s| StageResult::from_record(s, extras.get(&s.name)))
+        .collect();
+    let cms_actions: Vec<&str> = CMS_MEASUREMENTS.to_vec();
+    let summary = json::summarize(&stages, &cms_actions);
+    let results = RunResults {
+        schema_version: json::SCHEMA_VERSION,
+        status,
+        error,
+        scenario: ScenarioInfo {
+            name: args
+                .scenario
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("scenario")
+                .to_owned(),
+            file: args.scenario.display().to_string(),
+            workload: scenario.workload.name().to_owned(),
+            resolved: serde_json::to_value(scenario).unwrap_or_default(),
+            notes: scenario.notes.clone(),
+        },
+        environment: env,
+        duration_s: clock.now(),
+        summary,
+        stages,
+        processes,
+    };
+    write_logs(results_dir, &results, &events, scenario.global.log_cmds);
+    let failure = match ending {
+        Ending::Failed(e) => Some(e),
+        _ => None,
+    };
+    (results, failure, teardown_error)
+}
+
+/// Measurements that are CMS actions (counted as such in the summary and `logs/cms-actions.log`).
+pub const CMS_MEASUREMENTS: &[&str] = &[
+    "neutron_start",
+    "create_external_network",
+    "create_network",
+    "create_subnet",
+    "create_router",
+    "set_router_gateway",
+    "gateway_active",
+    "add_router_interface",
+    "create_port",
+    "port_active",
+    "delete_port",
+    "remove_router_interface",
+    "unset_router_gateway",
+    "delete_router",
+    "delete_network",
+];
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    args: &RunOptions,
+    scenario: &Scenario,
+    results_dir: &Path,
+    rec: &Recorder,
+    extras: &Arc<Mutex<BTreeMap<String, json::StageExtras>>>,
+    events: &Arc<Mutex<Vec<String>>>,
+    built: &Arc<tokio::sync::Mutex<Built>>,
+    ext: &Arc<ExtCmds>,
+    started: &mut Started,
+    sampler: &mut Option<tokio::task::JoinHandle<Vec<procfs::Series>>>,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+    env: &mut json::Environment,
+) -> anyhow::Result<()> {
+    let cluster = &scenario.cluster;
+    let bringup = rec.begin_stage("bringup");
+    let mut probes = Probes::default();
+    let mut watched: Vec<Watched> = Vec::new();
+    let topo: Topology = os_workload::topology(scenario);
+    let emulated_count = match &scenario.workload {
+        Workload::OpenstackBase(w) => w.n_network_nodes + w.n_hypervisors,
+        Workload::BaseOpenstack(_) => cluster.n_workers,
+    };
+    let n_gateways = match &scenario.workload {
+        Workload::OpenstackBase(w) => w.n_network_nodes,
+        Workload::BaseOpenstack(_) => cluster.n_workers,
+    };
+
+    // The central side: a lab, or the given remotes.
+    let (nb_remote, sb_remote, sb_for_chassis, leader_only) = match (&args.nb, &args.sb) {
+        (Some(nb), Some(sb)) => (nb.clone(), sb.clone(), sb.clone(), false),
+        _ => {
+            let run_dir = lab_run_dir(results_dir);
+            started.lab_run_dir = Some(run_dir.clone());
+            let spec = lab_spec(scenario, args, run_dir.clone());
+            eprintln_status(&format!(
+                "bringing up the lab: {} NB/SB, {} real chassis (run dir {})",
+                if spec.clustered { "3-member RAFT" } else { "standalone" },
+                spec.chassis.len(),
+                run_dir.display()
+            ));
+            let t0 = Instant::now();
+            let lab = ovn_lab::Lab::up(spec).await.map_err(lab_failure);
+            rec.record(
+                bringup,
+                "lab_up",
+                "lab",
+                t0,
+                Instant::now(),
+                lab.as_ref().err().map(|e| format!("{e:#}")),
+            );
+            let lab = Arc::new(lab?);
+            started.lab = Some(lab.clone());
+            ext.set_netns(
+                lab.chassis()
+                    .iter()
+                    .map(|c| (c.name().to_owned(), c.netns().to_owned()))
+                    .collect(),
+            );
+            for p in lab.processes() {
+                if p.role == ovn_lab::ProcessRole::Northd {
+                    let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
+                    probes.northd = appctl.map(|a| (a, p.ctl_path.clone()));
+                }
+                watched.push(Watched {
+                    name: p.name.clone(),
+                    role: p.role.to_string(),
+                    pid: p.pid,
+                });
+            }
+            let db_file = |short: &str| {
+                let dir = lab.run_dir().join(short);
+                [format!("{short}.db"), format!("{short}-1.db")]
+                    .into_iter()
+                    .map(|f| dir.join(f))
+                    .find(|p| p.exists())
+            };
+            probes.nb_file = db_file("nb");
+            probes.sb_file = db_file("sb");
+            let v = lab.versions();
+            env.ovn_version = v.get("ovn-northd").cloned().unwrap_or_else(|| env.ovn_version.clone());
+            env.ovs_version = v
+                .get("ovsdb-server")
+                .cloned()
+                .unwrap_or_else(|| env.ovs_version.clone());
+            (
+                lab.nb_remote().to_owned(),
+                lab.sb_remote().to_owned(),
+                lab.sb_remote_for_chassis().to_owned(),
+                lab.clustered(),
+            )
+        }
+    };
+
+    // Emulated chassis live in this process: sample ourselves too.
+    if cluster.chassis == ChassisKind::Emulated {
+        watched.push(Watched {
+            name: "ovn-heater (emulated chassis)".into(),
+            role: "emulated-chassis".into(),
+            pid: std::process::id(),
+        });
+    }
+    *sampler = Some(tokio::spawn(procfs::sample(
+        rec.clock(),
+        watched,
+        Duration::from_millis(500),
+        stop_rx,
+    )));
+
+    let nb = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
+    let sb = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
+    let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
+    let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
+    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
+    let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
+    // northd_probe_interval is NB_Global configuration, as upstream sets it.
+    set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
+
+    let config = ovn_openstack::Config {
+        max_gateway_chassis: topo.gateways_per_router.max(1),
+        ..Default::default()
+    };
+    let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
+    let cms = Arc::new(OpenStack::new(neutron));
+    let load = scenario.workload.load();
+    let limiter = Arc::new(Limiter::new(load.ops_per_second));
+
+    macro_rules! go {
+        ($hosts:expr, $external_gateway:expr) => {{
+            let run = Arc::new(Run {
+                cms: cms.clone(),
+                hosts: Arc::new($hosts),
+                rec: rec.clone(),
+                nb_watch: nb_watch.clone(),
+                gateways: gateways.clone(),
+                nb: nb.clone(),
+                sb: sb.clone(),
+                limiter: limiter.clone(),
+                concurrency: load.concurrency,
+                timeout: cluster.node_timeout,
+                probes: probes.clone(),
+                extras: extras.clone(),
+                ext: ext.clone(),
+                events: events.clone(),
+            });
+            run.limiter.acquire().await;
+            rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
+                .await?;
+            run.end_stage(bringup, "bringup").await;
+            os_workload::run_stages(run, &topo, $external_gateway, built.clone()).await
+        }};
+    }
+
+    match cluster.chassis {
+        ChassisKind::Real => {
+            let lab = started
+                .lab
+                .clone()
+                .ok_or_else(|| anyhow!("real chassis need the lab"))?;
+            let external = lab
+                .external_host()
+                .map(|h| h.ip())
+                .ok_or_else(|| anyhow!("the lab has no external host (no network node?)"))?;
+            let vms_on_gateways = matches!(scenario.workload, Workload::BaseOpenstack(_));
+            go!(
+                RealHostsFor {
+                    inner: RealHosts { lab },
+                    vms_on_gateways
+                },
+                external
+            )
+        }
+        ChassisKind::Emulated => {
+            let options = ovn_emu::FarmOptions {
+                monitor_all: cluster.monitor_all,
+                bridge_mappings: format!("{PHYSICAL_NETWORK}:br-ex"),
+                gateways: n_gateways,
+                datapath_type: "system".into(),
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let farm = ovn_emu::Farm::start(&sb_for_chassis, emulated_count, "hv", options)
+                .await
+                .context("cannot start the emulated chassis")?;
+            let farm = Arc::new(farm);
+            started.farm = Some(farm.clone());
+            let registered = farm.wait_registered(Duration::from_secs(120)).await;
+            rec.record(
+                bringup,
+                "chassis_registered",
+                format!("{emulated_count} emulated chassis"),
+                t0,
+                Instant::now(),
+                registered.as_ref().err().map(|e| e.to_string()),
+            );
+            registered.context("emulated chassis did not register")?;
+            let external = cluster
+                .external_net
+                .hosts()
+                .next()
+                .unwrap_or(cluster.external_net.addr());
+            let vms_on_gateways = matches!(scenario.workload, Workload::BaseOpenstack(_));
+            go!(
+                EmulatedHosts {
+                    farm,
+                    n_network_nodes: n_gateways,
+                    vms_on_gateways,
+                },
+                external
+            )
+        }
+    }
+}
+
+/// Real chassis, optionally placing VMs on the network nodes too (upstream's base_openstack).
+struct RealHostsFor {
+    inner: RealHosts,
+    vms_on_gateways: bool,
+}
+
+impl Hypervisors for RealHostsFor {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn compute(&self) -> Vec<String> {
+        if self.vms_on_gateways {
+            self.inner.lab.chassis().iter().map(|c| c.name().to_owned()).collect()
+        } else {
+            self.inner.compute()
+        }
+    }
+    fn can_ping(&self) -> bool {
+        true
+    }
+    fn external_ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.inner.external_ip()
+    }
+    async fn plug(&self, port: &crate::cms::VmPort) -> anyhow::Result<crate::workload::hosts::Plugged> {
+        self.inner.plug(port).await
+    }
+    async fn unplug(&self, vm: &crate::workload::hosts::Plugged) -> anyhow::Result<()> {
+        self.inner.unplug(vm).await
+    }
+    async fn ping(
+        &self,
+        from: &crate::workload::hosts::Plugged,
+        dest: std::net::Ipv4Addr,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.inner.ping(from, dest, timeout).await
+    }
+}
+
+async fn set_northd_probe_interval(nb: &Client, ms: u64) -> anyhow::Result<()> {
+    let mut txn = ovsdb::Transaction::new("OVN_Northbound");
+    txn.mutate(
+        "NB_Global",
+        vec![],
+        vec![ovsdb::Mutation::insert(
+            "options",
+            ovsdb::Value::string_map([("northd_probe_interval", ms.to_string())]),
+        )],
+    );
+    nb.transact(txn)
+        .await
+        .context("cannot set NB_Global options:northd_probe_interval")?;
+    Ok(())
+}
+
+#[allow(clippy::print_stderr)]
+fn eprintln_status(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Unplugs VMs, stops emulated chassis, brings the lab down and keeps its logs.
+async fn teardown(
+    started: &mut Started,
+    built: &Arc<tokio::sync::Mutex<Built>>,
+    results_dir: &Path,
+) -> anyhow::Result<()> {
+    // The lab deletes every namespace it made, VMs' included; emulated ports go with their chassis.
+    let _ = built;
+    let mut problems = Vec::new();
+    if let Some(farm) = started.farm.take() {
+        match last_handle(farm).await {
+            Ok(farm) => {
+                if let Err(e) = farm.stop(true).await {
+                    problems.push(format!("emulated chassis: {e}"));
+                }
+            }
+            Err(_) => problems.push("emulated chassis still in use at teardown".into()),
+        }
+    }
+    if let Some(lab) = started.lab.take() {
+        match last_handle(lab).await {
+            Ok(lab) => {
+                if let Err(e) = lab.down() {
+                    problems.push(format!("{e}"));
+                }
+            }
+            // Dropping the last handle tears the lab down anyway; a task still holding one
+            // after the wait would be a bug.
+            Err(_) => problems.push("the lab was still in use at teardown".into()),
+        }
+    }
+    if let Some(dir) = started.lab_run_dir.take() {
+        copy_logs(&dir, &results_dir.join("logs"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("teardown: {}", problems.join("; ")))
+    }
+}
+
+/// The value behind `arc` once every other handle is gone. Aborted workers drop theirs when the
+/// runtime next polls them, so this waits a little (bounded) instead of failing at once.
+async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
+    for _ in 0..100 {
+        match Arc::try_unwrap(arc) {
+            Ok(v) => return Ok(v),
+            Err(a) => arc = a,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Arc::try_unwrap(arc)
+}
+
+/// Copies the lab's daemon logs and DB files into `logs/` (flattened: `nb/ovsdb-server.log`
+/// becomes `nb-ovsdb-server.log`).
+fn copy_logs(lab_dir: &Path, logs: &Path) {
+    let mut stack = vec![lab_dir.to_owned()];
+    let mut budget = 10_000usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return;
+            }
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(path);
+            } else if ft.is_file() && path.extension().is_some_and(|x| x == "log" || x == "db" || x == "json") {
+                let rel = path.strip_prefix(lab_dir).unwrap_or(&path);
+                let flat = rel.to_string_lossy().replace('/', "-");
+                let _ = std::fs::copy(&path, logs.join(flat));
+            }
+        }
+    }
+}
+
+fn write_logs(results_dir: &Path, results: &RunResults, events: &Arc<Mutex<Vec<String>>>, log_cmds: bool) {
+    let logs = results_dir.join("logs");
+    let events = events.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+    let _ = json::write_atomically(&logs.join("events.log"), format!("{events}\n").as_bytes());
+    if log_cmds {
+        let mut lines = Vec::new();
+        for st in &results.stages {
+            for (name, m) in &st.measurements {
+                if !CMS_MEASUREMENTS.contains(&name.as_str()) {
+                    continue;
+                }
+                for s in &m.samples {
+                    lines.push((
+                        s.start_s,
+                        format!(
+                            "{:9.3}s {:8.4}s {} {name} {} {}",
+                            s.start_s,
+                            s.duration_s,
+                            st.name,
+                            s.subject,
+                            s.error.as_deref().unwrap_or("ok")
+                        ),
+                    ));
+                }
+            }
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let text: Vec<String> = lines.into_iter().map(|l| l.1).collect();
+        let _ = json::write_atomically(
+            &logs.join("cms-actions.log"),
+            format!("{}\n", text.join("\n")).as_bytes(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_run_dir_is_short_and_stable() {
+        let a = lab_run_dir(Path::new("/some/very/long/results/directory/name/that/goes/on"));
+        assert_eq!(
+            a,
+            lab_run_dir(Path::new("/some/very/long/results/directory/name/that/goes/on"))
+        );
+        assert!(a.as_os_str().len() < 40, "{}", a.display());
+        assert_ne!(a, lab_run_dir(Path::new("/other")));
+    }
+
+    #[test]
+    fn openstack_base_lab_has_network_nodes_and_hypervisors() {
+        let s = Scenario::from_yaml(
+            "cluster:\n  clustered_db: false\nopenstack_base:\n  n_hypervisors: 2\n  n_network_nodes: 1\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        let args = RunOptions {
+            scenario: "t.yml".into(),
+            results_dir: None,
+            nb: None,
+            sb: None,
+            ovn_bin_dir: None,
+            ovs_bin_dir: None,
+        };
+        let spec = lab_spec(&s, &args, "/tmp/x".into());
+        let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["gw-1", "compute-1", "compute-2"]);
+        assert_eq!(spec.datapath_type, "netdev");
+        assert!(!spec.clustered);
+        spec.validate().unwrap();
+    }
+}
