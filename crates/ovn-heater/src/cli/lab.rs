@@ -115,6 +115,9 @@ pub struct LabOptions {
     /// Seconds to wait for every chassis to register in the SB.
     #[arg(long, default_value_t = 180)]
     pub registration_timeout: u64,
+    /// TLS everywhere (pssl:/ssl: on loopback, a PKI for the run in DIR/pki, SB RBAC for chassis).
+    #[arg(long)]
+    pub ssl: bool,
 }
 
 impl LabOptions {
@@ -132,6 +135,7 @@ impl LabOptions {
         spec.n_relays = self.relays;
         spec.northd_threads = self.northd_threads;
         spec.db_inactivity_probe_ms = self.db_inactivity_probe;
+        spec.ssl = self.ssl;
         spec.monitor_all = self.monitor_all;
         spec.remote_probe_interval_ms = self.remote_probe_interval;
         spec.node_net = cidr("node-net", &self.node_net)?;
@@ -200,6 +204,16 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "NB remote:             {}", lab.nb_remote());
         let _ = writeln!(out, "SB remote:             {}", lab.sb_remote());
         let _ = writeln!(out, "SB remote for chassis: {}", lab.sb_remote_for_chassis());
+        if let Some(tls) = lab.client_tls_files() {
+            let _ = writeln!(
+                out,
+                "TLS (ovn-heater's):    --private-key {} --certificate {} --ca-cert {}{}",
+                tls.private_key.display(),
+                tls.certificate.display(),
+                tls.ca_cert.display(),
+                if lab.rbac() { " (SB RBAC on for chassis)" } else { "" }
+            );
+        }
         if let Some(h) = lab.external_host() {
             let _ = writeln!(
                 out,
@@ -244,6 +258,9 @@ fn summary_json(lab: &Lab) -> serde_json::Value {
         "nb_remote": lab.nb_remote(),
         "sb_remote": lab.sb_remote(),
         "sb_remote_for_chassis": lab.sb_remote_for_chassis(),
+        "ssl": lab.ssl(),
+        "rbac": lab.rbac(),
+        "tls": lab.client_tls_files(),
         "external_host": lab.external_host().map(|h| h.ip().to_string()),
         "chassis": lab.chassis().iter().map(|c| serde_json::json!({
             "name": c.name(), "role": c.role().to_string(), "hostname": c.hostname(),

@@ -12,6 +12,7 @@ mod lab;
 mod openstack;
 mod run;
 mod snapshot;
+mod tls;
 
 /// Scale tests for OVN's control plane, driven the way OpenStack Neutron drives it.
 #[derive(Parser, Debug)]
