@@ -57,6 +57,9 @@ pub struct Args {
     /// Directory with the OVS binaries (default: $PATH).
     #[arg(long, value_name = "DIR")]
     pub ovs_bin_dir: Option<PathBuf>,
+    /// For ssl: --nb/--sb ({chassis} in a file name: one certificate per emulated chassis).
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// How the run ended, before exit codes.
@@ -148,7 +151,8 @@ fn preflight(args: &Args, scenario: &Scenario) -> anyhow::Result<()> {
             .into());
         }
         for (flag, remote) in [("--nb", nb), ("--sb", args.sb.as_ref().unwrap_or(nb))] {
-            ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
+            let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
+            args.tls.apply(options)?;
         }
     } else if !is_root() {
         return Err(Failure::bad_input(
@@ -209,6 +213,7 @@ fn lab_spec(scenario: &Scenario, args: &Args, run_dir: PathBuf) -> ovn_lab::LabS
     spec.n_relays = c.n_relays;
     spec.northd_threads = c.northd_threads as usize;
     spec.db_inactivity_probe_ms = Some(c.db_inactivity_probe_ms);
+    spec.ssl = c.enable_ssl;
     spec.monitor_all = c.monitor_all;
     spec.datapath_type = match c.datapath_type {
         crate::scenario::DatapathType::System => "system".into(),
@@ -259,8 +264,9 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-async fn connect(remote: &str, database: &str, leader_only: bool) -> anyhow::Result<Client> {
-    let opts = ClientOptions::new(remote)?
+async fn connect(remote: &str, database: &str, leader_only: bool, tls: &super::tls::TlsArgs) -> anyhow::Result<Client> {
+    let opts = tls
+        .apply(ClientOptions::new(remote)?)?
         .database(database)
         .leader_only(leader_only)
         .connect_timeout(Duration::from_secs(30));
@@ -444,8 +450,16 @@ async fn drive(
     };
 
     // The central side: a lab, or the given remotes.
+    let mut tls = args.tls.clone();
+    let mut chassis_tls: Option<ovn_emu::ChassisTls> = None;
     let (nb_remote, sb_remote, sb_for_chassis, leader_only) = match (&args.nb, &args.sb) {
-        (Some(nb), Some(sb)) => (nb.clone(), sb.clone(), sb.clone(), false),
+        (Some(nb), Some(sb)) => {
+            if args.tls.given() {
+                let files = args.tls.clone();
+                chassis_tls = Some(ovn_emu::ChassisTls::new(move |name| files.for_chassis(name).load()));
+            }
+            (nb.clone(), sb.clone(), sb.clone(), false)
+        }
         _ => {
             let run_dir = lab_run_dir(results_dir);
             started.lab_run_dir = Some(run_dir.clone());
@@ -468,6 +482,15 @@ async fn drive(
             );
             let lab = Arc::new(lab?);
             started.lab = Some(lab.clone());
+            if let Some(files) = lab.client_tls_files() {
+                tls = super::tls::TlsArgs::from_files(&files.private_key, &files.certificate, &files.ca_cert);
+            }
+            if let Some(pki) = lab.pki().map_err(lab_failure)? {
+                // Each emulated chassis gets its own certificate, CN = its name (SB RBAC).
+                let pki = Arc::new(pki);
+                chassis_tls = Some(ovn_emu::ChassisTls::new(move |name| pki.client_tls(name)));
+            }
+            env.rbac = lab.rbac();
             ext.set_netns(
                 lab.chassis()
                     .iter()
@@ -524,11 +547,14 @@ async fn drive(
         stop_rx,
     )));
 
-    let nb = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
-    let sb = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
-    let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
+    env.nb_remote = nb_remote.clone();
+    env.sb_remote = sb_remote.clone();
+    env.ssl = [&nb_remote, &sb_remote].iter().any(|r| r.contains("ssl:"));
+    let nb = connect(&nb_remote, "OVN_Northbound", leader_only, &tls).await?;
+    let sb = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
+    let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only, &tls).await?;
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
-    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
+    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
@@ -593,6 +619,7 @@ async fn drive(
                 bridge_mappings: format!("{PHYSICAL_NETWORK}:br-ex"),
                 gateways: n_gateways,
                 datapath_type: "system".into(),
+                tls: chassis_tls.clone(),
                 ..Default::default()
             };
             let t0 = Instant::now();

@@ -104,14 +104,6 @@ impl TlsArgs {
             loaded: OnceLock::new(),
         }
     }
-
-    /// Whether the file names hold a `{chassis}` placeholder.
-    pub fn per_chassis(&self) -> bool {
-        [&self.private_key, &self.certificate, &self.ca_cert]
-            .into_iter()
-            .flatten()
-            .any(|p| p.to_string_lossy().contains("{chassis}"))
-    }
 }
 
 #[cfg(test)]
@@ -149,7 +141,6 @@ mod tests {
             ca_cert: Some("pki/cacert.pem".into()),
             ..TlsArgs::default()
         };
-        assert!(args.per_chassis());
         let hv = args.for_chassis("hv-7");
         assert_eq!(hv.private_key.unwrap(), PathBuf::from("pki/hv-7-privkey.pem"));
         assert_eq!(hv.certificate.unwrap(), PathBuf::from("pki/hv-7-cert.pem"));
