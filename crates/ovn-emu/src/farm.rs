@@ -43,7 +43,10 @@ pub struct FarmOptions {
 /// rows of the name in its certificate's CN), e.g. files named after the chassis, or
 /// certificates made in memory.
 #[derive(Clone)]
-pub struct ChassisTls(Arc<dyn Fn(&str) -> ovsdb::Result<TlsConfig> + Send + Sync>);
+pub struct ChassisTls(Arc<IdentityOf>);
+
+/// Chassis name → its TLS identity.
+type IdentityOf = dyn Fn(&str) -> ovsdb::Result<TlsConfig> + Send + Sync;
 
 impl ChassisTls {
     pub fn new(identity: impl Fn(&str) -> ovsdb::Result<TlsConfig> + Send + Sync + 'static) -> Self {

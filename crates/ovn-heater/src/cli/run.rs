@@ -863,12 +863,14 @@ mod tests {
             check: false,
             ovn_bin_dir: None,
             ovs_bin_dir: None,
+            tls: Default::default(),
         };
         let spec = lab_spec(&s, &args, "/tmp/x".into());
         let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["gw-1", "compute-1", "compute-2"]);
         assert_eq!(spec.datapath_type, "netdev");
         assert!(!spec.clustered);
+        assert!(spec.ssl, "enable_ssl is on by default, as upstream");
         spec.validate().unwrap();
     }
 }
