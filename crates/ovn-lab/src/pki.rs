@@ -155,12 +155,22 @@ impl LabPki {
 
     /// [`LabPki::issue_pem`] written as `<name>-privkey.pem` and `<name>-cert.pem`.
     pub fn issue(&self, name: &str) -> Result<TlsFiles> {
+        self.issue_into(&self.dir, name)
+    }
+
+    /// Like [`LabPki::issue`], into `dir` (created if missing), with a copy of the CA
+    /// certificate there (`cacert.pem`): everything a farm on another host needs.
+    pub fn issue_into(&self, dir: &Path, name: &str) -> Result<TlsFiles> {
         let (key, cert) = self.issue_pem(name)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         let files = TlsFiles {
-            private_key: self.dir.join(format!("{name}-privkey.pem")),
-            certificate: self.dir.join(format!("{name}-cert.pem")),
-            ca_cert: self.ca_cert(),
+            private_key: dir.join(format!("{name}-privkey.pem")),
+            certificate: dir.join(format!("{name}-cert.pem")),
+            ca_cert: dir.join(CA_CERT),
         };
+        if dir != self.dir {
+            write_file(&files.ca_cert, &self.ca_pem, false)?;
+        }
         write_file(&files.private_key, &key, true)?;
         write_file(&files.certificate, &cert, false)?;
         Ok(files)
