@@ -10,6 +10,8 @@
 //!     those of ovsdb-server over the same interval (the goal: ours ≤ 10% of the server's).
 //!     Twice per runtime: with `Client::transact_many` (`--in-flight / --batch` batches kept
 //!     outstanding, the way to pipeline) and with one `Client::transact` task per transaction.
+//!     Over a unix socket, loopback TCP and TLS (`pssl:`, certificates made for the run): what
+//!     encryption costs each side.
 //!
 //! The private server lives in a temp dir and is killed (and the dir removed) on every exit
 //! path. Must not know: the lab (`ovn-lab`) or any CMS; only the NB schema file.
@@ -46,8 +48,9 @@ pub struct Args {
     /// Which client API (b) pipelines with (both by default; one alone is handy under a profiler).
     #[arg(long, value_enum, default_value_t = Api::Both)]
     pub api: Api,
-    /// How (b) reaches the server: a unix socket, TCP on 127.0.0.1, or both (the default).
-    #[arg(long, value_enum, default_value_t = Transports::Both)]
+    /// How (b) reaches the server: a unix socket, TCP on 127.0.0.1, TLS on 127.0.0.1, `both`
+    /// (unix and tcp) or `all` (the default).
+    #[arg(long, value_enum, default_value_t = Transports::All)]
     pub transport: Transports,
     /// How many times to time each initial sync (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -326,7 +329,11 @@ pub enum Api {
 pub enum Transports {
     Unix,
     Tcp,
+    Ssl,
+    /// Unix and TCP.
     Both,
+    /// Unix, TCP and TLS.
+    All,
 }
 
 /// How a benchmark client reaches its private server.
@@ -335,6 +342,8 @@ enum Transport {
     Unix,
     /// TCP on loopback: the way a CMS usually reaches the NB.
     Tcp,
+    /// TLS on loopback (`pssl:`), as deployments with `enable_ssl` run.
+    Ssl,
 }
 
 impl Transport {
@@ -342,6 +351,7 @@ impl Transport {
         match self {
             Transport::Unix => "unix",
             Transport::Tcp => "tcp ",
+            Transport::Ssl => "ssl ",
         }
     }
 }
@@ -381,7 +391,9 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
     let transports = match args.transport {
         Transports::Unix => vec![Transport::Unix],
         Transports::Tcp => vec![Transport::Tcp],
+        Transports::Ssl => vec![Transport::Ssl],
         Transports::Both => vec![Transport::Unix, Transport::Tcp],
+        Transports::All => vec![Transport::Unix, Transport::Tcp, Transport::Ssl],
     };
     for mode in modes {
         for &transport in &transports {
@@ -444,7 +456,11 @@ async fn measure_transactions(
     mode: Pipelining,
 ) -> anyhow::Result<TxnFigures> {
     let server = BenchServer::start("txns", schema, transport)?;
-    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+    let mut options = ClientOptions::new(&server.remote())?.reconnect(false);
+    if let Some(tls) = &server.client_tls {
+        options = options.tls(tls.clone());
+    }
+    let client = Client::connect(options)
         .await
         .context("connect to the benchmark server")?;
     // Fetch and cache the schema before timing, as a long-running client would have.
@@ -552,8 +568,10 @@ fn schedstat_seconds(pid: u32) -> Option<f64> {
 struct BenchServer {
     child: Child,
     dir: PathBuf,
-    /// The loopback port it listens on, for [`Transport::Tcp`].
+    /// The loopback port it listens on, for [`Transport::Tcp`] and [`Transport::Ssl`].
     tcp_port: Option<u16>,
+    /// Our certificate for its `pssl:` listener ([`Transport::Ssl`]).
+    client_tls: Option<ovsdb::TlsConfig>,
 }
 
 impl BenchServer {
@@ -563,7 +581,7 @@ impl BenchServer {
         // with its log named, which is rare enough for a benchmark.
         let tcp_port = match transport {
             Transport::Unix => None,
-            Transport::Tcp => Some(
+            Transport::Tcp | Transport::Ssl => Some(
                 std::net::TcpListener::bind("127.0.0.1:0")
                     .and_then(|l| l.local_addr())
                     .context("find a free loopback port for the benchmark server")?
@@ -590,7 +608,28 @@ impl BenchServer {
         }
         let mut remote_arg = std::ffi::OsString::from("--remote=punix:");
         remote_arg.push(dir.join("nb.sock"));
-        let tcp_arg = tcp_port.map(|port| format!("--remote=ptcp:{port}:127.0.0.1"));
+        let mut tcp_arg: Vec<String> = Vec::new();
+        let mut client_tls = None;
+        match (transport, tcp_port) {
+            (Transport::Tcp, Some(port)) => tcp_arg.push(format!("--remote=ptcp:{port}:127.0.0.1")),
+            (Transport::Ssl, Some(port)) => {
+                // Certificates as the lab makes them (ECDSA P-256), for server and client.
+                let pki = ovn_lab::LabPki::create(&dir.join("pki"), "bench")
+                    .map_err(|e| Failure::environment(format!("cannot make the benchmark's certificates: {e}")))?;
+                let issue = |name: &str| {
+                    pki.issue(name)
+                        .map_err(|e| Failure::environment(format!("cannot make the benchmark's certificates: {e}")))
+                };
+                tcp_arg.extend(issue("server")?.daemon_args());
+                tcp_arg.push(format!("--remote=pssl:{port}:127.0.0.1"));
+                client_tls = Some(
+                    issue("client")?
+                        .client_tls()
+                        .map_err(|e| Failure::environment(e.to_string()))?,
+                );
+            }
+            _ => {}
+        }
         let mut ctl_arg = std::ffi::OsString::from("--unixctl=");
         ctl_arg.push(dir.join("nb.ctl"));
         let mut log_arg = std::ffi::OsString::from("--log-file=");
@@ -615,7 +654,12 @@ impl BenchServer {
             });
         }
         let child = cmd.spawn().context("start ovsdb-server")?;
-        let mut server = BenchServer { child, dir, tcp_port };
+        let mut server = BenchServer {
+            child,
+            dir,
+            tcp_port,
+            client_tls,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let listening = |server: &BenchServer| match server.tcp_port {
             None => std::os::unix::net::UnixStream::connect(server.dir.join("nb.sock")).is_ok(),
@@ -642,9 +686,10 @@ impl BenchServer {
     }
 
     fn remote(&self) -> String {
-        match self.tcp_port {
-            None => format!("unix:{}", self.dir.join("nb.sock").display()),
-            Some(port) => format!("tcp:127.0.0.1:{port}"),
+        match (self.tcp_port, &self.client_tls) {
+            (None, _) => format!("unix:{}", self.dir.join("nb.sock").display()),
+            (Some(port), None) => format!("tcp:127.0.0.1:{port}"),
+            (Some(port), Some(_)) => format!("ssl:127.0.0.1:{port}"),
         }
     }
     fn db_path(&self) -> PathBuf {
