@@ -261,3 +261,25 @@ fn fake_chassis_farm_in_its_own_process_against_a_lab_under_rbac() {
     assert_eq!(ctl("ovn-sbctl", sb, &admin, &["--columns=name", "list", "Chassis"]), "");
     assert!(Path::new(&file("far-1-cert.pem")).is_file());
 }
+
+#[test]
+fn bench_emu_over_ssl_brings_every_port_up() {
+    test_support::require_ovn!(
+        "bench_emu_over_ssl_brings_every_port_up",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd"]
+    );
+    let out = heater(&[
+        "bench",
+        "emu",
+        "--chassis",
+        "3",
+        "--vms-per-chassis",
+        "2",
+        "--ssl",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results[0]["ssl"], true);
+    assert_eq!(results[0]["ports_up"], 6, "{results}");
+}
