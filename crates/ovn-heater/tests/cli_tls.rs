@@ -283,3 +283,35 @@ fn bench_emu_over_ssl_brings_every_port_up() {
     assert_eq!(results[0]["ssl"], true);
     assert_eq!(results[0]["ports_up"], 6, "{results}");
 }
+
+#[test]
+fn every_command_taking_a_remote_refuses_ssl_without_files() {
+    let dir = test_support::TempDir::new("cli_tls_bare");
+    let out_dir = dir.path().display().to_string();
+    let scenario = dir.path().join("s.yml");
+    std::fs::write(&scenario, "cluster:\n  chassis: emulated\nopenstack_base: {}\n").unwrap();
+    let scenario = scenario.display().to_string();
+    let ssl = "ssl:127.0.0.1:9";
+    for args in [
+        vec!["db", "dump", "--db", ssl],
+        vec!["db", "watch", "--db", ssl, "--table", "Logical_Switch"],
+        vec!["snapshot", "--nb", ssl, "--out", "/nonexistent/s.json"],
+        vec![
+            "openstack",
+            "walkthrough",
+            "--nb",
+            ssl,
+            "--sb",
+            ssl,
+            "--dump-dir",
+            &out_dir,
+        ],
+        vec!["fake-chassis", "--sb", ssl],
+        vec!["run", &scenario, "--nb", ssl, "--sb", ssl],
+    ] {
+        let out = heater(&args);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains("--private-key FILE"), "{args:?}: {text}");
+    }
+}
