@@ -1184,6 +1184,13 @@ async fn establish(
                     remote: remote.to_string(),
                     reason: tls.explain_tls(&failure),
                 },
+                // A TLS listener hangs up on a plain client without a word: say what it may be.
+                _ if matches!((remote, &e), (Remote::Tcp { .. }, Error::Disconnected { .. })) => Error::NotUsable {
+                    remote: remote.to_string(),
+                    reason: "it closed the connection before answering anything (a pssl: listener does that to \
+                             plain tcp: clients: use ssl: with certificates if it serves TLS)"
+                        .into(),
+                },
                 _ => e,
             });
         }

@@ -249,6 +249,13 @@ async fn server_tls_handshake_failures_name_their_cause_at_once() {
     let plain = server.tcp_remote().replace("tcp:", "ssl:");
     refused(options(&plain, &good), "TLS").await;
 
+    // The other way round, a plain client at a TLS listener: the hang-up is explained.
+    let plain_client = ClientOptions::new(&server.ssl_remote().replace("ssl:", "tcp:"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1));
+    let err = Client::connect(plain_client).await.expect_err("a TLS listener refuses plain clients");
+    assert!(err.to_string().contains("a pssl: listener"), "{err}");
+
     // The key is not the certificate's: refused before anything is sent.
     let mismatched = TlsConfig::from_files(&stranger.private_key, &good.certificate, &good.ca_cert)
         .expect_err("a key that is not the certificate's");

@@ -108,11 +108,12 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
         .apply(ClientOptions::new(&target.remote)?)?
         .reconnect(false)
         .connect_timeout(Duration::from_secs_f64(target.timeout));
-    Client::connect(options).await.with_context(|| {
-        format!(
-            "cannot reach the OVSDB server at {} (is it running? check the socket path or host:port)",
-            target.remote
-        )
+    Client::connect(options).await.map_err(|e| {
+        let hint = match e {
+            ovsdb::Error::Tls { .. } | ovsdb::Error::TlsConfig { .. } => "",
+            _ => " (is it running? check the socket path or host:port)",
+        };
+        anyhow::Error::new(e).context(format!("cannot reach the OVSDB server at {}{hint}", target.remote))
     })
 }
 
