@@ -315,3 +315,72 @@ fn every_command_taking_a_remote_refuses_ssl_without_files() {
         assert!(text.contains("--private-key FILE"), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn run_against_an_existing_ovn_over_ssl_with_a_certificate_per_chassis() {
+    test_support::require_root!("run_against_an_existing_ovn_over_ssl_with_a_certificate_per_chassis");
+    test_support::require_ovn!(
+        "run_against_an_existing_ovn_over_ssl_with_a_certificate_per_chassis",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd"]
+    );
+    let dir = test_support::TempDir::new("cli_tls_run");
+    let run_dir = dir.path().join("lab");
+    let run = run_dir.display().to_string();
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = heater(&["lab", "down", "--run-dir", self.0]);
+        }
+    }
+    let up = heater(&["lab", "up", "--run-dir", &run, "--ssl", "--json"]);
+    let _down = Down(&run);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let lab: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let nb = lab["nb_remote"].as_str().unwrap();
+    let chassis_sb = lab["sb_remote_for_chassis"].as_str().unwrap();
+
+    // As for another team's OVN: certificates for hv-1..3 (the chassis `run` emulates) and
+    // for ovn-heater itself, all from that OVN's CA.
+    let certs = dir.path().join("pki");
+    let out = heater(&[
+        "lab",
+        "certs",
+        "--run-dir",
+        &run,
+        "--prefix",
+        "hv",
+        "--count",
+        "3",
+        "--name",
+        "ovn-heater",
+        "--out",
+        &certs.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = |name: &str| certs.join(name).display().to_string();
+    let scenario = dir.path().join("s.yml");
+    std::fs::write(
+        &scenario,
+        "cluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 2\n  n_network_nodes: 1\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--nb", nb, "--sb", chassis_sb])
+        .args(["--private-key", &file("{chassis}-privkey.pem")])
+        .args(["--certificate", &file("{chassis}-cert.pem")])
+        .args(["--ca-cert", &file("cacert.pem")])
+        .arg("--results-dir")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["summary"]["ports_up"], 4, "{}", r["summary"]);
+    assert_eq!(r["summary"]["failures"], 0, "{}", r["summary"]);
+    assert_eq!(r["environment"]["ssl"], true);
+    assert_eq!(r["environment"]["nb_remote"], nb);
+}

@@ -253,7 +253,9 @@ async fn server_tls_handshake_failures_name_their_cause_at_once() {
     let plain_client = ClientOptions::new(&server.ssl_remote().replace("ssl:", "tcp:"))
         .unwrap()
         .connect_timeout(Duration::from_secs(1));
-    let err = Client::connect(plain_client).await.expect_err("a TLS listener refuses plain clients");
+    let err = Client::connect(plain_client)
+        .await
+        .expect_err("a TLS listener refuses plain clients");
     assert!(err.to_string().contains("a pssl: listener"), "{err}");
 
     // The key is not the certificate's: refused before anything is sent.

@@ -57,7 +57,8 @@ pub struct Args {
     /// Directory with the OVS binaries (default: $PATH).
     #[arg(long, value_name = "DIR")]
     pub ovs_bin_dir: Option<PathBuf>,
-    /// For ssl: --nb/--sb ({chassis} in a file name: one certificate per emulated chassis).
+    /// For ssl: --nb/--sb. With {chassis} in a file name each emulated chassis uses its own
+    /// (hv-1, hv-2, ...; what SB RBAC needs), and ovn-heater's own connections `ovn-heater`'s.
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
 }
@@ -152,7 +153,7 @@ fn preflight(args: &Args, scenario: &Scenario) -> anyhow::Result<()> {
         }
         for (flag, remote) in [("--nb", nb), ("--sb", args.sb.as_ref().unwrap_or(nb))] {
             let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
-            args.tls.apply(options)?;
+            args.tls.for_chassis(ovn_lab::lab::CLIENT_CN).apply(options)?;
         }
     } else if !is_root() {
         return Err(Failure::bad_input(
@@ -450,7 +451,8 @@ async fn drive(
     };
 
     // The central side: a lab, or the given remotes.
-    let mut tls = args.tls.clone();
+    // Our own connections are `ovn-heater`'s ({chassis} in a file name reads `ovn-heater`).
+    let mut tls = args.tls.for_chassis(ovn_lab::lab::CLIENT_CN);
     let mut chassis_tls: Option<ovn_emu::ChassisTls> = None;
     let (nb_remote, sb_remote, sb_for_chassis, leader_only) = match (&args.nb, &args.sb) {
         (Some(nb), Some(sb)) => {
