@@ -129,7 +129,7 @@ impl TlsConfig {
             roots: Arc::new(roots),
             algorithms: provider.signature_verification_algorithms,
         };
-        let config = ClientConfig::builder_with_provider(provider.clone())
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(format!("no TLS version in common with the crypto provider: {e}")))?
             .dangerous()
@@ -141,6 +141,11 @@ impl TlsConfig {
                 )),
                 e => bad(format!("cannot use {key_source} with {cert_source}: {e}")),
             })?;
+        // No session resumption, as OVS's own clients: ovsdb-server sets no session id
+        // context, and OpenSSL then answers a resumption attempt from a verified client with
+        // an internal_error alert. (Tickets are also kept per host name, and every server of
+        // a lab is 127.0.0.1.)
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsConfig {
             config: Arc::new(config),
             ca_source: ca_source.into(),

@@ -95,6 +95,18 @@ async fn server_tls_transact_monitor_and_pipeline_over_ssl() {
     // A reply far bigger than a TLS record (a select of every row) arrives whole.
     assert_eq!(select_all(&client, "Logical_Switch").await.len(), 1001);
     client.close().await;
+
+    // More clients of the same identity (one shared TlsConfig) to the same live server: no
+    // session resumption, which ovsdb-server would answer with an internal_error alert.
+    let shared = tls(&pki.issue("shared"));
+    for _ in 0..3 {
+        let options = ClientOptions::new(&server.ssl_remote()).unwrap().tls(shared.clone());
+        let again = Client::connect(options)
+            .await
+            .expect("a second handshake with the same identity");
+        again.echo().await.unwrap();
+        again.close().await;
+    }
 }
 
 async fn futures_join(client: &Client, batches: Vec<Vec<Transaction>>) -> usize {

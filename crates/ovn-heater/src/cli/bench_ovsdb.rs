@@ -126,8 +126,14 @@ fn print_header(args: &Args) {
 
 #[allow(clippy::print_stdout)]
 async fn initial_sync(args: &Args) -> anyhow::Result<()> {
-    let server = BenchServer::start("sync", &args.schema, Transport::Unix)?;
-    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+    // Over TLS only when asked for TLS alone (`--transport ssl`); the reference dump too.
+    let transport = if args.transport == Transports::Ssl {
+        Transport::Ssl
+    } else {
+        Transport::Unix
+    };
+    let server = BenchServer::start("sync", &args.schema, transport)?;
+    let client = Client::connect(server.options()?)
         .await
         .context("connect to the benchmark server")?;
     let started = Instant::now();
@@ -136,18 +142,19 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
     client.close().await;
     let db_bytes = std::fs::metadata(server.db_path()).map_or(0, |m| m.len());
     println!(
-        "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB)",
+        "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB), {}",
         args.ports,
         args.switches,
         populate_time.as_secs_f64(),
-        db_bytes as f64 / 1e6
+        db_bytes as f64 / 1e6,
+        transport.label().trim()
     );
 
     let mut ours = Vec::new();
     let mut dump_text = Vec::new();
     let mut dump_json = Vec::new();
     for _ in 0..args.repeat {
-        let (t, rows) = time_our_sync(&server.remote()).await?;
+        let (t, rows) = time_our_sync(server.options()?).await?;
         if rows != args.ports {
             return Err(Failure::environment(format!(
                 "our replica holds {rows} Logical_Switch_Port rows, expected {}",
@@ -156,8 +163,8 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
             .into());
         }
         ours.push(t);
-        dump_text.push(time_ovsdb_client_dump(&server.remote(), false)?);
-        dump_json.push(time_ovsdb_client_dump(&server.remote(), true)?);
+        dump_text.push(time_ovsdb_client_dump(&server, false)?);
+        dump_json.push(time_ovsdb_client_dump(&server, true)?);
     }
     let (ours, text, json) = (median(&mut ours), median(&mut dump_text), median(&mut dump_json));
     println!(
@@ -175,9 +182,9 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Connect, fetch the schema, monitor every table; returns the time and the port count seen.
-async fn time_our_sync(remote: &str) -> anyhow::Result<(f64, usize)> {
+async fn time_our_sync(options: ClientOptions) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
-    let client = Client::connect(ClientOptions::new(remote)?.reconnect(false).inactivity_probe(None))
+    let client = Client::connect(options.inactivity_probe(None))
         .await
         .context("connect for the initial sync")?;
     let schema = client.get_schema("OVN_Northbound").await?;
@@ -192,12 +199,15 @@ async fn time_our_sync(remote: &str) -> anyhow::Result<(f64, usize)> {
     Ok((elapsed, rows))
 }
 
-fn time_ovsdb_client_dump(remote: &str, json: bool) -> anyhow::Result<f64> {
+fn time_ovsdb_client_dump(server: &BenchServer, json: bool) -> anyhow::Result<f64> {
     let mut cmd = Command::new(find_binary("ovsdb-client").expect("checked at start"));
     if json {
         cmd.arg("--format=json");
     }
-    cmd.args(["dump", remote, "OVN_Northbound"])
+    if let Some(files) = &server.client_files {
+        cmd.args(files.daemon_args());
+    }
+    cmd.args(["dump", &server.remote(), "OVN_Northbound"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -456,11 +466,7 @@ async fn measure_transactions(
     mode: Pipelining,
 ) -> anyhow::Result<TxnFigures> {
     let server = BenchServer::start("txns", schema, transport)?;
-    let mut options = ClientOptions::new(&server.remote())?.reconnect(false);
-    if let Some(tls) = &server.client_tls {
-        options = options.tls(tls.clone());
-    }
-    let client = Client::connect(options)
+    let client = Client::connect(server.options()?)
         .await
         .context("connect to the benchmark server")?;
     // Fetch and cache the schema before timing, as a long-running client would have.
@@ -570,7 +576,9 @@ struct BenchServer {
     dir: PathBuf,
     /// The loopback port it listens on, for [`Transport::Tcp`] and [`Transport::Ssl`].
     tcp_port: Option<u16>,
-    /// Our certificate for its `pssl:` listener ([`Transport::Ssl`]).
+    /// Our certificate for its `pssl:` listener ([`Transport::Ssl`]), as files (for
+    /// `ovsdb-client`) and loaded.
+    client_files: Option<ovn_lab::TlsFiles>,
     client_tls: Option<ovsdb::TlsConfig>,
 }
 
@@ -610,6 +618,7 @@ impl BenchServer {
         remote_arg.push(dir.join("nb.sock"));
         let mut tcp_arg: Vec<String> = Vec::new();
         let mut client_tls = None;
+        let mut client_files = None;
         match (transport, tcp_port) {
             (Transport::Tcp, Some(port)) => tcp_arg.push(format!("--remote=ptcp:{port}:127.0.0.1")),
             (Transport::Ssl, Some(port)) => {
@@ -622,11 +631,9 @@ impl BenchServer {
                 };
                 tcp_arg.extend(issue("server")?.daemon_args());
                 tcp_arg.push(format!("--remote=pssl:{port}:127.0.0.1"));
-                client_tls = Some(
-                    issue("client")?
-                        .client_tls()
-                        .map_err(|e| Failure::environment(e.to_string()))?,
-                );
+                let files = issue("client")?;
+                client_tls = Some(files.client_tls().map_err(|e| Failure::environment(e.to_string()))?);
+                client_files = Some(files);
             }
             _ => {}
         }
@@ -658,6 +665,7 @@ impl BenchServer {
             child,
             dir,
             tcp_port,
+            client_files,
             client_tls,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -691,6 +699,14 @@ impl BenchServer {
             (Some(port), None) => format!("tcp:127.0.0.1:{port}"),
             (Some(port), Some(_)) => format!("ssl:127.0.0.1:{port}"),
         }
+    }
+    /// Client options for this server (with our certificate for TLS), no reconnect.
+    fn options(&self) -> anyhow::Result<ClientOptions> {
+        let mut options = ClientOptions::new(&self.remote())?.reconnect(false);
+        if let Some(tls) = &self.client_tls {
+            options = options.tls(tls.clone());
+        }
+        Ok(options)
     }
     fn db_path(&self) -> PathBuf {
         self.dir.join("nb.db")
