@@ -48,11 +48,13 @@ pub enum Action {
 
 #[derive(clap::Args, Debug)]
 pub struct CertsArgs {
+    /// The lab's run dir (its CA is DIR/pki/cacert.pem and cakey.pem).
     #[arg(long)]
     pub run_dir: PathBuf,
     /// Certificates for PREFIX-1 .. PREFIX-COUNT (fake-chassis's chassis names).
     #[arg(long, requires = "count")]
     pub prefix: Option<String>,
+    /// How many chassis names PREFIX-1 .. PREFIX-COUNT.
     #[arg(long, requires = "prefix")]
     pub count: Option<usize>,
     /// Also (or only) these names (repeatable).
