@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ovn-heater needs on a fresh Debian 12 machine (run as root):
 # OVN/OVS from the distribution, iproute2 and ping for the lab, chromium for the report check,
-# and a C compiler for the mimalloc allocator the binary links.
+# a C compiler for the mimalloc allocator the binary links, and ovs-pki (openvswitch-common)
+# plus the openssl tool for the TLS tests' certificates.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh: run as root (it installs Debian packages with apt-get)" >&2
@@ -9,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in ovn-central ovn-host openvswitch-switch iproute2 iputils-ping procps chromium gcc libc6-dev; do
+for pkg in ovn-central ovn-host openvswitch-switch openvswitch-common openssl iproute2 iputils-ping procps chromium gcc libc6-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -50,6 +50,9 @@ pub struct ConnectPolicy {
     pub start_delay: Duration,
     /// ovn-controller's `ovn-remote-probe-interval` (5 s by default).
     pub inactivity_probe: Option<Duration>,
+    /// This chassis's own key and certificate for `ssl:` remotes (under SB RBAC its CN must be
+    /// the chassis name, as for ovn-controller).
+    pub tls: Option<ovsdb::TlsConfig>,
 }
 
 impl Default for ConnectPolicy {
@@ -58,6 +61,7 @@ impl Default for ConnectPolicy {
             plan: None,
             start_delay: Duration::ZERO,
             inactivity_probe: Some(Duration::from_secs(5)),
+            tls: None,
         }
     }
 }
@@ -167,7 +171,7 @@ impl EmulatedChassis {
     /// relays). Returns at once; see [`EmulatedChassis::wait_registered`].
     pub fn start(sb_remotes: &str, spec: ChassisSpec, policy: ConnectPolicy) -> Result<EmulatedChassis> {
         spec.validate()?;
-        let options = ClientOptions::new(sb_remotes)
+        let mut options = ClientOptions::new(sb_remotes)
             .map_err(|source| Error::Ovsdb {
                 chassis: spec.name.clone(),
                 source: Box::new(source),
@@ -175,6 +179,9 @@ impl EmulatedChassis {
             .inactivity_probe(policy.inactivity_probe)
             // Our few operations are fixed; checking them would cost every chassis a parsed schema.
             .check_schema(false);
+        if let Some(tls) = &policy.tls {
+            options = options.tls(tls.clone());
+        }
         let shared = Arc::new(Shared {
             spec: spec.clone(),
             state: Mutex::new(Published::default()),

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ovsdb::{Client, ClientOptions};
+use ovsdb::{Client, ClientOptions, TlsConfig};
 
 use crate::chassis::{ChassisStatus, ConnectPolicy, EmulatedChassis};
 use crate::error::{Error, Result};
@@ -35,6 +35,33 @@ pub struct FarmOptions {
     pub encap_type: String,
     pub datapath_type: String,
     pub inactivity_probe: Option<Duration>,
+    /// Each chassis's key and certificate for `ssl:` remotes, by chassis name.
+    pub tls: Option<ChassisTls>,
+}
+
+/// Gives each chassis of a farm its own TLS identity (SB RBAC lets a chassis write only the
+/// rows of the name in its certificate's CN), e.g. files named after the chassis, or
+/// certificates made in memory.
+#[derive(Clone)]
+pub struct ChassisTls(Arc<IdentityOf>);
+
+/// Chassis name → its TLS identity.
+type IdentityOf = dyn Fn(&str) -> ovsdb::Result<TlsConfig> + Send + Sync;
+
+impl ChassisTls {
+    pub fn new(identity: impl Fn(&str) -> ovsdb::Result<TlsConfig> + Send + Sync + 'static) -> Self {
+        ChassisTls(Arc::new(identity))
+    }
+    /// The identity of chassis `name`.
+    pub fn for_chassis(&self, name: &str) -> ovsdb::Result<TlsConfig> {
+        (self.0)(name)
+    }
+}
+
+impl std::fmt::Debug for ChassisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChassisTls(per chassis)")
+    }
 }
 
 impl Default for FarmOptions {
@@ -51,6 +78,7 @@ impl Default for FarmOptions {
             encap_type: "geneve".into(),
             datapath_type: "system".into(),
             inactivity_probe: Some(Duration::from_secs(5)),
+            tls: None,
         }
     }
 }
@@ -137,15 +165,25 @@ impl Farm {
             remote: sb_remotes.to_owned(),
             source: Box::new(source),
         };
-        let probe = Client::connect(ClientOptions::new(sb_remotes).map_err(southbound)?)
-            .await
-            .map_err(southbound)?;
-        let schema = probe.get_schema(SB_DB).await.map_err(southbound);
-        probe.close().await;
-        let plan = Arc::new(MonitorPlan::for_schema(&schema?));
         let specs = (1..=count)
             .map(|i| options.spec(prefix, i))
             .collect::<Result<Vec<_>>>()?;
+        let identity = |name: &str| match &options.tls {
+            Some(tls) => tls.for_chassis(name).map(Some).map_err(|source| Error::Ovsdb {
+                chassis: name.to_owned(),
+                source: Box::new(source),
+            }),
+            None => Ok(None),
+        };
+        let mut probe_options = ClientOptions::new(sb_remotes).map_err(southbound)?;
+        // The schema is read as the first chassis: under RBAC every chassis may read.
+        if let Some(tls) = identity(&specs.first().map(|s| s.name.clone()).unwrap_or_default())? {
+            probe_options = probe_options.tls(tls);
+        }
+        let probe = Client::connect(probe_options).await.map_err(southbound)?;
+        let schema = probe.get_schema(SB_DB).await.map_err(southbound);
+        probe.close().await;
+        let plan = Arc::new(MonitorPlan::for_schema(&schema?));
         let interval = if options.connect_rate > 0.0 {
             Duration::from_secs_f64(1.0 / options.connect_rate)
         } else {
@@ -159,6 +197,7 @@ impl Farm {
                     plan: Some(plan.clone()),
                     start_delay: interval * u32::try_from(i).unwrap_or(u32::MAX),
                     inactivity_probe: options.inactivity_probe,
+                    tls: identity(&spec.name)?,
                 };
                 EmulatedChassis::start(sb_remotes, spec, policy)
             })

@@ -40,6 +40,6 @@ pub mod spec;
 
 pub use chassis::{ChassisStatus, ConnectPolicy, EmulatedChassis, PortStatus};
 pub use error::{Error, Result};
-pub use farm::{Farm, FarmOptions, FarmStatus};
+pub use farm::{ChassisTls, Farm, FarmOptions, FarmStatus};
 pub use sb::MonitorPlan;
 pub use spec::ChassisSpec;

@@ -59,7 +59,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<ovsdb::Error>() {
             return match e {
-                ovsdb::Error::InvalidRemote { .. } | ovsdb::Error::Schema(_) => EXIT_BAD_INPUT,
+                ovsdb::Error::InvalidRemote { .. }
+                | ovsdb::Error::Schema(_)
+                | ovsdb::Error::TlsConfig { .. }
+                | ovsdb::Error::Tls { .. } => EXIT_BAD_INPUT,
                 _ => EXIT_ENVIRONMENT,
             };
         }

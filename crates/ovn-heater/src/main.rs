@@ -13,6 +13,7 @@ mod metrics;
 mod output;
 mod report;
 mod scenario;
+mod tls;
 mod workload;
 
 use std::process::ExitCode;

@@ -48,6 +48,8 @@ fn cli_db_bench_ovsdb_runs_small_and_cleans_up() {
         "tcp  multi-thread  , transact_many, 4 per batch",
         "unix current-thread, transact, a task per txn",
         "tcp  multi-thread  , transact, a task per txn",
+        "ssl  current-thread, transact_many, 4 per batch",
+        "ssl  multi-thread  , transact, a task per txn",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }

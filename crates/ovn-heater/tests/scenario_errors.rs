@@ -88,9 +88,9 @@ fn bad_cidr_names_the_key() {
 #[test]
 fn known_but_unsupported_key_is_explicit() {
     assert_refused(
-        "cluster:\n  enable_ssl: true\nbase_openstack: {}\n",
+        "cluster:\n  use_ovsdb_etcd: true\nbase_openstack: {}\n",
         &[],
-        "`cluster.enable_ssl` is not supported by this ovn-heater",
+        "`cluster.use_ovsdb_etcd` is not supported by this ovn-heater",
     );
     assert_refused(
         "density_heavy:\n  n_startup: 10\n",

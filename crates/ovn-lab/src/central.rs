@@ -1,16 +1,26 @@
 //! The central part of a lab: NB and SB `ovsdb-server`s (standalone, or 3-member RAFT clusters
 //! over loopback TCP), SB relays, and `ovn-northd`.
 //!
-//! Clients always use unix sockets: each server (and relay) listens on `DIR/<db>/<member>.sock`,
-//! and a clustered database's remote is the comma-separated list of its members' sockets. Only
-//! RAFT's own traffic uses TCP, on 127.0.0.1 ports chosen free at bring-up.
+//! Each server (and relay) listens on `DIR/<db>/<member>.sock`, and a clustered database's
+//! remote is the comma-separated list of its members' sockets. RAFT's own traffic uses TCP on
+//! 127.0.0.1 ports chosen free at bring-up.
+//!
+//! With SSL (a [`LabPki`]), every server and relay also listens on `pssl:` on a free loopback
+//! port, with its own certificate, and northd, relays and clients use those `ssl:` remotes. A
+//! standalone SB has a second `pssl:` listener for chassis, from a `Connection` row with
+//! `role=ovn-controller` (SB RBAC, as `ovn-sbctl set-connection role=ovn-controller pssl:…`
+//! makes it). RAFT members and relays share their `Connection` rows with the SB, and on one
+//! host they cannot all listen on the address such a row names: there chassis connect without
+//! a role (SSL, no RBAC).
 //!
 //! Must not know: chassis, namespaces, Neutron.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::pki::LabPki;
 use crate::process::{poll_until, Cmd, Daemon};
 use crate::state::{DbMember, ProcessInfo, ProcessRole, Recorder};
 use crate::Binaries;
@@ -69,6 +79,8 @@ pub(crate) struct CentralSpec {
     pub n_relays: usize,
     pub northd_threads: usize,
     pub db_inactivity_probe_ms: Option<u64>,
+    /// SSL on: every daemon gets a certificate from here.
+    pub pki: Option<Arc<LabPki>>,
 }
 
 /// The remotes of a started central part.
@@ -76,40 +88,96 @@ pub(crate) struct CentralSpec {
 pub(crate) struct Central {
     pub nb_members: Vec<DbMember>,
     pub sb_members: Vec<DbMember>,
+    /// What clients use (`ssl:` with SSL on).
     pub nb_remote: String,
     pub sb_remote: String,
     pub sb_remote_for_chassis: String,
+    pub nb_unix: String,
+    pub sb_unix: String,
+    /// The chassis-facing SB connection has `role=ovn-controller`.
+    pub rbac: bool,
 }
 
 fn remote_list(members: &[DbMember]) -> String {
     members.iter().map(|m| m.remote.as_str()).collect::<Vec<_>>().join(",")
 }
 
+/// The `ssl:` remotes of `members` when they have them, else their unix sockets.
+fn client_list(members: &[DbMember]) -> String {
+    members
+        .iter()
+        .map(|m| m.ssl_remote.as_deref().unwrap_or(&m.remote))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The role a chassis gets on the SB's chassis-facing connection (OVN's RBAC role).
+const CHASSIS_ROLE: &str = "ovn-controller";
+
+/// Waits until a socket listens on 127.0.0.1:`port`. Read from `/proc/net/tcp` rather than
+/// by connecting: a TLS server logs every probe that hangs up before its handshake.
+async fn wait_listening(what: &str, port: u16) -> Result<()> {
+    poll_until(
+        &format!("{what} listening on 127.0.0.1:{port}"),
+        Duration::from_secs(10),
+        || is_listening(port),
+    )
+    .await
+}
+
+fn is_listening(port: u16) -> bool {
+    // Lines: `sl local_address rem_address st ...`; 0100007F:PORT is 127.0.0.1, state 0A LISTEN.
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
+        table.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some(local.as_str()) && fields.nth(1) == Some("0A")
+        })
+    })
+}
+
 impl CentralSpec {
     /// Starts NB and SB (in parallel), then the relays, then northd.
     pub async fn start(&self, rec: &Recorder) -> Result<Central> {
         let (nb, sb) = tokio::join!(self.start_db(Db::Nb, rec), self.start_db(Db::Sb, rec));
-        let (nb_members, sb_members) = (nb?, sb?);
-        let nb_remote = remote_list(&nb_members);
-        let sb_remote = remote_list(&sb_members);
+        let (nb_members, (sb_members, sb_chassis)) = (nb?.0, sb?);
+        let nb_unix = remote_list(&nb_members);
+        let sb_unix = remote_list(&sb_members);
+        let nb_remote = client_list(&nb_members);
+        let sb_remote = client_list(&sb_members);
+        let tls_args = |name: &str| -> Result<Vec<String>> {
+            match &self.pki {
+                Some(pki) => Ok(pki.issue(name)?.daemon_args()),
+                None => Ok(Vec::new()),
+            }
+        };
 
         let mut relays = Vec::new();
         let relay_dir = self.run_dir.join("sb-relay");
         if self.n_relays > 0 {
             mkdir(&relay_dir)?;
         }
+        let relay_ports = if self.pki.is_some() {
+            free_loopback_ports(self.n_relays)?
+        } else {
+            Vec::new()
+        };
         for i in 1..=self.n_relays {
             let sock = relay_dir.join(format!("relay-{i}.sock"));
+            let mut args = vec![format!("--remote=punix:{}", sock.display())];
+            let ssl_port = relay_ports.get(i - 1).copied();
+            if let Some(port) = ssl_port {
+                args.extend(tls_args(&format!("sb-relay-{i}"))?);
+                args.push(format!("--remote=pssl:{port}:127.0.0.1"));
+            }
+            args.push(format!("relay:{}:{sb_remote}", Db::Sb.schema_name()));
             Daemon {
                 name: format!("sb-relay-{i}"),
                 role: ProcessRole::SbRelay,
                 program: self.binaries.ovsdb_server.clone(),
                 dir: relay_dir.clone(),
                 stem: format!("relay-{i}"),
-                args: vec![
-                    format!("--remote=punix:{}", sock.display()),
-                    format!("relay:{}:{sb_remote}", Db::Sb.schema_name()),
-                ],
+                args,
                 env: Vec::new(),
                 netns: None,
                 chassis: None,
@@ -117,7 +185,13 @@ impl CentralSpec {
             }
             .start(&self.binaries.ip, |p| rec.process(p))
             .await?;
-            relays.push(format!("unix:{}", sock.display()));
+            match ssl_port {
+                Some(port) => {
+                    wait_listening(&format!("sb-relay-{i}"), port).await?;
+                    relays.push(format!("ssl:127.0.0.1:{port}"));
+                }
+                None => relays.push(format!("unix:{}", sock.display())),
+            }
         }
 
         let northd_dir = self.run_dir.join("northd");
@@ -128,11 +202,14 @@ impl CentralSpec {
             program: self.binaries.ovn_northd.clone(),
             dir: northd_dir.clone(),
             stem: "ovn-northd".into(),
-            args: vec![
+            args: [
                 format!("--ovnnb-db={nb_remote}"),
                 format!("--ovnsb-db={sb_remote}"),
                 format!("--n-threads={}", self.northd_threads),
-            ],
+            ]
+            .into_iter()
+            .chain(tls_args("northd")?)
+            .collect(),
             env: vec![("OVN_RUNDIR".into(), northd_dir.display().to_string())],
             netns: None,
             chassis: None,
@@ -141,10 +218,11 @@ impl CentralSpec {
         .start(&self.binaries.ip, |p| rec.process(p))
         .await?;
 
-        let sb_remote_for_chassis = if relays.is_empty() {
-            sb_remote.clone()
-        } else {
-            relays.join(",")
+        let rbac = relays.is_empty() && sb_chassis.is_some();
+        let sb_remote_for_chassis = match (relays.is_empty(), sb_chassis) {
+            (false, _) => relays.join(","),
+            (true, Some(chassis)) => chassis,
+            (true, None) => sb_remote.clone(),
         };
         Ok(Central {
             nb_members,
@@ -152,10 +230,15 @@ impl CentralSpec {
             nb_remote,
             sb_remote,
             sb_remote_for_chassis,
+            nb_unix,
+            sb_unix,
+            rbac,
         })
     }
 
-    async fn start_db(&self, db: Db, rec: &Recorder) -> Result<Vec<DbMember>> {
+    /// Starts one database; returns its members and, for a standalone SB with SSL, the
+    /// chassis-facing `ssl:` remote that has `role=ovn-controller`.
+    async fn start_db(&self, db: Db, rec: &Recorder) -> Result<(Vec<DbMember>, Option<String>)> {
         let dir = self.run_dir.join(db.short());
         mkdir(&dir)?;
         let b = &self.binaries;
@@ -188,6 +271,22 @@ impl CentralSpec {
             takes_unixctl: true,
         };
 
+        // With SSL each member also listens on pssl: on a free loopback port, with its own
+        // certificate.
+        let ssl_ports = if self.pki.is_some() {
+            free_loopback_ports(if self.clustered { 3 } else { 2 })?
+        } else {
+            Vec::new()
+        };
+        let with_ssl = |server: &mut Daemon, i: usize| -> Result<Option<String>> {
+            let (Some(pki), Some(port)) = (&self.pki, ssl_ports.get(i - 1)) else {
+                return Ok(None);
+            };
+            server.args.extend(pki.issue(&server.name)?.daemon_args());
+            server.args.push(format!("--remote=pssl:{port}:127.0.0.1"));
+            Ok(Some(format!("ssl:127.0.0.1:{port}")))
+        };
+
         if !self.clustered {
             let (name, file, sock) = member(1);
             let _ = std::fs::remove_file(&file);
@@ -196,21 +295,50 @@ impl CentralSpec {
                 .run()
                 .await?;
             let mut server = daemon(&name, &file, &sock);
+            let ssl_remote = with_ssl(&mut server, 1)?;
+            // Options such as a probe interval or an RBAC role can only be set on a Connection
+            // row: those listeners become rows, written into the file before the server opens it.
+            let mut connections = Vec::new();
             if let Some(probe) = self.db_inactivity_probe_ms {
-                // A probe interval can only be set on a Connection row, so the socket becomes
-                // one, written into the file before the server opens it.
-                let txn = serde_json::json!([
-                    db.schema_name(),
-                    {"op": "insert", "table": "Connection", "uuid-name": "conn",
-                     "row": {"target": format!("punix:{}", sock.display()), "inactivity_probe": probe}},
-                    {"op": "insert", "table": db.global_table(),
-                     "row": {"connections": ["named-uuid", "conn"]}},
-                ]);
+                connections.push(serde_json::json!({
+                    "target": format!("punix:{}", sock.display()), "inactivity_probe": probe}));
+                server.args.remove(1);
+            }
+            let chassis_remote = match (db, ssl_ports.get(1)) {
+                (Db::Sb, Some(port)) => {
+                    let mut row = serde_json::json!({
+                        "target": format!("pssl:{port}:127.0.0.1"), "role": CHASSIS_ROLE});
+                    if let Some(probe) = self.db_inactivity_probe_ms {
+                        row["inactivity_probe"] = probe.into();
+                    }
+                    connections.push(row);
+                    Some(format!("ssl:127.0.0.1:{port}"))
+                }
+                _ => None,
+            };
+            if !connections.is_empty() {
+                let mut txn = vec![serde_json::json!(db.schema_name())];
+                let mut names = Vec::new();
+                for (i, row) in connections.into_iter().enumerate() {
+                    let name = format!("conn{i}");
+                    txn.push(serde_json::json!({"op": "insert", "table": "Connection", "uuid-name": name, "row": row}));
+                    names.push(serde_json::json!(["named-uuid", name]));
+                }
+                txn.push(serde_json::json!({"op": "insert", "table": db.global_table(),
+                    "row": {"connections": ["set", names]}}));
                 Cmd::new(&b.ovsdb_tool)
-                    .args(["transact".into(), file.display().to_string(), txn.to_string()])
+                    .args([
+                        "transact".into(),
+                        file.display().to_string(),
+                        serde_json::Value::Array(txn).to_string(),
+                    ])
                     .run()
                     .await?;
-                server.args[1] = format!("--remote=db:{},{},connections", db.schema_name(), db.global_table());
+                server.args.push(format!(
+                    "--remote=db:{},{},connections",
+                    db.schema_name(),
+                    db.global_table()
+                ));
             }
             server.start(&b.ip, |p| rec.process(p)).await?;
             // Remotes from the database are opened in the main loop, possibly after detaching.
@@ -220,11 +348,19 @@ impl CentralSpec {
                 || sock.exists(),
             )
             .await?;
-            return Ok(vec![DbMember {
-                process: name,
-                remote: format!("unix:{}", sock.display()),
-                raft_address: None,
-            }]);
+            for remote in ssl_remote.iter().chain(&chassis_remote) {
+                let port = remote.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                wait_listening(&format!("{} ({remote})", db.schema_name()), port).await?;
+            }
+            return Ok((
+                vec![DbMember {
+                    process: name,
+                    remote: format!("unix:{}", sock.display()),
+                    raft_address: None,
+                    ssl_remote,
+                }],
+                chassis_remote,
+            ));
         }
 
         if self.db_inactivity_probe_ms.is_some() {
@@ -262,11 +398,14 @@ impl CentralSpec {
                 ]);
             }
             tool.run().await?;
-            daemon(&name, &file, &sock).start(&b.ip, |p| rec.process(p)).await?;
+            let mut server = daemon(&name, &file, &sock);
+            let ssl_remote = with_ssl(&mut server, i)?;
+            server.start(&b.ip, |p| rec.process(p)).await?;
             members.push(DbMember {
                 process: name,
                 remote: format!("unix:{}", sock.display()),
                 raft_address: Some(addr(i)),
+                ssl_remote,
             });
         }
         // Joiners detach before they are in; clients that want the leader need all three.
@@ -289,8 +428,11 @@ impl CentralSpec {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            if let Some(port) = m.ssl_remote.as_deref().and_then(|r| r.rsplit(':').next()?.parse().ok()) {
+                wait_listening(&m.process, port).await?;
+            }
         }
-        Ok(members)
+        Ok((members, None))
     }
 }
 

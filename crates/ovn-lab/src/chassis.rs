@@ -544,6 +544,8 @@ pub(crate) struct ChassisContext {
     pub monitor_all: bool,
     pub remote_probe_interval_ms: u64,
     pub datapath_type: String,
+    /// SSL on: each chassis gets its own certificate (CN = its name, for SB RBAC).
+    pub pki: Option<Arc<crate::pki::LabPki>>,
 }
 
 /// The underlay namespace's bridges.
@@ -676,14 +678,21 @@ impl ChassisContext {
             ip.run(&netns, &["link", "set", "br-ex", "up"]).await?;
         }
 
-        daemon(
+        let mut controller = daemon(
             "ovn-controller",
             ProcessRole::Controller,
             &b.ovn_controller,
             vec![db_remote],
-        )
-        .start(&b.ip, |p| rec.process(p))
-        .await?;
+        );
+        if let Some(pki) = &self.pki {
+            controller.args.extend(pki.issue(&spec.name)?.daemon_args());
+            // The SB listens on the host's loopback, which a chassis namespace cannot reach.
+            // ovn-controller talks to its own OVS only through unix sockets, so it runs in the
+            // root namespace and reaches the SB over TLS on loopback, as a chassis would over
+            // its management network.
+            controller.netns = None;
+        }
+        controller.start(&b.ip, |p| rec.process(p)).await?;
 
         Ok(RealChassis {
             name: spec.name.clone(),

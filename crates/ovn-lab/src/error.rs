@@ -45,6 +45,9 @@ pub enum Error {
     /// The spec asks for something impossible (bad CIDR, too many chassis for the network, ...).
     #[error("invalid lab spec: {0}")]
     InvalidSpec(String),
+    /// The lab's certificates could not be made or read.
+    #[error("lab PKI: {0}")]
+    Pki(String),
     /// There is no lab in this run dir.
     #[error("no lab in {}: {} does not exist (start one with `ovn-heater lab up --run-dir {}`)", .run_dir.display(), .run_dir.join("lab.json").display(), .run_dir.display())]
     NoLab { run_dir: PathBuf },

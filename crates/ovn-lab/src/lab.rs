@@ -23,6 +23,7 @@ use crate::central::{self, CentralSpec, Db};
 use crate::chassis::{ChassisContext, ExternalHost, RealChassis, NODE_BRIDGE, PROVIDER_BRIDGE};
 use crate::error::{Error, Result};
 use crate::netns::{self, Ip};
+use crate::pki::{LabPki, TlsFiles};
 use crate::process;
 use crate::spec::{ChassisRole, LabSpec};
 use crate::state::{LabState, ProcessInfo, ProcessRole, Recorder};
@@ -31,6 +32,8 @@ use crate::Binaries;
 /// How many chassis are brought up at once: enough to overlap the waits on daemons, few
 /// enough not to starve a 2-core machine.
 const CHASSIS_PARALLELISM: usize = 4;
+/// The CN of ovn-heater's own certificate in a lab with SSL.
+pub const CLIENT_CN: &str = "ovn-heater";
 /// Where a torn-down lab's record goes, so `lab down` twice is not an error.
 const DOWN_STATE_FILE: &str = "lab.down.json";
 
@@ -88,6 +91,11 @@ impl Lab {
             nb_remote: String::new(),
             sb_remote: String::new(),
             sb_remote_for_chassis: String::new(),
+            ssl: spec.ssl,
+            rbac: false,
+            nb_unix: String::new(),
+            sb_unix: String::new(),
+            client_tls: None,
             nb_members: Vec::new(),
             sb_members: Vec::new(),
             processes: Vec::new(),
@@ -105,6 +113,14 @@ impl Lab {
         };
         let started = Instant::now();
 
+        let pki = if spec.ssl {
+            let pki = LabPki::create(&run_dir.join("pki"), &prefix)?;
+            let heater = pki.issue(CLIENT_CN)?;
+            rec.update(|s| s.client_tls = Some(heater));
+            Some(Arc::new(pki))
+        } else {
+            None
+        };
         let central = CentralSpec {
             binaries: binaries.clone(),
             run_dir: run_dir.clone(),
@@ -113,6 +129,7 @@ impl Lab {
             n_relays: spec.n_relays,
             northd_threads: spec.northd_threads,
             db_inactivity_probe_ms: spec.db_inactivity_probe_ms,
+            pki: pki.clone(),
         }
         .start(&rec)
         .await?;
@@ -120,6 +137,9 @@ impl Lab {
             s.nb_remote = central.nb_remote.clone();
             s.sb_remote = central.sb_remote.clone();
             s.sb_remote_for_chassis = central.sb_remote_for_chassis.clone();
+            s.nb_unix = central.nb_unix.clone();
+            s.sb_unix = central.sb_unix.clone();
+            s.rbac = central.rbac;
             s.nb_members = central.nb_members.clone();
             s.sb_members = central.sb_members.clone();
         });
@@ -142,6 +162,7 @@ impl Lab {
                 monitor_all: spec.monitor_all,
                 remote_probe_interval_ms: spec.remote_probe_interval_ms,
                 datapath_type: spec.datapath_type.clone(),
+                pki: pki.clone(),
             });
             if spec.chassis.iter().any(|c| c.role == ChassisRole::NetworkNode) {
                 let host = ctx.start_external_host(spec.external_net, &rec).await?;
@@ -231,7 +252,32 @@ impl Lab {
     pub fn clustered(&self) -> bool {
         self.state.clustered
     }
-    /// NB remote usable from the host: `unix:...`, comma-separated members when clustered.
+    /// Whether NB, SB and chassis connections are TLS (`ssl:` remotes; see [`Lab::client_tls`]).
+    pub fn ssl(&self) -> bool {
+        self.state.ssl
+    }
+    /// Whether the SB restricts chassis with RBAC (`role=ovn-controller` on their connection).
+    pub fn rbac(&self) -> bool {
+        self.state.rbac
+    }
+    /// ovn-heater's own key, certificate and CA (CN `ovn-heater`) for the `ssl:` remotes.
+    pub fn client_tls_files(&self) -> Option<&TlsFiles> {
+        self.state.client_tls.as_ref()
+    }
+    /// [`Lab::client_tls_files`] loaded for an `ovsdb` client; `None` without SSL.
+    pub fn client_tls(&self) -> Result<Option<ovsdb::TlsConfig>> {
+        self.state.client_tls.as_ref().map(TlsFiles::client_tls).transpose()
+    }
+    /// The lab's CA, to issue more identities (an emulated chassis needs one with CN = its
+    /// name under RBAC); `None` without SSL.
+    pub fn pki(&self) -> Result<Option<LabPki>> {
+        if !self.state.ssl {
+            return Ok(None);
+        }
+        LabPki::open(&self.state.run_dir.join("pki"), &self.state.prefix).map(Some)
+    }
+    /// NB remote usable from the host: `unix:...` (`ssl:127.0.0.1:…` with SSL), comma-separated
+    /// members when clustered.
     pub fn nb_remote(&self) -> &str {
         &self.state.nb_remote
     }
@@ -440,7 +486,13 @@ impl Lab {
     }
 
     async fn sb_client(&self) -> Result<Client> {
-        let opts = ClientOptions::new(&self.state.sb_remote)
+        // The unix socket, where there is one: it needs no certificate.
+        let remote = if self.state.sb_unix.is_empty() {
+            &self.state.sb_remote
+        } else {
+            &self.state.sb_unix
+        };
+        let opts = ClientOptions::new(remote)
             .map_err(|e| Error::ovsdb("bad SB remote in lab.json", e))?
             .database(Db::Sb.schema_name())
             .inactivity_probe(None)
@@ -557,6 +609,11 @@ fn empty_state(prefix: String, run_dir: &Path, ip: PathBuf) -> LabState {
         nb_remote: String::new(),
         sb_remote: String::new(),
         sb_remote_for_chassis: String::new(),
+        ssl: false,
+        rbac: false,
+        nb_unix: String::new(),
+        sb_unix: String::new(),
+        client_tls: None,
         nb_members: Vec::new(),
         sb_members: Vec::new(),
         processes: Vec::new(),

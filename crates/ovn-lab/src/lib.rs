@@ -26,6 +26,7 @@
 //! - `central`: NB/SB servers (standalone or RAFT), relays, northd.
 //! - [`chassis`]: real chassis, the external host, VM plumbing.
 //! - [`lab`]: [`Lab`], bring-up, preflight, teardown.
+//! - [`pki`]: the CA and certificates of a lab with `ssl` on.
 //!
 //! # Where things live
 //! All of a lab's network objects live in namespaces named `<prefix>-*` (prefix from the run
@@ -42,6 +43,7 @@ pub mod chassis;
 pub mod error;
 pub mod lab;
 mod netns;
+pub mod pki;
 pub mod probe;
 mod process;
 pub mod spec;
@@ -52,5 +54,6 @@ pub use binaries::Binaries;
 pub use chassis::{ExternalHost, RealChassis, Vm, VmSpec};
 pub use error::{Error, Result};
 pub use lab::{Lab, LabStatus, ProcessStatus, Teardown};
+pub use pki::{LabPki, TlsFiles};
 pub use spec::{BinaryDirs, ChassisRole, ChassisSpec, LabSpec, PHYSICAL_NETWORK};
 pub use state::{ProcessInfo, ProcessRole};

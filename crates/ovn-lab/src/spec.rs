@@ -83,6 +83,9 @@ pub struct LabSpec {
     pub binaries: BinaryDirs,
     /// How long [`Lab::up`](crate::Lab::up) waits for every chassis to appear in the SB.
     pub registration_timeout: Duration,
+    /// NB, SB, northd, relays and chassis talk TLS (`pssl:`/`ssl:` on loopback), with a PKI
+    /// made for the run; a standalone SB restricts chassis with RBAC. See [`crate::pki`].
+    pub ssl: bool,
 }
 
 /// The provider network's name in `ovn-bridge-mappings` (`physnet1:br-ex`), as in upstream.
@@ -107,6 +110,7 @@ impl LabSpec {
             external_net: Ipv4Net::new(Ipv4Addr::new(172, 16, 0, 0), 24).expect("valid prefix length"),
             binaries: BinaryDirs::default(),
             registration_timeout: Duration::from_secs(120),
+            ssl: false,
         }
     }
 

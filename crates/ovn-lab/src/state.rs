@@ -70,6 +70,9 @@ pub(crate) struct DbMember {
     pub remote: String,
     /// RAFT address (`tcp:127.0.0.1:PORT`), when clustered.
     pub raft_address: Option<String>,
+    /// `ssl:127.0.0.1:PORT` clients use when the lab runs with SSL.
+    #[serde(default)]
+    pub ssl_remote: Option<String>,
 }
 
 /// The record in `DIR/lab.json`.
@@ -80,9 +83,24 @@ pub(crate) struct LabState {
     /// `false` until bring-up finished; `lab status` says so.
     pub complete: bool,
     pub clustered: bool,
+    /// What clients use: `ssl:` remotes when `ssl`, else the unix sockets.
     pub nb_remote: String,
     pub sb_remote: String,
     pub sb_remote_for_chassis: String,
+    /// NB, SB and chassis connections are TLS (`enable_ssl`), with certificates in `DIR/pki`.
+    #[serde(default)]
+    pub ssl: bool,
+    /// The chassis-facing SB connection has `role=ovn-controller` (SB RBAC).
+    #[serde(default)]
+    pub rbac: bool,
+    /// The servers' unix sockets (always there; the lab's own checks use them).
+    #[serde(default)]
+    pub nb_unix: String,
+    #[serde(default)]
+    pub sb_unix: String,
+    /// ovn-heater's own key and certificate (CN `ovn-heater`) for the `ssl:` remotes.
+    #[serde(default)]
+    pub client_tls: Option<crate::pki::TlsFiles>,
     pub nb_members: Vec<DbMember>,
     pub sb_members: Vec<DbMember>,
     pub processes: Vec<ProcessInfo>,

@@ -23,7 +23,11 @@ fn ip_json(netns: &str, args: &[&str]) -> serde_json::Value {
         .args(args)
         .output()
         .expect("run ip");
-    assert!(out.status.success(), "ip {args:?} in {netns}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {args:?} in {netns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ip -j prints JSON")
 }
 
@@ -165,7 +169,12 @@ async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
         IpAddr::V6(_) => unreachable!(),
     };
     assert!(
-        vms[0].1.ping(unreachable.into(), Duration::from_millis(500)).await.unwrap().is_none(),
+        vms[0]
+            .1
+            .ping(unreachable.into(), Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_none(),
         "no reply from an unbound VM"
     );
     chassis.unbind_vm(&gone).await.expect("unbinding twice is fine");

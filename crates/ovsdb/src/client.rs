@@ -35,6 +35,7 @@ use crate::monitor::{MonitorMethod, MonitorRequest, TableMonitor};
 use crate::remote::Remote;
 use crate::replica::{Replica, ReplicaShared};
 use crate::schema::DatabaseSchema;
+use crate::tls::TlsConfig;
 use crate::txn::{Operation, OperationResult, Transaction, TransactionResult};
 
 /// How a [`Client`] connects and stays connected.
@@ -58,6 +59,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Check operations against the schema before sending them.
     pub check_schema: bool,
+    /// Certificates for `ssl:` remotes (required when there is one).
+    pub tls: Option<TlsConfig>,
 }
 
 impl ClientOptions {
@@ -74,6 +77,7 @@ impl ClientOptions {
             backoff_max: Duration::from_secs(4),
             connect_timeout: Duration::from_secs(10),
             check_schema: true,
+            tls: None,
         })
     }
     pub fn database(mut self, name: impl Into<String>) -> Self {
@@ -99,6 +103,15 @@ impl ClientOptions {
     pub fn check_schema(mut self, on: bool) -> Self {
         self.check_schema = on;
         self
+    }
+    /// The private key, certificate and CA certificate used for `ssl:` remotes.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Whether any remote is `ssl:` (then [`ClientOptions::tls`] is required).
+    pub fn needs_tls(&self) -> bool {
+        self.remotes.iter().any(|r| matches!(r, Remote::Ssl { .. }))
     }
     /// Delay between reconnect rounds: starts at `min`, doubles up to `max`.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -227,13 +240,13 @@ impl Client {
                 reason: "empty remote list".into(),
             });
         }
-        if let Some(ssl) = options.remotes.iter().find(|r| matches!(r, Remote::Ssl { .. })) {
-            if options.remotes.iter().all(|r| matches!(r, Remote::Ssl { .. })) {
-                return Err(Error::InvalidRemote {
-                    remote: ssl.to_string(),
-                    reason: "ssl: (TLS) is not supported yet; use tcp: or unix:".into(),
-                });
-            }
+        if options.needs_tls() && options.tls.is_none() {
+            return Err(Error::TlsConfig {
+                reason: format!(
+                    "{} has ssl: remotes, but no private key, certificate and CA certificate were given",
+                    options.remotes_display()
+                ),
+            });
         }
         if options.leader_only && options.database.is_none() {
             return Err(Error::InvalidRemote {
@@ -1011,11 +1024,13 @@ async fn supervise(shared: Arc<Shared>) {
     let remotes = shared.options.remotes.clone();
     let mut backoff = shared.options.backoff_min;
     let mut start = 0usize;
+    let mut ever_connected = false;
     let reason = 'outer: loop {
         if is_shutdown(&shutdown) {
             break "client closed".to_owned();
         }
         let mut connected = None;
+        let mut tls_refused = 0;
         for k in 0..remotes.len() {
             let idx = (start + k) % remotes.len();
             let attempt = tokio::select! {
@@ -1029,9 +1044,15 @@ async fn supervise(shared: Arc<Shared>) {
                 }
                 Err(e) => {
                     tracing::debug!(remote = %remotes[idx], error = %e, "connection attempt failed");
+                    tls_refused += usize::from(matches!(e, Error::Tls { .. } | Error::TlsConfig { .. }));
                     *lock(&shared.last_error) = Some(e);
                 }
             }
+        }
+        if connected.is_none() && !ever_connected && tls_refused == remotes.len() {
+            // Certificates that every server refuses (or that refuse every server) will not
+            // change by retrying: fail `connect` now, with the cause, rather than at its timeout.
+            break "every remote refused the TLS handshake".to_owned();
         }
         let Some((idx, (conn, reader))) = connected else {
             tokio::select! {
@@ -1042,6 +1063,7 @@ async fn supervise(shared: Arc<Shared>) {
             continue;
         };
         backoff = shared.options.backoff_min;
+        ever_connected = true;
         let remote = conn.remote.to_string();
         tracing::info!(%remote, "connected to OVSDB server");
         shared.state.send_replace(ConnState::Connected(conn.clone()));
@@ -1110,21 +1132,10 @@ async fn establish(
     remote: &Remote,
 ) -> Result<(Arc<Connection>, tokio::task::JoinHandle<String>)> {
     let options = &shared.options;
-    if let Remote::Ssl { .. } = remote {
-        return Err(Error::InvalidRemote {
-            remote: remote.to_string(),
-            reason: "ssl: (TLS) is not supported yet; use tcp: or unix:".into(),
-        });
-    }
     let open_timeout = options.connect_timeout.min(Duration::from_secs(5));
-    let (read, write) = match tokio::time::timeout(open_timeout, connection::open(remote)).await {
+    let (read, write) = match tokio::time::timeout(open_timeout, connection::open(remote, options.tls.as_ref())).await {
         Ok(Ok(rw)) => rw,
-        Ok(Err(source)) => {
-            return Err(Error::Connect {
-                remote: remote.to_string(),
-                source,
-            })
-        }
+        Ok(Err(e)) => return Err(e),
         Err(_) => {
             return Err(Error::Connect {
                 remote: remote.to_string(),
@@ -1134,6 +1145,15 @@ async fn establish(
                 ),
             })
         }
+    };
+    // A TLS 1.3 server refuses our certificate only after the handshake: kept to tell that
+    // apart from any other drop during setup.
+    let tls_session = match &read {
+        connection::Socket::Tls(_) => Some(read.try_clone().map_err(|source| Error::Connect {
+            remote: remote.to_string(),
+            source,
+        })?),
+        _ => None,
     };
     let (conn, reader) = Connection::start(remote.clone(), read, write, shared.clone(), options.inactivity_probe);
     let mut guard = CloseGuard(Some(conn.clone()));
@@ -1157,7 +1177,23 @@ async fn establish(
     .await;
     match setup {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => {
+            let refused = tls_session.as_ref().and_then(connection::Socket::tls_failure);
+            return Err(match (refused, &options.tls) {
+                (Some(failure), Some(tls)) => Error::Tls {
+                    remote: remote.to_string(),
+                    reason: tls.explain_tls(&failure),
+                },
+                // A TLS listener hangs up on a plain client without a word: say what it may be.
+                _ if matches!((remote, &e), (Remote::Tcp { .. }, Error::Disconnected { .. })) => Error::NotUsable {
+                    remote: remote.to_string(),
+                    reason: "it closed the connection before answering anything (a pssl: listener does that to \
+                             plain tcp: clients: use ssl: with certificates if it serves TLS)"
+                        .into(),
+                },
+                _ => e,
+            });
+        }
         Err(_) => {
             return Err(Error::NotUsable {
                 remote: remote.to_string(),

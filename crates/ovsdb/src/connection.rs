@@ -47,6 +47,7 @@ use crate::jsonrpc::{plain_response, plain_response_at, write_request, Framer, I
 use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
+use crate::tls::{TlsConfig, TlsSocket};
 use crate::txn::{plain_results_prefix, OperationResult, Transaction};
 
 /// How long a server that owes us replies may stay silent (probe unanswered) before we give
@@ -274,6 +275,9 @@ impl Outbox {
         } else {
             self.bytes.clear();
         }
+        if !socket.flush()? {
+            self.blocked = true;
+        }
         Ok(())
     }
 }
@@ -284,6 +288,8 @@ impl Outbox {
 pub(crate) enum Socket {
     Unix(std::os::unix::net::UnixStream),
     Tcp(std::net::TcpStream),
+    /// TLS over TCP: encrypted and decrypted on these same calls (see [`crate::tls`]).
+    Tls(TlsSocket),
 }
 
 impl Socket {
@@ -292,14 +298,42 @@ impl Socket {
         match self {
             Socket::Unix(s) => (&mut &*s).write(bytes),
             Socket::Tcp(s) => (&mut &*s).write(bytes),
+            Socket::Tls(s) => s.send(bytes),
+        }
+    }
+
+    /// Writes what the socket itself still holds back (TLS records); `Ok(false)` while the
+    /// socket is full. Plain sockets hold nothing back.
+    fn flush(&self) -> std::io::Result<bool> {
+        match self {
+            Socket::Tls(s) => s.flush(),
+            _ => Ok(true),
+        }
+    }
+
+    /// Whether input was read off the descriptor but not handed out yet (TLS), so waiting
+    /// for the descriptor to become readable would miss it.
+    fn has_buffered_input(&self) -> bool {
+        match self {
+            Socket::Tls(s) => s.has_buffered_input(),
+            _ => false,
+        }
+    }
+
+    /// Why its TLS session failed, if it is one and did (read after the connection ended).
+    pub(crate) fn tls_failure(&self) -> Option<rustls::Error> {
+        match self {
+            Socket::Tls(s) => s.failure(),
+            _ => None,
         }
     }
 
     /// A second descriptor for the same connection (to register with the poller on its own).
-    fn try_clone(&self) -> std::io::Result<Socket> {
+    pub(crate) fn try_clone(&self) -> std::io::Result<Socket> {
         Ok(match self {
             Socket::Unix(s) => Socket::Unix(s.try_clone()?),
             Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
+            Socket::Tls(s) => Socket::Tls(s.try_clone()?),
         })
     }
 
@@ -308,6 +342,10 @@ impl Socket {
         let _ = match self {
             Socket::Unix(s) => s.shutdown(std::net::Shutdown::Both),
             Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Socket::Tls(s) => {
+                s.shutdown();
+                Ok(())
+            }
         };
     }
 
@@ -315,6 +353,9 @@ impl Socket {
     /// zero-filling it first (a read that brings a few replies must not clear 16 KiB).
     fn recv_into(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
+        if let Socket::Tls(s) = self {
+            return s.recv_into(buf, READ_MAX);
+        }
         if buf.capacity() == buf.len() {
             buf.reserve(1);
         }
@@ -343,6 +384,7 @@ impl std::os::fd::AsRawFd for Socket {
         match self {
             Socket::Unix(s) => s.as_raw_fd(),
             Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Tls(s) => s.as_raw_fd(),
         }
     }
 }
@@ -389,6 +431,16 @@ impl ReadSide {
 
     /// Waits for input (registered meanwhile) and reads it.
     async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let buffered = match self {
+            ReadSide::Registered(fd) => fd.get_ref().has_buffered_input(),
+            ReadSide::Unregistered(s) => s.has_buffered_input(),
+            ReadSide::Gone => false,
+        };
+        if buffered {
+            if let Some(n) = self.try_recv(buf)? {
+                return Ok(n);
+            }
+        }
         if let ReadSide::Unregistered(_) = self {
             if let ReadSide::Unregistered(s) = std::mem::replace(self, ReadSide::Gone) {
                 *self = ReadSide::Registered(register(s, Interest::READABLE)?);
@@ -446,23 +498,43 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
 }
 
-/// Opens the socket for `remote`: one descriptor for the reader, one for writing.
-pub(crate) async fn open(remote: &Remote) -> std::io::Result<(Socket, Socket)> {
+/// Opens the socket for `remote`: one descriptor for the reader, one for writing. An `ssl:`
+/// remote needs `tls` and is handshaken here, so a refused certificate fails the open.
+pub(crate) async fn open(remote: &Remote, tls: Option<&TlsConfig>) -> Result<(Socket, Socket)> {
+    let io = |source: std::io::Error| Error::Connect {
+        remote: remote.to_string(),
+        source,
+    };
     let socket = match remote {
-        Remote::Unix(path) => Socket::Unix(tokio::net::UnixStream::connect(path).await?.into_std()?),
+        Remote::Unix(path) => Socket::Unix(
+            tokio::net::UnixStream::connect(path)
+                .await
+                .and_then(|s| s.into_std())
+                .map_err(io)?,
+        ),
         Remote::Tcp { host, port } => {
-            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            s.set_nodelay(true)?;
-            Socket::Tcp(s.into_std()?)
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(io)?;
+            s.set_nodelay(true).map_err(io)?;
+            Socket::Tcp(s.into_std().map_err(io)?)
         }
-        Remote::Ssl { .. } => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "ssl: remotes are not supported yet; use tcp: or unix:",
-            ))
+        Remote::Ssl { host, port } => {
+            let Some(tls) = tls else {
+                return Err(Error::TlsConfig {
+                    reason: format!(
+                        "{remote} is an ssl: remote, but no private key, certificate and CA certificate were given"
+                    ),
+                });
+            };
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(io)?;
+            s.set_nodelay(true).map_err(io)?;
+            Socket::Tls(tls.handshake(host, s, &remote.to_string()).await?)
         }
     };
-    Ok((socket.try_clone()?, socket))
+    Ok((socket.try_clone().map_err(io)?, socket))
 }
 
 impl Connection {

@@ -400,7 +400,7 @@ proptest! {
                 if let Some(o) = value.as_ref().and_then(Json::as_object) {
                     let text = String::from_utf8_lossy(&bytes);
                     let duplicated = o.keys().any(|k| text.matches(&format!("\"{k}\":")).count() > 1);
-                    let method_ok = o.get("method").map_or(true, |m| m.is_null() || m.is_string());
+                    let method_ok = o.get("method").is_none_or(|m| m.is_null() || m.is_string());
                     let has_one = o.get("method").is_some_and(|m| !m.is_null()) || o.get("id").is_some_and(|i| !i.is_null());
                     prop_assert!(duplicated || !method_ok || !has_one, "Incoming refused {}", text);
                 }

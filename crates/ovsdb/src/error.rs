@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A remote string such as `tcp:127.0.0.1:6641` could not be parsed.
-    #[error("invalid OVSDB remote {remote:?}: {reason} (expected unix:PATH, tcp:HOST:PORT or tcp:[IPv6]:PORT, comma-separated for several)")]
+    #[error("invalid OVSDB remote {remote:?}: {reason} (expected unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT, comma-separated for several)")]
     InvalidRemote { remote: String, reason: String },
     /// Could not connect to any remote.
     #[error("cannot connect to OVSDB server at {remote}: {source}")]
@@ -19,6 +19,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS files of an `ssl:` remote are missing, unreadable or do not fit together
+    /// (nothing was sent).
+    #[error("TLS setup: {reason}")]
+    TlsConfig { reason: String },
+    /// The TLS handshake with a server failed: certificates refused on either side, or the
+    /// peer does not speak TLS. Retrying does not help until a certificate or CA changes.
+    #[error("TLS handshake with {remote} failed: {reason}")]
+    Tls { remote: String, reason: String },
     /// Connected, but the server is not usable for this client (e.g. a RAFT follower with leader_only).
     #[error("OVSDB server at {remote} is not usable: {reason}")]
     NotUsable { remote: String, reason: String },

@@ -41,7 +41,8 @@
 //! See `docs/ovsdb-client.md` for the reconnect, leader-only and outcome-unknown rules.
 //!
 //! # Layout
-//! - [`remote`]: where a server listens (`unix:`, `tcp:`, lists).
+//! - [`remote`]: where a server listens (`unix:`, `tcp:`, `ssl:`, lists); [`tls`]: the
+//!   certificates of `ssl:` and the encrypted socket.
 //! - [`datum`]: atoms, sets, maps, rows in RFC 7047 notation; [`Str`], the inline short string.
 //! - [`schema`]: schemas and client-side checks.
 //! - [`condition`], [`txn`]: `where` clauses, operations, transactions as values.
@@ -72,6 +73,7 @@ pub mod monitor;
 pub mod remote;
 pub mod replica;
 pub mod schema;
+pub mod tls;
 pub mod txn;
 mod words;
 
@@ -87,4 +89,5 @@ pub use monitor::{MonitorMethod, MonitorRequest, RowChange, TableMonitor, TableU
 pub use remote::Remote;
 pub use replica::{Replica, RowEvent, Subscription, Tables};
 pub use schema::{DatabaseSchema, NamedMap};
+pub use tls::TlsConfig;
 pub use txn::{Mutation, Mutator, Operation, OperationResult, Transaction, TransactionResult};

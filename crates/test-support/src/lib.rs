@@ -6,12 +6,15 @@
 //! did not run. Under `OVN_HEATER_REQUIRE_LAB=1` (set by `.ci/run`) they panic with the same
 //! text instead, so CI can never go green on skipped tests.
 //!
-//! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`].
+//! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`]; [`pki`] makes
+//! their certificates with `ovs-pki`.
 #![allow(clippy::print_stderr)]
 
+pub mod pki;
 pub mod proxy;
 pub mod server;
 
+pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
 

@@ -347,6 +347,8 @@ pub struct OvsdbServer {
     sock: PathBuf,
     ctl: PathBuf,
     tcp_port: Option<u16>,
+    /// The `pssl:` listener's port, when serving TLS too (chosen free before the first start).
+    ssl_port: Option<u16>,
     daemon: Daemon,
     /// Owned only by standalone servers; members of a cluster or a central share their owner's.
     /// Declared after `daemon` so the process is gone before its files are removed.
@@ -393,8 +395,32 @@ impl OvsdbServer {
             sock,
             ctl,
             tcp_port: None,
+            ssl_port: None,
             _dir: None,
         }
+    }
+
+    /// A standalone server like [`OvsdbServer::standalone`] that also serves TLS on a loopback
+    /// port ([`OvsdbServer::ssl_remote`]) with the server's key, certificate and CA `tls`
+    /// (clients must present a certificate signed by that CA).
+    pub fn standalone_ssl(test: &str, schema: impl AsRef<Path>, tls: &crate::TlsFiles) -> Self {
+        let dir = daemon_dir(test);
+        let mut server = Self::create_standalone(dir.path(), "ovsdb", schema.as_ref());
+        server._dir = Some(dir);
+        server.serve_ssl(tls);
+        server.start();
+        server
+    }
+
+    /// Adds the TLS files and a `pssl:` listener on a free loopback port to the command line.
+    fn serve_ssl(&mut self, tls: &crate::TlsFiles) {
+        self.daemon
+            .args
+            .extend(tls.daemon_args().into_iter().map(OsString::from));
+        self.ssl_port = Some(free_tcp_ports(1)[0]);
+        self.daemon
+            .args
+            .push(format!("--remote=pssl:{}:127.0.0.1", self.ssl_port.unwrap_or(0)).into());
     }
 
     /// Starts the process and waits until both remotes accept clients.
@@ -436,6 +462,12 @@ impl OvsdbServer {
             }
         };
         self.tcp_port = port;
+        if let Some(port) = self.ssl_port {
+            self.daemon
+                .wait_ready(&format!("TLS listener on 127.0.0.1:{port}"), START_TIMEOUT, |_| {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                });
+        }
     }
 
     /// `unix:<socket>`, for clients.
@@ -445,6 +477,10 @@ impl OvsdbServer {
     /// `tcp:127.0.0.1:<port>`, the same server over TCP.
     pub fn tcp_remote(&self) -> String {
         format!("tcp:127.0.0.1:{}", self.tcp_port.expect("server was started"))
+    }
+    /// `ssl:127.0.0.1:<port>`, the same server over TLS; panics unless started with TLS.
+    pub fn ssl_remote(&self) -> String {
+        format!("ssl:127.0.0.1:{}", self.ssl_port.expect("server serves TLS"))
     }
     pub fn socket_path(&self) -> &Path {
         &self.sock
@@ -581,11 +617,28 @@ impl RaftCluster {
 
     /// Like [`RaftCluster::start`], with the election timer in milliseconds (100..=600000).
     pub fn start_with(test: &str, schema: impl AsRef<Path>, n: usize, election_timer_ms: Option<u64>) -> Self {
+        Self::start_inner(test, schema.as_ref(), n, election_timer_ms, None)
+    }
+
+    /// Like [`RaftCluster::start`], each member also serving TLS to clients
+    /// ([`RaftCluster::ssl_remotes`]) with the key, certificate and CA `tls` (RAFT's own
+    /// traffic stays on TCP).
+    pub fn start_ssl(test: &str, schema: impl AsRef<Path>, n: usize, tls: &crate::TlsFiles) -> Self {
+        Self::start_inner(test, schema.as_ref(), n, None, Some(tls))
+    }
+
+    fn start_inner(
+        test: &str,
+        schema: &Path,
+        n: usize,
+        election_timer_ms: Option<u64>,
+        tls: Option<&crate::TlsFiles>,
+    ) -> Self {
         assert!(n >= 1, "a cluster needs at least one member");
         const ATTEMPTS: usize = 3;
         let mut last_error = String::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start(test, schema.as_ref(), n, election_timer_ms) {
+            match Self::try_start(test, schema, n, election_timer_ms, tls) {
                 Ok(cluster) => return cluster,
                 Err(e) => last_error = e,
             }
@@ -593,7 +646,13 @@ impl RaftCluster {
         panic!("RAFT cluster did not form after {ATTEMPTS} attempts on fresh ports:\n{last_error}");
     }
 
-    fn try_start(test: &str, schema: &Path, n: usize, election_timer_ms: Option<u64>) -> Result<Self, String> {
+    fn try_start(
+        test: &str,
+        schema: &Path,
+        n: usize,
+        election_timer_ms: Option<u64>,
+        tls: Option<&crate::TlsFiles>,
+    ) -> Result<Self, String> {
         let dir = daemon_dir(test);
         let database = schema_name(schema);
         let raft_ports = free_tcp_ports(n);
@@ -623,7 +682,11 @@ impl RaftCluster {
                 args.extend((0..i).map(|j| OsString::from(address(j))));
             }
             run_tool("ovsdb-tool", &args).unwrap_or_else(|e| panic!("{e}"));
-            members.push(OvsdbServer::new(dir.path(), &prefix, database.clone(), db_path));
+            let mut member = OvsdbServer::new(dir.path(), &prefix, database.clone(), db_path);
+            if let Some(tls) = tls {
+                member.serve_ssl(tls);
+            }
+            members.push(member);
         }
         // A member's process panics (via `fail`) only when it exits or never opens its client
         // sockets; a RAFT port taken by someone else shows up as a cluster that never forms.
@@ -690,6 +753,14 @@ impl RaftCluster {
         self.members
             .iter()
             .map(OvsdbServer::tcp_remote)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    /// All members' client TLS remotes, comma-separated (started with [`RaftCluster::start_ssl`]).
+    pub fn ssl_remotes(&self) -> String {
+        self.members
+            .iter()
+            .map(OvsdbServer::ssl_remote)
             .collect::<Vec<_>>()
             .join(",")
     }

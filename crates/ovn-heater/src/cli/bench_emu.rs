@@ -8,6 +8,8 @@
 //! chassis as Neutron does when it binds a port to a host, and waits for NB
 //! `Logical_Switch_Port.up` on every port (event-driven, from a monitor). It prints a table:
 //! port-up latency, farm RSS, and CPU seconds of the farm against SB ovsdb-server, NB and northd.
+//! With `--ssl` the farm talks TLS to the SB's `pssl:` listener with `role=ovn-controller`
+//! (SB RBAC), each chassis with its own certificate, as `enable_ssl` labs run.
 //!
 //! Must not know: how chassis are emulated (it only runs the `fake-chassis` command).
 
@@ -69,6 +71,10 @@ pub struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The farm reaches the SB over TLS, each chassis with its own certificate, on a listener
+    /// with SB RBAC (role=ovn-controller), as labs with enable_ssl run.
+    #[arg(long)]
+    pub ssl: bool,
 }
 
 /// What one farm size measured.
@@ -88,6 +94,7 @@ struct Measurement {
     farm_rows_held: u64,
     register_cpu: PhaseCpu,
     bind_cpu: PhaseCpu,
+    ssl: bool,
 }
 
 /// CPU seconds spent in one phase by each process.
@@ -150,8 +157,26 @@ fn check(args: &Args) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measurement> {
-    let central = BenchCentral::start(dir).await?;
-    let mut farm = FarmProcess::start(args, n, &central.sb_remote(), dir)?;
+    let central = BenchCentral::start(dir, args.ssl).await?;
+    let tls = match &central.pki {
+        Some(pki) => {
+            for i in 1..=n {
+                pki.issue(&format!("{FARM_PREFIX}-{i}"))
+                    .map_err(|e| Failure::environment(format!("cannot make the farm's certificates: {e}")))?;
+            }
+            let file = |name: &str| pki.dir().join(name).display().to_string();
+            vec![
+                "--private-key".to_owned(),
+                file("{chassis}-privkey.pem"),
+                "--certificate".to_owned(),
+                file("{chassis}-cert.pem"),
+                "--ca-cert".to_owned(),
+                file("cacert.pem"),
+            ]
+        }
+        None => Vec::new(),
+    };
+    let mut farm = FarmProcess::start(args, n, &central.chassis_remote(), &tls, dir)?;
     let t0 = Instant::now();
     let cpu0 = central.cpu(farm.pid());
     farm.wait_registered(
@@ -220,6 +245,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
         farm_rows_held: rows_held,
         register_cpu: cpu1.minus(&cpu0),
         bind_cpu: cpu2.minus(&cpu1),
+        ssl: args.ssl,
     })
 }
 
@@ -359,7 +385,7 @@ struct FarmProcess {
 }
 
 impl FarmProcess {
-    fn start(args: &Args, n: usize, sb: &str, dir: &Path) -> anyhow::Result<FarmProcess> {
+    fn start(args: &Args, n: usize, sb: &str, tls: &[String], dir: &Path) -> anyhow::Result<FarmProcess> {
         let exe = std::env::current_exe().context("cannot find the ovn-heater executable")?;
         let log = std::fs::File::create(dir.join("fake-chassis.log"))?;
         let mut command = tokio::process::Command::new(exe);
@@ -369,6 +395,7 @@ impl FarmProcess {
             .args(["--connect-rate", &args.connect_rate.to_string()])
             .args(["--processing-delay-ms", &args.processing_delay_ms.to_string()])
             .args(["--probe-interval-s", &args.probe_interval_s.to_string()])
+            .args(tls)
             // The databases are thrown away afterwards; N chassis deleting their rows at once
             // is a fan-out storm of its own, not part of what is measured.
             .arg("--no-cleanup")
@@ -451,17 +478,37 @@ impl FarmProcess {
     }
 }
 
-/// NB and SB `ovsdb-server` and `ovn-northd` in `dir`, on unix sockets, killed on drop.
+/// NB and SB `ovsdb-server` and `ovn-northd` in `dir`, on unix sockets, killed on drop;
+/// with SSL the SB also listens on `pssl:` with `role=ovn-controller` for the farm.
 struct BenchCentral {
     dir: PathBuf,
     nb: Daemon,
     sb: Daemon,
     northd: Daemon,
+    /// With SSL: the CA and certificates, and the SB's chassis-facing `ssl:` remote.
+    pki: Option<ovn_lab::LabPki>,
+    chassis_remote: Option<String>,
 }
 
 impl BenchCentral {
-    async fn start(dir: &Path) -> anyhow::Result<BenchCentral> {
+    async fn start(dir: &Path, ssl: bool) -> anyhow::Result<BenchCentral> {
         let env_dir = dir.to_owned();
+        let pki_error =
+            |e: ovn_lab::Error| Failure::environment(format!("cannot make the benchmark's certificates: {e}"));
+        let pki = if ssl {
+            Some(ovn_lab::LabPki::create(&dir.join("pki"), "bench").map_err(pki_error)?)
+        } else {
+            None
+        };
+        let ssl_port = match &pki {
+            Some(_) => Some(
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .context("find a free loopback port for the SB")?
+                    .port(),
+            ),
+            None => None,
+        };
         let server = |name: &str, schema: &str| -> anyhow::Result<Daemon> {
             let db = env_dir.join(format!("{name}.db"));
             let _ = std::fs::remove_file(&db);
@@ -469,15 +516,38 @@ impl BenchCentral {
             if !status.success() {
                 bail!("ovsdb-tool create {} failed", db.display());
             }
+            let mut extra = Vec::new();
+            if let (Some(pki), Some(port), "sb") = (&pki, ssl_port, name) {
+                // The chassis-facing listener is a Connection row with RBAC's role, as
+                // `ovn-sbctl set-connection role=ovn-controller pssl:…` makes it.
+                let txn = serde_json::json!(["OVN_Southbound",
+                    {"op": "insert", "table": "Connection", "uuid-name": "c",
+                     "row": {"target": format!("pssl:{port}:127.0.0.1"), "role": "ovn-controller"}},
+                    {"op": "insert", "table": "SB_Global", "row": {"connections": ["named-uuid", "c"]}}]);
+                let status = Command::new("ovsdb-tool")
+                    .arg("transact")
+                    .arg(&db)
+                    .arg(txn.to_string())
+                    .stdout(Stdio::null())
+                    .status()?;
+                if !status.success() {
+                    bail!("ovsdb-tool transact {} failed", db.display());
+                }
+                extra.extend(pki.issue("sb").map_err(pki_error)?.daemon_args());
+                extra.push("--remote=db:OVN_Southbound,SB_Global,connections".to_owned());
+            }
             Daemon::spawn(
                 &env_dir,
                 name,
-                Command::new("ovsdb-server").arg(&db).args([
-                    format!("--remote=punix:{}", env_dir.join(format!("{name}.sock")).display()),
-                    format!("--unixctl={}", env_dir.join(format!("{name}.ctl")).display()),
-                    format!("--log-file={}", env_dir.join(format!("{name}.log")).display()),
-                    "-vconsole:off".into(),
-                ]),
+                Command::new("ovsdb-server")
+                    .arg(&db)
+                    .args([
+                        format!("--remote=punix:{}", env_dir.join(format!("{name}.sock")).display()),
+                        format!("--unixctl={}", env_dir.join(format!("{name}.ctl")).display()),
+                        format!("--log-file={}", env_dir.join(format!("{name}.log")).display()),
+                        "-vconsole:off".into(),
+                    ])
+                    .args(extra),
             )
         };
         let nb = server("nb", NB_SCHEMA)?;
@@ -485,6 +555,15 @@ impl BenchCentral {
         let central_dir = dir.to_owned();
         for name in ["nb", "sb"] {
             wait_for_socket(&central_dir.join(format!("{name}.sock")), Duration::from_secs(10)).await?;
+        }
+        if let Some(port) = ssl_port {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("the SB did not listen on pssl:{port} within 10 s (see sb.log)");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         let northd = Daemon::spawn(
             dir,
@@ -502,7 +581,14 @@ impl BenchCentral {
             nb,
             sb,
             northd,
+            pki,
+            chassis_remote: ssl_port.map(|port| format!("ssl:127.0.0.1:{port}")),
         })
+    }
+
+    /// Where the farm connects: the SB's RBAC listener with SSL, else its unix socket.
+    fn chassis_remote(&self) -> String {
+        self.chassis_remote.clone().unwrap_or_else(|| self.sb_remote())
     }
 
     fn nb_remote(&self) -> String {
@@ -658,8 +744,14 @@ fn print_results(args: &Args, results: &[Measurement]) -> anyhow::Result<()> {
         "monitor-all"
     };
     println!(
-        "emulated chassis farm, {mode}, {} VMs per chassis, {} ports per NB transaction",
-        args.vms_per_chassis, args.batch
+        "emulated chassis farm, {mode}, {} VMs per chassis, {} ports per NB transaction, {}",
+        args.vms_per_chassis,
+        args.batch,
+        if args.ssl {
+            "SB over TLS with RBAC (a certificate per chassis)"
+        } else {
+            "SB over its unix socket"
+        }
     );
     println!(
         "{:>7} {:>6} {:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",

@@ -10,6 +10,8 @@
 //!     those of ovsdb-server over the same interval (the goal: ours ≤ 10% of the server's).
 //!     Twice per runtime: with `Client::transact_many` (`--in-flight / --batch` batches kept
 //!     outstanding, the way to pipeline) and with one `Client::transact` task per transaction.
+//!     Over a unix socket, loopback TCP and TLS (`pssl:`, certificates made for the run): what
+//!     encryption costs each side.
 //!
 //! The private server lives in a temp dir and is killed (and the dir removed) on every exit
 //! path. Must not know: the lab (`ovn-lab`) or any CMS; only the NB schema file.
@@ -46,8 +48,9 @@ pub struct Args {
     /// Which client API (b) pipelines with (both by default; one alone is handy under a profiler).
     #[arg(long, value_enum, default_value_t = Api::Both)]
     pub api: Api,
-    /// How (b) reaches the server: a unix socket, TCP on 127.0.0.1, or both (the default).
-    #[arg(long, value_enum, default_value_t = Transports::Both)]
+    /// How (b) reaches the server: a unix socket, TCP on 127.0.0.1, TLS on 127.0.0.1, `both`
+    /// (unix and tcp) or `all` (the default).
+    #[arg(long, value_enum, default_value_t = Transports::All)]
     pub transport: Transports,
     /// How many times to time each initial sync (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -123,8 +126,14 @@ fn print_header(args: &Args) {
 
 #[allow(clippy::print_stdout)]
 async fn initial_sync(args: &Args) -> anyhow::Result<()> {
-    let server = BenchServer::start("sync", &args.schema, Transport::Unix)?;
-    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+    // Over TLS only when asked for TLS alone (`--transport ssl`); the reference dump too.
+    let transport = if args.transport == Transports::Ssl {
+        Transport::Ssl
+    } else {
+        Transport::Unix
+    };
+    let server = BenchServer::start("sync", &args.schema, transport)?;
+    let client = Client::connect(server.options()?)
         .await
         .context("connect to the benchmark server")?;
     let started = Instant::now();
@@ -133,18 +142,19 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
     client.close().await;
     let db_bytes = std::fs::metadata(server.db_path()).map_or(0, |m| m.len());
     println!(
-        "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB)",
+        "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB), {}",
         args.ports,
         args.switches,
         populate_time.as_secs_f64(),
-        db_bytes as f64 / 1e6
+        db_bytes as f64 / 1e6,
+        transport.label().trim()
     );
 
     let mut ours = Vec::new();
     let mut dump_text = Vec::new();
     let mut dump_json = Vec::new();
     for _ in 0..args.repeat {
-        let (t, rows) = time_our_sync(&server.remote()).await?;
+        let (t, rows) = time_our_sync(server.options()?).await?;
         if rows != args.ports {
             return Err(Failure::environment(format!(
                 "our replica holds {rows} Logical_Switch_Port rows, expected {}",
@@ -153,8 +163,8 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
             .into());
         }
         ours.push(t);
-        dump_text.push(time_ovsdb_client_dump(&server.remote(), false)?);
-        dump_json.push(time_ovsdb_client_dump(&server.remote(), true)?);
+        dump_text.push(time_ovsdb_client_dump(&server, false)?);
+        dump_json.push(time_ovsdb_client_dump(&server, true)?);
     }
     let (ours, text, json) = (median(&mut ours), median(&mut dump_text), median(&mut dump_json));
     println!(
@@ -172,9 +182,9 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Connect, fetch the schema, monitor every table; returns the time and the port count seen.
-async fn time_our_sync(remote: &str) -> anyhow::Result<(f64, usize)> {
+async fn time_our_sync(options: ClientOptions) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
-    let client = Client::connect(ClientOptions::new(remote)?.reconnect(false).inactivity_probe(None))
+    let client = Client::connect(options.inactivity_probe(None))
         .await
         .context("connect for the initial sync")?;
     let schema = client.get_schema("OVN_Northbound").await?;
@@ -189,12 +199,15 @@ async fn time_our_sync(remote: &str) -> anyhow::Result<(f64, usize)> {
     Ok((elapsed, rows))
 }
 
-fn time_ovsdb_client_dump(remote: &str, json: bool) -> anyhow::Result<f64> {
+fn time_ovsdb_client_dump(server: &BenchServer, json: bool) -> anyhow::Result<f64> {
     let mut cmd = Command::new(find_binary("ovsdb-client").expect("checked at start"));
     if json {
         cmd.arg("--format=json");
     }
-    cmd.args(["dump", remote, "OVN_Northbound"])
+    if let Some(files) = &server.client_files {
+        cmd.args(files.daemon_args());
+    }
+    cmd.args(["dump", &server.remote(), "OVN_Northbound"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -326,7 +339,11 @@ pub enum Api {
 pub enum Transports {
     Unix,
     Tcp,
+    Ssl,
+    /// Unix and TCP.
     Both,
+    /// Unix, TCP and TLS.
+    All,
 }
 
 /// How a benchmark client reaches its private server.
@@ -335,6 +352,8 @@ enum Transport {
     Unix,
     /// TCP on loopback: the way a CMS usually reaches the NB.
     Tcp,
+    /// TLS on loopback (`pssl:`), as deployments with `enable_ssl` run.
+    Ssl,
 }
 
 impl Transport {
@@ -342,6 +361,7 @@ impl Transport {
         match self {
             Transport::Unix => "unix",
             Transport::Tcp => "tcp ",
+            Transport::Ssl => "ssl ",
         }
     }
 }
@@ -381,7 +401,9 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
     let transports = match args.transport {
         Transports::Unix => vec![Transport::Unix],
         Transports::Tcp => vec![Transport::Tcp],
+        Transports::Ssl => vec![Transport::Ssl],
         Transports::Both => vec![Transport::Unix, Transport::Tcp],
+        Transports::All => vec![Transport::Unix, Transport::Tcp, Transport::Ssl],
     };
     for mode in modes {
         for &transport in &transports {
@@ -444,7 +466,7 @@ async fn measure_transactions(
     mode: Pipelining,
 ) -> anyhow::Result<TxnFigures> {
     let server = BenchServer::start("txns", schema, transport)?;
-    let client = Client::connect(ClientOptions::new(&server.remote())?.reconnect(false))
+    let client = Client::connect(server.options()?)
         .await
         .context("connect to the benchmark server")?;
     // Fetch and cache the schema before timing, as a long-running client would have.
@@ -552,8 +574,12 @@ fn schedstat_seconds(pid: u32) -> Option<f64> {
 struct BenchServer {
     child: Child,
     dir: PathBuf,
-    /// The loopback port it listens on, for [`Transport::Tcp`].
+    /// The loopback port it listens on, for [`Transport::Tcp`] and [`Transport::Ssl`].
     tcp_port: Option<u16>,
+    /// Our certificate for its `pssl:` listener ([`Transport::Ssl`]), as files (for
+    /// `ovsdb-client`) and loaded.
+    client_files: Option<ovn_lab::TlsFiles>,
+    client_tls: Option<ovsdb::TlsConfig>,
 }
 
 impl BenchServer {
@@ -563,7 +589,7 @@ impl BenchServer {
         // with its log named, which is rare enough for a benchmark.
         let tcp_port = match transport {
             Transport::Unix => None,
-            Transport::Tcp => Some(
+            Transport::Tcp | Transport::Ssl => Some(
                 std::net::TcpListener::bind("127.0.0.1:0")
                     .and_then(|l| l.local_addr())
                     .context("find a free loopback port for the benchmark server")?
@@ -590,7 +616,27 @@ impl BenchServer {
         }
         let mut remote_arg = std::ffi::OsString::from("--remote=punix:");
         remote_arg.push(dir.join("nb.sock"));
-        let tcp_arg = tcp_port.map(|port| format!("--remote=ptcp:{port}:127.0.0.1"));
+        let mut tcp_arg: Vec<String> = Vec::new();
+        let mut client_tls = None;
+        let mut client_files = None;
+        match (transport, tcp_port) {
+            (Transport::Tcp, Some(port)) => tcp_arg.push(format!("--remote=ptcp:{port}:127.0.0.1")),
+            (Transport::Ssl, Some(port)) => {
+                // Certificates as the lab makes them (ECDSA P-256), for server and client.
+                let pki = ovn_lab::LabPki::create(&dir.join("pki"), "bench")
+                    .map_err(|e| Failure::environment(format!("cannot make the benchmark's certificates: {e}")))?;
+                let issue = |name: &str| {
+                    pki.issue(name)
+                        .map_err(|e| Failure::environment(format!("cannot make the benchmark's certificates: {e}")))
+                };
+                tcp_arg.extend(issue("server")?.daemon_args());
+                tcp_arg.push(format!("--remote=pssl:{port}:127.0.0.1"));
+                let files = issue("client")?;
+                client_tls = Some(files.client_tls().map_err(|e| Failure::environment(e.to_string()))?);
+                client_files = Some(files);
+            }
+            _ => {}
+        }
         let mut ctl_arg = std::ffi::OsString::from("--unixctl=");
         ctl_arg.push(dir.join("nb.ctl"));
         let mut log_arg = std::ffi::OsString::from("--log-file=");
@@ -615,7 +661,13 @@ impl BenchServer {
             });
         }
         let child = cmd.spawn().context("start ovsdb-server")?;
-        let mut server = BenchServer { child, dir, tcp_port };
+        let mut server = BenchServer {
+            child,
+            dir,
+            tcp_port,
+            client_files,
+            client_tls,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let listening = |server: &BenchServer| match server.tcp_port {
             None => std::os::unix::net::UnixStream::connect(server.dir.join("nb.sock")).is_ok(),
@@ -642,10 +694,19 @@ impl BenchServer {
     }
 
     fn remote(&self) -> String {
-        match self.tcp_port {
-            None => format!("unix:{}", self.dir.join("nb.sock").display()),
-            Some(port) => format!("tcp:127.0.0.1:{port}"),
+        match (self.tcp_port, &self.client_tls) {
+            (None, _) => format!("unix:{}", self.dir.join("nb.sock").display()),
+            (Some(port), None) => format!("tcp:127.0.0.1:{port}"),
+            (Some(port), Some(_)) => format!("ssl:127.0.0.1:{port}"),
         }
+    }
+    /// Client options for this server (with our certificate for TLS), no reconnect.
+    fn options(&self) -> anyhow::Result<ClientOptions> {
+        let mut options = ClientOptions::new(&self.remote())?.reconnect(false);
+        if let Some(tls) = &self.client_tls {
+            options = options.tls(tls.clone());
+        }
+        Ok(options)
     }
     fn db_path(&self) -> PathBuf {
         self.dir.join("nb.db")

@@ -47,7 +47,7 @@ pub enum DbCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The server: unix:PATH, tcp:HOST:PORT or tcp:[IPv6]:PORT (comma-separated: the first that answers).
+    /// The server: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT (comma-separated: the first that answers).
     #[arg(long = "db", value_name = "REMOTE")]
     pub remote: String,
     /// The database; default: the server's only one besides _Server, else OVN_Northbound.
@@ -56,6 +56,8 @@ pub struct Target {
     /// How long to keep trying to connect.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,14 +103,17 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
         ))
         .into());
     }
-    let options = ClientOptions::new(&target.remote)?
+    let options = target
+        .tls
+        .apply(ClientOptions::new(&target.remote)?)?
         .reconnect(false)
         .connect_timeout(Duration::from_secs_f64(target.timeout));
-    Client::connect(options).await.with_context(|| {
-        format!(
-            "cannot reach the OVSDB server at {} (is it running? check the socket path or host:port)",
-            target.remote
-        )
+    Client::connect(options).await.map_err(|e| {
+        let hint = match e {
+            ovsdb::Error::Tls { .. } | ovsdb::Error::TlsConfig { .. } => "",
+            _ => " (is it running? check the socket path or host:port)",
+        };
+        anyhow::Error::new(e).context(format!("cannot reach the OVSDB server at {}{hint}", target.remote))
     })
 }
 

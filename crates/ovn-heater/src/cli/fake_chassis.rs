@@ -73,6 +73,10 @@ pub struct Args {
     /// Print status lines as JSON objects (one per line).
     #[arg(long)]
     pub json: bool,
+    /// For ssl: remotes. Under SB RBAC each chassis needs its own certificate (CN = its name):
+    /// put {chassis} in the file names, e.g. --certificate 'pki/{chassis}-cert.pem'.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -118,7 +122,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &Args) -> anyhow::Result<FarmOptions> {
-    ovsdb::Remote::parse_list(&args.sb).map_err(|e| Failure::bad_input(format!("--sb: {e}")))?;
+    let remotes = ovsdb::Remote::parse_list(&args.sb).map_err(|e| Failure::bad_input(format!("--sb: {e}")))?;
+    let tls = if remotes.iter().any(|r| matches!(r, ovsdb::Remote::Ssl { .. })) {
+        // Files of the first chassis are loaded now, so a missing or bad one is bad input (2).
+        args.tls.for_chassis(&format!("{}-1", args.prefix)).config(&args.sb)?;
+        let files = args.tls.clone();
+        Some(ovn_emu::ChassisTls::new(move |name| files.for_chassis(name).load()))
+    } else {
+        None
+    };
     if args.count == 0 {
         return Err(Failure::bad_input("--count must be at least 1").into());
     }
@@ -156,6 +168,7 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         connect_rate: args.connect_rate,
         first_encap_ip: args.first_encap_ip,
         inactivity_probe: (args.probe_interval_s > 0.0).then(|| Duration::from_secs_f64(args.probe_interval_s)),
+        tls,
         ..FarmOptions::default()
     })
 }
@@ -164,7 +177,13 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
 fn farm_failure(e: ovn_emu::Error) -> anyhow::Error {
     let bad_input = match &e {
         ovn_emu::Error::Southbound { source, .. } | ovn_emu::Error::Ovsdb { source, .. } => {
-            matches!(**source, ovsdb::Error::InvalidRemote { .. } | ovsdb::Error::Schema(_))
+            matches!(
+                **source,
+                ovsdb::Error::InvalidRemote { .. }
+                    | ovsdb::Error::Schema(_)
+                    | ovsdb::Error::TlsConfig { .. }
+                    | ovsdb::Error::Tls { .. }
+            )
         }
         ovn_emu::Error::InvalidSpec { .. } => true,
         _ => false,

@@ -35,6 +35,34 @@ pub enum Action {
     /// Stop every process and delete every namespace of the lab; keeps the logs. Idempotent,
     /// and also cleans up a lab whose `up` failed or was interrupted.
     Down(DownArgs),
+    /// Issue certificates from a lab's CA (a lab started with --ssl): a key and certificate per
+    /// name, CN = the name, plus cacert.pem, into --out. For fake-chassis farms in other
+    /// processes or on other hosts: under SB RBAC each chassis needs its own.
+    ///
+    /// Example: `ovn-heater lab certs --run-dir /tmp/lab --prefix emu --count 300 --out /tmp/farm-pki`,
+    /// then `ovn-heater fake-chassis --sb ssl:… --prefix emu --count 300 --private-key
+    /// '/tmp/farm-pki/{chassis}-privkey.pem' --certificate '/tmp/farm-pki/{chassis}-cert.pem'
+    /// --ca-cert /tmp/farm-pki/cacert.pem`.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CertsArgs {
+    /// The lab's run dir (its CA is DIR/pki/cacert.pem and cakey.pem).
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Certificates for PREFIX-1 .. PREFIX-COUNT (fake-chassis's chassis names).
+    #[arg(long, requires = "count")]
+    pub prefix: Option<String>,
+    /// How many chassis names PREFIX-1 .. PREFIX-COUNT.
+    #[arg(long, requires = "prefix")]
+    pub count: Option<usize>,
+    /// Also (or only) these names (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Where the files go (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -115,6 +143,9 @@ pub struct LabOptions {
     /// Seconds to wait for every chassis to register in the SB.
     #[arg(long, default_value_t = 180)]
     pub registration_timeout: u64,
+    /// TLS everywhere (pssl:/ssl: on loopback, a PKI for the run in DIR/pki, SB RBAC for chassis).
+    #[arg(long)]
+    pub ssl: bool,
 }
 
 impl LabOptions {
@@ -132,6 +163,7 @@ impl LabOptions {
         spec.n_relays = self.relays;
         spec.northd_threads = self.northd_threads;
         spec.db_inactivity_probe_ms = self.db_inactivity_probe;
+        spec.ssl = self.ssl;
         spec.monitor_all = self.monitor_all;
         spec.remote_probe_interval_ms = self.remote_probe_interval;
         spec.node_net = cidr("node-net", &self.node_net)?;
@@ -177,7 +209,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Up(a) => up(a).await,
         Action::Status(a) => status(a).await,
         Action::Down(a) => down(a),
+        Action::Certs(a) => certs(a),
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn certs(args: CertsArgs) -> anyhow::Result<ExitCode> {
+    let mut names = args.names.clone();
+    if let (Some(prefix), Some(count)) = (&args.prefix, args.count) {
+        names.extend((1..=count).map(|i| format!("{prefix}-{i}")));
+    }
+    if names.is_empty() {
+        return Err(Failure::bad_input("give --prefix P --count N (chassis P-1 .. P-N) and/or --name NAME").into());
+    }
+    let lab = Lab::attach(&args.run_dir).map_err(lab_failure)?;
+    let Some(pki) = lab.pki().map_err(lab_failure)? else {
+        return Err(Failure::bad_input(format!(
+            "the lab in {} runs without SSL: start it with `lab up --ssl` (or enable_ssl: true)",
+            args.run_dir.display()
+        ))
+        .into());
+    };
+    for name in &names {
+        pki.issue_into(&args.out, name).map_err(lab_failure)?;
+    }
+    println!(
+        "{} certificates in {} (NAME-privkey.pem, NAME-cert.pem, cacert.pem); chassis SB remote: {}",
+        names.len(),
+        args.out.display(),
+        lab.sb_remote_for_chassis()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -200,6 +262,16 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "NB remote:             {}", lab.nb_remote());
         let _ = writeln!(out, "SB remote:             {}", lab.sb_remote());
         let _ = writeln!(out, "SB remote for chassis: {}", lab.sb_remote_for_chassis());
+        if let Some(tls) = lab.client_tls_files() {
+            let _ = writeln!(
+                out,
+                "TLS (ovn-heater's):    --private-key {} --certificate {} --ca-cert {}{}",
+                tls.private_key.display(),
+                tls.certificate.display(),
+                tls.ca_cert.display(),
+                if lab.rbac() { " (SB RBAC on for chassis)" } else { "" }
+            );
+        }
         if let Some(h) = lab.external_host() {
             let _ = writeln!(
                 out,
@@ -244,6 +316,9 @@ fn summary_json(lab: &Lab) -> serde_json::Value {
         "nb_remote": lab.nb_remote(),
         "sb_remote": lab.sb_remote(),
         "sb_remote_for_chassis": lab.sb_remote_for_chassis(),
+        "ssl": lab.ssl(),
+        "rbac": lab.rbac(),
+        "tls": lab.client_tls_files(),
         "external_host": lab.external_host().map(|h| h.ip().to_string()),
         "chassis": lab.chassis().iter().map(|c| serde_json::json!({
             "name": c.name(), "role": c.role().to_string(), "hostname": c.hostname(),

@@ -64,6 +64,8 @@ struct Target {
     /// Seed of the mimic's PRNG (ids, MACs, IP picks).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 #[allow(clippy::print_stdout)]
@@ -94,8 +96,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&target.dump_dir)
         .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
-    let nb = connect(&target.nb, "OVN_Northbound").await?;
-    let sb = connect(&target.sb, "OVN_Southbound").await?;
+    let nb = connect(&target.nb, "OVN_Northbound", &target.tls).await?;
+    let sb = connect(&target.sb, "OVN_Southbound", &target.tls).await?;
     let config = Config {
         gateway_layout: layout,
         seed: target.seed,
@@ -132,8 +134,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(remote: &str, database: &str) -> anyhow::Result<Client> {
-    let options = ClientOptions::new(remote)?.database(database);
+async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
+    let options = tls.apply(ClientOptions::new(remote)?.database(database))?;
     Client::connect(options)
         .await
         .with_context(|| format!("cannot connect to the {database} server at {remote}"))

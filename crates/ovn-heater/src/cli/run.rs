@@ -41,6 +41,10 @@ pub struct Args {
     /// Directory with the OVS binaries (default: $PATH).
     #[arg(long, value_name = "DIR")]
     pub ovs_bin_dir: Option<PathBuf>,
+    /// For ssl: --nb/--sb. With {chassis} in a file name each emulated chassis uses its own
+    /// (hv-1, hv-2, ...; what SB RBAC needs), and ovn-heater's own connections `ovn-heater`'s.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl Args {
@@ -52,6 +56,7 @@ impl Args {
             sb: self.sb.clone(),
             ovn_bin_dir: self.ovn_bin_dir.clone(),
             ovs_bin_dir: self.ovs_bin_dir.clone(),
+            tls: self.tls.clone(),
         }
     }
 }

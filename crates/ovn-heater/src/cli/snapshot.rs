@@ -29,6 +29,8 @@ pub struct Args {
     /// Command text recorded in the snapshot.
     #[arg(long, default_value = "")]
     command_text: String,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -76,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (Some(nb), Some(out)) = (args.nb, args.out) else {
                 return Err(Failure::bad_input("snapshot needs --nb REMOTE --out FILE (or: snapshot diff A B)").into());
             };
-            let client = Client::connect(ClientOptions::new(&nb)?.database("OVN_Northbound"))
+            let client = Client::connect(args.tls.apply(ClientOptions::new(&nb)?.database("OVN_Northbound"))?)
                 .await
                 .with_context(|| format!("cannot connect to the NB at {nb}"))?;
             let doc = ovsdb::dump::dump(&client, "OVN_Northbound").await?;

@@ -98,6 +98,7 @@ pub fn probe(ovn_version: Option<String>, ovs_version: Option<String>, chassis: 
         chassis: chassis.to_owned(),
         target: target.to_owned(),
         started_at: rfc3339(SystemTime::now()),
+        ..Environment::default()
     }
 }
 

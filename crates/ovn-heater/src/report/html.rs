@@ -197,6 +197,19 @@ fn environment(h: &mut String, r: &RunResults) {
         ("workload", r.scenario.workload.clone()),
         ("started", e.started_at.clone()),
         ("target", e.target.clone()),
+        (
+            "NB / SB",
+            format!(
+                "{} / {} ({})",
+                e.nb_remote,
+                e.sb_remote,
+                match (e.ssl, e.rbac) {
+                    (true, true) => "TLS, SB RBAC for chassis",
+                    (true, false) => "TLS",
+                    (false, _) => "no TLS",
+                }
+            ),
+        ),
         ("chassis", e.chassis.clone()),
         ("ovn-heater", e.ovn_heater_version.clone()),
         ("OVN", e.ovn_version.clone()),

@@ -73,6 +73,17 @@ pub struct Environment {
     pub chassis: String,
     /// `lab` when ovn-heater started the cluster, else the NB remote it drove.
     pub target: String,
+    /// The NB and SB remotes ovn-heater used (`ssl:…` when TLS was on).
+    #[serde(default)]
+    pub nb_remote: String,
+    #[serde(default)]
+    pub sb_remote: String,
+    /// Whether the NB/SB connections were TLS (`cluster.enable_ssl`, or `ssl:` remotes).
+    #[serde(default)]
+    pub ssl: bool,
+    /// Whether the SB restricted the chassis with RBAC (`role=ovn-controller`).
+    #[serde(default)]
+    pub rbac: bool,
     /// Wall-clock start, UTC, RFC 3339.
     pub started_at: String,
 }

@@ -71,6 +71,8 @@ pub struct Cluster {
     pub northd_threads: u32,
     /// Inactivity probe of the DB servers' connections, milliseconds.
     pub db_inactivity_probe_ms: u64,
+    /// TLS (`pssl:`/`ssl:`) between the lab's daemons and ovn-heater, SB RBAC for chassis.
+    pub enable_ssl: bool,
     /// How long a port may take to come up or to answer pings.
     pub node_timeout: Duration,
     pub node_net: Ipv4Net,

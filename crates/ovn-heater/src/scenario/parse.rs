@@ -353,11 +353,6 @@ fn parse_global(s: &Section) -> Result<Global> {
 
 fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
     s.unsupported_if(
-        "enable_ssl",
-        s.bool("enable_ssl", false)?,
-        "TLS between the lab's daemons and ovn-heater is not implemented; set enable_ssl: false (upstream's default is true, ours false)",
-    )?;
-    s.unsupported_if(
         "use_ovsdb_etcd",
         s.bool("use_ovsdb_etcd", false)?,
         "the etcd backend is not implemented; set use_ovsdb_etcd: false",
@@ -446,6 +441,8 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
         northd_probe_interval_ms: s.uint("northd_probe_interval", 16_000, 0, 3_600_000)?,
         northd_threads: s.uint("northd_threads", 4, 1, 256)? as u32,
         db_inactivity_probe_ms: s.uint("db_inactivity_probe", 60_000, 0, 3_600_000)?,
+        // As upstream: TLS between every daemon, and SB RBAC for the chassis.
+        enable_ssl: s.bool("enable_ssl", true)?,
         node_timeout: Duration::from_secs(s.uint("node_timeout_s", 20, 1, 3600)?),
         node_net: s.ipv4("node_net", "192.16.0.0/16")?,
         internal_net: s.ipv4("internal_net", "16.0.0.0/16")?,
@@ -649,6 +646,12 @@ mod tests {
         assert_eq!(s.cluster.northd_threads, 4);
         assert_eq!(s.cluster.northd_probe_interval_ms, 16_000);
         assert_eq!(s.cluster.db_inactivity_probe_ms, 60_000);
+        assert!(s.cluster.enable_ssl, "TLS is on unless turned off, as upstream");
+        assert!(
+            !parse_ok("cluster:\n  enable_ssl: false\nbase_openstack: {}\n")
+                .cluster
+                .enable_ssl
+        );
         assert_eq!(s.cluster.node_net.to_string(), "192.16.0.0/16");
         assert_eq!(s.cluster.external_net.to_string(), "20.0.0.0/16");
         assert_eq!(s.cluster.chassis, ChassisKind::Real);
@@ -748,7 +751,6 @@ mod tests {
     #[test]
     fn unsupported_values_are_explicit() {
         for (yaml, what) in [
-            ("cluster:\n  enable_ssl: true\n", "cluster.enable_ssl"),
             ("cluster:\n  n_az: 3\n", "cluster.n_az"),
             ("cluster:\n  node_remote: tcp:1.2.3.4:6642\n", "cluster.node_remote"),
             ("global:\n  run_ipv6: true\n", "global.run_ipv6"),

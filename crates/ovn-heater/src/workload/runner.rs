@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub sb: Option<String>,
     pub ovn_bin_dir: Option<PathBuf>,
     pub ovs_bin_dir: Option<PathBuf>,
+    /// TLS files for `ssl:` remotes in `nb`/`sb` (`{chassis}` in a name: one per chassis).
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// How a run ended, for the caller to turn into an exit code.
@@ -149,7 +151,8 @@ fn preflight(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<()> {
             .into());
         }
         for (flag, remote) in [("--nb", nb), ("--sb", args.sb.as_ref().unwrap_or(nb))] {
-            ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
+            let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{flag}: {e}")))?;
+            args.tls.for_chassis(ovn_lab::lab::CLIENT_CN).apply(options)?;
         }
     } else if !is_root() {
         return Err(Failure::bad_input(
@@ -210,6 +213,7 @@ fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab
     spec.n_relays = c.n_relays;
     spec.northd_threads = c.northd_threads as usize;
     spec.db_inactivity_probe_ms = Some(c.db_inactivity_probe_ms);
+    spec.ssl = c.enable_ssl;
     spec.monitor_all = c.monitor_all;
     spec.datapath_type = match c.datapath_type {
         crate::scenario::DatapathType::System => "system".into(),
@@ -260,8 +264,9 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-async fn connect(remote: &str, database: &str, leader_only: bool) -> anyhow::Result<Client> {
-    let opts = ClientOptions::new(remote)?
+async fn connect(remote: &str, database: &str, leader_only: bool, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
+    let opts = tls
+        .apply(ClientOptions::new(remote)?)?
         .database(database)
         .leader_only(leader_only)
         .connect_timeout(Duration::from_secs(30));
@@ -445,8 +450,17 @@ async fn drive(
     };
 
     // The central side: a lab, or the given remotes.
+    // Our own connections are `ovn-heater`'s ({chassis} in a file name reads `ovn-heater`).
+    let mut tls = args.tls.for_chassis(ovn_lab::lab::CLIENT_CN);
+    let mut chassis_tls: Option<ovn_emu::ChassisTls> = None;
     let (nb_remote, sb_remote, sb_for_chassis, leader_only) = match (&args.nb, &args.sb) {
-        (Some(nb), Some(sb)) => (nb.clone(), sb.clone(), sb.clone(), false),
+        (Some(nb), Some(sb)) => {
+            if args.tls.given() {
+                let files = args.tls.clone();
+                chassis_tls = Some(ovn_emu::ChassisTls::new(move |name| files.for_chassis(name).load()));
+            }
+            (nb.clone(), sb.clone(), sb.clone(), false)
+        }
         _ => {
             let run_dir = lab_run_dir(results_dir);
             started.lab_run_dir = Some(run_dir.clone());
@@ -469,6 +483,15 @@ async fn drive(
             );
             let lab = Arc::new(lab?);
             started.lab = Some(lab.clone());
+            if let Some(files) = lab.client_tls_files() {
+                tls = crate::tls::TlsArgs::from_files(&files.private_key, &files.certificate, &files.ca_cert);
+            }
+            if let Some(pki) = lab.pki().map_err(lab_failure)? {
+                // Each emulated chassis gets its own certificate, CN = its name (SB RBAC).
+                let pki = Arc::new(pki);
+                chassis_tls = Some(ovn_emu::ChassisTls::new(move |name| pki.client_tls(name)));
+            }
+            env.rbac = lab.rbac();
             ext.set_netns(
                 lab.chassis()
                     .iter()
@@ -525,11 +548,14 @@ async fn drive(
         stop_rx,
     )));
 
-    let nb = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
-    let sb = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
-    let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only).await?;
+    env.nb_remote = nb_remote.clone();
+    env.sb_remote = sb_remote.clone();
+    env.ssl = [&nb_remote, &sb_remote].iter().any(|r| r.contains("ssl:"));
+    let nb = connect(&nb_remote, "OVN_Northbound", leader_only, &tls).await?;
+    let sb = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
+    let watch_client = connect(&nb_remote, "OVN_Northbound", leader_only, &tls).await?;
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
-    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only).await?;
+    let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
@@ -594,6 +620,7 @@ async fn drive(
                 bridge_mappings: format!("{PHYSICAL_NETWORK}:br-ex"),
                 gateways: n_gateways,
                 datapath_type: "system".into(),
+                tls: chassis_tls.clone(),
                 ..Default::default()
             };
             let t0 = Instant::now();
@@ -835,12 +862,14 @@ mod tests {
             sb: None,
             ovn_bin_dir: None,
             ovs_bin_dir: None,
+            tls: Default::default(),
         };
         let spec = lab_spec(&s, &args, "/tmp/x".into());
         let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["gw-1", "compute-1", "compute-2"]);
         assert_eq!(spec.datapath_type, "netdev");
         assert!(!spec.clustered);
+        assert!(spec.ssl, "enable_ssl is on by default, as upstream");
         spec.validate().unwrap();
     }
 }

@@ -12,12 +12,16 @@ use ovsdb::{Client, ClientOptions, Row, Transaction, Value};
 
 pub const NB: &str = "OVN_Northbound";
 
-/// A leader-only NB client (what a CMS uses).
+/// A leader-only NB client (what a CMS uses), with ovn-heater's certificate when the lab
+/// runs with SSL.
 pub async fn nb_client(lab: &Lab) -> Client {
-    let opts = ClientOptions::new(lab.nb_remote())
+    let mut opts = ClientOptions::new(lab.nb_remote())
         .unwrap()
         .database(NB)
         .leader_only(true);
+    if let Some(tls) = lab.client_tls().expect("the lab's TLS files load") {
+        opts = opts.tls(tls);
+    }
     Client::connect(opts).await.expect("connect to the lab's NB")
 }
 
