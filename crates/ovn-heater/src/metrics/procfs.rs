@@ -120,33 +120,40 @@ pub async fn sample(
         if *stop.borrow() {
             break;
         }
-        let now = Instant::now();
-        for (s, prev) in series.iter_mut().zip(last.iter_mut()) {
-            if s.exited_s.is_some() {
-                continue;
-            }
-            match read_usage(s.pid) {
-                Some((cpu_ticks, rss)) => {
-                    if let Some((prev_ticks, prev_at)) = *prev {
-                        let wall = now.saturating_duration_since(prev_at).as_secs_f64();
-                        let cpu_pct = if wall > 0.0 {
-                            cpu_ticks.saturating_sub(prev_ticks) as f64 / ticks / wall * 100.0
-                        } else {
-                            0.0
-                        };
-                        s.readings.push(Reading {
-                            t_s: clock.secs(now),
-                            cpu_pct,
-                            rss_bytes: rss,
-                        });
-                    }
-                    *prev = Some((cpu_ticks, now));
+        take_readings(&clock, ticks, &mut series, &mut last);
+    }
+    // A closing reading: a run shorter than one interval still gets one per process.
+    take_readings(&clock, ticks, &mut series, &mut last);
+    series
+}
+
+/// One reading per live process: its CPU share since the previous reading and its RSS.
+fn take_readings(clock: &Clock, ticks: f64, series: &mut [Series], last: &mut [Option<(u64, Instant)>]) {
+    let now = Instant::now();
+    for (s, prev) in series.iter_mut().zip(last.iter_mut()) {
+        if s.exited_s.is_some() {
+            continue;
+        }
+        match read_usage(s.pid) {
+            Some((cpu_ticks, rss)) => {
+                if let Some((prev_ticks, prev_at)) = *prev {
+                    let wall = now.saturating_duration_since(prev_at).as_secs_f64();
+                    let cpu_pct = if wall > 0.0 {
+                        cpu_ticks.saturating_sub(prev_ticks) as f64 / ticks / wall * 100.0
+                    } else {
+                        0.0
+                    };
+                    s.readings.push(Reading {
+                        t_s: clock.secs(now),
+                        cpu_pct,
+                        rss_bytes: rss,
+                    });
                 }
-                None => s.exited_s = Some(clock.secs(now)),
+                *prev = Some((cpu_ticks, now));
             }
+            None => s.exited_s = Some(clock.secs(now)),
         }
     }
-    series
 }
 
 #[cfg(test)]
