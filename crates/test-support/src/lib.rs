@@ -7,13 +7,16 @@
 //! text instead, so CI can never go green on skipped tests.
 //!
 //! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`]; [`pki`] makes
-//! their certificates with `ovs-pki`.
+//! their certificates with `ovs-pki`. [`leftovers`] checks from outside (`/proc`, `ip netns`,
+//! links, OVS ports) that a lab left nothing behind.
 #![allow(clippy::print_stderr)]
 
+pub mod leftovers;
 pub mod pki;
 pub mod proxy;
 pub mod server;
 
+pub use leftovers::{assert_nothing_left, leftovers};
 pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
