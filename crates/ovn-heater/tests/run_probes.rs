@@ -225,3 +225,171 @@ fn run_ctrl_c_to_the_process_group_during_bringup_is_an_interrupt() {
         test_support::assert_nothing_left(&run_dir, &ovn_lab::spec::prefix_for_run_dir(&run_dir));
     }
 }
+
+/// Where a signal lands: during bring-up (`chassis_daemons` of them on record, 0 = as soon as
+/// the lab starts), or once a stderr line starts with a stage's `[name]`.
+enum Moment {
+    Bringup { chassis_daemons: usize },
+    Stage(&'static str),
+}
+
+/// Runs `scenario`, sends `signal` at `moment` (to the process group for SIGINT, as a
+/// terminal's Ctrl-C does; to the process for SIGTERM, as `kill` does), and a second one 150 ms
+/// later while teardown runs; the run must exit 130 with results marked interrupted and leave
+/// nothing behind, judged from outside.
+fn interrupt_run(dir: &Path, label: &str, scenario: &str, signal: i32, moment: Moment) {
+    let scenario_path = dir.join(format!("{label}.yml"));
+    std::fs::write(&scenario_path, scenario).unwrap();
+    let results = dir.join(format!("{label}-results"));
+    let (child, rx, reader) = spawn_run(&scenario_path, &results);
+    let mut seen = Vec::new();
+    assert!(
+        lines_until(&rx, &mut seen, |l| l.starts_with("bringing up the lab")),
+        "{label}: {}",
+        seen.join("\n")
+    );
+    let run_dir = run_dir_of(&seen).expect("run dir on stderr");
+    let _guard = DownOnDrop(Some(run_dir.clone()));
+    match moment {
+        Moment::Bringup { chassis_daemons } => {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while chassis_daemons > 0 && Instant::now() < deadline {
+                let n = std::fs::read_to_string(run_dir.join("lab.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|s| {
+                        s["processes"]
+                            .as_array()
+                            .map(|p| p.iter().filter(|p| p["chassis"].is_string()).count())
+                    })
+                    .unwrap_or(0);
+                if n >= chassis_daemons {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Moment::Stage(stage) => {
+            let tag = format!("[{stage}]");
+            assert!(
+                lines_until(&rx, &mut seen, |l| l.starts_with(&tag)),
+                "{label}: stage {stage} never started:\n{}",
+                seen.join("\n")
+            );
+        }
+    }
+    let send = |sig| {
+        // SAFETY: kill/killpg on our child, which leads its own process group.
+        unsafe {
+            if sig == libc::SIGINT {
+                libc::killpg(child.id() as i32, sig);
+            } else {
+                libc::kill(child.id() as i32, sig);
+            }
+        }
+    };
+    send(signal);
+    std::thread::sleep(Duration::from_millis(150));
+    send(signal);
+    let out = child.wait_with_output().unwrap();
+    let _ = reader.join();
+    seen.extend(rx.try_iter());
+    assert_eq!(out.status.code(), Some(130), "{label}:\n{}", seen.join("\n"));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "interrupted", "{label}");
+    test_support::assert_nothing_left(&run_dir, &ovn_lab::spec::prefix_for_run_dir(&run_dir));
+}
+
+#[test]
+fn run_sigint_and_sigterm_at_every_phase_leave_nothing_behind() {
+    let test = "run_sigint_and_sigterm_at_every_phase_leave_nothing_behind";
+    test_support::require_root!(test);
+    test_support::require_ovn!(
+        test,
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd"
+        ]
+    );
+    let dir = test_support::TempDir::new("run_signals");
+    let real = REAL.replace("n_vms_per_hypervisor: 2", "n_vms_per_hypervisor: 10");
+    let (int, term) = (libc::SIGINT, libc::SIGTERM);
+    interrupt_run(
+        dir.path(),
+        "real-term-bringup",
+        &real,
+        term,
+        Moment::Bringup { chassis_daemons: 2 },
+    );
+    interrupt_run(dir.path(), "real-int-networks", &real, int, Moment::Stage("networks"));
+    interrupt_run(dir.path(), "real-term-vms", &real, term, Moment::Stage("vms"));
+    interrupt_run(
+        dir.path(),
+        "emu-int-bringup",
+        EMULATED,
+        int,
+        Moment::Bringup { chassis_daemons: 0 },
+    );
+    interrupt_run(
+        dir.path(),
+        "emu-term-bringup",
+        EMULATED,
+        term,
+        Moment::Bringup { chassis_daemons: 0 },
+    );
+    interrupt_run(dir.path(), "emu-int-vms", EMULATED, int, Moment::Stage("vms"));
+    interrupt_run(
+        dir.path(),
+        "emu-term-networks",
+        EMULATED,
+        term,
+        Moment::Stage("networks"),
+    );
+}
+
+#[test]
+fn run_on_real_chassis_killed_with_sigkill_is_cleaned_up_by_lab_down() {
+    let test = "run_on_real_chassis_killed_with_sigkill_is_cleaned_up_by_lab_down";
+    test_support::require_root!(test);
+    test_support::require_ovn!(
+        test,
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd"
+        ]
+    );
+    let dir = test_support::TempDir::new("run_kill9_real");
+    let scenario = dir.path().join("s.yml");
+    std::fs::write(
+        &scenario,
+        REAL.replace("n_vms_per_hypervisor: 2", "n_vms_per_hypervisor: 10"),
+    )
+    .unwrap();
+    let (mut child, rx, reader) = spawn_run(&scenario, &dir.path().join("results"));
+    let mut seen = Vec::new();
+    let started = lines_until(&rx, &mut seen, |l| l.starts_with("[vms]"));
+    let run_dir = run_dir_of(&seen);
+    let mut guard = DownOnDrop(run_dir.clone());
+    assert!(started, "{}", seen.join("\n"));
+    let run_dir = run_dir.expect("run dir on stderr");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = reader.join();
+    let prefix = ovn_lab::spec::prefix_for_run_dir(&run_dir);
+    assert!(
+        !test_support::leftovers(&run_dir, &prefix).is_empty(),
+        "a killed run leaves its lab running (that is what lab down is for)"
+    );
+    let down = lab_down(&run_dir);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    test_support::assert_nothing_left(&run_dir, &prefix);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    guard.0 = None;
+}
