@@ -143,6 +143,13 @@ fn preflight(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     ExtCmds::check(&scenario.ext_cmds, &nodes).map_err(Failure::bad_input)?;
+    crate::workload::chaos::Chaos::check(
+        &scenario.chaos,
+        args.nb.is_none(),
+        scenario.cluster.clustered_db,
+        &nodes,
+    )
+    .map_err(Failure::bad_input)?;
     if let Some(nb) = &args.nb {
         if scenario.cluster.chassis == ChassisKind::Real {
             return Err(Failure::bad_input(
@@ -612,6 +619,15 @@ async fn drive(
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
     let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
+    if let (Some(lab), false) = (&started.lab, scenario.chaos.is_empty()) {
+        ext.set_chaos(crate::workload::chaos::Chaos::new(
+            scenario.chaos.clone(),
+            lab.clone(),
+            nb.clone(),
+            sb.clone(),
+            cluster.node_timeout,
+        ));
+    }
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
 
