@@ -117,12 +117,34 @@ macro_rules! require_root {
     };
 }
 
-/// Skips (or fails under CI) unless every binary is found:
-/// `require_ovn!("server_transact", ["ovsdb-server", "ovsdb-tool"]);`
+/// The schemas tests load from where Debian installs them (tests name these absolute paths).
+pub const INSTALLED_SCHEMAS: [(&str, &str); 3] = [
+    ("/usr/share/ovn/ovn-nb.ovsschema", "ovn-common"),
+    ("/usr/share/ovn/ovn-sb.ovsschema", "ovn-common"),
+    ("/usr/share/openvswitch/vswitch.ovsschema", "openvswitch-common"),
+];
+
+/// The first of `names` that cannot be found (see [`missing_binary`]), or, when
+/// `ovsdb-server` is among them, the first installed schema that is missing: every test that
+/// starts a server loads one of [`INSTALLED_SCHEMAS`], and a missing one must skip, not panic.
+pub fn missing_requirement(names: &[&str]) -> Option<String> {
+    missing_binary(names).or_else(|| {
+        if !names.contains(&"ovsdb-server") {
+            return None;
+        }
+        INSTALLED_SCHEMAS
+            .iter()
+            .find(|(path, _)| !Path::new(path).is_file())
+            .map(|(path, pkg)| format!("{path} not found; apt-get install {pkg}"))
+    })
+}
+
+/// Skips (or fails under CI) unless every binary is found (and, with `ovsdb-server`, the
+/// installed OVN/OVS schemas): `require_ovn!("server_transact", ["ovsdb-server", "ovsdb-tool"]);`
 #[macro_export]
 macro_rules! require_ovn {
     ($test:expr, [$($bin:expr),* $(,)?]) => {
-        if let Some(why) = $crate::missing_binary(&[$($bin),*]) {
+        if let Some(why) = $crate::missing_requirement(&[$($bin),*]) {
             if $crate::skip($test, &why) {
                 return;
             }
