@@ -6,7 +6,8 @@
 //!     `Client::monitor` of every table to return, next to `ovsdb-client dump` of the same
 //!     database in the same run (its process start-up, timed as `ovsdb-client list-dbs`,
 //!     subtracted) and, like for like, an in-process client sending the same requests over
-//!     the same socket and parsing the replies into `serde_json::Value`s.
+//!     the same socket, framing the replies with the same framer and parsing them whole into
+//!     `serde_json::Value`s.
 //! (b) Pipelined transactions: `--txns` single-row inserts with `--in-flight` outstanding, on
 //!     a fresh database: transactions per second, and CPU seconds of this process next to
 //!     those of ovsdb-server over the same interval (the goal: ours ≤ 10% of the server's).
@@ -222,26 +223,26 @@ fn time_ovsdb_client_startup(server: &BenchServer) -> anyhow::Result<f64> {
 }
 
 /// The reference in process: connect to `socket`, `get_schema`, `monitor` every table with
-/// every column (what [`time_our_sync`] asks), each reply read and parsed into a
-/// `serde_json::Value` — no typed rows, no replica.
+/// every column (what [`time_our_sync`] asks), each reply cut out of the stream with the same
+/// framer and parsed whole into a `serde_json::Value` — no typed rows, no replica.
 fn time_generic_sync(socket: &Path) -> anyhow::Result<f64> {
-    use std::io::Write as _;
+    use std::io::{Read as _, Write as _};
     let started = Instant::now();
-    let stream = std::os::unix::net::UnixStream::connect(socket).context("connect the reference client")?;
-    let mut writer = stream.try_clone().context("clone the socket")?;
-    let mut replies = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(256 * 1024, stream))
-        .into_iter::<serde_json::Value>();
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).context("connect the reference client")?;
+    let mut framer = ovsdb::jsonrpc::Framer::new();
+    let mut chunk = vec![0u8; 256 * 1024];
     let mut call = |request: serde_json::Value| -> anyhow::Result<serde_json::Value> {
-        writer.write_all(request.to_string().as_bytes())?;
-        let id = request["id"].clone();
+        stream.write_all(request.to_string().as_bytes())?;
         loop {
-            let reply = replies
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("the server hung up"))?
-                .context("reply is not JSON")?;
-            if reply["id"] == id {
-                return Ok(reply);
+            while let Some(frame) = framer.next_frame().context("framing a reply")? {
+                let reply: serde_json::Value = serde_json::from_slice(&frame).context("reply is not JSON")?;
+                if reply["id"] == request["id"] {
+                    return Ok(reply);
+                }
             }
+            let n = stream.read(&mut chunk)?;
+            anyhow::ensure!(n > 0, "the server hung up");
+            framer.extend(&chunk[..n]);
         }
     };
     let schema = call(serde_json::json!({"id": 1, "method": "get_schema", "params": ["OVN_Northbound"]}))?;
