@@ -7,4 +7,17 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/setup.sh; fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The declared MSRV (rust-version in Cargo.toml, inherited by every crate) is checked, not
+# trusted: clippy's incompatible_msrv lint covers std APIs, this covers the language and the
+# locked dependencies.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if command -v rustup >/dev/null; then
+    rustup toolchain install "$msrv" --profile minimal
+    cargo +"$msrv" check --workspace --all-targets --locked
+elif [ "${OVN_HEATER_REQUIRE_LAB:-}" = 1 ]; then
+    echo "MSRV $msrv cannot be checked: rustup not found" >&2
+    exit 1
+else
+    echo "SKIPPED MSRV check: rustup not found (rust-version $msrv)" >&2
+fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2

@@ -142,21 +142,28 @@ fn lab_cli_interrupted_up_leaves_nothing() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let chassis_seen = state["processes"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["chassis"].is_string()));
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The lab may have finished just before the signal; then there is nothing to check here.
-    if out.status.code() == Some(0) {
-        return;
-    }
+    assert!(chassis_seen, "no chassis daemon on record within 60 s: {stderr}");
+    // Four chassis cannot all register between reading lab.json and the signal: `up` must
+    // have been interrupted, not finished.
     assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") || stderr.contains("Ctrl-C"),
+        "the interrupted path: {stderr}"
+    );
     assert!(pids_alive(&state).is_empty(), "processes left after Ctrl-C");
     let prefix = state["prefix"].as_str().unwrap();
     assert!(
         namespaces_with_prefix(prefix).is_empty(),
         "namespaces left after Ctrl-C"
     );
+    test_support::assert_nothing_left(dir.path(), prefix);
 }
 
 #[test]
@@ -179,4 +186,59 @@ fn lab_cli_bad_input_exits_2_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--ovn-bin-dir") || stderr.contains("root"), "{stderr}");
+}
+
+#[test]
+fn lab_cli_ctrl_c_to_the_process_group_is_an_interrupt() {
+    use std::os::unix::process::CommandExt as _;
+    let test = "lab_cli_ctrl_c_to_the_process_group_is_an_interrupt";
+    test_support::require_root!(test);
+    test_support::require_ovn!(
+        test,
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd",
+            "ovs-vsctl"
+        ]
+    );
+    // As a terminal's Ctrl-C: SIGINT to the whole group, at several points of bring-up.
+    for (round, chassis_daemons) in [0usize, 1, 2, 4].into_iter().enumerate() {
+        let dir = test_support::TempDir::new(&format!("lab_cli_pgrp_{round}"));
+        let _down = DownOnDrop(dir.path().to_path_buf());
+        let child = ovn_heater()
+            .args(["lab", "up", "--real-chassis", "3", "--run-dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let state_path = dir.path().join("lab.json");
+        let start = Instant::now();
+        let mut prefix = String::new();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(s) = std::fs::read_to_string(&state_path)
+                .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap_or_default())
+            {
+                prefix = s["prefix"].as_str().unwrap_or_default().to_owned();
+                let n = s["processes"]
+                    .as_array()
+                    .map_or(0, |p| p.iter().filter(|p| p["chassis"].is_string()).count());
+                if !prefix.is_empty() && n >= chassis_daemons {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: killpg on the group our child leads.
+        unsafe { libc::killpg(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "round {round}: {stderr}");
+        assert!(!prefix.is_empty(), "round {round}: lab.json never written: {stderr}");
+        test_support::assert_nothing_left(dir.path(), &prefix);
+    }
 }

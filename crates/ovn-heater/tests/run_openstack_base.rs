@@ -35,6 +35,8 @@ fn assert_nothing_left(results: &Path) {
         "namespaces left: {netns}"
     );
     assert!(!Path::new(&run_dir).exists(), "lab run dir {run_dir} left behind");
+    // And from outside, not trusting the record: /proc, namespaces, links, OVS ports.
+    test_support::assert_nothing_left(Path::new(&run_dir), prefix);
 }
 
 #[test]

@@ -209,14 +209,46 @@ impl Lab {
                 let ip = crate::Binaries::locate(None, None)
                     .map(|b| b.ip)
                     .unwrap_or_else(|_| PathBuf::from("ip"));
+                let run_dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
                 let state = match load_state_file(&run_dir.join(DOWN_STATE_FILE)) {
                     Some(s) => s,
-                    None => empty_state(prefix, run_dir, ip),
+                    None => empty_state(prefix, &run_dir, ip),
                 };
-                Ok(teardown(&state))
+                checked(teardown(&state), &run_dir)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Refuses a run dir that a live lab uses: one whose `lab.json` lists a live process, or
+    /// where a lab daemon runs (found in `/proc` by its command line), or whose namespaces
+    /// (`<prefix>-*` for the run dir's default prefix) exist. Touches nothing.
+    pub fn check_run_dir_free(run_dir: &Path) -> Result<()> {
+        let run_dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+        let mut pids: Vec<u32> = LabState::load(&run_dir)
+            .map(|state| {
+                state
+                    .processes
+                    .iter()
+                    .filter(|p| process::is_alive(p.pid, &p.binary))
+                    .map(|p| p.pid)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (pid, _) in process::daemons_under(&run_dir) {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+        if !pids.is_empty() {
+            return Err(Error::RunDirInUse { run_dir, pids });
+        }
+        let prefix = crate::spec::prefix_for_run_dir(&run_dir);
+        let existing = netns::existing_with_prefix(&prefix);
+        if !existing.is_empty() {
+            return Err(Error::NameClash { prefix, existing });
+        }
+        Ok(())
     }
 
     /// Stops everything and checks nothing is left; logs stay in the run dir.
@@ -225,15 +257,7 @@ impl Lab {
         let report = teardown(&self.state);
         let from = LabState::path(&self.state.run_dir);
         let _ = std::fs::rename(&from, self.state.run_dir.join(DOWN_STATE_FILE));
-        if report.leftovers.is_empty() {
-            Ok(report)
-        } else {
-            Err(Error::NotFound(format!(
-                "teardown left things behind: {}; retry `ovn-heater lab down --run-dir {}`",
-                report.leftovers.join(", "),
-                self.state.run_dir.display()
-            )))
-        }
+        checked(report, &self.state.run_dir)
     }
 
     /// Leaves the lab running when this handle is dropped (for `lab up`).
@@ -516,6 +540,19 @@ impl Drop for Lab {
     }
 }
 
+/// `report` when nothing survived teardown, otherwise an error naming what did.
+fn checked(report: Teardown, run_dir: &Path) -> Result<Teardown> {
+    if report.leftovers.is_empty() {
+        Ok(report)
+    } else {
+        Err(Error::NotFound(format!(
+            "teardown left things behind: {}; retry `ovn-heater lab down --run-dir {}`",
+            report.leftovers.join(", "),
+            run_dir.display()
+        )))
+    }
+}
+
 /// Tears down what a failed or cancelled bring-up started.
 struct UpGuard {
     rec: Recorder,
@@ -534,29 +571,16 @@ impl Drop for UpGuard {
 }
 
 async fn start_all_chassis(ctx: &Arc<ChassisContext>, spec: &LabSpec, rec: &Recorder) -> Result<Vec<RealChassis>> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(CHASSIS_PARALLELISM));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, c) in spec.chassis.iter().cloned().enumerate() {
-        let (ctx, rec, permits) = (ctx.clone(), rec.clone(), permits.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            ctx.start(&c, index, &rec).await.map(|ch| (index, ch))
-        });
-    }
-    let mut started = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let failure = match joined {
-            Ok(Ok(ch)) => {
-                started.push(ch);
-                continue;
-            }
-            Ok(Err(e)) => e,
-            Err(e) => Error::NotFound(format!("a chassis bring-up task failed: {e}")),
-        };
-        // Stop the other bring-ups before teardown looks at what exists.
-        tasks.shutdown().await;
-        return Err(failure);
-    }
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    // In this task, not spawned ones: dropping this future (a failure, or Ctrl-C dropping
+    // bring-up) drops every chassis start at once, killing any daemon still detaching, before
+    // the teardown guard looks for what exists. A spawned task would keep running after an
+    // abort until its next await and could start a daemon after teardown looked.
+    let mut started: Vec<(usize, RealChassis)> = futures_util::stream::iter(spec.chassis.iter().cloned().enumerate())
+        .map(|(index, c)| async move { ctx.start(&c, index, rec).await.map(|ch| (index, ch)) })
+        .buffer_unordered(CHASSIS_PARALLELISM)
+        .try_collect()
+        .await?;
     started.sort_by_key(|(i, _)| *i);
     Ok(started.into_iter().map(|(_, c)| c).collect())
 }
@@ -574,19 +598,8 @@ fn preflight(spec: &LabSpec) -> Result<Binaries> {
     if !spec.chassis.is_empty() && !Path::new("/dev/net/tun").exists() {
         return Err(Error::TunMissing);
     }
-    if let Ok(state) = LabState::load(&spec.run_dir) {
-        let alive: Vec<u32> = state
-            .processes
-            .iter()
-            .filter(|p| process::is_alive(p.pid, &p.binary))
-            .map(|p| p.pid)
-            .collect();
-        if !alive.is_empty() {
-            return Err(Error::RunDirInUse {
-                run_dir: spec.run_dir.clone(),
-                pids: alive,
-            });
-        }
+    if let Err(e @ Error::RunDirInUse { .. }) = Lab::check_run_dir_free(&spec.run_dir) {
+        return Err(e);
     }
     let prefix = spec.prefix();
     let existing = netns::existing_with_prefix(&prefix);
@@ -647,6 +660,13 @@ fn teardown(state: &LabState) -> Teardown {
             }
         }
     }
+    // Records and pidfiles can be gone (a deleted run dir, a crash before the record was
+    // written): the daemons are still recognisable by their command lines.
+    for (pid, binary) in process::daemons_under(&state.run_dir) {
+        if !targets.iter().any(|(p, _)| *p == pid) {
+            targets.push((pid, binary));
+        }
+    }
     let alive: Vec<(u32, String)> = targets
         .into_iter()
         .filter(|(pid, b)| process::is_alive(*pid, b))
@@ -684,6 +704,13 @@ fn teardown(state: &LabState) -> Teardown {
             report.leftovers.push(format!("{b} (pid {pid})"));
         }
     }
+    for (pid, b) in process::daemons_under(&state.run_dir) {
+        if !alive.iter().any(|(p, _)| *p == pid) {
+            report
+                .leftovers
+                .push(format!("{b} (pid {pid}, started after teardown began)"));
+        }
+    }
     report.leftovers.extend(
         netns::existing_with_prefix(&state.prefix)
             .into_iter()
@@ -719,9 +746,7 @@ fn find_pidfiles(run_dir: &Path) -> Vec<PathBuf> {
 fn ovs_binary_of(pid: u32) -> Option<String> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let name = exe.file_name()?.to_string_lossy().into_owned();
-    ["ovsdb-server", "ovs-vswitchd", "ovn-controller", "ovn-northd"]
-        .contains(&name.as_str())
-        .then_some(name)
+    process::DAEMONS.contains(&name.as_str()).then_some(name)
 }
 
 #[cfg(test)]

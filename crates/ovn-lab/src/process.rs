@@ -6,8 +6,13 @@
 //! once they are ready (sockets bound, database open), so a successful start is also a
 //! readiness signal. Commands in a namespace go through `ip netns exec`.
 //!
+//! Every command runs in a process group of its own: a Ctrl-C at the terminal reaches the
+//! whole foreground group, and a daemon still detaching (or an `ovs-vsctl` mid-bring-up) killed
+//! by it would look like a lab failure; the caller's own signal handling tears down instead.
+//!
 //! Must not know: which daemons make a lab, OVN schemas.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -93,6 +98,7 @@ impl Cmd {
         c.args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
+            .process_group(0)
             .kill_on_drop(true);
         tracing::debug!(command = %self.command_line(), "run");
         let out = match tokio::time::timeout(COMMAND_TIMEOUT, c.output()).await {
@@ -114,6 +120,7 @@ impl Cmd {
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
+            .process_group(0)
             .output()
             .map_err(|e| Error::io(format!("cannot execute {}", program.display()), e))?;
         if out.status.success() {
@@ -186,6 +193,57 @@ pub(crate) fn is_alive(pid: u32, binary: &str) -> bool {
     // The kernel keeps at most 15 bytes of the program name.
     let wanted = &binary[..binary.len().min(15)];
     !matches!(state, 'Z' | 'X' | 'x') && comm == wanted
+}
+
+/// The daemon programs a lab runs; nothing else is ever signalled by teardown.
+pub(crate) const DAEMONS: [&str; 4] = ["ovsdb-server", "ovs-vswitchd", "ovn-controller", "ovn-northd"];
+
+/// Lab daemons found by what they are rather than by our records: every process in `/proc`
+/// running one of [`DAEMONS`] whose working directory or any command-line argument lies under
+/// `run_dir` (pidfile, log, database, control socket). Finds daemons whose pidfiles, or the
+/// whole run dir, are gone.
+pub(crate) fn daemons_under(run_dir: &Path) -> Vec<(u32, String)> {
+    let dir = run_dir.to_string_lossy().trim_end_matches('/').to_owned();
+    if dir.is_empty() {
+        return Vec::new();
+    }
+    let under = |s: &str| {
+        // `/run/x` must not match `/run/xy`; arguments look like `--pidfile=/run/x/nb.pid`.
+        s.match_indices(dir.as_str()).any(|(i, _)| {
+            let after = s.as_bytes().get(i + dir.len());
+            let before = i.checked_sub(1).and_then(|b| s.as_bytes().get(b));
+            matches!(after, None | Some(b'/' | b' ')) && matches!(before, None | Some(b'=' | b':' | b',' | b' '))
+        })
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some(name) = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|exe| exe.file_name().map(|f| f.to_string_lossy().into_owned()))
+        else {
+            continue;
+        };
+        let Some(binary) = DAEMONS.iter().find(|d| **d == name) else {
+            continue;
+        };
+        let cwd_under = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .map(|c| under(&c.to_string_lossy()))
+            .unwrap_or(false);
+        let args_under = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| c.split(|b| *b == 0).any(|a| under(&String::from_utf8_lossy(a))))
+            .unwrap_or(false);
+        if (cwd_under || args_under) && is_alive(pid, binary) {
+            found.push((pid, (*binary).to_owned()));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Resident set size of `pid` in bytes, from `/proc/<pid>/status`.
@@ -350,6 +408,7 @@ impl Cmd {
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
+            .process_group(0)
             .kill_on_drop(true);
         tracing::debug!(command = %self.command_line(), "start");
         let status = match tokio::time::timeout(COMMAND_TIMEOUT, c.status()).await {

@@ -34,7 +34,12 @@ fn normalizer_matches_normalize_py_on_real_neutron_dumps() {
 #[test]
 fn vendored_reference_equals_shared_oracle_when_present() {
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/neutron-reference/snapshots");
-    if !shared.is_dir() {
+    if !shared.is_dir()
+        && test_support::skip(
+            "vendored_reference_equals_shared_oracle_when_present",
+            &format!("{} not found: clone beside shared/", shared.display()),
+        )
+    {
         return;
     }
     for step in STEPS {

@@ -61,6 +61,9 @@ pub struct ClientOptions {
     pub check_schema: bool,
     /// Certificates for `ssl:` remotes (required when there is one).
     pub tls: Option<TlsConfig>,
+    /// The largest message accepted from a server; a bigger one (or endless junk) drops the
+    /// connection with a protocol error instead of growing the read buffer without bound.
+    pub max_message_bytes: usize,
 }
 
 impl ClientOptions {
@@ -78,6 +81,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             check_schema: true,
             tls: None,
+            max_message_bytes: crate::jsonrpc::MAX_FRAME_BYTES,
         })
     }
     pub fn database(mut self, name: impl Into<String>) -> Self {
@@ -107,6 +111,12 @@ impl ClientOptions {
     /// The private key, certificate and CA certificate used for `ssl:` remotes.
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+    /// The largest message accepted from a server (default [`crate::jsonrpc::MAX_FRAME_BYTES`];
+    /// at least 4 KiB).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes.max(4096);
         self
     }
     /// Whether any remote is `ssl:` (then [`ClientOptions::tls`] is required).
@@ -1155,7 +1165,14 @@ async fn establish(
         })?),
         _ => None,
     };
-    let (conn, reader) = Connection::start(remote.clone(), read, write, shared.clone(), options.inactivity_probe);
+    let (conn, mut reader) = Connection::start(
+        remote.clone(),
+        read,
+        write,
+        shared.clone(),
+        options.inactivity_probe,
+        options.max_message_bytes,
+    );
     let mut guard = CloseGuard(Some(conn.clone()));
     let setup = tokio::time::timeout(options.connect_timeout, async {
         // Ask to be told when a database is converted or removed (`monitor_canceled`) rather
@@ -1178,6 +1195,20 @@ async fn establish(
     match setup {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
+            // The reader ends on what it could not read (junk, a message over the limit): that,
+            // not the hang-up it caused, is what the caller needs to hear.
+            if matches!(e, Error::Disconnected { .. }) {
+                let reader_reason = tokio::time::timeout(Duration::from_millis(100), &mut reader)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                if let Some(reason) = reader_reason.filter(|r| r.starts_with("protocol error")) {
+                    return Err(Error::NotUsable {
+                        remote: remote.to_string(),
+                        reason: format!("it does not speak OVSDB JSON-RPC: {reason}"),
+                    });
+                }
+            }
             let refused = tls_session.as_ref().and_then(connection::Socket::tls_failure);
             return Err(match (refused, &options.tls) {
                 (Some(failure), Some(tls)) => Error::Tls {

@@ -546,6 +546,7 @@ impl Connection {
         write: Socket,
         shared: Arc<Shared>,
         probe: Option<Duration>,
+        max_message_bytes: usize,
     ) -> (Arc<Connection>, JoinHandle<String>) {
         let conn = Arc::new(Connection {
             remote,
@@ -567,7 +568,7 @@ impl Connection {
             shared,
         });
         let writer = tokio::spawn(write_loop(conn.clone()));
-        let reader = tokio::spawn(read_loop(conn.clone(), read, probe, writer));
+        let reader = tokio::spawn(read_loop(conn.clone(), read, probe, max_message_bytes, writer));
         (conn, reader)
     }
 
@@ -1136,17 +1137,23 @@ async fn write_when_writable(conn: &Connection) -> std::io::Result<()> {
     }
 }
 
-async fn read_loop(conn: Arc<Connection>, read: Socket, probe: Option<Duration>, writer: JoinHandle<()>) -> String {
-    let reason = read_messages(&conn, read, probe).await;
+async fn read_loop(
+    conn: Arc<Connection>,
+    read: Socket,
+    probe: Option<Duration>,
+    max_message_bytes: usize,
+    writer: JoinHandle<()>,
+) -> String {
+    let reason = read_messages(&conn, read, probe, max_message_bytes).await;
     conn.shut();
     writer.abort();
     tracing::debug!(remote = %conn.remote, %reason, "connection closed");
     reason
 }
 
-async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>) -> String {
+async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>, max_message_bytes: usize) -> String {
     let mut input = ReadSide::Unregistered(read);
-    let mut framer = Framer::with_capacity(READ_MIN);
+    let mut framer = Framer::with_capacity(READ_MIN).max_frame_bytes(max_message_bytes);
     let mut probe_sent = false;
     let mut silent_since = Instant::now();
     // A message several times READ_MIN grew the buffer: shrink it once that message is handled

@@ -28,6 +28,8 @@ pub struct Framer {
     depth: usize,
     in_string: bool,
     escaped: bool,
+    /// The largest frame accepted ([`MAX_FRAME_BYTES`] unless set).
+    max_frame: usize,
 }
 
 /// What a frame may not exceed: far above anything ovsdb-server sends (its initial dumps of
@@ -51,7 +53,13 @@ impl Framer {
             depth: 0,
             in_string: false,
             escaped: false,
+            max_frame: MAX_FRAME_BYTES,
         }
+    }
+    /// Refuses frames longer than `bytes` (the stream is unusable after that error).
+    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
     }
     /// Appends bytes read from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
@@ -154,9 +162,10 @@ impl Framer {
             }
         }
         (self.scanned, self.depth, self.in_string, self.escaped) = (i, depth, in_string, escaped);
-        if self.scanned > MAX_FRAME_BYTES {
+        if self.scanned > self.max_frame {
             return Err(Error::Decode(format!(
-                "JSON-RPC stream: message larger than {MAX_FRAME_BYTES} bytes"
+                "JSON-RPC stream: a message larger than {} bytes (the limit; the server sends something that is not OVSDB, or a reply bigger than the client allows)",
+                self.max_frame
             )));
         }
         Ok(None)

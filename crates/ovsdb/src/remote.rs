@@ -58,6 +58,11 @@ impl Remote {
         if host.is_empty() {
             return Err(bad("missing host"));
         }
+        // Digits and dots only is meant as an IPv4 address: a bad one (999.1.1.1) is a typo to
+        // report now, not a host name to look up and retry until the connect timeout.
+        if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && host.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(bad("not a valid IPv4 address (four numbers from 0 to 255)"));
+        }
         let port: u16 = port.parse().map_err(|_| bad("port is not a number from 1 to 65535"))?;
         if port == 0 {
             return Err(bad("port 0 is not valid"));
@@ -95,5 +100,34 @@ impl fmt::Display for Remote {
             Remote::Ssl { host, port } if host.contains(':') => write!(f, "ssl:[{host}]:{port}"),
             Remote::Ssl { host, port } => write!(f, "ssl:{host}:{port}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_and_dots_must_be_a_valid_ipv4_address() {
+        for bad in [
+            "tcp:999.1.1.1:1",
+            "ssl:1.2.3:6641",
+            "tcp:1.2.3.4.5:1",
+            "tcp:01.2.3.256:1",
+        ] {
+            let e = Remote::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("not a valid IPv4 address"), "{bad}: {e}");
+        }
+        assert_eq!(
+            Remote::parse("tcp:10.0.0.1:6641").unwrap(),
+            Remote::Tcp {
+                host: "10.0.0.1".into(),
+                port: 6641
+            }
+        );
+        assert!(
+            Remote::parse("tcp:ovn-central-1:6641").is_ok(),
+            "host names stay host names"
+        );
     }
 }

@@ -1201,6 +1201,11 @@ mod tests {
     #[test]
     fn parses_ovn_northbound() {
         let Some(nb) = load("/usr/share/ovn/ovn-nb.ovsschema") else {
+            // Skipped (or a failure under OVN_HEATER_REQUIRE_LAB=1), never a silent pass.
+            assert!(test_support::skip(
+                "parses_ovn_northbound",
+                "/usr/share/ovn/ovn-nb.ovsschema not found; apt-get install ovn-common"
+            ));
             return;
         };
         assert_eq!(nb.name, "OVN_Northbound");
@@ -1242,6 +1247,11 @@ mod tests {
     #[test]
     fn parses_ovn_southbound() {
         let Some(sb) = load("/usr/share/ovn/ovn-sb.ovsschema") else {
+            // Skipped (or a failure under OVN_HEATER_REQUIRE_LAB=1), never a silent pass.
+            assert!(test_support::skip(
+                "parses_ovn_southbound",
+                "/usr/share/ovn/ovn-sb.ovsschema not found; apt-get install ovn-common"
+            ));
             return;
         };
         assert_eq!(sb.name, "OVN_Southbound");
@@ -1258,6 +1268,11 @@ mod tests {
     #[test]
     fn parses_open_vswitch_with_immutable_and_ephemeral_columns() {
         let Some(vs) = load("/usr/share/openvswitch/vswitch.ovsschema") else {
+            // Skipped (or a failure under OVN_HEATER_REQUIRE_LAB=1), never a silent pass.
+            assert!(test_support::skip(
+                "parses_open_vswitch_with_immutable_and_ephemeral_columns",
+                "/usr/share/openvswitch/vswitch.ovsschema not found; apt-get install openvswitch-common"
+            ));
             return;
         };
         assert_eq!(vs.name, "Open_vSwitch");

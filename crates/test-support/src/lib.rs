@@ -7,13 +7,16 @@
 //! text instead, so CI can never go green on skipped tests.
 //!
 //! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`]; [`pki`] makes
-//! their certificates with `ovs-pki`.
+//! their certificates with `ovs-pki`. [`leftovers`] checks from outside (`/proc`, `ip netns`,
+//! links, OVS ports) that a lab left nothing behind.
 #![allow(clippy::print_stderr)]
 
+pub mod leftovers;
 pub mod pki;
 pub mod proxy;
 pub mod server;
 
+pub use leftovers::{assert_nothing_left, leftovers};
 pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
@@ -114,12 +117,34 @@ macro_rules! require_root {
     };
 }
 
-/// Skips (or fails under CI) unless every binary is found:
-/// `require_ovn!("server_transact", ["ovsdb-server", "ovsdb-tool"]);`
+/// The schemas tests load from where Debian installs them (tests name these absolute paths).
+pub const INSTALLED_SCHEMAS: [(&str, &str); 3] = [
+    ("/usr/share/ovn/ovn-nb.ovsschema", "ovn-common"),
+    ("/usr/share/ovn/ovn-sb.ovsschema", "ovn-common"),
+    ("/usr/share/openvswitch/vswitch.ovsschema", "openvswitch-common"),
+];
+
+/// The first of `names` that cannot be found (see [`missing_binary`]), or, when
+/// `ovsdb-server` is among them, the first installed schema that is missing: every test that
+/// starts a server loads one of [`INSTALLED_SCHEMAS`], and a missing one must skip, not panic.
+pub fn missing_requirement(names: &[&str]) -> Option<String> {
+    missing_binary(names).or_else(|| {
+        if !names.contains(&"ovsdb-server") {
+            return None;
+        }
+        INSTALLED_SCHEMAS
+            .iter()
+            .find(|(path, _)| !Path::new(path).is_file())
+            .map(|(path, pkg)| format!("{path} not found; apt-get install {pkg}"))
+    })
+}
+
+/// Skips (or fails under CI) unless every binary is found (and, with `ovsdb-server`, the
+/// installed OVN/OVS schemas): `require_ovn!("server_transact", ["ovsdb-server", "ovsdb-tool"]);`
 #[macro_export]
 macro_rules! require_ovn {
     ($test:expr, [$($bin:expr),* $(,)?]) => {
-        if let Some(why) = $crate::missing_binary(&[$($bin),*]) {
+        if let Some(why) = $crate::missing_requirement(&[$($bin),*]) {
             if $crate::skip($test, &why) {
                 return;
             }

@@ -56,6 +56,10 @@ pub struct Target {
     /// How long to keep trying to connect.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// The largest message accepted from the server, in MiB (a bigger one, or a stream that is
+    /// not OVSDB, ends the command with exit 3 instead of filling memory).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_message_mib: usize,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 }
@@ -107,11 +111,23 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
         .tls
         .apply(ClientOptions::new(&target.remote)?)?
         .reconnect(false)
-        .connect_timeout(Duration::from_secs_f64(target.timeout));
+        .connect_timeout(Duration::from_secs_f64(target.timeout))
+        .max_message_bytes(target.max_message_mib.saturating_mul(1 << 20));
+    if !(1..=1 << 20).contains(&target.max_message_mib) {
+        return Err(Failure::bad_input(format!(
+            "--max-message-mib must be from 1 to 1048576, got {}",
+            target.max_message_mib
+        ))
+        .into());
+    }
     Client::connect(options).await.map_err(|e| {
+        // Only a server that never answered may not be running; one that answered with
+        // something unusable is running but is not (or not only) speaking OVSDB.
         let hint = match e {
-            ovsdb::Error::Tls { .. } | ovsdb::Error::TlsConfig { .. } => "",
-            _ => " (is it running? check the socket path or host:port)",
+            ovsdb::Error::Connect { .. } | ovsdb::Error::Timeout { .. } => {
+                " (is it running? check the socket path or host:port)"
+            }
+            _ => "",
         };
         anyhow::Error::new(e).context(format!("cannot reach the OVSDB server at {}{hint}", target.remote))
     })

@@ -24,12 +24,16 @@ use crate::error::Failure;
 /// PREFIX-1 .. PREFIX-N. A status line is printed every --status-interval seconds. On Ctrl-C
 /// or SIGTERM every chassis releases its ports and deletes its rows (as `ovn-appctl exit`
 /// does; --no-cleanup leaves them, as a crash would) and the command exits 0.
+/// The most chassis one process emulates: ten times the largest farm measured (docs/benchmarks.md);
+/// without a limit a typo (`--count 100000000`) eats gigabytes within seconds.
+pub const MAX_CHASSIS: usize = 10_000;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Southbound remote(s): unix:PATH or tcp:HOST:PORT, comma-separated for a cluster or relays.
     #[arg(long)]
     pub sb: String,
-    /// How many chassis.
+    /// How many chassis (at most 10000 per process).
     #[arg(long, default_value_t = 1)]
     pub count: usize,
     /// Chassis names are PREFIX-1 .. PREFIX-N (hostnames too).
@@ -133,6 +137,13 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
     };
     if args.count == 0 {
         return Err(Failure::bad_input("--count must be at least 1").into());
+    }
+    if args.count > MAX_CHASSIS {
+        return Err(Failure::bad_input(format!(
+            "--count {} is more than {MAX_CHASSIS} chassis per process (each holds an SB connection and its own replica); for more, run several fake-chassis with distinct --prefix and --first-encap-ip",
+            args.count
+        ))
+        .into());
     }
     if args.prefix.is_empty() {
         return Err(Failure::bad_input("--prefix must not be empty (chassis are named PREFIX-1 ..)").into());

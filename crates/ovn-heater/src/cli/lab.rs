@@ -196,11 +196,25 @@ pub fn lab_failure(err: ovn_lab::Error) -> anyhow::Error {
 pub async fn up_interruptible(spec: LabSpec) -> anyhow::Result<Lab> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
+    let mut signal = std::pin::pin!(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    });
     tokio::select! {
-        r = Lab::up(spec) => r.map_err(lab_failure),
+        biased;
         // Dropping the bring-up future runs its teardown guard.
-        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
-        _ = term.recv() => Err(Failure::interrupted().into()),
+        _ = &mut signal => Err(Failure::interrupted().into()),
+        r = Lab::up(spec) => match r {
+            Ok(lab) => Ok(lab),
+            // A Ctrl-C reaches the whole process group: a command forked just before it can
+            // die of it and fail bring-up before the signal reaches us. Then it is an interrupt.
+            Err(e) => match tokio::time::timeout(std::time::Duration::from_millis(300), &mut signal).await {
+                Ok(()) => Err(Failure::interrupted().into()),
+                Err(_) => Err(lab_failure(e)),
+            },
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use crate::workload::runner::{self, Outcome, RunOptions, Verdict};
 pub struct Args {
     /// Scenario file: upstream ovn-heater YAML plus `openstack_base` (docs/scenarios.md).
     pub scenario: PathBuf,
-    /// Where results go; must be empty or new. Default: results/<scenario>-<UTC time>.
+    /// Where results go; must be empty or new. Default: results/<scenario>-<UTC time>-<pid>.
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
     /// Override a scenario key, e.g. --set openstack_base.n_hypervisors=4 (repeatable).

@@ -4,7 +4,14 @@
 //! Must not know: what the keys do (that is `parse.rs` and the runner).
 
 /// Sections this ovn-heater runs.
-pub const SECTIONS: &[&str] = &["global", "cluster", "openstack_base", "base_openstack", "ext_cmd"];
+pub const SECTIONS: &[&str] = &[
+    "global",
+    "cluster",
+    "openstack_base",
+    "base_openstack",
+    "ext_cmd",
+    "chaos",
+];
 
 /// Upstream's ovn-kubernetes tests and other sections upstream knows but we do not implement.
 pub const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
@@ -92,6 +99,9 @@ pub const EXT_CMD_KEYS: &[&str] = &[
     "background_opt",
 ];
 
+/// Keys of one `chaos` entry (ours): SIGKILL `kill` when `stage` reaches `iteration`.
+pub const CHAOS_KEYS: &[&str] = &["stage", "iteration", "kill"];
+
 /// The keys of a mapping section (`ext_cmd` is a list of mappings with [`EXT_CMD_KEYS`]).
 pub fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
@@ -100,6 +110,7 @@ pub fn keys_of(section: &str) -> &'static [&'static str] {
         "openstack_base" => OPENSTACK_BASE_KEYS,
         "base_openstack" => BASE_OPENSTACK_KEYS,
         "ext_cmd" => EXT_CMD_KEYS,
+        "chaos" => CHAOS_KEYS,
         _ => &[],
     }
 }

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub cluster: Cluster,
     pub workload: Workload,
     pub ext_cmds: Vec<ExtCmd>,
+    /// `chaos`: daemons killed (SIGKILL) when a stage reaches an iteration.
+    pub chaos: Vec<ChaosAction>,
     /// Accepted keys that have no effect here, and values that were adjusted (one line each).
     pub notes: Vec<String>,
     /// The YAML as run (the file with `--set` overrides applied), for `DIR/scenario.yml`.
@@ -172,6 +174,42 @@ pub struct ExtCmd {
     pub pid_name: Option<String>,
     pub pid_opt: String,
     pub background: bool,
+}
+
+/// One `chaos` entry: SIGKILL `kill` when `stage` reaches `iteration` (the N-th VM of `vms`;
+/// 0 for the start of the other stages).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChaosAction {
+    pub stage: String,
+    pub iteration: usize,
+    pub kill: ChaosTarget,
+}
+
+/// What a `chaos` entry kills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChaosTarget {
+    /// The NB RAFT leader (`clustered_db: true`).
+    NbLeader,
+    /// The SB RAFT leader (`clustered_db: true`).
+    SbLeader,
+    Northd,
+    /// `<chassis>/<daemon>`: `ovn-controller` or `ovs-vswitchd` of a real chassis.
+    Daemon {
+        chassis: String,
+        daemon: String,
+    },
+}
+
+impl std::fmt::Display for ChaosTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChaosTarget::NbLeader => f.write_str("nb-leader"),
+            ChaosTarget::SbLeader => f.write_str("sb-leader"),
+            ChaosTarget::Northd => f.write_str("northd"),
+            ChaosTarget::Daemon { chassis, daemon } => write!(f, "{chassis}/{daemon}"),
+        }
+    }
 }
 
 impl Scenario {

@@ -11,7 +11,8 @@ use serde_yaml::{Mapping, Value as Yaml};
 use super::error::{closest, ScenarioError};
 use super::keys;
 use super::{
-    BaseOpenstack, ChassisKind, Cluster, CmsKind, DatapathType, ExtCmd, Global, Load, OpenstackBase, Scenario, Workload,
+    BaseOpenstack, ChaosAction, ChaosTarget, ChassisKind, Cluster, CmsKind, DatapathType, ExtCmd, Global, Load,
+    OpenstackBase, Scenario, Workload,
 };
 
 type Result<T> = std::result::Result<T, ScenarioError>;
@@ -51,11 +52,13 @@ pub(super) fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Sc
     let cluster = parse_cluster(&cluster_section, &mut notes)?;
     let workload = parse_workload(&root, &cluster_section, &cluster, &mut notes)?;
     let ext_cmds = parse_ext_cmds(&root)?;
+    let chaos = parse_chaos(&root)?;
     Ok(Scenario {
         global,
         cluster,
         workload,
         ext_cmds,
+        chaos,
         notes,
         yaml,
     })
@@ -74,8 +77,8 @@ fn apply_override(root: &mut Mapping, arg: &str) -> Result<()> {
     if section.is_empty() || key.is_empty() {
         return Err(bad("empty section or key"));
     }
-    if section == "ext_cmd" {
-        return Err(bad("`ext_cmd` is a list; edit the scenario file instead"));
+    if section == "ext_cmd" || section == "chaos" {
+        return Err(bad(&format!("`{section}` is a list; edit the scenario file instead")));
     }
     if !keys::SECTIONS.contains(&section) {
         return Err(ScenarioError::UnknownSection {
@@ -624,9 +627,106 @@ fn parse_ext_cmds(root: &Mapping) -> Result<Vec<ExtCmd>> {
     Ok(cmds)
 }
 
+fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
+    let list = match root.get("chaos") {
+        None | Some(Yaml::Null) => return Ok(Vec::new()),
+        Some(Yaml::Sequence(l)) => l,
+        Some(other) => {
+            return Err(ScenarioError::WrongType {
+                section: "chaos".into(),
+                key: "(section)".into(),
+                expected: "a list of {stage, iteration, kill}".into(),
+                found: describe(other),
+            })
+        }
+    };
+    let mut actions = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let map = entry.as_mapping().ok_or_else(|| ScenarioError::NotAMapping {
+            what: format!("chaos entry #{}", i + 1),
+            found: describe(entry),
+        })?;
+        let s = Section {
+            name: "chaos",
+            map: Some(map),
+        };
+        s.check_keys(keys::CHAOS_KEYS)?;
+        let wrong = |key: &str, expected: String, found: String| ScenarioError::WrongType {
+            section: "chaos".into(),
+            key: key.to_owned(),
+            expected: format!("{expected} (entry #{})", i + 1),
+            found,
+        };
+        let stage = s.string("stage", "")?;
+        if !crate::workload::ext_cmd::STAGES.contains(&stage.as_str()) {
+            return Err(wrong(
+                "stage",
+                format!("one of {}", crate::workload::ext_cmd::STAGES.join(", ")),
+                format!("{stage:?}"),
+            ));
+        }
+        if !s.is_set("iteration") {
+            return Err(wrong("iteration", "a whole number".into(), "nothing".into()));
+        }
+        let iteration = s.usize("iteration", 0, 0, usize::MAX >> 1)?;
+        let kill = s.string("kill", "")?;
+        let target = match kill.as_str() {
+            "nb-leader" => ChaosTarget::NbLeader,
+            "sb-leader" => ChaosTarget::SbLeader,
+            "northd" => ChaosTarget::Northd,
+            other => match other.split_once('/') {
+                Some((chassis, daemon))
+                    if !chassis.is_empty() && ["ovn-controller", "ovs-vswitchd"].contains(&daemon) =>
+                {
+                    ChaosTarget::Daemon {
+                        chassis: chassis.to_owned(),
+                        daemon: daemon.to_owned(),
+                    }
+                }
+                _ => {
+                    return Err(wrong(
+                        "kill",
+                        "nb-leader, sb-leader, northd or <chassis>/ovn-controller|ovs-vswitchd".into(),
+                        format!("{other:?}"),
+                    ))
+                }
+            },
+        };
+        actions.push(ChaosAction {
+            stage,
+            iteration,
+            kill: target,
+        });
+    }
+    actions.sort_by_key(|a| a.iteration);
+    Ok(actions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chaos_entries_are_checked() {
+        let s = parse_ok(
+            "openstack_base: {}\nchaos:\n  - {stage: vms, iteration: 3, kill: sb-leader}\n  - {stage: vms, iteration: 1, kill: nb-leader}\n  - {stage: pings, iteration: 0, kill: compute-1/ovn-controller}\n",
+        );
+        let kills: Vec<String> = s.chaos.iter().map(|a| format!("{}@{}", a.kill, a.iteration)).collect();
+        assert_eq!(kills, ["compute-1/ovn-controller@0", "nb-leader@1", "sb-leader@3"]);
+        for (bad, why) in [
+            ("chaos:\n  - {stage: vms, iteration: 1, kill: nb-lead}\n", "kill"),
+            ("chaos:\n  - {stage: vm, iteration: 1, kill: northd}\n", "stage"),
+            ("chaos:\n  - {stage: vms, kill: northd}\n", "iteration"),
+            (
+                "chaos:\n  - {stage: vms, iteration: 1, kill: northd, signal: 9}\n",
+                "signal",
+            ),
+            ("chaos: northd\n", "list"),
+        ] {
+            let e = parse_err(&format!("openstack_base: {{}}\n{bad}")).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 
     fn parse_ok(text: &str) -> Scenario {
         parse(text, "test.yml", &[]).unwrap_or_else(|e| panic!("{e}"))

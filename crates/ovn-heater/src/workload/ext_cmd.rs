@@ -35,6 +35,9 @@ pub struct ExtCmds {
     netns: Mutex<HashMap<String, String>>,
     logs: PathBuf,
     background: Mutex<Vec<tokio::process::Child>>,
+    /// The scenario's `chaos:` entries, run at the same points (set once the lab is up,
+    /// dropped with the background commands: it holds the lab, which teardown needs back).
+    chaos: Mutex<Option<std::sync::Arc<crate::workload::chaos::Chaos>>>,
 }
 
 impl ExtCmds {
@@ -44,7 +47,13 @@ impl ExtCmds {
             netns: Mutex::new(HashMap::new()),
             logs,
             background: Mutex::new(Vec::new()),
+            chaos: Mutex::new(None),
         }
+    }
+
+    /// The `chaos:` entries to run at the same points as the commands.
+    pub fn set_chaos(&self, chaos: crate::workload::chaos::Chaos) {
+        *self.chaos.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(chaos));
     }
 
     /// Where each real chassis' commands run.
@@ -95,6 +104,10 @@ impl ExtCmds {
                 Instant::now(),
                 error,
             );
+        }
+        let chaos = self.chaos.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(chaos) = chaos {
+            chaos.at(rec, stage, stage_name, iteration).await;
         }
     }
 
@@ -161,8 +174,10 @@ impl ExtCmds {
         }
     }
 
-    /// Stops background commands (SIGKILL after they had the run to finish).
+    /// Stops background commands (SIGKILL after they had the run to finish) and lets go of
+    /// the chaos entries' lab handle.
     pub async fn stop_background(&self) {
+        self.chaos.lock().unwrap_or_else(|p| p.into_inner()).take();
         let children = std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
         for mut c in children {
             kill_group(&mut c).await;

@@ -6,6 +6,7 @@
 //! Must not know: YAML, clap, how the lab was started, report formats (except [`runner`],
 //! which starts the lab and writes the results files).
 
+pub mod chaos;
 pub mod ext_cmd;
 pub mod hosts;
 pub mod nb_watch;

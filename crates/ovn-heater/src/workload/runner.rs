@@ -34,7 +34,7 @@ use crate::workload::{Limiter, Probes, Run};
 pub struct RunOptions {
     /// The scenario file (its stem names the default results dir).
     pub scenario: PathBuf,
-    /// Where results go; must be empty or new. Default: results/<scenario>-<UTC time>.
+    /// Where results go; must be empty or new. Default: results/<scenario>-<UTC time>-<pid>.
     pub results_dir: Option<PathBuf>,
     /// Drive an existing OVN instead of starting a lab (with `sb`).
     pub nb: Option<String>,
@@ -143,6 +143,13 @@ fn preflight(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     ExtCmds::check(&scenario.ext_cmds, &nodes).map_err(Failure::bad_input)?;
+    crate::workload::chaos::Chaos::check(
+        &scenario.chaos,
+        args.nb.is_none(),
+        scenario.cluster.clustered_db,
+        &nodes,
+    )
+    .map_err(Failure::bad_input)?;
     if let Some(nb) = &args.nb {
         if scenario.cluster.chassis == ChassisKind::Real {
             return Err(Failure::bad_input(
@@ -171,12 +178,17 @@ fn is_root() -> bool {
 fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
     let dir = match &args.results_dir {
         Some(d) => d.clone(),
-        None => {
-            let stem = args.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
-            let stamp = environment::rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
-            PathBuf::from("results").join(format!("{stem}-{stamp}"))
-        }
+        None => default_results_dir(&args.scenario, std::time::SystemTime::now(), std::process::id()),
     };
+    // A file where the dir (or one of its parents) should be is the user's to fix.
+    if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+        return Err(Failure::bad_input(format!(
+            "results dir {}: {} is not a directory; pass another --results-dir",
+            dir.display(),
+            file.display()
+        ))
+        .into());
+    }
     if dir.exists() {
         let non_empty = std::fs::read_dir(&dir)
             .with_context(|| format!("cannot read results dir {}", dir.display()))?
@@ -190,8 +202,42 @@ fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
             .into());
         }
     }
+    if args.nb.is_none() {
+        refuse_lab_in_use(&dir)?;
+    }
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The lab of a run of the same results dir that is still alive (e.g. after `kill -9` of
+/// ovn-heater) is someone else's: refuse before writing anything, and touch none of it.
+fn refuse_lab_in_use(results_dir: &Path) -> anyhow::Result<()> {
+    let run_dir = lab_run_dir(results_dir);
+    match ovn_lab::Lab::check_run_dir_free(&run_dir) {
+        Ok(()) => Ok(()),
+        Err(ovn_lab::Error::RunDirInUse { pids, .. }) => Err(Failure::bad_input(format!(
+            "the lab of results dir {} is still running in {} (pids {pids:?}; a killed earlier run of it?); stop it with `ovn-heater lab down --run-dir {}`, or pass another --results-dir",
+            results_dir.display(),
+            run_dir.display(),
+            run_dir.display()
+        ))
+        .into()),
+        Err(ovn_lab::Error::NameClash { existing, .. }) => Err(Failure::bad_input(format!(
+            "namespaces of the lab of results dir {} still exist ({}); remove them with `ovn-heater lab down --run-dir {}`, or pass another --results-dir",
+            results_dir.display(),
+            existing.join(", "),
+            run_dir.display()
+        ))
+        .into()),
+        Err(e) => Err(lab_failure(e)),
+    }
+}
+
+/// `results/<scenario>-<UTC time>-<pid>`: two runs started in the same second get their own.
+fn default_results_dir(scenario: &Path, now: std::time::SystemTime, pid: u32) -> PathBuf {
+    let stem = scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+    let stamp = environment::rfc3339(now).replace([':', '-'], "");
+    PathBuf::from("results").join(format!("{stem}-{stamp}-{pid}"))
 }
 
 /// A short run dir for the lab (unix socket paths are limited to 108 bytes), unique per results dir.
@@ -283,6 +329,9 @@ struct Started {
     lab_run_dir: Option<PathBuf>,
 }
 
+/// How long after a failure a Ctrl-C/SIGTERM still counts as its cause.
+const SIGNAL_GRACE: Duration = Duration::from_millis(300);
+
 /// Waits for Ctrl-C or SIGTERM.
 async fn interrupted() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -338,12 +387,21 @@ async fn execute(
         stop_rx,
         &mut env,
     );
+    // A Ctrl-C at the terminal reaches the whole process group: a command we had just forked
+    // (before it moved to a group of its own) can die of it, and its failure can reach us
+    // before the signal does. So a failure followed within a moment by a signal is an
+    // interrupt; biased, so that a signal already there wins outright.
+    let mut signal = std::pin::pin!(interrupted());
     let ending = tokio::select! {
+        biased;
+        _ = &mut signal => Ending::Interrupted,
         r = body => match r {
             Ok(()) => Ending::Done,
-            Err(e) => Ending::Failed(e),
+            Err(e) => match tokio::time::timeout(SIGNAL_GRACE, &mut signal).await {
+                Ok(()) => Ending::Interrupted,
+                Err(_) => Ending::Failed(e),
+            },
         },
-        _ = interrupted() => Ending::Interrupted,
     };
 
     // Stop measuring, then take everything down.
@@ -481,6 +539,10 @@ async fn drive(
                 Instant::now(),
                 lab.as_ref().err().map(|e| format!("{e:#}")),
             );
+            // A lab refused at preflight made nothing: its run dir (if any) is not ours to remove.
+            if lab.as_ref().is_err_and(|e| e.downcast_ref::<Failure>().is_some()) {
+                started.lab_run_dir = None;
+            }
             let lab = Arc::new(lab?);
             started.lab = Some(lab.clone());
             if let Some(files) = lab.client_tls_files() {
@@ -557,6 +619,15 @@ async fn drive(
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
     let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
+    if let (Some(lab), false) = (&started.lab, scenario.chaos.is_empty()) {
+        ext.set_chaos(crate::workload::chaos::Chaos::new(
+            scenario.chaos.clone(),
+            lab.clone(),
+            nb.clone(),
+            sb.clone(),
+            cluster.node_timeout,
+        ));
+    }
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
 
@@ -835,6 +906,19 @@ fn write_logs(results_dir: &Path, results: &RunResults, events: &Arc<Mutex<Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_results_dirs_of_two_processes_in_the_same_second_differ() {
+        let now = std::time::SystemTime::now();
+        let a = default_results_dir(Path::new("scenarios/x.yml"), now, 100);
+        let b = default_results_dir(Path::new("scenarios/x.yml"), now, 101);
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("results") && a.to_string_lossy().contains("/x-"),
+            "{}",
+            a.display()
+        );
+    }
 
     #[test]
     fn lab_run_dir_is_short_and_stable() {
