@@ -350,6 +350,21 @@ pub(crate) fn allocate_port_ips(st: &mut State, port: &mut Port, wanted: &[Fixed
         let ip = st.allocate_ip(subnet, w.ip, false)?;
         port.fixed_ips.push(FixedIp { subnet, ip });
     }
+    // Neutron's IPAM adds every auto-address (SLAAC, DHCPv6-stateless) subnet the request did
+    // not name to a port that is not a router port: its EUI-64 address.
+    if !matches!(port.kind, PortKind::RouterInterface { .. } | PortKind::RouterGateway { .. }) {
+        for s in subnets {
+            let auto = matches!(
+                st.subnets[&s].ipv6_address_mode.as_deref(),
+                Some("slaac") | Some("dhcpv6-stateless")
+            );
+            if auto && !port.fixed_ips.iter().any(|f| f.subnet == s) {
+                let ip = eui64(&st.subnets[&s].cidr, &port.mac);
+                let ip = st.allocate_ip(s, Some(ip), false)?;
+                port.fixed_ips.push(FixedIp { subnet: s, ip });
+            }
+        }
+    }
     Ok(())
 }
 

@@ -335,7 +335,11 @@ impl Replay {
         };
         if let Some(name) = &step.dump {
             let r = async {
-                self.ensure_started().await?;
+                // As with real neutron-server (tools/neutron-oracle): it starts before the
+                // first step that is not a chassis-side one.
+                if step.ovn.is_none() {
+                    self.ensure_started().await?;
+                }
                 let command = match &step.command {
                     Some(c) => self.substitute(c)?,
                     None => default_command,
