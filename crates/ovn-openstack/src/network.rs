@@ -309,6 +309,28 @@ impl Neutron {
                 Ok((s.id, updates))
             })?;
             for port_id in updates {
+                let metadata = self.with_state(|st| st.ports[&port_id].kind == PortKind::Metadata);
+                if metadata {
+                    // Neutron deletes the metadata port's (auto-delete owner) allocation in the
+                    // DB only (the IPAllocation row bumps the port's revision); its LSP is not
+                    // rewritten (seen in real Neutron 21.0.0 dumps, corpus basic-v4).
+                    self.with_state(|st| {
+                        if let Some(p) = st.ports.get_mut(&port_id) {
+                            let freed: Vec<IpAddr> = p
+                                .fixed_ips
+                                .iter()
+                                .filter(|f| f.subnet == subnet_id)
+                                .map(|f| f.ip)
+                                .collect();
+                            p.fixed_ips.retain(|f| f.subnet != subnet_id);
+                            p.revision += 1;
+                            for ip in freed {
+                                st.release_ip(subnet_id, ip);
+                            }
+                        }
+                    });
+                    continue;
+                }
                 self.exec(&mut report, |st| {
                     let mut port = st.ports[&port_id].clone();
                     let freed: Vec<IpAddr> = port

@@ -352,7 +352,10 @@ pub(crate) fn allocate_port_ips(st: &mut State, port: &mut Port, wanted: &[Fixed
     }
     // Neutron's IPAM adds every auto-address (SLAAC, DHCPv6-stateless) subnet the request did
     // not name to a port that is not a router port: its EUI-64 address.
-    if !matches!(port.kind, PortKind::RouterInterface { .. } | PortKind::RouterGateway { .. }) {
+    if !matches!(
+        port.kind,
+        PortKind::RouterInterface { .. } | PortKind::RouterGateway { .. }
+    ) {
         for s in subnets {
             let auto = matches!(
                 st.subnets[&s].ipv6_address_mode.as_deref(),

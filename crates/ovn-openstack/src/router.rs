@@ -526,6 +526,37 @@ impl Neutron {
         .await
     }
 
+    /// `floating ip create --port PORT`: one POST, so the NAT carries the create's revision
+    /// (then the ACTIVE bump); a port the FIP cannot reach refuses the whole create.
+    pub async fn floating_ip_create_with_port(
+        &self,
+        network: &str,
+        ip: Option<IpAddr>,
+        port: &str,
+        fixed_ip: Option<IpAddr>,
+    ) -> Result<ActionReport> {
+        let created = self.floating_ip_create(network, ip).await?;
+        let Some(id) = created.id else {
+            return Ok(created);
+        };
+        self.with_state(|st| {
+            if let Some(f) = st.floating_ips.get_mut(&id) {
+                f.revision -= 1;
+            }
+        });
+        match self.floating_ip_set_port(&id.to_string(), port, fixed_ip).await {
+            Ok(mut r) => {
+                r.action = "floating ip create --port".into();
+                Ok(r)
+            }
+            Err(e) => {
+                // Unassociated: the delete writes nothing, it only frees the address.
+                let _ = self.floating_ip_delete(&id.to_string()).await;
+                Err(e)
+            }
+        }
+    }
+
     /// `floating ip set --port`: NAT dnat_and_snat + LSP `neutron:port_fip` (T10a), then the
     /// status-ACTIVE revision bump on the NAT (T10b).
     pub async fn floating_ip_set_port(&self, fip: &str, port: &str, fixed_ip: Option<IpAddr>) -> Result<ActionReport> {

@@ -477,13 +477,10 @@ impl Replay {
                 ip,
                 port,
                 fixed_ip,
-            } => {
-                let created = n.floating_ip_create(&network, ip).await?;
-                if let (Some(port), Some(id)) = (port, created.id) {
-                    n.floating_ip_set_port(&id.to_string(), &port, fixed_ip).await?;
-                }
-                created
-            }
+            } => match port {
+                Some(port) => n.floating_ip_create_with_port(&network, ip, &port, fixed_ip).await?,
+                None => n.floating_ip_create(&network, ip).await?,
+            },
             C::FloatingIpSet { fip, port, fixed_ip } => n.floating_ip_set_port(&fip, &port, fixed_ip).await?,
             C::FloatingIpUnset { fip } => n.floating_ip_unset_port(&fip).await?,
             C::FloatingIpDelete(names) => {
