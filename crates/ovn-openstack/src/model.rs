@@ -184,7 +184,10 @@ pub struct Router {
     pub id: Id,
     pub name: String,
     pub project: String,
+    /// Neutron's DB revision (RouterPort changes and gateway bindings bump it unwritten).
     pub revision: i64,
+    /// The revision the LR row's `external_ids` carry (what a `wait` guard expects).
+    pub lr_revision: i64,
     pub lr: RowId,
     pub gateway: Option<Gateway>,
     /// Interface ports.

@@ -270,6 +270,17 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         None if spec.port_security => st.default_sg.get(project).copied().into_iter().collect(),
         None => vec![],
     };
+    let stateless = sgs
+        .iter()
+        .filter(|g| st.security_groups.get(g).is_some_and(|g| !g.stateful))
+        .count();
+    if stateless > 0 && stateless < sgs.len() {
+        // Neutron's 409.
+        return Err(Error::InUse {
+            what: "--security-group".into(),
+            why: "cannot apply both stateful and stateless security groups on the same port".into(),
+        });
+    }
     if !spec.port_security && !sgs.is_empty() && spec.security_groups.is_some() {
         return Err(Error::invalid(
             "--security-group",

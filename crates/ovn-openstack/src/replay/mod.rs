@@ -181,7 +181,10 @@ impl StepsFile {
                 let line = substitute(line, placeholder).map_err(bad)?;
                 let words = split_words(&line).map_err(bad)?;
                 let cmd = parse_openstack(&words, s.project.as_deref()).map_err(|e| bad(e.to_string()))?;
-                if let OpenstackCommand::ServerCreate { name, .. } = &cmd {
+                if let OpenstackCommand::ServerCreate { name, host, .. } = &cmd {
+                    if host.is_empty() {
+                        return Err(bad("server create needs --host (the compute chassis)".into()));
+                    }
                     known.insert(name.clone());
                 }
                 if cmd.is_lookup() && s.save.is_none() {
@@ -243,6 +246,14 @@ impl Replay {
             started: false,
             settle_quiet: Duration::from_millis(300),
         }
+    }
+
+    /// A replay driving an existing mimic (e.g. the one a load run already started).
+    pub fn with_neutron(neutron: Arc<Neutron>, nb: Client, sb: Client, started: bool) -> Self {
+        let mut r = Replay::new(nb, sb, Config::default());
+        r.neutron = neutron;
+        r.started = started;
+        r
     }
 
     /// The mimic this replay drives.
@@ -452,6 +463,11 @@ impl Replay {
                 host,
                 fixed_ip,
             } => {
+                if host.is_empty() {
+                    return Err(StepError::Bad(
+                        "server create needs --host (the compute chassis)".into(),
+                    ));
+                }
                 let created = n.server_create(&network, &host, fixed_ip).await?;
                 let port = created.id.map(|i| i.to_string()).unwrap_or_default();
                 let chassis = self.chassis_for_host(&host).await?;
