@@ -717,7 +717,7 @@ impl Neutron {
 pub fn schedule(
     chassis: &[ChassisInfo],
     physnet: Option<&str>,
-    load: &BTreeMap<String, (usize, usize)>,
+    load: &BTreeMap<String, Vec<(usize, usize)>>,
     max: usize,
 ) -> Vec<String> {
     let has_physnet = |c: &&ChassisInfo| physnet.is_none_or_in(&c.physnets);
@@ -731,10 +731,9 @@ pub fn schedule(
     if candidates.is_empty() {
         return vec![INVALID_CHASSIS.to_owned()];
     }
-    candidates.sort_by_key(|c| {
-        let (active, total) = load.get(&c.name).copied().unwrap_or_default();
-        (active, total, c.name.clone())
-    });
+    // Least loaded first: by the (priority, ports) pairs, highest priority first, so a chassis
+    // that is nobody's primary goes before one that is; ties in name order.
+    candidates.sort_by_key(|c| (load.get(&c.name).cloned().unwrap_or_default(), c.name.clone()));
     candidates.into_iter().take(max).map(|c| c.name.clone()).collect()
 }
 
@@ -750,7 +749,6 @@ impl PhysnetFilter for Option<&str> {
     }
 }
 
-/// Logical_Router `external_ids` (21.0.0 keys).
 /// The LR `external_ids` as last written (the `wait` guard's expectation).
 fn lr_written_external_ids(r: &Router) -> BTreeMap<String, String> {
     let mut written = r.clone();
@@ -758,6 +756,7 @@ fn lr_written_external_ids(r: &Router) -> BTreeMap<String, String> {
     lr_external_ids(&written)
 }
 
+/// Logical_Router `external_ids` (21.0.0 keys).
 pub fn lr_external_ids(r: &Router) -> BTreeMap<String, String> {
     let (gw_port, gw_net) = match &r.gateway {
         Some(g) => (g.port.to_string(), g.network.to_string()),

@@ -454,7 +454,11 @@ impl Replay {
             C::RouterUnsetGateway { router } => n.router_unset_gateway(&router).await?,
             C::RouterAddSubnet { router, subnet } => n.router_add_subnet(&router, &subnet).await?,
             C::RouterRemoveSubnet { router, subnet } => n.router_remove_subnet(&router, &subnet).await?,
-            C::PortCreate(spec) => n.port_create(spec).await?,
+            C::PortCreate(spec) => {
+                self.cli_resolves_groups(spec.security_groups.as_deref().unwrap_or_default(), None)
+                    .await?;
+                n.port_create(spec).await?
+            }
             C::PortSet { port, update } => n.port_update(&port, update).await?,
             C::PortDelete(names) => return self.each(names, |n, x| async move { n.port_delete(&x).await }).await,
             C::ServerCreate {
@@ -510,6 +514,7 @@ impl Replay {
                 stateful,
             } => n.security_group_create(&name, project.as_deref(), stateful).await?,
             C::SecurityGroupDelete { groups, project } => {
+                self.cli_resolves_groups(&groups, None).await?;
                 // Names are per project (every project has a `default`): resolve in the step's.
                 let project = project.unwrap_or_else(|| n.with_state(|st| st.config.default_project.clone()));
                 let ids: Vec<String> = groups
@@ -528,15 +533,36 @@ impl Replay {
                     .each(ids, |n, x| async move { n.security_group_delete(&x).await })
                     .await;
             }
-            C::SecurityGroupRuleCreate(spec) => n.security_group_rule_create(spec).await?,
+            C::SecurityGroupRuleCreate(spec) => {
+                let mut names = vec![spec.security_group.clone()];
+                names.extend(spec.remote_group.clone());
+                self.cli_resolves_groups(&names, None).await?;
+                n.security_group_rule_create(spec).await?
+            }
             C::SecurityGroupRuleDelete(ids) => {
                 return self
                     .each(ids, |n, x| async move { n.security_group_rule_delete(&x).await })
                     .await
             }
-            C::Show { kind, name, project } => return Ok(Some(self.show(kind, &name, project.as_deref())?)),
+            C::Show { kind, name, project } => {
+                if kind == ObjectKind::SecurityGroup {
+                    // The lookup is `GET /security-groups?name=&project_id=`.
+                    n.security_groups_listed(project.as_deref()).await?;
+                }
+                return Ok(Some(self.show(kind, &name, project.as_deref())?));
+            }
         };
         Ok(report.id.map(|i| i.to_string()))
+    }
+
+    /// The openstack CLI resolves a security group given by name with a list call
+    /// (`GET /security-groups?name=`), which has a side effect in Neutron (the default group
+    /// of the request's project is created if missing).
+    async fn cli_resolves_groups(&self, names: &[String], project: Option<&str>) -> Result<(), StepError> {
+        if names.iter().any(|n| uuid::Uuid::parse_str(n).is_err()) {
+            self.neutron.security_groups_listed(project).await?;
+        }
+        Ok(())
     }
 
     /// A delete of several objects: one API call each, in order, as the CLI does.
