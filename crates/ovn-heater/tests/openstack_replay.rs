@@ -50,10 +50,12 @@ steps:
   - openstack: network delete net1
   - openstack: subnet delete public-sub
   - openstack: network delete public
-  - openstack: security group delete default
-    project: fake_project_id
+  # Admin's first: resolving a group's name lists groups, which recreates the request
+  # project's (fake_project_id's) default group, as Neutron does.
   - openstack: security group delete default
     project: admin
+  - openstack: security group delete default
+    project: fake_project_id
     dump: after-net1-default
 "#;
 

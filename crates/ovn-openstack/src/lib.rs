@@ -11,8 +11,10 @@
 //! - [`sb_agent`]: what ovn-controller writes to the SB (register chassis, claim ports,
 //!   heartbeat), for walkthroughs without real chassis. Not Neutron.
 //! - [`snapshot`]: normalized NB snapshots and their diff (`normalize.py`'s rules).
+//! - [`replay`]: steps files in the openstack CLI's vocabulary (CLI line → action) and their
+//!   executor (the engine behind `ovn-heater openstack replay` and the `openstack_cli` workload).
 //!
-//! Must not know: processes, namespaces, the CLI, YAML. Reaches OVSDB only through the
+//! Must not know: processes, namespaces, clap, YAML parsing, files. Reaches OVSDB only through the
 //! `ovsdb::Client`s it is given; never prints (logs via `tracing`).
 
 pub mod error;
@@ -21,6 +23,7 @@ pub mod nb;
 pub mod network;
 pub mod neutron;
 pub mod port;
+pub mod replay;
 pub mod router;
 pub mod sb_agent;
 pub mod security_group;

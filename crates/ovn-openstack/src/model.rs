@@ -184,7 +184,10 @@ pub struct Router {
     pub id: Id,
     pub name: String,
     pub project: String,
+    /// Neutron's DB revision (RouterPort changes and gateway bindings bump it unwritten).
     pub revision: i64,
+    /// The revision the LR row's `external_ids` carry (what a `wait` guard expects).
+    pub lr_revision: i64,
     pub lr: RowId,
     pub gateway: Option<Gateway>,
     /// Interface ports.
@@ -387,18 +390,20 @@ impl State {
     }
 
     /// How many router gateways each chassis hosts, split by whether it is the active one.
-    pub fn gateway_load(&self) -> BTreeMap<String, (usize, usize)> {
-        let mut load: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    /// Per chassis, how many gateway ports it hosts at each priority: `(priority, count)`
+    /// pairs, highest first (Neutron's `_get_chassis_load`, compared as Python compares lists).
+    pub fn gateway_load(&self) -> BTreeMap<String, Vec<(usize, usize)>> {
+        let mut counts: BTreeMap<String, BTreeMap<usize, usize>> = BTreeMap::new();
         for gw in self.routers.values().filter_map(|r| r.gateway.as_ref()) {
+            let n = gw.chassis.len();
             for (i, ch) in gw.chassis.iter().enumerate() {
-                let e = load.entry(ch.clone()).or_default();
-                if i == 0 {
-                    e.0 += 1;
-                }
-                e.1 += 1;
+                *counts.entry(ch.clone()).or_default().entry(n - i).or_default() += 1;
             }
         }
-        load
+        counts
+            .into_iter()
+            .map(|(ch, by_prio)| (ch, by_prio.into_iter().rev().collect()))
+            .collect()
     }
 }
 

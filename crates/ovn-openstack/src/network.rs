@@ -260,7 +260,9 @@ impl Neutron {
                 .exec(report, |st| {
                     let mut port = st.ports[&port_id].clone();
                     port.fixed_ips.push(FixedIp { subnet: subnet_id, ip });
-                    port.revision += 1;
+                    // The new IPAllocation row bumps the port's revision, then the port
+                    // update does (real Neutron's LSPs are 2 revisions on).
+                    port.revision += 2;
                     Ok(Some(crate::port::plan_lsp_update(
                         st,
                         port,
@@ -309,6 +311,28 @@ impl Neutron {
                 Ok((s.id, updates))
             })?;
             for port_id in updates {
+                let metadata = self.with_state(|st| st.ports[&port_id].kind == PortKind::Metadata);
+                if metadata {
+                    // Neutron deletes the metadata port's (auto-delete owner) allocation in the
+                    // DB only (the IPAllocation row bumps the port's revision); its LSP is not
+                    // rewritten (seen in real Neutron 21.0.0 dumps, corpus basic-v4).
+                    self.with_state(|st| {
+                        if let Some(p) = st.ports.get_mut(&port_id) {
+                            let freed: Vec<IpAddr> = p
+                                .fixed_ips
+                                .iter()
+                                .filter(|f| f.subnet == subnet_id)
+                                .map(|f| f.ip)
+                                .collect();
+                            p.fixed_ips.retain(|f| f.subnet != subnet_id);
+                            p.revision += 1;
+                            for ip in freed {
+                                st.release_ip(subnet_id, ip);
+                            }
+                        }
+                    });
+                    continue;
+                }
                 self.exec(&mut report, |st| {
                     let mut port = st.ports[&port_id].clone();
                     let freed: Vec<IpAddr> = port
@@ -473,8 +497,10 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
         }
     }
     let gateway = match &spec.gateway {
-        // The first address after the network one (IPv6's subnet-router anycast address is
-        // never a gateway nor allocated).
+        // IPv4: the first address after the network one. IPv6: the network address itself
+        // (the subnet-router anycast address), as Neutron's `_gateway_ip_str` picks when the
+        // request says ip_version 6, which the openstack CLI always sends for an IPv6 range.
+        SubnetGateway::Auto if !cidr.addr().is_ipv4() => Some(cidr.network()),
         SubnetGateway::Auto => cidr.hosts().find(|ip| *ip != cidr.network()),
         SubnetGateway::None => None,
         SubnetGateway::Ip(ip) => {

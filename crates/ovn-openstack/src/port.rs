@@ -270,6 +270,17 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         None if spec.port_security => st.default_sg.get(project).copied().into_iter().collect(),
         None => vec![],
     };
+    let stateless = sgs
+        .iter()
+        .filter(|g| st.security_groups.get(g).is_some_and(|g| !g.stateful))
+        .count();
+    if stateless > 0 && stateless < sgs.len() {
+        // Neutron's 409.
+        return Err(Error::InUse {
+            what: "--security-group".into(),
+            why: "cannot apply both stateful and stateless security groups on the same port".into(),
+        });
+    }
     if !spec.port_security && !sgs.is_empty() && spec.security_groups.is_some() {
         return Err(Error::invalid(
             "--security-group",
@@ -349,6 +360,24 @@ pub(crate) fn allocate_port_ips(st: &mut State, port: &mut Port, wanted: &[Fixed
         };
         let ip = st.allocate_ip(subnet, w.ip, false)?;
         port.fixed_ips.push(FixedIp { subnet, ip });
+    }
+    // Neutron's IPAM adds every auto-address (SLAAC, DHCPv6-stateless) subnet the request did
+    // not name to a port that is not a router port: its EUI-64 address.
+    if !matches!(
+        port.kind,
+        PortKind::RouterInterface { .. } | PortKind::RouterGateway { .. }
+    ) {
+        for s in subnets {
+            let auto = matches!(
+                st.subnets[&s].ipv6_address_mode.as_deref(),
+                Some("slaac") | Some("dhcpv6-stateless")
+            );
+            if auto && !port.fixed_ips.iter().any(|f| f.subnet == s) {
+                let ip = eui64(&st.subnets[&s].cidr, &port.mac);
+                let ip = st.allocate_ip(s, Some(ip), false)?;
+                port.fixed_ips.push(FixedIp { subnet: s, ip });
+            }
+        }
     }
     Ok(())
 }

@@ -16,6 +16,19 @@ use crate::model::{
 use crate::nb::{self, map_of, smap, Planned};
 use crate::neutron::{ActionReport, ChassisInfo, Neutron};
 
+/// A router revision bump Neutron's DB makes without writing the LR row (the RouterPort of an
+/// interface added or removed, the gateway port bound): the next LR write carries it.
+fn bump_router_revision(n: &Neutron, router: &str) {
+    n.with_state(|st| {
+        let id = st.router(router).map(|r| r.id);
+        if let Ok(id) = id {
+            if let Some(r) = st.routers.get_mut(&id) {
+                r.revision += 1;
+            }
+        }
+    });
+}
+
 /// The chassis name Neutron schedules on when no chassis qualifies.
 pub const INVALID_CHASSIS: &str = "neutron-ovn-invalid-chassis";
 
@@ -40,6 +53,7 @@ impl Neutron {
                     .map(str::to_owned)
                     .unwrap_or_else(|| st.config.default_project.clone()),
                 revision: 0,
+                lr_revision: 0,
                 lr: ovsdb::Uuid::new_v4(),
                 gateway: None,
                 interfaces: vec![],
@@ -216,6 +230,9 @@ impl Neutron {
                 })
                 .await?;
             }
+            // The binding bumps the router's revision in Neutron's DB (not written until the
+            // LR row is next updated; seen in real Neutron 21.0.0 dumps, corpus basic-v4).
+            bump_router_revision(self, router);
             Ok(report)
         })
         .await
@@ -244,7 +261,7 @@ impl Neutron {
                     .as_ref()
                     .ok_or_else(|| Error::invalid("router", "gateway vanished"))?;
                 let mut txn = Transaction::new(nb::NB);
-                nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_external_ids(r));
+                nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
                 let lr = Value::uuid(r.lr);
                 nb::mutate_ref(
                     &mut txn,
@@ -286,7 +303,9 @@ impl Neutron {
                 let mut after = r.clone();
                 after.gateway = None;
                 after.snats.clear();
-                after.revision += 1;
+                // The router update and the RouterPort delete each bump it (as at set: +2).
+                after.revision += 2;
+                after.lr_revision = after.revision;
                 txn.update(
                     nb::LOGICAL_ROUTER,
                     vec![Condition::uuid(r.lr)],
@@ -384,6 +403,8 @@ impl Neutron {
                 })
                 .await?;
             }
+            // The new RouterPort row bumps the router's revision (not written now).
+            bump_router_revision(self, router);
             report.id = Some(port_id);
             Ok(report)
         })
@@ -461,6 +482,8 @@ impl Neutron {
                 )))
             })
             .await?;
+            // The deleted RouterPort row bumps the router's revision (not written now).
+            bump_router_revision(self, router);
             Ok(report)
         })
         .await
@@ -524,6 +547,37 @@ impl Neutron {
             Ok(report)
         })
         .await
+    }
+
+    /// `floating ip create --port PORT`: one POST, so the NAT carries the create's revision
+    /// (then the ACTIVE bump); a port the FIP cannot reach refuses the whole create.
+    pub async fn floating_ip_create_with_port(
+        &self,
+        network: &str,
+        ip: Option<IpAddr>,
+        port: &str,
+        fixed_ip: Option<IpAddr>,
+    ) -> Result<ActionReport> {
+        let created = self.floating_ip_create(network, ip).await?;
+        let Some(id) = created.id else {
+            return Ok(created);
+        };
+        self.with_state(|st| {
+            if let Some(f) = st.floating_ips.get_mut(&id) {
+                f.revision -= 1;
+            }
+        });
+        match self.floating_ip_set_port(&id.to_string(), port, fixed_ip).await {
+            Ok(mut r) => {
+                r.action = "floating ip create --port".into();
+                Ok(r)
+            }
+            Err(e) => {
+                // Unassociated: the delete writes nothing, it only frees the address.
+                let _ = self.floating_ip_delete(&id.to_string()).await;
+                Err(e)
+            }
+        }
     }
 
     /// `floating ip set --port`: NAT dnat_and_snat + LSP `neutron:port_fip` (T10a), then the
@@ -625,6 +679,12 @@ impl Neutron {
             })?;
             self.exec(&mut report, |st| Ok(Some(plan_fip_disassociate(st, fid, false)?)))
                 .await?;
+            // Then the status DOWN update bumps it again (no NAT left to write it to).
+            self.with_state(|st| {
+                if let Some(f) = st.floating_ips.get_mut(&fid) {
+                    f.revision += 1;
+                }
+            });
             Ok(report)
         })
         .await
@@ -657,7 +717,7 @@ impl Neutron {
 pub fn schedule(
     chassis: &[ChassisInfo],
     physnet: Option<&str>,
-    load: &BTreeMap<String, (usize, usize)>,
+    load: &BTreeMap<String, Vec<(usize, usize)>>,
     max: usize,
 ) -> Vec<String> {
     let has_physnet = |c: &&ChassisInfo| physnet.is_none_or_in(&c.physnets);
@@ -671,10 +731,9 @@ pub fn schedule(
     if candidates.is_empty() {
         return vec![INVALID_CHASSIS.to_owned()];
     }
-    candidates.sort_by_key(|c| {
-        let (active, total) = load.get(&c.name).copied().unwrap_or_default();
-        (active, total, c.name.clone())
-    });
+    // Least loaded first: by the (priority, ports) pairs, highest priority first, so a chassis
+    // that is nobody's primary goes before one that is; ties in name order.
+    candidates.sort_by_key(|c| (load.get(&c.name).cloned().unwrap_or_default(), c.name.clone()));
     candidates.into_iter().take(max).map(|c| c.name.clone()).collect()
 }
 
@@ -688,6 +747,13 @@ impl PhysnetFilter for Option<&str> {
             Some(p) => list.iter().any(|x| x == p),
         }
     }
+}
+
+/// The LR `external_ids` as last written (the `wait` guard's expectation).
+fn lr_written_external_ids(r: &Router) -> BTreeMap<String, String> {
+    let mut written = r.clone();
+    written.revision = r.lr_revision;
+    lr_external_ids(&written)
 }
 
 /// Logical_Router `external_ids` (21.0.0 keys).
@@ -714,7 +780,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
     let ext_subnet = &st.subnets[&port.fixed_ips[0].subnet];
     let gw_ip = port.fixed_ips[0].ip;
     let mut txn = Transaction::new(nb::NB);
-    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_external_ids(r));
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
     let lr = Value::uuid(r.lr);
     let mut lrp_row = nb::lrp_insert_row(st, &port);
     let mut hcg = None;
@@ -807,6 +873,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
     }
     let mut after = r.clone();
     after.revision += 2;
+    after.lr_revision = after.revision;
     after.gateway = Some(Gateway {
         port: port.id,
         network: port.network,

@@ -181,9 +181,29 @@ impl Neutron {
     }
 
     /// `security group rule create`: one ACL added to the group's Port_Group.
+    /// `GET /security-groups` (a list, e.g. the openstack CLI resolving a group's name):
+    /// Neutron creates the `default` group of the filtered project (else of the request's
+    /// project, the configured default one) if it is missing.
+    pub async fn security_groups_listed(&self, project: Option<&str>) -> Result<ActionReport> {
+        self.action("security group list", |mut report| async move {
+            let project = project
+                .map(str::to_owned)
+                .unwrap_or_else(|| self.with_state(|st| st.config.default_project.clone()));
+            self.ensure_default_security_group(&mut report, &project).await?;
+            Ok(report)
+        })
+        .await
+    }
+
     pub async fn security_group_rule_create(&self, spec: RuleSpec) -> Result<ActionReport> {
         self.action("security group rule create", |mut report| async move {
             let rule = self.with_state(|st| rule_from_spec(st, &spec))?;
+            // Neutron's duplicate check reads the group's rules with a list call, which
+            // ensures the request project's default group (the configured default project:
+            // the mimic, like a noauth Neutron, has one request project).
+            let context_project = self.with_state(|st| st.config.default_project.clone());
+            self.ensure_default_security_group(&mut report, &context_project)
+                .await?;
             let id = rule.id;
             self.exec(&mut report, |st| {
                 let sg = &st.security_groups[&rule.security_group];

@@ -12,7 +12,7 @@
 //!
 //! Must not know: how the dump was taken (a server, a file), processes, the CLI.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use ovsdb::dump::python_string;
@@ -169,6 +169,26 @@ fn is_full_uuid(s: &str) -> bool {
 }
 
 /// A MAC address at `s[i..]` not glued to other hex digits or colons.
+/// `(PREFIX, MAC)` when `text` is an IPv6 address whose interface id is the modified EUI-64 of
+/// MAC (`ff:fe` in its middle); PREFIX is the address with the low 64 bits zeroed, printed
+/// compressed (it ends in `::`), MAC lower case.
+fn eui64_mac(text: &str) -> Option<(String, String)> {
+    if text.matches(':').count() < 2 {
+        return None;
+    }
+    let addr: std::net::Ipv6Addr = text.parse().ok()?;
+    let o = addr.octets();
+    let iid = &o[8..];
+    if iid[3] != 0xff || iid[4] != 0xfe {
+        return None;
+    }
+    let mac = [iid[0] ^ 0x02, iid[1], iid[2], iid[5], iid[6], iid[7]];
+    let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let mut prefix = o;
+    prefix[8..].fill(0);
+    Some((std::net::Ipv6Addr::from(prefix).to_string(), mac))
+}
+
 fn mac_at(s: &[char], i: usize) -> bool {
     if i + 17 > s.len() {
         return false;
@@ -273,6 +293,8 @@ pub struct Normalizer {
     row_counters: HashMap<String, usize>,
     hints: HashMap<String, String>,
     uuid_table: HashMap<String, String>,
+    /// The MACs of the document being normalized (an EUI-64 address of one is rewritten).
+    doc_macs: HashSet<String>,
 }
 
 impl Normalizer {
@@ -342,28 +364,85 @@ impl Normalizer {
                 i += 1;
             }
         }
+        // Maximal runs of hex digits and colons: each is a MAC, an EUI-64 IPv6 address of a
+        // known MAC, or left alone (tools/neutron-oracle/README.md, "Normalization").
         let chars: Vec<char> = pass2.chars().collect();
         let mut out = String::with_capacity(pass2.len());
         let mut i = 0;
         while i < chars.len() {
-            if mac_at(&chars, i) {
-                let text: String = chars[i..i + 17].iter().collect();
-                let lower = text.to_lowercase();
-                if KEEP_MACS.contains(&lower.as_str()) {
-                    out.push_str(&text);
-                } else if !assign && !self.macs.contains_key(&lower) {
-                    out.push_str("<mac:?>");
-                } else {
-                    let n = self.mac(&text);
-                    let _ = write!(out, "<mac:{n}>");
+            if is_hex(chars[i]) || chars[i] == ':' {
+                let start = i;
+                while i < chars.len() && (is_hex(chars[i]) || chars[i] == ':') {
+                    i += 1;
                 }
-                i += 17;
+                let run: String = chars[start..i].iter().collect();
+                let rendered = self.hexcolon(&run, assign);
+                out.push_str(&rendered);
             } else {
                 out.push(chars[i]);
                 i += 1;
             }
         }
         out
+    }
+
+    fn mac_render(&mut self, mac: &str, assign: bool) -> String {
+        let lower = mac.to_lowercase();
+        if KEEP_MACS.contains(&lower.as_str()) {
+            mac.to_owned()
+        } else if !assign && !self.macs.contains_key(&lower) {
+            "<mac:?>".to_owned()
+        } else {
+            format!("<mac:{}>", self.mac(mac))
+        }
+    }
+
+    fn hexcolon(&mut self, run: &str, assign: bool) -> String {
+        let chars: Vec<char> = run.chars().collect();
+        if chars.len() == 17 && mac_at(&chars, 0) {
+            return self.mac_render(run, assign);
+        }
+        if let Some((prefix, mac)) = eui64_mac(run) {
+            if self.macs.contains_key(&mac) || self.doc_macs.contains(&mac) {
+                let rendered = self.mac_render(&mac, assign);
+                return format!("{prefix}eui64({rendered})");
+            }
+        }
+        run.to_owned()
+    }
+
+    /// Every MAC that occurs as a whole hex-colon run in a string of `v` (keys included).
+    fn learn_macs(&mut self, v: &Json) {
+        fn walk(v: &Json, out: &mut HashSet<String>) {
+            match v {
+                Json::String(s) => {
+                    let chars: Vec<char> = s.chars().collect();
+                    let mut i = 0;
+                    while i < chars.len() {
+                        if is_hex(chars[i]) || chars[i] == ':' {
+                            let start = i;
+                            while i < chars.len() && (is_hex(chars[i]) || chars[i] == ':') {
+                                i += 1;
+                            }
+                            if i - start == 17 && mac_at(&chars[start..i], 0) {
+                                out.insert(chars[start..i].iter().collect::<String>().to_lowercase());
+                            }
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+                Json::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                Json::Object(o) => o.iter().for_each(|(k, x)| {
+                    walk(&Json::String(k.clone()), out);
+                    walk(x, out);
+                }),
+                _ => {}
+            }
+        }
+        let mut macs = HashSet::new();
+        walk(v, &mut macs);
+        self.doc_macs = macs;
     }
 
     fn learn_hints(&mut self, tables: &BTreeMap<String, Vec<ParsedRow>>) {
@@ -505,6 +584,7 @@ impl Normalizer {
             .get("tables")
             .and_then(Json::as_object)
             .ok_or_else(|| SnapshotError("no \"tables\" object".into()))?;
+        self.learn_macs(&doc["tables"]);
         let mut tables: BTreeMap<String, Vec<ParsedRow>> = BTreeMap::new();
         self.uuid_table.clear();
         for (table, rows) in raw {
@@ -837,6 +917,26 @@ mod tests {
         assert_eq!(
             mask_numbers("x = [@ACL#10, <sg:2:underscored>] \"a:1\""),
             "x = [@ACL#, <sg:#:underscored>] \"a:1\""
+        );
+    }
+
+    #[test]
+    fn eui64_addresses_are_written_with_their_mac_token() {
+        let doc = serde_json::json!({"tables": {"Logical_Switch_Port": [{
+            "_uuid": ["uuid", "0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f"],
+            "addresses": "fa:16:3e:12:34:56 10.0.0.5 2001:db8::f816:3eff:fe12:3456",
+            "external_ids": ["map", [["neutron:cidrs", "2001:db8::f816:3eff:fe12:3456/64 fd00:1:2:3:f816:3eff:fe12:3456/64"],
+                                      ["x", "2001:db8::fa16:3eff:fe12:3456 2001:db8::1 ::/0"]]]
+        }]}});
+        let text = Normalizer::new().normalize(&doc).unwrap();
+        assert!(text.contains("<mac:1> 10.0.0.5 2001:db8::eui64(<mac:1>)"), "{text}");
+        assert!(
+            text.contains("2001:db8::eui64(<mac:1>)/64 fd00:1:2:3::eui64(<mac:1>)/64"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2001:db8::fa16:3eff:fe12:3456 2001:db8::1 ::/0"),
+            "{text}"
         );
     }
 }

@@ -77,6 +77,7 @@ pub const OPENSTACK_BASE_KEYS: &[&str] = &[
     "n_network_nodes",
     "concurrency",
     "ops_per_second",
+    "steps",
 ];
 
 pub const BASE_OPENSTACK_KEYS: &[&str] = &[

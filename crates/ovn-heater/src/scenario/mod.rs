@@ -143,6 +143,18 @@ pub struct OpenstackBase {
     /// Chassis that host the router's gateway port (and the external host).
     pub n_network_nodes: usize,
     pub load: Load,
+    /// `steps:`: openstack CLI lines run instead of the base test's stages (empty: the base
+    /// test). See workload/openstack_cli.rs.
+    pub steps: Vec<CliStep>,
+}
+
+/// One `openstack_base.steps` entry: an openstack CLI line (without `openstack`), run `repeat`
+/// times with `${i}` = 1..=repeat (also `${i%N}`, `${i/N}`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CliStep {
+    pub openstack: String,
+    pub repeat: usize,
+    pub project: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

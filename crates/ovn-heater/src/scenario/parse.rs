@@ -11,8 +11,8 @@ use serde_yaml::{Mapping, Value as Yaml};
 use super::error::{closest, ScenarioError};
 use super::keys;
 use super::{
-    BaseOpenstack, ChaosAction, ChaosTarget, ChassisKind, Cluster, CmsKind, DatapathType, ExtCmd, Global, Load,
-    OpenstackBase, Scenario, Workload,
+    BaseOpenstack, ChaosAction, ChaosTarget, ChassisKind, CliStep, Cluster, CmsKind, DatapathType, ExtCmd, Global,
+    Load, OpenstackBase, Scenario, Workload,
 };
 
 type Result<T> = std::result::Result<T, ScenarioError>;
@@ -517,6 +517,7 @@ fn parse_workload(
                 n_vms_per_hypervisor: ours.usize("n_vms_per_hypervisor", 2, 1, 10_000)?,
                 n_network_nodes: ours.usize("n_network_nodes", 1, 1, MAX_GATEWAY_CHASSIS)?,
                 load: parse_load(&ours)?,
+                steps: parse_cli_steps(&ours)?,
             };
             // One tenant subnet (the whole internal_net) holds every VM plus gateway and DHCP port.
             let needed = (w.n_hypervisors * w.n_vms_per_hypervisor) as u64 + 2;
@@ -567,6 +568,52 @@ fn parse_workload(
             Ok(Workload::BaseOpenstack(w))
         }
     }
+}
+
+/// `openstack_base.steps`: a list of `{openstack: LINE, repeat: N, project: P}`; every line is
+/// checked against the openstack CLI vocabulary (with `${i}` = 1) before anything runs.
+fn parse_cli_steps(s: &Section) -> Result<Vec<CliStep>> {
+    let Some(list) = s.get("steps") else {
+        return Ok(Vec::new());
+    };
+    let items = list
+        .as_sequence()
+        .ok_or_else(|| s.wrong_type("steps", "a list of steps", list))?;
+    let mut steps = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        let bad = |why: String| ScenarioError::Conflict(format!("openstack_base.steps[{}]: {why}", k + 1));
+        let m = item
+            .as_mapping()
+            .ok_or_else(|| bad("expected a mapping with `openstack:` (and `repeat:`, `project:`)".into()))?;
+        for key in m.keys() {
+            let key = key.as_str().unwrap_or_default();
+            if !["openstack", "repeat", "project"].contains(&key) {
+                return Err(bad(format!("unknown key `{key}` (openstack, repeat, project)")));
+            }
+        }
+        let line = m
+            .get("openstack")
+            .and_then(Yaml::as_str)
+            .ok_or_else(|| bad("needs `openstack: LINE`".into()))?
+            .to_owned();
+        let repeat = match m.get("repeat") {
+            None => 1,
+            Some(v) => v.as_u64().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
+                bad(format!(
+                    "`repeat` must be a whole number from 1 to 100000, got {}",
+                    describe(v)
+                ))
+            })? as usize,
+        };
+        let project = m.get("project").and_then(Yaml::as_str).map(str::to_owned);
+        crate::workload::openstack_cli::check_line(&line, project.as_deref()).map_err(bad)?;
+        steps.push(CliStep {
+            openstack: line,
+            repeat,
+            project,
+        });
+    }
+    Ok(steps)
 }
 
 fn parse_ext_cmds(root: &Mapping) -> Result<Vec<ExtCmd>> {

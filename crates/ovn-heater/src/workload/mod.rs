@@ -11,6 +11,7 @@ pub mod ext_cmd;
 pub mod hosts;
 pub mod nb_watch;
 pub mod openstack;
+pub mod openstack_cli;
 pub mod runner;
 
 use std::collections::BTreeMap;

@@ -87,10 +87,10 @@ struct Project {
     router: RouterRef,
 }
 
-struct Vm {
+pub(super) struct Vm {
     project: usize,
     subject: String,
-    port: VmPort,
+    pub(super) port: VmPort,
     plugged: Option<Plugged>,
     up: bool,
 }
@@ -302,7 +302,7 @@ async fn vms<C: Cms, H: Hypervisors>(
 
 /// One VM: its port, plugged, up, ACTIVE, first ping to its gateway. `None` when the port
 /// could not even be created (the failure is recorded).
-async fn one_vm<C: Cms, H: Hypervisors>(
+pub(super) async fn one_vm<C: Cms, H: Hypervisors>(
     run: &Run<C, H>,
     stage: crate::metrics::StageId,
     network: &NetworkRef,

@@ -636,7 +636,7 @@ async fn drive(
         ..Default::default()
     };
     let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
-    let cms = Arc::new(OpenStack::new(neutron));
+    let cms = Arc::new(OpenStack::new(neutron.clone()));
     let load = scenario.workload.load();
     let limiter = Arc::new(Limiter::new(load.ops_per_second));
 
@@ -662,7 +662,12 @@ async fn drive(
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
                 .await?;
             run.end_stage(bringup, "bringup").await;
-            os_workload::run_stages(run, &topo, $external_gateway, built.clone()).await
+            match &scenario.workload {
+                Workload::OpenstackBase(w) if !w.steps.is_empty() => {
+                    crate::workload::openstack_cli::run_steps(run, &w.steps, neutron.clone()).await
+                }
+                _ => os_workload::run_stages(run, &topo, $external_gateway, built.clone()).await,
+            }
         }};
     }
 
