@@ -306,6 +306,16 @@ fn every_command_taking_a_remote_refuses_ssl_without_files() {
             "--dump-dir",
             &out_dir,
         ],
+        vec![
+            "kubernetes",
+            "walkthrough",
+            "--nb",
+            ssl,
+            "--sb",
+            ssl,
+            "--dump-dir",
+            &out_dir,
+        ],
         vec!["fake-chassis", "--sb", ssl],
         vec!["run", &scenario, "--nb", ssl, "--sb", ssl],
     ] {

@@ -115,8 +115,37 @@ fn run_openstack_base_two_hypervisors_real_chassis() {
         .iter()
         .any(|p| p["role"] == "northd" && !p["readings"].as_array().unwrap().is_empty()));
     assert!(processes.iter().filter(|p| p["role"] == "controller").count() == 3);
+    // The tester's own cost: one entry for ovn-heater, a peak RSS for every process, and CPU
+    // seconds per stage for every process, ovn-heater included.
+    let testers: Vec<_> = processes.iter().filter(|p| p["role"] == "tester").collect();
+    assert_eq!(testers.len(), 1, "one tester entry");
+    assert_eq!(testers[0]["name"], "ovn-heater");
+    for p in processes {
+        assert!(
+            p["peak_rss_bytes"].as_u64().unwrap() > 0,
+            "peak_rss_bytes of {}",
+            p["name"]
+        );
+    }
+    for st in r["stages"].as_array().unwrap() {
+        let cpu = st["cpu_s"].as_object().unwrap();
+        assert!(
+            cpu.contains_key("ovn-heater"),
+            "tester CPU in stage {}: {cpu:?}",
+            st["name"]
+        );
+        assert!(cpu.values().all(|v| v.as_f64().unwrap() >= 0.0));
+    }
+    let vms_cpu = stage("vms")["cpu_s"].as_object().unwrap().clone();
+    assert_eq!(
+        vms_cpu.len(),
+        processes.len(),
+        "every process has CPU seconds in the vms stage: {vms_cpu:?}"
+    );
+    assert!(vms_cpu["ovn-heater"].as_f64().unwrap() > 0.0);
 
     let html = std::fs::read_to_string(results.join("report.html")).unwrap();
+    assert!(html.contains("id=\"cpu-seconds\"") && html.contains("ovn-heater is the tester itself"));
     assert!(html.contains("class=\"stats\"") && html.contains("data-kind=\"latency-time\""));
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),

@@ -120,6 +120,10 @@ struct Target {
     /// Seed of the mimic's MAC generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// For ssl: --nb/--sb (ovn-heater also registers the chassis with these, so the SB
+    /// listener must not apply RBAC to them).
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// The chassis the oracle's sandbox runs.
@@ -185,8 +189,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             target.compat
         ))
     })?;
-    let nb = connect(&target.nb, "OVN_Northbound").await?;
-    let sb = connect(&target.sb, "OVN_Southbound").await?;
+    let nb = connect(&target.nb, "OVN_Northbound", &target.tls).await?;
+    let sb = connect(&target.sb, "OVN_Southbound", &target.tls).await?;
     check_sandbox(&nb).await?;
     std::fs::create_dir_all(&target.dump_dir)
         .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
@@ -241,8 +245,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(remote: &str, database: &str) -> anyhow::Result<Client> {
+async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
     let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{remote:?}: {e}")))?;
+    let options = tls.apply(options)?;
     Client::connect(options.database(database))
         .await
         .with_context(|| format!("cannot connect to the {database} server at {remote}"))
@@ -737,7 +742,7 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
         farm.wait_registered(Duration::from_secs(60 + workers as u64 / 5))
             .await
             .context("emulated chassis registering")?;
-        let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
+        let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
         let up = UpTimes::start(&nb).await?;
         let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
             .map_err(|e| Failure::bad_input(e.to_string()))?;
@@ -887,7 +892,7 @@ impl Hooks for Real<'_> {
 
 #[allow(clippy::print_stdout)]
 async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
-    let nb = connect(lab.nb_remote(), "OVN_Northbound").await?;
+    let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let up = UpTimes::start(&nb).await?;
     let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
         .map_err(|e| Failure::bad_input(e.to_string()))?;

@@ -68,6 +68,13 @@ pub struct StageRecord {
     pub end_s: Option<f64>,
     /// Measurement name → samples in the order they were recorded.
     pub measurements: BTreeMap<String, Vec<Sample>>,
+    /// Process name → CPU seconds (utime + stime) it used between the stage's start and end,
+    /// read from /proc at both ends; a process started during the stage counts from zero.
+    #[serde(default)]
+    pub cpu_s: BTreeMap<String, f64>,
+    /// CPU seconds of each watched process when the stage began.
+    #[serde(skip)]
+    pub cpu_at_start: BTreeMap<String, f64>,
 }
 
 impl StageRecord {
@@ -81,7 +88,12 @@ impl StageRecord {
 pub struct Recorder {
     clock: Clock,
     stages: Arc<Mutex<Vec<StageRecord>>>,
+    /// Processes whose CPU time every stage records (name, pid); ovn-heater itself first.
+    cpu_watched: Arc<Mutex<Vec<(String, u32)>>>,
 }
+
+/// The name ovn-heater's own process has in `processes` and `stages[].cpu_s`.
+pub const TESTER: &str = "ovn-heater";
 
 /// Index of a stage in the recorder (samples that arrive late, such as a port coming up after
 /// the next stage began, still go to the stage that created the port).
@@ -93,7 +105,24 @@ impl Recorder {
         Recorder {
             clock,
             stages: Arc::new(Mutex::new(Vec::new())),
+            cpu_watched: Arc::new(Mutex::new(vec![(TESTER.to_owned(), std::process::id())])),
         }
+    }
+
+    /// From now on, every stage that ends records the CPU seconds `pid` used in it.
+    pub fn watch_cpu(&self, name: &str, pid: u32) {
+        let mut watched = self.cpu_watched.lock().unwrap_or_else(|p| p.into_inner());
+        if !watched.iter().any(|(n, _)| n == name) {
+            watched.push((name.to_owned(), pid));
+        }
+    }
+
+    fn cpu_now(&self) -> BTreeMap<String, f64> {
+        let watched = self.cpu_watched.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        watched
+            .into_iter()
+            .filter_map(|(name, pid)| procfs::cpu_seconds(pid).map(|s| (name, s)))
+            .collect()
     }
     pub fn clock(&self) -> Clock {
         self.clock
@@ -105,10 +134,12 @@ impl Recorder {
     }
 
     pub fn begin_stage(&self, name: &str) -> StageId {
+        let cpu_at_start = self.cpu_now();
         let mut stages = self.lock();
         stages.push(StageRecord {
             name: name.to_owned(),
             start_s: self.clock.now(),
+            cpu_at_start,
             ..StageRecord::default()
         });
         StageId(stages.len() - 1)
@@ -116,8 +147,16 @@ impl Recorder {
 
     pub fn end_stage(&self, id: StageId) {
         let now = self.clock.now();
+        let cpu_at_end = self.cpu_now();
         if let Some(s) = self.lock().get_mut(id.0) {
             s.end_s = Some(now);
+            s.cpu_s = cpu_at_end
+                .into_iter()
+                .map(|(name, end)| {
+                    let start = s.cpu_at_start.get(&name).copied().unwrap_or(0.0);
+                    (name, (end - start).max(0.0))
+                })
+                .collect();
         }
     }
 

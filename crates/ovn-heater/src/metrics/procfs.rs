@@ -40,6 +40,10 @@ pub struct Series {
     /// When the process was first seen gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exited_s: Option<f64>,
+    /// The most memory it held: the kernel's high-water mark (`VmHWM`) when sampling stopped,
+    /// or the largest RSS reading of a process that exited before.
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
 }
 
 impl Series {
@@ -55,6 +59,19 @@ impl Series {
         }
         self.readings.iter().map(|r| r.cpu_pct).sum::<f64>() / self.readings.len() as f64
     }
+}
+
+/// CPU seconds (utime + stime) `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    read_usage(pid).map(|(ticks, _)| ticks as f64 / clock_ticks_per_sec())
+}
+
+/// The peak resident set size of `pid` (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// utime + stime in clock ticks, and RSS in bytes, of `pid`.
@@ -107,6 +124,7 @@ pub async fn sample(
             pid: w.pid,
             readings: Vec::new(),
             exited_s: None,
+            peak_rss_bytes: 0,
         })
         .collect();
     let mut last: Vec<Option<(u64, Instant)>> = vec![None; series.len()];
@@ -124,6 +142,10 @@ pub async fn sample(
     }
     // A closing reading: a run shorter than one interval still gets one per process.
     take_readings(&clock, ticks, &mut series, &mut last);
+    for s in &mut series {
+        let alive_peak = if s.exited_s.is_none() { peak_rss(s.pid) } else { None };
+        s.peak_rss_bytes = alive_peak.unwrap_or(0).max(s.max_rss());
+    }
     series
 }
 

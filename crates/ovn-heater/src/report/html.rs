@@ -489,10 +489,10 @@ fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
     let _ = write!(
         h,
         "<h3>CPU seconds per stage</h3><p class=\"hint\">{}</p><table id=\"cpu-seconds\"><tr><th class=\"l\">process</th>",
-        if estimated {
-            "Estimated from the /proc readings (CPU % × interval); this results.json has no stages[].cpu_s."
-        } else {
-            "CPU time (user + system) each process used during each stage, from stages[].cpu_s."
+        match (estimated, r.environment.chassis == "emulated") {
+            (true, _) => "Estimated from the /proc readings (CPU % × interval); this results.json has no stages[].cpu_s.",
+            (false, false) => "CPU time (user + system) each process used during each stage, from stages[].cpu_s; ovn-heater is the tester itself.",
+            (false, true) => "CPU time (user + system) each process used during each stage, from stages[].cpu_s; ovn-heater is the tester itself, and the emulated chassis run inside it: its figures are the farm's too.",
         }
     );
     for st in &r.stages {

@@ -174,7 +174,7 @@ impl StageResult {
                 .collect(),
             northd: extras.and_then(|e| e.northd.clone()),
             db: extras.and_then(|e| e.db.clone()),
-            cpu_s: BTreeMap::new(),
+            cpu_s: record.cpu_s.clone(),
         }
     }
 }
@@ -348,6 +348,7 @@ pub(crate) mod tests {
                     })
                     .collect(),
                 exited_s: None,
+                peak_rss_bytes: (20_000_000.0 * scale) as u64 + 9000,
             }],
         }
     }
