@@ -29,6 +29,13 @@ use crate::scenario::{Scenario, Workload};
 /// in creation order) instead of all of them, to keep the mesh linear.
 pub const FULL_MESH_MAX_VMS: usize = 16;
 
+/// VMs whose readiness is awaited at once while later VMs are created: bounds the tasks, the
+/// probes and the NB waits in flight (each holds a raw socket on real chassis).
+const READINESS_IN_FLIGHT: usize = 512;
+
+/// Mesh and external pings in flight at once.
+const PINGS_IN_FLIGHT: usize = 128;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProjectPlan {
     pub name: String,
@@ -269,11 +276,18 @@ async fn vms<C: Cms, H: Hypervisors>(
     let jobs = Arc::new(jobs);
     let next = Arc::new(AtomicUsize::new(0));
     let done: Arc<Mutex<Vec<Vm>>> = Arc::new(Mutex::new(Vec::new()));
+    // The API workers create and plug VMs one after another; each VM's readiness (port up,
+    // first ping to its gateway, ACTIVE) is awaited in a task of its own, so the next VM does
+    // not wait for it. Readiness tasks in flight are bounded; each still times from its own
+    // VM's creation.
+    let readiness = Arc::new(tokio::sync::Semaphore::new(READINESS_IN_FLIGHT));
+    let ready_tasks: Arc<Mutex<tokio::task::JoinSet<()>>> = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..run.concurrency.min(jobs.len().max(1)) {
         let (run, jobs, next, done, progress) =
             (run.clone(), jobs.clone(), next.clone(), done.clone(), progress.clone());
         let (networks, project_names) = (networks.clone(), project_names.clone());
+        let (readiness, ready_tasks) = (readiness.clone(), ready_tasks.clone());
         workers.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
@@ -282,16 +296,29 @@ async fn vms<C: Cms, H: Hypervisors>(
                 };
                 run.ext.at(&run.rec, stage, "vms", n).await;
                 let subject = format!("{}/vm-{i}@{host}", project_names[p]);
-                let vm = one_vm(&run, stage, &networks[p], &project_names[p], &host, &subject).await;
-                progress.tick(vm.as_ref().is_some_and(|v| v.up));
-                if let Some(mut vm) = vm {
-                    vm.project = p;
+                let Some((mut vm, created_at)) =
+                    create_vm(&run, stage, &networks[p], &project_names[p], &host, &subject).await
+                else {
+                    progress.tick(false);
+                    continue;
+                };
+                vm.project = p;
+                let Ok(permit) = readiness.clone().acquire_owned().await else {
+                    break;
+                };
+                let (run, done, progress) = (run.clone(), done.clone(), progress.clone());
+                ready_tasks.lock().unwrap_or_else(|e| e.into_inner()).spawn(async move {
+                    vm_ready(&run, stage, &mut vm, created_at).await;
+                    drop(permit);
+                    progress.tick(vm.up);
                     done.lock().unwrap_or_else(|e| e.into_inner()).push(vm);
-                }
+                });
             }
         });
     }
     while workers.join_next().await.is_some() {}
+    let mut ready_tasks = std::mem::take(&mut *ready_tasks.lock().unwrap_or_else(|e| e.into_inner()));
+    while ready_tasks.join_next().await.is_some() {}
     progress.finish();
     let mut made = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
     made.sort_by(|a, b| a.subject.cmp(&b.subject));
@@ -310,6 +337,21 @@ pub(super) async fn one_vm<C: Cms, H: Hypervisors>(
     host: &str,
     subject: &str,
 ) -> Option<Vm> {
+    let (mut vm, created_at) = create_vm(run, stage, network, project, host, subject).await?;
+    vm_ready(run, stage, &mut vm, created_at).await;
+    Some(vm)
+}
+
+/// A VM's port created and plugged (bound on its hypervisor), and when its creation began.
+/// `None` when the port could not even be created (the failure is recorded).
+async fn create_vm<C: Cms, H: Hypervisors>(
+    run: &Run<C, H>,
+    stage: crate::metrics::StageId,
+    network: &NetworkRef,
+    project: &str,
+    host: &str,
+    subject: &str,
+) -> Option<(Vm, Instant)> {
     let rec = &run.rec;
     run.limiter.acquire().await;
     let created_at = Instant::now();
@@ -323,13 +365,27 @@ pub(super) async fn one_vm<C: Cms, H: Hypervisors>(
         .await
         .ok()?;
     let plugged = rec.timed(stage, "bind_port", subject, run.hosts.plug(&port)).await.ok();
-    let mut vm = Vm {
+    let vm = Vm {
         project: 0,
         subject: subject.to_owned(),
         port,
         plugged,
         up: false,
     };
+    Some((vm, created_at))
+}
+
+/// Waits for a created VM to be ready: its port up (timed from `created_at`), its first ping
+/// to its gateway answered, and the CMS told it is ACTIVE.
+async fn vm_ready<C: Cms, H: Hypervisors>(
+    run: &Run<C, H>,
+    stage: crate::metrics::StageId,
+    vm: &mut Vm,
+    created_at: Instant,
+) {
+    let rec = &run.rec;
+    let subject = vm.subject.clone();
+    let subject = subject.as_str();
     let Some(plugged) = vm.plugged.clone() else {
         rec.record(
             stage,
@@ -339,10 +395,11 @@ pub(super) async fn one_vm<C: Cms, H: Hypervisors>(
             Instant::now(),
             Some("not plugged: bind_port failed".into()),
         );
-        return Some(vm);
+        return;
     };
+    let gateway = vm.port.gateway;
     let ping_gateway = async {
-        if let (true, Some(gw)) = (run.hosts.can_ping(), vm.port.gateway) {
+        if let (true, Some(gw)) = (run.hosts.can_ping(), gateway) {
             let start = Instant::now();
             let r = run.hosts.ping(&plugged, gw, run.timeout).await;
             let error = match r {
@@ -375,7 +432,6 @@ pub(super) async fn one_vm<C: Cms, H: Hypervisors>(
             Some(format!("{e:#}")),
         ),
     }
-    Some(vm)
 }
 
 async fn pings<C: Cms, H: Hypervisors>(
@@ -420,7 +476,8 @@ async fn pings<C: Cms, H: Hypervisors>(
     let jobs = Arc::new(jobs);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..run.concurrency.max(2).min(jobs.len().max(1)) {
+    // Probes are in-process sockets, not processes: many can be in flight at once.
+    for _ in 0..PINGS_IN_FLIGHT.min(jobs.len().max(1)) {
         let (run, jobs, next, progress) = (run.clone(), jobs.clone(), next.clone(), progress.clone());
         workers.spawn(async move {
             loop {
