@@ -11,6 +11,8 @@ mod emu;
 mod lab;
 #[path = "bench_ovsdb.rs"]
 mod ovsdb;
+#[path = "bench_run.rs"]
+mod run;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,6 +28,8 @@ pub enum Which {
     Lab(lab::Args),
     /// Emulated chassis: farm RSS/CPU and port-up latency at 100..1000 chassis.
     Emu(emu::Args),
+    /// A scenario run N times: vms-stage and whole-run wall, tester CPU/RSS, vs upstream.
+    Run(run::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +37,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Which::Ovsdb(a) => ovsdb::run(a).await,
         Which::Lab(a) => lab::run(a).await,
         Which::Emu(a) => emu::run(a).await,
+        Which::Run(a) => run::run(a).await,
     }
 }
 

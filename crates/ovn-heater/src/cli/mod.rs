@@ -12,7 +12,7 @@ mod kubernetes;
 mod lab;
 mod openstack;
 mod report;
-mod run;
+pub(crate) mod run;
 mod snapshot;
 
 /// Scale tests for OVN's control plane, driven the way OpenStack Neutron drives it.
