@@ -9,6 +9,7 @@
 pub mod chaos;
 pub mod ext_cmd;
 pub mod hosts;
+pub mod kubernetes;
 pub mod nb_watch;
 pub mod openstack;
 pub mod openstack_cli;

@@ -62,7 +62,6 @@ pub enum Verdict {
 /// A finished run: where its results are, what they say, and the verdict.
 pub struct Outcome {
     pub results_dir: PathBuf,
-    #[allow(dead_code)] // read by `bench run`
     pub results: RunResults,
     pub verdict: Verdict,
 }
@@ -287,7 +286,7 @@ fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab
 }
 
 /// Lab errors the user fixes (root, binaries, names) are bad input; the rest are environment.
-fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
+pub(crate) fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
     use ovn_lab::Error as E;
     let text = e.to_string();
     match e {

@@ -1,0 +1,868 @@
+//! The ovn-kubernetes drivers behind `ovn-heater kubernetes`: the ovnk-reference walkthrough
+//! (the oracle scenario of `ovnk-reference`, upstream CI's ovn-low-scale.yml with tiny
+//! parameters, on a fresh NB/SB/northd, registering the chassis `ovn-scale-0/1` and claiming
+//! the pods' ports as ovn-controller would, dumping the NB at the oracle's points under its
+//! file names), upstream's scenarios on emulated or real chassis, and the density-light
+//! benchmark. See docs/ovn-kubernetes.md.
+//!
+//! Must not know: clap (the `cli/kubernetes.rs` flags arrive as the option structs below).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ovn_kubernetes::cluster::Pod;
+use ovn_kubernetes::workload::{
+    self, BaseClusterBringup, ClusterDensity, DensityHeavy, DensityLight, Netpol, NetpolMultitenant, NsRange,
+    ServiceRoute, Tests,
+};
+use ovn_kubernetes::{ClusterConfig, Compat, Families, Hooks, Ovnk, Phase, Point};
+use ovn_openstack::sb_agent::{self, ChassisSpec};
+use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
+
+use crate::error::Failure;
+
+pub mod scenario;
+
+/// What `kubernetes walkthrough` was given.
+pub struct WalkthroughTarget {
+    pub nb: String,
+    pub sb: String,
+    pub dump_dir: PathBuf,
+    pub dual_stack: bool,
+    pub compat: String,
+    pub seed: u64,
+    pub tls: crate::tls::TlsArgs,
+}
+
+/// What `kubernetes density-light` was given.
+pub struct DensityOptions {
+    pub workers: usize,
+    pub n_pods_per_node: usize,
+    pub n_pods: usize,
+    pub n_startup: usize,
+    pub compat: String,
+    pub run_dir: Option<PathBuf>,
+    pub pod_timeout_s: u64,
+}
+
+/// What `kubernetes run-emulated` was given.
+pub struct ScenarioOptions {
+    pub scenario: PathBuf,
+    pub sets: Vec<String>,
+    pub run_dir: Option<PathBuf>,
+    pub pod_timeout_s: u64,
+    pub real: bool,
+}
+
+/// The chassis the oracle's sandbox runs.
+const CHASSIS: [&str; 2] = ["ovn-scale-0", "ovn-scale-1"];
+
+/// The oracle's test parameters (ovnk-reference README, "Scenario").
+pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
+    let mut t = Tests {
+        base_cluster_bringup: Some(BaseClusterBringup { n_pods_per_node: 2 }),
+        density_light: Some(DensityLight {
+            n_pods: 4,
+            n_startup: 0,
+        }),
+        ..Tests::default()
+    };
+    if dual_stack {
+        return t;
+    }
+    t.density_heavy = Some(DensityHeavy {
+        n_startup: 2,
+        pods_vip_ratio: 2,
+        n_pods: 4,
+    });
+    t.cluster_density = Some(ClusterDensity {
+        n_startup: 2,
+        n_runs: 3,
+    });
+    t.netpol_multitenant = Some(NetpolMultitenant {
+        n_namespaces: 2,
+        ranges: vec![NsRange { start: 0, n_pods: 1 }, NsRange { start: 1, n_pods: 2 }],
+        ..NetpolMultitenant::default()
+    });
+    // Upstream reads the section `netpol_cross`, absent from the scenario: it runs nothing.
+    t.netpol_cross_ns = Some(match compat {
+        Compat::Upstream => Netpol::default(),
+        Compat::Fixed => Netpol {
+            n_ns: 2,
+            pods_ns_ratio: 2,
+            n_labels: 0,
+        },
+    });
+    let np = Netpol {
+        n_ns: 2,
+        pods_ns_ratio: 3,
+        n_labels: 3,
+    };
+    t.netpol_small = Some(np.clone());
+    t.netpol_large = Some(np);
+    t.service_route = Some(ServiceRoute { n_lb: 2, n_backends: 2 });
+    t
+}
+
+/// Runs the oracle scenario against `target`, one NB dump per oracle step.
+#[allow(clippy::print_stdout)]
+pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> {
+    let compat = Compat::parse(&target.compat).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "--compat {:?}: use upstream (upstream ovn-heater's writes) or fixed",
+            target.compat
+        ))
+    })?;
+    let nb = connect(&target.nb, "OVN_Northbound", &target.tls).await?;
+    let sb = connect(&target.sb, "OVN_Southbound", &target.tls).await?;
+    check_sandbox(&nb).await?;
+    std::fs::create_dir_all(&target.dump_dir)
+        .map_err(|e| Failure::bad_input(format!("cannot create --dump-dir {}: {e}", target.dump_dir.display())))?;
+    for (i, name) in CHASSIS.iter().enumerate() {
+        let mut spec = ChassisSpec::compute(name, &format!("127.0.0.{}", i + 1));
+        spec.keys
+            .insert("ovn-bridge-mappings".into(), "providernet:br-ex".into());
+        sb_agent::register_chassis(&sb, &spec).await.map_err(|e| {
+            if e.is_bad_input() {
+                anyhow::Error::from(Failure::bad_input(format!(
+                    "cannot register chassis {name}: {e} (the walkthrough needs a fresh SB)"
+                )))
+            } else {
+                anyhow::Error::from(e).context(format!("cannot register chassis {name}"))
+            }
+        })?;
+    }
+    let families = Families {
+        run_ipv4: true,
+        run_ipv6: target.dual_stack,
+    };
+    let mut ovnk = Ovnk::new(nb.clone(), ClusterConfig::default(), families, compat, target.seed)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let mut hooks = Walkthrough {
+        nb: nb.clone(),
+        sb: sb.clone(),
+        dump_dir: target.dump_dir.clone(),
+        step: 0,
+        last: None,
+        context: String::new(),
+        context_dumped: false,
+        bound: Vec::new(),
+        variant: format!(
+            "compat={} run_ipv4=True run_ipv6={}",
+            compat.as_str(),
+            if target.dual_stack { "True" } else { "False" }
+        ),
+    };
+    hooks.write("00-initial", "sandbox only").await?;
+    let started = Instant::now();
+    workload::prepare(&mut ovnk, &mut hooks).await?;
+    workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
+    let txns: u64 = ovnk.txn_counts.values().sum();
+    println!(
+        "{} dumps in {}; {txns} NB transactions in {:.1} s",
+        hooks.step,
+        target.dump_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    nb.close().await;
+    sb.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
+    let options = ClientOptions::new(remote).map_err(|e| Failure::bad_input(format!("{remote:?}: {e}")))?;
+    let options = tls.apply(options)?;
+    Client::connect(options.database(database))
+        .await
+        .with_context(|| format!("cannot connect to the {database} server at {remote}"))
+}
+
+async fn select(nb: &Client, table: &str, columns: &[&str]) -> anyhow::Result<Vec<ovsdb::Row>> {
+    let mut q = Transaction::new("OVN_Northbound");
+    q.select(
+        table,
+        Vec::<Condition>::new(),
+        Some(columns.iter().map(|c| (*c).to_owned()).collect()),
+    );
+    let r = nb.transact(q).await?;
+    Ok(r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default())
+}
+
+/// The sandbox: ovn-northd has filled NB_Global, and there is the Connection row upstream
+/// sets the inactivity probe on.
+async fn check_sandbox(nb: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = select(nb, "NB_Global", &["options"]).await?;
+        let ready = rows
+            .first()
+            .and_then(|r| r.get("options"))
+            .is_some_and(|o| o.map_get("northd_internal_version").is_some());
+        if ready {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::environment(
+                "NB_Global has no northd options after 15 s: is ovn-northd running against this NB and SB?",
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if select(nb, "Connection", &["target"]).await?.is_empty() {
+        return Err(Failure::bad_input(
+            "the NB has no Connection row, which upstream sets the inactivity probe on; \
+             create one as the oracle's sandbox does: ovn-nbctl set-connection punix:nb-conn.sock",
+        )
+        .into());
+    }
+    let lsps = select(nb, "Logical_Switch_Port", &["name"]).await?;
+    if !lsps.is_empty() {
+        return Err(Failure::bad_input(format!(
+            "the NB is not fresh ({} logical switch ports); use an empty NB",
+            lsps.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+struct Walkthrough {
+    nb: Client,
+    sb: Client,
+    dump_dir: PathBuf,
+    step: usize,
+    /// Fingerprint of the last dump written.
+    last: Option<String>,
+    context: String,
+    context_dumped: bool,
+    bound: Vec<String>,
+    variant: String,
+}
+
+impl Walkthrough {
+    /// Waits until northd has set `up` on every LSP and every bound pod is up, then until
+    /// the NB is quiet; returns the dump.
+    async fn settled(&self) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = select(&self.nb, "Logical_Switch_Port", &["name", "up"]).await?;
+            let pending: Vec<String> = rows
+                .iter()
+                .filter(|r| {
+                    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+                    let up = r.get("up").and_then(Value::as_bool);
+                    up.is_none() || (self.bound.iter().any(|b| b == name) && up != Some(true))
+                })
+                .map(|r| r.get("name").and_then(Value::as_str).unwrap_or("").to_owned())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("ports not up after 30 s, dumping anyway: {}", pending.join(", "));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut last = ovsdb::dump::dump(&self.nb, "OVN_Northbound").await?;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let next = ovsdb::dump::dump(&self.nb, "OVN_Northbound").await?;
+            if fingerprint(&next) == fingerprint(&last) || Instant::now() >= until {
+                return Ok(next);
+            }
+            last = next;
+        }
+    }
+
+    async fn write(&mut self, name: &str, what: &str) -> anyhow::Result<()> {
+        let doc = self.settled().await?;
+        self.last = Some(fingerprint(&doc));
+        let command = format!("ovn-heater kubernetes walkthrough | {} | {what}", self.variant);
+        let doc = ovsdb::dump::with_keys(
+            doc,
+            [
+                ("step", serde_json::Value::String(name.to_owned())),
+                ("command", serde_json::Value::String(command)),
+            ],
+        );
+        let path = self.dump_dir.join(format!("{name}.json"));
+        std::fs::write(&path, ovsdb::dump::to_pretty_string(&doc))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.step += 1;
+        Ok(())
+    }
+}
+
+fn fingerprint(doc: &serde_json::Value) -> String {
+    let mut doc = doc.clone();
+    if let Some(tables) = doc.get_mut("tables").and_then(|t| t.as_object_mut()) {
+        for rows in tables.values_mut() {
+            for row in rows.as_array_mut().into_iter().flatten() {
+                if let Some(o) = row.as_object_mut() {
+                    o.remove("_version");
+                }
+            }
+        }
+    }
+    ovn_openstack::snapshot::strip_for_snapshot(&mut doc);
+    doc.to_string()
+}
+
+fn hook_err(e: anyhow::Error) -> ovn_kubernetes::Error {
+    ovn_kubernetes::Error::Hook(format!("{e:#}"))
+}
+
+impl Hooks for Walkthrough {
+    async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let chassis = &ovnk.workers[pod.worker].name;
+        sb_agent::claim_port(&self.sb, &pod.name, chassis, true, Duration::from_secs(20))
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("claiming {} on {chassis}: {e}", pod.name)))?;
+        self.bound.push(pod.name.clone());
+        Ok(())
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        // The LSP is gone: ovn-northd removes the Port_Binding itself.
+        self.bound.retain(|b| b != &pod.name);
+        Ok(())
+    }
+
+    async fn ping(&mut self, _ovnk: &Ovnk, _from: &Pod, _to: IpAddr) -> ovn_kubernetes::Result<()> {
+        Ok(())
+    }
+
+    async fn point(&mut self, _ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        if point.label != self.context {
+            self.context = point.label.to_owned();
+            self.context_dumped = false;
+        }
+        let (suffix, forced) = match point.phase {
+            Phase::Setup => ("-setup".to_owned(), false),
+            Phase::Iteration(k) => (format!("-iter{k}"), false),
+            Phase::Exit => (String::new(), !self.context_dumped),
+        };
+        let doc = self.settled().await.map_err(hook_err)?;
+        let changed = self.last.as_deref() != Some(fingerprint(&doc).as_str());
+        if changed || forced {
+            let name = format!("{:02}-{}{suffix}", self.step, point.label);
+            let what = format!("{} {:?}", point.label, point.phase);
+            self.write(&name, &what).await.map_err(hook_err)?;
+            self.context_dumped = true;
+        }
+        if point.phase == Phase::Exit {
+            self.context.clear();
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ density-light bench --
+
+/// When each NB Logical_Switch_Port first became up, from the monitor's events (recorded as
+/// they arrive, so a pod waited for later still gets its own up instant).
+struct UpTimes {
+    up: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl UpTimes {
+    async fn start(nb: &Client) -> anyhow::Result<UpTimes> {
+        let request = ovsdb::MonitorRequest::new().table(
+            "Logical_Switch_Port",
+            ovsdb::TableMonitor::all().columns(["name", "up"]),
+        );
+        let replica = nb
+            .monitor("OVN_Northbound", request)
+            .await
+            .context("monitoring NB ports")?;
+        let mut events = replica.subscribe();
+        let up = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (up2, changed2) = (up.clone(), changed.clone());
+        let task = tokio::spawn(async move {
+            let replica = replica;
+            loop {
+                let rows: Vec<(ovsdb::Row, Instant)> = match events.recv().await {
+                    Ok(ovsdb::RowEvent::Insert { new, at, .. } | ovsdb::RowEvent::Modify { new, at, .. }) => {
+                        vec![(new, at)]
+                    }
+                    Ok(ovsdb::RowEvent::Resynced { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed changes: what is up now is up from now on.
+                        let now = Instant::now();
+                        replica
+                            .find("Logical_Switch_Port", |_| true)
+                            .into_iter()
+                            .map(|(_, r)| (r, now))
+                            .collect()
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                let mut map = up2.lock().unwrap_or_else(|p| p.into_inner());
+                for (row, at) in rows {
+                    if row.get("up").and_then(Value::as_bool) == Some(true) {
+                        if let Some(name) = row.get("name").and_then(Value::as_str) {
+                            map.entry(name.to_owned()).or_insert(at);
+                        }
+                    }
+                }
+                drop(map);
+                changed2.notify_waiters();
+            }
+        });
+        Ok(UpTimes {
+            up,
+            changed,
+            _task: task,
+        })
+    }
+
+    /// When `name` came up, waiting up to `timeout` for it.
+    async fn wait(&self, name: &str, timeout: Duration) -> Option<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(at) = self.up.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied() {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Hooks of the emulated run: pods are claimed by the farm (requested-chassis); a non-passive
+/// pod is ready when the NB reports it up (emulated chassis have no data plane to ping).
+struct Emulated {
+    up: UpTimes,
+    timeout: Duration,
+    /// Pod name and when its LSP was committed, not yet waited for.
+    pending: Vec<(String, Instant)>,
+    /// Pod-up latencies of the current Context.
+    latencies: Vec<Duration>,
+    /// Per Context: its label, duration, pod-up latencies (sorted) and upstream calls
+    /// (name, count, total time).
+    phases: Vec<ContextFigures>,
+    phase_start: Instant,
+    /// The cluster's call timings at the previous Context's end.
+    last_stats: std::collections::BTreeMap<&'static str, ovn_kubernetes::cluster::OpStats>,
+}
+
+/// One finished Context of an emulated run.
+struct ContextFigures {
+    label: String,
+    took: Duration,
+    latencies: Vec<Duration>,
+    calls: Vec<(&'static str, u64, Duration)>,
+}
+
+impl Emulated {
+    async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
+        let at = self
+            .up
+            .wait(name, self.timeout)
+            .await
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("pod {name} not up within {:?}", self.timeout)))?;
+        self.latencies.push(at.saturating_duration_since(since));
+        Ok(())
+    }
+}
+
+impl Hooks for Emulated {
+    async fn bind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        if pod.passive {
+            self.pending.push((pod.name.clone(), pod.committed));
+            return Ok(());
+        }
+        self.wait_up(&pod.name, pod.committed).await
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, _pod: &Pod) -> ovn_kubernetes::Result<()> {
+        Ok(())
+    }
+
+    async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        if point.phase != Phase::Exit {
+            return Ok(());
+        }
+        // Passive pods are not waited for one by one; a Context ends with all of them up.
+        for (name, since) in std::mem::take(&mut self.pending) {
+            self.wait_up(&name, since).await?;
+        }
+        let mut latencies = std::mem::take(&mut self.latencies);
+        latencies.sort();
+        let now = ovnk.op_stats().clone();
+        let calls = now
+            .iter()
+            .filter_map(|(name, st)| {
+                let before = self.last_stats.get(name).copied().unwrap_or_default();
+                let n = st.count - before.count;
+                (n > 0).then(|| (*name, n, st.total.saturating_sub(before.total)))
+            })
+            .collect();
+        self.last_stats = now;
+        self.phases.push(ContextFigures {
+            label: point.label.to_owned(),
+            took: self.phase_start.elapsed(),
+            latencies,
+            calls,
+        });
+        self.phase_start = Instant::now();
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// What an emulated run needs, whoever asked for it (density-light, run-emulated).
+struct EmulatedRun {
+    cfg: ClusterConfig,
+    families: Families,
+    compat: Compat,
+    tests: Tests,
+    cleanup: bool,
+    pod_timeout: Duration,
+    run_dir: Option<PathBuf>,
+    title: String,
+    /// Real lab chassis (`--real`) instead of an emulated farm.
+    real: bool,
+}
+
+pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
+    let compat = Compat::parse(&args.compat)
+        .ok_or_else(|| Failure::bad_input(format!("--compat {:?}: use upstream or fixed", args.compat)))?;
+    if args.workers == 0 || args.n_startup > args.n_pods {
+        return Err(Failure::bad_input("--workers must be at least 1 and --n-startup at most --n-pods").into());
+    }
+    let run = EmulatedRun {
+        cfg: ClusterConfig {
+            n_workers: args.workers,
+            ..ClusterConfig::default()
+        },
+        families: Families::default(),
+        compat,
+        tests: Tests {
+            base_cluster_bringup: Some(BaseClusterBringup {
+                n_pods_per_node: args.n_pods_per_node,
+            }),
+            density_light: Some(DensityLight {
+                n_pods: args.n_pods,
+                n_startup: args.n_startup,
+            }),
+            ..Tests::default()
+        },
+        cleanup: false,
+        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        run_dir: args.run_dir.clone(),
+        real: false,
+        title: format!(
+            "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
+            args.workers,
+            compat.as_str(),
+            args.workers * args.n_pods_per_node,
+            args.n_startup,
+            args.n_pods - args.n_startup
+        ),
+    };
+    run_emulated(run).await
+}
+
+pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.scenario)
+        .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", args.scenario.display())))?;
+    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+        .map_err(|e| Failure::bad_input(format!("scenario {} is not a YAML map: {e}", args.scenario.display())))?;
+    scenario::apply_sets(&mut doc, &args.sets).map_err(Failure::bad_input)?;
+    let s =
+        scenario::parse(&doc).map_err(|e| Failure::bad_input(format!("scenario {}: {e}", args.scenario.display())))?;
+    if !s.ignored.is_empty() {
+        tracing::info!("not modelled on emulated chassis, ignored: {}", s.ignored.join(", "));
+    }
+    let run = EmulatedRun {
+        title: format!(
+            "{} on {} emulated workers (compat {}, IPv4 {}, IPv6 {})",
+            args.scenario.display(),
+            s.cluster.n_workers,
+            s.compat.as_str(),
+            s.families.run_ipv4,
+            s.families.run_ipv6
+        ),
+        cfg: s.cluster,
+        families: s.families,
+        compat: s.compat,
+        tests: s.tests,
+        cleanup: s.cleanup,
+        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        run_dir: args.run_dir,
+        real: args.real,
+    };
+    run_emulated(run).await
+}
+
+/// Brings up a private central, runs `run` on an emulated farm, tears everything down.
+async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
+    run.tests.check().map_err(|e| Failure::bad_input(e.to_string()))?;
+    run.cfg
+        .check(run.families)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let run_dir = match &run.run_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ovn-heater-kube-{}", std::process::id())),
+    };
+    let mut spec = ovn_lab::LabSpec::new(&run_dir);
+    if run.real {
+        spec.monitor_all = true;
+        spec.chassis = (0..run.cfg.n_workers)
+            .map(|i| ovn_lab::ChassisSpec {
+                name: format!("ovn-scale-{i}"),
+                role: ovn_lab::ChassisRole::Compute,
+            })
+            .collect();
+        spec.registration_timeout = Duration::from_secs(60 + 10 * run.cfg.n_workers as u64);
+    }
+    let lab = ovn_lab::Lab::up(spec).await.map_err(super::runner::lab_failure)?;
+    let result = tokio::select! {
+        r = async {
+            if run.real { run_real_on(&lab, &run).await } else { run_emulated_on(&lab, &run).await }
+        } => r,
+        _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+    };
+    let down = lab.down();
+    if run.run_dir.is_none() && result.is_ok() && down.is_ok() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    let code = result?;
+    down.map_err(super::runner::lab_failure)?;
+    Ok(code)
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+    let options = ovn_emu::FarmOptions {
+        monitor_all: true,
+        bind_requested: true,
+        bridge_mappings: format!("{}:br-ex", run.cfg.physical_net),
+        ..ovn_emu::FarmOptions::default()
+    };
+    let workers = run.cfg.n_workers;
+    let farm = ovn_emu::Farm::start(lab.sb_remote_for_chassis(), workers, "ovn-scale", options)
+        .await
+        .context("starting the emulated chassis")?;
+    let outcome = async {
+        farm.wait_registered(Duration::from_secs(60 + workers as u64 / 5))
+            .await
+            .context("emulated chassis registering")?;
+        let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
+        let up = UpTimes::start(&nb).await?;
+        let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        let names: Vec<String> = farm.chassis().iter().map(|c| c.name().to_owned()).collect();
+        ovnk.name_workers(&names)?;
+        ovnk.request_chassis = true;
+        let mut hooks = Emulated {
+            up,
+            timeout: run.pod_timeout,
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
+            last_stats: Default::default(),
+        };
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+        let txns: u64 = ovnk.txn_counts.values().sum();
+        nb.close().await;
+        anyhow::Ok((hooks, txns))
+    }
+    .await;
+    let status = farm.status();
+    farm.stop(false).await.context("stopping the emulated chassis")?;
+    let (hooks, txns) = outcome.with_context(|| {
+        format!(
+            "farm: {} chassis registered, {} connected, {} ports claimed, {} up, {} reconnects, {} errors (last: {})",
+            status.registered,
+            status.connected,
+            status.ports_claimed,
+            status.ports_up,
+            status.reconnects,
+            status.errors,
+            status.last_error.as_deref().unwrap_or("none")
+        )
+    })?;
+    print_figures(&run.title, &hooks.phases);
+    println!(
+        "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
+        status.registered, status.ports_up, status.errors
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_figures(title: &str, phases: &[ContextFigures]) {
+    println!("{}", title);
+    for p in phases {
+        print!("  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
+        let lat = &p.latencies;
+        if !lat.is_empty() {
+            print!(
+                "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                lat.len(),
+                percentile(lat, 0.5),
+                percentile(lat, 0.9),
+                percentile(lat, 1.0)
+            );
+        }
+        println!();
+        {
+            for (name, n, total) in &p.calls {
+                println!(
+                    "      {name:<44} x{n:<6} avg {:>7.2} ms",
+                    total.as_secs_f64() * 1e3 / *n as f64
+                );
+            }
+        }
+    }
+}
+
+/// Hooks on real lab chassis: each pod is an OVS internal port moved into a namespace of its
+/// own (IPv4 address, default route via its node's router port), ready when its LSP is up;
+/// pings run in the pods' namespaces. A failed ping is a failed check, counted, not fatal.
+struct Real<'a> {
+    lab: &'a ovn_lab::Lab,
+    up: Emulated,
+    vms: std::collections::HashMap<String, ovn_lab::Vm>,
+    pings: u64,
+    failed_pings: Vec<String>,
+}
+
+impl Hooks for Real<'_> {
+    async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let chassis_name = &ovnk.workers[pod.worker].name;
+        let chassis = self
+            .lab
+            .chassis_by_name(chassis_name)
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {chassis_name}")))?;
+        let (Some((ip, plen)), Some(gw)) = (pod.ip.v4, pod.gw.ip4()) else {
+            return Err(ovn_kubernetes::Error::Hook(format!(
+                "pod {}: real chassis plumb IPv4 pods only (set global.run_ipv4: true)",
+                pod.name
+            )));
+        };
+        let spec =
+            ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}")).gateway(IpAddr::V4(gw));
+        let vm = chassis
+            .bind_vm(spec)
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("plumbing pod {}: {e}", pod.name)))?;
+        self.vms.insert(pod.name.clone(), vm);
+        self.up.bind(ovnk, pod).await
+    }
+
+    async fn unbind(&mut self, _ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let Some(vm) = self.vms.remove(&pod.name) else {
+            return Ok(());
+        };
+        let chassis = self
+            .lab
+            .chassis_by_name(vm.chassis())
+            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {}", vm.chassis())))?;
+        chassis
+            .unbind_vm(&vm)
+            .await
+            .map_err(|e| ovn_kubernetes::Error::Hook(format!("unplumbing pod {}: {e}", pod.name)))
+    }
+
+    async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
+        let Some(vm) = self.vms.get(&from.name) else {
+            return Ok(());
+        };
+        if to.is_ipv6() {
+            return Ok(());
+        }
+        // Upstream's readiness target is the node's external host (20.N.255.253), which the lab
+        // does not have: the pod's own router port answers instead.
+        let target = if Some(to) == from.ext_gw.ip4().map(IpAddr::V4) {
+            from.gw.ip4().map_or(to, IpAddr::V4)
+        } else {
+            to
+        };
+        self.pings += 1;
+        match vm.ping(target, self.up.timeout).await {
+            Ok(Some(_)) => {}
+            Ok(None) => self.failed_pings.push(format!("{} -> {target}", from.name)),
+            Err(e) => self.failed_pings.push(format!("{} -> {target}: {e}", from.name)),
+        }
+        Ok(())
+    }
+
+    async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        self.up.point(ovnk, point).await
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+    let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
+    let up = UpTimes::start(&nb).await?;
+    let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let mut hooks = Real {
+        lab,
+        up: Emulated {
+            up,
+            timeout: run.pod_timeout,
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
+            last_stats: Default::default(),
+        },
+        vms: std::collections::HashMap::new(),
+        pings: 0,
+        failed_pings: Vec::new(),
+    };
+    workload::prepare(&mut ovnk, &mut hooks).await?;
+    workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+    let txns: u64 = ovnk.txn_counts.values().sum();
+    nb.close().await;
+    print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
+    println!(
+        "  {txns} NB transactions; {} pings, {} failed",
+        hooks.pings,
+        hooks.failed_pings.len()
+    );
+    if !hooks.failed_pings.is_empty() {
+        return Err(
+            crate::error::Failure::check_failed(format!("pings failed: {}", hooks.failed_pings.join(", "))).into(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_parameters_pass_upstream_checks() {
+        oracle_tests(false, Compat::Upstream).check().expect("valid");
+        oracle_tests(true, Compat::Fixed).check().expect("valid");
+    }
+}
