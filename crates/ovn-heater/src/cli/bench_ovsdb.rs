@@ -100,10 +100,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     };
-    // On Ctrl-C the benchmark future is dropped, which stops and removes its server.
+    // On Ctrl-C or SIGTERM the benchmark future is dropped, which stops and removes its server
+    // (SIGTERM's default action would end the process without that).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
     tokio::select! {
         done = benches => done.map(|()| ExitCode::SUCCESS),
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+        _ = term.recv() => Err(Failure::interrupted().into()),
     }
 }
 
