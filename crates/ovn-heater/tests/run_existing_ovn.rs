@@ -160,3 +160,55 @@ fn run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours() {
         assert!(procs.is_empty(), "signal {signal}: {procs:#?}");
     }
 }
+
+#[test]
+fn two_runs_started_together_get_their_own_default_results_dirs() {
+    let test = "two_runs_started_together_get_their_own_default_results_dirs";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    let dir = test_support::TempDir::new("run_two_defaults");
+    let scenario = dir.path().join("twin.yml");
+    std::fs::write(
+        &scenario,
+        "global:\n  cleanup: true\ncluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 1\n  n_vms_per_hypervisor: 1\n  n_network_nodes: 1\n",
+    )
+    .unwrap();
+    // One OVN each (the same seeded scenario twice on one NB would clash), no --results-dir,
+    // both started at once from the same directory.
+    let centrals = [
+        Central::start("run_two_defaults_a"),
+        Central::start("run_two_defaults_b"),
+    ];
+    let spawned: Vec<_> = centrals
+        .iter()
+        .map(|c| {
+            Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+                .current_dir(dir.path())
+                .arg("run")
+                .arg(&scenario)
+                .args(["--nb", &c.nb_remote(), "--sb", &c.sb_remote()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in spawned {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut dirs: Vec<String> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in &dirs {
+        assert!(d.starts_with("twin-"), "{d}");
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("results").join(d).join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["status"], "complete", "{d}");
+    }
+}
