@@ -70,3 +70,42 @@ fn cli_db_bench_ovsdb_rejects_bad_options() {
         .expect("run ovn-heater bench ovsdb");
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn cli_db_bench_ovsdb_sigterm_leaves_nothing() {
+    use std::io::Read as _;
+    let test = "cli_db_bench_ovsdb_sigterm_leaves_nothing";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovsdb-client"]);
+    // Big enough that populating takes a while; the signal lands mid-benchmark.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args([
+            "bench",
+            "ovsdb",
+            "--ports",
+            "400000",
+            "--switches",
+            "400",
+            "--skip-txns",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let server_dir = std::env::temp_dir().join(format!("ovn-heater-bench-ovsdb-{pid}-sync"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server_dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(server_dir.exists(), "{} never appeared", server_dir.display());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
+    let left = test_support::leftovers::processes_under(&server_dir);
+    assert!(left.is_empty(), "{left:#?}");
+}

@@ -2,7 +2,8 @@
 //! leader and then the SB leader mid-`vms` (SIGKILL). Each kill is a `chaos` sample with the
 //! time until that cluster took a write again; the only failed CMS actions are those whose
 //! transaction was in flight on a killed leader (`outcome unknown`, not re-sent); and the NB at
-//! the end (read from the surviving members' database files) holds every VM port exactly once.
+//! the end (read from the surviving members' database files) holds every VM port Neutron
+//! created, once (a create cut off by the kill may be there, once, or not).
 
 use std::path::Path;
 use std::process::Command;
@@ -115,7 +116,10 @@ fn run_chaos_kills_nb_and_sb_leaders_mid_vms_without_losing_or_duplicating_ports
         let d = s["duration_s"].as_f64().unwrap();
         assert!(d > 0.0 && d < 60.0, "{s}");
     }
-    assert_eq!(r["summary"]["ports_created"], VMS as u64, "{}", r["summary"]);
+    // A port create cut off by a kill may or may not have committed; every other VM's was.
+    let unknown_creates = failed.iter().filter(|f| f.starts_with("create_port ")).count();
+    let created = r["summary"]["ports_created"].as_u64().unwrap() as usize;
+    assert_eq!(created + unknown_creates, VMS, "{}", r["summary"]);
 
     // Every VM port exactly once in the NB the survivors agree on.
     let logs = results.join("logs");
@@ -127,9 +131,15 @@ fn run_chaos_kills_nb_and_sb_leaders_mid_vms_without_losing_or_duplicating_ports
     }
     seen.sort_by_key(Vec::len);
     let full = seen.last().unwrap();
-    assert_eq!(full.len(), VMS, "{full:?}");
+    // Nothing lost: at least every port Neutron created; nothing re-sent: at most one more
+    // per create whose outcome was unknown.
+    assert!(
+        (created..=created + unknown_creates).contains(&full.len()),
+        "{} VM ports in the NB, {created} created, {unknown_creates} unknown: {full:?}",
+        full.len()
+    );
     let mut unique = full.clone();
     unique.dedup();
-    assert_eq!(unique.len(), VMS, "duplicated ports: {full:?}");
+    assert_eq!(unique.len(), full.len(), "duplicated ports: {full:?}");
     assert_eq!(&seen[1], full, "the two surviving members agree");
 }

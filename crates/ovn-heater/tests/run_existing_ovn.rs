@@ -77,3 +77,138 @@ fn run_against_existing_ovn_with_emulated_chassis() {
         .unwrap();
     assert!(still.status.success());
 }
+
+/// Rows of `table` in the database at `remote`, through ovsdb-client (not our client).
+fn rows(remote: &str, db: &str, table: &str) -> Vec<serde_json::Value> {
+    let ops = serde_json::json!([db, {"op": "select", "table": table, "where": []}]);
+    let out = Command::new(test_support::find_binary("ovsdb-client").expect("ovsdb-client"))
+        .args(["--timeout=10", "transact", remote, &ops.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    reply[0]["rows"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours() {
+    use std::io::{BufRead, BufReader};
+    let test = "run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
+    let dir = test_support::TempDir::new("run_existing_ovn_int");
+    let scenario = dir.path().join("emulated.yml");
+    std::fs::write(
+        &scenario,
+        "cluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 4\n  n_vms_per_hypervisor: 40\n  n_network_nodes: 1\n  concurrency: 2\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // A fresh OVN each time: an interrupted run leaves its Neutron objects in the NB (only
+        // the cleanup stage deletes them), and the same seeded scenario would clash with them.
+        let central = Central::start(&format!("run_existing_ovn_int_{signal}"));
+        let _ = std::fs::remove_dir_all(&results);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+            .arg("run")
+            .arg(&scenario)
+            .args(["--nb", &central.nb_remote(), "--sb", &central.sb_remote()])
+            .arg("--results-dir")
+            .arg(&results)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Stderr is read to its end on a thread (a closed pipe would make the child's next
+        // status line fail), lines handed over until the workload runs.
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            let started = line.starts_with("[vms]");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+        assert!(
+            !rows(&central.sb_remote(), "OVN_Southbound", "Chassis").is_empty(),
+            "signal {signal}: the emulated chassis are registered mid-run:\n{}",
+            seen.join("\n")
+        );
+        // SAFETY: kill on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        let _ = reader.join();
+        seen.extend(rx.try_iter());
+        assert_eq!(status.code(), Some(130), "signal {signal}:\n{}", seen.join("\n"));
+        // Judged from outside: no chassis of ours in the SB, no port still claimed by one,
+        // no process of ours; the OVN we were given keeps running.
+        for table in ["Chassis", "Chassis_Private", "Encap"] {
+            let left = rows(&central.sb_remote(), "OVN_Southbound", table);
+            assert!(left.is_empty(), "signal {signal}: {table} rows left: {left:#?}");
+        }
+        let claimed: Vec<_> = rows(&central.sb_remote(), "OVN_Southbound", "Port_Binding")
+            .into_iter()
+            .filter(|p| p["chassis"] != serde_json::json!(["set", []]))
+            .collect();
+        assert!(claimed.is_empty(), "signal {signal}: ports still claimed: {claimed:#?}");
+        let procs = test_support::leftovers::processes_under(&results);
+        assert!(procs.is_empty(), "signal {signal}: {procs:#?}");
+    }
+}
+
+#[test]
+fn two_runs_started_together_get_their_own_default_results_dirs() {
+    let test = "two_runs_started_together_get_their_own_default_results_dirs";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    let dir = test_support::TempDir::new("run_two_defaults");
+    let scenario = dir.path().join("twin.yml");
+    std::fs::write(
+        &scenario,
+        "global:\n  cleanup: true\ncluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 1\n  n_vms_per_hypervisor: 1\n  n_network_nodes: 1\n",
+    )
+    .unwrap();
+    // One OVN each (the same seeded scenario twice on one NB would clash), no --results-dir,
+    // both started at once from the same directory.
+    let centrals = [
+        Central::start("run_two_defaults_a"),
+        Central::start("run_two_defaults_b"),
+    ];
+    let spawned: Vec<_> = centrals
+        .iter()
+        .map(|c| {
+            Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+                .current_dir(dir.path())
+                .arg("run")
+                .arg(&scenario)
+                .args(["--nb", &c.nb_remote(), "--sb", &c.sb_remote()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in spawned {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut dirs: Vec<String> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in &dirs {
+        assert!(d.starts_with("twin-"), "{d}");
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("results").join(d).join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["status"], "complete", "{d}");
+    }
+}

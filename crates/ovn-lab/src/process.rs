@@ -195,11 +195,15 @@ pub(crate) fn is_alive(pid: u32, binary: &str) -> bool {
     !matches!(state, 'Z' | 'X' | 'x') && comm == wanted
 }
 
-/// The daemon programs a lab runs; nothing else is ever signalled by teardown.
+/// The daemon programs a lab runs.
 pub(crate) const DAEMONS: [&str; 4] = ["ovsdb-server", "ovs-vswitchd", "ovn-controller", "ovn-northd"];
+/// The short-lived tools bring-up runs on the run dir's files and sockets: one cut off by a
+/// Ctrl-C (killed, but maybe still finishing a write) must be gone before teardown says done.
+/// With [`DAEMONS`], the only programs teardown ever signals.
+pub(crate) const TOOLS: [&str; 4] = ["ovsdb-tool", "ovs-vsctl", "ovs-appctl", "ovn-appctl"];
 
-/// Lab daemons found by what they are rather than by our records: every process in `/proc`
-/// running one of [`DAEMONS`] whose working directory or any command-line argument lies under
+/// Lab daemons (and tools) found by what they are rather than by our records: every process in
+/// `/proc` running one of [`DAEMONS`] or [`TOOLS`] whose working directory or any command-line argument lies under
 /// `run_dir` (pidfile, log, database, control socket). Finds daemons whose pidfiles, or the
 /// whole run dir, are gone.
 pub(crate) fn daemons_under(run_dir: &Path) -> Vec<(u32, String)> {
@@ -229,7 +233,7 @@ pub(crate) fn daemons_under(run_dir: &Path) -> Vec<(u32, String)> {
         else {
             continue;
         };
-        let Some(binary) = DAEMONS.iter().find(|d| **d == name) else {
+        let Some(binary) = DAEMONS.iter().chain(TOOLS.iter()).find(|d| **d == name) else {
             continue;
         };
         let cwd_under = std::fs::read_link(format!("/proc/{pid}/cwd"))

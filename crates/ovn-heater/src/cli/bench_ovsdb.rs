@@ -100,10 +100,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     };
-    // On Ctrl-C the benchmark future is dropped, which stops and removes its server.
+    // On Ctrl-C or SIGTERM the benchmark future is dropped, which stops and removes its server
+    // (SIGTERM's default action would end the process without that).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
     tokio::select! {
         done = benches => done.map(|()| ExitCode::SUCCESS),
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+        _ = term.recv() => Err(Failure::interrupted().into()),
     }
 }
 
@@ -222,8 +226,8 @@ fn time_ovsdb_client_startup(server: &BenchServer) -> anyhow::Result<f64> {
     Ok(elapsed)
 }
 
-/// The reference in process: connect to `socket`, `get_schema`, `monitor` every table with
-/// every column (what [`time_our_sync`] asks), each reply cut out of the stream with the same
+/// The reference in process: connect to `socket`, `get_schema`, `monitor_cond_since` every
+/// table with every column (what [`time_our_sync`] asks of this server), each reply cut out of the stream with the same
 /// framer and parsed whole into a `serde_json::Value` — no typed rows, no replica.
 fn time_generic_sync(socket: &Path) -> anyhow::Result<f64> {
     use std::io::{Read as _, Write as _};
@@ -248,9 +252,11 @@ fn time_generic_sync(socket: &Path) -> anyhow::Result<f64> {
     let schema = call(serde_json::json!({"id": 1, "method": "get_schema", "params": ["OVN_Northbound"]}))?;
     let tables: serde_json::Map<String, serde_json::Value> = schema["result"]["tables"]
         .as_object()
-        .map(|t| t.keys().map(|k| (k.clone(), serde_json::json!({}))).collect())
+        .map(|t| t.keys().map(|k| (k.clone(), serde_json::json!([{}]))).collect())
         .unwrap_or_default();
-    let reply = call(serde_json::json!({"id": 2, "method": "monitor", "params": ["OVN_Northbound", null, tables]}))?;
+    // The method our client picks on this server, so the server does the same work for both.
+    let reply = call(serde_json::json!({"id": 2, "method": "monitor_cond_since",
+        "params": ["OVN_Northbound", "bench", tables, "00000000-0000-0000-0000-000000000000"]}))?;
     let elapsed = started.elapsed().as_secs_f64();
     if !reply["error"].is_null() {
         return Err(Failure::environment(format!("reference monitor failed: {}", reply["error"])).into());

@@ -156,3 +156,42 @@ impl Chaos {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(kill: ChaosTarget) -> ChaosAction {
+        ChaosAction {
+            stage: "vms".into(),
+            iteration: 1,
+            kill,
+        }
+    }
+
+    #[test]
+    fn entries_are_checked_against_the_run() {
+        let chassis = vec!["compute-1".to_owned()];
+        let leader = [action(ChaosTarget::NbLeader)];
+        assert!(Chaos::check(&leader, true, true, &chassis).is_ok());
+        let e = Chaos::check(&leader, true, false, &chassis).unwrap_err();
+        assert!(e.contains("clustered_db: true"), "{e}");
+        let e = Chaos::check(&[action(ChaosTarget::Northd)], false, true, &chassis).unwrap_err();
+        assert!(e.contains("--nb/--sb"), "{e}");
+        let daemon = |c: &str| {
+            [action(ChaosTarget::Daemon {
+                chassis: c.into(),
+                daemon: "ovn-controller".into(),
+            })]
+        };
+        assert!(Chaos::check(&daemon("compute-1"), true, false, &chassis).is_ok());
+        let e = Chaos::check(&daemon("compute-9"), true, false, &chassis).unwrap_err();
+        assert!(
+            e.contains("compute-9 is not a real chassis of this run (compute-1)"),
+            "{e}"
+        );
+        let e = Chaos::check(&daemon("compute-1"), true, false, &[]).unwrap_err();
+        assert!(e.contains("emulated"), "{e}");
+        assert!(Chaos::check(&[], false, false, &[]).is_ok());
+    }
+}
