@@ -142,6 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 run_dir: r.run_dir,
                 pod_timeout_s: r.pod_timeout_s,
                 real: r.real,
+                results_dir: None,
             })
             .await
         }

@@ -75,6 +75,16 @@ pub fn load_scenario(path: &std::path::Path, overrides: &[String]) -> anyhow::Re
 
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if crate::workload::kubernetes::is_kubernetes_scenario(&args.scenario) == Some(true) {
+        if args.check || args.nb.is_some() {
+            return Err(Failure::bad_input(
+                "ovn_kubernetes scenarios run on a lab of their own: --check and --nb/--sb are for OpenStack scenarios",
+            )
+            .into());
+        }
+        return crate::workload::kubernetes::run_for_cli(&args.scenario, &args.overrides, args.results_dir.clone())
+            .await;
+    }
     let scenario = load_scenario(&args.scenario, &args.overrides)?;
     if args.check {
         println!("{}", serde_json::to_string_pretty(&scenario)?);

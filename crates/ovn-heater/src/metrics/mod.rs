@@ -145,6 +145,13 @@ impl Recorder {
         StageId(stages.len() - 1)
     }
 
+    /// Names a stage once its name is known (an ovn-kubernetes Context is named at its end).
+    pub fn rename_stage(&self, id: StageId, name: &str) {
+        if let Some(s) = self.lock().get_mut(id.0) {
+            s.name = name.to_owned();
+        }
+    }
+
     pub fn end_stage(&self, id: StageId) {
         let now = self.clock.now();
         let cpu_at_end = self.cpu_now();

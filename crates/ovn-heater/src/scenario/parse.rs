@@ -333,7 +333,7 @@ fn parse_global(s: &Section) -> Result<Global> {
         "ovn_kubernetes" | "ovn-kubernetes" => {
             return Err(ScenarioError::Unsupported {
                 what: format!("global.cms_name: {cms_name}"),
-                why: "only the OpenStack CMS is implemented; use cms_name: openstack".into(),
+                why: "this is the OpenStack scenario reader; `ovn-heater run` sends ovn_kubernetes scenarios to their own (docs/ovn-kubernetes.md)".into(),
             })
         }
         other => {

@@ -23,6 +23,10 @@ use ovn_openstack::sb_agent::{self, ChassisSpec};
 use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
 
 use crate::error::Failure;
+use crate::metrics::procfs::{self, Series, Watched};
+use crate::metrics::{Clock, Recorder, StageId};
+use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
+use crate::report::{environment, html, verdict};
 
 pub mod scenario;
 
@@ -55,6 +59,16 @@ pub struct ScenarioOptions {
     pub run_dir: Option<PathBuf>,
     pub pod_timeout_s: u64,
     pub real: bool,
+    /// `ovn-heater run`: write results.json and report.html here (must be empty or new).
+    pub results_dir: Option<PathBuf>,
+}
+
+/// Where an `ovn-heater run` of an ovn-kubernetes scenario writes its results.
+struct ResultsTarget {
+    dir: PathBuf,
+    scenario_file: PathBuf,
+    resolved: serde_json::Value,
+    notes: Vec<String>,
 }
 
 /// The chassis the oracle's sandbox runs.
@@ -457,6 +471,9 @@ struct Emulated {
     phase_start: Instant,
     /// The cluster's call timings at the previous Context's end.
     last_stats: std::collections::BTreeMap<&'static str, ovn_kubernetes::cluster::OpStats>,
+    /// Samples for results.json: one stage per Context, named when it ends.
+    rec: Recorder,
+    stage: StageId,
 }
 
 /// One finished Context of an emulated run.
@@ -469,11 +486,13 @@ struct ContextFigures {
 
 impl Emulated {
     async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
-        let at = self
-            .up
-            .wait(name, self.timeout)
-            .await
-            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("pod {name} not up within {:?}", self.timeout)))?;
+        let Some(at) = self.up.wait(name, self.timeout).await else {
+            let why = format!("pod {name} not up within {:?}", self.timeout);
+            self.rec
+                .record(self.stage, PORT_UP, name, since, Instant::now(), Some(why.clone()));
+            return Err(ovn_kubernetes::Error::Hook(why));
+        };
+        self.rec.record(self.stage, PORT_UP, name, since, at, None);
         self.latencies.push(at.saturating_duration_since(since));
         Ok(())
     }
@@ -519,7 +538,34 @@ impl Hooks for Emulated {
             calls,
         });
         self.phase_start = Instant::now();
+        self.rec.rename_stage(self.stage, point.label);
+        self.rec.end_stage(self.stage);
+        self.stage = self.rec.begin_stage(NEXT_CONTEXT);
         Ok(())
+    }
+}
+
+/// Measurement names in results.json: a pod's LSP committed → NB `up` (named as the
+/// OpenStack runs name a port's, so summaries and compare line up), and a pod's pings.
+const PORT_UP: &str = "port_up";
+const PING_POD: &str = "ping_pod";
+/// The name of a Context's stage until the Context ends and names it.
+const NEXT_CONTEXT: &str = "(next context)";
+
+impl Emulated {
+    fn new(up: UpTimes, timeout: Duration, rec: Recorder) -> Emulated {
+        let stage = rec.begin_stage(NEXT_CONTEXT);
+        Emulated {
+            up,
+            timeout,
+            pending: Vec::new(),
+            latencies: Vec::new(),
+            phases: Vec::new(),
+            phase_start: Instant::now(),
+            last_stats: Default::default(),
+            rec,
+            stage,
+        }
     }
 }
 
@@ -543,6 +589,8 @@ struct EmulatedRun {
     title: String,
     /// Real lab chassis (`--real`) instead of an emulated farm.
     real: bool,
+    /// `ovn-heater run`: results.json and report.html go here.
+    results: Option<ResultsTarget>,
 }
 
 pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
@@ -572,6 +620,7 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
         pod_timeout: Duration::from_secs(args.pod_timeout_s),
         run_dir: args.run_dir.clone(),
         real: false,
+        results: None,
         title: format!(
             "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
             args.workers,
@@ -612,6 +661,16 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
         pod_timeout: Duration::from_secs(args.pod_timeout_s),
         run_dir: args.run_dir,
         real: args.real,
+        results: args.results_dir.map(|dir| ResultsTarget {
+            dir,
+            scenario_file: args.scenario.clone(),
+            resolved: serde_json::to_value(&doc).unwrap_or_default(),
+            notes: s
+                .ignored
+                .iter()
+                .map(|k| format!("{k}: not modelled, ignored"))
+                .collect(),
+        }),
     };
     run_emulated(run).await
 }
@@ -637,14 +696,52 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
             .collect();
         spec.registration_timeout = Duration::from_secs(60 + 10 * run.cfg.n_workers as u64);
     }
+    if let Some(target) = &run.results {
+        super::runner::check_results_dir(&target.dir)?;
+        std::fs::create_dir_all(&target.dir).with_context(|| format!("cannot create {}", target.dir.display()))?;
+    }
+    let clock = Clock::start();
+    let rec = Recorder::new(clock);
     let lab = ovn_lab::Lab::up(spec).await.map_err(super::runner::lab_failure)?;
+    // CPU and RSS of every daemon and of ovn-heater itself (the emulated farm runs inside it).
+    let mut watched: Vec<Watched> = lab
+        .processes()
+        .iter()
+        .map(|p| Watched {
+            name: p.name.clone(),
+            role: p.role.to_string(),
+            pid: p.pid,
+        })
+        .collect();
+    watched.push(Watched {
+        name: crate::metrics::TESTER.into(),
+        role: "tester".into(),
+        pid: std::process::id(),
+    });
+    for w in &watched {
+        rec.watch_cpu(&w.name, w.pid);
+    }
+    let (stop_sampling, stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(procfs::sample(clock, watched, Duration::from_millis(500), stop_rx));
     let result = tokio::select! {
         r = async {
-            if run.real { run_real_on(&lab, &run).await } else { run_emulated_on(&lab, &run).await }
+            if run.real { run_real_on(&lab, &run, rec.clone()).await } else { run_emulated_on(&lab, &run, rec.clone()).await }
         } => r,
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
     };
+    let _ = stop_sampling.send(true);
+    let processes = sampler.await.unwrap_or_default();
+    let versions = lab.versions().clone();
     let down = lab.down();
+    if let Some(target) = &run.results {
+        let code = write_results(target, &run, &rec, clock, processes, &versions, &result)?;
+        if let (Ok(_), Ok(_)) = (&result, &down) {
+            if run.run_dir.is_none() {
+                let _ = std::fs::remove_dir_all(&run_dir);
+            }
+            return Ok(code);
+        }
+    }
     if run.run_dir.is_none() && result.is_ok() && down.is_ok() {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
@@ -654,7 +751,7 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let options = ovn_emu::FarmOptions {
         monitor_all: true,
         bind_requested: true,
@@ -676,15 +773,7 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Resul
         let names: Vec<String> = farm.chassis().iter().map(|c| c.name().to_owned()).collect();
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
-        let mut hooks = Emulated {
-            up,
-            timeout: run.pod_timeout,
-            pending: Vec::new(),
-            latencies: Vec::new(),
-            phases: Vec::new(),
-            phase_start: Instant::now(),
-            last_stats: Default::default(),
-        };
+        let mut hooks = Emulated::new(up, run.pod_timeout, rec);
         workload::prepare(&mut ovnk, &mut hooks).await?;
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
         let txns: u64 = ovnk.txn_counts.values().sum();
@@ -804,10 +893,23 @@ impl Hooks for Real<'_> {
             to
         };
         self.pings += 1;
-        match vm.ping(target, self.up.timeout).await {
-            Ok(Some(_)) => {}
-            Ok(None) => self.failed_pings.push(format!("{} -> {target}", from.name)),
-            Err(e) => self.failed_pings.push(format!("{} -> {target}: {e}", from.name)),
+        let start = Instant::now();
+        let error = match vm.ping(target, self.up.timeout).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(format!("no reply within {:?}", self.up.timeout)),
+            Err(e) => Some(e.to_string()),
+        };
+        let subject = format!("{} -> {target}", from.name);
+        self.up.rec.record(
+            self.up.stage,
+            PING_POD,
+            subject.as_str(),
+            start,
+            Instant::now(),
+            error.clone(),
+        );
+        if let Some(e) = error {
+            self.failed_pings.push(format!("{subject}: {e}"));
         }
         Ok(())
     }
@@ -818,22 +920,14 @@ impl Hooks for Real<'_> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<ExitCode> {
+async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let up = UpTimes::start(&nb).await?;
     let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
         .map_err(|e| Failure::bad_input(e.to_string()))?;
     let mut hooks = Real {
         lab,
-        up: Emulated {
-            up,
-            timeout: run.pod_timeout,
-            pending: Vec::new(),
-            latencies: Vec::new(),
-            phases: Vec::new(),
-            phase_start: Instant::now(),
-            last_stats: Default::default(),
-        },
+        up: Emulated::new(up, run.pod_timeout, rec),
         vms: std::collections::HashMap::new(),
         pings: 0,
         failed_pings: Vec::new(),
@@ -854,6 +948,142 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes results.json and report.html of an `ovn-heater run` and turns the verdict into the
+/// exit code (0 passed, 1 checks failed); a run error keeps its own.
+fn write_results(
+    target: &ResultsTarget,
+    run: &EmulatedRun,
+    rec: &Recorder,
+    clock: Clock,
+    processes: Vec<Series>,
+    versions: &std::collections::BTreeMap<String, String>,
+    result: &anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let (status, error) = match result {
+        Ok(_) => (RunStatus::Complete, None),
+        Err(e) if crate::error::exit_code(e) == crate::error::EXIT_INTERRUPTED => (
+            RunStatus::Interrupted,
+            Some("interrupted by Ctrl-C or SIGTERM".to_owned()),
+        ),
+        Err(e) => (RunStatus::Failed, Some(format!("{e:#}"))),
+    };
+    // The stage begun after the last Context ended holds nothing.
+    let stages: Vec<StageResult> = rec
+        .stages()
+        .iter()
+        .filter(|s| !(s.name == NEXT_CONTEXT && s.measurements.is_empty()))
+        .map(|s| StageResult::from_record(s, None))
+        .collect();
+    let mut summary = json::summarize(&stages, &[]);
+    // Pods are created by the mimic's transactions; each bound pod is one port.
+    summary.ports_created = stages
+        .iter()
+        .filter_map(|s| s.measurements.get(PORT_UP))
+        .map(|m| m.stats.count)
+        .sum();
+    let mut env = environment::probe(
+        versions.get("ovn-northd").cloned(),
+        versions.get("ovsdb-server").cloned(),
+        if run.real { "real" } else { "emulated" },
+        "lab",
+    );
+    env.nb_remote = "lab".into();
+    let results = RunResults {
+        schema_version: json::SCHEMA_VERSION,
+        status,
+        error,
+        scenario: ScenarioInfo {
+            name: target
+                .scenario_file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("scenario")
+                .to_owned(),
+            file: target.scenario_file.display().to_string(),
+            workload: format!("ovn_kubernetes (compat {})", run.compat.as_str()),
+            resolved: target.resolved.clone(),
+            notes: target.notes.clone(),
+        },
+        environment: env,
+        duration_s: clock.now(),
+        summary,
+        stages,
+        processes,
+    };
+    json::write_atomically(&target.dir.join("results.json"), results.to_json_pretty().as_bytes())
+        .context("cannot write results.json")?;
+    let judged = verdict::judge(&results, None);
+    json::write_atomically(
+        &target.dir.join("report.html"),
+        html::render_with_verdict(&results, &judged).as_bytes(),
+    )
+    .context("cannot write report.html")?;
+    if judged.passed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::check_failed(judged.headline).into())
+    }
+}
+
+/// Whether `path` is an ovn-kubernetes scenario (`global.cms_name: ovn_kubernetes`); `None`
+/// when it cannot be read as YAML (the caller's own parser says why).
+pub fn is_kubernetes_scenario(path: &std::path::Path) -> Option<bool> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let cms = doc
+        .get("global")
+        .and_then(|g| g.get("cms_name"))
+        .and_then(|v| v.as_str());
+    Some(matches!(cms, Some("ovn_kubernetes" | "ovn-kubernetes")))
+}
+
+/// `ovn-heater run` of an ovn-kubernetes scenario: `cluster.chassis` (ours) picks `real`
+/// (default, as for OpenStack scenarios) or `emulated` chassis, `cluster.node_timeout_s` bounds
+/// each pod's wait; results.json and report.html go to `results_dir`.
+pub async fn run_for_cli(
+    scenario: &std::path::Path,
+    overrides: &[String],
+    results_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(scenario)
+        .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", scenario.display())))?;
+    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+        .map_err(|e| Failure::bad_input(format!("scenario {} is not a YAML map: {e}", scenario.display())))?;
+    scenario::apply_sets(&mut doc, overrides).map_err(Failure::bad_input)?;
+    let cluster = doc.get("cluster");
+    let chassis = cluster
+        .and_then(|c| c.get("chassis"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("real")
+        .to_owned();
+    let real = match chassis.as_str() {
+        "real" => true,
+        "emulated" => false,
+        other => {
+            return Err(Failure::bad_input(format!(
+                "cluster.chassis: {other:?}: use real (lab chassis, the default) or emulated"
+            ))
+            .into())
+        }
+    };
+    let pod_timeout_s = cluster
+        .and_then(|c| c.get("node_timeout_s"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(60);
+    let dir = results_dir.unwrap_or_else(|| {
+        super::runner::default_results_dir(scenario, std::time::SystemTime::now(), std::process::id())
+    });
+    run_scenario(ScenarioOptions {
+        scenario: scenario.to_owned(),
+        sets: overrides.to_vec(),
+        run_dir: None,
+        pod_timeout_s,
+        real,
+        results_dir: Some(dir),
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -179,6 +179,16 @@ fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
         Some(d) => d.clone(),
         None => default_results_dir(&args.scenario, std::time::SystemTime::now(), std::process::id()),
     };
+    check_results_dir(&dir)?;
+    if args.nb.is_none() {
+        refuse_lab_in_use(&dir)?;
+    }
+    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A results dir must be new or empty, and not under a file: bad input (exit 2) otherwise.
+pub(crate) fn check_results_dir(dir: &Path) -> anyhow::Result<()> {
     // A file where the dir (or one of its parents) should be is the user's to fix.
     if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
         return Err(Failure::bad_input(format!(
@@ -189,7 +199,7 @@ fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
         .into());
     }
     if dir.exists() {
-        let non_empty = std::fs::read_dir(&dir)
+        let non_empty = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read results dir {}", dir.display()))?
             .next()
             .is_some();
@@ -201,11 +211,7 @@ fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
             .into());
         }
     }
-    if args.nb.is_none() {
-        refuse_lab_in_use(&dir)?;
-    }
-    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// The lab of a run of the same results dir that is still alive (e.g. after `kill -9` of
@@ -233,7 +239,7 @@ fn refuse_lab_in_use(results_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `results/<scenario>-<UTC time>-<pid>`: two runs started in the same second get their own.
-fn default_results_dir(scenario: &Path, now: std::time::SystemTime, pid: u32) -> PathBuf {
+pub(crate) fn default_results_dir(scenario: &Path, now: std::time::SystemTime, pid: u32) -> PathBuf {
     let stem = scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
     let stamp = environment::rfc3339(now).replace([':', '-'], "");
     PathBuf::from("results").join(format!("{stem}-{stamp}-{pid}"))

@@ -39,6 +39,8 @@ const LAB_KEYS: &[&str] = &[
     "ssl_private_key",
     "ssl_cert",
     "ssl_cacert",
+    // ovn-heater's own: `real` (default) or `emulated` chassis under `ovn-heater run`.
+    "chassis",
 ];
 
 type R<T> = Result<T, String>;
