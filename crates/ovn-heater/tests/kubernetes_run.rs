@@ -1,0 +1,138 @@
+//! `ovn-heater run` of upstream's ovn-kubernetes scenarios: results.json and report.html as for
+//! OpenStack runs. Upstream CI's `ovn-low-scale.yml` on real chassis (pods in namespaces of
+//! their own, every pod up, every ping answered), and `ocp-120-density-light.yml` on emulated
+//! chassis, scaled down with `--set`.
+
+use std::process::Command;
+
+use test_support::TempDir;
+
+fn scenario(name: &str) -> String {
+    format!("{}/../../scenarios/ovn-kubernetes/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `ovn-heater run SCENARIO --results-dir DIR/results EXTRA...` and returns results.json.
+fn run(dir: &TempDir, name: &str, extra: &[&str]) -> serde_json::Value {
+    let results = dir.path().join("results");
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .arg("run")
+        .arg(scenario(name))
+        .arg("--results-dir")
+        .arg(&results)
+        .args(extra)
+        .output()
+        .expect("run ovn-heater");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ovn-heater run {name} failed:\n{text}");
+    let html = std::fs::read_to_string(results.join("report.html")).expect("report.html");
+    assert!(html.contains("passed: "), "the report's verdict");
+    serde_json::from_slice(&std::fs::read(results.join("results.json")).expect("results.json")).unwrap()
+}
+
+fn stage<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {}", r["stages"]))
+}
+
+/// What every ovn-kubernetes run's results hold: complete, pods up, the tester and northd
+/// measured, CPU seconds per stage.
+fn assert_common(r: &serde_json::Value, chassis: &str) {
+    assert_eq!(r["status"], "complete");
+    assert_eq!(r["environment"]["chassis"], chassis);
+    assert!(r["scenario"]["workload"].as_str().unwrap().starts_with("ovn_kubernetes"));
+    let s = &r["summary"];
+    assert!(s["ports_created"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["ports_created"], s["ports_up"], "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    let up = &stage(r, "base_cluster_bringup-run")["measurements"]["port_up"]["stats"];
+    assert!(up["count"].as_u64().unwrap() > 0 && up["failed"] == 0, "{up}");
+    let processes = r["processes"].as_array().unwrap();
+    assert!(processes.iter().any(|p| p["role"] == "tester" && p["name"] == "ovn-heater"));
+    assert!(processes.iter().any(|p| p["role"] == "northd"));
+    for st in r["stages"].as_array().unwrap() {
+        assert!(st["cpu_s"]["ovn-heater"].as_f64().is_some(), "cpu_s of {}", st["name"]);
+    }
+}
+
+#[test]
+fn run_ovn_low_scale_on_real_chassis_writes_results() {
+    test_support::require_root!("run_ovn_low_scale_on_real_chassis_writes_results");
+    test_support::require_ovn!(
+        "run_ovn_low_scale_on_real_chassis_writes_results",
+        [
+            "ovsdb-server",
+            "ovsdb-tool",
+            "ovn-northd",
+            "ovn-controller",
+            "ovs-vswitchd",
+            "ovs-appctl"
+        ]
+    );
+    let dir = TempDir::new("kube_run_real_results");
+    let r = run(&dir, "ovn-low-scale.yml", &["--set", "global.cleanup=true"]);
+    assert_common(&r, "real");
+    for context in ["netpol_multitenant-run", "service_route-cleanup"] {
+        stage(&r, context);
+    }
+    let s = &r["summary"];
+    assert!(s["pings_ok"].as_u64().unwrap() > 0 && s["pings_failed"] == 0, "{s}");
+    let controllers = r["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "controller")
+        .count();
+    assert_eq!(controllers, 2, "one ovn-controller per worker");
+}
+
+#[test]
+fn run_ocp_density_light_on_emulated_chassis_writes_results() {
+    test_support::require_root!("run_ocp_density_light_on_emulated_chassis_writes_results");
+    test_support::require_ovn!(
+        "run_ocp_density_light_on_emulated_chassis_writes_results",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]
+    );
+    let dir = TempDir::new("kube_run_emulated_results");
+    let r = run(
+        &dir,
+        "ocp-120-density-light.yml",
+        &[
+            "--set",
+            "cluster.chassis=emulated",
+            "--set",
+            "cluster.n_workers=20",
+            "--set",
+            "base_cluster_bringup.n_pods_per_node=2",
+            "--set",
+            "density_light.n_startup=100",
+            "--set",
+            "density_light.n_pods=120",
+        ],
+    );
+    assert_common(&r, "emulated");
+    let light = &stage(&r, "density_light-run")["measurements"]["port_up"]["stats"];
+    assert_eq!(light["count"], 120, "every density_light pod measured: {light}");
+    assert_eq!(r["summary"]["pings_ok"], 0, "emulated chassis have no data plane");
+}
+
+#[test]
+fn run_refuses_check_and_attach_for_kubernetes_scenarios() {
+    for extra in [vec!["--check"], vec!["--nb", "unix:/x", "--sb", "unix:/y"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+            .arg("run")
+            .arg(scenario("ovn-low-scale.yml"))
+            .args(&extra)
+            .output()
+            .expect("run ovn-heater");
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("OpenStack scenarios"));
+    }
+}
