@@ -522,7 +522,7 @@ impl Hooks for Emulated {
         let mut latencies = std::mem::take(&mut self.latencies);
         latencies.sort();
         let now = ovnk.op_stats().clone();
-        let calls = now
+        let calls: Vec<(&'static str, u64, Duration)> = now
             .iter()
             .filter_map(|(name, st)| {
                 let before = self.last_stats.get(name).copied().unwrap_or_default();
@@ -531,6 +531,20 @@ impl Hooks for Emulated {
             })
             .collect();
         self.last_stats = now;
+        // Upstream's per-test CMS timings: one sample per call kind and Context, its duration
+        // the time all its calls took (the subject says how many).
+        let end = Instant::now();
+        for (name, n, total) in &calls {
+            let start = end.checked_sub(*total).unwrap_or(end);
+            self.rec.record(
+                self.stage,
+                &format!("{CMS_PREFIX}{name}"),
+                format!("{n} calls"),
+                start,
+                end,
+                None,
+            );
+        }
         self.phases.push(ContextFigures {
             label: point.label.to_owned(),
             took: self.phase_start.elapsed(),
@@ -549,6 +563,8 @@ impl Hooks for Emulated {
 /// OpenStack runs name a port's, so summaries and compare line up), and a pod's pings.
 const PORT_UP: &str = "port_up";
 const PING_POD: &str = "ping_pod";
+/// Prefix of the CMS call timings (`cms:WorkerNode.provision_port`).
+const CMS_PREFIX: &str = "cms:";
 /// The name of a Context's stage until the Context ends and names it.
 const NEXT_CONTEXT: &str = "(next context)";
 
@@ -668,6 +684,8 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
             notes: s
                 .ignored
                 .iter()
+                // ovn-heater run reads these two itself.
+                .filter(|k| !matches!(k.as_str(), "cluster.chassis" | "cluster.node_timeout_s"))
                 .map(|k| format!("{k}: not modelled, ignored"))
                 .collect(),
         }),
@@ -977,6 +995,14 @@ fn write_results(
         .map(|s| StageResult::from_record(s, None))
         .collect();
     let mut summary = json::summarize(&stages, &[]);
+    // CMS actions: the calls behind the `cms:` timings (each sample's subject is "N calls").
+    summary.cms_actions = stages
+        .iter()
+        .flat_map(|s| s.measurements.iter())
+        .filter(|(name, _)| name.starts_with(CMS_PREFIX))
+        .flat_map(|(_, m)| m.samples.iter())
+        .filter_map(|sample| sample.subject.split(' ').next()?.parse::<usize>().ok())
+        .sum();
     // Pods are created by the mimic's transactions; each bound pod is one port.
     summary.ports_created = stages
         .iter()
