@@ -53,6 +53,8 @@ pub struct SubnetSpec {
     /// `--ipv6-address-mode` (`slaac`, `dhcpv6-stateful`, `dhcpv6-stateless`).
     pub ipv6_address_mode: Option<String>,
     pub dns_nameservers: Vec<String>,
+    /// `--allocation-pool start=A,end=B`.
+    pub allocation_pools: Vec<(IpAddr, IpAddr)>,
     /// The address the network's metadata port gets in this subnet (Neutron's IPAM pick);
     /// the lowest free one when `None`.
     pub metadata_ip: Option<IpAddr>,
@@ -69,6 +71,7 @@ impl SubnetSpec {
             enable_dhcp: true,
             ipv6_address_mode: None,
             dns_nameservers: vec![],
+            allocation_pools: vec![],
             metadata_ip: None,
         }
     }
@@ -510,6 +513,20 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
             Some(*ip)
         }
     };
+    for (start, end) in &spec.allocation_pools {
+        if !cidr.contains(start) || !cidr.contains(end) || start > end {
+            return Err(Error::invalid(
+                "--allocation-pool",
+                format!("start={start},end={end} is not a range inside {cidr}"),
+            ));
+        }
+        if gateway.is_some_and(|g| *start <= g && g <= *end) {
+            return Err(Error::invalid(
+                "--allocation-pool",
+                format!("start={start},end={end} contains the gateway; Neutron refuses that"),
+            ));
+        }
+    }
     let project = spec.project.clone().unwrap_or_else(|| net.project.clone());
     let id = st.new_id();
     let server_mac = st.new_mac();
@@ -527,6 +544,7 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
             enable_dhcp: spec.enable_dhcp,
             ipv6_address_mode: spec.ipv6_address_mode.clone(),
             dns_nameservers: spec.dns_nameservers.clone(),
+            allocation_pools: spec.allocation_pools.clone(),
             revision: 0,
             dhcp_options: None,
             server_mac,
