@@ -108,12 +108,18 @@ impl Neutron {
                     p.name = v.clone();
                 }
                 if let Some((clear, add)) = &update.security_groups {
+                    // The CLI sends the port's groups plus the named ones, and Neutron refuses
+                    // a list with duplicates (400), e.g. naming a group the port has.
                     let mut groups = if *clear { vec![] } else { p.security_groups.clone() };
                     for name in add {
                         let g = st.security_group(name)?.id;
-                        if !groups.contains(&g) {
-                            groups.push(g);
+                        if groups.contains(&g) {
+                            return Err(Error::invalid(
+                                "--security-group",
+                                format!("duplicate items in the list: {g} (the port has that group already)"),
+                            ));
                         }
+                        groups.push(g);
                     }
                     if !p.port_security && !groups.is_empty() {
                         return Err(Error::invalid(
