@@ -170,6 +170,8 @@ pub struct Port {
     pub lrp: Option<RowId>,
     /// The revision the LRP's `external_ids` carry (the L3 write lags ML2's).
     pub lrp_revision: i64,
+    /// `--allowed-address` pairs: (MAC, IP or CIDR).
+    pub allowed_address_pairs: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]

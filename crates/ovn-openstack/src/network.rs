@@ -128,6 +128,7 @@ impl Neutron {
                         lsp: ovsdb::Uuid::new_v4(),
                         lrp: None,
                         lrp_revision: 0,
+                        allowed_address_pairs: vec![],
                     };
                     Ok(Some(crate::port::plan_lsp_create(st, port, "T1c metadata port")?))
                 })

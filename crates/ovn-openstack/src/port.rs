@@ -41,6 +41,8 @@ pub struct PortSpec {
     pub port_security: bool,
     /// `--mac-address` (else a fresh `fa:16:3e:…`).
     pub mac: Option<String>,
+    /// `--allowed-address ip-address=IP[,mac-address=MAC]` (MAC: the port's by default).
+    pub allowed_address_pairs: Vec<(Option<String>, String)>,
 }
 
 /// `openstack port set` (what nova's `PUT /ports/<id>` changes).
@@ -349,7 +351,25 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         lsp: ovsdb::Uuid::new_v4(),
         lrp: None,
         lrp_revision: 0,
+        allowed_address_pairs: vec![],
     };
+    port.allowed_address_pairs = spec
+        .allowed_address_pairs
+        .iter()
+        .map(|(mac, ip)| {
+            (
+                mac.clone().unwrap_or_else(|| port.mac.clone()).to_lowercase(),
+                ip.clone(),
+            )
+        })
+        .collect();
+    if !port.port_security && !port.allowed_address_pairs.is_empty() {
+        release_port_resources(st, &port);
+        return Err(Error::InUse {
+            what: "--allowed-address".into(),
+            why: "a port without port security cannot have allowed address pairs".into(),
+        });
+    }
     if let Err(e) = allocate_port_ips(st, &mut port, &spec.fixed_ips) {
         release_port_resources(st, &port);
         return Err(e);

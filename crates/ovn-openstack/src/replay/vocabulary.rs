@@ -601,8 +601,9 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "dns-name",
                     "description",
                     "mac-address",
+                    "allowed-address",
                 ],
-                &["allowed-address", "disable", "vnic-type", "binding-profile"],
+                &["disable", "vnic-type", "binding-profile"],
             )?;
             let network = a.required("network")?;
             let fixed_ips = a
@@ -633,6 +634,27 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     .last_of("enable-port-security", "disable-port-security")
                     .unwrap_or(true),
                 mac: a.value("mac-address"),
+                allowed_address_pairs: a
+                    .values("allowed-address")
+                    .iter()
+                    .map(|v| {
+                        let mut ip = None;
+                        let mut mac = None;
+                        for part in v.split(',') {
+                            match part.split_once('=') {
+                                Some(("ip-address", x)) => ip = Some(x.to_owned()),
+                                Some(("mac-address", x)) => mac = Some(x.to_owned()),
+                                _ => {
+                                    return Err(a.invalid(format!(
+                                        "--allowed-address {v:?}: expected ip-address=IP[,mac-address=MAC]"
+                                    )))
+                                }
+                            }
+                        }
+                        ip.map(|ip| (mac, ip))
+                            .ok_or_else(|| a.invalid(format!("--allowed-address {v:?} needs ip-address=")))
+                    })
+                    .collect::<Res<_>>()?,
             })
         }
         ["port", "set", rest @ ..] => {
