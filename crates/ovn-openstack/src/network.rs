@@ -28,6 +28,8 @@ pub struct NetworkSpec {
     pub physical_network: Option<String>,
     /// `--provider-segment` (VLAN id).
     pub segmentation_id: Option<u16>,
+    /// `--mtu` (at most the network type's maximum, which is the default).
+    pub mtu: Option<u32>,
 }
 
 /// The gateway of a new subnet.
@@ -83,6 +85,15 @@ impl Neutron {
     pub async fn network_create(&self, spec: NetworkSpec) -> Result<ActionReport> {
         self.action("network create", |mut report| async move {
             let provider = self.with_state(|st| provider_of(st, &spec))?;
+            if let Some(mtu) = spec.mtu {
+                let max = self.with_state(|st| st.mtu_for(provider.as_ref()));
+                if mtu > max || mtu < 68 {
+                    return Err(Error::invalid(
+                        "--mtu",
+                        format!("{mtu} is out of range: the network type allows 68 to {max} (Neutron's 400)"),
+                    ));
+                }
+            }
             let project = spec
                 .project
                 .clone()
@@ -91,7 +102,7 @@ impl Neutron {
             let (net_id, mdp_id, mac) = self.with_state(|st| (st.new_id(), st.new_id(), st.new_mac()));
             let result = async {
                 self.exec(&mut report, |st| {
-                    let mtu = st.mtu_for(provider.as_ref());
+                    let mtu = spec.mtu.unwrap_or_else(|| st.mtu_for(provider.as_ref()));
                     let network = Network {
                         id: net_id,
                         name: spec.name.clone(),

@@ -407,12 +407,6 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     option: "disable-port-security".into(),
                 });
             }
-            if a.value("mtu").is_some() {
-                return Err(VocabularyError::NotModelled {
-                    command: cmd(2),
-                    option: "mtu".into(),
-                });
-            }
             C::NetworkCreate(NetworkSpec {
                 name: a.one("network name")?,
                 project: a.value("project").or(project),
@@ -420,6 +414,7 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 network_type: a.value("provider-network-type"),
                 physical_network: a.value("provider-physical-network"),
                 segmentation_id: a.number("provider-segment")?,
+                mtu: a.number("mtu")?,
             })
         }
         ["network", "set" | "unset", ..] => {
