@@ -85,6 +85,13 @@ impl Neutron {
     pub async fn network_create(&self, spec: NetworkSpec) -> Result<ActionReport> {
         self.action("network create", |mut report| async move {
             let provider = self.with_state(|st| provider_of(st, &spec))?;
+            let project = spec
+                .project
+                .clone()
+                .unwrap_or_else(|| self.with_state(|st| st.config.default_project.clone()));
+            self.ensure_default_security_group(&mut report, &project).await?;
+            // Checked after the default group exists: Neutron creates it (BEFORE_CREATE)
+            // before it validates the MTU, so a refused create still leaves the group.
             if let Some(mtu) = spec.mtu {
                 let max = self.with_state(|st| st.mtu_for(provider.as_ref()));
                 if mtu > max || mtu < 68 {
@@ -94,11 +101,6 @@ impl Neutron {
                     ));
                 }
             }
-            let project = spec
-                .project
-                .clone()
-                .unwrap_or_else(|| self.with_state(|st| st.config.default_project.clone()));
-            self.ensure_default_security_group(&mut report, &project).await?;
             let (net_id, mdp_id, mac) = self.with_state(|st| (st.new_id(), st.new_id(), st.new_mac()));
             let result = async {
                 self.exec(&mut report, |st| {
