@@ -111,6 +111,9 @@ pub struct Subnet {
     /// `slaac`, `dhcpv6-stateful`, `dhcpv6-stateless` (IPv6 only).
     pub ipv6_address_mode: Option<String>,
     pub dns_nameservers: Vec<String>,
+    /// `--allocation-pool start=A,end=B` ranges (empty: the whole range); automatic picks
+    /// stay inside them, explicit addresses need not.
+    pub allocation_pools: Vec<(IpAddr, IpAddr)>,
     pub revision: i64,
     pub dhcp_options: Option<RowId>,
     pub server_mac: String,
@@ -167,6 +170,8 @@ pub struct Port {
     pub lrp: Option<RowId>,
     /// The revision the LRP's `external_ids` carry (the L3 write lags ML2's).
     pub lrp_revision: i64,
+    /// `--allowed-address` pairs: (MAC, IP or CIDR).
+    pub allowed_address_pairs: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -299,6 +304,18 @@ impl State {
         }
     }
 
+    /// Reserves a MAC the request names (`--mac-address`); Neutron's 409 if it is taken.
+    pub fn reserve_mac(&mut self, mac: &str) -> Result<String> {
+        let mac = mac.to_lowercase();
+        if !self.macs.insert(mac.clone()) {
+            return Err(Error::InUse {
+                what: format!("MAC address {mac}"),
+                why: "another port has it".into(),
+            });
+        }
+        Ok(mac)
+    }
+
     pub fn release_mac(&mut self, mac: &str) {
         self.macs.remove(mac);
     }
@@ -335,6 +352,7 @@ impl State {
             .cidr
             .hosts()
             .filter(|ip| *ip != s.cidr.network() && Some(*ip) != s.gateway && !s.allocated.contains(ip))
+            .filter(|ip| s.allocation_pools.is_empty() || s.allocation_pools.iter().any(|(a, b)| a <= ip && ip <= b))
             .take(if lowest { 1 } else { 1000 })
             .collect();
         if free.is_empty() {
@@ -470,6 +488,7 @@ mod tests {
                 enable_dhcp: true,
                 ipv6_address_mode: None,
                 dns_nameservers: vec![],
+                allocation_pools: vec![],
                 revision: 0,
                 dhcp_options: None,
                 server_mac: String::new(),

@@ -228,7 +228,24 @@ pub fn lsp_columns(st: &State, port: &Port) -> LspColumns {
         PortKind::Compute => {
             let mut addresses = vec![mac_and_ips(port)];
             let port_security = if port.port_security {
-                vec![mac_and_ips(port)]
+                // Neutron's `_get_allowed_addresses_from_port`: a pair with the port's MAC
+                // adds its IP to the port's own entry; another MAC is an entry of its own,
+                // and that MAC joins `addresses`.
+                let mut own = mac_and_ips(port);
+                let mut entries = Vec::new();
+                for (mac, ip) in &port.allowed_address_pairs {
+                    if *mac == port.mac {
+                        own.push(' ');
+                        own.push_str(ip);
+                    } else {
+                        entries.push(format!("{mac} {ip}"));
+                        if !addresses.contains(mac) {
+                            addresses.push(mac.clone());
+                        }
+                    }
+                }
+                entries.push(own);
+                entries
             } else {
                 addresses.push("unknown".into());
                 vec![]

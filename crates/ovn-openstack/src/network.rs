@@ -28,6 +28,8 @@ pub struct NetworkSpec {
     pub physical_network: Option<String>,
     /// `--provider-segment` (VLAN id).
     pub segmentation_id: Option<u16>,
+    /// `--mtu` (at most the network type's maximum, which is the default).
+    pub mtu: Option<u32>,
 }
 
 /// The gateway of a new subnet.
@@ -53,6 +55,8 @@ pub struct SubnetSpec {
     /// `--ipv6-address-mode` (`slaac`, `dhcpv6-stateful`, `dhcpv6-stateless`).
     pub ipv6_address_mode: Option<String>,
     pub dns_nameservers: Vec<String>,
+    /// `--allocation-pool start=A,end=B`.
+    pub allocation_pools: Vec<(IpAddr, IpAddr)>,
     /// The address the network's metadata port gets in this subnet (Neutron's IPAM pick);
     /// the lowest free one when `None`.
     pub metadata_ip: Option<IpAddr>,
@@ -69,6 +73,7 @@ impl SubnetSpec {
             enable_dhcp: true,
             ipv6_address_mode: None,
             dns_nameservers: vec![],
+            allocation_pools: vec![],
             metadata_ip: None,
         }
     }
@@ -85,10 +90,21 @@ impl Neutron {
                 .clone()
                 .unwrap_or_else(|| self.with_state(|st| st.config.default_project.clone()));
             self.ensure_default_security_group(&mut report, &project).await?;
+            // Checked after the default group exists: Neutron creates it (BEFORE_CREATE)
+            // before it validates the MTU, so a refused create still leaves the group.
+            if let Some(mtu) = spec.mtu {
+                let max = self.with_state(|st| st.mtu_for(provider.as_ref()));
+                if mtu > max || mtu < 68 {
+                    return Err(Error::invalid(
+                        "--mtu",
+                        format!("{mtu} is out of range: the network type allows 68 to {max} (Neutron's 400)"),
+                    ));
+                }
+            }
             let (net_id, mdp_id, mac) = self.with_state(|st| (st.new_id(), st.new_id(), st.new_mac()));
             let result = async {
                 self.exec(&mut report, |st| {
-                    let mtu = st.mtu_for(provider.as_ref());
+                    let mtu = spec.mtu.unwrap_or_else(|| st.mtu_for(provider.as_ref()));
                     let network = Network {
                         id: net_id,
                         name: spec.name.clone(),
@@ -125,6 +141,7 @@ impl Neutron {
                         lsp: ovsdb::Uuid::new_v4(),
                         lrp: None,
                         lrp_revision: 0,
+                        allowed_address_pairs: vec![],
                     };
                     Ok(Some(crate::port::plan_lsp_create(st, port, "T1c metadata port")?))
                 })
@@ -510,6 +527,20 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
             Some(*ip)
         }
     };
+    for (start, end) in &spec.allocation_pools {
+        if !cidr.contains(start) || !cidr.contains(end) || start > end {
+            return Err(Error::invalid(
+                "--allocation-pool",
+                format!("start={start},end={end} is not a range inside {cidr}"),
+            ));
+        }
+        if gateway.is_some_and(|g| *start <= g && g <= *end) {
+            return Err(Error::invalid(
+                "--allocation-pool",
+                format!("start={start},end={end} contains the gateway; Neutron refuses that"),
+            ));
+        }
+    }
     let project = spec.project.clone().unwrap_or_else(|| net.project.clone());
     let id = st.new_id();
     let server_mac = st.new_mac();
@@ -527,6 +558,7 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
             enable_dhcp: spec.enable_dhcp,
             ipv6_address_mode: spec.ipv6_address_mode.clone(),
             dns_nameservers: spec.dns_nameservers.clone(),
+            allocation_pools: spec.allocation_pools.clone(),
             revision: 0,
             dhcp_options: None,
             server_mac,

@@ -39,6 +39,10 @@ pub struct PortSpec {
     pub security_groups: Option<Vec<String>>,
     /// `--disable-port-security` clears it.
     pub port_security: bool,
+    /// `--mac-address` (else a fresh `fa:16:3e:…`).
+    pub mac: Option<String>,
+    /// `--allowed-address ip-address=IP[,mac-address=MAC]` (MAC: the port's by default).
+    pub allowed_address_pairs: Vec<(Option<String>, String)>,
 }
 
 /// `openstack port set` (what nova's `PUT /ports/<id>` changes).
@@ -48,6 +52,9 @@ pub struct PortUpdate {
     pub device_owner: Option<String>,
     pub host: Option<String>,
     pub name: Option<String>,
+    /// `--no-security-group` (`clear`) and `--security-group SG...` (`add`), as the openstack
+    /// CLI combines them: the port's groups, emptied first with `clear`, plus `add`.
+    pub security_groups: Option<(bool, Vec<String>)>,
 }
 
 impl Neutron {
@@ -101,6 +108,38 @@ impl Neutron {
                 }
                 if let Some(v) = &update.name {
                     p.name = v.clone();
+                }
+                if let Some((clear, add)) = &update.security_groups {
+                    // The CLI sends the port's groups plus the named ones, and Neutron refuses
+                    // a list with duplicates (400), e.g. naming a group the port has.
+                    let mut groups = if *clear { vec![] } else { p.security_groups.clone() };
+                    for name in add {
+                        let g = st.security_group(name)?.id;
+                        if groups.contains(&g) {
+                            return Err(Error::invalid(
+                                "--security-group",
+                                format!("duplicate items in the list: {g} (the port has that group already)"),
+                            ));
+                        }
+                        groups.push(g);
+                    }
+                    if !p.port_security && !groups.is_empty() {
+                        return Err(Error::invalid(
+                            "--security-group",
+                            "a port without port security cannot have security groups",
+                        ));
+                    }
+                    let stateless = groups
+                        .iter()
+                        .filter(|g| st.security_groups.get(g).is_some_and(|g| !g.stateful))
+                        .count();
+                    if stateless > 0 && stateless < groups.len() {
+                        return Err(Error::InUse {
+                            what: "--security-group".into(),
+                            why: "cannot apply both stateful and stateless security groups on the same port".into(),
+                        });
+                    }
+                    p.security_groups = groups;
                 }
                 p.revision += 1;
                 Ok(Some(plan_lsp_update(st, p, "T8b port update")?))
@@ -288,7 +327,10 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         ));
     }
     let id = st.new_id();
-    let mac = st.new_mac();
+    let mac = match &spec.mac {
+        Some(m) => st.reserve_mac(m)?,
+        None => st.new_mac(),
+    };
     let mut port = Port {
         id,
         name: spec.name.clone(),
@@ -309,7 +351,25 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         lsp: ovsdb::Uuid::new_v4(),
         lrp: None,
         lrp_revision: 0,
+        allowed_address_pairs: vec![],
     };
+    port.allowed_address_pairs = spec
+        .allowed_address_pairs
+        .iter()
+        .map(|(mac, ip)| {
+            (
+                mac.clone().unwrap_or_else(|| port.mac.clone()).to_lowercase(),
+                ip.clone(),
+            )
+        })
+        .collect();
+    if !port.port_security && !port.allowed_address_pairs.is_empty() {
+        release_port_resources(st, &port);
+        return Err(Error::InUse {
+            what: "--allowed-address".into(),
+            why: "a port without port security cannot have allowed address pairs".into(),
+        });
+    }
     if let Err(e) = allocate_port_ips(st, &mut port, &spec.fixed_ips) {
         release_port_resources(st, &port);
         return Err(e);

@@ -1123,5 +1123,6 @@ fn router_owned_port(
         lsp: ovsdb::Uuid::new_v4(),
         lrp: None,
         lrp_revision: 0,
+        allowed_address_pairs: vec![],
     }
 }

@@ -551,6 +551,14 @@ impl Normalizer {
                         }
                         let hint = kstr.and_then(|k| key_type(k.split_once(':').map(|(_, b)| b).unwrap_or(k)));
                         let xs = match x {
+                            // Neutron lists a port's groups sorted by their (random) ids: only
+                            // the set means something once the ids are tokens.
+                            Val::Str(s) if kstr == Some("neutron:security_group_ids") => {
+                                let normalized = self.norm_str(s, hint, assign);
+                                let mut ids: Vec<&str> = normalized.split_whitespace().collect();
+                                ids.sort_by(|a, b| natural_cmp(a, b));
+                                python_string(&ids.join(" "))
+                            }
                             Val::Str(s) => python_string(&self.norm_str(s, hint, assign)),
                             other => self.value_key(other, col, table, assign),
                         };

@@ -459,7 +459,12 @@ impl Replay {
                     .await?;
                 n.port_create(spec).await?
             }
-            C::PortSet { port, update } => n.port_update(&port, update).await?,
+            C::PortSet { port, update } => {
+                if let Some((_, add)) = &update.security_groups {
+                    self.cli_resolves_groups(add, None).await?;
+                }
+                n.port_update(&port, update).await?
+            }
             C::PortDelete(names) => return self.each(names, |n, x| async move { n.port_delete(&x).await }).await,
             C::ServerCreate {
                 name,

@@ -407,12 +407,6 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     option: "disable-port-security".into(),
                 });
             }
-            if a.value("mtu").is_some() {
-                return Err(VocabularyError::NotModelled {
-                    command: cmd(2),
-                    option: "mtu".into(),
-                });
-            }
             C::NetworkCreate(NetworkSpec {
                 name: a.one("network name")?,
                 project: a.value("project").or(project),
@@ -420,6 +414,7 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 network_type: a.value("provider-network-type"),
                 physical_network: a.value("provider-physical-network"),
                 segmentation_id: a.number("provider-segment")?,
+                mtu: a.number("mtu")?,
             })
         }
         ["network", "set" | "unset", ..] => {
@@ -447,13 +442,9 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "project",
                     "metadata-ip",
                     "description",
-                ],
-                &[
                     "allocation-pool",
-                    "host-route",
-                    "subnet-pool",
-                    "use-default-subnet-pool",
                 ],
+                &["host-route", "subnet-pool", "use-default-subnet-pool"],
             )?;
             let network = a.required("network")?;
             let cidr = a.required("subnet-range")?;
@@ -502,6 +493,21 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 });
             }
             spec.dns_nameservers = a.values("dns-nameserver");
+            for pool in a.values("allocation-pool") {
+                let mut start = None;
+                let mut end = None;
+                for part in pool.split(',') {
+                    match part.split_once('=') {
+                        Some(("start", v)) => start = v.parse::<IpAddr>().ok(),
+                        Some(("end", v)) => end = v.parse::<IpAddr>().ok(),
+                        _ => start = None,
+                    }
+                }
+                match (start, end) {
+                    (Some(s), Some(e)) => spec.allocation_pools.push((s, e)),
+                    _ => return Err(a.invalid(format!("--allocation-pool {pool:?}: expected start=IP,end=IP"))),
+                }
+            }
             spec.metadata_ip = a.ip("metadata-ip")?;
             C::SubnetCreate(spec)
         }
@@ -589,14 +595,10 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "project",
                     "dns-name",
                     "description",
-                ],
-                &[
                     "mac-address",
                     "allowed-address",
-                    "disable",
-                    "vnic-type",
-                    "binding-profile",
                 ],
+                &["disable", "vnic-type", "binding-profile"],
             )?;
             let network = a.required("network")?;
             let fixed_ips = a
@@ -626,19 +628,47 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 port_security: a
                     .last_of("enable-port-security", "disable-port-security")
                     .unwrap_or(true),
+                mac: a.value("mac-address"),
+                allowed_address_pairs: a
+                    .values("allowed-address")
+                    .iter()
+                    .map(|v| {
+                        let mut ip = None;
+                        let mut mac = None;
+                        for part in v.split(',') {
+                            match part.split_once('=') {
+                                Some(("ip-address", x)) => ip = Some(x.to_owned()),
+                                Some(("mac-address", x)) => mac = Some(x.to_owned()),
+                                _ => {
+                                    return Err(a.invalid(format!(
+                                        "--allowed-address {v:?}: expected ip-address=IP[,mac-address=MAC]"
+                                    )))
+                                }
+                            }
+                        }
+                        ip.map(|ip| (mac, ip))
+                            .ok_or_else(|| a.invalid(format!("--allowed-address {v:?} needs ip-address=")))
+                    })
+                    .collect::<Res<_>>()?,
             })
         }
         ["port", "set", rest @ ..] => {
             let a = Argv::parse(
                 &cmd(2),
                 rest,
-                &[],
-                &["device", "device-owner", "host", "name", "dns-name", "description"],
+                &["no-security-group"],
+                &[
+                    "device",
+                    "device-owner",
+                    "host",
+                    "name",
+                    "dns-name",
+                    "description",
+                    "security-group",
+                ],
                 &[
                     "fixed-ip",
                     "no-fixed-ip",
-                    "security-group",
-                    "no-security-group",
                     "enable-port-security",
                     "disable-port-security",
                     "allowed-address",
@@ -655,6 +685,8 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     device_owner: a.value("device-owner"),
                     host: a.value("host"),
                     name: a.value("name"),
+                    security_groups: (a.flag("no-security-group") || !a.values("security-group").is_empty())
+                        .then(|| (a.flag("no-security-group"), a.values("security-group"))),
                 },
             }
         }
@@ -946,11 +978,25 @@ mod tests {
     fn unknown_and_unmodelled_options_are_named() {
         let e = os("network create --bogus x n").unwrap_err();
         assert!(e.to_string().contains("--bogus"), "{e}");
-        let e =
-            os("subnet create --network n --subnet-range 10.0.0.0/24 --allocation-pool start=10.0.0.5,end=10.0.0.9 s")
-                .unwrap_err();
+        let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --host-route destination=10.1.0.0/24 s")
+            .unwrap_err();
         assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
-        assert!(e.to_string().contains("--allocation-pool"), "{e}");
+        assert!(e.to_string().contains("--host-route"), "{e}");
+        match os("subnet create --network n --subnet-range 10.0.0.0/24 --allocation-pool start=10.0.0.5,end=10.0.0.9 s")
+            .unwrap()
+        {
+            OpenstackCommand::SubnetCreate(s) => assert_eq!(
+                s.allocation_pools,
+                [("10.0.0.5".parse().unwrap(), "10.0.0.9".parse().unwrap())]
+            ),
+            other => panic!("{other:?}"),
+        }
+        match os("port set --no-security-group --security-group web p").unwrap() {
+            OpenstackCommand::PortSet { update, .. } => {
+                assert_eq!(update.security_groups, Some((true, vec!["web".to_owned()])))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
