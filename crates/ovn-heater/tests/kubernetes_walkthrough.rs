@@ -4,42 +4,20 @@
 //! equals the reference `.txt` from line 2 on (line 1 records the producing command).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use ovn_openstack::snapshot::{diff_text, Normalizer};
 use test_support::{Central, TempDir};
 
-fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ovn-kubernetes/tests/reference")
+/// Runs the binary with a deadline (killed if it overruns): whether it succeeded, its output.
+fn run_bounded(args: &[&str], timeout: Duration) -> (bool, String) {
+    let (code, text) = test_support::run_bounded(Command::new(env!("CARGO_BIN_EXE_ovn-heater")).args(args), timeout);
+    (code == Some(0), text)
 }
 
-/// Runs the binary with a deadline; kills it if it overruns.
-fn run_bounded(args: &[&str], timeout: Duration) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ovn-heater");
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for ovn-heater") {
-            let out = child.wait_with_output().expect("collect output");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return (status.success(), text);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (false, format!("ovn-heater did not finish within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ovn-kubernetes/tests/reference")
 }
 
 /// The oracle's sandbox: an inert Connection row in the NB.

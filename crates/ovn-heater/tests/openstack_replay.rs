@@ -3,11 +3,16 @@
 //! started), and a step Neutron would refuse stops the replay with exit code 2.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use ovn_openstack::snapshot::{diff_text, Normalizer};
 use test_support::{Central, TempDir};
+
+/// Runs the binary with a deadline (killed if it overruns): its exit code and output.
+fn run_bounded(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    test_support::run_bounded(Command::new(env!("CARGO_BIN_EXE_ovn-heater")).args(args), timeout)
+}
 
 const STEPS: &str = r#"
 description: build and tear down
@@ -58,33 +63,6 @@ steps:
     project: fake_project_id
     dump: after-net1-default
 "#;
-
-fn run_bounded(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ovn-heater");
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return (status.code(), text);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, format!("ovn-heater did not finish within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn body(path: &Path, n: &mut Normalizer) -> String {
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("dump")).expect("json");

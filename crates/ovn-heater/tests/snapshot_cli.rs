@@ -2,10 +2,15 @@
 //! on real Neutron's reference dumps (vendored in crates/ovn-openstack/tests/reference).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use test_support::{OvsdbServer, TempDir};
+
+/// Runs `program` with a deadline (killed if it overruns): its exit code and output.
+fn run_bounded(program: &str, args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    test_support::run_bounded(Command::new(program).args(args), timeout)
+}
 
 fn reference(step: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,33 +18,6 @@ fn reference(step: &str) -> String {
         .join(format!("{step}.json"))
         .display()
         .to_string()
-}
-
-fn run_bounded(program: &str, args: &[&str], timeout: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {program}: {e}"));
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return (status.code(), text);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, format!("{program} did not finish within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn heater(args: &[&str]) -> (Option<i32>, String) {

@@ -11,11 +11,13 @@
 //! links, OVS ports) that a lab left nothing behind.
 #![allow(clippy::print_stderr)]
 
+pub mod bounded;
 pub mod leftovers;
 pub mod pki;
 pub mod proxy;
 pub mod server;
 
+pub use bounded::run_bounded;
 pub use leftovers::{assert_nothing_left, leftovers};
 pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
