@@ -1,6 +1,6 @@
 //! `ovn-heater run` of upstream's ovn-kubernetes scenarios: results.json and report.html as for
-//! OpenStack runs. Upstream CI's `ovn-low-scale.yml` on real chassis (pods in namespaces of
-//! their own, every pod up, every ping answered), and `ocp-120-density-light.yml` on emulated
+//! OpenStack runs. Upstream CI's `ovn-low-scale.yml` on real chassis (dual-stack pods in
+//! namespaces of their own, every pod up, every IPv4 and IPv6 ping answered), and `ocp-120-density-light.yml` on emulated
 //! chassis, scaled down with `--set`.
 
 use std::process::Command;
@@ -89,6 +89,25 @@ fn run_ovn_low_scale_on_real_chassis_writes_results() {
     }
     let s = &r["summary"];
     assert!(s["pings_ok"].as_u64().unwrap() > 0 && s["pings_failed"] == 0, "{s}");
+    // Dual stack (the scenario's run_ipv6: True): pods ping over IPv6 as well as IPv4.
+    let targets: Vec<String> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|st| st["measurements"]["ping_pod"]["samples"].as_array())
+        .flatten()
+        .map(|sample| {
+            sample["subject"]
+                .as_str()
+                .unwrap()
+                .rsplit("-> ")
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let v6 = targets.iter().filter(|t| t.contains(':')).count();
+    assert!(v6 > 0 && v6 < targets.len(), "IPv4 and IPv6 pings: {targets:?}");
     let controllers = r["processes"]
         .as_array()
         .unwrap()

@@ -145,6 +145,13 @@ impl RealChassis {
             .ip_cidr
             .parse()
             .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let ip6_cidr: Option<ipnet::Ipv6Net> = match &spec.ip6_cidr {
+            Some(c) => Some(
+                c.parse()
+                    .map_err(|_| Error::InvalidSpec(format!("VM IPv6 address {c:?} is not ADDRESS/PREFIX")))?,
+            ),
+            None => None,
+        };
         let mac = vmnet::parse_mac(&spec.mac)
             .ok_or_else(|| Error::InvalidSpec(format!("VM MAC {:?} is not aa:bb:cc:dd:ee:ff", spec.mac)))?;
         let client = self.ovs_client().await?;
@@ -184,17 +191,29 @@ impl RealChassis {
             vmnet::tune_arp(nl, index)
                 .await
                 .map_err(|e| vmnet::nl_error(&what("cannot tune ARP"), e))?;
-            vmnet::add_address(nl, index, ip_cidr.addr(), ip_cidr.prefix_len())
-                .await
-                .map_err(|e| vmnet::nl_error(&what("cannot add the address"), e))?;
+            match ip_cidr.addr() {
+                IpAddr::V4(_) => vmnet::add_address(nl, index, ip_cidr.addr(), ip_cidr.prefix_len()).await,
+                IpAddr::V6(ip) => vmnet::add_address6_nodad(nl, index, ip, ip_cidr.prefix_len()).await,
+            }
+            .map_err(|e| vmnet::nl_error(&what("cannot add the address"), e))?;
             match spec.gateway {
-                Some(IpAddr::V4(gw)) => vmnet::add_default_route(nl, gw)
+                Some(IpAddr::V4(gw)) => vmnet::add_default_route(nl, gw).await,
+                Some(IpAddr::V6(gw)) => vmnet::add_default_route6(nl, gw).await,
+                None => Ok(()),
+            }
+            .map_err(|e| {
+                let gw = spec.gateway.map(|g| g.to_string()).unwrap_or_default();
+                vmnet::nl_error(&format!("cannot add the default route via {gw} in {vm_netns}"), e)
+            })?;
+            if let Some(ip6) = ip6_cidr {
+                vmnet::add_address6_nodad(nl, index, ip6.addr(), ip6.prefix_len())
                     .await
-                    .map_err(|e| vmnet::nl_error(&format!("cannot add the default route via {gw} in {vm_netns}"), e))?,
-                Some(IpAddr::V6(gw)) => {
-                    return Err(Error::InvalidSpec(format!("VM gateway {gw}: only IPv4 is supported")))
+                    .map_err(|e| vmnet::nl_error(&what("cannot add the IPv6 address"), e))?;
+                if let Some(gw6) = spec.gateway6 {
+                    vmnet::add_default_route6(nl, gw6).await.map_err(|e| {
+                        vmnet::nl_error(&format!("cannot add the IPv6 default route via {gw6} in {vm_netns}"), e)
+                    })?;
                 }
-                None => {}
             }
             Ok::<(), Error>(())
         };
@@ -392,6 +411,9 @@ pub struct VmSpec {
     /// Default route, if any.
     pub gateway: Option<IpAddr>,
     pub mtu: u32,
+    /// A second, IPv6 address (`fd00::5/64`) for dual-stack VMs, and its default route.
+    pub ip6_cidr: Option<String>,
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 impl VmSpec {
@@ -402,7 +424,15 @@ impl VmSpec {
             ip_cidr: ip_cidr.into(),
             gateway: None,
             mtu: DEFAULT_VM_MTU,
+            ip6_cidr: None,
+            gateway6: None,
         }
+    }
+    /// Dual stack: also `ip6_cidr` (ADDRESS/PREFIX), with a default route via `gateway6`.
+    pub fn ipv6(mut self, ip6_cidr: impl Into<String>, gateway6: Option<std::net::Ipv6Addr>) -> Self {
+        self.ip6_cidr = Some(ip6_cidr.into());
+        self.gateway6 = gateway6;
+        self
     }
     pub fn gateway(mut self, gw: IpAddr) -> Self {
         self.gateway = Some(gw);
@@ -476,11 +506,6 @@ async fn probe_from(
     interval: Duration,
     timeout: Duration,
 ) -> Result<Option<Duration>> {
-    let IpAddr::V4(dest) = dest else {
-        return Err(Error::InvalidSpec(format!(
-            "cannot ping {dest}: only IPv4 is supported"
-        )));
-    };
     Ok(prober.get(netns).await?.until_reply(dest, interval, timeout).await)
 }
 

@@ -11,7 +11,7 @@
 //!
 //! Must not know: OVS, OVN, which namespace it is in.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
@@ -25,12 +25,15 @@ const REQUEST_WAIT: Duration = Duration::from_secs(1);
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// ICMP type of an echo reply.
 const ECHO_REPLY: u8 = 0;
+/// ICMPv6 type of an echo reply.
+const ECHO_REPLY_V6: u8 = 129;
 const PAYLOAD: [u8; 16] = *b"ovn-heater probe";
 
-/// Echo probes from one namespace; clones share the socket.
+/// Echo probes from one namespace; clones share the sockets (one ICMP, one ICMPv6).
 #[derive(Clone)]
 pub struct Prober {
-    client: Client,
+    v4: Client,
+    v6: Client,
 }
 
 impl std::fmt::Debug for Prober {
@@ -43,12 +46,10 @@ impl std::fmt::Debug for Prober {
 /// datagram ICMP sockets would need each namespace's `ping_group_range` opened). Needs a tokio
 /// runtime entered.
 pub(crate) fn open() -> std::io::Result<Prober> {
-    let config = Config::builder()
-        .kind(ICMP::V4)
-        .sock_type_hint(socket2::Type::RAW)
-        .build();
+    let raw = |kind| Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
     Ok(Prober {
-        client: Client::new(&config)?,
+        v4: Client::new(&raw(ICMP::V4))?,
+        v6: Client::new(&raw(ICMP::V6))?,
     })
 }
 
@@ -62,7 +63,8 @@ impl Prober {
     /// Sends echo requests to `dest` every `interval` until the first echo reply: `Some(time
     /// from the first request to that reply)`, or `None` when nothing answered within `timeout`.
     /// ICMP errors (host unreachable while ARP is unanswered) do not end the probe.
-    pub async fn until_reply(&self, dest: Ipv4Addr, interval: Duration, timeout: Duration) -> Option<Duration> {
+    pub async fn until_reply(&self, dest: IpAddr, interval: Duration, timeout: Duration) -> Option<Duration> {
+        let client = if dest.is_ipv6() { &self.v6 } else { &self.v4 };
         let start = Instant::now();
         let deadline = start + timeout;
         let ident = next_identifier();
@@ -79,7 +81,7 @@ impl Prober {
                     }
                 }
                 now = ticks.tick(), if Instant::now() < deadline => {
-                    let mut pinger = self.client.pinger(IpAddr::V4(dest), ident).await;
+                    let mut pinger = client.pinger(dest, ident).await;
                     pinger.timeout(REQUEST_WAIT.min(deadline.saturating_duration_since(now)));
                     let this = PingSequence(seq);
                     seq = seq.wrapping_add(1);
@@ -94,6 +96,7 @@ impl Prober {
 fn is_echo_reply(reply: &Result<(IcmpPacket, Duration), surge_ping::SurgeError>) -> bool {
     match reply {
         Ok((IcmpPacket::V4(p), _)) => p.get_icmp_type().0 == ECHO_REPLY,
+        Ok((IcmpPacket::V6(p), _)) => p.get_icmpv6_type().0 == ECHO_REPLY_V6,
         _ => false,
     }
 }

@@ -14,7 +14,7 @@
 //! Must not know: OVS, OVN, which namespaces make a lab.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -280,31 +280,59 @@ pub(crate) async fn add_default_route(nl: &Handle, gateway: Ipv4Addr) -> std::re
     nl.route().add(route).execute().await
 }
 
+/// An IPv6 address usable at once: without duplicate address detection (`nodad`), which would
+/// keep it tentative, unable to send, for about a second after it is added.
+pub(crate) async fn add_address6_nodad(
+    nl: &Handle,
+    index: u32,
+    addr: Ipv6Addr,
+    prefix_len: u8,
+) -> std::result::Result<(), rtnetlink::Error> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+    let mut request = nl.address().add(index, std::net::IpAddr::V6(addr), prefix_len);
+    request
+        .message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    request.execute().await
+}
+
+pub(crate) async fn add_default_route6(nl: &Handle, gateway: Ipv6Addr) -> std::result::Result<(), rtnetlink::Error> {
+    let route = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gateway).build();
+    nl.route().add(route).execute().await
+}
+
 /// ARP on link `index` asks again every [`ARP_RETRANS_MS`] instead of the kernel's 1 s, for
 /// [`ARP_MCAST_PROBES`] requests before the entry fails (`ip ntable change name arp_cache dev
-/// X retrans 8 mcast_probes 125`). A VM's first ARP request for its gateway usually goes out
+/// X retrans 8 mcast_probes 125`, and the same for `ndisc_cache`). A VM's first ARP request for its gateway usually goes out
 /// before OVN has installed the port's flows and is lost; with the kernel's defaults the next
 /// one leaves a second later, and readiness would be measured in whole seconds.
 pub(crate) async fn tune_arp(nl: &Handle, index: u32) -> std::result::Result<(), rtnetlink::Error> {
-    let mut table = NeighbourTableMessage::default();
-    table.header.family = AddressFamily::Inet;
-    table.attributes = vec![
-        NeighbourTableAttribute::Name("arp_cache".into()),
-        NeighbourTableAttribute::Parms(vec![
-            NeighbourTableParameter::Ifindex(index),
-            NeighbourTableParameter::RetransTime(ARP_RETRANS_MS),
-            NeighbourTableParameter::McastProbes(ARP_MCAST_PROBES),
-        ]),
-    ];
-    let mut request = NetlinkMessage::from(RouteNetlinkMessage::SetNeighbourTable(table));
-    request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    let mut handle = nl.clone();
-    let mut replies = handle.request(request)?;
-    use futures_util::StreamExt;
-    while let Some(message) = replies.next().await {
-        if let rtnetlink::packet_core::NetlinkPayload::Error(e) = message.payload {
-            if e.code.is_some() {
-                return Err(rtnetlink::Error::NetlinkError(e));
+    // IPv6 neighbour discovery (`ndisc_cache`) is tuned the same way, for dual-stack VMs.
+    for (family, table_name) in [
+        (AddressFamily::Inet, "arp_cache"),
+        (AddressFamily::Inet6, "ndisc_cache"),
+    ] {
+        let mut table = NeighbourTableMessage::default();
+        table.header.family = family;
+        table.attributes = vec![
+            NeighbourTableAttribute::Name(table_name.into()),
+            NeighbourTableAttribute::Parms(vec![
+                NeighbourTableParameter::Ifindex(index),
+                NeighbourTableParameter::RetransTime(ARP_RETRANS_MS),
+                NeighbourTableParameter::McastProbes(ARP_MCAST_PROBES),
+            ]),
+        ];
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::SetNeighbourTable(table));
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        let mut handle = nl.clone();
+        let mut replies = handle.request(request)?;
+        use futures_util::StreamExt;
+        while let Some(message) = replies.next().await {
+            if let rtnetlink::packet_core::NetlinkPayload::Error(e) = message.payload {
+                if e.code.is_some() {
+                    return Err(rtnetlink::Error::NetlinkError(e));
+                }
             }
         }
     }

@@ -866,14 +866,29 @@ impl Hooks for Real<'_> {
             .lab
             .chassis_by_name(chassis_name)
             .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {chassis_name}")))?;
-        let (Some((ip, plen)), Some(gw)) = (pod.ip.v4, pod.gw.ip4()) else {
-            return Err(ovn_kubernetes::Error::Hook(format!(
-                "pod {}: real chassis plumb IPv4 pods only (set global.run_ipv4: true)",
-                pod.name
-            )));
+        // Dual stack: IPv4 first with IPv6 beside it; single stack: the one family.
+        let mut spec = match (pod.ip.v4, pod.ip.v6) {
+            (Some((ip, plen)), _) => {
+                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
+                match pod.gw.ip4() {
+                    Some(gw) => spec.gateway(IpAddr::V4(gw)),
+                    None => spec,
+                }
+            }
+            (None, Some((ip, plen))) => {
+                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
+                match pod.gw.ip6() {
+                    Some(gw) => spec.gateway(IpAddr::V6(gw)),
+                    None => spec,
+                }
+            }
+            (None, None) => {
+                return Err(ovn_kubernetes::Error::Hook(format!("pod {} has no address", pod.name)));
+            }
         };
-        let spec =
-            ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}")).gateway(IpAddr::V4(gw));
+        if let (Some(_), Some((ip6, plen6))) = (pod.ip.v4, pod.ip.v6) {
+            spec = spec.ipv6(format!("{ip6}/{plen6}"), pod.gw.ip6());
+        }
         let vm = chassis
             .bind_vm(spec)
             .await
@@ -900,13 +915,12 @@ impl Hooks for Real<'_> {
         let Some(vm) = self.vms.get(&from.name) else {
             return Ok(());
         };
-        if to.is_ipv6() {
-            return Ok(());
-        }
-        // Upstream's readiness target is the node's external host (20.N.255.253), which the lab
-        // does not have: the pod's own router port answers instead.
+        // Upstream's readiness target is the node's external host (20.N.255.253, or its IPv6
+        // twin), which the lab does not have: the pod's own router port answers instead.
         let target = if Some(to) == from.ext_gw.ip4().map(IpAddr::V4) {
             from.gw.ip4().map_or(to, IpAddr::V4)
+        } else if Some(to) == from.ext_gw.ip6().map(IpAddr::V6) {
+            from.gw.ip6().map_or(to, IpAddr::V6)
         } else {
             to
         };
