@@ -720,7 +720,7 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     }
     let clock = Clock::start();
     let rec = Recorder::new(clock);
-    let lab = ovn_lab::Lab::up(spec).await.map_err(super::runner::lab_failure)?;
+    let lab = super::lab::up_interruptible(spec).await?;
     // CPU and RSS of every daemon and of ovn-heater itself (the emulated farm runs inside it).
     let mut watched: Vec<Watched> = lab
         .processes()
@@ -741,26 +741,39 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     }
     let (stop_sampling, stop_rx) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(procfs::sample(clock, watched, Duration::from_millis(500), stop_rx));
+    // Ctrl-C and SIGTERM end the run the same way: teardown, partial results, exit 130.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     let result = tokio::select! {
         r = async {
             if run.real { run_real_on(&lab, &run, rec.clone()).await } else { run_emulated_on(&lab, &run, rec.clone()).await }
         } => r,
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
+        _ = terminate.recv() => Err(Failure::interrupted().into()),
     };
     let _ = stop_sampling.send(true);
     let processes = sampler.await.unwrap_or_default();
     let versions = lab.versions().clone();
     let down = lab.down();
     if let Some(target) = &run.results {
-        let code = write_results(target, &run, &rec, clock, processes, &versions, &result)?;
+        let judged = write_results(target, &run, &rec, clock, processes, &versions, &result);
         if let (Ok(_), Ok(_)) = (&result, &down) {
+            // Checks that failed are exit 1 (the lab's files are kept for their logs).
+            let code = judged?;
             if run.run_dir.is_none() {
                 let _ = std::fs::remove_dir_all(&run_dir);
             }
             return Ok(code);
         }
+        // Otherwise the run's own error (bad input, interrupt, lab) or teardown's decides the
+        // exit code below; the partial results are written all the same.
+        if let Err(e) = judged {
+            tracing::warn!("{e:#}");
+        }
     }
-    if run.run_dir.is_none() && result.is_ok() && down.is_ok() {
+    // A temp lab dir goes once the lab is down, unless the run failed (its logs say why).
+    let interrupted = matches!(&result, Err(e) if crate::error::exit_code(e) == crate::error::EXIT_INTERRUPTED);
+    if run.run_dir.is_none() && (result.is_ok() || interrupted) && down.is_ok() {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     let code = result?;

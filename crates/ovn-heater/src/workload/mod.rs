@@ -10,6 +10,7 @@ pub mod chaos;
 pub mod ext_cmd;
 pub mod hosts;
 pub mod kubernetes;
+pub mod lab;
 pub mod nb_watch;
 pub mod openstack;
 pub mod openstack_cli;

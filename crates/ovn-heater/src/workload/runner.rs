@@ -293,17 +293,10 @@ fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab
 
 /// Lab errors the user fixes (root, binaries, names) are bad input; the rest are environment.
 pub(crate) fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
-    use ovn_lab::Error as E;
-    let text = e.to_string();
-    match e {
-        E::NotRoot
-        | E::BinaryNotFound { .. }
-        | E::SchemaNotFound { .. }
-        | E::TunMissing
-        | E::NameClash { .. }
-        | E::RunDirInUse { .. }
-        | E::InvalidSpec(_) => Failure::bad_input(text).into(),
-        other => anyhow::Error::new(other).context("the lab failed"),
+    if e.is_preflight() {
+        Failure::bad_input(e.to_string()).into()
+    } else {
+        anyhow::Error::new(e).context("the lab failed")
     }
 }
 
