@@ -53,6 +53,9 @@ pub struct ConnectPolicy {
     /// This chassis's own key and certificate for `ssl:` remotes (under SB RBAC its CN must be
     /// the chassis name, as for ovn-controller).
     pub tls: Option<ovsdb::TlsConfig>,
+    /// Decode each SB update once with the other chassis sharing this cache (a farm's chassis
+    /// with the same monitor request receive byte-identical updates).
+    pub update_cache: Option<Arc<ovsdb::UpdateCache>>,
 }
 
 impl Default for ConnectPolicy {
@@ -62,6 +65,7 @@ impl Default for ConnectPolicy {
             start_delay: Duration::ZERO,
             inactivity_probe: Some(Duration::from_secs(5)),
             tls: None,
+            update_cache: None,
         }
     }
 }
@@ -181,6 +185,9 @@ impl EmulatedChassis {
             .check_schema(false);
         if let Some(tls) = &policy.tls {
             options = options.tls(tls.clone());
+        }
+        if let Some(cache) = &policy.update_cache {
+            options = options.update_cache(cache.clone());
         }
         let shared = Arc::new(Shared {
             spec: spec.clone(),

@@ -7,10 +7,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ovsdb::{Client, ClientOptions, TlsConfig};
+use ovsdb::{Client, ClientOptions, TlsConfig, UpdateCache, UpdateCacheStats};
 
 use crate::chassis::{ChassisStatus, ConnectPolicy, EmulatedChassis};
 use crate::error::{Error, Result};
+use crate::keep::any_chassis_keeps_table;
 use crate::sb::{MonitorPlan, SB_DB};
 use crate::spec::ChassisSpec;
 
@@ -37,6 +38,9 @@ pub struct FarmOptions {
     pub inactivity_probe: Option<Duration>,
     /// Each chassis's key and certificate for `ssl:` remotes, by chassis name.
     pub tls: Option<ChassisTls>,
+    /// Decode each SB update once for every chassis that received the same bytes (see
+    /// [`ovsdb::UpdateCache`]); off, each chassis decodes its own copy.
+    pub shared_decode: bool,
 }
 
 /// Gives each chassis of a farm its own TLS identity (SB RBAC lets a chassis write only the
@@ -79,6 +83,7 @@ impl Default for FarmOptions {
             datapath_type: "system".into(),
             inactivity_probe: Some(Duration::from_secs(5)),
             tls: None,
+            shared_decode: true,
         }
     }
 }
@@ -127,6 +132,8 @@ pub struct FarmStatus {
     /// SB rows held in memory by all chassis together.
     pub rows_held: usize,
     pub last_error: Option<String>,
+    /// What the farm's shared decoding did (`None` when each chassis decodes its own updates).
+    pub shared_decode: Option<UpdateCacheStats>,
 }
 
 impl FarmStatus {
@@ -153,6 +160,7 @@ impl FarmStatus {
 /// N emulated chassis as tokio tasks of this process, each with its own SB connection.
 pub struct Farm {
     chassis: Vec<EmulatedChassis>,
+    update_cache: Option<Arc<UpdateCache>>,
 }
 
 impl Farm {
@@ -189,6 +197,9 @@ impl Farm {
         } else {
             Duration::ZERO
         };
+        let update_cache = options
+            .shared_decode
+            .then(|| Arc::new(UpdateCache::new().tables(any_chassis_keeps_table)));
         let chassis = specs
             .into_iter()
             .enumerate()
@@ -198,11 +209,12 @@ impl Farm {
                     start_delay: interval * u32::try_from(i).unwrap_or(u32::MAX),
                     inactivity_probe: options.inactivity_probe,
                     tls: identity(&spec.name)?,
+                    update_cache: update_cache.clone(),
                 };
                 EmulatedChassis::start(sb_remotes, spec, policy)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Farm { chassis })
+        Ok(Farm { chassis, update_cache })
     }
 
     pub fn chassis(&self) -> &[EmulatedChassis] {
@@ -222,6 +234,7 @@ impl Farm {
         for c in &self.chassis {
             total.add(&c.status());
         }
+        total.shared_decode = self.update_cache.as_ref().map(|c| c.stats());
         total
     }
 

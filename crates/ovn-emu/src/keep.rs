@@ -17,6 +17,14 @@ use tokio::sync::Notify;
 use crate::sb::{CHASSIS, CHASSIS_PRIVATE, ENCAP, HA_CHASSIS, HA_CHASSIS_GROUP, PORT_BINDING, SB_GLOBAL};
 use crate::spec::ChassisSpec;
 
+/// Whether some chassis (a gateway) may keep rows of `table`: what a farm decodes once for all.
+pub(crate) fn any_chassis_keeps_table(table: &str) -> bool {
+    matches!(
+        table,
+        SB_GLOBAL | CHASSIS | CHASSIS_PRIVATE | ENCAP | PORT_BINDING | HA_CHASSIS_GROUP | HA_CHASSIS
+    )
+}
+
 /// The filter's view of its chassis; the chassis task updates it as ports come and go.
 #[derive(Debug)]
 pub(crate) struct KeepState {
@@ -38,9 +46,8 @@ impl KeepState {
     /// Whether the chassis acts on any row of `table`. Fixed for a chassis's lifetime.
     pub fn keeps_table(&self, table: &str) -> bool {
         match table {
-            SB_GLOBAL | CHASSIS | CHASSIS_PRIVATE | ENCAP | PORT_BINDING => true,
             HA_CHASSIS_GROUP | HA_CHASSIS => self.spec.is_gateway,
-            _ => false,
+            other => any_chassis_keeps_table(other),
         }
     }
 

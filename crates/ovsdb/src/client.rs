@@ -37,6 +37,7 @@ use crate::replica::{Replica, ReplicaShared};
 use crate::schema::DatabaseSchema;
 use crate::tls::TlsConfig;
 use crate::txn::{Operation, OperationResult, Transaction, TransactionResult};
+use crate::update_cache::UpdateCache;
 
 /// How a [`Client`] connects and stays connected.
 #[derive(Clone, Debug)]
@@ -64,6 +65,9 @@ pub struct ClientOptions {
     /// The largest message accepted from a server; a bigger one (or endless junk) drops the
     /// connection with a protocol error instead of growing the read buffer without bound.
     pub max_message_bytes: usize,
+    /// Decode notifications for filtered monitors once for every client sharing this cache
+    /// (see [`UpdateCache`]).
+    pub update_cache: Option<Arc<UpdateCache>>,
 }
 
 impl ClientOptions {
@@ -82,6 +86,7 @@ impl ClientOptions {
             check_schema: true,
             tls: None,
             max_message_bytes: crate::jsonrpc::MAX_FRAME_BYTES,
+            update_cache: None,
         })
     }
     pub fn database(mut self, name: impl Into<String>) -> Self {
@@ -117,6 +122,11 @@ impl ClientOptions {
     /// at least 4 KiB).
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes.max(4096);
+        self
+    }
+    /// Shares decoded notifications with the other clients given the same cache.
+    pub fn update_cache(mut self, cache: Arc<UpdateCache>) -> Self {
+        self.update_cache = Some(cache);
         self
     }
     /// Whether any remote is `ssl:` (then [`ClientOptions::tls`] is required).
@@ -178,6 +188,9 @@ struct LockEntry {
 }
 
 impl Shared {
+    pub(crate) fn update_cache(&self) -> Option<&Arc<UpdateCache>> {
+        self.options.update_cache.as_ref()
+    }
     pub(crate) fn monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
         let mut monitors = lock(&self.monitors);
         let replica = monitors.get(id)?.upgrade();

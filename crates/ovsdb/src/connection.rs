@@ -44,6 +44,7 @@ use crate::encode::RequestParams;
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
 use crate::jsonrpc::{plain_response, plain_response_at, write_request, Framer, Incoming};
+use crate::update_cache::{leading_monitor_id, Lookup, SharedUpdate};
 use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
@@ -865,6 +866,22 @@ impl Connection {
             _ => None,
         };
         if let Some(notification) = notification {
+            if let Some(cache) = self.shared.update_cache() {
+                if let Some(replica) = self.filtered_monitor_of(params) {
+                    match cache.lookup(notification, params) {
+                        Lookup::Hit(update) => {
+                            self.apply_shared_update(&replica, &update, at);
+                            return Ok(());
+                        }
+                        Lookup::DecodeShared => {
+                            let update = cache.decode_shared(notification, params).map_err(bad)?;
+                            self.apply_shared_update(&replica, &update, at);
+                            return Ok(());
+                        }
+                        Lookup::Own => {}
+                    }
+                }
+            }
             // The monitor id comes first: its replica's filter decides which tables to decode.
             let update = decode_update_params(params, notification, |id| self.filter_of(id)).map_err(bad)?;
             self.apply_update(&update.monitor_id, update.tables, update.txn_id, at);
@@ -942,6 +959,27 @@ impl Connection {
         let to_fetch = replica.apply(updates, at);
         replica.set_last_txn_id(txn_id);
         self.send_fetch(&replica, to_fetch);
+    }
+
+    /// The filtered replica a notification's params are for, read from the leading monitor id
+    /// without decoding the rest (`None`: the `_Server` watch, an unfiltered or unknown
+    /// monitor, or an id this client would not have made).
+    fn filtered_monitor_of(&self, params: &str) -> Option<Arc<ReplicaShared>> {
+        let id = leading_monitor_id(params)?;
+        let replica = self.shared.monitor(id)?;
+        let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
+        if watch.as_ref().is_some_and(|w| w.replica.monitor_id.as_str() == Some(id)) {
+            return None;
+        }
+        drop(watch);
+        replica.filter.is_some().then_some(replica)
+    }
+
+    /// Applies a notification decoded once for every client sharing the cache.
+    fn apply_shared_update(&self, replica: &Arc<ReplicaShared>, update: &SharedUpdate, at: Instant) {
+        let to_fetch = replica.apply_shared(&update.tables, at);
+        replica.set_last_txn_id(update.txn_id);
+        self.send_fetch(replica, to_fetch);
     }
 
     /// The filter of the replica monitor `monitor_id` feeds (`None`: unfiltered, or unknown).
@@ -1247,3 +1285,4 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>,
         coalesce = n < COALESCE_READ_BYTES && conn.owed() >= COALESCE_MIN_OWED;
     }
 }
+

@@ -75,6 +75,7 @@ pub mod replica;
 pub mod schema;
 pub mod tls;
 pub mod txn;
+pub mod update_cache;
 mod words;
 
 pub use client::{Client, ClientOptions, ConnectionEvent};
@@ -90,4 +91,5 @@ pub use remote::Remote;
 pub use replica::{Replica, RowEvent, Subscription, Tables};
 pub use schema::{DatabaseSchema, NamedMap};
 pub use tls::TlsConfig;
+pub use update_cache::{UpdateCache, UpdateCacheStats};
 pub use txn::{Mutation, Mutator, Operation, OperationResult, Transaction, TransactionResult};

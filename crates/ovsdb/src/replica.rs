@@ -20,6 +20,7 @@
 //!
 //! Must not know: OVN table names, the lab, any CMS.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -345,6 +346,32 @@ impl ReplicaShared {
     /// that reaches us before the select's reply belongs to a transaction the select already
     /// sees, and every one after it applies on top of the fetched row.
     pub(crate) fn apply(&self, updates: TableUpdates, at: Instant) -> Vec<(String, Uuid)> {
+        let tables = updates.tables.into_iter().map(|(table, changes)| {
+            let changes = changes.into_iter().map(|(uuid, change)| (uuid, Change::from(change)));
+            (Cow::Owned(table), changes)
+        });
+        self.apply_changes(tables, at)
+    }
+
+    /// [`ReplicaShared::apply`] for a notification decoded once for many replicas (see
+    /// [`crate::UpdateCache`]): its inserted rows carry `_uuid`, so the filter judges them
+    /// before they are copied, and only what this replica keeps is copied.
+    pub(crate) fn apply_shared(
+        &self,
+        tables: &BTreeMap<String, BTreeMap<Uuid, RowChange>>,
+        at: Instant,
+    ) -> Vec<(String, Uuid)> {
+        let tables = tables.iter().map(|(table, changes)| {
+            let changes = changes.iter().map(|(uuid, change)| (*uuid, Change::from(change)));
+            (Cow::Borrowed(table.as_str()), changes)
+        });
+        self.apply_changes(tables, at)
+    }
+
+    fn apply_changes<'u, C>(&self, updates: impl Iterator<Item = (Cow<'u, str>, C)>, at: Instant) -> Vec<(String, Uuid)>
+    where
+        C: Iterator<Item = (Uuid, Change<'u>)>,
+    {
         let sender = self.listeners();
         let emit = |e: RowEvent| {
             if let Some(s) = &sender {
@@ -354,16 +381,16 @@ impl ReplicaShared {
         let filter = self.filter.as_deref();
         let mut to_fetch = Vec::new();
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
-        for (table, changes) in updates.tables {
+        for (table, changes) in updates {
             if filter.is_some_and(|f| !f.keeps_table(&table)) {
                 continue;
             }
-            let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&table));
+            let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&*table));
             let defaults = self.defaults(&table);
-            let rows = tables.entry(table.clone()).or_default();
+            let rows = tables.entry(table.clone().into_owned()).or_default();
             for (uuid, change) in changes {
                 let new = match change {
-                    RowChange::Delete => {
+                    Change::Delete => {
                         if let Some(old) = rows.remove(&uuid) {
                             emit_delete(&emit, &sender, &table, uuid, old, at);
                         } else if filter.is_some() {
@@ -373,39 +400,59 @@ impl ReplicaShared {
                         }
                         continue;
                     }
-                    RowChange::Insert(mut row) => {
+                    Change::Insert(row) => {
                         if filter.is_some() {
                             self.mark_in_flight(uuid, |f| f.cancelled = false);
                         }
+                        let mut row = match row {
+                            Cow::Owned(row) => row,
+                            // A shared row already has its `_uuid`; with no defaults to fill it
+                            // is what the filter would see, so a row it drops is never copied.
+                            Cow::Borrowed(shared) => {
+                                if defaults.is_empty() && filter.is_some_and(|f| !f.keeps(&table, shared)) {
+                                    if let Some(old) = rows.remove(&uuid) {
+                                        emit_delete(&emit, &sender, &table, uuid, old, at);
+                                    }
+                                    continue;
+                                }
+                                shared.clone()
+                            }
+                        };
                         fill_defaults(&mut row, &defaults);
                         row.set("_uuid", Value::uuid(uuid));
                         row
                     }
-                    RowChange::Modify(diff) => match (rows.get(&uuid), diff) {
-                        (Some(old), diff) => apply_diff(old, diff, table_schema),
+                    Change::Modify(diff) => match (rows.get(&uuid), diff) {
+                        (Some(old), diff) => apply_diff(old, diff.into_owned(), table_schema),
                         // A plain `update` modify carries the full new row; a filtered replica
                         // sees it for rows it did not keep before.
-                        (None, RowDiff::New(mut row)) => {
+                        (None, diff) if matches!(*diff, RowDiff::New(_)) => {
+                            let RowDiff::New(mut row) = diff.into_owned() else {
+                                unreachable!("matched above")
+                            };
                             row.set("_uuid", Value::uuid(uuid));
                             row
                         }
-                        (None, RowDiff::Diff2(diff)) => {
+                        (None, diff) => {
+                            let RowDiff::Diff2(diff) = &*diff else {
+                                unreachable!("RowDiff::New matched above")
+                            };
                             match filter {
                                 None => {
-                                    tracing::warn!(table, %uuid, "update2 modify of a row the replica does not hold; ignored");
+                                    tracing::warn!(%table, %uuid, "update2 modify of a row the replica does not hold; ignored");
                                 }
                                 Some(f) => {
                                     let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
                                     // In flight: the select's reply already reflects this diff.
-                                    if !fetching.contains_key(&uuid) && f.may_keep_after(&table, uuid, &diff) {
+                                    if !fetching.contains_key(&uuid) && f.may_keep_after(&table, uuid, diff) {
                                         fetching.insert(
                                             uuid,
                                             InFlight {
-                                                table: table.clone(),
+                                                table: table.clone().into_owned(),
                                                 cancelled: false,
                                             },
                                         );
-                                        to_fetch.push((table.clone(), uuid));
+                                        to_fetch.push((table.clone().into_owned(), uuid));
                                     }
                                 }
                             }
@@ -426,14 +473,14 @@ impl ReplicaShared {
                 if let Some(new) = event_new {
                     emit(match old {
                         Some(old) => RowEvent::Modify {
-                            table: table.clone(),
+                            table: table.clone().into_owned(),
                             uuid,
                             old,
                             new,
                             at,
                         },
                         None => RowEvent::Insert {
-                            table: table.clone(),
+                            table: table.clone().into_owned(),
                             uuid,
                             new,
                             at,
@@ -696,6 +743,33 @@ fn default_value(ty: &ColumnType) -> Value {
         AtomicType::String => Atom::String(Str::default()),
         AtomicType::Uuid => Atom::Uuid(Uuid(uuid::Uuid::nil())),
     })
+}
+
+/// One row's change, owned (decoded for this replica) or borrowed (decoded once and shared).
+enum Change<'u> {
+    Insert(Cow<'u, Row>),
+    Modify(Cow<'u, RowDiff>),
+    Delete,
+}
+
+impl From<RowChange> for Change<'_> {
+    fn from(change: RowChange) -> Self {
+        match change {
+            RowChange::Insert(row) => Change::Insert(Cow::Owned(row)),
+            RowChange::Modify(diff) => Change::Modify(Cow::Owned(diff)),
+            RowChange::Delete => Change::Delete,
+        }
+    }
+}
+
+impl<'u> From<&'u RowChange> for Change<'u> {
+    fn from(change: &'u RowChange) -> Self {
+        match change {
+            RowChange::Insert(row) => Change::Insert(Cow::Borrowed(row)),
+            RowChange::Modify(diff) => Change::Modify(Cow::Borrowed(diff)),
+            RowChange::Delete => Change::Delete,
+        }
+    }
 }
 
 fn emit_delete(

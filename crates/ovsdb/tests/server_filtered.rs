@@ -441,3 +441,84 @@ async fn server_filtered_resume_from_txn_id_fetches_rows_adopted_while_away() {
         .any(|e| matches!(e, RowEvent::Delete { uuid, .. } if *uuid == doomed)));
     assert!(replica.get(LS, kept).is_some());
 }
+
+/// Clients sharing an `UpdateCache` (one decode per notification for all of them) end with
+/// exactly the replicas of clients that decode for themselves, through inserts, rows that
+/// become interesting by a `modify` (fetched), rows that stop being kept, and deletes; and the
+/// cache decoded most notifications once for everybody.
+#[tokio::test]
+async fn server_filtered_shared_decode_matches_own_decode() {
+    test_support::require_ovn!(
+        "server_filtered_shared_decode_matches_own_decode",
+        ["ovsdb-server", "ovsdb-tool", "ovs-appctl"]
+    );
+    let server = OvsdbServer::standalone("server_filtered_shared", NB);
+    let writer = connect(&server.remote()).await;
+    add_switch(&writer, "before", Some("me")).await;
+    let cache = Arc::new(ovsdb::UpdateCache::new().tables(|t| t != LR));
+    // Pairs (shared decode, own decode) with the same filter; the last pair reads no schema,
+    // so shared rows are judged without being copied first.
+    let mut pairs = Vec::new();
+    for (i, check_schema) in [(0, true), (1, true), (2, false)] {
+        let mut replicas = Vec::new();
+        for shared in [true, false] {
+            let mut options = common::options(&server.remote()).check_schema(check_schema);
+            if shared {
+                options = options.update_cache(cache.clone());
+            }
+            let client = Client::connect(options).await.expect("connect");
+            let filter = Arc::new(Mine::default());
+            filter.want(&format!("want-{i}-2"));
+            let replica = client
+                .monitor_filtered(DB, both_tables(), filter.clone())
+                .await
+                .unwrap();
+            replicas.push((client, replica));
+        }
+        pairs.push(replicas);
+    }
+
+    for round in 0..5 {
+        for i in 0..3 {
+            add_switch(&writer, &format!("want-{i}-{round}"), None).await;
+        }
+        add_switch(&writer, &format!("mine-{round}"), Some("me")).await;
+        add_switch(&writer, &format!("other-{round}"), Some("you")).await;
+        transact(&writer, |t| {
+            t.insert(LR, Row::new().with("name", format!("r{round}")));
+            // Becomes mine through a modify: every filtered replica fetches it.
+            set_owner(t, &format!("other-{round}"), Some("me"));
+        })
+        .await;
+        transact(&writer, |t| set_owner(t, "before", Some(if round % 2 == 0 { "you" } else { "me" }))).await;
+        if round > 0 {
+            transact(&writer, |t| {
+                t.delete(LS, vec![Condition::eq("name", format!("mine-{}", round - 1))]);
+            })
+            .await;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for (i, pair) in pairs.iter().enumerate() {
+        let (shared, own) = (&pair[0].1, &pair[1].1);
+        loop {
+            let (a, b) = (shared.snapshot(), own.snapshot());
+            if a == b && names(shared).len() == 7 /* mine-4, other-0..4, want-i-2 */ {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pair {i}: shared decode {:?} != own decode {:?}",
+                names(shared),
+                names(own)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(shared.len(LR), 0);
+    }
+    let stats = cache.stats();
+    assert!(stats.hits > 0, "{stats:?}");
+    assert!(stats.shared_decodes > 0, "{stats:?}");
+    // Three clients receive every notification: at best one in three is decoded.
+    assert!(stats.decodes_per_lookup() < 0.8, "{stats:?}");
+}

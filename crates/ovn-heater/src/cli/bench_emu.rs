@@ -75,6 +75,10 @@ pub struct Args {
     /// with SB RBAC (role=ovn-controller), as labs with enable_ssl run.
     #[arg(long)]
     pub ssl: bool,
+    /// Each chassis decodes its own copy of every SB update (the farm's behaviour before shared
+    /// decoding; for comparison).
+    #[arg(long)]
+    pub no_shared_decode: bool,
 }
 
 /// What one farm size measured.
@@ -95,6 +99,48 @@ struct Measurement {
     register_cpu: PhaseCpu,
     bind_cpu: PhaseCpu,
     ssl: bool,
+    shared_decode: bool,
+    /// Decodes per SB notification received by the farm (1.0: every chassis decodes its own).
+    decodes_per_update: Option<f64>,
+    /// Binding-phase CPU of the farm over that of the SB ovsdb-server.
+    farm_over_sb: f64,
+    /// The process with the most CPU in the binding phase (what bounds the bind time).
+    busiest_in_bind: &'static str,
+    targets: Vec<Target>,
+}
+
+/// One of the farm's efficiency targets (issue #20), as measured.
+#[derive(Debug, serde::Serialize)]
+struct Target {
+    what: &'static str,
+    measured: f64,
+    limit: f64,
+    met: bool,
+}
+
+/// Farm CPU at most half the SB server's in the binding phase (at 1,000 chassis and more).
+const FARM_OVER_SB_MAX: f64 = 0.5;
+/// Peak farm RSS at 3,000 chassis, MiB.
+const FARM_PEAK_RSS_MAX_MIB: f64 = 1024.0;
+
+impl Measurement {
+    fn targets(&self) -> Vec<Target> {
+        let mut targets = vec![Target {
+            what: "farm CPU / SB ovsdb-server CPU (binding phase)",
+            measured: self.farm_over_sb,
+            limit: FARM_OVER_SB_MAX,
+            met: self.farm_over_sb <= FARM_OVER_SB_MAX,
+        }];
+        if self.chassis >= 3000 {
+            targets.push(Target {
+                what: "farm peak RSS, MiB (all ports up)",
+                measured: self.farm_peak_rss_mib,
+                limit: FARM_PEAK_RSS_MAX_MIB,
+                met: self.farm_peak_rss_mib <= FARM_PEAK_RSS_MAX_MIB && self.ports_up == self.ports,
+            });
+        }
+        targets
+    }
 }
 
 /// CPU seconds spent in one phase by each process.
@@ -105,6 +151,21 @@ struct PhaseCpu {
     nb: f64,
     northd: f64,
     driver: f64,
+}
+
+impl PhaseCpu {
+    fn busiest(&self) -> &'static str {
+        [
+            ("farm", self.farm),
+            ("SB ovsdb-server", self.sb),
+            ("NB ovsdb-server", self.nb),
+            ("northd", self.northd),
+            ("driver", self.driver),
+        ]
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or("-", |(name, _)| name)
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -215,7 +276,13 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let bind_s = bind_start.elapsed().as_secs_f64();
     let cpu2 = central.cpu(farm.pid());
     let (rss, peak) = rss_of(farm.pid());
-    let rows_held = farm.last_status().and_then(|s| s["rows_held"].as_u64()).unwrap_or(0);
+    let last = farm.last_status().unwrap_or_default();
+    let rows_held = last["rows_held"].as_u64().unwrap_or(0);
+    let decodes_per_update = last["shared_decode"].as_object().and_then(|d| {
+        let lookups = d.get("lookups")?.as_u64()?;
+        let hits = d.get("hits")?.as_u64()?;
+        (lookups > 0).then(|| (lookups - hits) as f64 / lookups as f64)
+    });
     nb.close().await;
     if let Err(e) = farm.stop().await {
         tracing::warn!("{e:#}");
@@ -230,7 +297,8 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
         latencies[i].as_secs_f64() * 1000.0
     };
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    Ok(Measurement {
+    let bind_cpu = cpu2.minus(&cpu1);
+    let mut m = Measurement {
         chassis: n,
         ports: total,
         ports_up: latencies.len(),
@@ -244,9 +312,16 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
         farm_rss_per_chassis_kib: rss as f64 / 1024.0 / n as f64,
         farm_rows_held: rows_held,
         register_cpu: cpu1.minus(&cpu0),
-        bind_cpu: cpu2.minus(&cpu1),
+        bind_cpu,
         ssl: args.ssl,
-    })
+        shared_decode: !args.no_shared_decode,
+        decodes_per_update,
+        farm_over_sb: bind_cpu.farm / bind_cpu.sb,
+        busiest_in_bind: bind_cpu.busiest(),
+        targets: Vec::new(),
+    };
+    m.targets = m.targets();
+    Ok(m)
 }
 
 fn port_name(i: usize) -> String {
@@ -405,6 +480,9 @@ impl FarmProcess {
             .kill_on_drop(true);
         if !args.conditional {
             command.arg("--monitor-all");
+        }
+        if args.no_shared_decode {
+            command.arg("--no-shared-decode");
         }
         // SAFETY: prctl is async-signal-safe; it only sets the child's parent-death signal, so
         // the farm dies with the benchmark even if the benchmark is killed.
@@ -799,6 +877,32 @@ fn print_results(args: &Args, results: &[Measurement]) -> anyhow::Result<()> {
             "  {:>5} chassis: {:.1} s wall, farm {:.1} s CPU, SB {:.1} s, northd {:.1} s",
             m.chassis, m.register_s, m.register_cpu.farm, m.register_cpu.sb, m.register_cpu.northd
         );
+    }
+    println!(
+        "Decoding: {}. Targets (issue #20):",
+        if args.no_shared_decode {
+            "each chassis decodes its own copy of every update (--no-shared-decode)"
+        } else {
+            "each SB update the chassis receive byte for byte the same is decoded once for the farm"
+        }
+    );
+    for m in results {
+        let decodes = m
+            .decodes_per_update
+            .map_or_else(|| "-".to_owned(), |d| format!("{d:.4}"));
+        println!(
+            "  {:>5} chassis: decodes per update received {decodes}; busiest process while binding: {}",
+            m.chassis, m.busiest_in_bind
+        );
+        for t in &m.targets {
+            println!(
+                "         {}: {:.2} (target <= {:.2}) {}",
+                t.what,
+                t.measured,
+                t.limit,
+                if t.met { "met" } else { "NOT met" }
+            );
+        }
     }
     Ok(())
 }

@@ -71,6 +71,10 @@ pub struct Args {
     /// On exit, leave the chassis rows and port claims in the SB.
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Each chassis decodes its own copy of every SB update (by default an update the farm's
+    /// chassis receive byte for byte the same, as with --monitor-all, is decoded once for all).
+    #[arg(long)]
+    pub no_shared_decode: bool,
     /// Seconds between status lines (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_interval: f64,
@@ -180,6 +184,7 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         first_encap_ip: args.first_encap_ip,
         inactivity_probe: (args.probe_interval_s > 0.0).then(|| Duration::from_secs_f64(args.probe_interval_s)),
         tls,
+        shared_decode: !args.no_shared_decode,
         ..FarmOptions::default()
     })
 }
@@ -241,6 +246,11 @@ fn print_status(args: &Args, s: &FarmStatus, started: Instant, last: bool) {
             "reconnects": s.reconnects,
             "errors": s.errors,
             "rows_held": s.rows_held,
+            "shared_decode": s.shared_decode.map(|d| serde_json::json!({
+                "lookups": d.lookups,
+                "hits": d.hits,
+                "shared_decodes": d.shared_decodes,
+            })),
             "rss_bytes": rss,
             "last_error": s.last_error,
         });
