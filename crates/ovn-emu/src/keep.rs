@@ -177,6 +177,11 @@ impl RowFilter for ChassisFilter {
     fn may_keep_after(&self, table: &str, _uuid: Uuid, diff: &Row) -> bool {
         self.read().may_keep_after(table, diff)
     }
+
+    /// Every column is read as its default when absent (no name, no chassis, no options).
+    fn ignores_defaults(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use crate::encode::RequestParams;
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
 use crate::jsonrpc::{plain_response, plain_response_at, write_request, Framer, Incoming};
-use crate::update_cache::{leading_monitor_id, Lookup, SharedUpdate};
+use crate::update_cache::{leading_monitor_id, FrameKey, Lookup, Recognized, SharedUpdate};
 use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
@@ -777,9 +777,23 @@ impl Connection {
             self.handle_response(id, Some(result), None, at);
             return Ok(());
         }
+        // A notification other clients sharing the cache received too: decoded once for all.
+        let mut shared_key = None;
+        if let Some(cache) = self.shared.update_cache() {
+            match cache.lookup(frame) {
+                Lookup::Hit(update) => {
+                    if let Some(replica) = self.filtered_monitor(&update.monitor_id) {
+                        self.apply_shared_update(&replica, &update, at);
+                        return Ok(());
+                    }
+                }
+                Lookup::DecodeShared(key) => shared_key = Some(key),
+                Lookup::Own => {}
+            }
+        }
         let msg = Incoming::parse(frame)?;
         match (msg.method, msg.id) {
-            (Some(method), None) => self.handle_notification(&method, msg.params, at),
+            (Some(method), None) => self.handle_notification(&method, msg.params, shared_key, at),
             (Some(method), Some(id)) => {
                 let null = RawValue::from_string("null".to_owned()).expect("valid JSON literal");
                 if method == "echo" {
@@ -856,7 +870,13 @@ impl Connection {
         let _ = p.reply.send(out);
     }
 
-    fn handle_notification(&self, method: &str, params: Option<&RawValue>, at: Instant) -> Result<()> {
+    fn handle_notification(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        shared_key: Option<FrameKey>,
+        at: Instant,
+    ) -> Result<()> {
         let params = params.map(|p| p.get()).unwrap_or("[]");
         let bad = |e: serde_json::Error| Error::Decode(format!("{method} notification: {e}"));
         let notification = match method {
@@ -866,20 +886,11 @@ impl Connection {
             _ => None,
         };
         if let Some(notification) = notification {
-            if let Some(cache) = self.shared.update_cache() {
-                if let Some(replica) = self.filtered_monitor_of(params) {
-                    match cache.lookup(notification, params) {
-                        Lookup::Hit(update) => {
-                            self.apply_shared_update(&replica, &update, at);
-                            return Ok(());
-                        }
-                        Lookup::DecodeShared => {
-                            let update = cache.decode_shared(notification, params).map_err(bad)?;
-                            self.apply_shared_update(&replica, &update, at);
-                            return Ok(());
-                        }
-                        Lookup::Own => {}
-                    }
+            if let (Some(key), Some(cache)) = (shared_key, self.shared.update_cache()) {
+                if let Some(replica) = leading_monitor_id(params).and_then(|id| self.filtered_monitor(id)) {
+                    let update = cache.decode_shared(key, notification, params).map_err(bad)?;
+                    self.apply_shared_update(&replica, &update, at);
+                    return Ok(());
                 }
             }
             // The monitor id comes first: its replica's filter decides which tables to decode.
@@ -961,11 +972,9 @@ impl Connection {
         self.send_fetch(&replica, to_fetch);
     }
 
-    /// The filtered replica a notification's params are for, read from the leading monitor id
-    /// without decoding the rest (`None`: the `_Server` watch, an unfiltered or unknown
-    /// monitor, or an id this client would not have made).
-    fn filtered_monitor_of(&self, params: &str) -> Option<Arc<ReplicaShared>> {
-        let id = leading_monitor_id(params)?;
+    /// The filtered replica monitor `id` feeds (`None`: the `_Server` watch, an unfiltered or
+    /// unknown monitor): the only kind a shared decoded update may be applied to.
+    fn filtered_monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
         let replica = self.shared.monitor(id)?;
         let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
         if watch.as_ref().is_some_and(|w| w.replica.monitor_id.as_str() == Some(id)) {
@@ -1259,6 +1268,31 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>,
             // Most messages of a busy writer are plain transact replies: read them where they
             // lie, without framing or copying them first.
             if let Some(bytes) = framer.frame_start() {
+                // An update other clients sharing the cache decoded already: recognised where
+                // it lies, neither scanned for its end nor parsed.
+                match conn.shared.update_cache().map(|c| c.recognize(bytes)) {
+                    Some(Recognized::Whole(len, update)) => {
+                        if let Some(replica) = conn.filtered_monitor(&update.monitor_id) {
+                            conn.apply_shared_update(&replica, &update, at);
+                            shrink |= len > 2 * READ_MIN;
+                            framer.skip(len);
+                            continue;
+                        }
+                    }
+                    // The server wrote the whole message at once: the rest is most likely in
+                    // the socket already. Read it without waiting (else frame as usual: a
+                    // shorter message that merely starts the same must not wait for bytes).
+                    Some(Recognized::Partial(len)) if len <= max_message_bytes => {
+                        let buf = framer.buffer_mut();
+                        buf.reserve(len - buf.len());
+                        if let Ok(Some(n @ 1..)) = input.try_recv(framer.buffer_mut()) {
+                            tracing::trace!(n, "read the rest of a recognised update");
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+                let bytes = framer.frame_start().unwrap_or_default();
                 if let Some((id, results, len)) = plain_response_at(bytes, plain_results_prefix) {
                     if conn.complete_typed_transact(id, results).is_none() {
                         shrink |= len > 2 * READ_MIN;

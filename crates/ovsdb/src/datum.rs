@@ -620,7 +620,17 @@ impl Row {
     }
 
     fn position(&self, column: &str) -> std::result::Result<usize, usize> {
-        self.columns.binary_search_by(|(c, _)| c.as_str().cmp(column))
+        let key = column.as_bytes();
+        // The same order as comparing the names, but most probes differ in their first byte
+        // and are decided without a call to memcmp (a farm's filters look columns up per row
+        // per chassis: this was a quarter of its CPU).
+        self.columns.binary_search_by(|(c, _)| {
+            let c = c.as_bytes();
+            match (c.first(), key.first()) {
+                (Some(a), Some(b)) if a != b => a.cmp(b),
+                _ => c.cmp(key),
+            }
+        })
     }
     /// Restores the invariant after columns were appended in any order: sorted, and of a
     /// name given twice the last value wins (as a JSON object's last key does).

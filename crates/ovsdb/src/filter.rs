@@ -29,6 +29,14 @@ pub trait RowFilter: Send + Sync + 'static {
     /// dropped, with a `Delete` event.
     fn keeps(&self, table: &str, row: &Row) -> bool;
 
+    /// Whether [`RowFilter::keeps`] gives the same answer for a row whether or not its columns
+    /// that hold their default values (empty sets and maps, `""`, 0, false) are present. Then
+    /// a replica applying an update decoded for many (see [`crate::UpdateCache`]) judges each
+    /// inserted row before copying it, instead of copying and filling in defaults first.
+    fn ignores_defaults(&self) -> bool {
+        false
+    }
+
     /// A row the replica does not hold changed; `diff` is the update2 `modify` diff (changed
     /// columns only: new scalar values, set elements toggled, map pairs added, replaced or
     /// removed). `true` makes the client fetch the whole row and offer it to

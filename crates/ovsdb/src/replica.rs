@@ -34,7 +34,7 @@ use crate::client::Client;
 use crate::condition::Condition;
 use crate::datum::{Atom, Row, Str, Uuid, Value};
 use crate::error::{Error, Result};
-use crate::filter::SharedFilter;
+use crate::filter::{RowFilter, SharedFilter};
 use crate::monitor::{MonitorMethod, MonitorRequest, RowChange, RowDiff, TableUpdates};
 use crate::schema::{AtomicType, ColumnType, DatabaseSchema, TableSchema};
 
@@ -386,7 +386,8 @@ impl ReplicaShared {
                 continue;
             }
             let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&*table));
-            let defaults = self.defaults(&table);
+            // Built at the first insert: most updates of a busy table insert nothing.
+            let mut defaults = None;
             let rows = tables.entry(table.clone().into_owned()).or_default();
             for (uuid, change) in changes {
                 let new = match change {
@@ -404,12 +405,15 @@ impl ReplicaShared {
                         if filter.is_some() {
                             self.mark_in_flight(uuid, |f| f.cancelled = false);
                         }
+                        let defaults = defaults.get_or_insert_with(|| self.defaults(&table));
                         let mut row = match row {
                             Cow::Owned(row) => row,
-                            // A shared row already has its `_uuid`; with no defaults to fill it
-                            // is what the filter would see, so a row it drops is never copied.
+                            // A shared row already has its `_uuid`: when the filter's answer
+                            // does not depend on default-valued columns, a row it drops is
+                            // never copied.
                             Cow::Borrowed(shared) => {
-                                if defaults.is_empty() && filter.is_some_and(|f| !f.keeps(&table, shared)) {
+                                let judge_now = |f: &dyn RowFilter| defaults.is_empty() || f.ignores_defaults();
+                                if filter.is_some_and(|f| judge_now(f) && !f.keeps(&table, shared)) {
                                     if let Some(old) = rows.remove(&uuid) {
                                         emit_delete(&emit, &sender, &table, uuid, old, at);
                                     }
@@ -418,7 +422,7 @@ impl ReplicaShared {
                                 shared.clone()
                             }
                         };
-                        fill_defaults(&mut row, &defaults);
+                        fill_defaults(&mut row, defaults);
                         row.set("_uuid", Value::uuid(uuid));
                         row
                     }

@@ -24,10 +24,17 @@ use crate::datum::{Row, Uuid, Value};
 use crate::filter::{RowFilter, SharedFilter};
 use crate::monitor::{decode_update_params, MonitorMethod, RowChange};
 
+/// How ovsdb-server starts every monitor notification. Frames laid out otherwise are never
+/// shared (they are decoded as without a cache).
+const NOTIFICATION_START: &[u8] = b"{\"id\":null,\"method\":\"update";
+/// Bytes hashed to find candidates for a frame not yet delimited: past the envelope, the
+/// monitor id and update3's transaction id (all zeros on a standalone server), into the first
+/// table and row.
+const RECOGNIZE_PREFIX: usize = 128;
 /// Entries kept by default: updates a client may lag behind the fastest one and still share.
 const DEFAULT_ENTRIES: usize = 256;
-/// Bytes of notification text kept by default (the decoded forms are several times larger).
-const DEFAULT_TEXT_BYTES: usize = 16 << 20;
+/// Frame bytes kept decoded by default (the decoded forms are a few times larger).
+const DEFAULT_FRAME_BYTES: usize = 32 << 20;
 
 /// Notifications decoded once and shared by every client given this cache. See the module docs.
 ///
@@ -45,10 +52,11 @@ const DEFAULT_TEXT_BYTES: usize = 16 << 20;
 pub struct UpdateCache {
     tables: Option<TablePredicate>,
     max_entries: usize,
-    max_text_bytes: usize,
+    max_frame_bytes: usize,
     inner: Mutex<Inner>,
     lookups: AtomicU64,
     hits: AtomicU64,
+    unframed: AtomicU64,
     shared_decodes: AtomicU64,
 }
 
@@ -65,7 +73,10 @@ pub struct UpdateCacheStats {
     pub lookups: u64,
     /// Notifications applied from an already decoded shared form.
     pub hits: u64,
-    /// Shared forms decoded (texts seen twice or more).
+    /// Of the hits, those recognised in the receive buffer before being framed (neither
+    /// scanned for their end nor parsed).
+    pub unframed_hits: u64,
+    /// Shared forms decoded (notifications seen twice or more).
     pub shared_decodes: u64,
 }
 
@@ -83,31 +94,64 @@ impl UpdateCacheStats {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Entry>,
-    text_bytes: usize,
+    frame_bytes: usize,
 }
 
+/// A frame known by its length and hashes (never its text: comparing a 64-bit hash and the
+/// length stands in for comparing bytes; frames come from the server the client trusts).
 struct Entry {
-    hash: u64,
-    method: MonitorMethod,
-    text: Box<str>,
+    key: FrameKey,
     decoded: Option<Arc<SharedUpdate>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameKey {
+    len: usize,
+    hash: u64,
+    /// Hash of the first [`RECOGNIZE_PREFIX`] bytes (`None` for shorter frames).
+    prefix: Option<u64>,
+}
+
+impl FrameKey {
+    fn of(frame: &[u8]) -> FrameKey {
+        FrameKey {
+            len: frame.len(),
+            hash: hash(frame),
+            prefix: frame.get(..RECOGNIZE_PREFIX).map(hash),
+        }
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x6f76_6e68_6561_7465).hash_one(bytes)
 }
 
 /// One notification, decoded for every client: inserted rows carry their `_uuid`, so a filter
 /// can judge them before anything is copied.
 #[derive(Debug)]
 pub(crate) struct SharedUpdate {
+    pub(crate) monitor_id: String,
     pub(crate) txn_id: Option<Uuid>,
     pub(crate) tables: BTreeMap<String, BTreeMap<Uuid, RowChange>>,
 }
 
-/// What a client does with a notification.
+/// What [`UpdateCache::recognize`] found at the start of a receive buffer.
+pub(crate) enum Recognized {
+    /// This many bytes are a notification decoded already.
+    Whole(usize, Arc<SharedUpdate>),
+    /// A decoded notification of this length may be arriving.
+    Partial(usize),
+    No,
+}
+
+/// What a client does with a framed notification.
 pub(crate) enum Lookup {
     /// Apply this shared form.
     Hit(Arc<SharedUpdate>),
     /// Seen before but not yet decoded for sharing: decode it with [`UpdateCache::decode_shared`].
-    DecodeShared,
-    /// First sight: decode it for this client only, as without a cache.
+    DecodeShared(FrameKey),
+    /// First sight (or not a notification in ovsdb-server's layout): decode it for this client
+    /// only, as without a cache.
     Own,
 }
 
@@ -132,15 +176,16 @@ impl Default for UpdateCache {
 }
 
 impl UpdateCache {
-    /// A cache decoding every table, holding up to 256 notifications or 16 MiB of their text.
+    /// A cache decoding every table, holding up to 256 notifications or 32 MiB of frames.
     pub fn new() -> Self {
         UpdateCache {
             tables: None,
             max_entries: DEFAULT_ENTRIES,
-            max_text_bytes: DEFAULT_TEXT_BYTES,
+            max_frame_bytes: DEFAULT_FRAME_BYTES,
             inner: Mutex::new(Inner::default()),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            unframed: AtomicU64::new(0),
             shared_decodes: AtomicU64::new(0),
         }
     }
@@ -152,10 +197,11 @@ impl UpdateCache {
         self
     }
 
-    /// Keep at most `entries` notifications and `text_bytes` of their text (oldest go first).
-    pub fn capacity(mut self, entries: usize, text_bytes: usize) -> Self {
+    /// Keep at most `entries` notifications, and decoded forms of at most `frame_bytes` of
+    /// frames (oldest go first).
+    pub fn capacity(mut self, entries: usize, frame_bytes: usize) -> Self {
         self.max_entries = entries.max(1);
-        self.max_text_bytes = text_bytes;
+        self.max_frame_bytes = frame_bytes;
         self
     }
 
@@ -163,60 +209,90 @@ impl UpdateCache {
         UpdateCacheStats {
             lookups: self.lookups.load(Ordering::Relaxed),
             hits: self.hits.load(Ordering::Relaxed),
+            unframed_hits: self.unframed.load(Ordering::Relaxed),
             shared_decodes: self.shared_decodes.load(Ordering::Relaxed),
         }
     }
 
-    fn hash(text: &str) -> u64 {
-        foldhash::quality::FixedState::with_seed(0x6f76_6e68).hash_one(text.as_bytes())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Looks `text` (a notification's params) up; remembers it if it is new.
-    pub(crate) fn lookup(&self, method: MonitorMethod, text: &str) -> Lookup {
+    /// Looks a whole frame up; remembers it if it is a new notification.
+    pub(crate) fn lookup(&self, frame: &[u8]) -> Lookup {
+        if !frame.starts_with(NOTIFICATION_START) {
+            return Lookup::Own;
+        }
         self.lookups.fetch_add(1, Ordering::Relaxed);
-        let hash = Self::hash(text);
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let key = FrameKey::of(frame);
+        let mut inner = self.lock();
         // Newest first: clients are usually at the most recent updates.
-        if let Some(entry) = inner
-            .entries
-            .iter()
-            .rev()
-            .find(|e| e.hash == hash && e.method == method && *e.text == *text)
-        {
+        if let Some(entry) = inner.entries.iter().rev().find(|e| e.key == key) {
             return match &entry.decoded {
                 Some(decoded) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     Lookup::Hit(decoded.clone())
                 }
-                None => Lookup::DecodeShared,
+                None => Lookup::DecodeShared(key),
             };
         }
-        if text.len() > self.max_text_bytes {
-            return Lookup::Own;
-        }
-        inner.text_bytes += text.len();
-        inner.entries.push_back(Entry {
-            hash,
-            method,
-            text: text.into(),
-            decoded: None,
-        });
-        while inner.entries.len() > self.max_entries || inner.text_bytes > self.max_text_bytes {
-            let Some(old) = inner.entries.pop_front() else { break };
-            inner.text_bytes -= old.text.len();
+        if key.len <= self.max_frame_bytes {
+            inner.frame_bytes += key.len;
+            inner.entries.push_back(Entry { key, decoded: None });
+            while inner.entries.len() > self.max_entries || inner.frame_bytes > self.max_frame_bytes {
+                let Some(old) = inner.entries.pop_front() else { break };
+                inner.frame_bytes -= old.key.len;
+            }
         }
         Lookup::Own
     }
 
-    /// Decodes `text` for sharing and stores it (if its entry is still there). Two clients may
-    /// race to do it; both results are equal and the last one stays.
-    pub(crate) fn decode_shared(&self, method: MonitorMethod, text: &str) -> serde_json::Result<Arc<SharedUpdate>> {
+    /// Recognises a decoded notification at the start of `bytes` (a receive buffer, not yet
+    /// framed). [`Recognized::Partial`] when a decoded notification starts the same way but is
+    /// longer than what is buffered: reading the rest may complete it.
+    pub(crate) fn recognize(&self, bytes: &[u8]) -> Recognized {
+        if bytes.len() < RECOGNIZE_PREFIX || !bytes.starts_with(NOTIFICATION_START) {
+            return Recognized::No;
+        }
+        let prefix = Some(hash(&bytes[..RECOGNIZE_PREFIX]));
+        let candidates: Vec<(FrameKey, Arc<SharedUpdate>)> = self
+            .lock()
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.key.prefix == prefix)
+            .filter_map(|e| Some((e.key, e.decoded.clone()?)))
+            .collect();
+        let mut partial = None;
+        for (key, decoded) in candidates {
+            let Some(frame) = bytes.get(..key.len) else {
+                partial.get_or_insert(key.len);
+                continue;
+            };
+            if frame.last() == Some(&b'}') && hash(frame) == key.hash {
+                self.lookups.fetch_add(1, Ordering::Relaxed);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.unframed.fetch_add(1, Ordering::Relaxed);
+                return Recognized::Whole(key.len, decoded);
+            }
+        }
+        partial.map_or(Recognized::No, Recognized::Partial)
+    }
+
+    /// Decodes a notification's `params` for sharing and stores it under `key` (if its entry
+    /// is still there). Two clients may race to do it; both results are equal.
+    pub(crate) fn decode_shared(
+        &self,
+        key: FrameKey,
+        method: MonitorMethod,
+        params: &str,
+    ) -> serde_json::Result<Arc<SharedUpdate>> {
         let filter = self
             .tables
             .clone()
             .map(|keep| Arc::new(TablesOnly(keep)) as SharedFilter);
-        let params = decode_update_params(text, method, |_| filter)?;
-        let mut tables = params.tables;
+        let decoded = decode_update_params(params, method, |_| filter)?;
+        let mut tables = decoded.tables;
         for rows in tables.values_mut() {
             for (uuid, change) in rows.iter_mut() {
                 if let RowChange::Insert(row) = change {
@@ -225,18 +301,12 @@ impl UpdateCache {
             }
         }
         let decoded = Arc::new(SharedUpdate {
-            txn_id: params.txn_id,
+            monitor_id: decoded.monitor_id.as_str().unwrap_or_default().to_owned(),
+            txn_id: decoded.txn_id,
             tables,
         });
         self.shared_decodes.fetch_add(1, Ordering::Relaxed);
-        let hash = Self::hash(text);
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = inner
-            .entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.hash == hash && e.method == method && *e.text == *text)
-        {
+        if let Some(entry) = self.lock().entries.iter_mut().rev().find(|e| e.key == key) {
             entry.decoded = Some(decoded.clone());
         }
         Ok(decoded)
@@ -256,7 +326,11 @@ pub(crate) fn leading_monitor_id(params: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    const UPDATE: &str = r#"["m1","a0a0a0a0-0000-0000-0000-000000000001",{"T":{"b0b0b0b0-0000-0000-0000-000000000002":{"insert":{"name":"x"}}},"Skipped":{"c0c0c0c0-0000-0000-0000-000000000003":{"delete":null}}}]"#;
+    const PARAMS: &str = r#"["m1","a0a0a0a0-0000-0000-0000-000000000001",{"T":{"b0b0b0b0-0000-0000-0000-000000000002":{"insert":{"name":"x"}}},"Skipped":{"c0c0c0c0-0000-0000-0000-000000000003":{"delete":null}}}]"#;
+
+    fn frame(params: &str) -> String {
+        format!(r#"{{"id":null,"method":"update3","params":{params}}}"#)
+    }
 
     #[test]
     fn monitor_id_read_from_the_front_only_when_plain() {
@@ -271,27 +345,48 @@ mod tests {
     #[test]
     fn decoded_for_sharing_on_second_sight_then_hit() {
         let cache = UpdateCache::new().tables(|t| t != "Skipped");
-        let method = MonitorMethod::CondSince;
-        assert!(matches!(cache.lookup(method, UPDATE), Lookup::Own));
-        assert!(matches!(cache.lookup(method, UPDATE), Lookup::DecodeShared));
-        let decoded = cache.decode_shared(method, UPDATE).unwrap();
+        let update = frame(PARAMS);
+        assert!(matches!(cache.lookup(update.as_bytes()), Lookup::Own));
+        let Lookup::DecodeShared(key) = cache.lookup(update.as_bytes()) else {
+            panic!("to be decoded for sharing")
+        };
+        // Not decoded yet: nothing to recognise.
+        assert!(matches!(cache.recognize(update.as_bytes()), Recognized::No));
+        let decoded = cache.decode_shared(key, MonitorMethod::CondSince, PARAMS).unwrap();
+        assert_eq!(decoded.monitor_id, "m1");
         assert!(!decoded.tables.contains_key("Skipped"));
         let uuid = Uuid::parse("b0b0b0b0-0000-0000-0000-000000000002").unwrap();
         let RowChange::Insert(row) = &decoded.tables["T"][&uuid] else {
             panic!("an insert")
         };
         assert_eq!(row.get("_uuid").and_then(Value::as_uuid), Some(uuid));
-        let Lookup::Hit(hit) = cache.lookup(method, UPDATE) else {
+        let Lookup::Hit(hit) = cache.lookup(update.as_bytes()) else {
             panic!("a hit")
         };
         assert!(Arc::ptr_eq(&hit, &decoded));
-        // The same text under another notification method is another update.
-        assert!(matches!(cache.lookup(MonitorMethod::Cond, UPDATE), Lookup::Own));
+        // In a receive buffer, followed by the start of the next message.
+        let buffered = format!("{update}{{\"id\":null,");
+        let Recognized::Whole(len, recognised) = cache.recognize(buffered.as_bytes()) else {
+            panic!("recognised unframed")
+        };
+        assert_eq!(len, update.len());
+        assert!(Arc::ptr_eq(&recognised, &decoded));
+        // Cut short, or one byte changed: not this update.
+        assert!(matches!(
+            cache.recognize(&update.as_bytes()[..update.len() - 1]),
+            Recognized::Partial(len) if len == update.len()
+        ));
+        let changed = update.replace(r#""x""#, r#""y""#);
+        assert!(matches!(cache.recognize(changed.as_bytes()), Recognized::No));
+        assert!(matches!(cache.lookup(changed.as_bytes()), Lookup::Own));
+        // A reply, or another layout, is never looked up.
+        assert!(matches!(cache.lookup(br#"{"id":1,"result":[],"error":null}"#), Lookup::Own));
         assert_eq!(
             cache.stats(),
             UpdateCacheStats {
-                lookups: 4,
-                hits: 1,
+                lookups: 5,
+                hits: 2,
+                unframed_hits: 1,
                 shared_decodes: 1
             }
         );
@@ -300,16 +395,16 @@ mod tests {
     #[test]
     fn oldest_entries_go_first() {
         let cache = UpdateCache::new().capacity(2, 1 << 20);
-        let method = MonitorMethod::CondSince;
-        let texts: Vec<String> = (0..3).map(|i| format!(r#"["m1","{i}",{{}}]"#)).collect();
-        for t in &texts {
-            assert!(matches!(cache.lookup(method, t), Lookup::Own));
+        let frames: Vec<String> = (0..3).map(|i| frame(&format!(r#"["m1","{i}",{{}}]"#))).collect();
+        for f in &frames {
+            assert!(matches!(cache.lookup(f.as_bytes()), Lookup::Own));
         }
-        assert!(matches!(cache.lookup(method, &texts[0]), Lookup::Own), "evicted");
-        assert!(matches!(cache.lookup(method, &texts[2]), Lookup::DecodeShared));
-        // A text larger than the whole budget is never kept.
-        let small = UpdateCache::new().capacity(8, 4);
-        assert!(matches!(small.lookup(method, UPDATE), Lookup::Own));
-        assert!(matches!(small.lookup(method, UPDATE), Lookup::Own));
+        assert!(matches!(cache.lookup(frames[0].as_bytes()), Lookup::Own), "evicted");
+        assert!(matches!(cache.lookup(frames[2].as_bytes()), Lookup::DecodeShared(_)));
+        // A frame larger than the whole budget is never kept.
+        let small = UpdateCache::new().capacity(8, 16);
+        let update = frame(PARAMS);
+        assert!(matches!(small.lookup(update.as_bytes()), Lookup::Own));
+        assert!(matches!(small.lookup(update.as_bytes()), Lookup::Own));
     }
 }

@@ -249,6 +249,7 @@ fn print_status(args: &Args, s: &FarmStatus, started: Instant, last: bool) {
             "shared_decode": s.shared_decode.map(|d| serde_json::json!({
                 "lookups": d.lookups,
                 "hits": d.hits,
+                "unframed_hits": d.unframed_hits,
                 "shared_decodes": d.shared_decodes,
             })),
             "rss_bytes": rss,
