@@ -778,10 +778,11 @@ impl Worker {
         if !self.spec().monitor_all && self.chassis_uuid.is_none() {
             return Ok(());
         }
+        let held = self.bindings(sb);
         let missing: Vec<String> = self
             .ports
             .iter()
-            .filter(|(name, port)| !port.fetched && find_binding(sb, name).is_none())
+            .filter(|(name, port)| !port.fetched && !held.contains_key(*name))
             .map(|(name, _)| name.clone())
             .collect();
         for name in missing {
@@ -797,10 +798,21 @@ impl Worker {
 
     /// The current binding of every bound port whose row exists.
     fn bindings(&self, sb: &Replica) -> BTreeMap<String, Binding> {
-        self.ports
-            .keys()
-            .filter_map(|name| Some((name.clone(), find_binding(sb, name)?)))
-            .collect()
+        // One pass over the held rows, without copying them: a farm reconciles every chassis
+        // on every SB_Global change, and a lookup per port made this quadratic.
+        sb.read(|tables| {
+            tables
+                .get(PORT_BINDING)
+                .into_iter()
+                .flatten()
+                .filter_map(|(uuid, row)| {
+                    let name = row.get("logical_port")?.as_str()?;
+                    self.ports
+                        .contains_key(name)
+                        .then(|| (name.to_owned(), Binding::from_row(*uuid, row)))
+                })
+                .collect()
+        })
     }
 
     /// Claims bound ports (chassis, then `up` in a second transaction, as ovn-controller does
@@ -1074,15 +1086,6 @@ impl Worker {
         self.shared.publish(|s| s.status.chassis_uuid = None);
         Ok(())
     }
-}
-
-fn find_binding(sb: &Replica, logical_port: &str) -> Option<Binding> {
-    sb.find(PORT_BINDING, |r| {
-        r.get("logical_port").and_then(Value::as_str) == Some(logical_port)
-    })
-    .into_iter()
-    .next()
-    .map(|(uuid, row)| Binding::from_row(uuid, &row))
 }
 
 /// The chassis an HA chassis group makes active: the highest priority among members whose

@@ -10,6 +10,11 @@
 //! many NB transactions each run made). `other_config:iface-types` is copied from the real
 //! chassis into the emulated spec, since it is what the local OVS build supports.
 //!
+//! So is the SB write pattern of a claim: every `transact` (from the SB server's `jsonrpc`
+//! debug log, on during the binding) with an operation on the `Port_Binding` of `vm1` or of
+//! `cr-lrp-ext`, in order, each as its operations' kind, table and columns written. A VM port
+//! must take the same transactions (claim, then `up`), a gateway port its one.
+//!
 //! The chassis's monitor is compared too, as the SB server logged it (`jsonrpc` debug log)
 //! when every chassis reconnected after the binding: one `monitor_cond_since` each, with the
 //! same tables, columns and `where` (`[true]` on the conditional tables: the lab's chassis
@@ -211,6 +216,75 @@ fn chassis_monitors(log: &Path) -> Vec<MonitorShape> {
         .collect()
 }
 
+/// One transaction's operations, each as `op table [columns]` (what it writes, not the values
+/// or the rows it names).
+type TxnShape = Vec<String>;
+
+fn port_binding_uuid(sb: &str, port: &str) -> String {
+    ctl(
+        "ovn-sbctl",
+        sb,
+        &["--bare", "--columns=_uuid", "find", "Port_Binding", &format!("logical_port={port}")],
+    )
+}
+
+/// The SB `transact`s the server logged that operate on the `Port_Binding` rows `ports`
+/// (UUID → name), oldest first, per port.
+fn port_writes(log: &Path, ports: &BTreeMap<String, String>) -> BTreeMap<String, Vec<TxnShape>> {
+    let text = std::fs::read_to_string(log).expect("SB log");
+    let mut writes: BTreeMap<String, Vec<TxnShape>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.contains("received request, method=\"transact\"")) {
+        let (Some(start), Some(end)) = (line.find("params="), line.rfind(", id=")) else {
+            continue;
+        };
+        let params: Json = serde_json::from_str(&line[start + "params=".len()..end]).expect("transact params");
+        let ops = params.as_array().map(|a| &a[1..]).unwrap_or_default();
+        let touched: BTreeSet<&String> = ops
+            .iter()
+            .filter(|op| op["table"] == "Port_Binding")
+            .flat_map(|op| ports.iter().filter(move |(uuid, _)| op["where"].to_string().contains(uuid.as_str())))
+            .map(|(_, name)| name)
+            .collect();
+        if touched.is_empty() {
+            continue;
+        }
+        let shape: TxnShape = ops
+            .iter()
+            .filter(|op| op["op"] != "comment")
+            .map(|op| {
+                let columns: BTreeSet<String> = match op["op"].as_str() {
+                    Some("mutate") => op["mutations"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| m[0].as_str().map(str::to_owned))
+                        .collect(),
+                    _ => op["row"].as_object().into_iter().flatten().map(|(c, _)| c.clone()).collect(),
+                };
+                format!(
+                    "{} {} {:?}",
+                    op["op"].as_str().unwrap_or("?"),
+                    op["table"].as_str().unwrap_or("-"),
+                    columns
+                )
+            })
+            .collect();
+        for name in touched {
+            writes.entry(name.clone()).or_default().push(shape.clone());
+        }
+    }
+    writes
+}
+
+/// The claim writes of `vm1` and `cr-lrp-ext` in `log`.
+fn claim_writes(sb: &str, log: &Path) -> BTreeMap<String, Vec<TxnShape>> {
+    let ports = ["vm1", "cr-lrp-ext"]
+        .iter()
+        .map(|p| (port_binding_uuid(sb, p), (*p).to_owned()))
+        .collect();
+    port_writes(log, &ports)
+}
+
 /// Makes the SB server log JSON-RPC and drop every connection, and returns the monitors the
 /// two chassis start when they reconnect.
 async fn monitors_after_reconnect(ctl: &Path, log: &Path) -> Vec<MonitorShape> {
@@ -264,6 +338,12 @@ async fn emulated_rows_match_real_chassis() {
         .await
         .expect("lab up");
     let (nb, sb) = (lab.nb_remote().to_owned(), lab.sb_remote().to_owned());
+    let sb_server = lab
+        .processes()
+        .into_iter()
+        .find(|p| p.role == ProcessRole::SbDb)
+        .expect("the lab's SB server");
+    appctl(&sb_server.ctl_path, &["vlog/set", "jsonrpc:file:dbg"]);
     build_topology(&nb);
     lab.chassis_by_name("compute-1")
         .expect("compute-1")
@@ -272,11 +352,7 @@ async fn emulated_rows_match_real_chassis() {
         .expect("bind vm1");
     wait_bound(&nb, &sb).await;
     let real = dump(&sb);
-    let sb_server = lab
-        .processes()
-        .into_iter()
-        .find(|p| p.role == ProcessRole::SbDb)
-        .expect("the lab's SB server");
+    let real_writes = claim_writes(&sb, &sb_server.log_path);
     let real_monitors = monitors_after_reconnect(&sb_server.ctl_path, &sb_server.log_path).await;
     let real_specs: Vec<ChassisSpec> = ["compute-1", "gw-1"]
         .iter()
@@ -307,10 +383,12 @@ async fn emulated_rows_match_real_chassis() {
     for c in &chassis {
         c.wait_registered(WAIT).await.expect("registered");
     }
+    appctl(central.sb().ctl_path(), &["vlog/set", "jsonrpc:file:dbg"]);
     build_topology(&nb);
     chassis[0].bind_port("vm1").expect("bind");
     wait_bound(&nb, &sb).await;
     let emulated = dump(&sb);
+    let emulated_writes = claim_writes(&sb, central.sb().log_path());
     let emulated_monitors = monitors_after_reconnect(central.sb().ctl_path(), central.sb().log_path()).await;
     for c in &chassis {
         c.stop(false).await.unwrap();
@@ -362,6 +440,18 @@ async fn emulated_rows_match_real_chassis() {
         differences.is_empty(),
         "SB rows differ between real and emulated chassis:\n{}",
         differences.join("\n")
+    );
+
+    // The same transactions per claim, in the same order: the VM port claimed, then set up;
+    // the gateway port claimed and up at once.
+    assert_eq!(
+        real_writes.get("vm1").map_or(0, Vec::len),
+        2,
+        "a real chassis claims vm1 in two transactions: {real_writes:#?}"
+    );
+    assert_eq!(
+        real_writes, emulated_writes,
+        "the SB write pattern of claims differs between real (left) and emulated (right) chassis"
     );
 
     // One monitor per chassis, asking the same tables and columns as ovn-controller.
