@@ -14,6 +14,7 @@
 //! Must not know: processes, network namespaces, OVS, the workload that binds ports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,9 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Reconcile at least this often: deletions of kept rows do not pass the filter, so nothing
 /// else wakes the chassis for them.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Check the chassis's own rows at least this often even when no change of them arrived (a
+/// deleted row is not seen otherwise).
+const REGISTRATION_RECHECK: Duration = Duration::from_secs(5);
 /// How long [`EmulatedChassis::stop`] waits for the chassis to remove its rows.
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -341,6 +345,7 @@ async fn run(
         chassis_uuid: None,
         nb_cfg_sent: None,
         sent_conditions: HashMap::new(),
+        registration_checked: None,
     };
     tokio::time::sleep(policy.start_delay).await;
     let mut backoff = Duration::from_millis(200);
@@ -368,6 +373,7 @@ async fn run(
             Ok(session) => {
                 backoff = Duration::from_millis(200);
                 worker.sent_conditions = session.sent_conditions;
+                worker.registration_checked = None;
                 // A new monitor: rows fetched into the previous replica are gone with it.
                 for port in worker.ports.values_mut() {
                     port.fetched = false;
@@ -504,6 +510,9 @@ struct Worker {
     nb_cfg_sent: Option<i64>,
     /// The conditions the monitor has now, per conditional table.
     sent_conditions: HashMap<String, Vec<Condition>>,
+    /// When registration last found (or made) our rows right, and the filter's count of
+    /// changes to them then.
+    registration_checked: Option<(u64, Instant)>,
 }
 
 impl Worker {
@@ -620,7 +629,16 @@ impl Worker {
     /// Brings the SB in line with what this chassis is: registration, claims, releases,
     /// conditions, nb_cfg.
     async fn reconcile(&mut self, client: &Client, sb: &Replica, plan: &MonitorPlan) -> Result<()> {
-        self.register(client, sb).await?;
+        // Registration compares our rows with what they should be: only worth it when they
+        // changed, or now and then (a deleted row does not pass the filter: see RESYNC).
+        let own_rows = self.filter.own_rows_changed.load(Ordering::Relaxed);
+        let checked = self.registration_checked.filter(|(rows, at)| {
+            *rows == own_rows && self.chassis_uuid.is_some() && at.elapsed() < REGISTRATION_RECHECK
+        });
+        if checked.is_none() {
+            self.register(client, sb).await?;
+            self.registration_checked = Some((own_rows, Instant::now()));
+        }
         self.adopt_requested_ports(sb);
         // Conditions first: a row may only be fetched once the monitor covers it.
         if !self.spec().monitor_all {

@@ -9,6 +9,7 @@
 //! Must not know: connections, transactions.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ovsdb::{Row, RowFilter, Uuid, Value};
@@ -135,6 +136,9 @@ impl KeepState {
 pub(crate) struct ChassisFilter {
     state: RwLock<KeepState>,
     pub kept: Notify,
+    /// Bumped whenever this chassis's own `Chassis`, `Chassis_Private` or `Encap` row arrives
+    /// or changes: while it stands still, registration has nothing to check.
+    pub own_rows_changed: AtomicU64,
 }
 
 impl ChassisFilter {
@@ -142,6 +146,7 @@ impl ChassisFilter {
         ChassisFilter {
             state: RwLock::new(KeepState::new(spec)),
             kept: Notify::new(),
+            own_rows_changed: AtomicU64::new(0),
         }
     }
 
@@ -168,6 +173,9 @@ impl RowFilter for ChassisFilter {
             // name it (claims of the previous run) are kept, and released if unbound.
             if table == CHASSIS && self.read().chassis_uuid.is_none() {
                 self.write().chassis_uuid = row.uuid();
+            }
+            if matches!(table, CHASSIS | CHASSIS_PRIVATE | ENCAP) {
+                self.own_rows_changed.fetch_add(1, Ordering::Relaxed);
             }
             self.kept.notify_one();
         }
