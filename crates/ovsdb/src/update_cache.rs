@@ -15,8 +15,8 @@
 //!
 //! Must not know: any schema's table names (the owner says which tables to decode).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::hash::BuildHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -31,9 +31,12 @@ const NOTIFICATION_START: &[u8] = b"{\"id\":null,\"method\":\"update";
 /// monitor id and update3's transaction id (all zeros on a standalone server), into the first
 /// table and row.
 const RECOGNIZE_PREFIX: usize = 128;
-/// Entries kept by default: updates a client may lag behind the fastest one and still share.
-const DEFAULT_ENTRIES: usize = 256;
-/// Frame bytes kept decoded by default (the decoded forms are a few times larger).
+/// Frames remembered by default (decoded or only seen once): a client lagging behind the
+/// fastest by up to this many distinct notifications still shares. Updates the server
+/// composed for one lagging session are distinct, and there are many of them under load.
+const DEFAULT_ENTRIES: usize = 1 << 16;
+/// Bytes of frames whose decoded forms are kept, by default (the decoded forms are a few
+/// times larger).
 const DEFAULT_FRAME_BYTES: usize = 32 << 20;
 
 /// Notifications decoded once and shared by every client given this cache. See the module docs.
@@ -91,10 +94,51 @@ impl UpdateCacheStats {
     }
 }
 
+/// Entries by frame hash, their order of arrival (oldest go first), and the decoded ones by
+/// the hash of their first bytes (for [`UpdateCache::recognize`]).
 #[derive(Default)]
 struct Inner {
-    entries: VecDeque<Entry>,
-    frame_bytes: usize,
+    entries: HashMap<u64, Entry, BuildHasherDefault<KeyHash>>,
+    order: VecDeque<u64>,
+    decoded_by_prefix: HashMap<u64, Vec<u64>, BuildHasherDefault<KeyHash>>,
+    /// Bytes of the frames whose decoded forms are held.
+    decoded_bytes: usize,
+}
+
+impl Inner {
+    fn evict_oldest(&mut self) {
+        let Some(hash) = self.order.pop_front() else { return };
+        let Some(entry) = self.entries.remove(&hash) else { return };
+        if entry.decoded.is_some() {
+            self.decoded_bytes -= entry.key.len;
+            if let Some(prefix) = entry.key.prefix {
+                if let Some(list) = self.decoded_by_prefix.get_mut(&prefix) {
+                    list.retain(|h| *h != hash);
+                    if list.is_empty() {
+                        self.decoded_by_prefix.remove(&prefix);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The keys are hashes already.
+#[derive(Default)]
+struct KeyHash(u64);
+
+impl std::hash::Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// A frame known by its length and hashes (never its text: comparing a 64-bit hash and the
@@ -176,7 +220,8 @@ impl Default for UpdateCache {
 }
 
 impl UpdateCache {
-    /// A cache decoding every table, holding up to 256 notifications or 32 MiB of frames.
+    /// A cache decoding every table, remembering up to 65,536 notifications and keeping the
+    /// decoded forms of up to 32 MiB of frames.
     pub fn new() -> Self {
         UpdateCache {
             tables: None,
@@ -197,8 +242,8 @@ impl UpdateCache {
         self
     }
 
-    /// Keep at most `entries` notifications, and decoded forms of at most `frame_bytes` of
-    /// frames (oldest go first).
+    /// Remember at most `entries` notifications, and keep decoded forms of at most
+    /// `frame_bytes` of frames (oldest go first).
     pub fn capacity(mut self, entries: usize, frame_bytes: usize) -> Self {
         self.max_entries = entries.max(1);
         self.max_frame_bytes = frame_bytes;
@@ -226,8 +271,7 @@ impl UpdateCache {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let key = FrameKey::of(frame);
         let mut inner = self.lock();
-        // Newest first: clients are usually at the most recent updates.
-        if let Some(entry) = inner.entries.iter().rev().find(|e| e.key == key) {
+        if let Some(entry) = inner.entries.get(&key.hash).filter(|e| e.key == key) {
             return match &entry.decoded {
                 Some(decoded) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -236,12 +280,11 @@ impl UpdateCache {
                 None => Lookup::DecodeShared(key),
             };
         }
-        if key.len <= self.max_frame_bytes {
-            inner.frame_bytes += key.len;
-            inner.entries.push_back(Entry { key, decoded: None });
-            while inner.entries.len() > self.max_entries || inner.frame_bytes > self.max_frame_bytes {
-                let Some(old) = inner.entries.pop_front() else { break };
-                inner.frame_bytes -= old.key.len;
+        if key.len <= self.max_frame_bytes && !inner.entries.contains_key(&key.hash) {
+            inner.entries.insert(key.hash, Entry { key, decoded: None });
+            inner.order.push_back(key.hash);
+            while inner.entries.len() > self.max_entries {
+                inner.evict_oldest();
             }
         }
         Lookup::Own
@@ -254,15 +297,20 @@ impl UpdateCache {
         if bytes.len() < RECOGNIZE_PREFIX || !bytes.starts_with(NOTIFICATION_START) {
             return Recognized::No;
         }
-        let prefix = Some(hash(&bytes[..RECOGNIZE_PREFIX]));
-        let candidates: Vec<(FrameKey, Arc<SharedUpdate>)> = self
-            .lock()
-            .entries
-            .iter()
-            .rev()
-            .filter(|e| e.key.prefix == prefix)
-            .filter_map(|e| Some((e.key, e.decoded.clone()?)))
-            .collect();
+        let prefix = hash(&bytes[..RECOGNIZE_PREFIX]);
+        let candidates: Vec<(FrameKey, Arc<SharedUpdate>)> = {
+            let inner = self.lock();
+            let Some(hashes) = inner.decoded_by_prefix.get(&prefix) else {
+                return Recognized::No;
+            };
+            // Newest first: clients are usually at the most recent updates.
+            hashes
+                .iter()
+                .rev()
+                .filter_map(|h| inner.entries.get(h))
+                .filter_map(|e| Some((e.key, e.decoded.clone()?)))
+                .collect()
+        };
         let mut partial = None;
         for (key, decoded) in candidates {
             let Some(frame) = bytes.get(..key.len) else {
@@ -306,8 +354,23 @@ impl UpdateCache {
             tables,
         });
         self.shared_decodes.fetch_add(1, Ordering::Relaxed);
-        if let Some(entry) = self.lock().entries.iter_mut().rev().find(|e| e.key == key) {
-            entry.decoded = Some(decoded.clone());
+        let mut inner = self.lock();
+        let newly_decoded = match inner.entries.get_mut(&key.hash).filter(|e| e.key == key) {
+            Some(entry) if entry.decoded.is_none() => {
+                entry.decoded = Some(decoded.clone());
+                true
+            }
+            _ => false,
+        };
+        if newly_decoded {
+            inner.decoded_bytes += key.len;
+            if let Some(prefix) = key.prefix {
+                inner.decoded_by_prefix.entry(prefix).or_default().push(key.hash);
+            }
+            // Decoded forms are what costs memory: the oldest entries go until they fit.
+            while inner.decoded_bytes > self.max_frame_bytes && inner.order.len() > 1 {
+                inner.evict_oldest();
+            }
         }
         Ok(decoded)
     }
@@ -406,5 +469,16 @@ mod tests {
         let update = frame(PARAMS);
         assert!(matches!(small.lookup(update.as_bytes()), Lookup::Own));
         assert!(matches!(small.lookup(update.as_bytes()), Lookup::Own));
+        // Decoded forms over the byte budget push the oldest entries out.
+        let two = UpdateCache::new().capacity(8, 2 * update.len() + 10);
+        let updates: Vec<String> = (0..3).map(|i| frame(&PARAMS.replace("\"x\"", &format!("\"x{i}\"")))).collect();
+        for u in &updates {
+            two.lookup(u.as_bytes());
+            let Lookup::DecodeShared(key) = two.lookup(u.as_bytes()) else { panic!("seen twice") };
+            let params = &u[u.find("\"params\":").unwrap() + 9..u.len() - 1];
+            two.decode_shared(key, MonitorMethod::CondSince, params).unwrap();
+        }
+        assert!(matches!(two.lookup(updates[0].as_bytes()), Lookup::Own), "evicted for room");
+        assert!(matches!(two.lookup(updates[2].as_bytes()), Lookup::Hit(_)));
     }
 }
