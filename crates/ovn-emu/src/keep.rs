@@ -186,6 +186,15 @@ impl RowFilter for ChassisFilter {
         self.read().may_keep_after(table, diff)
     }
 
+    /// One of our rows went (our `Chassis` deleted by an operator, a port's row deleted): the
+    /// chassis has something to reconcile.
+    fn forgets(&self, table: &str, _uuid: Uuid) {
+        if matches!(table, CHASSIS | CHASSIS_PRIVATE | ENCAP) {
+            self.own_rows_changed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.kept.notify_one();
+    }
+
     /// Every column is read as its default when absent (no name, no chassis, no options).
     fn ignores_defaults(&self) -> bool {
         true

@@ -29,6 +29,10 @@ pub trait RowFilter: Send + Sync + 'static {
     /// dropped, with a `Delete` event.
     fn keeps(&self, table: &str, row: &Row) -> bool;
 
+    /// A row the replica held is gone (deleted, out of the monitor's conditions, or no longer
+    /// kept), as an update applied it. Nothing else tells a filter about deletions.
+    fn forgets(&self, _table: &str, _uuid: Uuid) {}
+
     /// Whether [`RowFilter::keeps`] gives the same answer for a row whether or not its columns
     /// that hold their default values (empty sets and maps, `""`, 0, false) are present. Then
     /// a replica applying an update decoded for many (see [`crate::UpdateCache`]) judges each

@@ -379,6 +379,11 @@ impl ReplicaShared {
             }
         };
         let filter = self.filter.as_deref();
+        let forget = |table: &str, uuid: Uuid| {
+            if let Some(f) = filter {
+                f.forgets(table, uuid);
+            }
+        };
         let mut to_fetch = Vec::new();
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for (table, changes) in updates {
@@ -394,6 +399,7 @@ impl ReplicaShared {
                     Change::Delete => {
                         if let Some(old) = rows.remove(&uuid) {
                             emit_delete(&emit, &sender, &table, uuid, old, at);
+                            forget(&table, uuid);
                         } else if filter.is_some() {
                             // Deleted (or out of the conditions) before its fetch was answered:
                             // the reply must not bring it back.
@@ -416,6 +422,7 @@ impl ReplicaShared {
                                 if filter.is_some_and(|f| judge_now(f) && !f.keeps(&table, shared)) {
                                     if let Some(old) = rows.remove(&uuid) {
                                         emit_delete(&emit, &sender, &table, uuid, old, at);
+                                        forget(&table, uuid);
                                     }
                                     continue;
                                 }
@@ -468,6 +475,7 @@ impl ReplicaShared {
                     if !f.keeps(&table, &new) {
                         if let Some(old) = rows.remove(&uuid) {
                             emit_delete(&emit, &sender, &table, uuid, old, at);
+                            forget(&table, uuid);
                         }
                         continue;
                     }
