@@ -147,3 +147,37 @@ fn fake_chassis_without_a_server_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Southbound"));
 }
+
+/// `bench emu` as issue #20 reads it: the farm decodes each update once for its chassis
+/// (decodes per update received well under one with 8 chassis), says so, and prints the
+/// targets; `--no-shared-decode` decodes per chassis and still brings every port up.
+#[test]
+fn bench_emu_shares_decoding_and_reports_the_targets() {
+    test_support::require_ovn!(
+        "bench_emu_shares_decoding_and_reports_the_targets",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd"]
+    );
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+            .args(["bench", "emu", "--chassis", "8", "--vms-per-chassis", "2", "--json"])
+            .args(extra)
+            .output()
+            .expect("run ovn-heater bench emu");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON results")[0].clone()
+    };
+    let shared = bench(&[]);
+    assert_eq!(shared["ports_up"], 16, "{shared}");
+    assert_eq!(shared["shared_decode"], true);
+    let decodes = shared["decodes_per_update"].as_f64().expect("decodes per update");
+    assert!(decodes < 0.75, "8 chassis receiving the same updates share decoding: {shared}");
+    let target = &shared["targets"][0];
+    assert!(target["what"].as_str().unwrap().contains("farm CPU"), "{shared}");
+    assert_eq!(target["limit"], 0.5);
+    assert!(target["met"].is_boolean());
+
+    let own = bench(&["--no-shared-decode"]);
+    assert_eq!(own["ports_up"], 16, "{own}");
+    assert_eq!(own["shared_decode"], false);
+    assert!(own["decodes_per_update"].is_null(), "{own}");
+}
