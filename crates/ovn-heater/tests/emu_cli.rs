@@ -170,7 +170,10 @@ fn bench_emu_shares_decoding_and_reports_the_targets() {
     assert_eq!(shared["ports_up"], 16, "{shared}");
     assert_eq!(shared["shared_decode"], true);
     let decodes = shared["decodes_per_update"].as_f64().expect("decodes per update");
-    assert!(decodes < 0.75, "8 chassis receiving the same updates share decoding: {shared}");
+    assert!(
+        decodes < 0.75,
+        "8 chassis receiving the same updates share decoding: {shared}"
+    );
     let target = &shared["targets"][0];
     assert!(target["what"].as_str().unwrap().contains("farm CPU"), "{shared}");
     assert_eq!(target["limit"], 0.5);

@@ -224,7 +224,13 @@ fn port_binding_uuid(sb: &str, port: &str) -> String {
     ctl(
         "ovn-sbctl",
         sb,
-        &["--bare", "--columns=_uuid", "find", "Port_Binding", &format!("logical_port={port}")],
+        &[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "Port_Binding",
+            &format!("logical_port={port}"),
+        ],
     )
 }
 
@@ -233,7 +239,10 @@ fn port_binding_uuid(sb: &str, port: &str) -> String {
 fn port_writes(log: &Path, ports: &BTreeMap<String, String>) -> BTreeMap<String, Vec<TxnShape>> {
     let text = std::fs::read_to_string(log).expect("SB log");
     let mut writes: BTreeMap<String, Vec<TxnShape>> = BTreeMap::new();
-    for line in text.lines().filter(|l| l.contains("received request, method=\"transact\"")) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("received request, method=\"transact\""))
+    {
         let (Some(start), Some(end)) = (line.find("params="), line.rfind(", id=")) else {
             continue;
         };
@@ -246,7 +255,11 @@ fn port_writes(log: &Path, ports: &BTreeMap<String, String>) -> BTreeMap<String,
         let touched: BTreeSet<&String> = ops
             .iter()
             .filter(|op| op["table"] == "Port_Binding")
-            .flat_map(|op| ports.iter().filter(move |(uuid, _)| op["where"].to_string().contains(uuid.as_str())))
+            .flat_map(|op| {
+                ports
+                    .iter()
+                    .filter(move |(uuid, _)| op["where"].to_string().contains(uuid.as_str()))
+            })
             .map(|(_, name)| name)
             .collect();
         if touched.is_empty() {
@@ -263,7 +276,12 @@ fn port_writes(log: &Path, ports: &BTreeMap<String, String>) -> BTreeMap<String,
                         .flatten()
                         .filter_map(|m| m[0].as_str().map(str::to_owned))
                         .collect(),
-                    _ => op["row"].as_object().into_iter().flatten().map(|(c, _)| c.clone()).collect(),
+                    _ => op["row"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(c, _)| c.clone())
+                        .collect(),
                 };
                 format!(
                     "{} {} {:?}",

@@ -44,12 +44,12 @@ use crate::encode::RequestParams;
 use crate::error::{Error, Result};
 use crate::filter::SharedFilter;
 use crate::jsonrpc::{plain_response, plain_response_at, write_request, Framer, Incoming};
-use crate::update_cache::{leading_monitor_id, FrameKey, Lookup, Recognized, SharedUpdate};
 use crate::monitor::{decode_monitor_reply, decode_update_params, MonitorMethod, RowChange, TableUpdates};
 use crate::remote::Remote;
 use crate::replica::ReplicaShared;
 use crate::tls::{TlsConfig, TlsSocket};
 use crate::txn::{plain_results_prefix, OperationResult, Transaction};
+use crate::update_cache::{leading_monitor_id, FrameKey, Lookup, Recognized, SharedUpdate};
 
 /// How long a server that owes us replies may stay silent (probe unanswered) before we give
 /// up on it; an idle one gets two probe intervals.
@@ -977,7 +977,10 @@ impl Connection {
     fn filtered_monitor(&self, id: &str) -> Option<Arc<ReplicaShared>> {
         let replica = self.shared.monitor(id)?;
         let watch = self.server_watch.lock().unwrap_or_else(|p| p.into_inner());
-        if watch.as_ref().is_some_and(|w| w.replica.monitor_id.as_str() == Some(id)) {
+        if watch
+            .as_ref()
+            .is_some_and(|w| w.replica.monitor_id.as_str() == Some(id))
+        {
             return None;
         }
         drop(watch);
@@ -1319,4 +1322,3 @@ async fn read_messages(conn: &Connection, read: Socket, probe: Option<Duration>,
         coalesce = n < COALESCE_READ_BYTES && conn.owed() >= COALESCE_MIN_OWED;
     }
 }
-

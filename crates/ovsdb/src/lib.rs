@@ -91,5 +91,5 @@ pub use remote::Remote;
 pub use replica::{Replica, RowEvent, Subscription, Tables};
 pub use schema::{DatabaseSchema, NamedMap};
 pub use tls::TlsConfig;
-pub use update_cache::{UpdateCache, UpdateCacheStats};
 pub use txn::{Mutation, Mutator, Operation, OperationResult, Transaction, TransactionResult};
+pub use update_cache::{UpdateCache, UpdateCacheStats};

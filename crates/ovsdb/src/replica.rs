@@ -390,7 +390,7 @@ impl ReplicaShared {
             if filter.is_some_and(|f| !f.keeps_table(&table)) {
                 continue;
             }
-            let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&*table));
+            let table_schema = self.schema.as_ref().and_then(|s| s.tables.get(&table));
             // Built at the first insert: most updates of a busy table insert nothing.
             let mut defaults = None;
             let rows = tables.entry(table.clone().into_owned()).or_default();

@@ -108,7 +108,9 @@ struct Inner {
 impl Inner {
     fn evict_oldest(&mut self) {
         let Some(hash) = self.order.pop_front() else { return };
-        let Some(entry) = self.entries.remove(&hash) else { return };
+        let Some(entry) = self.entries.remove(&hash) else {
+            return;
+        };
         if entry.decoded.is_some() {
             self.decoded_bytes -= entry.key.len;
             if let Some(prefix) = entry.key.prefix {
@@ -443,7 +445,10 @@ mod tests {
         assert!(matches!(cache.recognize(changed.as_bytes()), Recognized::No));
         assert!(matches!(cache.lookup(changed.as_bytes()), Lookup::Own));
         // A reply, or another layout, is never looked up.
-        assert!(matches!(cache.lookup(br#"{"id":1,"result":[],"error":null}"#), Lookup::Own));
+        assert!(matches!(
+            cache.lookup(br#"{"id":1,"result":[],"error":null}"#),
+            Lookup::Own
+        ));
         assert_eq!(
             cache.stats(),
             UpdateCacheStats {
@@ -471,14 +476,21 @@ mod tests {
         assert!(matches!(small.lookup(update.as_bytes()), Lookup::Own));
         // Decoded forms over the byte budget push the oldest entries out.
         let two = UpdateCache::new().capacity(8, 2 * update.len() + 10);
-        let updates: Vec<String> = (0..3).map(|i| frame(&PARAMS.replace("\"x\"", &format!("\"x{i}\"")))).collect();
+        let updates: Vec<String> = (0..3)
+            .map(|i| frame(&PARAMS.replace("\"x\"", &format!("\"x{i}\""))))
+            .collect();
         for u in &updates {
             two.lookup(u.as_bytes());
-            let Lookup::DecodeShared(key) = two.lookup(u.as_bytes()) else { panic!("seen twice") };
+            let Lookup::DecodeShared(key) = two.lookup(u.as_bytes()) else {
+                panic!("seen twice")
+            };
             let params = &u[u.find("\"params\":").unwrap() + 9..u.len() - 1];
             two.decode_shared(key, MonitorMethod::CondSince, params).unwrap();
         }
-        assert!(matches!(two.lookup(updates[0].as_bytes()), Lookup::Own), "evicted for room");
+        assert!(
+            matches!(two.lookup(updates[0].as_bytes()), Lookup::Own),
+            "evicted for room"
+        );
         assert!(matches!(two.lookup(updates[2].as_bytes()), Lookup::Hit(_)));
     }
 }

@@ -490,7 +490,10 @@ async fn server_filtered_shared_decode_matches_own_decode() {
             set_owner(t, &format!("other-{round}"), Some("me"));
         })
         .await;
-        transact(&writer, |t| set_owner(t, "before", Some(if round % 2 == 0 { "you" } else { "me" }))).await;
+        transact(&writer, |t| {
+            set_owner(t, "before", Some(if round % 2 == 0 { "you" } else { "me" }))
+        })
+        .await;
         if round > 0 {
             transact(&writer, |t| {
                 t.delete(LS, vec![Condition::eq("name", format!("mine-{}", round - 1))]);
@@ -503,7 +506,9 @@ async fn server_filtered_shared_decode_matches_own_decode() {
         let (shared, own) = (&pair[0].1, &pair[1].1);
         loop {
             let (a, b) = (shared.snapshot(), own.snapshot());
-            if a == b && names(shared).len() == 7 /* mine-4, other-0..4, want-i-2 */ {
+            if a == b && names(shared).len() == 7
+            /* mine-4, other-0..4, want-i-2 */
+            {
                 break;
             }
             assert!(
