@@ -62,6 +62,11 @@ pub struct Args {
     /// The farm's SB inactivity probe in seconds (ovn-remote-probe-interval; 0 disables).
     #[arg(long, default_value_t = 60.0)]
     pub probe_interval_s: f64,
+    /// Give up if the farm has not registered after this many seconds (default: 120 s, plus
+    /// the staggered start, plus 50 ms per chassis: each registration is sent to every chassis
+    /// already connected, so registering N chassis costs the SB N² updates).
+    #[arg(long)]
+    pub register_timeout_s: Option<u64>,
     /// Give up on a batch whose ports are not all up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub batch_timeout_s: u64,
@@ -240,11 +245,11 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let mut farm = FarmProcess::start(args, n, &central.chassis_remote(), &tls, dir)?;
     let t0 = Instant::now();
     let cpu0 = central.cpu(farm.pid());
-    farm.wait_registered(
-        n,
-        Duration::from_secs(120) + Duration::from_secs_f64(n as f64 / args.connect_rate),
-    )
-    .await?;
+    let register_timeout = args.register_timeout_s.map_or_else(
+        || Duration::from_secs(120) + Duration::from_secs_f64(n as f64 / args.connect_rate + n as f64 * 0.05),
+        Duration::from_secs,
+    );
+    farm.wait_registered(n, register_timeout).await?;
     let register_s = t0.elapsed().as_secs_f64();
     let cpu1 = central.cpu(farm.pid());
 
