@@ -200,6 +200,9 @@ fn check(args: &Args) -> anyhow::Result<()> {
     if args.chassis.is_empty() || args.chassis.contains(&0) {
         return Err(Failure::bad_input("--chassis needs one or more counts above 0, e.g. 100,300,1000").into());
     }
+    if !(args.connect_rate >= 0.0 && args.connect_rate.is_finite()) {
+        return Err(Failure::bad_input("--connect-rate must be a number of connections per second, 0 or more").into());
+    }
     if args.vms_per_chassis == 0 || args.batch == 0 {
         return Err(Failure::bad_input("--vms-per-chassis and --batch must be at least 1").into());
     }
@@ -246,7 +249,14 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let t0 = Instant::now();
     let cpu0 = central.cpu(farm.pid());
     let register_timeout = args.register_timeout_s.map_or_else(
-        || Duration::from_secs(120) + Duration::from_secs_f64(n as f64 / args.connect_rate + n as f64 * 0.05),
+        || {
+            let stagger = if args.connect_rate > 0.0 {
+                n as f64 / args.connect_rate
+            } else {
+                0.0
+            };
+            Duration::from_secs(120) + Duration::from_secs_f64(stagger + n as f64 * 0.05)
+        },
         Duration::from_secs,
     );
     farm.wait_registered(n, register_timeout).await?;
