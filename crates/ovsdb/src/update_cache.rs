@@ -37,7 +37,7 @@ const RECOGNIZE_PREFIX: usize = 128;
 const DEFAULT_ENTRIES: usize = 1 << 16;
 /// Bytes of frames whose decoded forms are kept, by default (the decoded forms are a few
 /// times larger).
-const DEFAULT_FRAME_BYTES: usize = 32 << 20;
+const DEFAULT_FRAME_BYTES: usize = 8 << 20;
 
 /// Notifications decoded once and shared by every client given this cache. See the module docs.
 ///
@@ -223,7 +223,7 @@ impl Default for UpdateCache {
 
 impl UpdateCache {
     /// A cache decoding every table, remembering up to 65,536 notifications and keeping the
-    /// decoded forms of up to 32 MiB of frames.
+    /// decoded forms of up to 8 MiB of frames.
     pub fn new() -> Self {
         UpdateCache {
             tables: None,
