@@ -8,7 +8,6 @@
 //!
 //! Must not know: connections, transactions.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -31,8 +30,9 @@ pub(crate) fn any_chassis_keeps_table(table: &str) -> bool {
 pub(crate) struct KeepState {
     pub spec: ChassisSpec,
     pub chassis_uuid: Option<Uuid>,
-    /// Logical ports plugged here (explicitly or because they request this chassis).
-    pub bound: HashSet<String>,
+    /// Logical ports plugged here (explicitly or because they request this chassis). Looked up
+    /// for every `Port_Binding` change the chassis receives: a fast hash, not SipHash.
+    pub bound: foldhash::HashSet<String>,
 }
 
 impl KeepState {
@@ -40,7 +40,7 @@ impl KeepState {
         KeepState {
             spec,
             chassis_uuid: None,
-            bound: HashSet::new(),
+            bound: foldhash::HashSet::default(),
         }
     }
 
