@@ -90,7 +90,7 @@ impl KeepState {
     }
 
     fn refers_to_us(&self, row: &Row, column: &str) -> bool {
-        self.chassis_uuid.is_some() && row.get(column).and_then(Value::as_uuid) == self.chassis_uuid
+        row.get(column).is_some_and(|v| self.is_us(v))
     }
 
     /// Whether a `Port_Binding` modify (changed columns only) of a row not held may make it
@@ -101,30 +101,39 @@ impl KeepState {
             return false;
         }
         let spec = &self.spec;
-        if diff
-            .get("logical_port")
-            .and_then(Value::as_str)
-            .is_some_and(|port| self.bound.contains(port))
-        {
-            return true;
+        // One pass over the diff's few columns: every chassis of a farm looks at every
+        // Port_Binding change, so lookups by name (a binary search each) added up.
+        for (column, value) in diff {
+            let hit = match column.as_str() {
+                "logical_port" => value.as_str().is_some_and(|port| self.bound.contains(port)),
+                "chassis" => self.is_us(value),
+                "requested_chassis" => spec.bind_requested && self.is_us(value),
+                // A map diff holds the pairs added, replaced or removed: a removal is fetched
+                // for nothing, which is harmless.
+                "options" => {
+                    value.map_get_str("l3gateway-chassis") == Some(spec.name.as_str())
+                        || (spec.bind_requested
+                            && value
+                                .map_get_str("requested-chassis")
+                                .is_some_and(|r| spec.is_requested_by(r)))
+                }
+                "type" => match value.as_str() {
+                    Some("chassisredirect") => spec.is_gateway,
+                    Some("patch") => !spec.monitor_all,
+                    Some("l3gateway") => true,
+                    _ => false,
+                },
+                _ => false,
+            };
+            if hit {
+                return true;
+            }
         }
-        if self.refers_to_us(diff, "chassis") || (spec.bind_requested && self.refers_to_us(diff, "requested_chassis")) {
-            return true;
-        }
-        // A map diff holds the pairs added, replaced or removed: a removal is fetched for
-        // nothing, which is harmless.
-        let option = |key: &str| diff.get("options").and_then(|o| o.map_get_str(key));
-        if option("l3gateway-chassis") == Some(spec.name.as_str())
-            || (spec.bind_requested && option("requested-chassis").is_some_and(|r| spec.is_requested_by(r)))
-        {
-            return true;
-        }
-        match diff.get("type").and_then(Value::as_str) {
-            Some("chassisredirect") => spec.is_gateway,
-            Some("patch") => !spec.monitor_all,
-            Some("l3gateway") => true,
-            _ => false,
-        }
+        false
+    }
+
+    fn is_us(&self, value: &Value) -> bool {
+        self.chassis_uuid.is_some() && value.as_uuid() == self.chassis_uuid
     }
 }
 
