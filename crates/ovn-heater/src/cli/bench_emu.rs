@@ -293,11 +293,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let (rss, peak) = rss_of(farm.pid());
     let last = farm.last_status().unwrap_or_default();
     let rows_held = last["rows_held"].as_u64().unwrap_or(0);
-    let decodes_per_update = last["shared_decode"].as_object().and_then(|d| {
-        let lookups = d.get("lookups")?.as_u64()?;
-        let hits = d.get("hits")?.as_u64()?;
-        (lookups > 0).then(|| (lookups - hits) as f64 / lookups as f64)
-    });
+    let decodes_per_update = last["shared_decode"]["decodes_per_update"].as_f64();
     nb.close().await;
     if let Err(e) = farm.stop().await {
         tracing::warn!("{e:#}");

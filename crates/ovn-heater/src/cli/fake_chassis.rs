@@ -251,6 +251,7 @@ fn print_status(args: &Args, s: &FarmStatus, started: Instant, last: bool) {
                 "hits": d.hits,
                 "unframed_hits": d.unframed_hits,
                 "shared_decodes": d.shared_decodes,
+                "decodes_per_update": d.decodes_per_lookup(),
             })),
             "rss_bytes": rss,
             "last_error": s.last_error,

@@ -128,6 +128,30 @@ impl Recorder {
         self.clock
     }
 
+    /// Measures `processes` and the tester (this process: emulated chassis run inside it, so
+    /// with them its figures are the farm's as well): CPU seconds per stage from now on, and
+    /// a /proc sample every 500 ms until `stop`; the task returns the series.
+    pub fn sample_processes(
+        &self,
+        mut processes: Vec<procfs::Watched>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<Vec<procfs::Series>> {
+        processes.push(procfs::Watched {
+            name: TESTER.into(),
+            role: "tester".into(),
+            pid: std::process::id(),
+        });
+        for w in &processes {
+            self.watch_cpu(&w.name, w.pid);
+        }
+        tokio::spawn(procfs::sample(
+            self.clock,
+            processes,
+            std::time::Duration::from_millis(500),
+            stop,
+        ))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StageRecord>> {
         // A panicking recorder user must not hide the other samples.
         self.stages.lock().unwrap_or_else(|p| p.into_inner())

@@ -23,7 +23,7 @@ use ovn_openstack::sb_agent::{self, ChassisSpec};
 use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
 
 use crate::error::Failure;
-use crate::metrics::procfs::{self, Series, Watched};
+use crate::metrics::procfs::{Series, Watched};
 use crate::metrics::{Clock, Recorder, StageId};
 use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
 use crate::report::{environment, html, verdict};
@@ -722,7 +722,7 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     let rec = Recorder::new(clock);
     let lab = super::lab::up_interruptible(spec).await?;
     // CPU and RSS of every daemon and of ovn-heater itself (the emulated farm runs inside it).
-    let mut watched: Vec<Watched> = lab
+    let watched: Vec<Watched> = lab
         .processes()
         .iter()
         .map(|p| Watched {
@@ -731,16 +731,8 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
             pid: p.pid,
         })
         .collect();
-    watched.push(Watched {
-        name: crate::metrics::TESTER.into(),
-        role: "tester".into(),
-        pid: std::process::id(),
-    });
-    for w in &watched {
-        rec.watch_cpu(&w.name, w.pid);
-    }
     let (stop_sampling, stop_rx) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(procfs::sample(clock, watched, Duration::from_millis(500), stop_rx));
+    let sampler = rec.sample_processes(watched, stop_rx);
     // Ctrl-C and SIGTERM end the run the same way: teardown, partial results, exit 130.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;

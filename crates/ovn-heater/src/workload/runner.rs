@@ -593,22 +593,7 @@ async fn drive(
         }
     };
 
-    // The tester's own cost is a measurement too; emulated chassis run inside this process, so
-    // with them its figures are the farm's as well.
-    watched.push(Watched {
-        name: crate::metrics::TESTER.into(),
-        role: "tester".into(),
-        pid: std::process::id(),
-    });
-    for w in &watched {
-        rec.watch_cpu(&w.name, w.pid);
-    }
-    *sampler = Some(tokio::spawn(procfs::sample(
-        rec.clock(),
-        watched,
-        Duration::from_millis(500),
-        stop_rx,
-    )));
+    *sampler = Some(rec.sample_processes(watched, stop_rx));
 
     env.nb_remote = nb_remote.clone();
     env.sb_remote = sb_remote.clone();
