@@ -69,18 +69,7 @@ fn assert_common(r: &serde_json::Value, chassis: &str) {
 
 #[test]
 fn run_ovn_low_scale_on_real_chassis_writes_results() {
-    test_support::require_root!("run_ovn_low_scale_on_real_chassis_writes_results");
-    test_support::require_ovn!(
-        "run_ovn_low_scale_on_real_chassis_writes_results",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-appctl"
-        ]
-    );
+    test_support::require_lab!("run_ovn_low_scale_on_real_chassis_writes_results", ["ovs-appctl"]);
     let dir = TempDir::new("kube_run_real_results");
     let r = run(&dir, "ovn-low-scale.yml", &["--set", "global.cleanup=true"]);
     assert_common(&r, "real");

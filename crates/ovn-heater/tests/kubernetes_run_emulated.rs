@@ -88,18 +88,7 @@ fn kubernetes_run_emulated_ovn_low_scale_upstream_compat() {
 
 #[test]
 fn kubernetes_run_real_chassis_ovn_low_scale() {
-    test_support::require_root!("kubernetes_run_real_chassis_ovn_low_scale");
-    test_support::require_ovn!(
-        "kubernetes_run_real_chassis_ovn_low_scale",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-appctl"
-        ]
-    );
+    test_support::require_lab!("kubernetes_run_real_chassis_ovn_low_scale", ["ovs-appctl"]);
     let dir = TempDir::new("kube_run_real");
     let text = run_in(&dir, &["--real", "--pod-timeout-s", "30"]);
     // `fixed` writes matches ovn-controller accepts (upstream's it rejects: "error parsing match").

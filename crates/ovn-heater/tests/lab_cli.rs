@@ -105,18 +105,7 @@ fn lab_cli_central_only_up_status_down() {
 
 #[test]
 fn lab_cli_interrupted_up_leaves_nothing() {
-    test_support::require_root!("lab_cli_interrupted_up_leaves_nothing");
-    test_support::require_ovn!(
-        "lab_cli_interrupted_up_leaves_nothing",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-vsctl"
-        ]
-    );
+    test_support::require_lab!("lab_cli_interrupted_up_leaves_nothing", ["ovs-vsctl"]);
     let dir = test_support::TempDir::new("lab_cli_interrupt");
     let _down = DownOnDrop(dir.path().to_path_buf());
     let child = ovn_heater()
@@ -192,18 +181,7 @@ fn lab_cli_bad_input_exits_2_with_the_reason() {
 fn lab_cli_ctrl_c_to_the_process_group_is_an_interrupt() {
     use std::os::unix::process::CommandExt as _;
     let test = "lab_cli_ctrl_c_to_the_process_group_is_an_interrupt";
-    test_support::require_root!(test);
-    test_support::require_ovn!(
-        test,
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-vsctl"
-        ]
-    );
+    test_support::require_lab!(test, ["ovs-vsctl"]);
     // As a terminal's Ctrl-C: SIGINT to the whole group, at several points of bring-up.
     for (round, chassis_daemons) in [0usize, 1, 2, 4].into_iter().enumerate() {
         let dir = test_support::TempDir::new(&format!("lab_cli_pgrp_{round}"));

@@ -41,17 +41,7 @@ fn assert_nothing_left(results: &Path) {
 
 #[test]
 fn run_openstack_base_two_hypervisors_real_chassis() {
-    test_support::require_root!("run_openstack_base_two_hypervisors_real_chassis");
-    test_support::require_ovn!(
-        "run_openstack_base_two_hypervisors_real_chassis",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!("run_openstack_base_two_hypervisors_real_chassis");
     let dir = test_support::TempDir::new("run_openstack_base");
     let scenario = dir.path().join("openstack-base.yml");
     std::fs::write(&scenario, SCENARIO).unwrap();
@@ -205,17 +195,7 @@ fn run_openstack_base_two_hypervisors_real_chassis() {
 
 #[test]
 fn run_interrupted_exits_130_and_cleans_up() {
-    test_support::require_root!("run_interrupted_exits_130_and_cleans_up");
-    test_support::require_ovn!(
-        "run_interrupted_exits_130_and_cleans_up",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!("run_interrupted_exits_130_and_cleans_up");
     let dir = test_support::TempDir::new("run_interrupted");
     let scenario = dir.path().join("s.yml");
     std::fs::write(

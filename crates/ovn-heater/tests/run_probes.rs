@@ -163,17 +163,7 @@ const REAL: &str = "cluster:\n  clustered_db: false\n  northd_threads: 1\n  node
 #[test]
 fn run_ctrl_c_to_the_process_group_during_bringup_is_an_interrupt() {
     let test = "run_ctrl_c_to_the_process_group_during_bringup_is_an_interrupt";
-    test_support::require_root!(test);
-    test_support::require_ovn!(
-        test,
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!(test);
     let dir = test_support::TempDir::new("run_pgrp_int");
     let scenario = dir.path().join("s.yml");
     std::fs::write(&scenario, REAL).unwrap();
@@ -304,17 +294,7 @@ fn interrupt_run(dir: &Path, label: &str, scenario: &str, signal: i32, moment: M
 #[test]
 fn run_sigint_and_sigterm_at_every_phase_leave_nothing_behind() {
     let test = "run_sigint_and_sigterm_at_every_phase_leave_nothing_behind";
-    test_support::require_root!(test);
-    test_support::require_ovn!(
-        test,
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!(test);
     let dir = test_support::TempDir::new("run_signals");
     let real = REAL.replace("n_vms_per_hypervisor: 2", "n_vms_per_hypervisor: 10");
     let (int, term) = (libc::SIGINT, libc::SIGTERM);
@@ -354,17 +334,7 @@ fn run_sigint_and_sigterm_at_every_phase_leave_nothing_behind() {
 #[test]
 fn run_on_real_chassis_killed_with_sigkill_is_cleaned_up_by_lab_down() {
     let test = "run_on_real_chassis_killed_with_sigkill_is_cleaned_up_by_lab_down";
-    test_support::require_root!(test);
-    test_support::require_ovn!(
-        test,
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!(test);
     let dir = test_support::TempDir::new("run_kill9_real");
     let scenario = dir.path().join("s.yml");
     std::fs::write(

@@ -74,17 +74,7 @@ fn run_base(test: &str, chassis: &str) -> serde_json::Value {
 
 #[test]
 fn run_ssl_base_on_real_chassis_every_port_up() {
-    test_support::require_root!("run_ssl_base_on_real_chassis_every_port_up");
-    test_support::require_ovn!(
-        "run_ssl_base_on_real_chassis_every_port_up",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd"
-        ]
-    );
+    test_support::require_lab!("run_ssl_base_on_real_chassis_every_port_up");
     run_base("run_ssl_real", "real");
 }
 

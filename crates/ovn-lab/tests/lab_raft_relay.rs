@@ -15,19 +15,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_raft_relay() {
-    test_support::require_root!("lab_raft_relay");
-    test_support::require_ovn!(
-        "lab_raft_relay",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-vsctl",
-            "ovs-appctl"
-        ]
-    );
+    test_support::require_lab!("lab_raft_relay", ["ovs-vsctl", "ovs-appctl"]);
     let dir = test_support::TempDir::new("lab_raft_relay");
     let mut spec = LabSpec::new(dir.path()).with_chassis(2, 0);
     spec.clustered = true;

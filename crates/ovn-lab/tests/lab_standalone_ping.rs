@@ -13,18 +13,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_standalone_ping() {
-    test_support::require_root!("lab_standalone_ping");
-    test_support::require_ovn!(
-        "lab_standalone_ping",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-vsctl"
-        ]
-    );
+    test_support::require_lab!("lab_standalone_ping", ["ovs-vsctl"]);
     let dir = test_support::TempDir::new("lab_standalone_ping");
     let lab = Lab::up(LabSpec::new(dir.path()).with_chassis(2, 1))
         .await

@@ -42,18 +42,9 @@ fn read_in_netns(netns: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
-    test_support::require_root!("lab_vm_plumbing_many_binds_and_probes_on_one_chassis");
-    test_support::require_ovn!(
+    test_support::require_lab!(
         "lab_vm_plumbing_many_binds_and_probes_on_one_chassis",
-        [
-            "ovsdb-server",
-            "ovsdb-tool",
-            "ovn-northd",
-            "ovn-controller",
-            "ovs-vswitchd",
-            "ovs-vsctl",
-            "ip"
-        ]
+        ["ovs-vsctl", "ip"]
     );
     let dir = test_support::TempDir::new("lab_vm_plumbing");
     let lab = Lab::up(LabSpec::new(dir.path()).with_chassis(1, 0))

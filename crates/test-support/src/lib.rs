@@ -119,6 +119,20 @@ macro_rules! require_root {
     };
 }
 
+/// Root and the binaries a lab runs (`ovsdb-server`, `ovsdb-tool`, `ovn-northd`,
+/// `ovn-controller`, `ovs-vswitchd`), plus any `extra` ones: the test returns early saying
+/// SKIPPED without them, or fails under `OVN_HEATER_REQUIRE_LAB=1`.
+#[macro_export]
+macro_rules! require_lab {
+    ($test:expr $(, [$($extra:expr),* $(,)?])?) => {
+        $crate::require_root!($test);
+        $crate::require_ovn!(
+            $test,
+            ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-controller", "ovs-vswitchd" $($(, $extra)*)?]
+        );
+    };
+}
+
 /// The schemas tests load from where Debian installs them (tests name these absolute paths).
 pub const INSTALLED_SCHEMAS: [(&str, &str); 3] = [
     ("/usr/share/ovn/ovn-nb.ovsschema", "ovn-common"),
