@@ -387,8 +387,7 @@ fn run_against_an_existing_ovn_over_ssl_with_a_certificate_per_chassis() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["summary"]["ports_up"], 4, "{}", r["summary"]);
     assert_eq!(r["summary"]["failures"], 0, "{}", r["summary"]);
     assert_eq!(r["environment"]["ssl"], true);

@@ -57,16 +57,9 @@ fn run_chaos_kills_nb_and_sb_leaders_mid_vms_without_losing_or_duplicating_ports
     let scenario = dir.path().join("chaos.yml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("--results-dir")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = test_support::heater_run(env!("CARGO_BIN_EXE_ovn-heater"), &scenario, &[], &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     // A CMS transaction in flight on a killed leader ends `outcome unknown` and is not re-sent
     // (as ovsdbapp does not): the only failures allowed, and then the run's exit is 1.
     let failed: Vec<String> = r["stages"]

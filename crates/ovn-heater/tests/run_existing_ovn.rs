@@ -22,19 +22,16 @@ fn run_against_existing_ovn_with_emulated_chassis() {
     )
     .unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--nb", &central.nb_remote(), "--sb", &central.sb_remote()])
-        .arg("--results-dir")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = test_support::heater_run(
+        env!("CARGO_BIN_EXE_ovn-heater"),
+        &scenario,
+        &["--nb", &central.nb_remote(), "--sb", &central.sb_remote()],
+        &results,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}:\n{stderr}", out.status.code());
 
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "complete");
     assert_eq!(r["environment"]["chassis"], "emulated");
     assert_eq!(r["environment"]["target"], central.nb_remote());

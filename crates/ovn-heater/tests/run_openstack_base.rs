@@ -9,14 +9,9 @@ use std::process::{Command, Stdio};
 
 const SCENARIO: &str = "global:\n  log_cmds: true\ncluster:\n  clustered_db: false\n  northd_threads: 1\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 2\n  n_network_nodes: 1\n  concurrency: 2\n";
 
-fn read_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
 /// Nothing of the lab recorded in `logs/lab.down.json` is still there: no process, no netns.
 fn assert_nothing_left(results: &Path) {
-    let state = read_json(&results.join("logs/lab.down.json"));
+    let state = test_support::read_json(&results.join("logs/lab.down.json"));
     let run_dir = state["run_dir"].as_str().unwrap().to_owned();
     for p in state["processes"].as_array().unwrap() {
         let pid = p["pid"].as_u64().unwrap();
@@ -46,17 +41,11 @@ fn run_openstack_base_two_hypervisors_real_chassis() {
     let scenario = dir.path().join("openstack-base.yml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("--results-dir")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = test_support::heater_run(env!("CARGO_BIN_EXE_ovn-heater"), &scenario, &[], &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}:\n{stderr}", out.status.code());
 
-    let r = read_json(&results.join("results.json"));
+    let r = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "complete");
     assert_eq!(r["summary"]["ports_created"], 4, "{}", r["summary"]);
     assert_eq!(r["summary"]["ports_up"], 4);
@@ -235,7 +224,7 @@ fn run_interrupted_exits_130_and_cleans_up() {
     reader.join().unwrap();
     seen.extend(rx.try_iter());
     assert_eq!(status.code(), Some(130), "stderr so far:\n{}", seen.join("\n"));
-    let r = read_json(&results.join("results.json"));
+    let r = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "interrupted");
     assert!(r["error"].as_str().unwrap().contains("interrupted"));
     let html = std::fs::read_to_string(results.join("report.html")).unwrap();

@@ -39,18 +39,15 @@ fn run_openstack_cli_steps_with_emulated_chassis() {
     let scenario = dir.path().join("cli.yml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--nb", &central.nb_remote(), "--sb", &central.sb_remote()])
-        .arg("--results-dir")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = test_support::heater_run(
+        env!("CARGO_BIN_EXE_ovn-heater"),
+        &scenario,
+        &["--nb", &central.nb_remote(), "--sb", &central.sb_remote()],
+        &results,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}:\n{stderr}", out.status.code());
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "complete", "{}", r["error"]);
     let stage = r["stages"]
         .as_array()

@@ -209,8 +209,7 @@ fn run_ctrl_c_to_the_process_group_during_bringup_is_an_interrupt() {
             "round {round} ({chassis_daemons} chassis daemons up):\n{}",
             seen.join("\n")
         );
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+        let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
         assert_eq!(r["status"], "interrupted", "round {round}");
         test_support::assert_nothing_left(&run_dir, &ovn_lab::spec::prefix_for_run_dir(&run_dir));
     }
@@ -285,8 +284,7 @@ fn interrupt_run(dir: &Path, label: &str, scenario: &str, signal: i32, moment: M
     let _ = reader.join();
     seen.extend(rx.try_iter());
     assert_eq!(out.status.code(), Some(130), "{label}:\n{}", seen.join("\n"));
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "interrupted", "{label}");
     test_support::assert_nothing_left(&run_dir, &ovn_lab::spec::prefix_for_run_dir(&run_dir));
 }

@@ -5,7 +5,6 @@
 //! reported, not lost, so an emulator write that real RBAC would refuse cannot go unnoticed.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,17 +25,10 @@ fn run_base(test: &str, chassis: &str) -> serde_json::Value {
     )
     .unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("--results-dir")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = test_support::heater_run(env!("CARGO_BIN_EXE_ovn-heater"), &scenario, &[], &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}:\n{stderr}", out.status.code());
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "complete");
     assert_eq!(r["summary"]["ports_created"], 4, "{}", r["summary"]);
     assert_eq!(r["summary"]["ports_up"], 4, "{}", r["summary"]);

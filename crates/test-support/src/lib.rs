@@ -167,3 +167,22 @@ macro_rules! require_ovn {
         }
     };
 }
+
+/// Runs `EXE run SCENARIO ARGS... --results-dir RESULTS` to its end, where EXE is the calling
+/// test's `env!("CARGO_BIN_EXE_ovn-heater")` (only the binary's own tests know its path).
+pub fn heater_run(exe: &str, scenario: &Path, args: &[&str], results: &Path) -> std::process::Output {
+    std::process::Command::new(exe)
+        .arg("run")
+        .arg(scenario)
+        .args(args)
+        .arg("--results-dir")
+        .arg(results)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"))
+}
+
+/// A JSON file such as a run's `results.json`, parsed; panics naming the file otherwise.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
