@@ -273,16 +273,21 @@ impl UpdateCache {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let key = FrameKey::of(frame);
         let mut inner = self.lock();
-        if let Some(entry) = inner.entries.get(&key.hash).filter(|e| e.key == key) {
-            return match &entry.decoded {
-                Some(decoded) => {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    Lookup::Hit(decoded.clone())
+        match inner.entries.get(&key.hash) {
+            Some(entry) if entry.key == key => {
+                return match &entry.decoded {
+                    Some(decoded) => {
+                        self.hits.fetch_add(1, Ordering::Relaxed);
+                        Lookup::Hit(decoded.clone())
+                    }
+                    None => Lookup::DecodeShared(key),
                 }
-                None => Lookup::DecodeShared(key),
-            };
+            }
+            // Another frame with the same hash holds the slot: this one is decoded as its own.
+            Some(_) => return Lookup::Own,
+            None => {}
         }
-        if key.len <= self.max_frame_bytes && !inner.entries.contains_key(&key.hash) {
+        if key.len <= self.max_frame_bytes {
             inner.entries.insert(key.hash, Entry { key, decoded: None });
             inner.order.push_back(key.hash);
             while inner.entries.len() > self.max_entries {
