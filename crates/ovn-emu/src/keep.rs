@@ -65,14 +65,22 @@ impl KeepState {
     }
 
     fn keeps_port_binding(&self, row: &Row) -> bool {
+        // One pass over the row's columns, as in `may_keep_after`: every chassis of a farm
+        // judges every Port_Binding inserted, and six lookups by name per row were a tenth of
+        // the farm's CPU at 1,000 chassis.
         let spec = &self.spec;
-        if let Some(port) = row.get("logical_port").and_then(Value::as_str) {
-            if self.bound.contains(port) {
-                return true;
+        let (mut port_type, mut options, mut requested_chassis) = ("", None, None);
+        for (column, value) in row {
+            match column.as_str() {
+                "logical_port" if value.as_str().is_some_and(|port| self.bound.contains(port)) => return true,
+                "chassis" if self.is_us(value) => return true,
+                "requested_chassis" => requested_chassis = Some(value),
+                "options" => options = Some(value),
+                "type" => port_type = value.as_str().unwrap_or(""),
+                _ => {}
             }
         }
-        let port_type = row.get("type").and_then(Value::as_str).unwrap_or("");
-        let option = |key: &str| row.get("options").and_then(|o| o.map_get_str(key));
+        let option = |key: &str| options.and_then(|o: &Value| o.map_get_str(key));
         match port_type {
             "chassisredirect" if spec.is_gateway => return true,
             // Patch ports link datapaths: needed to know which datapaths are local, which only
@@ -81,16 +89,9 @@ impl KeepState {
             "l3gateway" if option("l3gateway-chassis") == Some(spec.name.as_str()) => return true,
             _ => {}
         }
-        if self.refers_to_us(row, "chassis") {
-            return true;
-        }
         spec.bind_requested
-            && (self.refers_to_us(row, "requested_chassis")
+            && (requested_chassis.is_some_and(|v| self.is_us(v))
                 || option("requested-chassis").is_some_and(|r| spec.is_requested_by(r)))
-    }
-
-    fn refers_to_us(&self, row: &Row, column: &str) -> bool {
-        row.get(column).is_some_and(|v| self.is_us(v))
     }
 
     /// Whether a `Port_Binding` modify (changed columns only) of a row not held may make it
