@@ -353,9 +353,16 @@ impl Socket {
     /// Reads what has arrived into `buf`'s spare capacity (at most `READ_MAX`), without
     /// zero-filling it first (a read that brings a few replies must not clear 16 KiB).
     fn recv_into(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        self.recv_draining(buf).map(|(n, _)| n)
+    }
+
+    /// Reads what has arrived; also says whether that left the socket empty: a plain socket's
+    /// read that did not fill the room it was given took everything there was. (A TLS
+    /// session's plaintext says nothing of its socket.)
+    fn recv_draining(&self, buf: &mut BytesMut) -> std::io::Result<(usize, bool)> {
         use std::os::fd::AsRawFd;
         if let Socket::Tls(s) = self {
-            return s.recv_into(buf, READ_MAX);
+            return s.recv_into(buf, READ_MAX).map(|n| (n, false));
         }
         if buf.capacity() == buf.len() {
             buf.reserve(1);
@@ -370,7 +377,7 @@ impl Socket {
                 let n = n as usize;
                 // SAFETY: the first `n` bytes of the spare capacity were just written by recv.
                 unsafe { buf.set_len(buf.len() + n) };
-                return Ok(n);
+                return Ok((n, n > 0 && n < room));
             }
             let err = std::io::Error::last_os_error();
             if err.kind() != std::io::ErrorKind::Interrupted {
@@ -452,8 +459,18 @@ impl ReadSide {
         };
         loop {
             let mut ready = fd.readable().await?;
-            match ready.try_io(|fd| fd.get_ref().recv_into(buf)) {
-                Ok(read) => return read,
+            match ready.try_io(|fd| fd.get_ref().recv_draining(buf)) {
+                Ok(Ok((n, drained))) => {
+                    // The next read would only say EWOULDBLOCK: wait for the next readiness
+                    // instead (a system call saved per wake-up, per chassis of a farm). Input
+                    // that arrived meanwhile is not lost: tokio clears only the readiness this
+                    // guard saw.
+                    if drained {
+                        ready.clear_ready();
+                    }
+                    return Ok(n);
+                }
+                Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
         }
@@ -787,7 +804,7 @@ impl Connection {
                         return Ok(());
                     }
                 }
-                Lookup::DecodeShared(key) => shared_key = Some(key),
+                Lookup::DecodeShared(key, text) => shared_key = Some((key, text)),
                 Lookup::Own => {}
             }
         }
@@ -874,7 +891,7 @@ impl Connection {
         &self,
         method: &str,
         params: Option<&RawValue>,
-        shared_key: Option<FrameKey>,
+        shared_key: Option<(FrameKey, Arc<[u8]>)>,
         at: Instant,
     ) -> Result<()> {
         let params = params.map(|p| p.get()).unwrap_or("[]");
@@ -888,7 +905,8 @@ impl Connection {
         if let Some(notification) = notification {
             if let (Some(key), Some(cache)) = (shared_key, self.shared.update_cache()) {
                 if let Some(replica) = leading_monitor_id(params).and_then(|id| self.filtered_monitor(id)) {
-                    let update = cache.decode_shared(key, notification, params).map_err(bad)?;
+                    let (key, text) = key;
+                    let update = cache.decode_shared(key, text, notification, params).map_err(bad)?;
                     self.apply_shared_update(&replica, &update, at);
                     return Ok(());
                 }

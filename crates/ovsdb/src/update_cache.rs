@@ -5,8 +5,9 @@
 //! emulated-chassis farm with `ovn-monitor-all` is a thousand of them). An [`UpdateCache`]
 //! shared through [`ClientOptions::update_cache`](crate::ClientOptions::update_cache) lets
 //! each notification's text be decoded once: every client still reads its own socket (the
-//! server's per-session work is what a farm loads it with), hashes the text, and applies the
-//! shared decoded form to its own replica, copying only the rows its filter keeps.
+//! server's per-session work is what a farm loads it with), recognises the text (compared
+//! with the decoded one's, where it lies in the receive buffer), and applies the shared
+//! decoded form to its own replica, copying only the rows its filter keeps.
 //!
 //! Only notifications for filtered monitors (see [`Client::monitor_filtered`](
 //! crate::Client::monitor_filtered)) use the cache. A text is decoded for sharing the second
@@ -143,11 +144,18 @@ impl std::hash::Hasher for KeyHash {
     }
 }
 
-/// A frame known by its length and hashes (never its text: comparing a 64-bit hash and the
-/// length stands in for comparing bytes; frames come from the server the client trusts).
+/// A frame known by its length and hashes (comparing a 64-bit hash and the length stands in
+/// for comparing bytes when a framed notification is looked up; frames come from the server
+/// the client trusts). A decoded one keeps its text too: recognising it in a receive buffer
+/// compares bytes, which the clients sharing it read from the cache, instead of hashing them.
 struct Entry {
     key: FrameKey,
-    decoded: Option<Arc<SharedUpdate>>,
+    decoded: Option<Decoded>,
+}
+
+struct Decoded {
+    update: Arc<SharedUpdate>,
+    text: Arc<[u8]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,8 +202,9 @@ pub(crate) enum Recognized {
 pub(crate) enum Lookup {
     /// Apply this shared form.
     Hit(Arc<SharedUpdate>),
-    /// Seen before but not yet decoded for sharing: decode it with [`UpdateCache::decode_shared`].
-    DecodeShared(FrameKey),
+    /// Seen before but not yet decoded for sharing: decode it with [`UpdateCache::decode_shared`]
+    /// (with this copy of its text).
+    DecodeShared(FrameKey, Arc<[u8]>),
     /// First sight (or not a notification in ovsdb-server's layout): decode it for this client
     /// only, as without a cache.
     Own,
@@ -278,9 +287,9 @@ impl UpdateCache {
                 return match &entry.decoded {
                     Some(decoded) => {
                         self.hits.fetch_add(1, Ordering::Relaxed);
-                        Lookup::Hit(decoded.clone())
+                        Lookup::Hit(decoded.update.clone())
                     }
-                    None => Lookup::DecodeShared(key),
+                    None => Lookup::DecodeShared(key, frame.into()),
                 }
             }
             // Another frame with the same hash holds the slot: this one is decoded as its own.
@@ -305,7 +314,7 @@ impl UpdateCache {
             return Recognized::No;
         }
         let prefix = hash(&bytes[..RECOGNIZE_PREFIX]);
-        let candidates: Vec<(FrameKey, Arc<SharedUpdate>)> = {
+        let candidates: Vec<(Arc<[u8]>, Arc<SharedUpdate>)> = {
             let inner = self.lock();
             let Some(hashes) = inner.decoded_by_prefix.get(&prefix) else {
                 return Recognized::No;
@@ -315,20 +324,21 @@ impl UpdateCache {
                 .iter()
                 .rev()
                 .filter_map(|h| inner.entries.get(h))
-                .filter_map(|e| Some((e.key, e.decoded.clone()?)))
+                .filter_map(|e| e.decoded.as_ref())
+                .map(|d| (d.text.clone(), d.update.clone()))
                 .collect()
         };
         let mut partial = None;
-        for (key, decoded) in candidates {
-            let Some(frame) = bytes.get(..key.len) else {
-                partial.get_or_insert(key.len);
+        for (text, decoded) in candidates {
+            let Some(frame) = bytes.get(..text.len()) else {
+                partial.get_or_insert(text.len());
                 continue;
             };
-            if frame.last() == Some(&b'}') && hash(frame) == key.hash {
+            if frame == &text[..] {
                 self.lookups.fetch_add(1, Ordering::Relaxed);
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 self.unframed.fetch_add(1, Ordering::Relaxed);
-                return Recognized::Whole(key.len, decoded);
+                return Recognized::Whole(text.len(), decoded);
             }
         }
         partial.map_or(Recognized::No, Recognized::Partial)
@@ -339,6 +349,7 @@ impl UpdateCache {
     pub(crate) fn decode_shared(
         &self,
         key: FrameKey,
+        text: Arc<[u8]>,
         method: MonitorMethod,
         params: &str,
     ) -> serde_json::Result<Arc<SharedUpdate>> {
@@ -364,7 +375,10 @@ impl UpdateCache {
         let mut inner = self.lock();
         let newly_decoded = match inner.entries.get_mut(&key.hash).filter(|e| e.key == key) {
             Some(entry) if entry.decoded.is_none() => {
-                entry.decoded = Some(decoded.clone());
+                entry.decoded = Some(Decoded {
+                    update: decoded.clone(),
+                    text,
+                });
                 true
             }
             _ => false,
@@ -417,12 +431,14 @@ mod tests {
         let cache = UpdateCache::new().tables(|t| t != "Skipped");
         let update = frame(PARAMS);
         assert!(matches!(cache.lookup(update.as_bytes()), Lookup::Own));
-        let Lookup::DecodeShared(key) = cache.lookup(update.as_bytes()) else {
+        let Lookup::DecodeShared(key, text) = cache.lookup(update.as_bytes()) else {
             panic!("to be decoded for sharing")
         };
         // Not decoded yet: nothing to recognise.
         assert!(matches!(cache.recognize(update.as_bytes()), Recognized::No));
-        let decoded = cache.decode_shared(key, MonitorMethod::CondSince, PARAMS).unwrap();
+        let decoded = cache
+            .decode_shared(key, text, MonitorMethod::CondSince, PARAMS)
+            .unwrap();
         assert_eq!(decoded.monitor_id, "m1");
         assert!(!decoded.tables.contains_key("Skipped"));
         let uuid = Uuid::parse("b0b0b0b0-0000-0000-0000-000000000002").unwrap();
@@ -473,7 +489,7 @@ mod tests {
             assert!(matches!(cache.lookup(f.as_bytes()), Lookup::Own));
         }
         assert!(matches!(cache.lookup(frames[0].as_bytes()), Lookup::Own), "evicted");
-        assert!(matches!(cache.lookup(frames[2].as_bytes()), Lookup::DecodeShared(_)));
+        assert!(matches!(cache.lookup(frames[2].as_bytes()), Lookup::DecodeShared(..)));
         // A frame larger than the whole budget is never kept.
         let small = UpdateCache::new().capacity(8, 16);
         let update = frame(PARAMS);
@@ -486,11 +502,11 @@ mod tests {
             .collect();
         for u in &updates {
             two.lookup(u.as_bytes());
-            let Lookup::DecodeShared(key) = two.lookup(u.as_bytes()) else {
+            let Lookup::DecodeShared(key, text) = two.lookup(u.as_bytes()) else {
                 panic!("seen twice")
             };
             let params = &u[u.find("\"params\":").unwrap() + 9..u.len() - 1];
-            two.decode_shared(key, MonitorMethod::CondSince, params).unwrap();
+            two.decode_shared(key, text, MonitorMethod::CondSince, params).unwrap();
         }
         assert!(
             matches!(two.lookup(updates[0].as_bytes()), Lookup::Own),

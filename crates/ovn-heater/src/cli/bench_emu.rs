@@ -107,6 +107,10 @@ struct Measurement {
     shared_decode: bool,
     /// Decodes per SB notification received by the farm (1.0: every chassis decodes its own).
     decodes_per_update: Option<f64>,
+    /// The farm's update cache counters at the end (lookups, hits, unframed hits, shared
+    /// decodes): notifications decoded on first sight are `lookups - hits - shared_decodes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decode_counts: Option<serde_json::Value>,
     /// Binding-phase CPU of the farm over that of the SB ovsdb-server.
     farm_over_sb: f64,
     /// The process with the most CPU in the binding phase (what bounds the bind time).
@@ -294,6 +298,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let last = farm.last_status().unwrap_or_default();
     let rows_held = last["rows_held"].as_u64().unwrap_or(0);
     let decodes_per_update = last["shared_decode"]["decodes_per_update"].as_f64();
+    let decode_counts = Some(last["shared_decode"].clone()).filter(|v| v.is_object());
     nb.close().await;
     if let Err(e) = farm.stop().await {
         tracing::warn!("{e:#}");
@@ -327,6 +332,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
         ssl: args.ssl,
         shared_decode: !args.no_shared_decode,
         decodes_per_update,
+        decode_counts,
         farm_over_sb: bind_cpu.farm / bind_cpu.sb,
         busiest_in_bind: bind_cpu.busiest(),
         targets: Vec::new(),
