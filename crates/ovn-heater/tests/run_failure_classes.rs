@@ -15,22 +15,32 @@ fn run(dir: &Path, scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String
     let file = dir.join("scenario.yml");
     std::fs::write(&file, scenario).unwrap();
     let results = dir.join("results");
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("run")
         .arg(&file)
         .arg("--results-dir")
         .arg(&results)
         .envs(env.iter().copied())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run ovn-heater");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("run ovn-heater");
+    // An ovn-kubernetes run that did not pass keeps its lab's files (daemon logs) in a temp
+    // dir named after its pid: the test's own, removed here.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("ovn-heater-kube-{pid}")));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let r = test_support::read_json(&results.join("results.json"));
-    // Nothing of the lab is left, whatever failed.
-    let state = test_support::read_json(&results.join("logs/lab.down.json"));
-    test_support::assert_nothing_left(
-        Path::new(state["run_dir"].as_str().unwrap()),
-        state["prefix"].as_str().unwrap(),
-    );
+    // Nothing of the lab is left, whatever failed (OpenStack runs keep the lab's record).
+    let record = results.join("logs/lab.down.json");
+    if record.exists() {
+        let state = test_support::read_json(&record);
+        test_support::assert_nothing_left(
+            Path::new(state["run_dir"].as_str().unwrap()),
+            state["prefix"].as_str().unwrap(),
+        );
+    }
     (out.status.code(), stderr, r)
 }
 
@@ -142,4 +152,53 @@ fn run_whose_ovn_cannot_bring_ports_up_counts_system_failures_and_exits_1() {
     assert!(by_class["system"].as_u64().unwrap() >= 2, "{s}");
     assert_eq!(s["failures"], by_class["system"], "{s}");
     assert_eq!(code, Some(1), "system failures exit 1:\n{stderr}");
+}
+
+#[test]
+fn kubernetes_run_with_a_harness_fault_skips_the_pods_samples_and_exits_3() {
+    test_support::require_lab!(
+        "kubernetes_run_with_a_harness_fault_skips_the_pods_samples_and_exits_3",
+        ["ovs-appctl"]
+    );
+    let dir = test_support::TempDir::new("kube_harness_fault");
+    // Upstream CI's low-scale scenario on real chassis; the first pod's plumbing fails.
+    let scenario = std::fs::read_to_string(format!(
+        "{}/../../scenarios/ovn-kubernetes/ovn-low-scale.yml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (code, stderr, r) = run(
+        dir.path(),
+        &scenario,
+        &[("OVN_HEATER_INJECT_FAULT", "harness:bind_port:1")],
+    );
+    let s = &r["summary"];
+    assert_eq!(r["status"], "complete", "{stderr}");
+    let by_class = &s["failures_by_class"];
+    assert_eq!(
+        (by_class["system"].as_u64(), by_class["harness"].as_u64()),
+        (Some(0), Some(1)),
+        "{s}"
+    );
+    let bind = samples(&r, "bind_port");
+    let failed: Vec<_> = bind.iter().filter(|b| !b["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["class"], "harness");
+    let pod = failed[0]["subject"].as_str().unwrap();
+    // Its port-up and its pings (IPv4 and IPv6) are skipped, not failed.
+    let up: Vec<_> = samples(&r, "port_up")
+        .into_iter()
+        .filter(|x| x["subject"] == pod)
+        .collect();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0]["class"], "skipped", "{}", up[0]);
+    let pings: Vec<_> = samples(&r, "ping_pod")
+        .into_iter()
+        .filter(|x| x["subject"].as_str().unwrap().starts_with(&format!("{pod} -> ")))
+        .collect();
+    assert_eq!(pings.len(), 2, "{pings:?}");
+    assert!(pings.iter().all(|p| p["class"] == "skipped"), "{pings:?}");
+    assert!(by_class["skipped"].as_u64().unwrap() >= 3, "{s}");
+    assert_eq!(s["pings_failed"], 0, "{s}");
+    assert_eq!(code, Some(3), "harness failures alone exit 3:\n{stderr}");
 }

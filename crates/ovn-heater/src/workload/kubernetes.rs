@@ -870,6 +870,9 @@ struct Real<'a> {
     lab: &'a ovn_lab::Lab,
     up: Emulated,
     vms: std::collections::HashMap<String, ovn_lab::Vm>,
+    /// Every bound pod's addresses → its name (a ping to a pod that never became ready is
+    /// skipped).
+    pod_at: std::collections::HashMap<IpAddr, String>,
     pings: u64,
     failed_pings: Vec<String>,
 }
@@ -878,6 +881,10 @@ impl Hooks for Real<'_> {
     /// Plumbs the pod (a `bind_port` sample; a failure is the harness', the pod's port-up and
     /// pings are then skipped and the run goes on), then waits for it to come up.
     async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
+        let addresses = [pod.ip.ip4().map(IpAddr::V4), pod.ip.ip6().map(IpAddr::V6)];
+        for ip in addresses.into_iter().flatten() {
+            self.pod_at.insert(ip, pod.name.clone());
+        }
         let start = Instant::now();
         let plumbed = self.plumb(ovnk, pod).await;
         let (rec, stage) = (&self.up.rec, self.up.stage);
@@ -914,7 +921,15 @@ impl Hooks for Real<'_> {
     }
 
     async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
-        if let Some(why) = self.up.not_ready.get(&from.name) {
+        let peer_not_ready = self
+            .pod_at
+            .get(&to)
+            .and_then(|peer| self.up.not_ready.get(peer))
+            .map(|why| match *why {
+                "bind_port failed" => "the peer's bind_port failed",
+                _ => "the peer's port_up failed",
+            });
+        if let Some(why) = self.up.not_ready.get(&from.name).copied().or(peer_not_ready) {
             let subject = format!("{} -> {to}", from.name);
             self.up
                 .rec
@@ -1017,6 +1032,7 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         lab,
         up: Emulated::new(up, run.pod_timeout, rec),
         vms: std::collections::HashMap::new(),
+        pod_at: std::collections::HashMap::new(),
         pings: 0,
         failed_pings: Vec::new(),
     };
