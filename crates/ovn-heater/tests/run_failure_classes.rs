@@ -2,7 +2,9 @@
 //! VM's plumbing (the test-only `OVN_HEATER_INJECT_FAULT=harness:bind_port:N`) counts one
 //! `harness` failure, skips that VM's port-up and every ping involving it instead of failing
 //! them again, and exits 3; a run whose OVN cannot bring ports up (ovn-northd SIGKILLed by a
-//! `chaos` entry before the first VM) counts `system` failures and exits 1.
+//! `chaos` entry before the first VM) counts `system` failures and exits 1. The same for
+//! ovn-kubernetes runs: a pod's plumbing fault (upstream's low-scale scenario on real chassis)
+//! skips its port-up and pings and exits 3; a pod not up within the timeout exits 1.
 
 use std::path::Path;
 use std::process::Command;
@@ -201,4 +203,36 @@ fn kubernetes_run_with_a_harness_fault_skips_the_pods_samples_and_exits_3() {
     assert!(by_class["skipped"].as_u64().unwrap() >= 3, "{s}");
     assert_eq!(s["pings_failed"], 0, "{s}");
     assert_eq!(code, Some(3), "harness failures alone exit 3:\n{stderr}");
+}
+
+#[test]
+fn kubernetes_run_whose_pods_do_not_come_up_in_time_exits_1() {
+    test_support::require_root!("kubernetes_run_whose_pods_do_not_come_up_in_time_exits_1");
+    test_support::require_ovn!(
+        "kubernetes_run_whose_pods_do_not_come_up_in_time_exits_1",
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]
+    );
+    let dir = test_support::TempDir::new("kube_system_fault");
+    // Emulated chassis and a pod timeout OVN cannot meet: the first pod is not up in time.
+    let scenario = std::fs::read_to_string(format!(
+        "{}/../../scenarios/ovn-kubernetes/ovn-low-scale.yml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replacen("cluster:\n", "cluster:\n  chassis: emulated\n  node_timeout_s: 0\n", 1);
+    let (code, stderr, r) = run(dir.path(), &scenario, &[]);
+    let by_class = &r["summary"]["failures_by_class"];
+    assert_eq!(
+        (by_class["system"].as_u64(), by_class["harness"].as_u64()),
+        (Some(1), Some(0)),
+        "{}\n{stderr}",
+        r["summary"]
+    );
+    let up = samples(&r, "port_up");
+    let failed: Vec<_> = up.iter().filter(|x| !x["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{up:?}");
+    assert_eq!(failed[0]["class"], "system");
+    // A pod not up ends the run (pods are waited for one by one), as upstream's does.
+    assert_eq!(r["status"], "failed", "{stderr}");
+    assert_eq!(code, Some(1), "a system failure exits 1:\n{stderr}");
 }

@@ -474,9 +474,10 @@ struct Emulated {
     /// Samples for results.json: one stage per Context, named when it ends.
     rec: Recorder,
     stage: StageId,
-    /// Pods that never became ready, and which of their samples failed (their later samples
-    /// are skipped).
+    /// Pods whose plumbing failed (their later samples are skipped).
     not_ready: std::collections::HashMap<String, &'static str>,
+    /// Set when a pod did not come up: OVN's failure, which ended the run.
+    system_failure: Option<String>,
 }
 
 /// One finished Context of an emulated run.
@@ -488,15 +489,17 @@ struct ContextFigures {
 }
 
 impl Emulated {
-    /// Records when pod `name` came up; a pod that does not within the timeout is OVN's failed
-    /// sample (the run goes on, and the pod's pings are skipped).
+    /// Records when pod `name` came up. A pod that does not within the timeout is OVN's failed
+    /// sample and ends the run, as upstream's does: pods are waited for one after another, so
+    /// going on after OVN stopped bringing them up would wait a timeout per pod. The run's
+    /// error then exits 1 ([`system_failure`]).
     async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
         let Some(at) = self.up.wait(name, self.timeout).await else {
             let why = format!("pod {name} not up within {:?}", self.timeout);
             self.rec
-                .record(self.stage, PORT_UP, name, since, Instant::now(), Some(why));
-            self.not_ready.insert(name.to_owned(), "port_up failed");
-            return Ok(());
+                .record(self.stage, PORT_UP, name, since, Instant::now(), Some(why.clone()));
+            self.system_failure = Some(why.clone());
+            return Err(ovn_kubernetes::Error::Hook(why));
         };
         self.rec.record(self.stage, PORT_UP, name, since, at, None);
         self.latencies.push(at.saturating_duration_since(since));
@@ -590,6 +593,7 @@ impl Emulated {
             rec,
             stage,
             not_ready: Default::default(),
+            system_failure: None,
         }
     }
 }
@@ -807,8 +811,12 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
         let mut hooks = Emulated::new(up, run.pod_timeout, rec);
-        workload::prepare(&mut ovnk, &mut hooks).await?;
-        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+        let ran = async {
+            workload::prepare(&mut ovnk, &mut hooks).await?;
+            workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
+        }
+        .await;
+        ran.map_err(|e| system_failure(&hooks, e))?;
         let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
         anyhow::Ok((hooks, txns))
@@ -870,7 +878,7 @@ struct Real<'a> {
     lab: &'a ovn_lab::Lab,
     up: Emulated,
     vms: std::collections::HashMap<String, ovn_lab::Vm>,
-    /// Every bound pod's addresses → its name (a ping to a pod that never became ready is
+    /// Every bound pod's addresses → its name (a ping to a pod whose plumbing failed is
     /// skipped).
     pod_at: std::collections::HashMap<IpAddr, String>,
     pings: u64,
@@ -925,10 +933,7 @@ impl Hooks for Real<'_> {
             .pod_at
             .get(&to)
             .and_then(|peer| self.up.not_ready.get(peer))
-            .map(|why| match *why {
-                "bind_port failed" => "the peer's bind_port failed",
-                _ => "the peer's port_up failed",
-            });
+            .map(|_| "the peer's bind_port failed");
         if let Some(why) = self.up.not_ready.get(&from.name).copied().or(peer_not_ready) {
             let subject = format!("{} -> {to}", from.name);
             self.up
@@ -1036,8 +1041,12 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         pings: 0,
         failed_pings: Vec::new(),
     };
-    workload::prepare(&mut ovnk, &mut hooks).await?;
-    workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+    let ran = async {
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
+    }
+    .await;
+    ran.map_err(|e| system_failure(&hooks.up, e))?;
     let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;
     print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
@@ -1050,6 +1059,15 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         tracing::warn!("first failed ping: {first}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error of a run that stopped on `e`: when a pod did not come up, OVN's failure (exit 1),
+/// else `e` as it is.
+fn system_failure(hooks: &Emulated, e: ovn_kubernetes::Error) -> anyhow::Error {
+    match &hooks.system_failure {
+        Some(why) => Failure::checks_failed(FailureClass::System, why.clone()).into(),
+        None => e.into(),
+    }
 }
 
 /// Without a results directory to judge (`kubernetes run-emulated`, `density-light`): exit 0
