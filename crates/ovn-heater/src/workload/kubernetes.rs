@@ -474,8 +474,6 @@ struct Emulated {
     /// Samples for results.json: one stage per Context, named when it ends.
     rec: Recorder,
     stage: StageId,
-    /// Pods whose plumbing failed (their later samples are skipped).
-    not_ready: std::collections::HashMap<String, &'static str>,
     /// Set when a pod did not come up: OVN's failure, which ended the run.
     system_failure: Option<String>,
 }
@@ -592,7 +590,6 @@ impl Emulated {
             last_stats: Default::default(),
             rec,
             stage,
-            not_ready: Default::default(),
             system_failure: None,
         }
     }
@@ -881,6 +878,8 @@ struct Real<'a> {
     /// Every bound pod's addresses → its name (a ping to a pod whose plumbing failed is
     /// skipped).
     pod_at: std::collections::HashMap<IpAddr, String>,
+    /// Pods whose plumbing failed: their later samples are skipped.
+    unplumbed: std::collections::HashSet<String>,
     pings: u64,
     failed_pings: Vec<String>,
 }
@@ -907,7 +906,7 @@ impl Hooks for Real<'_> {
                 Some(format!("{e:#}")),
             );
             rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
-            self.up.not_ready.insert(pod.name.clone(), "bind_port failed");
+            self.unplumbed.insert(pod.name.clone());
             return Ok(());
         }
         rec.record(stage, BIND_PORT, pod.name.as_str(), start, Instant::now(), None);
@@ -929,12 +928,13 @@ impl Hooks for Real<'_> {
     }
 
     async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
-        let peer_not_ready = self
-            .pod_at
-            .get(&to)
-            .and_then(|peer| self.up.not_ready.get(peer))
-            .map(|_| "the peer's bind_port failed");
-        if let Some(why) = self.up.not_ready.get(&from.name).copied().or(peer_not_ready) {
+        let peer_unplumbed = self.pod_at.get(&to).is_some_and(|peer| self.unplumbed.contains(peer));
+        let skip = if self.unplumbed.contains(&from.name) {
+            Some("bind_port failed")
+        } else {
+            peer_unplumbed.then_some("the peer's bind_port failed")
+        };
+        if let Some(why) = skip {
             let subject = format!("{} -> {to}", from.name);
             self.up
                 .rec
@@ -1038,6 +1038,7 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         up: Emulated::new(up, run.pod_timeout, rec),
         vms: std::collections::HashMap::new(),
         pod_at: std::collections::HashMap::new(),
+        unplumbed: std::collections::HashSet::new(),
         pings: 0,
         failed_pings: Vec::new(),
     };
