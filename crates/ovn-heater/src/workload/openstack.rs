@@ -514,7 +514,7 @@ async fn pings<C: Cms, H: Hypervisors>(
                 let from = match from {
                     Ok(from) => from,
                     Err(why) => {
-                        progress.tick(false);
+                        progress.tick_skipped();
                         run.rec.skipped(stage, measurement, subject, start, why);
                         continue;
                     }
