@@ -103,6 +103,20 @@ pub(super) struct Vm {
     up: bool,
 }
 
+impl Vm {
+    /// Its VM to ping from or to, or why that ping is skipped (`peer`: the VM is the other
+    /// end).
+    fn pingable(&self, peer: bool) -> Result<Plugged, &'static str> {
+        match (&self.plugged, self.up, peer) {
+            (Some(p), true, _) => Ok(p.clone()),
+            (None, _, false) => Err("bind_port failed"),
+            (None, _, true) => Err("the peer's bind_port failed"),
+            (Some(_), false, false) => Err("port_up failed"),
+            (Some(_), false, true) => Err("the peer's port_up failed"),
+        }
+    }
+}
+
 /// What the stages built, for the later stages and cleanup.
 #[derive(Default)]
 pub struct Built {
@@ -461,13 +475,6 @@ async fn pings<C: Cms, H: Hypervisors>(
     let mut jobs: Vec<PingJob> = Vec::new();
     {
         let b = built.lock().await;
-        let usable = |vm: &Vm| -> Result<Plugged, &'static str> {
-            match (&vm.plugged, vm.up) {
-                (Some(p), true) => Ok(p.clone()),
-                (None, _) => Err("bind_port failed"),
-                (Some(_), false) => Err("port_up failed"),
-            }
-        };
         for p in 0..b.projects.len() {
             let vms: Vec<&Vm> = b.vms.iter().filter(|v| v.project == p).collect();
             for (i, a) in vms.iter().enumerate() {
@@ -476,16 +483,12 @@ async fn pings<C: Cms, H: Hypervisors>(
                 } else {
                     (1..=FULL_MESH_MAX_VMS).map(|k| &vms[(i + k) % vms.len()]).collect()
                 };
-                let from = usable(a);
+                let from = a.pingable(false);
                 for b in peers {
-                    let from = match (&from, usable(b)) {
+                    let from = match (&from, b.pingable(true)) {
                         (Ok(f), Ok(_)) => Ok(f.clone()),
                         (Err(why), _) => Err(*why),
-                        (Ok(_), Err(why)) => Err(if why == "bind_port failed" {
-                            "the peer's bind_port failed"
-                        } else {
-                            "the peer's port_up failed"
-                        }),
+                        (Ok(_), Err(why)) => Err(why),
                     };
                     jobs.push(("ping_mesh", format!("{} -> {}", a.subject, b.subject), from, b.port.ip));
                 }
@@ -605,6 +608,37 @@ async fn cleanup<C: Cms, H: Hypervisors>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pings_of_a_vm_that_never_came_up_are_skipped_with_the_reason() {
+        let vm = |plugged: bool, up: bool| Vm {
+            project: 0,
+            subject: "vm".into(),
+            port: VmPort {
+                id: "p".into(),
+                lsp_name: "p".into(),
+                mac: "fa:16:3e:00:00:01".into(),
+                ip_cidr: "10.0.0.5/24".into(),
+                ip: Ipv4Addr::new(10, 0, 0, 5),
+                gateway: None,
+                mtu: 1442,
+                host: "compute-1".into(),
+            },
+            plugged: plugged.then(|| Plugged::Emulated {
+                chassis: "compute-1".into(),
+                lsp: "p".into(),
+            }),
+            up,
+        };
+        assert!(vm(true, true).pingable(false).is_ok());
+        assert_eq!(vm(false, false).pingable(false).unwrap_err(), "bind_port failed");
+        assert_eq!(
+            vm(false, false).pingable(true).unwrap_err(),
+            "the peer's bind_port failed"
+        );
+        assert_eq!(vm(true, false).pingable(false).unwrap_err(), "port_up failed");
+        assert_eq!(vm(true, false).pingable(true).unwrap_err(), "the peer's port_up failed");
+    }
 
     #[test]
     fn base_openstack_gets_one_slash24_per_project() {
