@@ -3,9 +3,9 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0    | success |
-//! | 1    | the run finished, but a check failed (ports not up, pings failed, fidelity diff) |
+//! | 1    | the run finished, but a check failed on OVN's side (`system` failures: ports not up, pings failed; fidelity diff) |
 //! | 2    | bad input or failed preflight: YAML, CIDR, remote string, missing binary, not root |
-//! | 3    | the lab or a database failed while running |
+//! | 3    | the lab or a database failed while running, or the run finished with `harness` failures and no `system` one |
 //! | 130  | interrupted (Ctrl-C / SIGTERM); everything was torn down |
 
 pub const EXIT_CHECK_FAILED: u8 = 1;
@@ -33,6 +33,17 @@ impl Failure {
     pub fn check_failed(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_CHECK_FAILED,
+            message: message.into(),
+        }
+    }
+    /// A finished run that did not pass: exit 1 when OVN failed (`system`), 3 when only the
+    /// harness did.
+    pub fn checks_failed(blame: crate::metrics::FailureClass, message: impl Into<String>) -> Self {
+        Failure {
+            code: match blame {
+                crate::metrics::FailureClass::Harness => EXIT_ENVIRONMENT,
+                _ => EXIT_CHECK_FAILED,
+            },
             message: message.into(),
         }
     }
@@ -71,4 +82,18 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     EXIT_ENVIRONMENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::FailureClass;
+
+    #[test]
+    fn failed_checks_exit_1_for_ovn_3_for_the_harness() {
+        let code = |blame| exit_code(&anyhow::Error::new(Failure::checks_failed(blame, "x")).context("run"));
+        assert_eq!(code(FailureClass::System), EXIT_CHECK_FAILED);
+        assert_eq!(code(FailureClass::Harness), EXIT_ENVIRONMENT);
+        assert_eq!(code(FailureClass::Skipped), EXIT_CHECK_FAILED);
+    }
 }

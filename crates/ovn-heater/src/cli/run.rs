@@ -1,7 +1,8 @@
 //! `ovn-heater run SCENARIO.yml`: parses the flags and the scenario, hands both to the run
 //! driver ([`crate::workload::runner`]) and turns its outcome into an exit code: 0 when every
-//! check passed, 1 when the run finished but ports did not all come up or pings failed, 2 for
-//! bad input, 3 when the lab failed, 130 when interrupted.
+//! check passed, 1 when the run finished but OVN failed a check (a `system` failure: ports did
+//! not all come up, pings failed), 2 for bad input, 3 when the lab failed (also when only the
+//! harness failed samples: `harness` failures and no `system` one), 130 when interrupted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,7 +100,7 @@ pub fn exit_code(outcome: Outcome) -> anyhow::Result<ExitCode> {
     let dir = outcome.results_dir.display().to_string();
     match outcome.verdict {
         Verdict::Passed => Ok(ExitCode::SUCCESS),
-        Verdict::ChecksFailed(why) => Err(Failure::check_failed(why).into()),
+        Verdict::ChecksFailed { blame, why } => Err(Failure::checks_failed(blame, why).into()),
         Verdict::Failed(e) => Err(e).with_context(|| format!("the run failed; partial results in {dir}")),
         Verdict::Interrupted => Err(Failure::interrupted().into()),
         Verdict::TeardownFailed(why) => Err(Failure::environment(why).into()),

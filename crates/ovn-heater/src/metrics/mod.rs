@@ -39,6 +39,86 @@ impl Clock {
     }
 }
 
+/// Why a sample failed: who is to blame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// OVN did not do what it should within the timeout (a port never up, a ping unanswered,
+    /// a transaction refused).
+    System,
+    /// The test harness failed: the lab's plumbing, a probe, ovn-heater's own tooling.
+    Harness,
+    /// Not run: an earlier sample for the same subject failed (a VM that was never plugged has
+    /// no port-up time; pings involving a VM that never came up).
+    Skipped,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::System => "system",
+            FailureClass::Harness => "harness",
+            FailureClass::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error of the test harness itself, not of OVN: raised where the harness does its own work
+/// (plumbing a VM, opening a probe socket, the emulated chassis), so that a sample's class is
+/// known from the error's type wherever it is recorded ([`class_of`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct HarnessFault(pub anyhow::Error);
+
+impl HarnessFault {
+    /// `e` as a harness failure, in an `anyhow::Error` that [`class_of`] recognises.
+    pub fn wrap(e: impl Into<anyhow::Error>) -> anyhow::Error {
+        anyhow::Error::new(HarnessFault(e.into()))
+    }
+}
+
+/// The class of a failure: [`FailureClass::Harness`] when a [`HarnessFault`] is anywhere in
+/// its chain, else [`FailureClass::System`].
+pub fn class_of(e: &anyhow::Error) -> FailureClass {
+    if e.chain().any(|c| c.is::<HarnessFault>()) {
+        FailureClass::Harness
+    } else {
+        FailureClass::System
+    }
+}
+
+/// An error a timed step can fail with, and the class of that failure. Errors of OVN's side
+/// (NB/SB transactions, the CMS) are system failures; an `anyhow::Error` carrying a
+/// [`HarnessFault`] is a harness failure.
+pub trait Classify: std::fmt::Display {
+    fn failure_class(&self) -> FailureClass {
+        FailureClass::System
+    }
+    /// The text recorded as the sample's error.
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Classify for anyhow::Error {
+    fn failure_class(&self) -> FailureClass {
+        class_of(self)
+    }
+    fn message(&self) -> String {
+        format!("{self:#}")
+    }
+}
+
+impl Classify for String {}
+impl Classify for ovn_openstack::Error {}
+impl Classify for ovsdb::Error {}
+
 /// One timed thing: a CMS action, a port coming up, a ping.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -51,11 +131,23 @@ pub struct Sample {
     /// `None` when it succeeded; the error or `timeout after ...` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `error`: who failed. Absent in results written before classes existed, whose
+    /// failures count as `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
 }
 
 impl Sample {
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+    /// `None` when it succeeded; a failure without a recorded class is a system failure.
+    pub fn failure_class(&self) -> Option<FailureClass> {
+        self.error.as_ref().map(|_| self.class.unwrap_or(FailureClass::System))
+    }
+    /// Not run because an earlier sample of its subject failed.
+    pub fn skipped(&self) -> bool {
+        self.failure_class() == Some(FailureClass::Skipped)
     }
 }
 
@@ -191,7 +283,8 @@ impl Recorder {
         }
     }
 
-    /// Records one sample from `start` to `end`; `error` is `None` on success.
+    /// Records one sample from `start` to `end`; `error` is `None` on success, otherwise a
+    /// system failure (OVN's side; see [`Recorder::record_as`] for the others).
     pub fn record(
         &self,
         stage: StageId,
@@ -201,10 +294,26 @@ impl Recorder {
         end: Instant,
         error: Option<String>,
     ) {
+        self.record_as(stage, measurement, subject, start, end, FailureClass::System, error);
+    }
+
+    /// Records one sample whose failure, if `error` is set, is of `class`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_as(
+        &self,
+        stage: StageId,
+        measurement: &str,
+        subject: impl Into<String>,
+        start: Instant,
+        end: Instant,
+        class: FailureClass,
+        error: Option<String>,
+    ) {
         let sample = Sample {
             subject: subject.into(),
             start_s: self.clock.secs(start),
             duration_s: end.saturating_duration_since(start).as_secs_f64(),
+            class: error.as_ref().map(|_| class),
             error,
         };
         if let Some(s) = self.lock().get_mut(stage.0) {
@@ -212,8 +321,23 @@ impl Recorder {
         }
     }
 
-    /// Times `fut` and records it under `measurement`; passes its result through.
-    pub async fn timed<T, E: std::fmt::Display>(
+    /// Records that `measurement` of `subject` did not run because an earlier sample of the
+    /// same subject failed (`why` names it); a zero-length sample at `at`.
+    pub fn skipped(&self, stage: StageId, measurement: &str, subject: impl Into<String>, at: Instant, why: &str) {
+        self.record_as(
+            stage,
+            measurement,
+            subject,
+            at,
+            at,
+            FailureClass::Skipped,
+            Some(format!("skipped: {why}")),
+        );
+    }
+
+    /// Times `fut` and records it under `measurement`, a failure classed by its error's type
+    /// ([`Classify`]); passes its result through.
+    pub async fn timed<T, E: Classify>(
         &self,
         stage: StageId,
         measurement: &str,
@@ -222,8 +346,11 @@ impl Recorder {
     ) -> Result<T, E> {
         let start = Instant::now();
         let result = fut.await;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        self.record(stage, measurement, subject, start, Instant::now(), error);
+        let (class, error) = match &result {
+            Ok(_) => (FailureClass::System, None),
+            Err(e) => (e.failure_class(), Some(e.message())),
+        };
+        self.record_as(stage, measurement, subject, start, Instant::now(), class, error);
         result
     }
 

@@ -1,15 +1,17 @@
 //! The summary of one measurement: min, median, p90, p99, max, mean, total, count, failed — the
 //! columns OVN developers paste into commit messages.
 //!
-//! Statistics are over successful samples only; `count` is every sample and `failed` the ones
-//! that failed, so a failure never improves the numbers and never disappears.
+//! Statistics are over successful samples only; `count` is every sample, `failed` the ones
+//! that failed (system and harness; `harness` of them the harness' own), `skipped` the ones not
+//! run because their subject failed earlier, so a failure never improves the numbers and never
+//! disappears, and is never counted twice.
 //! Percentiles interpolate linearly between closest ranks (as pandas and numpy do by default).
 //!
 //! Must not know: where samples come from.
 
 use serde::{Deserialize, Serialize};
 
-use super::Sample;
+use super::{FailureClass, Sample};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -21,7 +23,14 @@ pub struct Stats {
     pub mean: Option<f64>,
     pub total: f64,
     pub count: usize,
+    /// Failed samples, system and harness (skipped ones are not failures of their own).
     pub failed: usize,
+    /// Of `failed`, those the harness failed (absent in older results: none).
+    #[serde(default)]
+    pub harness: usize,
+    /// Samples not run because an earlier sample of their subject failed.
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 impl Stats {
@@ -38,9 +47,25 @@ impl Stats {
             mean: (!ok.is_empty()).then(|| total / ok.len() as f64),
             total,
             count: samples.len(),
-            failed: samples.len() - ok.len(),
+            failed: class_count(samples, FailureClass::System) + class_count(samples, FailureClass::Harness),
+            harness: class_count(samples, FailureClass::Harness),
+            skipped: class_count(samples, FailureClass::Skipped),
         }
     }
+
+    /// Failed samples that are OVN's (`failed` less the harness' own).
+    pub fn system(&self) -> usize {
+        self.failed.saturating_sub(self.harness)
+    }
+
+    /// Samples that succeeded.
+    pub fn ok(&self) -> usize {
+        self.count.saturating_sub(self.failed + self.skipped)
+    }
+}
+
+fn class_count(samples: &[Sample], class: FailureClass) -> usize {
+    samples.iter().filter(|s| s.failure_class() == Some(class)).count()
 }
 
 /// Linear interpolation between closest ranks of sorted `xs`.
@@ -67,7 +92,30 @@ mod tests {
             start_s: 0.0,
             duration_s: d,
             error: (!ok).then(|| "failed".into()),
+            class: None,
         }
+    }
+
+    fn classed(class: FailureClass) -> Sample {
+        Sample {
+            class: Some(class),
+            ..s(5.0, false)
+        }
+    }
+
+    #[test]
+    fn classes_are_counted_apart_and_skips_are_not_failures() {
+        let st = Stats::of(&[
+            s(1.0, true),
+            s(2.0, false), // no class: written before classes, a system failure
+            classed(FailureClass::System),
+            classed(FailureClass::Harness),
+            classed(FailureClass::Skipped),
+            classed(FailureClass::Skipped),
+        ]);
+        assert_eq!((st.count, st.failed, st.harness, st.skipped), (6, 3, 1, 2));
+        assert_eq!((st.system(), st.ok()), (2, 1));
+        assert_eq!(st.max, Some(1.0));
     }
 
     #[test]

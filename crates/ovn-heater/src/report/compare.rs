@@ -146,10 +146,19 @@ pub fn status_words(r: &RunResults) -> String {
         RunStatus::Failed => "failed",
         RunStatus::Interrupted => "interrupted",
     };
-    match r.summary.failures {
+    let c = r.summary.failures_by_class;
+    let failures = match r.summary.failures {
         0 => base.to_owned(),
         1 => format!("{base}, 1 failure"),
         n => format!("{base}, {n} failures"),
+    };
+    let classes = match (c.system, c.harness) {
+        (_, 0) => failures,
+        (n, h) => format!("{failures} ({n} system, {h} harness)"),
+    };
+    match c.skipped {
+        0 => classes,
+        n => format!("{classes}, {n} skipped"),
     }
 }
 
@@ -161,10 +170,20 @@ pub fn compare(a: &Side, b: &Side, threshold_pct: Option<f64>) -> Comparison {
     let mut rows = Vec::new();
     let sides = [a, b];
 
-    let summary: [SummaryRow; 5] = [
+    // Any new failure is a regression ("failures"); the rows by class say whose it was.
+    let summary: [SummaryRow; 8] = [
         ("ports created", Kind::Count, |r| r.summary.ports_created as f64),
         ("ports up", Kind::Count, |r| r.summary.ports_up as f64),
         ("failures", Kind::Failures, |r| r.summary.failures as f64),
+        ("failures: system (OVN)", Kind::Count, |r| {
+            r.summary.failures_by_class.system as f64
+        }),
+        ("failures: harness", Kind::Count, |r| {
+            r.summary.failures_by_class.harness as f64
+        }),
+        ("skipped samples", Kind::Count, |r| {
+            r.summary.failures_by_class.skipped as f64
+        }),
         ("pings ok", Kind::Count, |r| r.summary.pings_ok as f64),
         ("run duration (s)", Kind::Seconds, |r| r.duration_s),
     ];
@@ -201,6 +220,8 @@ pub fn compare(a: &Side, b: &Side, threshold_pct: Option<f64>) -> Comparison {
             let p99 = stat(|s| s.p99);
             let total = stat(|s| (s.count > s.failed).then_some(s.total));
             let failed = stat(|s| Some(s.failed as f64));
+            let harness = stat(|s| Some(s.harness as f64));
+            let skipped = stat(|s| Some(s.skipped as f64));
             rows.push(row(
                 &section,
                 &format!("{m} p50"),
@@ -222,9 +243,16 @@ pub fn compare(a: &Side, b: &Side, threshold_pct: Option<f64>) -> Comparison {
                 per_side(a, &total),
                 per_side(b, &total),
             ));
+            let nonzero = |f: &[&Option<Figure>]| f.iter().any(|f| f.as_ref().is_some_and(|f| f.max > 0.0));
             let (fa, fb) = (per_side(a, &failed), per_side(b, &failed));
-            if [&fa, &fb].iter().any(|f| f.as_ref().is_some_and(|f| f.max > 0.0)) {
+            if nonzero(&[&fa, &fb]) {
                 rows.push(row(&section, &format!("{m} failed"), Kind::Failures, fa, fb));
+            }
+            for (what, f) in [("failed: harness", &harness), ("skipped", &skipped)] {
+                let (xa, xb) = (per_side(a, f), per_side(b, f));
+                if nonzero(&[&xa, &xb]) {
+                    rows.push(row(&section, &format!("{m} {what}"), Kind::Count, xa, xb));
+                }
             }
         }
         for process in cpu_processes(a, b, &stage) {
@@ -577,6 +605,38 @@ mod tests {
         let c = compare(&side("a", vec![a]), &side("b", vec![failing]), Some(10.0));
         assert!(find(&c, "summary", "failures").regression);
         assert!(text(&c).contains("REGRESSION"));
+    }
+
+    #[test]
+    fn failures_are_shown_by_class() {
+        use crate::metrics::{FailureClass, Sample, Stats};
+        let a = example(1.0);
+        let mut b = example(1.0);
+        let m = b.stages[0].measurements.get_mut("port_up").unwrap();
+        m.samples[3].class = Some(FailureClass::Harness);
+        m.samples.push(Sample {
+            class: Some(FailureClass::Skipped),
+            ..crate::report::json::tests::sample("vm-3", 5.0, 0.0, Some("skipped: bind_port failed"))
+        });
+        m.stats = Stats::of(&m.samples);
+        b.summary = crate::report::json::summarize(&b.stages, &["create_port"]);
+        let c = compare(&side("a", vec![a.clone()]), &side("b", vec![b.clone()]), Some(10.0));
+        let figures = |name| {
+            let r = find(&c, "summary", name);
+            (r.a.as_ref().unwrap().median, r.b.as_ref().unwrap().median)
+        };
+        assert_eq!(figures("failures: system (OVN)"), (1.0, 0.0));
+        assert_eq!(figures("failures: harness"), (0.0, 1.0));
+        assert_eq!(figures("skipped samples"), (0.0, 1.0));
+        assert!(
+            !find(&c, "summary", "failures: harness").regression,
+            "by-class rows only inform"
+        );
+        let harness = find(&c, "stage vms", "port_up failed: harness");
+        assert_eq!(harness.b.as_ref().unwrap().median, 1.0);
+        assert_eq!(find(&c, "stage vms", "port_up skipped").b.as_ref().unwrap().median, 1.0);
+        assert_eq!(status_words(&b), "complete, 1 failure (0 system, 1 harness), 1 skipped");
+        assert_eq!(status_words(&a), "complete, 1 failure");
     }
 
     #[test]

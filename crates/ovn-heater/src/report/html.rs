@@ -168,6 +168,9 @@ fn summary(h: &mut String, r: &RunResults) {
         "ports created",
         "ports up",
         "failures",
+        "system (OVN)",
+        "harness",
+        "skipped",
         "pings ok",
         "pings failed",
         "CMS actions",
@@ -177,11 +180,16 @@ fn summary(h: &mut String, r: &RunResults) {
     }
     let _ = write!(
         h,
-        "</tr><tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        "</tr><tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
         s.ports_created,
         s.ports_up,
         if s.failures > 0 { "failed" } else { "" },
         s.failures,
+        if s.failures_by_class.system > 0 { "failed" } else { "" },
+        s.failures_by_class.system,
+        if s.failures_by_class.harness > 0 { "failed" } else { "" },
+        s.failures_by_class.harness,
+        s.failures_by_class.skipped,
         s.pings_ok,
         s.pings_failed,
         s.cms_actions,
@@ -267,7 +275,9 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
         start = fmt_seconds(st.start_s)
     );
     h.push_str("<table class=\"stats\"><tr><th class=\"l\">measurement</th>");
-    for c in ["min", "median", "p90", "p99", "max", "mean", "total", "count", "failed"] {
+    for c in [
+        "min", "median", "p90", "p99", "max", "mean", "total", "count", "failed", "skipped",
+    ] {
         let _ = write!(h, "<th>{c}</th>");
     }
     h.push_str("</tr>");
@@ -275,7 +285,7 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
         let s = &m.stats;
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
             escape(name),
             fmt_opt_s(s.min),
             fmt_opt_s(s.median),
@@ -286,22 +296,36 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
             fmt_seconds(s.total),
             s.count,
             if s.failed > 0 { "failed" } else { "" },
-            s.failed
+            match s.harness {
+                0 => s.failed.to_string(),
+                h if h == s.failed => format!("{h} (harness)"),
+                h => format!("{} ({h} harness)", s.failed),
+            },
+            s.skipped
         );
     }
     h.push_str("</table><div class=\"charts\">");
     let span = stage_span(st, run_end);
     // A single sample is a row of the table, not a chart; a distribution needs a few.
-    for (name, m) in st.measurements.iter().filter(|(_, m)| m.samples.len() >= 2) {
+    for (name, m) in &st.measurements {
+        // Skipped samples never ran: they have no latency to draw.
+        let ran: Vec<crate::metrics::Sample> = if m.stats.skipped > 0 {
+            m.samples.iter().filter(|s| !s.skipped()).cloned().collect()
+        } else {
+            m.samples.clone()
+        };
+        if ran.len() < 2 {
+            continue;
+        }
         chart_figure(
             h,
             charts,
-            charts::latency_over_time(&format!("{}: {name} over run time", st.name), &m.samples, span),
+            charts::latency_over_time(&format!("{}: {name} over run time", st.name), &ran, span),
         );
-        if m.stats.count - m.stats.failed < MIN_SAMPLES_FOR_DISTRIBUTION {
+        if m.stats.ok() < MIN_SAMPLES_FOR_DISTRIBUTION {
             continue;
         }
-        if let Some(d) = charts::latency_distribution(&format!("{}: {name} distribution", st.name), &m.samples) {
+        if let Some(d) = charts::latency_distribution(&format!("{}: {name} distribution", st.name), &ran) {
             chart_figure(h, charts, d);
         }
     }
@@ -312,24 +336,35 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
     h.push_str("</section>");
 }
 
+/// The stage's failed and skipped samples, OVN's failures first, then the harness', then the
+/// skipped ones, each with its class.
 fn failures(h: &mut String, st: &StageResult) {
-    let failed: Vec<(&String, &crate::metrics::Sample)> = st
+    use crate::metrics::FailureClass;
+    let mut failed: Vec<(&String, &crate::metrics::Sample, FailureClass)> = st
         .measurements
         .iter()
-        .flat_map(|(n, m)| m.samples.iter().filter(|s| !s.ok()).map(move |s| (n, s)))
+        .flat_map(|(n, m)| {
+            m.samples
+                .iter()
+                .filter_map(move |s| s.failure_class().map(|c| (n, s, c)))
+        })
         .collect();
     if failed.is_empty() {
         return;
     }
+    failed.sort_by_key(|(_, _, class)| *class);
+    let count = |class| failed.iter().filter(|f| f.2 == class).count();
     let _ = write!(
         h,
-        "<h3>Failures ({})</h3><table class=\"failures\"><tr><th class=\"l\">measurement</th><th class=\"l\">subject</th><th>after</th><th class=\"l\">error</th></tr>",
-        failed.len()
+        "<h3>Failures ({} system, {} harness; {} skipped)</h3><table class=\"failures\"><tr><th class=\"l\">measurement</th><th class=\"l\">subject</th><th class=\"l\">class</th><th>after</th><th class=\"l\">error</th></tr>",
+        count(FailureClass::System),
+        count(FailureClass::Harness),
+        count(FailureClass::Skipped),
     );
-    for (name, s) in failed.iter().take(MAX_FAILURES_LISTED) {
+    for (name, s, class) in failed.iter().take(MAX_FAILURES_LISTED) {
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{class}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             escape(name),
             escape(&s.subject),
             fmt_seconds(s.duration_s),
@@ -604,6 +639,37 @@ mod tests {
         r.summary.ports_created = 0;
         r.summary.ports_up = 0;
         assert!(render(&r).contains("no port was created"));
+    }
+
+    #[test]
+    fn harness_failures_and_skips_are_shown_with_their_class() {
+        use crate::metrics::{FailureClass, Stats};
+        let mut r = example(1.0);
+        let m = r.stages[0].measurements.get_mut("port_up").unwrap();
+        m.samples[3].class = Some(FailureClass::Harness);
+        m.samples[3].error = Some("cannot plug <vm-3>".into());
+        m.samples.push(crate::metrics::Sample {
+            class: Some(FailureClass::Skipped),
+            ..crate::report::json::tests::sample("vm-3", 5.0, 0.0, Some("skipped: bind_port failed"))
+        });
+        m.stats = Stats::of(&m.samples);
+        r.summary = crate::report::json::summarize(&r.stages, &["create_port"]);
+        let html = render(&r);
+        assert!(
+            html.contains("class=\"status bad\">NOT PASSED (harness failure"),
+            "{}",
+            &html[..2000.min(html.len())]
+        );
+        assert!(
+            html.contains("<h3>Failures (0 system, 1 harness; 1 skipped)</h3>"),
+            "failures heading"
+        );
+        assert!(html.contains("<td class=\"l\">harness</td>") && html.contains("<td class=\"l\">skipped</td>"));
+        assert!(html.contains("cannot plug &lt;vm-3&gt;"));
+        assert!(
+            html.contains("<td class=\"failed\">1 (harness)</td><td>1</td>"),
+            "stats row"
+        );
     }
 
     #[test]

@@ -92,11 +92,31 @@ pub struct Environment {
 pub struct Summary {
     pub ports_created: usize,
     pub ports_up: usize,
-    /// Failed samples over every stage and measurement.
+    /// Failed samples over every stage and measurement: `system` + `harness` of
+    /// `failures_by_class` (skipped samples are not failures of their own).
     pub failures: usize,
+    /// Failed samples by who failed, and the samples skipped because their subject failed
+    /// earlier. Results written before classes existed read as every failure `system`.
+    #[serde(default)]
+    pub failures_by_class: FailureCounts,
     pub pings_ok: usize,
     pub pings_failed: usize,
     pub cms_actions: usize,
+}
+
+/// Samples per [`FailureClass`](crate::metrics::FailureClass).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCounts {
+    pub system: usize,
+    pub harness: usize,
+    pub skipped: usize,
+}
+
+impl FailureCounts {
+    /// Failures of their own: system + harness.
+    pub fn failures(&self) -> usize {
+        self.system + self.harness
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -186,8 +206,11 @@ pub fn summarize(stages: &[StageResult], cms_actions: &[&str]) -> Summary {
     let mut s = Summary::default();
     for stage in stages {
         for (name, m) in &stage.measurements {
-            let ok = m.stats.count - m.stats.failed;
+            let ok = m.stats.ok();
             s.failures += m.stats.failed;
+            s.failures_by_class.system += m.stats.system();
+            s.failures_by_class.harness += m.stats.harness;
+            s.failures_by_class.skipped += m.stats.skipped;
             if name == names::CREATE_PORT {
                 s.ports_created += ok;
             }
@@ -246,7 +269,17 @@ impl RunResults {
                 results.schema_version
             );
         }
-        Ok(results)
+        Ok(results.with_classes())
+    }
+
+    /// Results written before failure classes existed have no `failures_by_class`: each of
+    /// their failures was counted as OVN's, so they read as `system`.
+    pub fn with_classes(mut self) -> RunResults {
+        let s = &mut self.summary;
+        if s.failures_by_class == FailureCounts::default() && s.failures > 0 {
+            s.failures_by_class.system = s.failures;
+        }
+        self
     }
 }
 
@@ -261,6 +294,7 @@ pub(crate) mod tests {
             start_s: start,
             duration_s: d,
             error: err.map(str::to_owned),
+            class: None,
         }
     }
 
@@ -362,6 +396,11 @@ pub(crate) mod tests {
                 ports_created: 4,
                 ports_up: 3,
                 failures: 1,
+                failures_by_class: FailureCounts {
+                    system: 1,
+                    harness: 0,
+                    skipped: 0
+                },
                 pings_ok: 3,
                 pings_failed: 0,
                 cms_actions: 4
@@ -394,6 +433,63 @@ pub(crate) mod tests {
         }
         let back: RunResults = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn summary_counts_failures_by_class_and_skips_apart() {
+        use crate::metrics::FailureClass;
+        let mut r = example(1.0);
+        let vms = &mut r.stages[0].measurements;
+        let classed = |subject: &str, class: FailureClass| Sample {
+            class: Some(class),
+            ..sample(subject, 9.0, 0.0, Some("x"))
+        };
+        let bind = vec![sample("vm-0", 1.0, 0.1, None), classed("vm-4", FailureClass::Harness)];
+        let pings = vec![
+            classed("vm-4 -> gw", FailureClass::Skipped),
+            classed("vm-5 -> gw", FailureClass::System),
+        ];
+        for (name, samples) in [("bind_port", bind), ("ping_gateway", pings)] {
+            let m = vms.entry(name.into()).or_default();
+            m.samples.extend(samples);
+            m.stats = Stats::of(&m.samples);
+        }
+        let s = summarize(&r.stages, &["create_port"]);
+        // port_up's unclassed timeout is system.
+        assert_eq!(
+            s.failures_by_class,
+            FailureCounts {
+                system: 2,
+                harness: 1,
+                skipped: 1
+            }
+        );
+        assert_eq!(s.failures, 3);
+        assert_eq!((s.pings_ok, s.pings_failed), (3, 1));
+    }
+
+    #[test]
+    fn results_without_classes_still_load_with_failures_as_system() {
+        let r = example(1.0);
+        let mut v: serde_json::Value = serde_json::from_str(&r.to_json_pretty()).unwrap();
+        v["summary"].as_object_mut().unwrap().remove("failures_by_class");
+        for st in v["stages"].as_array_mut().unwrap() {
+            for m in st["measurements"].as_object_mut().unwrap().values_mut() {
+                let stats = m["stats"].as_object_mut().unwrap();
+                stats.remove("harness");
+                stats.remove("skipped");
+                for s in m["samples"].as_array_mut().unwrap() {
+                    s.as_object_mut().unwrap().remove("class");
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("results.json"), v.to_string()).unwrap();
+        let back = RunResults::read(dir.path()).unwrap();
+        assert_eq!(back.summary.failures_by_class.system, 1);
+        assert_eq!(back.summary, r.summary);
+        let failed = &back.stages[0].measurements["port_up"].samples[3];
+        assert_eq!(failed.failure_class(), Some(crate::metrics::FailureClass::System));
     }
 
     #[test]

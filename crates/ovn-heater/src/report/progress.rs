@@ -15,6 +15,8 @@ pub struct Progress {
     total: usize,
     done: AtomicUsize,
     failed: AtomicUsize,
+    /// Items not run because an earlier step of theirs failed (not failures of their own).
+    skipped: AtomicUsize,
     started: Instant,
     tty: bool,
     /// Last plain line: (when, tenths of the total done).
@@ -43,6 +45,7 @@ impl Progress {
             total,
             done: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            skipped: AtomicUsize::new(0),
             started: now,
             tty,
             last_plain: Mutex::new((now, 0)),
@@ -51,10 +54,20 @@ impl Progress {
 
     /// One item finished (`ok` false for a failure).
     pub fn tick(&self, ok: bool) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if !ok {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        self.advance();
+    }
+
+    /// One item skipped: not run, because an earlier step of it failed.
+    pub fn tick_skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.advance();
+    }
+
+    fn advance(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if self.tty {
             eprint!("\r\x1b[2K{}", self.line(done));
             return;
@@ -81,10 +94,10 @@ impl Progress {
         } else {
             String::new()
         };
-        let failed = if failed > 0 {
-            format!(", {failed} failed")
-        } else {
-            String::new()
+        let failed = match (failed, self.skipped.load(Ordering::Relaxed)) {
+            (0, 0) => String::new(),
+            (f, 0) => format!(", {f} failed"),
+            (f, s) => format!(", {f} failed, {s} skipped"),
         };
         format!(
             "[{}] {done}/{} ({pct}%){failed}, {:.1}s{eta}",
@@ -112,6 +125,9 @@ mod tests {
         p.failed.store(1, Ordering::Relaxed);
         let line = p.line(2);
         assert!(line.starts_with("[vms] 2/4 (50%), 1 failed, "), "{line}");
+        p.skipped.store(1, Ordering::Relaxed);
+        let line = p.line(3);
+        assert!(line.starts_with("[vms] 3/4 (75%), 1 failed, 1 skipped, "), "{line}");
         assert!(line.contains("ETA 0:00"), "{line}");
         assert!(!p.line(4).contains("ETA"));
     }

@@ -4,13 +4,21 @@
 //! A run passed when it completed, created at least one port, every expected port came up, and
 //! no sample failed (a failed ping is a failed sample too).
 //!
+//! A run that did not pass says whose failure it was ([`Verdict::blame`]): `system` (OVN) when
+//! any sample failed on OVN's side, or a check failed with no harness failure to explain it;
+//! `harness` when only the harness failed (its dependent samples skipped, its ports missing).
+//!
 //! Must not know: exit code numbers (the CLI maps a verdict to them), HTML.
 
 use super::json::{RunResults, RunStatus};
+use crate::metrics::FailureClass;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub passed: bool,
+    /// Who failed, when the run did not pass: [`FailureClass::System`] or
+    /// [`FailureClass::Harness`] (never `Skipped`).
+    pub blame: Option<FailureClass>,
     /// One line: "passed: 30 of 30 ports up, no failed sample" or what went wrong.
     pub headline: String,
     /// Each reason it did not pass, one line each (empty when it passed).
@@ -50,30 +58,48 @@ pub fn judge(r: &RunResults, expected_ports: Option<usize>) -> Verdict {
     if s.ports_up < expected {
         problems.push(format!("{} of {expected} ports came up", s.ports_up));
     }
+    let by_class = s.failures_by_class;
     if s.failures > 0 {
         problems.push(format!(
-            "{} failed samples{}",
+            "{} failed samples{}{}",
             s.failures,
             if s.pings_failed > 0 {
                 format!(", {} of them pings", s.pings_failed)
             } else {
                 String::new()
+            },
+            match (by_class.system, by_class.harness) {
+                (_, 0) => String::new(),
+                (0, _) => " (all harness: the lab or ovn-heater failed, not OVN)".to_owned(),
+                (n, h) => format!(" ({n} system: OVN, {h} harness: the lab or ovn-heater)"),
             }
         ));
     } else if s.pings_failed > 0 {
         problems.push(format!("{} pings failed", s.pings_failed));
     }
+    if by_class.skipped > 0 {
+        problems.push(format!(
+            "{} samples skipped (their VM or pod had failed earlier)",
+            by_class.skipped
+        ));
+    }
     let passed = problems.is_empty();
-    let headline = if passed {
-        format!(
+    let blame = match (passed, by_class.system, by_class.harness) {
+        (true, _, _) => None,
+        (false, 0, h) if h > 0 => Some(FailureClass::Harness),
+        _ => Some(FailureClass::System),
+    };
+    let headline = match blame {
+        None => format!(
             "passed: {} of {expected} ports up, {} pings answered, no failed sample",
             s.ports_up, s.pings_ok
-        )
-    } else {
-        format!("NOT PASSED: {}", problems.join("; "))
+        ),
+        Some(FailureClass::Harness) => format!("NOT PASSED (harness failure, not OVN's): {}", problems.join("; ")),
+        Some(_) => format!("NOT PASSED: {}", problems.join("; ")),
     };
     Verdict {
         passed,
+        blame,
         headline,
         problems,
     }
@@ -88,6 +114,7 @@ mod tests {
     fn a_clean_complete_run_passes() {
         let mut r = example(1.0);
         r.summary.failures = 0;
+        r.summary.failures_by_class = Default::default();
         r.summary.ports_up = r.summary.ports_created;
         let v = judge(&r, Some(4));
         assert!(v.passed, "{v:?}");
@@ -120,6 +147,54 @@ mod tests {
         assert!(judge(&r, Some(4))
             .headline
             .contains("PARTIAL RESULTS: the run was interrupted"));
+    }
+
+    /// `example` with its one failed port_up sample classed as given (failures recounted).
+    fn one_failure_of(class: FailureClass) -> RunResults {
+        let mut r = example(1.0);
+        let m = r.stages[0].measurements.get_mut("port_up").unwrap();
+        m.samples
+            .iter_mut()
+            .filter(|s| !s.ok())
+            .for_each(|s| s.class = Some(class));
+        m.stats = crate::metrics::Stats::of(&m.samples);
+        r.summary = crate::report::json::summarize(&r.stages, &["create_port"]);
+        r
+    }
+
+    #[test]
+    fn harness_only_failures_blame_the_harness_system_ones_blame_ovn() {
+        let v = judge(&one_failure_of(FailureClass::System), Some(4));
+        assert_eq!(v.blame, Some(FailureClass::System));
+        assert!(v.headline.starts_with("NOT PASSED: "), "{}", v.headline);
+
+        let v = judge(&one_failure_of(FailureClass::Harness), Some(4));
+        assert!(!v.passed);
+        assert_eq!(v.blame, Some(FailureClass::Harness));
+        assert!(v.headline.starts_with("NOT PASSED (harness failure"), "{}", v.headline);
+        assert!(v.headline.contains("(all harness: "), "{}", v.headline);
+
+        // A harness failure beside an OVN one: OVN's failure decides.
+        let mut r = one_failure_of(FailureClass::Harness);
+        let m = r.stages[0].measurements.get_mut("ping_gateway").unwrap();
+        m.samples[0].error = Some("no reply".into());
+        m.samples[0].class = Some(FailureClass::System);
+        m.samples[1].error = Some("skipped: bind_port failed".into());
+        m.samples[1].class = Some(FailureClass::Skipped);
+        m.stats = crate::metrics::Stats::of(&m.samples);
+        r.summary = crate::report::json::summarize(&r.stages, &["create_port"]);
+        let v = judge(&r, Some(4));
+        assert_eq!(v.blame, Some(FailureClass::System));
+        assert!(v.headline.contains("1 system: OVN, 1 harness"), "{}", v.headline);
+        assert!(v.headline.contains("1 samples skipped"), "{}", v.headline);
+
+        // Missing ports with no failed sample to explain them are OVN's.
+        let mut r = example(1.0);
+        r.summary.failures = 0;
+        r.summary.failures_by_class = Default::default();
+        assert_eq!(judge(&r, Some(4)).blame, Some(FailureClass::System));
+        r.summary.ports_up = 4;
+        assert_eq!(judge(&r, Some(4)).blame, None);
     }
 
     #[test]

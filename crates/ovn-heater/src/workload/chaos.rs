@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ovsdb::{Client, Mutation, Transaction, Value};
 
-use crate::metrics::{Recorder, StageId};
+use crate::metrics::{FailureClass, Recorder, StageId};
 use crate::scenario::{ChaosAction, ChaosTarget};
 
 /// How long one write attempt may take before it is abandoned and tried again.
@@ -89,14 +89,24 @@ impl Chaos {
                 continue;
             }
             let start = Instant::now();
-            let (subject, error) = match self.kill(&a.kill).await {
+            // A cluster that does not take writes again is OVN's failure; a kill that could not
+            // be done (no such daemon) the harness'.
+            let (subject, class, error) = match self.kill(&a.kill).await {
                 Ok(victim) => {
                     let subject = format!("{} ({victim}) at {stage_name}/{iteration}", a.kill);
-                    (subject, self.wait_for_writes(&a.kill, k).await.err())
+                    (
+                        subject,
+                        FailureClass::System,
+                        self.wait_for_writes(&a.kill, k).await.err(),
+                    )
                 }
-                Err(e) => (format!("{} at {stage_name}/{iteration}", a.kill), Some(e)),
+                Err(e) => (
+                    format!("{} at {stage_name}/{iteration}", a.kill),
+                    FailureClass::Harness,
+                    Some(e),
+                ),
             };
-            rec.record(stage, "chaos", subject, start, Instant::now(), error);
+            rec.record_as(stage, "chaos", subject, start, Instant::now(), class, error);
         }
     }
 

@@ -96,12 +96,14 @@ impl ExtCmds {
             }
             let start = Instant::now();
             let error = self.run_one(c, stage_name, k).await.err();
-            rec.record(
+            // A command that fails is tooling around the run (perf, a script), not OVN.
+            rec.record_as(
                 stage,
                 "ext_cmd",
                 format!("{} on {}", c.cmd, c.node),
                 start,
                 Instant::now(),
+                crate::metrics::FailureClass::Harness,
                 error,
             );
         }

@@ -2,6 +2,9 @@
 //! is a namespace plugged into the chassis' br-int; pings work) or emulated chassis (the port
 //! is claimed in the SB as ovn-controller would; no data path, so no pings).
 //!
+//! Everything these do is the harness' own work, so their errors are harness failures
+//! ([`HarnessFault`]); OVN's part shows as a ping that gets no reply (`Ok(None)`).
+//!
 //! Must not know: the CMS, how results are reported.
 
 use std::future::Future;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 
 use crate::cms::VmPort;
+use crate::metrics::HarnessFault;
 
 /// A VM plugged into a hypervisor.
 #[derive(Clone, Debug)]
@@ -29,10 +33,11 @@ pub trait Hypervisors: Send + Sync + 'static {
     fn can_ping(&self) -> bool;
     /// The host behind the network nodes (ping target through SNAT), if any.
     fn external_ip(&self) -> Option<Ipv4Addr>;
-    /// Plugs the VM of `port` into `port.host`.
+    /// Plugs the VM of `port` into `port.host`. Errors are harness failures.
     fn plug(&self, port: &VmPort) -> impl Future<Output = anyhow::Result<Plugged>> + Send;
     fn unplug(&self, vm: &Plugged) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Time to the first reply from `dest`, `None` if nothing answered within `timeout`.
+    /// Time to the first reply from `dest`, `None` if nothing answered within `timeout` (OVN's
+    /// failure); `Err` when the probe itself failed (the harness').
     fn ping(
         &self,
         from: &Plugged,
@@ -65,10 +70,11 @@ impl Hypervisors for RealHosts {
         self.lab.external_host().map(|h| h.ip())
     }
     async fn plug(&self, port: &VmPort) -> anyhow::Result<Plugged> {
+        crate::workload::fault::before_bind_port(&port.lsp_name)?;
         let chassis = self
             .lab
             .chassis_by_name(&port.host)
-            .ok_or_else(|| anyhow!("no chassis named {} in the lab", port.host))?;
+            .ok_or_else(|| HarnessFault::wrap(anyhow!("no chassis named {} in the lab", port.host)))?;
         let mut spec = ovn_lab::VmSpec::new(&port.lsp_name, &port.mac, &port.ip_cidr).mtu(port.mtu);
         if let Some(gw) = port.gateway {
             spec = spec.gateway(IpAddr::V4(gw));
@@ -76,25 +82,26 @@ impl Hypervisors for RealHosts {
         let vm = chassis
             .bind_vm(spec)
             .await
+            .map_err(HarnessFault::wrap)
             .with_context(|| format!("cannot plug port {} into chassis {}", port.lsp_name, port.host))?;
         Ok(Plugged::Real(vm))
     }
     async fn unplug(&self, vm: &Plugged) -> anyhow::Result<()> {
         let Plugged::Real(vm) = vm else {
-            return Err(anyhow!("not a VM of a real chassis"));
+            return Err(HarnessFault::wrap(anyhow!("not a VM of a real chassis")));
         };
         let chassis = self
             .lab
             .chassis_by_name(vm.chassis())
-            .ok_or_else(|| anyhow!("no chassis named {} in the lab", vm.chassis()))?;
-        chassis.unbind_vm(vm).await?;
+            .ok_or_else(|| HarnessFault::wrap(anyhow!("no chassis named {} in the lab", vm.chassis())))?;
+        chassis.unbind_vm(vm).await.map_err(HarnessFault::wrap)?;
         Ok(())
     }
     async fn ping(&self, from: &Plugged, dest: Ipv4Addr, timeout: Duration) -> anyhow::Result<Option<Duration>> {
         let Plugged::Real(vm) = from else {
-            return Err(anyhow!("not a VM of a real chassis"));
+            return Err(HarnessFault::wrap(anyhow!("not a VM of a real chassis")));
         };
-        Ok(vm.ping(IpAddr::V4(dest), timeout).await?)
+        vm.ping(IpAddr::V4(dest), timeout).await.map_err(HarnessFault::wrap)
     }
 }
 
@@ -126,7 +133,11 @@ impl Hypervisors for EmulatedHosts {
         None
     }
     async fn plug(&self, port: &VmPort) -> anyhow::Result<Plugged> {
-        self.farm.get(&port.host)?.bind_port(&port.lsp_name)?;
+        crate::workload::fault::before_bind_port(&port.lsp_name)?;
+        self.farm
+            .get(&port.host)
+            .and_then(|c| c.bind_port(&port.lsp_name))
+            .map_err(HarnessFault::wrap)?;
         Ok(Plugged::Emulated {
             chassis: port.host.clone(),
             lsp: port.lsp_name.clone(),
@@ -134,12 +145,17 @@ impl Hypervisors for EmulatedHosts {
     }
     async fn unplug(&self, vm: &Plugged) -> anyhow::Result<()> {
         let Plugged::Emulated { chassis, lsp } = vm else {
-            return Err(anyhow!("not a port of an emulated chassis"));
+            return Err(HarnessFault::wrap(anyhow!("not a port of an emulated chassis")));
         };
-        self.farm.get(chassis)?.unbind_port(lsp)?;
+        self.farm
+            .get(chassis)
+            .and_then(|c| c.unbind_port(lsp))
+            .map_err(HarnessFault::wrap)?;
         Ok(())
     }
     async fn ping(&self, _from: &Plugged, _dest: Ipv4Addr, _timeout: Duration) -> anyhow::Result<Option<Duration>> {
-        Err(anyhow!("emulated chassis have no data path to ping through"))
+        Err(HarnessFault::wrap(anyhow!(
+            "emulated chassis have no data path to ping through"
+        )))
     }
 }

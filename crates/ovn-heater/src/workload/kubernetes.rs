@@ -24,7 +24,7 @@ use ovsdb::{Client, ClientOptions, Condition, Transaction, Value};
 
 use crate::error::Failure;
 use crate::metrics::procfs::{Series, Watched};
-use crate::metrics::{Clock, Recorder, StageId};
+use crate::metrics::{class_of, Clock, FailureClass, HarnessFault, Recorder, StageId};
 use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
 use crate::report::{environment, html, verdict};
 
@@ -474,6 +474,8 @@ struct Emulated {
     /// Samples for results.json: one stage per Context, named when it ends.
     rec: Recorder,
     stage: StageId,
+    /// Set when a pod did not come up: OVN's failure, which ended the run.
+    system_failure: Option<String>,
 }
 
 /// One finished Context of an emulated run.
@@ -485,11 +487,16 @@ struct ContextFigures {
 }
 
 impl Emulated {
+    /// Records when pod `name` came up. A pod that does not within the timeout is OVN's failed
+    /// sample and ends the run, as upstream's does: pods are waited for one after another, so
+    /// going on after OVN stopped bringing them up would wait a timeout per pod. The run's
+    /// error then exits 1 ([`system_failure`]).
     async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
         let Some(at) = self.up.wait(name, self.timeout).await else {
             let why = format!("pod {name} not up within {:?}", self.timeout);
             self.rec
                 .record(self.stage, PORT_UP, name, since, Instant::now(), Some(why.clone()));
+            self.system_failure = Some(why.clone());
             return Err(ovn_kubernetes::Error::Hook(why));
         };
         self.rec.record(self.stage, PORT_UP, name, since, at, None);
@@ -563,6 +570,8 @@ impl Hooks for Emulated {
 /// OpenStack runs name a port's, so summaries and compare line up), and a pod's pings.
 const PORT_UP: &str = "port_up";
 const PING_POD: &str = "ping_pod";
+/// A pod's plumbing on a real chassis (named as the OpenStack runs name a VM's).
+const BIND_PORT: &str = "bind_port";
 /// Prefix of the CMS call timings (`cms:WorkerNode.provision_port`).
 const CMS_PREFIX: &str = "cms:";
 /// The name of a Context's stage until the Context ends and names it.
@@ -581,6 +590,7 @@ impl Emulated {
             last_stats: Default::default(),
             rec,
             stage,
+            system_failure: None,
         }
     }
 }
@@ -770,6 +780,7 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     }
     let code = result?;
     down.map_err(super::runner::lab_failure)?;
+    judge_samples(&rec)?;
     Ok(code)
 }
 
@@ -797,8 +808,12 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
         let mut hooks = Emulated::new(up, run.pod_timeout, rec);
-        workload::prepare(&mut ovnk, &mut hooks).await?;
-        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+        let ran = async {
+            workload::prepare(&mut ovnk, &mut hooks).await?;
+            workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
+        }
+        .await;
+        ran.map_err(|e| system_failure(&hooks, e))?;
         let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
         anyhow::Ok((hooks, txns))
@@ -860,45 +875,41 @@ struct Real<'a> {
     lab: &'a ovn_lab::Lab,
     up: Emulated,
     vms: std::collections::HashMap<String, ovn_lab::Vm>,
+    /// Every bound pod's addresses → its name (a ping to a pod whose plumbing failed is
+    /// skipped).
+    pod_at: std::collections::HashMap<IpAddr, String>,
+    /// Pods whose plumbing failed: their later samples are skipped.
+    unplumbed: std::collections::HashSet<String>,
     pings: u64,
     failed_pings: Vec<String>,
 }
 
 impl Hooks for Real<'_> {
+    /// Plumbs the pod (a `bind_port` sample; a failure is the harness', the pod's port-up and
+    /// pings are then skipped and the run goes on), then waits for it to come up.
     async fn bind(&mut self, ovnk: &Ovnk, pod: &Pod) -> ovn_kubernetes::Result<()> {
-        let chassis_name = &ovnk.workers[pod.worker].name;
-        let chassis = self
-            .lab
-            .chassis_by_name(chassis_name)
-            .ok_or_else(|| ovn_kubernetes::Error::Hook(format!("no lab chassis {chassis_name}")))?;
-        // Dual stack: IPv4 first with IPv6 beside it; single stack: the one family.
-        let mut spec = match (pod.ip.v4, pod.ip.v6) {
-            (Some((ip, plen)), _) => {
-                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
-                match pod.gw.ip4() {
-                    Some(gw) => spec.gateway(IpAddr::V4(gw)),
-                    None => spec,
-                }
-            }
-            (None, Some((ip, plen))) => {
-                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
-                match pod.gw.ip6() {
-                    Some(gw) => spec.gateway(IpAddr::V6(gw)),
-                    None => spec,
-                }
-            }
-            (None, None) => {
-                return Err(ovn_kubernetes::Error::Hook(format!("pod {} has no address", pod.name)));
-            }
-        };
-        if let (Some(_), Some((ip6, plen6))) = (pod.ip.v4, pod.ip.v6) {
-            spec = spec.ipv6(format!("{ip6}/{plen6}"), pod.gw.ip6());
+        let addresses = [pod.ip.ip4().map(IpAddr::V4), pod.ip.ip6().map(IpAddr::V6)];
+        for ip in addresses.into_iter().flatten() {
+            self.pod_at.insert(ip, pod.name.clone());
         }
-        let vm = chassis
-            .bind_vm(spec)
-            .await
-            .map_err(|e| ovn_kubernetes::Error::Hook(format!("plumbing pod {}: {e}", pod.name)))?;
-        self.vms.insert(pod.name.clone(), vm);
+        let start = Instant::now();
+        let plumbed = self.plumb(ovnk, pod).await;
+        let (rec, stage) = (&self.up.rec, self.up.stage);
+        if let Err(e) = plumbed {
+            rec.record_as(
+                stage,
+                BIND_PORT,
+                pod.name.as_str(),
+                start,
+                Instant::now(),
+                class_of(&e),
+                Some(format!("{e:#}")),
+            );
+            rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
+            self.unplumbed.insert(pod.name.clone());
+            return Ok(());
+        }
+        rec.record(stage, BIND_PORT, pod.name.as_str(), start, Instant::now(), None);
         self.up.bind(ovnk, pod).await
     }
 
@@ -917,6 +928,19 @@ impl Hooks for Real<'_> {
     }
 
     async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
+        let peer_unplumbed = self.pod_at.get(&to).is_some_and(|peer| self.unplumbed.contains(peer));
+        let skip = if self.unplumbed.contains(&from.name) {
+            Some("bind_port failed")
+        } else {
+            peer_unplumbed.then_some("the peer's bind_port failed")
+        };
+        if let Some(why) = skip {
+            let subject = format!("{} -> {to}", from.name);
+            self.up
+                .rec
+                .skipped(self.up.stage, PING_POD, subject, Instant::now(), why);
+            return Ok(());
+        }
         let Some(vm) = self.vms.get(&from.name) else {
             return Ok(());
         };
@@ -931,18 +955,23 @@ impl Hooks for Real<'_> {
         };
         self.pings += 1;
         let start = Instant::now();
-        let error = match vm.ping(target, self.up.timeout).await {
-            Ok(Some(_)) => None,
-            Ok(None) => Some(format!("no reply within {:?}", self.up.timeout)),
-            Err(e) => Some(e.to_string()),
+        // No reply is OVN's failure; a probe that cannot run is the harness'.
+        let (class, error) = match vm.ping(target, self.up.timeout).await {
+            Ok(Some(_)) => (FailureClass::System, None),
+            Ok(None) => (
+                FailureClass::System,
+                Some(format!("no reply within {:?}", self.up.timeout)),
+            ),
+            Err(e) => (FailureClass::Harness, Some(e.to_string())),
         };
         let subject = format!("{} -> {target}", from.name);
-        self.up.rec.record(
+        self.up.rec.record_as(
             self.up.stage,
             PING_POD,
             subject.as_str(),
             start,
             Instant::now(),
+            class,
             error.clone(),
         );
         if let Some(e) = error {
@@ -956,6 +985,48 @@ impl Hooks for Real<'_> {
     }
 }
 
+impl Real<'_> {
+    /// The pod's namespace and port on its node's br-int; errors are harness failures.
+    async fn plumb(&mut self, ovnk: &Ovnk, pod: &Pod) -> anyhow::Result<()> {
+        crate::workload::fault::before_bind_port(&pod.name)?;
+        let chassis_name = &ovnk.workers[pod.worker].name;
+        let chassis = self
+            .lab
+            .chassis_by_name(chassis_name)
+            .ok_or_else(|| HarnessFault::wrap(anyhow::anyhow!("no lab chassis {chassis_name}")))?;
+        // Dual stack: IPv4 first with IPv6 beside it; single stack: the one family.
+        let mut spec = match (pod.ip.v4, pod.ip.v6) {
+            (Some((ip, plen)), _) => {
+                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
+                match pod.gw.ip4() {
+                    Some(gw) => spec.gateway(IpAddr::V4(gw)),
+                    None => spec,
+                }
+            }
+            (None, Some((ip, plen))) => {
+                let spec = ovn_lab::VmSpec::new(pod.name.as_str(), pod.mac.as_str(), format!("{ip}/{plen}"));
+                match pod.gw.ip6() {
+                    Some(gw) => spec.gateway(IpAddr::V6(gw)),
+                    None => spec,
+                }
+            }
+            (None, None) => {
+                return Err(HarnessFault::wrap(anyhow::anyhow!("pod {} has no address", pod.name)));
+            }
+        };
+        if let (Some(_), Some((ip6, plen6))) = (pod.ip.v4, pod.ip.v6) {
+            spec = spec.ipv6(format!("{ip6}/{plen6}"), pod.gw.ip6());
+        }
+        let vm = chassis
+            .bind_vm(spec)
+            .await
+            .map_err(HarnessFault::wrap)
+            .with_context(|| format!("plumbing pod {}", pod.name))?;
+        self.vms.insert(pod.name.clone(), vm);
+        Ok(())
+    }
+}
+
 #[allow(clippy::print_stdout)]
 async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
@@ -966,11 +1037,17 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         lab,
         up: Emulated::new(up, run.pod_timeout, rec),
         vms: std::collections::HashMap::new(),
+        pod_at: std::collections::HashMap::new(),
+        unplumbed: std::collections::HashSet::new(),
         pings: 0,
         failed_pings: Vec::new(),
     };
-    workload::prepare(&mut ovnk, &mut hooks).await?;
-    workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await?;
+    let ran = async {
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
+    }
+    .await;
+    ran.map_err(|e| system_failure(&hooks.up, e))?;
     let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;
     print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
@@ -979,16 +1056,51 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         hooks.pings,
         hooks.failed_pings.len()
     );
-    if !hooks.failed_pings.is_empty() {
-        return Err(
-            crate::error::Failure::check_failed(format!("pings failed: {}", hooks.failed_pings.join(", "))).into(),
-        );
+    if let Some(first) = hooks.failed_pings.first() {
+        tracing::warn!("first failed ping: {first}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The error of a run that stopped on `e`: when a pod did not come up, OVN's failure (exit 1),
+/// else `e` as it is.
+fn system_failure(hooks: &Emulated, e: ovn_kubernetes::Error) -> anyhow::Error {
+    match &hooks.system_failure {
+        Some(why) => Failure::checks_failed(FailureClass::System, why.clone()).into(),
+        None => e.into(),
+    }
+}
+
+/// Without a results directory to judge (`kubernetes run-emulated`, `density-light`): exit 0
+/// when no sample failed, else the failure with the exit code of its class (1 OVN's, 3 the
+/// harness' alone).
+fn judge_samples(rec: &Recorder) -> anyhow::Result<ExitCode> {
+    let stages: Vec<StageResult> = rec.stages().iter().map(|s| StageResult::from_record(s, None)).collect();
+    let by_class = json::summarize(&stages, &[]).failures_by_class;
+    if by_class.failures() == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let blame = if by_class.system > 0 {
+        FailureClass::System
+    } else {
+        FailureClass::Harness
+    };
+    Err(Failure::checks_failed(
+        blame,
+        format!(
+            "{} failed samples ({} system: OVN, {} harness: the lab or ovn-heater), {} skipped",
+            by_class.failures(),
+            by_class.system,
+            by_class.harness,
+            by_class.skipped
+        ),
+    )
+    .into())
+}
+
 /// Writes results.json and report.html of an `ovn-heater run` and turns the verdict into the
-/// exit code (0 passed, 1 checks failed); a run error keeps its own.
+/// exit code (0 passed, 1 OVN failed a check, 3 only the harness failed); a run error keeps
+/// its own.
 fn write_results(
     target: &ResultsTarget,
     run: &EmulatedRun,
@@ -1065,10 +1177,9 @@ fn write_results(
         html::render_with_verdict(&results, &judged).as_bytes(),
     )
     .context("cannot write report.html")?;
-    if judged.passed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Failure::check_failed(judged.headline).into())
+    match judged.blame {
+        None => Ok(ExitCode::SUCCESS),
+        Some(blame) => Err(Failure::checks_failed(blame, judged.headline).into()),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod chaos;
 pub mod ext_cmd;
+pub mod fault;
 pub mod hosts;
 pub mod kubernetes;
 pub mod lab;

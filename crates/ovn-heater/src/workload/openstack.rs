@@ -22,6 +22,7 @@ use ipnet::Ipv4Net;
 use super::hosts::{Hypervisors, Plugged};
 use super::Run;
 use crate::cms::{Cms, NetworkRef, RouterRef, SubnetRef, VmPort};
+use crate::metrics::{class_of, FailureClass};
 use crate::report::progress::Progress;
 use crate::scenario::{Scenario, Workload};
 
@@ -100,6 +101,20 @@ pub(super) struct Vm {
     pub(super) port: VmPort,
     plugged: Option<Plugged>,
     up: bool,
+}
+
+impl Vm {
+    /// Its VM to ping from or to, or why that ping is skipped (`peer`: the VM is the other
+    /// end).
+    fn pingable(&self, peer: bool) -> Result<Plugged, &'static str> {
+        match (&self.plugged, self.up, peer) {
+            (Some(p), true, _) => Ok(p.clone()),
+            (None, _, false) => Err("bind_port failed"),
+            (None, _, true) => Err("the peer's bind_port failed"),
+            (Some(_), false, false) => Err("port_up failed"),
+            (Some(_), false, true) => Err("the peer's port_up failed"),
+        }
+    }
 }
 
 /// What the stages built, for the later stages and cleanup.
@@ -386,43 +401,41 @@ async fn vm_ready<C: Cms, H: Hypervisors>(
     let rec = &run.rec;
     let subject = vm.subject.clone();
     let subject = subject.as_str();
+    let gateway = vm.port.gateway;
+    let pings_gateway = run.hosts.can_ping() && gateway.is_some();
     let Some(plugged) = vm.plugged.clone() else {
-        rec.record(
-            stage,
-            "port_up",
-            subject,
-            created_at,
-            Instant::now(),
-            Some("not plugged: bind_port failed".into()),
-        );
+        // The harness failed this VM already (bind_port); OVN had no chance to bring it up.
+        let now = Instant::now();
+        rec.skipped(stage, "port_up", subject, now, "bind_port failed");
+        if pings_gateway {
+            rec.skipped(stage, "ping_gateway", subject, now, "bind_port failed");
+        }
         return;
     };
-    let gateway = vm.port.gateway;
+    // The first ping runs beside the wait for port up; it is recorded once that wait is over,
+    // because a ping that failed while the port never came up is a consequence, not a second
+    // failure: it is then skipped.
     let ping_gateway = async {
-        if let (true, Some(gw)) = (run.hosts.can_ping(), gateway) {
-            let start = Instant::now();
-            let r = run.hosts.ping(&plugged, gw, run.timeout).await;
-            let error = match r {
-                Ok(Some(_)) => None,
-                Ok(None) => Some(format!(
+        let (true, Some(gw)) = (pings_gateway, gateway) else {
+            return None;
+        };
+        let start = Instant::now();
+        let (class, error) = match run.hosts.ping(&plugged, gw, run.timeout).await {
+            Ok(Some(_)) => (FailureClass::System, None),
+            Ok(None) => (
+                FailureClass::System,
+                Some(format!(
                     "no reply from the gateway {gw} within {}s",
                     run.timeout.as_secs()
                 )),
-                Err(e) => Some(format!("{e:#}")),
-            };
-            rec.record(stage, "ping_gateway", subject, start, Instant::now(), error);
-        }
+            ),
+            Err(e) => (class_of(&e), Some(format!("{e:#}"))),
+        };
+        Some((start, Instant::now(), class, error))
     };
-    let (up, ()) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
-    match up {
-        Ok(at) => {
-            rec.record(stage, "port_up", subject, created_at, at, None);
-            vm.up = true;
-            run.limiter.acquire().await;
-            let _ = rec
-                .timed(stage, "port_active", subject, run.cms.port_up(&vm.port))
-                .await;
-        }
+    let (up, ping) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
+    match &up {
+        Ok(at) => rec.record(stage, "port_up", subject, created_at, *at, None),
         Err(e) => rec.record(
             stage,
             "port_up",
@@ -432,6 +445,22 @@ async fn vm_ready<C: Cms, H: Hypervisors>(
             Some(format!("{e:#}")),
         ),
     }
+    match ping {
+        Some((start, _, _, Some(_))) if up.is_err() => {
+            rec.skipped(stage, "ping_gateway", subject, start, "port_up failed");
+        }
+        Some((start, end, class, error)) => {
+            rec.record_as(stage, "ping_gateway", subject, start, end, class, error);
+        }
+        None => {}
+    }
+    if up.is_ok() {
+        vm.up = true;
+        run.limiter.acquire().await;
+        let _ = rec
+            .timed(stage, "port_active", subject, run.cms.port_up(&vm.port))
+            .await;
+    }
 }
 
 async fn pings<C: Cms, H: Hypervisors>(
@@ -440,29 +469,28 @@ async fn pings<C: Cms, H: Hypervisors>(
 ) -> anyhow::Result<()> {
     let stage = run.rec.begin_stage("pings");
     let external = run.hosts.external_ip();
-    // (measurement, subject, from, to)
-    let mut jobs: Vec<(&'static str, String, Plugged, Ipv4Addr)> = Vec::new();
+    // (measurement, subject, from, to); `from` is `Err(why)` when the ping cannot run because
+    // a VM at either end never came up (its failure is recorded already: the ping is skipped).
+    type PingJob = (&'static str, String, Result<Plugged, &'static str>, Ipv4Addr);
+    let mut jobs: Vec<PingJob> = Vec::new();
     {
         let b = built.lock().await;
         for p in 0..b.projects.len() {
-            let vms: Vec<&Vm> = b.vms.iter().filter(|v| v.project == p && v.plugged.is_some()).collect();
+            let vms: Vec<&Vm> = b.vms.iter().filter(|v| v.project == p).collect();
             for (i, a) in vms.iter().enumerate() {
                 let peers: Vec<&&Vm> = if vms.len() <= FULL_MESH_MAX_VMS {
                     vms.iter().filter(|b| b.subject != a.subject).collect()
                 } else {
                     (1..=FULL_MESH_MAX_VMS).map(|k| &vms[(i + k) % vms.len()]).collect()
                 };
-                let from = a.plugged.clone().unwrap_or(Plugged::Emulated {
-                    chassis: String::new(),
-                    lsp: String::new(),
-                });
+                let from = a.pingable(false);
                 for b in peers {
-                    jobs.push((
-                        "ping_mesh",
-                        format!("{} -> {}", a.subject, b.subject),
-                        from.clone(),
-                        b.port.ip,
-                    ));
+                    let from = match (&from, b.pingable(true)) {
+                        (Ok(f), Ok(_)) => Ok(f.clone()),
+                        (Err(why), _) => Err(*why),
+                        (Ok(_), Err(why)) => Err(why),
+                    };
+                    jobs.push(("ping_mesh", format!("{} -> {}", a.subject, b.subject), from, b.port.ip));
                 }
                 if let Some(ext) = external {
                     jobs.push(("ping_external", format!("{} -> {ext}", a.subject), from.clone(), ext));
@@ -486,14 +514,25 @@ async fn pings<C: Cms, H: Hypervisors>(
                     break;
                 };
                 let start = Instant::now();
-                let error = match run.hosts.ping(&from, to, run.timeout).await {
-                    Ok(Some(_)) => None,
-                    Ok(None) => Some(format!("no reply within {}s", run.timeout.as_secs())),
-                    Err(e) => Some(format!("{e:#}")),
+                let from = match from {
+                    Ok(from) => from,
+                    Err(why) => {
+                        progress.tick_skipped();
+                        run.rec.skipped(stage, measurement, subject, start, why);
+                        continue;
+                    }
+                };
+                let (class, error) = match run.hosts.ping(&from, to, run.timeout).await {
+                    Ok(Some(_)) => (FailureClass::System, None),
+                    Ok(None) => (
+                        FailureClass::System,
+                        Some(format!("no reply within {}s", run.timeout.as_secs())),
+                    ),
+                    Err(e) => (class_of(&e), Some(format!("{e:#}"))),
                 };
                 progress.tick(error.is_none());
                 run.rec
-                    .record(stage, measurement, subject, start, Instant::now(), error);
+                    .record_as(stage, measurement, subject, start, Instant::now(), class, error);
             }
         });
     }
@@ -569,6 +608,37 @@ async fn cleanup<C: Cms, H: Hypervisors>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pings_of_a_vm_that_never_came_up_are_skipped_with_the_reason() {
+        let vm = |plugged: bool, up: bool| Vm {
+            project: 0,
+            subject: "vm".into(),
+            port: VmPort {
+                id: "p".into(),
+                lsp_name: "p".into(),
+                mac: "fa:16:3e:00:00:01".into(),
+                ip_cidr: "10.0.0.5/24".into(),
+                ip: Ipv4Addr::new(10, 0, 0, 5),
+                gateway: None,
+                mtu: 1442,
+                host: "compute-1".into(),
+            },
+            plugged: plugged.then(|| Plugged::Emulated {
+                chassis: "compute-1".into(),
+                lsp: "p".into(),
+            }),
+            up,
+        };
+        assert!(vm(true, true).pingable(false).is_ok());
+        assert_eq!(vm(false, false).pingable(false).unwrap_err(), "bind_port failed");
+        assert_eq!(
+            vm(false, false).pingable(true).unwrap_err(),
+            "the peer's bind_port failed"
+        );
+        assert_eq!(vm(true, false).pingable(false).unwrap_err(), "port_up failed");
+        assert_eq!(vm(true, false).pingable(true).unwrap_err(), "the peer's port_up failed");
+    }
 
     #[test]
     fn base_openstack_gets_one_slash24_per_project() {

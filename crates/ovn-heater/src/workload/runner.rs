@@ -49,8 +49,12 @@ pub struct RunOptions {
 pub enum Verdict {
     /// Every stage ran and every check passed.
     Passed,
-    /// Every stage ran, but ports did not all come up, pings failed or samples failed.
-    ChecksFailed(String),
+    /// Every stage ran, but ports did not all come up, pings failed or samples failed;
+    /// `blame` says whose failure it was (OVN's `system`, or only the `harness`).
+    ChecksFailed {
+        blame: crate::metrics::FailureClass,
+        why: String,
+    },
     /// A stage failed (the error keeps its exit code: a preflight failure inside the lab is
     /// bad input).
     Failed(anyhow::Error),
@@ -96,7 +100,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
     .context("cannot write report.html")?;
     let s = &results.summary;
     eprintln!(
-        "{}: {} ports created, {} up, {} pings ok, {} failed samples; report: {}",
+        "{}: {} ports created, {} up, {} pings ok, {} failed samples ({} system, {} harness), {} skipped; report: {}",
         match status {
             RunStatus::Complete => "done",
             RunStatus::Failed => "FAILED (partial results)",
@@ -106,6 +110,9 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         s.ports_up,
         s.pings_ok,
         s.failures,
+        s.failures_by_class.system,
+        s.failures_by_class.harness,
+        s.failures_by_class.skipped,
         results_dir.join("report.html").display()
     );
     let verdict = if let Some(e) = teardown_error {
@@ -116,11 +123,10 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
             RunStatus::Failed => {
                 Verdict::Failed(failure.unwrap_or_else(|| anyhow!(results.error.clone().unwrap_or_default())))
             }
-            RunStatus::Complete if !judged.passed => Verdict::ChecksFailed(format!(
-                "{}; see {}",
-                judged.problems.join(", "),
-                results_dir.join("report.html").display()
-            )),
+            RunStatus::Complete if !judged.passed => Verdict::ChecksFailed {
+                blame: judged.blame.unwrap_or(crate::metrics::FailureClass::System),
+                why: format!("{}; see {}", judged.headline, results_dir.join("report.html").display()),
+            },
             RunStatus::Complete => Verdict::Passed,
         }
     };
