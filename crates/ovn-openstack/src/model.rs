@@ -51,6 +51,12 @@ pub struct Config {
     pub seed: u64,
     /// Gateway chassis per router gateway (Neutron's `MAX_GW_CHASSIS`).
     pub max_gateway_chassis: usize,
+    /// When set, a port transaction whose outcome is unknown (the connection dropped before
+    /// the reply, e.g. its NB leader was killed) is checked against the NB — within this
+    /// long, while the cluster elects a new leader — by the port's revision number, as
+    /// Neutron's maintenance task reconciles: committed, it counts as done; not committed, it
+    /// is sent once more. Unset (the default), the unknown outcome is the action's error.
+    pub verify_unknown_outcomes: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -64,6 +70,7 @@ impl Default for Config {
             default_project: "fake_project_id".into(),
             seed: 1,
             max_gateway_chassis: MAX_GW_CHASSIS,
+            verify_unknown_outcomes: None,
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct ActionReport {
     pub id: Option<Id>,
     pub txns: Vec<TxnTiming>,
     pub elapsed: Duration,
+    /// Transactions whose outcome was unknown and that were then verified in the NB
+    /// (`Config::verify_unknown_outcomes`): what was found, e.g. `"T8a port LSP: committed"`.
+    pub unknown_outcomes: Vec<String>,
 }
 
 impl ActionReport {
@@ -46,6 +49,7 @@ impl ActionReport {
             id: None,
             txns: Vec::new(),
             elapsed: Duration::ZERO,
+            unknown_outcomes: Vec::new(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Neutron {
     pub(crate) default_sg_creation: tokio::sync::Mutex<()>,
     nb: NbTransport,
     sb: ChassisSource,
+    /// Every transaction of unknown outcome verified in the NB, until taken.
+    unknown_outcomes: Mutex<Vec<String>>,
 }
 
 impl Neutron {
@@ -119,6 +125,7 @@ impl Neutron {
             default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Server(nb),
             sb: ChassisSource::Server(sb),
+            unknown_outcomes: Mutex::new(Vec::new()),
         })
     }
 
@@ -130,7 +137,14 @@ impl Neutron {
             default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Recorder(Mutex::new(Vec::new())),
             sb: ChassisSource::Fixed(chassis),
+            unknown_outcomes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The transactions of unknown outcome verified in the NB since the last call
+    /// (`Config::verify_unknown_outcomes`), e.g. `"T8a port LSP <port id>: committed"`.
+    pub fn take_unknown_outcomes(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.unknown_outcomes))
     }
 
     /// The transactions recorded so far (recording mode), and forgets them.
@@ -195,7 +209,31 @@ impl Neutron {
         let operations = planned.txn.operations().len();
         let started = Instant::now();
         tracing::debug!(label = %planned.label, operations, "NB transaction");
-        let result = self.transact(planned.txn).await?;
+        let verify = self.verify_unknown_outcomes().zip(planned.landed.clone());
+        let resend = verify.is_some().then(|| planned.txn.clone());
+        let result = match (self.transact(planned.txn).await, verify, resend) {
+            (Err(Error::Ovsdb(ovsdb::Error::OutcomeUnknown { .. })), Some((limit, landed)), Some(txn)) => {
+                let found = self.find_landed(&landed, limit).await?;
+                let note = format!(
+                    "{} {} (revision {}): outcome unknown, {}",
+                    planned.label,
+                    landed.name,
+                    landed.revision,
+                    if found.is_some() {
+                        "committed"
+                    } else {
+                        "not committed: sent again"
+                    }
+                );
+                report.unknown_outcomes.push(note.clone());
+                lock(&self.unknown_outcomes).push(note);
+                match found {
+                    Some(uuid) => result_as_committed(&txn, uuid),
+                    None => self.transact(txn).await?,
+                }
+            }
+            (r, _, _) => r?,
+        };
         report.txns.push(TxnTiming {
             label: planned.label,
             operations,
@@ -204,6 +242,48 @@ impl Neutron {
         });
         (planned.commit)(&mut lock(&self.state), &result);
         Ok(())
+    }
+
+    fn verify_unknown_outcomes(&self) -> Option<Duration> {
+        lock(&self.state).config.verify_unknown_outcomes
+    }
+
+    /// Whether the row `landed` names has its revision in the NB: `Some(its uuid)` if so.
+    /// Reads are retried (each within 2 s) until `limit`, while the cluster has no leader.
+    async fn find_landed(&self, landed: &nb::Landed, limit: Duration) -> Result<Option<ovsdb::Uuid>> {
+        let NbTransport::Server(client) = &self.nb else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut txn = Transaction::new(nb::NB);
+            txn.select(
+                landed.table,
+                vec![Condition::eq("name", landed.name.as_str())],
+                Some(vec!["_uuid".into(), "external_ids".into()]),
+            );
+            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(txn)).await {
+                Ok(Ok(r)) => {
+                    let rows = r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default();
+                    return Ok(rows
+                        .iter()
+                        .find(|row| {
+                            row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION))
+                                == Some(landed.revision.as_str())
+                        })
+                        .and_then(|row| row.get("_uuid").and_then(Value::as_uuid)));
+                }
+                Ok(Err(e)) => Error::Ovsdb(e),
+                Err(_) => Error::Timeout {
+                    what: format!("a read of {} {} after an unknown outcome", landed.table, landed.name),
+                    after: Duration::from_secs(2),
+                },
+            };
+            if Instant::now() >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs one action body, timing it.
@@ -328,4 +408,22 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn pg_drop(st: &State) -> Result<ovsdb::Uuid> {
     st.pg_drop
         .ok_or_else(|| Error::invalid("state", "neutron_pg_drop is missing: call Neutron::start() first"))
+}
+
+/// The result a committed `txn` would have had, its (one) insert having made row `uuid`: what
+/// the mimic's commit needs after a transaction of unknown outcome was found in the NB.
+fn result_as_committed(txn: &Transaction, uuid: ovsdb::Uuid) -> TransactionResult {
+    let mut result = TransactionResult::default();
+    for op in txn.operations() {
+        let (uuid, uuid_name) = match op {
+            ovsdb::Operation::Insert { uuid_name, .. } => (Some(uuid), uuid_name.clone()),
+            _ => (None, None),
+        };
+        result.results.push(ovsdb::OperationResult {
+            uuid,
+            uuid_name,
+            ..Default::default()
+        });
+    }
+    result
 }

@@ -104,7 +104,7 @@ pub struct Run<C, H> {
     pub events: Arc<Mutex<Vec<String>>>,
 }
 
-impl<C, H> Run<C, H> {
+impl<C: crate::cms::Cms, H> Run<C, H> {
     pub fn event(&self, line: impl Into<String>) {
         let line = format!("{:9.3}s {}", self.rec.clock().now(), line.into());
         tracing::info!("{line}");
@@ -113,6 +113,9 @@ impl<C, H> Run<C, H> {
 
     /// Ends a stage: `hv_cfg` settle (recorded), northd counters and DB sizes (kept as extras).
     pub async fn end_stage(&self, stage: StageId, name: &str) {
+        for note in self.cms.take_unknown_outcomes() {
+            self.event(format!("CMS transaction checked in the NB after a chaos kill: {note}"));
+        }
         let start = Instant::now();
         match self.nb_watch.settle(&self.nb, self.timeout).await {
             Ok((sb, hv)) => {

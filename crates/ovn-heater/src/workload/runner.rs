@@ -622,8 +622,17 @@ async fn drive(
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
 
+    // A chaos kill of the NB leader leaves the CMS transactions in flight on it with an
+    // unknown outcome: they are checked in the NB (and sent again if they did not commit)
+    // rather than failed, as the kill was ours (docs/scenarios.md "chaos").
+    let kills_nb_leader = started.lab.is_some()
+        && scenario
+            .chaos
+            .iter()
+            .any(|a| matches!(a.kill, crate::scenario::ChaosTarget::NbLeader));
     let config = ovn_openstack::Config {
         max_gateway_chassis: topo.gateways_per_router.max(1),
+        verify_unknown_outcomes: kills_nb_leader.then_some(cluster.node_timeout),
         ..Default::default()
     };
     let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
