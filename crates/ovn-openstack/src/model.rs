@@ -265,6 +265,10 @@ pub struct State {
     pub config: Config,
     rng: StdRng,
     pub pg_drop: Option<RowId>,
+    /// Whether this mimic created `neutron_pg_drop` (rather than finding it).
+    pub pg_drop_created: bool,
+    /// Every id handed out, sent or not: what [`crate::Neutron::purge`] looks for in the NB.
+    pub issued: BTreeSet<Id>,
     pub networks: BTreeMap<Id, Network>,
     pub subnets: BTreeMap<Id, Subnet>,
     pub ports: BTreeMap<Id, Port>,
@@ -283,6 +287,8 @@ impl State {
             rng: StdRng::seed_from_u64(config.seed),
             config,
             pg_drop: None,
+            pg_drop_created: false,
+            issued: BTreeSet::new(),
             networks: BTreeMap::new(),
             subnets: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -297,7 +303,9 @@ impl State {
 
     /// A fresh Neutron id (from the seeded PRNG, so runs repeat).
     pub fn new_id(&mut self) -> Id {
-        uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid()
+        let id = uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid();
+        self.issued.insert(id);
+        id
     }
 
     /// A fresh `fa:16:3e:xx:xx:xx` MAC (Neutron's `base_mac`), reserved until [`State::release_mac`].

@@ -286,6 +286,56 @@ impl Neutron {
         }
     }
 
+    /// Deletes from the NB every object this mimic created — also those whose transaction
+    /// was cut off and may have committed: the root rows (switches, routers, port groups,
+    /// DHCP options, HA chassis groups) whose name or `external_ids` hold an id it handed out,
+    /// and `neutron_pg_drop` if it created it; their ports, ACLs, NATs and routes go with
+    /// them (garbage collection of non-root rows). One transaction; returns how many root
+    /// rows it deleted. For runs against an existing OVN that end early (interrupted or failed).
+    pub async fn purge(&self) -> Result<usize> {
+        let NbTransport::Server(client) = &self.nb else {
+            return Ok(0);
+        };
+        const ROOTS: [&str; 5] = [
+            nb::LOGICAL_SWITCH,
+            nb::LOGICAL_ROUTER,
+            nb::PORT_GROUP,
+            nb::DHCP_OPTIONS,
+            nb::HA_CHASSIS_GROUP,
+        ];
+        let mut select = Transaction::new(nb::NB);
+        for table in ROOTS {
+            let mut columns = vec!["_uuid".to_owned(), "external_ids".to_owned()];
+            if table != nb::DHCP_OPTIONS {
+                columns.push("name".into());
+            }
+            select.select(table, vec![], Some(columns));
+        }
+        let found = client.transact(select).await?;
+        let (issued, pg_drop) = self.with_state(|st| (st.issued.clone(), st.pg_drop.filter(|_| st.pg_drop_created)));
+        let mut delete = Transaction::new(nb::NB);
+        let mut deleted = 0;
+        for (table, result) in ROOTS.iter().zip(&found.results) {
+            for row in result.rows.iter().flatten() {
+                let Some(uuid) = row.uuid() else { continue };
+                let name = row.get("name").and_then(Value::as_str).unwrap_or("");
+                let ids = row.get("external_ids").map(Value::to_string_map).unwrap_or_default();
+                let ours = Some(uuid) == pg_drop
+                    || std::iter::once(name)
+                        .chain(ids.values().map(String::as_str))
+                        .any(|text| mentions_any(text, &issued));
+                if ours {
+                    delete.delete(*table, vec![Condition::uuid(uuid)]);
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            client.transact(delete).await?;
+        }
+        Ok(deleted)
+    }
+
     /// Runs one action body, timing it.
     pub(crate) async fn action<F, Fut>(&self, name: &str, body: F) -> Result<ActionReport>
     where
@@ -397,6 +447,7 @@ pub fn plan_pg_drop() -> Planned {
     let pg = txn.insert(nb::PORT_GROUP, Row::new().with("name", nb::PG_DROP).with("acls", acls));
     Planned::new("T0 neutron_pg_drop", txn, move |st, r| {
         st.pg_drop = Some(nb::inserted(r, &pg));
+        st.pg_drop_created = true;
     })
 }
 
@@ -426,4 +477,45 @@ fn result_as_committed(txn: &Transaction, uuid: ovsdb::Uuid) -> TransactionResul
         });
     }
     result
+}
+
+/// Whether `text` holds one of `ids`, written as Neutron writes them in names and
+/// `external_ids` (`neutron-<id>`, `pg_<id with underscores>`, a bare id).
+fn mentions_any(text: &str, ids: &std::collections::BTreeSet<Id>) -> bool {
+    const LEN: usize = 36;
+    let text = text.replace('_', "-");
+    let bytes = text.as_bytes();
+    (0..=bytes.len().saturating_sub(LEN)).any(|i| {
+        (i == 0 || !bytes[i - 1].is_ascii_hexdigit())
+            && text
+                .get(i..i + LEN)
+                .and_then(|candidate| Id::parse_str(candidate).ok())
+                .is_some_and(|id| ids.contains(&id))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_as_neutron_writes_them() {
+        let id: Id = "5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab".parse().unwrap();
+        let ids = std::collections::BTreeSet::from([id]);
+        for text in [
+            "neutron-5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+            "pg_5b0c6a3e_1f2d_4c5b_8a9e_0123456789ab",
+            "5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+        ] {
+            assert!(mentions_any(text, &ids), "{text}");
+        }
+        for text in [
+            "",
+            "neutron_pg_drop",
+            "neutron-6b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+            "x5b0c6a3e-1f2d-4c5b-8a9e-0123456789a",
+        ] {
+            assert!(!mentions_any(text, &ids), "{text}");
+        }
+    }
 }

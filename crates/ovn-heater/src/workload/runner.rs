@@ -331,6 +331,9 @@ struct Started {
     lab: Option<Arc<ovn_lab::Lab>>,
     farm: Option<Arc<ovn_emu::Farm>>,
     lab_run_dir: Option<PathBuf>,
+    /// The Neutron mimic of a run against an existing OVN (`--nb/--sb`): what it created is
+    /// removed from that NB when the run ends early.
+    attached_neutron: Option<Arc<ovn_openstack::Neutron>>,
 }
 
 /// How long after a failure a Ctrl-C/SIGTERM still counts as its cause.
@@ -415,7 +418,36 @@ async fn execute(
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let teardown_error = teardown(&mut started, &built, results_dir).await.err();
+    // An attached run that ends early leaves no object of its own in the OVN it was given
+    // (the lab's own OVN goes away with the lab). A completed run keeps them unless
+    // `global.cleanup` deleted them.
+    let mut purge_error = None;
+    if let (false, Some(neutron)) = (matches!(ending, Ending::Done), started.attached_neutron.take()) {
+        let limit = scenario.cluster.node_timeout.max(Duration::from_secs(10));
+        let line = match tokio::time::timeout(limit, neutron.purge()).await {
+            Ok(Ok(n)) => format!(
+                "removed this run's {n} NB objects (switches, routers, port groups, DHCP options with what they hold)"
+            ),
+            Ok(Err(e)) => {
+                purge_error = Some(format!("cannot remove this run's objects from the NB: {e}"));
+                format!("cannot remove this run's objects from the NB: {e}")
+            }
+            Err(_) => {
+                purge_error = Some(format!("removing this run's objects from the NB took over {limit:?}"));
+                format!("removing this run's objects from the NB took over {limit:?}")
+            }
+        };
+        events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{:9.3}s {line}", clock.now()));
+    }
+    let teardown_error = match (teardown(&mut started, &built, results_dir).await, purge_error) {
+        (Ok(()), None) => None,
+        (Ok(()), Some(p)) => Some(anyhow!("teardown: {p}")),
+        (Err(e), None) => Some(e),
+        (Err(e), Some(p)) => Some(e.context(p)),
+    };
 
     let (status, error) = match ending {
         Ending::Done => (RunStatus::Complete, None),
@@ -636,6 +668,9 @@ async fn drive(
         ..Default::default()
     };
     let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
+    if args.nb.is_some() {
+        started.attached_neutron = Some(neutron.clone());
+    }
     let cms = Arc::new(OpenStack::new(neutron.clone()));
     let load = scenario.workload.load();
     let limiter = Arc::new(Limiter::new(load.ops_per_second));
