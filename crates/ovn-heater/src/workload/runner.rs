@@ -642,13 +642,18 @@ async fn drive(
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
     let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
-    if let (Some(lab), false) = (&started.lab, scenario.chaos.is_empty()) {
+    let daemons = started
+        .lab
+        .as_ref()
+        .map(|lab| Arc::new(crate::workload::daemons::Daemons::new(lab.clone())));
+    if let (Some(lab), Some(daemons), false) = (&started.lab, &daemons, scenario.chaos.is_empty()) {
         ext.set_chaos(crate::workload::chaos::Chaos::new(
             scenario.chaos.clone(),
             lab.clone(),
             nb.clone(),
             sb.clone(),
             cluster.node_timeout,
+            daemons.clone(),
         ));
     }
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
@@ -692,6 +697,7 @@ async fn drive(
                 extras: extras.clone(),
                 ext: ext.clone(),
                 events: events.clone(),
+                daemons: daemons.clone(),
             });
             run.limiter.acquire().await;
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
