@@ -559,6 +559,26 @@ async fn drive(
             let run_dir = lab_run_dir(results_dir);
             started.lab_run_dir = Some(run_dir.clone());
             let spec = lab_spec(scenario, args, run_dir.clone());
+            if scenario.cluster.chassis == ChassisKind::Real {
+                // One ARP table for every namespace of the host: too small, and pings fail for
+                // tens of seconds with no fault in OVN (ovn_lab::host).
+                let vms: usize = topo.projects.iter().map(|p| p.vms).sum();
+                let peers = topo
+                    .projects
+                    .iter()
+                    .map(|p| p.vms.saturating_sub(1).min(os_workload::FULL_MESH_MAX_VMS))
+                    .max()
+                    .unwrap_or(0);
+                match ovn_lab::host::ensure_neighbour_entries(ovn_lab::host::neighbour_entries_needed(vms, peers)) {
+                    Ok(Some((old, new))) => eprintln_status(&format!(
+                        "raised the host's ARP table cap (net.ipv4.neigh.default.gc_thresh3, shared by every namespace) from {old} to {new} for {vms} VMs"
+                    )),
+                    Ok(None) => {}
+                    Err(e) => eprintln_status(&format!(
+                        "warning: cannot raise the host's ARP table cap ({e}); with many VMs, pings may fail while the table is full"
+                    )),
+                }
+            }
             eprintln_status(&format!(
                 "bringing up the lab: {} NB/SB, {} real chassis (run dir {})",
                 if spec.clustered { "3-member RAFT" } else { "standalone" },
