@@ -77,7 +77,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 _ => EXIT_ENVIRONMENT,
             };
         }
-        if cause.downcast_ref::<serde_yaml::Error>().is_some() {
+        if cause.downcast_ref::<serde_norway::Error>().is_some() {
             return EXIT_BAD_INPUT;
         }
     }

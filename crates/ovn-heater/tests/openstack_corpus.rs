@@ -21,7 +21,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// The dump name the oracle gives a step without `dump:` (tools/neutron-oracle/README.md).
-fn slug(step: &serde_yaml::Mapping) -> String {
+fn slug(step: &serde_norway::Mapping) -> String {
     let (text, mut words) = if let Some(t) = step.get("openstack").and_then(|v| v.as_str()) {
         (t, vec![])
     } else if let Some(t) = step.get("ovn").and_then(|v| v.as_str()) {
@@ -50,7 +50,7 @@ fn slug(step: &serde_yaml::Mapping) -> String {
 fn replay_sequence(seq: &Path) -> Vec<String> {
     let name = seq.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(seq.join("steps.yml")).expect("steps.yml");
-    let mut file: serde_yaml::Value = serde_yaml::from_str(&text).expect("steps.yml is YAML");
+    let mut file: serde_norway::Value = serde_norway::from_str(&text).expect("steps.yml is YAML");
     let steps = file
         .get_mut("steps")
         .and_then(|s| s.as_sequence_mut())
@@ -70,7 +70,7 @@ fn replay_sequence(seq: &Path) -> Vec<String> {
     let central = Central::start(&format!("openstack_corpus_{name}"));
     let dir = TempDir::new(&format!("openstack_corpus_{name}"));
     let steps_path = dir.path().join("steps.yml");
-    std::fs::write(&steps_path, serde_yaml::to_string(&file).unwrap()).unwrap();
+    std::fs::write(&steps_path, serde_norway::to_string(&file).unwrap()).unwrap();
     let out = dir.path().join("dumps");
     let (nb, sb) = (central.nb_remote(), central.sb_remote());
     let (code, log) = run_bounded(

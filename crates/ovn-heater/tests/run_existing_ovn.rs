@@ -88,9 +88,9 @@ fn rows(remote: &str, db: &str, table: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours() {
+fn run_against_existing_ovn_interrupted_leaves_no_chassis_and_no_nb_objects_of_ours() {
     use std::io::{BufRead, BufReader};
-    let test = "run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours";
+    let test = "run_against_existing_ovn_interrupted_leaves_no_chassis_and_no_nb_objects_of_ours";
     test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
     let dir = test_support::TempDir::new("run_existing_ovn_int");
     let scenario = dir.path().join("emulated.yml");
@@ -101,9 +101,16 @@ fn run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours() {
     .unwrap();
     let results = dir.path().join("results");
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        // A fresh OVN each time: an interrupted run leaves its Neutron objects in the NB (only
-        // the cleanup stage deletes them), and the same seeded scenario would clash with them.
+        // A fresh OVN each time, holding a network of someone else's that must survive.
         let central = Central::start(&format!("run_existing_ovn_int_{signal}"));
+        let theirs = serde_json::json!(["OVN_Northbound", {"op": "insert", "table": "Logical_Switch", "row": {
+            "name": THEIR_SWITCH,
+            "external_ids": ["map", [["neutron:network_name", "theirs"], ["neutron:revision_number", "1"]]]}}]);
+        let out = Command::new(test_support::find_binary("ovsdb-client").expect("ovsdb-client"))
+            .args(["--timeout=10", "transact", &central.nb_remote(), &theirs.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let _ = std::fs::remove_dir_all(&results);
         let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
             .arg("run")
@@ -155,8 +162,36 @@ fn run_against_existing_ovn_interrupted_leaves_no_chassis_of_ours() {
         assert!(claimed.is_empty(), "signal {signal}: ports still claimed: {claimed:#?}");
         let procs = test_support::leftovers::processes_under(&results);
         assert!(procs.is_empty(), "signal {signal}: {procs:#?}");
+        // Nothing the run created is left in the NB (its objects were there mid-run), and the
+        // switch that was there before it is untouched.
+        let switches = rows(&central.nb_remote(), "OVN_Northbound", "Logical_Switch");
+        assert_eq!(switches.len(), 1, "signal {signal}: {switches:#?}");
+        assert_eq!(switches[0]["name"], THEIR_SWITCH);
+        for table in [
+            "Logical_Switch_Port",
+            "Logical_Router",
+            "Logical_Router_Port",
+            "Port_Group",
+            "ACL",
+            "DHCP_Options",
+            "NAT",
+            "Gateway_Chassis",
+            "HA_Chassis_Group",
+            "Logical_Router_Static_Route",
+        ] {
+            let left = rows(&central.nb_remote(), "OVN_Northbound", table);
+            assert!(left.is_empty(), "signal {signal}: {table} rows left: {left:#?}");
+        }
+        let events = std::fs::read_to_string(results.join("logs/events.log")).unwrap();
+        assert!(
+            events.contains("removed this run's") && !events.contains("removed this run's 0 NB objects"),
+            "signal {signal}: {events}"
+        );
     }
 }
+
+/// A Neutron network's switch in the target NB that is not this run's.
+const THEIR_SWITCH: &str = "neutron-11111111-2222-4333-8444-555555555555";
 
 #[test]
 fn two_runs_started_together_get_their_own_default_results_dirs() {

@@ -153,6 +153,16 @@ fn run_whose_ovn_cannot_bring_ports_up_counts_system_failures_and_exits_1() {
     // The ports, and the stage's hv_cfg settle (northd never writes sb_cfg).
     assert!(by_class["system"].as_u64().unwrap() >= 2, "{s}");
     assert_eq!(s["failures"], by_class["system"], "{s}");
+    // northd was killed by the run's own chaos entry: expected dead (the lab does not restart
+    // it), so not a lab failure, and named by its chaos sample.
+    assert!(samples(&r, "lab_daemon").is_empty(), "{stderr}");
+    let chaos = samples(&r, "chaos");
+    assert_eq!(chaos.len(), 1, "{chaos:?}");
+    assert!(
+        chaos[0]["subject"].as_str().unwrap().starts_with("northd ("),
+        "{}",
+        chaos[0]
+    );
     assert_eq!(code, Some(1), "system failures exit 1:\n{stderr}");
 }
 

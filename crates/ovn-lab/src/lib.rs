@@ -41,6 +41,7 @@ pub mod binaries;
 mod central;
 pub mod chassis;
 pub mod error;
+pub mod host;
 pub mod lab;
 mod netns;
 pub mod pki;

@@ -51,6 +51,12 @@ pub struct Config {
     pub seed: u64,
     /// Gateway chassis per router gateway (Neutron's `MAX_GW_CHASSIS`).
     pub max_gateway_chassis: usize,
+    /// When set, a port transaction whose outcome is unknown (the connection dropped before
+    /// the reply, e.g. its NB leader was killed) is checked against the NB — within this
+    /// long, while the cluster elects a new leader — by the port's revision number, as
+    /// Neutron's maintenance task reconciles: committed, it counts as done; not committed, it
+    /// is sent once more. Unset (the default), the unknown outcome is the action's error.
+    pub verify_unknown_outcomes: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -64,6 +70,7 @@ impl Default for Config {
             default_project: "fake_project_id".into(),
             seed: 1,
             max_gateway_chassis: MAX_GW_CHASSIS,
+            verify_unknown_outcomes: None,
         }
     }
 }
@@ -258,6 +265,10 @@ pub struct State {
     pub config: Config,
     rng: StdRng,
     pub pg_drop: Option<RowId>,
+    /// Whether this mimic created `neutron_pg_drop` (rather than finding it).
+    pub pg_drop_created: bool,
+    /// Every id handed out, sent or not: what [`crate::Neutron::purge`] looks for in the NB.
+    pub issued: BTreeSet<Id>,
     pub networks: BTreeMap<Id, Network>,
     pub subnets: BTreeMap<Id, Subnet>,
     pub ports: BTreeMap<Id, Port>,
@@ -276,6 +287,8 @@ impl State {
             rng: StdRng::seed_from_u64(config.seed),
             config,
             pg_drop: None,
+            pg_drop_created: false,
+            issued: BTreeSet::new(),
             networks: BTreeMap::new(),
             subnets: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -290,7 +303,9 @@ impl State {
 
     /// A fresh Neutron id (from the seeded PRNG, so runs repeat).
     pub fn new_id(&mut self) -> Id {
-        uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid()
+        let id = uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid();
+        self.issued.insert(id);
+        id
     }
 
     /// A fresh `fa:16:3e:xx:xx:xx` MAC (Neutron's `base_mac`), reserved until [`State::release_mac`].

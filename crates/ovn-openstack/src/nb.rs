@@ -46,6 +46,18 @@ pub struct Planned {
     pub label: String,
     pub txn: Transaction,
     pub(crate) commit: Commit,
+    /// How to tell from the NB whether this transaction committed, when its outcome is
+    /// unknown (see [`crate::Config::verify_unknown_outcomes`]).
+    pub(crate) landed: Option<Landed>,
+}
+
+/// The row a transaction writes, as Neutron's revision numbers identify it: the transaction
+/// committed iff the row named `name` in `table` has `neutron:revision_number` = `revision`.
+#[derive(Clone, Debug)]
+pub struct Landed {
+    pub table: &'static str,
+    pub name: String,
+    pub revision: String,
 }
 
 impl Planned {
@@ -58,7 +70,18 @@ impl Planned {
             label: label.into(),
             txn,
             commit: Box::new(commit),
+            landed: None,
         }
+    }
+
+    /// Says which row (by name and revision number) shows that this transaction committed.
+    pub fn landed_if(mut self, table: &'static str, name: impl Into<String>, revision: impl ToString) -> Self {
+        self.landed = Some(Landed {
+            table,
+            name: name.into(),
+            revision: revision.to_string(),
+        });
+        self
     }
 }
 

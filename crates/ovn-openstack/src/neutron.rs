@@ -37,6 +37,9 @@ pub struct ActionReport {
     pub id: Option<Id>,
     pub txns: Vec<TxnTiming>,
     pub elapsed: Duration,
+    /// Transactions whose outcome was unknown and that were then verified in the NB
+    /// (`Config::verify_unknown_outcomes`): what was found, e.g. `"T8a port LSP: committed"`.
+    pub unknown_outcomes: Vec<String>,
 }
 
 impl ActionReport {
@@ -46,6 +49,7 @@ impl ActionReport {
             id: None,
             txns: Vec::new(),
             elapsed: Duration::ZERO,
+            unknown_outcomes: Vec::new(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Neutron {
     pub(crate) default_sg_creation: tokio::sync::Mutex<()>,
     nb: NbTransport,
     sb: ChassisSource,
+    /// Every transaction of unknown outcome verified in the NB, until taken.
+    unknown_outcomes: Mutex<Vec<String>>,
 }
 
 impl Neutron {
@@ -119,6 +125,7 @@ impl Neutron {
             default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Server(nb),
             sb: ChassisSource::Server(sb),
+            unknown_outcomes: Mutex::new(Vec::new()),
         })
     }
 
@@ -130,7 +137,14 @@ impl Neutron {
             default_sg_creation: tokio::sync::Mutex::new(()),
             nb: NbTransport::Recorder(Mutex::new(Vec::new())),
             sb: ChassisSource::Fixed(chassis),
+            unknown_outcomes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The transactions of unknown outcome verified in the NB since the last call
+    /// (`Config::verify_unknown_outcomes`), e.g. `"T8a port LSP <port id>: committed"`.
+    pub fn take_unknown_outcomes(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.unknown_outcomes))
     }
 
     /// The transactions recorded so far (recording mode), and forgets them.
@@ -195,7 +209,31 @@ impl Neutron {
         let operations = planned.txn.operations().len();
         let started = Instant::now();
         tracing::debug!(label = %planned.label, operations, "NB transaction");
-        let result = self.transact(planned.txn).await?;
+        let verify = self.verify_unknown_outcomes().zip(planned.landed.clone());
+        let resend = verify.is_some().then(|| planned.txn.clone());
+        let result = match (self.transact(planned.txn).await, verify, resend) {
+            (Err(Error::Ovsdb(ovsdb::Error::OutcomeUnknown { .. })), Some((limit, landed)), Some(txn)) => {
+                let found = self.find_landed(&landed, limit).await?;
+                let note = format!(
+                    "{} {} (revision {}): outcome unknown, {}",
+                    planned.label,
+                    landed.name,
+                    landed.revision,
+                    if found.is_some() {
+                        "committed"
+                    } else {
+                        "not committed: sent again"
+                    }
+                );
+                report.unknown_outcomes.push(note.clone());
+                lock(&self.unknown_outcomes).push(note);
+                match found {
+                    Some(uuid) => result_as_committed(&txn, uuid),
+                    None => self.transact(txn).await?,
+                }
+            }
+            (r, _, _) => r?,
+        };
         report.txns.push(TxnTiming {
             label: planned.label,
             operations,
@@ -204,6 +242,98 @@ impl Neutron {
         });
         (planned.commit)(&mut lock(&self.state), &result);
         Ok(())
+    }
+
+    fn verify_unknown_outcomes(&self) -> Option<Duration> {
+        lock(&self.state).config.verify_unknown_outcomes
+    }
+
+    /// Whether the row `landed` names has its revision in the NB: `Some(its uuid)` if so.
+    /// Reads are retried (each within 2 s) until `limit`, while the cluster has no leader.
+    async fn find_landed(&self, landed: &nb::Landed, limit: Duration) -> Result<Option<ovsdb::Uuid>> {
+        let NbTransport::Server(client) = &self.nb else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut txn = Transaction::new(nb::NB);
+            txn.select(
+                landed.table,
+                vec![Condition::eq("name", landed.name.as_str())],
+                Some(vec!["_uuid".into(), "external_ids".into()]),
+            );
+            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(txn)).await {
+                Ok(Ok(r)) => {
+                    let rows = r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default();
+                    return Ok(rows
+                        .iter()
+                        .find(|row| {
+                            row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION))
+                                == Some(landed.revision.as_str())
+                        })
+                        .and_then(|row| row.get("_uuid").and_then(Value::as_uuid)));
+                }
+                Ok(Err(e)) => Error::Ovsdb(e),
+                Err(_) => Error::Timeout {
+                    what: format!("a read of {} {} after an unknown outcome", landed.table, landed.name),
+                    after: Duration::from_secs(2),
+                },
+            };
+            if Instant::now() >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deletes from the NB every object this mimic created — also those whose transaction
+    /// was cut off and may have committed: the root rows (switches, routers, port groups,
+    /// DHCP options, HA chassis groups) whose name or `external_ids` hold an id it handed out,
+    /// and `neutron_pg_drop` if it created it; their ports, ACLs, NATs and routes go with
+    /// them (garbage collection of non-root rows). One transaction; returns how many root
+    /// rows it deleted. For runs against an existing OVN that end early (interrupted or failed).
+    pub async fn purge(&self) -> Result<usize> {
+        let NbTransport::Server(client) = &self.nb else {
+            return Ok(0);
+        };
+        const ROOTS: [&str; 5] = [
+            nb::LOGICAL_SWITCH,
+            nb::LOGICAL_ROUTER,
+            nb::PORT_GROUP,
+            nb::DHCP_OPTIONS,
+            nb::HA_CHASSIS_GROUP,
+        ];
+        let mut select = Transaction::new(nb::NB);
+        for table in ROOTS {
+            let mut columns = vec!["_uuid".to_owned(), "external_ids".to_owned()];
+            if table != nb::DHCP_OPTIONS {
+                columns.push("name".into());
+            }
+            select.select(table, vec![], Some(columns));
+        }
+        let found = client.transact(select).await?;
+        let (issued, pg_drop) = self.with_state(|st| (st.issued.clone(), st.pg_drop.filter(|_| st.pg_drop_created)));
+        let mut delete = Transaction::new(nb::NB);
+        let mut deleted = 0;
+        for (table, result) in ROOTS.iter().zip(&found.results) {
+            for row in result.rows.iter().flatten() {
+                let Some(uuid) = row.uuid() else { continue };
+                let name = row.get("name").and_then(Value::as_str).unwrap_or("");
+                let ids = row.get("external_ids").map(Value::to_string_map).unwrap_or_default();
+                let ours = Some(uuid) == pg_drop
+                    || std::iter::once(name)
+                        .chain(ids.values().map(String::as_str))
+                        .any(|text| mentions_any(text, &issued));
+                if ours {
+                    delete.delete(*table, vec![Condition::uuid(uuid)]);
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            client.transact(delete).await?;
+        }
+        Ok(deleted)
     }
 
     /// Runs one action body, timing it.
@@ -317,6 +447,7 @@ pub fn plan_pg_drop() -> Planned {
     let pg = txn.insert(nb::PORT_GROUP, Row::new().with("name", nb::PG_DROP).with("acls", acls));
     Planned::new("T0 neutron_pg_drop", txn, move |st, r| {
         st.pg_drop = Some(nb::inserted(r, &pg));
+        st.pg_drop_created = true;
     })
 }
 
@@ -328,4 +459,63 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn pg_drop(st: &State) -> Result<ovsdb::Uuid> {
     st.pg_drop
         .ok_or_else(|| Error::invalid("state", "neutron_pg_drop is missing: call Neutron::start() first"))
+}
+
+/// The result a committed `txn` would have had, its (one) insert having made row `uuid`: what
+/// the mimic's commit needs after a transaction of unknown outcome was found in the NB.
+fn result_as_committed(txn: &Transaction, uuid: ovsdb::Uuid) -> TransactionResult {
+    let mut result = TransactionResult::default();
+    for op in txn.operations() {
+        let (uuid, uuid_name) = match op {
+            ovsdb::Operation::Insert { uuid_name, .. } => (Some(uuid), uuid_name.clone()),
+            _ => (None, None),
+        };
+        result.results.push(ovsdb::OperationResult {
+            uuid,
+            uuid_name,
+            ..Default::default()
+        });
+    }
+    result
+}
+
+/// Whether `text` holds one of `ids`, written as Neutron writes them in names and
+/// `external_ids` (`neutron-<id>`, `pg_<id with underscores>`, a bare id).
+fn mentions_any(text: &str, ids: &std::collections::BTreeSet<Id>) -> bool {
+    const LEN: usize = 36;
+    let text = text.replace('_', "-");
+    let bytes = text.as_bytes();
+    (0..=bytes.len().saturating_sub(LEN)).any(|i| {
+        (i == 0 || !bytes[i - 1].is_ascii_hexdigit())
+            && text
+                .get(i..i + LEN)
+                .and_then(|candidate| Id::parse_str(candidate).ok())
+                .is_some_and(|id| ids.contains(&id))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_as_neutron_writes_them() {
+        let id: Id = "5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab".parse().unwrap();
+        let ids = std::collections::BTreeSet::from([id]);
+        for text in [
+            "neutron-5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+            "pg_5b0c6a3e_1f2d_4c5b_8a9e_0123456789ab",
+            "5b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+        ] {
+            assert!(mentions_any(text, &ids), "{text}");
+        }
+        for text in [
+            "",
+            "neutron_pg_drop",
+            "neutron-6b0c6a3e-1f2d-4c5b-8a9e-0123456789ab",
+            "x5b0c6a3e-1f2d-4c5b-8a9e-0123456789a",
+        ] {
+            assert!(!mentions_any(text, &ids), "{text}");
+        }
+    }
 }

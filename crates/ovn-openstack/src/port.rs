@@ -503,6 +503,7 @@ pub fn plan_lsp_create(st: &State, port: Port, label: &str) -> Result<Planned> {
             nb::mutate_ref(&mut txn, nb::PORT_GROUP, Value::uuid(pg), "ports", true, lsp.clone());
         }
     }
+    let (name, revision) = (port.id.to_string(), port.revision);
     Ok(Planned::new(label, txn, move |st, r| {
         let mut port = port;
         port.lsp = nb::inserted(r, &lsp);
@@ -512,7 +513,8 @@ pub fn plan_lsp_create(st: &State, port: Port, label: &str) -> Result<Planned> {
             }
         }
         st.ports.insert(port.id, port);
-    }))
+    })
+    .landed_if(nb::LOGICAL_SWITCH_PORT, name, revision))
 }
 
 /// ML2 `update_port_postcommit`: `wait` on the LSP's current `external_ids`, the full LSP
@@ -571,9 +573,11 @@ pub fn plan_lsp_update(st: &State, port: Port, label: &str) -> Result<Planned> {
             );
         }
     }
+    let (name, revision) = (port.id.to_string(), port.revision);
     Ok(Planned::new(label, txn, move |st, _| {
         st.ports.insert(port.id, port);
-    }))
+    })
+    .landed_if(nb::LOGICAL_SWITCH_PORT, name, revision))
 }
 
 /// ML2 `delete_port_postcommit`: the LSP leaves its switch (and is garbage-collected).

@@ -32,6 +32,9 @@
 //!   hold a reconnecting client off while it changes the database.
 //! - [`MethodFilterProxy::set_refused`] changes the refused methods for every request read
 //!   afterwards, on live connections too; [`MethodFilterProxy::refused`] lists what was refused.
+//! - [`MethodFilterProxy::cut_next_transaction`] closes the connection that carries the next
+//!   `transact`, before forwarding it or instead of relaying its reply: a transaction in
+//!   flight on a server that died, lost or committed.
 //! - Threads block on their sockets (no polling); [`MethodFilterProxy::drop_connections`] and
 //!   `Drop` shut the sockets down, which ends every blocked read, then join the threads. `Drop`
 //!   also removes the listening socket's file.
@@ -75,6 +78,11 @@ struct Shared {
     refused_log: Mutex<Vec<String>>,
     /// Cleared by [`MethodFilterProxy::set_accepting`]: new clients are closed on arrival.
     accepting: AtomicBool,
+    /// Set by [`MethodFilterProxy::cut_next_transaction`]: `Some(true)` cuts after the server
+    /// got the next `transact`, `Some(false)` before.
+    cut_next_transact: Mutex<Option<bool>>,
+    /// Ids of forwarded `transact` requests whose replies end their connection instead.
+    cut_reply_ids: Mutex<Vec<Json>>,
 }
 
 /// One client connection and its upstream connection, with the two threads copying between them.
@@ -125,6 +133,8 @@ impl MethodFilterProxy {
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
+            cut_next_transact: Mutex::new(None),
+            cut_reply_ids: Mutex::new(Vec::new()),
         });
         let acceptor = {
             let (listener, stopping, shared) = (listener.clone(), stopping.clone(), shared.clone());
@@ -176,6 +186,14 @@ impl MethodFilterProxy {
     /// while the test changes the database behind its back.
     pub fn set_accepting(&self, accepting: bool) {
         self.shared.accepting.store(accepting, Ordering::SeqCst);
+    }
+
+    /// Cuts the connection that carries the next `transact` request, as a server killed with a
+    /// transaction in flight would: `after_server` true forwards the request and closes the
+    /// connection instead of relaying its reply (the transaction committed, the client cannot
+    /// know); false closes it without forwarding the request (nothing committed). Once.
+    pub fn cut_next_transaction(&self, after_server: bool) {
+        *lock(&self.shared.cut_next_transact) = Some(after_server);
     }
 
     /// Number of client connections currently relayed.
@@ -267,8 +285,9 @@ fn relay(client: UnixStream, shared: &Arc<Shared>) -> Option<ProxiedConnection> 
             close_both(&from_client, &to_upstream);
         })
     };
+    let shared_for_replies = shared.clone();
     let to_client = std::thread::spawn(move || {
-        copy_to_client(&from_upstream, &client_writer);
+        copy_to_client(&from_upstream, &client_writer, &shared_for_replies);
         close_both(&from_upstream, &to_client);
     });
     Some(ProxiedConnection {
@@ -285,7 +304,7 @@ fn close_both(a: &UnixStream, b: &UnixStream) {
 
 /// Copies server → client until either side closes. Bytes go out unchanged, but only whole
 /// messages at a time: a refusal written by the other direction must never land inside one.
-fn copy_to_client(mut from_upstream: &UnixStream, client_writer: &Mutex<UnixStream>) {
+fn copy_to_client(mut from_upstream: &UnixStream, client_writer: &Mutex<UnixStream>, shared: &Shared) {
     let mut framer = Framer::default();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
@@ -299,7 +318,7 @@ fn copy_to_client(mut from_upstream: &UnixStream, client_writer: &Mutex<UnixStre
         }
         let mut client = lock(client_writer);
         for piece in &pieces {
-            if client.write_all(piece.bytes()).is_err() {
+            if shared.is_cut_reply(piece) || client.write_all(piece.bytes()).is_err() {
                 return;
             }
         }
@@ -322,6 +341,14 @@ fn filter_requests(
             Ok(n) => n,
         };
         for piece in framer.push(&buf[..n]) {
+            match shared.cut_for(&piece) {
+                Some(false) => return,
+                Some(true) => {
+                    let _ = to_upstream.write_all(piece.bytes());
+                    continue;
+                }
+                None => {}
+            }
             let refusal = match &piece {
                 Piece::Value(bytes) => shared.refusal_for(bytes),
                 Piece::Between(_) => None,
@@ -341,6 +368,45 @@ fn filter_requests(
 }
 
 impl Shared {
+    /// For the `transact` request a cut is armed for: whether to forward it first (the cut
+    /// then happens at its reply, whose id is kept).
+    fn cut_for(&self, piece: &Piece) -> Option<bool> {
+        let Piece::Value(bytes) = piece else { return None };
+        let mut armed = lock(&self.cut_next_transact);
+        armed.as_ref()?;
+        let msg: Json = serde_json::from_slice(bytes).ok()?;
+        if msg.get("method").and_then(Json::as_str) != Some("transact") {
+            return None;
+        }
+        let after_server = armed.take()?;
+        if after_server {
+            lock(&self.cut_reply_ids).push(msg.get("id")?.clone());
+        }
+        Some(after_server)
+    }
+
+    /// Whether `piece` (from the server) is the reply a cut waits for.
+    fn is_cut_reply(&self, piece: &Piece) -> bool {
+        let Piece::Value(bytes) = piece else { return false };
+        let mut ids = lock(&self.cut_reply_ids);
+        if ids.is_empty() {
+            return false;
+        }
+        let Ok(msg) = serde_json::from_slice::<Json>(bytes) else {
+            return false;
+        };
+        let Some(id) = msg.get("id").filter(|_| msg.get("method").is_none()) else {
+            return false;
+        };
+        match ids.iter().position(|i| i == id) {
+            Some(k) => {
+                ids.remove(k);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// For a request that must be refused: its method and the reply to send instead.
     fn refusal_for(&self, value: &[u8]) -> Option<(String, String)> {
         let msg: Json = serde_json::from_slice(value).ok()?;
@@ -482,6 +548,8 @@ mod tests {
             connections: Mutex::new(Vec::new()),
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
+            cut_next_transact: Mutex::new(None),
+            cut_reply_ids: Mutex::new(Vec::new()),
         };
         let refusal = shared.refusal_for(br#"{"id":["x",3],"method":"monitor_cond","params":[]}"#);
         assert_eq!(

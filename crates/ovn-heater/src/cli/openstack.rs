@@ -71,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             (text, steps.display().to_string(), target)
         }
     };
-    let file: StepsFile = serde_yaml::from_str(&text)
+    let file: StepsFile = serde_norway::from_str(&text)
         .map_err(|e| Failure::bad_input(format!("steps file {source} is not valid: {e}")))?;
     // Every step is checked before the first one runs: a bad step leaves nothing behind.
     file.check()
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn walkthrough_parses() {
-        let f: StepsFile = serde_yaml::from_str(WALKTHROUGH).unwrap();
+        let f: StepsFile = serde_norway::from_str(WALKTHROUGH).unwrap();
         f.check().unwrap();
         assert_eq!(f.steps.iter().filter(|s| s.dump.is_some()).count(), 14);
     }

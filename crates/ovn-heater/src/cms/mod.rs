@@ -65,6 +65,11 @@ pub type CmsResult<T> = anyhow::Result<T>;
 pub trait Cms: Send + Sync + 'static {
     /// The CMS's name in the report (`openstack`).
     fn name(&self) -> &'static str;
+    /// Transactions whose outcome was unknown (a chaos kill of their NB leader) and were then
+    /// checked in the NB since the last call: what was found, for the run's events.
+    fn take_unknown_outcomes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Start-up writes of the CMS server itself (Neutron's `neutron_pg_drop`).
     fn start(&self) -> impl Future<Output = CmsResult<()>> + Send;
     /// A provider (flat) network on the physical network the network nodes bridge, with one

@@ -45,6 +45,10 @@ impl Cms for OpenStack {
         "openstack"
     }
 
+    fn take_unknown_outcomes(&self) -> Vec<String> {
+        self.neutron.take_unknown_outcomes()
+    }
+
     async fn start(&self) -> CmsResult<()> {
         self.neutron.start().await.context("neutron-server start-up")?;
         Ok(())

@@ -115,6 +115,16 @@ impl Progress {
     }
 }
 
+/// A line of its own on stderr during a run (on a terminal, the progress line being drawn is
+/// cleared first and redrawn by its next tick).
+pub fn notice(line: &str) {
+    if crate::output::stderr_is_terminal() {
+        eprintln!("\r\x1b[2K{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

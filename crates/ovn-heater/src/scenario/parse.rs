@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use serde_yaml::{Mapping, Value as Yaml};
+use serde_norway::{Mapping, Value as Yaml};
 
 use super::error::{closest, ScenarioError};
 use super::keys;
@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, ScenarioError>;
 pub const MAX_GATEWAY_CHASSIS: usize = 5;
 
 pub(super) fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
-    let doc: Yaml = serde_yaml::from_str(text).map_err(|e| ScenarioError::Syntax {
+    let doc: Yaml = serde_norway::from_str(text).map_err(|e| ScenarioError::Syntax {
         origin: origin.to_owned(),
         reason: e.to_string(),
     })?;
@@ -42,7 +42,7 @@ pub(super) fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Sc
     let yaml = if overrides.is_empty() {
         text.to_owned()
     } else {
-        let body = serde_yaml::to_string(&root).unwrap_or_default();
+        let body = serde_norway::to_string(&root).unwrap_or_default();
         format!("# {origin} with --set {}\n{body}", overrides.join(" --set "))
     };
 
@@ -89,7 +89,7 @@ fn apply_override(root: &mut Mapping, arg: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(bad("empty value"));
     }
-    let value: Yaml = serde_yaml::from_str(value).map_err(|e| bad(&format!("value is not valid YAML: {e}")))?;
+    let value: Yaml = serde_norway::from_str(value).map_err(|e| bad(&format!("value is not valid YAML: {e}")))?;
     let entry = root
         .entry(Yaml::String(section.to_owned()))
         .or_insert_with(|| Yaml::Mapping(Mapping::new()));

@@ -29,6 +29,8 @@ pub struct Chaos {
     sb: Client,
     /// How long the cluster has to serve writes again.
     recovery_limit: Duration,
+    /// Told of each kill, so that the victim's death is not taken for a lab failure.
+    daemons: Arc<crate::workload::daemons::Daemons>,
 }
 
 impl Chaos {
@@ -72,6 +74,7 @@ impl Chaos {
         nb: Client,
         sb: Client,
         recovery_limit: Duration,
+        daemons: Arc<crate::workload::daemons::Daemons>,
     ) -> Self {
         Chaos {
             actions,
@@ -79,6 +82,7 @@ impl Chaos {
             nb,
             sb,
             recovery_limit,
+            daemons,
         }
     }
 
@@ -130,6 +134,7 @@ impl Chaos {
                     .ok_or_else(|| format!("the lab has no process {name}"))?
             }
         };
+        self.daemons.killed_by_chaos(victim.pid);
         self.lab.kill(&victim);
         Ok(format!("{} pid {}", victim.name, victim.pid))
     }

@@ -662,7 +662,7 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
 pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.scenario)
         .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", args.scenario.display())))?;
-    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+    let mut doc: serde_norway::Mapping = serde_norway::from_str(&text)
         .map_err(|e| Failure::bad_input(format!("scenario {} is not a YAML map: {e}", args.scenario.display())))?;
     scenario::apply_sets(&mut doc, &args.sets).map_err(Failure::bad_input)?;
     let s =
@@ -1187,7 +1187,7 @@ fn write_results(
 /// when it cannot be read as YAML (the caller's own parser says why).
 pub fn is_kubernetes_scenario(path: &std::path::Path) -> Option<bool> {
     let text = std::fs::read_to_string(path).ok()?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let doc: serde_norway::Value = serde_norway::from_str(&text).ok()?;
     let cms = doc
         .get("global")
         .and_then(|g| g.get("cms_name"))
@@ -1205,7 +1205,7 @@ pub async fn run_for_cli(
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(scenario)
         .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", scenario.display())))?;
-    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+    let mut doc: serde_norway::Mapping = serde_norway::from_str(&text)
         .map_err(|e| Failure::bad_input(format!("scenario {} is not a YAML map: {e}", scenario.display())))?;
     scenario::apply_sets(&mut doc, overrides).map_err(Failure::bad_input)?;
     let cluster = doc.get("cluster");

@@ -7,6 +7,7 @@
 //! which starts the lab and writes the results files).
 
 pub mod chaos;
+pub mod daemons;
 pub mod ext_cmd;
 pub mod fault;
 pub mod hosts;
@@ -102,32 +103,57 @@ pub struct Run<C, H> {
     pub ext: Arc<ext_cmd::ExtCmds>,
     /// Timeline lines for `logs/events.log`.
     pub events: Arc<Mutex<Vec<String>>>,
+    /// The lab's daemons that died without a chaos kill (`None` without the lab).
+    pub daemons: Option<Arc<daemons::Daemons>>,
 }
 
-impl<C, H> Run<C, H> {
+impl<C: crate::cms::Cms, H> Run<C, H> {
     pub fn event(&self, line: impl Into<String>) {
         let line = format!("{:9.3}s {}", self.rec.clock().now(), line.into());
         tracing::info!("{line}");
         self.events.lock().unwrap_or_else(|p| p.into_inner()).push(line);
     }
 
+    /// The lab daemons (of `chassis`, or all) dead without a chaos kill; each is named on
+    /// stderr and recorded once (see [`daemons`]).
+    pub fn dead_daemons(&self, stage: StageId, chassis: Option<&str>) -> Vec<String> {
+        match &self.daemons {
+            Some(d) => d.dead(&self.rec, stage, chassis),
+            None => Vec::new(),
+        }
+    }
+
     /// Ends a stage: `hv_cfg` settle (recorded), northd counters and DB sizes (kept as extras).
     pub async fn end_stage(&self, stage: StageId, name: &str) {
+        for note in self.cms.take_unknown_outcomes() {
+            self.event(format!("CMS transaction checked in the NB after a chaos kill: {note}"));
+        }
         let start = Instant::now();
         match self.nb_watch.settle(&self.nb, self.timeout).await {
             Ok((sb, hv)) => {
                 self.rec.record(stage, "sb_cfg_settle", name, start, start + sb, None);
                 self.rec.record(stage, names::HV_SETTLE, name, start, start + hv, None);
             }
-            Err(e) => self.rec.record(
-                stage,
-                names::HV_SETTLE,
-                name,
-                start,
-                Instant::now(),
-                Some(format!("{e:#}")),
-            ),
+            Err(e) => {
+                // A chassis whose daemon died cannot acknowledge: the settle is skipped, the
+                // death (recorded once) is the failure.
+                let dead = self.dead_daemons(stage, None);
+                if dead.is_empty() {
+                    self.rec.record(
+                        stage,
+                        names::HV_SETTLE,
+                        name,
+                        start,
+                        Instant::now(),
+                        Some(format!("{e:#}")),
+                    )
+                } else {
+                    let why = format!("{} not running", dead.join(", "));
+                    self.rec.skipped(stage, names::HV_SETTLE, name, Instant::now(), &why)
+                }
+            }
         }
+        self.dead_daemons(stage, None);
         self.rec.end_stage(stage);
         let northd = match &self.probes.northd {
             Some((appctl, ctl)) => Some(northd::capture(appctl, ctl).await),

@@ -436,14 +436,24 @@ async fn vm_ready<C: Cms, H: Hypervisors>(
     let (up, ping) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
     match &up {
         Ok(at) => rec.record(stage, "port_up", subject, created_at, *at, None),
-        Err(e) => rec.record(
-            stage,
-            "port_up",
-            subject,
-            created_at,
-            Instant::now(),
-            Some(format!("{e:#}")),
-        ),
+        Err(e) => {
+            // A port on a chassis whose ovn-controller or ovs-vswitchd died cannot come up:
+            // the death (recorded once, a harness failure) is the cause, not OVN.
+            let dead = run.dead_daemons(stage, Some(&vm.port.host));
+            if dead.is_empty() {
+                rec.record(
+                    stage,
+                    "port_up",
+                    subject,
+                    created_at,
+                    Instant::now(),
+                    Some(format!("{e:#}")),
+                )
+            } else {
+                let why = format!("{} not running", dead.join(", "));
+                rec.skipped(stage, "port_up", subject, Instant::now(), &why)
+            }
+        }
     }
     match ping {
         Some((start, _, _, Some(_))) if up.is_err() => {
@@ -469,9 +479,16 @@ async fn pings<C: Cms, H: Hypervisors>(
 ) -> anyhow::Result<()> {
     let stage = run.rec.begin_stage("pings");
     let external = run.hosts.external_ip();
-    // (measurement, subject, from, to); `from` is `Err(why)` when the ping cannot run because
-    // a VM at either end never came up (its failure is recorded already: the ping is skipped).
-    type PingJob = (&'static str, String, Result<Plugged, &'static str>, Ipv4Addr);
+    // (measurement, subject, from, to, the chassis of both ends); `from` is `Err(why)` when
+    // the ping cannot run because a VM at either end never came up (its failure is recorded
+    // already: the ping is skipped).
+    type PingJob = (
+        &'static str,
+        String,
+        Result<Plugged, &'static str>,
+        Ipv4Addr,
+        Vec<String>,
+    );
     let mut jobs: Vec<PingJob> = Vec::new();
     {
         let b = built.lock().await;
@@ -490,10 +507,22 @@ async fn pings<C: Cms, H: Hypervisors>(
                         (Err(why), _) => Err(*why),
                         (Ok(_), Err(why)) => Err(why),
                     };
-                    jobs.push(("ping_mesh", format!("{} -> {}", a.subject, b.subject), from, b.port.ip));
+                    jobs.push((
+                        "ping_mesh",
+                        format!("{} -> {}", a.subject, b.subject),
+                        from,
+                        b.port.ip,
+                        vec![a.port.host.clone(), b.port.host.clone()],
+                    ));
                 }
                 if let Some(ext) = external {
-                    jobs.push(("ping_external", format!("{} -> {ext}", a.subject), from.clone(), ext));
+                    jobs.push((
+                        "ping_external",
+                        format!("{} -> {ext}", a.subject),
+                        from.clone(),
+                        ext,
+                        vec![a.port.host.clone()],
+                    ));
                 }
             }
         }
@@ -510,10 +539,19 @@ async fn pings<C: Cms, H: Hypervisors>(
         workers.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
-                let Some((measurement, subject, from, to)) = jobs.get(n).cloned() else {
+                let Some((measurement, subject, from, to, hosts)) = jobs.get(n).cloned() else {
                     break;
                 };
                 let start = Instant::now();
+                // A chassis whose daemon died cannot be programmed for this ping: the death
+                // (recorded once) is the failure.
+                let dead: Vec<String> = hosts.iter().flat_map(|h| run.dead_daemons(stage, Some(h))).collect();
+                if !dead.is_empty() {
+                    progress.tick_skipped();
+                    let why = format!("{} not running", dead.join(", "));
+                    run.rec.skipped(stage, measurement, subject, start, &why);
+                    continue;
+                }
                 let from = match from {
                     Ok(from) => from,
                     Err(why) => {

@@ -331,6 +331,9 @@ struct Started {
     lab: Option<Arc<ovn_lab::Lab>>,
     farm: Option<Arc<ovn_emu::Farm>>,
     lab_run_dir: Option<PathBuf>,
+    /// The Neutron mimic of a run against an existing OVN (`--nb/--sb`): what it created is
+    /// removed from that NB when the run ends early.
+    attached_neutron: Option<Arc<ovn_openstack::Neutron>>,
 }
 
 /// How long after a failure a Ctrl-C/SIGTERM still counts as its cause.
@@ -415,7 +418,36 @@ async fn execute(
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let teardown_error = teardown(&mut started, &built, results_dir).await.err();
+    // An attached run that ends early leaves no object of its own in the OVN it was given
+    // (the lab's own OVN goes away with the lab). A completed run keeps them unless
+    // `global.cleanup` deleted them.
+    let mut purge_error = None;
+    if let (false, Some(neutron)) = (matches!(ending, Ending::Done), started.attached_neutron.take()) {
+        let limit = scenario.cluster.node_timeout.max(Duration::from_secs(10));
+        let line = match tokio::time::timeout(limit, neutron.purge()).await {
+            Ok(Ok(n)) => format!(
+                "removed this run's {n} NB objects (switches, routers, port groups, DHCP options with what they hold)"
+            ),
+            Ok(Err(e)) => {
+                purge_error = Some(format!("cannot remove this run's objects from the NB: {e}"));
+                format!("cannot remove this run's objects from the NB: {e}")
+            }
+            Err(_) => {
+                purge_error = Some(format!("removing this run's objects from the NB took over {limit:?}"));
+                format!("removing this run's objects from the NB took over {limit:?}")
+            }
+        };
+        events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{:9.3}s {line}", clock.now()));
+    }
+    let teardown_error = match (teardown(&mut started, &built, results_dir).await, purge_error) {
+        (Ok(()), None) => None,
+        (Ok(()), Some(p)) => Some(anyhow!("teardown: {p}")),
+        (Err(e), None) => Some(e),
+        (Err(e), Some(p)) => Some(e.context(p)),
+    };
 
     let (status, error) = match ending {
         Ending::Done => (RunStatus::Complete, None),
@@ -527,6 +559,26 @@ async fn drive(
             let run_dir = lab_run_dir(results_dir);
             started.lab_run_dir = Some(run_dir.clone());
             let spec = lab_spec(scenario, args, run_dir.clone());
+            if scenario.cluster.chassis == ChassisKind::Real {
+                // One ARP table for every namespace of the host: too small, and pings fail for
+                // tens of seconds with no fault in OVN (ovn_lab::host).
+                let vms: usize = topo.projects.iter().map(|p| p.vms).sum();
+                let peers = topo
+                    .projects
+                    .iter()
+                    .map(|p| p.vms.saturating_sub(1).min(os_workload::FULL_MESH_MAX_VMS))
+                    .max()
+                    .unwrap_or(0);
+                match ovn_lab::host::ensure_neighbour_entries(ovn_lab::host::neighbour_entries_needed(vms, peers)) {
+                    Ok(Some((old, new))) => eprintln_status(&format!(
+                        "raised the host's ARP table cap (net.ipv4.neigh.default.gc_thresh3, shared by every namespace) from {old} to {new} for {vms} VMs"
+                    )),
+                    Ok(None) => {}
+                    Err(e) => eprintln_status(&format!(
+                        "warning: cannot raise the host's ARP table cap ({e}); with many VMs, pings may fail while the table is full"
+                    )),
+                }
+            }
             eprintln_status(&format!(
                 "bringing up the lab: {} NB/SB, {} real chassis (run dir {})",
                 if spec.clustered { "3-member RAFT" } else { "standalone" },
@@ -610,23 +662,40 @@ async fn drive(
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
     let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
-    if let (Some(lab), false) = (&started.lab, scenario.chaos.is_empty()) {
+    let daemons = started
+        .lab
+        .as_ref()
+        .map(|lab| Arc::new(crate::workload::daemons::Daemons::new(lab.clone())));
+    if let (Some(lab), Some(daemons), false) = (&started.lab, &daemons, scenario.chaos.is_empty()) {
         ext.set_chaos(crate::workload::chaos::Chaos::new(
             scenario.chaos.clone(),
             lab.clone(),
             nb.clone(),
             sb.clone(),
             cluster.node_timeout,
+            daemons.clone(),
         ));
     }
     // northd_probe_interval is NB_Global configuration, as upstream sets it.
     set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
 
+    // A chaos kill of the NB leader leaves the CMS transactions in flight on it with an
+    // unknown outcome: they are checked in the NB (and sent again if they did not commit)
+    // rather than failed, as the kill was ours (docs/scenarios.md "chaos").
+    let kills_nb_leader = started.lab.is_some()
+        && scenario
+            .chaos
+            .iter()
+            .any(|a| matches!(a.kill, crate::scenario::ChaosTarget::NbLeader));
     let config = ovn_openstack::Config {
         max_gateway_chassis: topo.gateways_per_router.max(1),
+        verify_unknown_outcomes: kills_nb_leader.then_some(cluster.node_timeout),
         ..Default::default()
     };
     let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
+    if args.nb.is_some() {
+        started.attached_neutron = Some(neutron.clone());
+    }
     let cms = Arc::new(OpenStack::new(neutron.clone()));
     let load = scenario.workload.load();
     let limiter = Arc::new(Limiter::new(load.ops_per_second));
@@ -648,6 +717,7 @@ async fn drive(
                 extras: extras.clone(),
                 ext: ext.clone(),
                 events: events.clone(),
+                daemons: daemons.clone(),
             });
             run.limiter.acquire().await;
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())

@@ -9,7 +9,7 @@ use ovn_kubernetes::workload::{
     Tests,
 };
 use ovn_kubernetes::{ClusterConfig, Compat, Families};
-use serde_yaml::{Mapping, Value as Yaml};
+use serde_norway::{Mapping, Value as Yaml};
 
 /// A parsed scenario.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ fn as_net<T: std::str::FromStr>(v: &Yaml, key: &str) -> R<T> {
 }
 
 fn brief(v: &Yaml) -> String {
-    serde_yaml::to_string(v)
+    serde_norway::to_string(v)
         .unwrap_or_default()
         .trim()
         .chars()
@@ -115,7 +115,7 @@ pub fn apply_sets(doc: &mut Mapping, sets: &[String]) -> R<()> {
         let (sec, key) = path
             .split_once('.')
             .ok_or_else(|| format!("--set {set:?}: expected SECTION.KEY=VALUE, e.g. density_light.n_pods=10"))?;
-        let value: Yaml = serde_yaml::from_str(value).map_err(|e| format!("--set {set:?}: {e}"))?;
+        let value: Yaml = serde_norway::from_str(value).map_err(|e| format!("--set {set:?}: {e}"))?;
         let entry = doc
             .entry(Yaml::String(sec.to_owned()))
             .or_insert_with(|| Yaml::Mapping(Mapping::new()));
@@ -322,7 +322,7 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> Mapping {
-        serde_yaml::from_str(text).expect("yaml")
+        serde_norway::from_str(text).expect("yaml")
     }
 
     #[test]
