@@ -13,16 +13,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ovn-heater");
 /// 2 real hypervisors, 8 VMs created one at a time at 2 per second (the kill lands mid-`vms`).
 const BASE: &str = "global:\n  cleanup: false\ncluster:\n  clustered_db: false\n  northd_threads: 1\n  node_timeout_s: 10\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 4\n  n_network_nodes: 1\n  concurrency: 1\n  ops_per_second: 2\n";
 
-fn samples<'a>(r: &'a serde_json::Value, measurement: &str) -> Vec<&'a serde_json::Value> {
-    r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|st| st["measurements"][measurement]["samples"].as_array())
-        .flatten()
-        .collect()
-}
-
 /// Every failed (or skipped) sample: `measurement class subject: error`.
 fn not_ok(r: &serde_json::Value) -> Vec<String> {
     r["stages"]
@@ -66,8 +56,7 @@ fn controller_of_compute_1(tmp: &Path) -> Option<u32> {
 #[test]
 fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3() {
     let test = "run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3";
-    test_support::require_root!(test);
-    test_support::require_ovn!(test, ["ovsdb-server", "ovn-northd", "ovn-controller", "ovs-vswitchd"]);
+    test_support::require_lab!(test);
     let dir = test_support::TempDir::new("run_dead_daemon");
     let scenario = dir.path().join("scenario.yml");
     std::fs::write(&scenario, BASE).unwrap();
@@ -127,7 +116,7 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
 
     let named = format!("compute-1/ovn-controller (pid {victim}) is not running");
     assert!(stderr.contains(&named), "{stderr}");
-    let dead = samples(&r, "lab_daemon");
+    let dead = test_support::stage_samples(&r, "lab_daemon");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["class"], "harness");
     assert_eq!(dead[0]["subject"], format!("compute-1/ovn-controller (pid {victim})"));
@@ -150,7 +139,7 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
         "{:#?}",
         not_ok(&r)
     );
-    let skipped_pings = samples(&r, "ping_mesh")
+    let skipped_pings = test_support::stage_samples(&r, "ping_mesh")
         .into_iter()
         .filter(|p| p["class"] == "skipped")
         .count();
@@ -166,8 +155,7 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
 #[test]
 fn run_with_a_chaos_kill_of_a_chassis_controller_counts_its_later_ports_as_system_failures() {
     let test = "run_with_a_chaos_kill_of_a_chassis_controller_counts_its_later_ports_as_system_failures";
-    test_support::require_root!(test);
-    test_support::require_ovn!(test, ["ovsdb-server", "ovn-northd", "ovn-controller", "ovs-vswitchd"]);
+    test_support::require_lab!(test);
     let dir = test_support::TempDir::new("run_chaos_controller");
     let scenario = dir.path().join("scenario.yml");
     std::fs::write(
@@ -179,7 +167,7 @@ fn run_with_a_chaos_kill_of_a_chassis_controller_counts_its_later_ports_as_syste
     let out = test_support::heater_run(BIN, &scenario, &[], &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
-    let chaos = samples(&r, "chaos");
+    let chaos = test_support::stage_samples(&r, "chaos");
     assert_eq!(chaos.len(), 1, "{chaos:?}");
     let subject = chaos[0]["subject"].as_str().unwrap();
     assert!(
@@ -189,11 +177,11 @@ fn run_with_a_chaos_kill_of_a_chassis_controller_counts_its_later_ports_as_syste
     );
     assert!(chaos[0]["error"].is_null(), "the NB still takes writes: {}", chaos[0]);
     // Expected dead: not a lab failure.
-    assert!(samples(&r, "lab_daemon").is_empty(), "{stderr}");
+    assert!(test_support::stage_samples(&r, "lab_daemon").is_empty(), "{stderr}");
     assert!(!stderr.contains("is not running"), "{stderr}");
     // VMs 4..8 alternate compute-1 / compute-2: those on compute-1 never come up, as OVN's
     // failure; those on compute-2 do.
-    let up = samples(&r, "port_up");
+    let up = test_support::stage_samples(&r, "port_up");
     assert_eq!(up.len(), 8);
     for p in &up {
         let subject = p["subject"].as_str().unwrap();

@@ -46,17 +46,6 @@ fn run(dir: &Path, scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String
     (out.status.code(), stderr, r)
 }
 
-/// The samples of `measurement` in every stage.
-fn samples<'a>(r: &'a serde_json::Value, measurement: &str) -> Vec<&'a serde_json::Value> {
-    r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|st| st["measurements"][measurement]["samples"].as_array())
-        .flatten()
-        .collect()
-}
-
 #[test]
 fn run_with_a_harness_fault_counts_it_once_skips_its_dependents_and_exits_3() {
     test_support::require_lab!("run_with_a_harness_fault_counts_it_once_skips_its_dependents_and_exits_3");
@@ -84,7 +73,7 @@ fn run_with_a_harness_fault_counts_it_once_skips_its_dependents_and_exits_3() {
     );
     assert_eq!(s["pings_failed"], 0, "a skipped ping is not a failed one: {s}");
 
-    let bind = samples(&r, "bind_port");
+    let bind = test_support::stage_samples(&r, "bind_port");
     let failed: Vec<_> = bind.iter().filter(|b| !b["error"].is_null()).collect();
     assert_eq!(failed.len(), 1, "{bind:?}");
     assert_eq!(failed[0]["class"], "harness");
@@ -95,12 +84,15 @@ fn run_with_a_harness_fault_counts_it_once_skips_its_dependents_and_exits_3() {
     );
     let vm = failed[0]["subject"].as_str().unwrap();
     for m in ["port_up", "ping_gateway"] {
-        let of_vm: Vec<_> = samples(&r, m).into_iter().filter(|x| x["subject"] == vm).collect();
+        let of_vm: Vec<_> = test_support::stage_samples(&r, m)
+            .into_iter()
+            .filter(|x| x["subject"] == vm)
+            .collect();
         assert_eq!(of_vm.len(), 1, "{m}");
         assert_eq!(of_vm[0]["class"], "skipped", "{m}: {}", of_vm[0]);
         assert_eq!(of_vm[0]["error"], "skipped: bind_port failed", "{m}");
     }
-    let mesh = samples(&r, "ping_mesh");
+    let mesh = test_support::stage_samples(&r, "ping_mesh");
     assert_eq!(mesh.len(), 6);
     for p in &mesh {
         let involved = p["subject"].as_str().unwrap().contains(vm);
@@ -144,7 +136,7 @@ fn run_whose_ovn_cannot_bring_ports_up_counts_system_failures_and_exits_1() {
         (Some(0), Some(0)),
         "{s}"
     );
-    let up = samples(&r, "port_up");
+    let up = test_support::stage_samples(&r, "port_up");
     assert_eq!(up.len(), 2);
     for p in &up {
         assert_eq!(p["class"], "system", "{p}");
@@ -155,8 +147,8 @@ fn run_whose_ovn_cannot_bring_ports_up_counts_system_failures_and_exits_1() {
     assert_eq!(s["failures"], by_class["system"], "{s}");
     // northd was killed by the run's own chaos entry: expected dead (the lab does not restart
     // it), so not a lab failure, and named by its chaos sample.
-    assert!(samples(&r, "lab_daemon").is_empty(), "{stderr}");
-    let chaos = samples(&r, "chaos");
+    assert!(test_support::stage_samples(&r, "lab_daemon").is_empty(), "{stderr}");
+    let chaos = test_support::stage_samples(&r, "chaos");
     assert_eq!(chaos.len(), 1, "{chaos:?}");
     assert!(
         chaos[0]["subject"].as_str().unwrap().starts_with("northd ("),
@@ -192,19 +184,19 @@ fn kubernetes_run_with_a_harness_fault_skips_the_pods_samples_and_exits_3() {
         (Some(0), Some(1)),
         "{s}"
     );
-    let bind = samples(&r, "bind_port");
+    let bind = test_support::stage_samples(&r, "bind_port");
     let failed: Vec<_> = bind.iter().filter(|b| !b["error"].is_null()).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["class"], "harness");
     let pod = failed[0]["subject"].as_str().unwrap();
     // Its port-up and its pings (IPv4 and IPv6) are skipped, not failed.
-    let up: Vec<_> = samples(&r, "port_up")
+    let up: Vec<_> = test_support::stage_samples(&r, "port_up")
         .into_iter()
         .filter(|x| x["subject"] == pod)
         .collect();
     assert_eq!(up.len(), 1);
     assert_eq!(up[0]["class"], "skipped", "{}", up[0]);
-    let pings: Vec<_> = samples(&r, "ping_pod")
+    let pings: Vec<_> = test_support::stage_samples(&r, "ping_pod")
         .into_iter()
         .filter(|x| x["subject"].as_str().unwrap().starts_with(&format!("{pod} -> ")))
         .collect();
@@ -238,7 +230,7 @@ fn kubernetes_run_whose_pods_do_not_come_up_in_time_exits_1() {
         "{}\n{stderr}",
         r["summary"]
     );
-    let up = samples(&r, "port_up");
+    let up = test_support::stage_samples(&r, "port_up");
     let failed: Vec<_> = up.iter().filter(|x| !x["error"].is_null()).collect();
     assert_eq!(failed.len(), 1, "{up:?}");
     assert_eq!(failed[0]["class"], "system");

@@ -181,6 +181,17 @@ pub fn heater_run(exe: &str, scenario: &Path, args: &[&str], results: &Path) -> 
         .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"))
 }
 
+/// The samples of `measurement` in every stage of a parsed `results.json`.
+pub fn stage_samples<'a>(results: &'a serde_json::Value, measurement: &str) -> Vec<&'a serde_json::Value> {
+    results["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|stage| stage["measurements"][measurement]["samples"].as_array())
+        .flatten()
+        .collect()
+}
+
 /// A JSON file such as a run's `results.json`, parsed; panics naming the file otherwise.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
