@@ -8,6 +8,9 @@
 //!
 //! Must not know: YAML, the report formats' layout, how the lab starts daemons.
 
+pub mod daemons;
+pub mod host;
+pub mod logs;
 pub mod northd;
 pub mod procfs;
 mod stats;
@@ -167,6 +170,18 @@ pub struct StageRecord {
     /// CPU seconds of each watched process when the stage began.
     #[serde(skip)]
     pub cpu_at_start: BTreeMap<String, f64>,
+    /// The whole host's CPU seconds (user, system, idle, iowait, steal) during the stage, from
+    /// /proc/stat at both ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<host::HostCpu>,
+    #[serde(skip)]
+    pub host_at_start: Option<host::HostTicks>,
+    /// Daemon name → the poll-interval warnings its log got during the stage.
+    #[serde(default)]
+    pub poll_intervals: BTreeMap<String, logs::PollIntervals>,
+    /// Length of each watched log when the stage began.
+    #[serde(skip)]
+    pub logs_at_start: BTreeMap<String, u64>,
 }
 
 impl StageRecord {
@@ -182,6 +197,8 @@ pub struct Recorder {
     stages: Arc<Mutex<Vec<StageRecord>>>,
     /// Processes whose CPU time every stage records (name, pid); ovn-heater itself first.
     cpu_watched: Arc<Mutex<Vec<(String, u32)>>>,
+    /// Daemon logs whose poll-interval warnings every stage counts (name, path).
+    logs_watched: Arc<Mutex<Vec<(String, std::path::PathBuf)>>>,
 }
 
 /// The name ovn-heater's own process has in `processes` and `stages[].cpu_s`.
@@ -198,7 +215,37 @@ impl Recorder {
             clock,
             stages: Arc::new(Mutex::new(Vec::new())),
             cpu_watched: Arc::new(Mutex::new(vec![(TESTER.to_owned(), std::process::id())])),
+            logs_watched: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// From now on, every stage that ends counts the poll-interval warnings written to `log`
+    /// while it ran (a stage already running counts from the log's start).
+    pub fn watch_log(&self, name: &str, log: std::path::PathBuf) {
+        let mut watched = self.logs_watched.lock().unwrap_or_else(|p| p.into_inner());
+        if !watched.iter().any(|(n, _)| n == name) {
+            watched.push((name.to_owned(), log));
+        }
+    }
+
+    /// The watched logs (name, path).
+    pub fn watched_logs(&self) -> Vec<(String, std::path::PathBuf)> {
+        self.logs_watched.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Poll-interval warnings in each watched log from its start to now.
+    pub fn poll_intervals_total(&self) -> BTreeMap<String, logs::PollIntervals> {
+        self.watched_logs()
+            .into_iter()
+            .map(|(name, path)| (name, logs::count_from(&path, 0)))
+            .collect()
+    }
+
+    fn log_lengths(&self) -> BTreeMap<String, u64> {
+        self.watched_logs()
+            .into_iter()
+            .map(|(name, path)| (name, logs::length(&path)))
+            .collect()
     }
 
     /// From now on, every stage that ends records the CPU seconds `pid` used in it.
@@ -251,11 +298,15 @@ impl Recorder {
 
     pub fn begin_stage(&self, name: &str) -> StageId {
         let cpu_at_start = self.cpu_now();
+        let host_at_start = host::read();
+        let logs_at_start = self.log_lengths();
         let mut stages = self.lock();
         stages.push(StageRecord {
             name: name.to_owned(),
             start_s: self.clock.now(),
             cpu_at_start,
+            host_at_start,
+            logs_at_start,
             ..StageRecord::default()
         });
         StageId(stages.len() - 1)
@@ -271,7 +322,19 @@ impl Recorder {
     pub fn end_stage(&self, id: StageId) {
         let now = self.clock.now();
         let cpu_at_end = self.cpu_now();
+        let host_at_end = host::read();
+        let logs = self.watched_logs();
         if let Some(s) = self.lock().get_mut(id.0) {
+            if let (Some(a), Some(b)) = (&s.host_at_start, &host_at_end) {
+                s.host_cpu = Some(host::delta(a, b, procfs::clock_ticks_per_sec()));
+            }
+            s.poll_intervals = logs
+                .iter()
+                .map(|(name, path)| {
+                    let from = s.logs_at_start.get(name).copied().unwrap_or(0);
+                    (name.clone(), logs::count_from(path, from))
+                })
+                .collect();
             s.end_s = Some(now);
             s.cpu_s = cpu_at_end
                 .into_iter()

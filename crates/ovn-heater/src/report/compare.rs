@@ -113,6 +113,9 @@ pub struct Row {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SideInfo {
     pub label: String,
+    /// The runs' `--label`s (`environment.label`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_labels: Vec<String>,
     pub runs: usize,
     pub scenarios: Vec<String>,
     /// Each run's status in words, e.g. `complete, 10 failures`.
@@ -341,8 +344,15 @@ fn regresses(r: &Row, pct: f64) -> bool {
 fn side_info(s: &Side) -> SideInfo {
     let mut scenarios: Vec<String> = s.runs.iter().map(|r| r.scenario.name.clone()).collect();
     scenarios.dedup();
+    let mut run_labels: Vec<String> = Vec::new();
+    for label in s.runs.iter().filter_map(|r| r.environment.label.clone()) {
+        if !run_labels.contains(&label) {
+            run_labels.push(label);
+        }
+    }
     SideInfo {
         label: s.label.clone(),
+        run_labels,
         runs: s.runs.len(),
         scenarios,
         statuses: s.runs.iter().map(status_words).collect(),
@@ -478,9 +488,14 @@ pub fn text(c: &Comparison) -> String {
         } else {
             format!(", {} runs", s.runs)
         };
+        let labels = if s.run_labels.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", s.run_labels.join(", "))
+        };
         let _ = writeln!(
             out,
-            "{tag}: {} ({}{runs}: {})",
+            "{tag}: {}{labels} ({}{runs}: {})",
             s.label,
             s.scenarios.join(", "),
             s.statuses.join("; ")
@@ -588,6 +603,19 @@ mod tests {
         assert!(text.contains("Stage cleanup (seconds)"));
         assert!(text.contains("northd peak RSS (MB)"));
         assert_eq!(c.regressions, 0);
+    }
+
+    #[test]
+    fn run_labels_are_in_the_headers() {
+        let mut a = example(1.0);
+        a.environment.label = Some("main".into());
+        let mut b = example(1.0);
+        b.environment.label = Some("patch-v2".into());
+        let c = compare(&side("r1", vec![a]), &side("r2", vec![b]), None);
+        let text = text(&c);
+        assert!(text.starts_with("A: r1 [main] ("), "{text}");
+        assert!(text.contains("\nB: r2 [patch-v2] ("), "{text}");
+        assert_eq!(c.b.run_labels, vec!["patch-v2".to_owned()]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use ovsdb::{Client, Transaction};
 
-use crate::metrics::northd;
+use crate::metrics::{daemons, northd};
 use crate::metrics::{Recorder, StageId};
 use crate::report::json::{names, DbFigures, DbSize, StageExtras};
 
@@ -65,6 +65,10 @@ pub struct Probes {
     pub northd: Option<(PathBuf, PathBuf)>,
     pub nb_file: Option<PathBuf>,
     pub sb_file: Option<PathBuf>,
+    /// `ovn-appctl`, and the daemons whose `memory/show`, `coverage/show` and `cluster/status`
+    /// every stage's end records.
+    pub appctl: Option<PathBuf>,
+    pub daemons: Vec<daemons::Daemon>,
 }
 
 /// Row counts of every table of `database`, in one transaction.
@@ -133,6 +137,10 @@ impl<C, H> Run<C, H> {
             Some((appctl, ctl)) => Some(northd::capture(appctl, ctl).await),
             None => None,
         };
+        let daemons = match &self.probes.appctl {
+            Some(appctl) => daemons::capture(appctl, &self.probes.daemons).await,
+            None => BTreeMap::new(),
+        };
         let size = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
         let nb_rows = row_counts(&self.nb, "OVN_Northbound").await.unwrap_or_default();
         let sb_rows = row_counts(&self.sb, "OVN_Southbound").await.unwrap_or_default();
@@ -146,10 +154,14 @@ impl<C, H> Run<C, H> {
                 rows: sb_rows,
             },
         };
-        self.extras
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), StageExtras { northd, db: Some(db) });
+        self.extras.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            name.to_owned(),
+            StageExtras {
+                northd,
+                db: Some(db),
+                daemons,
+            },
+        );
         self.event(format!("stage {name} done"));
     }
 }

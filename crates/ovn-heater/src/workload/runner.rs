@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub ovs_bin_dir: Option<PathBuf>,
     /// TLS files for `ssl:` remotes in `nb`/`sb` (`{chassis}` in a name: one per chassis).
     pub tls: crate::tls::TlsArgs,
+    /// The user's name for the run (`environment.label`).
+    pub label: Option<String>,
 }
 
 /// How a run ended, for the caller to turn into an exit code.
@@ -376,6 +378,7 @@ async fn execute(
         },
         args.nb.as_deref().unwrap_or("lab"),
     );
+    env.label = args.label.clone();
 
     let body = drive(
         args,
@@ -415,6 +418,7 @@ async fn execute(
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
+    let poll_intervals = rec.poll_intervals_total();
     let teardown_error = teardown(&mut started, &built, results_dir).await.err();
 
     let (status, error) = match ending {
@@ -454,6 +458,7 @@ async fn execute(
         summary,
         stages,
         processes,
+        poll_intervals,
     };
     write_logs(results_dir, &results, &events, scenario.global.log_cmds);
     let failure = match ending {
@@ -564,10 +569,27 @@ async fn drive(
                     .map(|c| (c.name().to_owned(), c.netns().to_owned()))
                     .collect(),
             );
-            for p in lab.processes() {
-                if p.role == ovn_lab::ProcessRole::Northd {
-                    let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
-                    probes.northd = appctl.map(|a| (a, p.ctl_path.clone()));
+            let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
+            probes.appctl = appctl.clone();
+            let processes = lab.processes();
+            for p in &processes {
+                use ovn_lab::ProcessRole as R;
+                if p.role == R::Northd {
+                    probes.northd = appctl.clone().map(|a| (a, p.ctl_path.clone()));
+                }
+                rec.watch_log(&p.name, p.log_path.clone());
+                let raft_db = match p.role {
+                    R::NbDb if lab.clustered() => Some("OVN_Northbound"),
+                    R::SbDb if lab.clustered() => Some("OVN_Southbound"),
+                    _ => None,
+                };
+                // The chassis' own ovsdb-server and ovs-vswitchd are OVS, not what is measured.
+                if matches!(p.role, R::NbDb | R::SbDb | R::SbRelay | R::Northd | R::Controller) {
+                    probes.daemons.push(crate::metrics::daemons::Daemon {
+                        name: p.name.clone(),
+                        ctl: p.ctl_path.clone(),
+                        raft_db: raft_db.map(str::to_owned),
+                    });
                 }
                 watched.push(Watched {
                     name: p.name.clone(),
@@ -582,6 +604,8 @@ async fn drive(
                     .map(|f| dir.join(f))
                     .find(|p| p.exists())
             };
+            let pids: Vec<u32> = processes.iter().map(|p| p.pid).collect();
+            env.binaries = crate::report::environment::binaries(&pids, appctl.as_slice());
             probes.nb_file = db_file("nb");
             probes.sb_file = db_file("sb");
             let v = lab.versions();
@@ -943,6 +967,7 @@ mod tests {
             ovn_bin_dir: None,
             ovs_bin_dir: None,
             tls: Default::default(),
+            label: None,
         };
         let spec = lab_spec(&s, &args, "/tmp/x".into());
         let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
