@@ -95,7 +95,10 @@ fn run_records_what_engineers_read() {
     assert!(northd["errors"].as_array().is_none(), "{northd}");
     let memory = northd["memory"].as_object().unwrap();
     assert!(!memory.is_empty() && memory.values().all(|v| v.is_number()), "{northd}");
-    assert!(northd["coverage_text"].as_str().unwrap().contains("coverage"), "{northd}");
+    assert!(
+        northd["coverage_text"].as_str().unwrap().contains("coverage"),
+        "{northd}"
+    );
     for member in ["nb-1", "nb-2", "nb-3", "sb-1", "sb-2", "sb-3"] {
         let d = &daemons[member];
         assert!(d["memory"]["cells"].is_number(), "{member}: {d}");

@@ -551,6 +551,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn results_without_the_engineer_fields_still_load() {
+        let mut v = serde_json::to_value(example(1.0)).unwrap();
+        let strip = |o: &mut serde_json::Value, keys: &[&str]| {
+            for k in keys {
+                o.as_object_mut().unwrap().remove(*k);
+            }
+        };
+        strip(&mut v, &["poll_intervals"]);
+        strip(&mut v["environment"], &["binaries", "label"]);
+        strip(&mut v["processes"][0], &["end_rss_bytes"]);
+        strip(&mut v["stages"][0], &["host_cpu", "poll_intervals", "daemons"]);
+        strip(&mut v["stages"][0]["northd"], &["since_previous_stage"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("results.json"), v.to_string()).unwrap();
+        let r = RunResults::read(dir.path()).expect("old results load");
+        assert!(r.poll_intervals.is_empty() && r.environment.binaries.is_empty());
+        assert_eq!(r.processes[0].end_rss_bytes, 0);
+        assert!(r.stages[0].daemons.is_empty() && r.stages[0].host_cpu.is_none());
+        assert!(!r.stages[0].northd.as_ref().unwrap().since_previous_stage);
+        // And the page still renders, with last RSS from the readings.
+        assert!(crate::report::html::render(&r).contains("id=\"processes\""));
+    }
+
+    #[test]
     fn read_refuses_other_files_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let err = RunResults::read(dir.path()).unwrap_err();
