@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::northd::appctl;
+use super::northd::{appctl, NorthdCapture};
 
 /// A daemon to ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +52,26 @@ pub fn parse_memory(text: &str) -> BTreeMap<String, f64> {
             (!key.is_empty()).then(|| (key.to_owned(), value))
         })
         .collect()
+}
+
+/// What a stage's end asks, and with which `ovn-appctl`.
+#[derive(Clone, Debug, Default)]
+pub struct StageProbes {
+    pub appctl: PathBuf,
+    /// northd's control socket: its stopwatches and engine statistics ([`super::northd`]).
+    pub northd_ctl: Option<PathBuf>,
+    pub daemons: Vec<Daemon>,
+}
+
+impl StageProbes {
+    /// northd's counters (then cleared) and every daemon's figures, at a stage's end.
+    pub async fn capture(&self) -> (Option<NorthdCapture>, BTreeMap<String, DaemonCapture>) {
+        let northd = match &self.northd_ctl {
+            Some(ctl) => Some(super::northd::capture(&self.appctl, ctl).await),
+            None => None,
+        };
+        (northd, capture(&self.appctl, &self.daemons).await)
+    }
 }
 
 /// Captures one daemon.

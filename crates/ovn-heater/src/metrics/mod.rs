@@ -182,6 +182,12 @@ pub struct StageRecord {
     /// Length of each watched log when the stage began.
     #[serde(skip)]
     pub logs_at_start: BTreeMap<String, u64>,
+    /// northd's counters and the daemons' figures captured at the stage's end
+    /// ([`Recorder::attach_captures`]).
+    #[serde(skip)]
+    pub northd: Option<northd::NorthdCapture>,
+    #[serde(skip)]
+    pub daemons: BTreeMap<String, daemons::DaemonCapture>,
 }
 
 impl StageRecord {
@@ -343,6 +349,19 @@ impl Recorder {
                     (name, (end - start).max(0.0))
                 })
                 .collect();
+        }
+    }
+
+    /// Keeps what was captured from the daemons at the end of `stage`.
+    pub fn attach_captures(
+        &self,
+        stage: StageId,
+        northd: Option<northd::NorthdCapture>,
+        daemons: BTreeMap<String, daemons::DaemonCapture>,
+    ) {
+        if let Some(s) = self.lock().get_mut(stage.0) {
+            s.northd = northd;
+            s.daemons = daemons;
         }
     }
 

@@ -225,12 +225,15 @@ impl StageResult {
                     )
                 })
                 .collect(),
-            northd: extras.and_then(|e| e.northd.clone()),
+            northd: extras.and_then(|e| e.northd.clone()).or_else(|| record.northd.clone()),
             db: extras.and_then(|e| e.db.clone()),
             cpu_s: record.cpu_s.clone(),
             host_cpu: record.host_cpu,
             poll_intervals: record.poll_intervals.clone(),
-            daemons: extras.map(|e| e.daemons.clone()).unwrap_or_default(),
+            daemons: extras
+                .map(|e| e.daemons.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| record.daemons.clone()),
         }
     }
 }

@@ -476,6 +476,8 @@ struct Emulated {
     last_stats: std::collections::BTreeMap<&'static str, ovn_kubernetes::cluster::OpStats>,
     /// Samples for results.json: one stage per Context, named when it ends.
     rec: Recorder,
+    /// What each Context's end asks the lab's daemons.
+    probes: Option<crate::metrics::daemons::StageProbes>,
     stage: StageId,
     /// Set when a pod did not come up: OVN's failure, which ended the run.
     system_failure: Option<String>,
@@ -564,6 +566,10 @@ impl Hooks for Emulated {
         self.phase_start = Instant::now();
         self.rec.rename_stage(self.stage, point.label);
         self.rec.end_stage(self.stage);
+        if let Some(probes) = &self.probes {
+            let (northd, daemons) = probes.capture().await;
+            self.rec.attach_captures(self.stage, northd, daemons);
+        }
         self.stage = self.rec.begin_stage(NEXT_CONTEXT);
         Ok(())
     }
@@ -593,6 +599,7 @@ impl Emulated {
             last_stats: Default::default(),
             rec,
             stage,
+            probes: None,
             system_failure: None,
         }
     }
@@ -763,13 +770,8 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     let _ = stop_sampling.send(true);
     let processes = sampler.await.unwrap_or_default();
     let versions = lab.versions().clone();
-    let pids: Vec<u32> = lab.processes().iter().map(|p| p.pid).collect();
-    let appctl = ["/usr/bin/ovn-appctl", "/usr/local/bin/ovn-appctl"]
-        .map(PathBuf::from)
-        .into_iter()
-        .find(|p| p.is_file());
     let found = Found {
-        binaries: environment::binaries(&pids, appctl.as_slice()),
+        binaries: super::lab::binaries(&lab),
         poll_intervals: rec.poll_intervals_total(),
         versions,
     };
@@ -825,6 +827,7 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
         let mut hooks = Emulated::new(up, run.pod_timeout, rec);
+        hooks.probes = super::lab::stage_probes(lab);
         let ran = async {
             workload::prepare(&mut ovnk, &mut hooks).await?;
             workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
@@ -1059,6 +1062,7 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         pings: 0,
         failed_pings: Vec::new(),
     };
+    hooks.up.probes = super::lab::stage_probes(lab);
     let ran = async {
         workload::prepare(&mut ovnk, &mut hooks).await?;
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use ovsdb::{Client, Transaction};
 
-use crate::metrics::{daemons, northd};
+use crate::metrics::daemons;
 use crate::metrics::{Recorder, StageId};
 use crate::report::json::{names, DbFigures, DbSize, StageExtras};
 
@@ -61,14 +61,10 @@ impl Limiter {
 /// Where the end-of-stage figures come from.
 #[derive(Clone, Default)]
 pub struct Probes {
-    /// `ovn-appctl` and northd's control socket.
-    pub northd: Option<(PathBuf, PathBuf)>,
+    /// northd's counters and the daemons' figures (with a lab).
+    pub daemons: Option<daemons::StageProbes>,
     pub nb_file: Option<PathBuf>,
     pub sb_file: Option<PathBuf>,
-    /// `ovn-appctl`, and the daemons whose `memory/show`, `coverage/show` and `cluster/status`
-    /// every stage's end records.
-    pub appctl: Option<PathBuf>,
-    pub daemons: Vec<daemons::Daemon>,
 }
 
 /// Row counts of every table of `database`, in one transaction.
@@ -133,13 +129,9 @@ impl<C, H> Run<C, H> {
             ),
         }
         self.rec.end_stage(stage);
-        let northd = match &self.probes.northd {
-            Some((appctl, ctl)) => Some(northd::capture(appctl, ctl).await),
-            None => None,
-        };
-        let daemons = match &self.probes.appctl {
-            Some(appctl) => daemons::capture(appctl, &self.probes.daemons).await,
-            None => BTreeMap::new(),
+        let (northd, daemons) = match &self.probes.daemons {
+            Some(p) => p.capture().await,
+            None => (None, BTreeMap::new()),
         };
         let size = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
         let nb_rows = row_counts(&self.nb, "OVN_Northbound").await.unwrap_or_default();

@@ -308,14 +308,6 @@ pub(crate) fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
     }
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 async fn connect(remote: &str, database: &str, leader_only: bool, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
     let opts = tls
         .apply(ClientOptions::new(remote)?)?
@@ -569,28 +561,9 @@ async fn drive(
                     .map(|c| (c.name().to_owned(), c.netns().to_owned()))
                     .collect(),
             );
-            let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
-            probes.appctl = appctl.clone();
-            let processes = lab.processes();
-            for p in &processes {
-                use ovn_lab::ProcessRole as R;
-                if p.role == R::Northd {
-                    probes.northd = appctl.clone().map(|a| (a, p.ctl_path.clone()));
-                }
+            probes.daemons = crate::workload::lab::stage_probes(&lab);
+            for p in lab.processes() {
                 rec.watch_log(&p.name, p.log_path.clone());
-                let raft_db = match p.role {
-                    R::NbDb if lab.clustered() => Some("OVN_Northbound"),
-                    R::SbDb if lab.clustered() => Some("OVN_Southbound"),
-                    _ => None,
-                };
-                // The chassis' own ovsdb-server and ovs-vswitchd are OVS, not what is measured.
-                if matches!(p.role, R::NbDb | R::SbDb | R::SbRelay | R::Northd | R::Controller) {
-                    probes.daemons.push(crate::metrics::daemons::Daemon {
-                        name: p.name.clone(),
-                        ctl: p.ctl_path.clone(),
-                        raft_db: raft_db.map(str::to_owned),
-                    });
-                }
                 watched.push(Watched {
                     name: p.name.clone(),
                     role: p.role.to_string(),
@@ -604,8 +577,7 @@ async fn drive(
                     .map(|f| dir.join(f))
                     .find(|p| p.exists())
             };
-            let pids: Vec<u32> = processes.iter().map(|p| p.pid).collect();
-            env.binaries = crate::report::environment::binaries(&pids, appctl.as_slice());
+            env.binaries = crate::workload::lab::binaries(&lab);
             probes.nb_file = db_file("nb");
             probes.sb_file = db_file("sb");
             let v = lab.versions();
