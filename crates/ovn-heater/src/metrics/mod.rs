@@ -483,6 +483,44 @@ mod tests {
     }
 
     #[test]
+    fn stages_count_the_poll_intervals_logged_while_they_ran_and_host_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("northd.log");
+        let warn = |ms: u32| {
+            format!("2026-12-05T10:00:00Z|00001|timeval|WARN|Unreasonably long {ms}ms poll interval (0ms user, 0ms system)\n")
+        };
+        std::fs::write(&log, warn(1500)).unwrap();
+        let rec = Recorder::new(Clock::start());
+        let bringup = rec.begin_stage("bringup");
+        // Watched after the stage began: the stage counts from the log's start.
+        rec.watch_log("northd", log.clone());
+        rec.end_stage(bringup);
+        let vms = rec.begin_stage("vms");
+        let append = |text: String| {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        };
+        append(warn(2500) + "other line\n" + &warn(1100));
+        rec.end_stage(vms);
+        let stages = rec.stages();
+        assert_eq!(
+            stages[0].poll_intervals["northd"],
+            logs::PollIntervals { count: 1, max_ms: 1500 }
+        );
+        assert_eq!(
+            stages[1].poll_intervals["northd"],
+            logs::PollIntervals { count: 2, max_ms: 2500 }
+        );
+        assert_eq!(rec.poll_intervals_total()["northd"].count, 3);
+        assert!(stages.iter().all(|s| s.host_cpu.is_some()));
+    }
+
+    #[test]
     fn clock_is_monotonic_and_saturates() {
         let c = Clock::start();
         let before = c.origin - Duration::from_millis(1);
