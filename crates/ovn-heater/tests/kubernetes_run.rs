@@ -64,7 +64,23 @@ fn assert_common(r: &serde_json::Value, chassis: &str) {
     assert!(processes.iter().any(|p| p["role"] == "northd"));
     for st in r["stages"].as_array().unwrap() {
         assert!(st["cpu_s"]["ovn-heater"].as_f64().is_some(), "cpu_s of {}", st["name"]);
+        // Host CPU, poll-interval counts, northd's own counters for this Context alone, and
+        // each daemon's memory/show at its end.
+        assert!(st["host_cpu"]["steal_s"].is_number(), "host_cpu of {}", st["name"]);
+        assert!(
+            st["poll_intervals"]["northd"]["count"].is_u64(),
+            "poll_intervals of {}",
+            st["name"]
+        );
+        assert_eq!(st["northd"]["since_previous_stage"], true, "northd of {}", st["name"]);
+        let northd_memory = st["daemons"]["northd"]["memory"].as_object();
+        assert!(
+            northd_memory.is_some_and(|m| !m.is_empty()),
+            "daemons of {}",
+            st["name"]
+        );
     }
+    assert!(r["environment"]["binaries"]["ovn-northd"]["path"].is_string());
 }
 
 #[test]

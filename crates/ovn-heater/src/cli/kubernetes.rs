@@ -143,6 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 pod_timeout_s: r.pod_timeout_s,
                 real: r.real,
                 results_dir: None,
+                label: None,
             })
             .await
         }

@@ -46,6 +46,10 @@ pub struct Args {
     /// (hv-1, hv-2, ...; what SB RBAC needs), and ovn-heater's own connections `ovn-heater`'s.
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// A name for this run, kept in results.json (`environment.label`) and shown in the report
+    /// and `compare`, e.g. --label main / --label patch-v2.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
 }
 
 impl Args {
@@ -58,6 +62,7 @@ impl Args {
             ovn_bin_dir: self.ovn_bin_dir.clone(),
             ovs_bin_dir: self.ovs_bin_dir.clone(),
             tls: self.tls.clone(),
+            label: self.label.clone(),
         }
     }
 }
@@ -83,8 +88,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
             .into());
         }
-        return crate::workload::kubernetes::run_for_cli(&args.scenario, &args.overrides, args.results_dir.clone())
-            .await;
+        return crate::workload::kubernetes::run_for_cli(
+            &args.scenario,
+            &args.overrides,
+            args.results_dir.clone(),
+            args.label.clone(),
+        )
+        .await;
     }
     let scenario = load_scenario(&args.scenario, &args.overrides)?;
     if args.check {

@@ -8,6 +8,9 @@
 //!
 //! Must not know: YAML, the report formats' layout, how the lab starts daemons.
 
+pub mod daemons;
+pub mod host;
+pub mod logs;
 pub mod northd;
 pub mod procfs;
 mod stats;
@@ -167,6 +170,24 @@ pub struct StageRecord {
     /// CPU seconds of each watched process when the stage began.
     #[serde(skip)]
     pub cpu_at_start: BTreeMap<String, f64>,
+    /// The whole host's CPU seconds (user, system, idle, iowait, steal) during the stage, from
+    /// /proc/stat at both ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<host::HostCpu>,
+    #[serde(skip)]
+    pub host_at_start: Option<host::HostTicks>,
+    /// Daemon name → the poll-interval warnings its log got during the stage.
+    #[serde(default)]
+    pub poll_intervals: BTreeMap<String, logs::PollIntervals>,
+    /// Length of each watched log when the stage began.
+    #[serde(skip)]
+    pub logs_at_start: BTreeMap<String, u64>,
+    /// northd's counters and the daemons' figures captured at the stage's end
+    /// ([`Recorder::attach_captures`]).
+    #[serde(skip)]
+    pub northd: Option<northd::NorthdCapture>,
+    #[serde(skip)]
+    pub daemons: BTreeMap<String, daemons::DaemonCapture>,
 }
 
 impl StageRecord {
@@ -182,6 +203,8 @@ pub struct Recorder {
     stages: Arc<Mutex<Vec<StageRecord>>>,
     /// Processes whose CPU time every stage records (name, pid); ovn-heater itself first.
     cpu_watched: Arc<Mutex<Vec<(String, u32)>>>,
+    /// Daemon logs whose poll-interval warnings every stage counts (name, path).
+    logs_watched: Arc<Mutex<Vec<(String, std::path::PathBuf)>>>,
 }
 
 /// The name ovn-heater's own process has in `processes` and `stages[].cpu_s`.
@@ -198,7 +221,37 @@ impl Recorder {
             clock,
             stages: Arc::new(Mutex::new(Vec::new())),
             cpu_watched: Arc::new(Mutex::new(vec![(TESTER.to_owned(), std::process::id())])),
+            logs_watched: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// From now on, every stage that ends counts the poll-interval warnings written to `log`
+    /// while it ran (a stage already running counts from the log's start).
+    pub fn watch_log(&self, name: &str, log: std::path::PathBuf) {
+        let mut watched = self.logs_watched.lock().unwrap_or_else(|p| p.into_inner());
+        if !watched.iter().any(|(n, _)| n == name) {
+            watched.push((name.to_owned(), log));
+        }
+    }
+
+    /// The watched logs (name, path).
+    pub fn watched_logs(&self) -> Vec<(String, std::path::PathBuf)> {
+        self.logs_watched.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Poll-interval warnings in each watched log from its start to now.
+    pub fn poll_intervals_total(&self) -> BTreeMap<String, logs::PollIntervals> {
+        self.watched_logs()
+            .into_iter()
+            .map(|(name, path)| (name, logs::count_from(&path, 0)))
+            .collect()
+    }
+
+    fn log_lengths(&self) -> BTreeMap<String, u64> {
+        self.watched_logs()
+            .into_iter()
+            .map(|(name, path)| (name, logs::length(&path)))
+            .collect()
     }
 
     /// From now on, every stage that ends records the CPU seconds `pid` used in it.
@@ -251,11 +304,15 @@ impl Recorder {
 
     pub fn begin_stage(&self, name: &str) -> StageId {
         let cpu_at_start = self.cpu_now();
+        let host_at_start = host::read();
+        let logs_at_start = self.log_lengths();
         let mut stages = self.lock();
         stages.push(StageRecord {
             name: name.to_owned(),
             start_s: self.clock.now(),
             cpu_at_start,
+            host_at_start,
+            logs_at_start,
             ..StageRecord::default()
         });
         StageId(stages.len() - 1)
@@ -271,7 +328,19 @@ impl Recorder {
     pub fn end_stage(&self, id: StageId) {
         let now = self.clock.now();
         let cpu_at_end = self.cpu_now();
+        let host_at_end = host::read();
+        let logs = self.watched_logs();
         if let Some(s) = self.lock().get_mut(id.0) {
+            if let (Some(a), Some(b)) = (&s.host_at_start, &host_at_end) {
+                s.host_cpu = Some(host::delta(a, b, procfs::clock_ticks_per_sec()));
+            }
+            s.poll_intervals = logs
+                .iter()
+                .map(|(name, path)| {
+                    let from = s.logs_at_start.get(name).copied().unwrap_or(0);
+                    (name.clone(), logs::count_from(path, from))
+                })
+                .collect();
             s.end_s = Some(now);
             s.cpu_s = cpu_at_end
                 .into_iter()
@@ -280,6 +349,19 @@ impl Recorder {
                     (name, (end - start).max(0.0))
                 })
                 .collect();
+        }
+    }
+
+    /// Keeps what was captured from the daemons at the end of `stage`.
+    pub fn attach_captures(
+        &self,
+        stage: StageId,
+        northd: Option<northd::NorthdCapture>,
+        daemons: BTreeMap<String, daemons::DaemonCapture>,
+    ) {
+        if let Some(s) = self.lock().get_mut(stage.0) {
+            s.northd = northd;
+            s.daemons = daemons;
         }
     }
 
@@ -398,6 +480,44 @@ mod tests {
         let r: Result<(), String> = rec.timed(s, "op", "a", async { Err("boom".to_owned()) }).await;
         assert!(r.is_err());
         assert_eq!(rec.stages()[0].measurements["op"][0].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn stages_count_the_poll_intervals_logged_while_they_ran_and_host_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("northd.log");
+        let warn = |ms: u32| {
+            format!("2026-12-05T10:00:00Z|00001|timeval|WARN|Unreasonably long {ms}ms poll interval (0ms user, 0ms system)\n")
+        };
+        std::fs::write(&log, warn(1500)).unwrap();
+        let rec = Recorder::new(Clock::start());
+        let bringup = rec.begin_stage("bringup");
+        // Watched after the stage began: the stage counts from the log's start.
+        rec.watch_log("northd", log.clone());
+        rec.end_stage(bringup);
+        let vms = rec.begin_stage("vms");
+        let append = |text: String| {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        };
+        append(warn(2500) + "other line\n" + &warn(1100));
+        rec.end_stage(vms);
+        let stages = rec.stages();
+        assert_eq!(
+            stages[0].poll_intervals["northd"],
+            logs::PollIntervals { count: 1, max_ms: 1500 }
+        );
+        assert_eq!(
+            stages[1].poll_intervals["northd"],
+            logs::PollIntervals { count: 2, max_ms: 2500 }
+        );
+        assert_eq!(rec.poll_intervals_total()["northd"].count, 3);
+        assert!(stages.iter().all(|s| s.host_cpu.is_some()));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct NorthdCapture {
     pub stopwatches: BTreeMap<String, Stopwatch>,
     pub stopwatch_text: String,
     pub inc_engine_text: String,
+    /// True when northd's counters were cleared at the previous stage's end, so these figures
+    /// cover this stage alone (the first capture covers northd's life up to it). False in
+    /// results written before, whose sample counts are cumulative over the run.
+    #[serde(default)]
+    pub since_previous_stage: bool,
     /// Errors of the capture commands, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -73,13 +78,16 @@ pub fn parse_stopwatches(text: &str) -> BTreeMap<String, Stopwatch> {
     out
 }
 
-async fn appctl(appctl_bin: &Path, ctl: &Path, command: &str) -> Result<String, String> {
+/// `appctl_bin -t ctl command...`'s output; an error says which command failed and why.
+pub(crate) async fn appctl(appctl_bin: &Path, ctl: &Path, command: &[&str]) -> Result<String, String> {
+    let args = command;
+    let command = command.join(" ");
     let out = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::process::Command::new(appctl_bin)
             .arg("-t")
             .arg(ctl)
-            .arg(command)
+            .args(args)
             .kill_on_drop(true)
             .output(),
     )
@@ -97,19 +105,31 @@ async fn appctl(appctl_bin: &Path, ctl: &Path, command: &str) -> Result<String, 
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Captures both reports from the northd listening on control socket `ctl`.
+/// Captures both reports from the northd listening on control socket `ctl`, then clears
+/// northd's stopwatches and engine statistics (`stopwatch/reset`, `inc-engine/clear-stats`) so
+/// that the next capture covers only what happened since: the figures of each stage are that
+/// stage's, not a running total.
 pub async fn capture(appctl_bin: &Path, ctl: &Path) -> NorthdCapture {
     let mut cap = NorthdCapture::default();
-    match appctl(appctl_bin, ctl, "stopwatch/show").await {
+    match appctl(appctl_bin, ctl, &["stopwatch/show"]).await {
         Ok(text) => {
             cap.stopwatches = parse_stopwatches(&text);
             cap.stopwatch_text = text;
         }
         Err(e) => cap.errors.push(e),
     }
-    match appctl(appctl_bin, ctl, "inc-engine/show-stats").await {
+    match appctl(appctl_bin, ctl, &["inc-engine/show-stats"]).await {
         Ok(text) => cap.inc_engine_text = text,
         Err(e) => cap.errors.push(e),
+    }
+    // Cleared only when both were read: a failed read must not lose the stage's figures.
+    if cap.errors.is_empty() {
+        let reset = appctl(appctl_bin, ctl, &["stopwatch/reset"]).await;
+        let clear = appctl(appctl_bin, ctl, &["inc-engine/clear-stats"]).await;
+        match (reset, clear) {
+            (Ok(_), Ok(_)) => cap.since_previous_stage = true,
+            (Err(e), _) | (_, Err(e)) => cap.errors.push(e),
+        }
     }
     cap
 }

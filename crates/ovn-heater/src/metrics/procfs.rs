@@ -44,6 +44,11 @@ pub struct Series {
     /// or the largest RSS reading of a process that exited before.
     #[serde(default)]
     pub peak_rss_bytes: u64,
+    /// What it held at the end: its RSS when sampling stopped (the run's end), or at its last
+    /// reading for a process that exited before. Compared with `peak_rss_bytes` it tells
+    /// memory given back from memory kept. 0 in results written before it existed.
+    #[serde(default)]
+    pub end_rss_bytes: u64,
 }
 
 impl Series {
@@ -98,7 +103,7 @@ fn page_size() -> u64 {
     }
 }
 
-fn clock_ticks_per_sec() -> f64 {
+pub fn clock_ticks_per_sec() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if n > 0 {
@@ -125,6 +130,7 @@ pub async fn sample(
             readings: Vec::new(),
             exited_s: None,
             peak_rss_bytes: 0,
+            end_rss_bytes: 0,
         })
         .collect();
     let mut last: Vec<Option<(u64, Instant)>> = vec![None; series.len()];
@@ -145,6 +151,7 @@ pub async fn sample(
     for s in &mut series {
         let alive_peak = if s.exited_s.is_none() { peak_rss(s.pid) } else { None };
         s.peak_rss_bytes = alive_peak.unwrap_or(0).max(s.max_rss());
+        s.end_rss_bytes = s.readings.last().map(|r| r.rss_bytes).unwrap_or(0);
     }
     series
 }
@@ -213,6 +220,7 @@ mod tests {
         assert!(series[0].readings.len() >= 2, "{:?}", series[0]);
         assert!(series[0].max_rss() > 0);
         assert!(series[0].exited_s.is_none());
+        assert!(series[0].end_rss_bytes > 0 && series[0].end_rss_bytes <= series[0].peak_rss_bytes);
         assert!(series[1].readings.is_empty() && series[1].exited_s.is_some());
     }
 }

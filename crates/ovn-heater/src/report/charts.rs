@@ -565,6 +565,7 @@ mod tests {
                 .collect(),
             exited_s: None,
             peak_rss_bytes: 1_000_000 + n as u64,
+            end_rss_bytes: 1_000_000 + n as u64,
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Rows: the summary counts and failures by class, then per stage its duration and each
 //! measurement's p50, p99 and total, then the CPU seconds every process used in that stage
-//! (`stages[].cpu_s`, when the runs recorded it), then each role's peak RSS. With several runs
+//! (`stages[].cpu_s`, when the runs recorded it), then each role's peak RSS (and, where a side has
+//! some, poll-interval warnings per role and the host's CPU steal). With several runs
 //! on a side a figure is the median over the runs, and the text shows their spread
 //! (`min-max`). A stage, measurement or process missing from one side shows `-` there, never
 //! disappears.
@@ -113,6 +114,9 @@ pub struct Row {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SideInfo {
     pub label: String,
+    /// The runs' `--label`s (`environment.label`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_labels: Vec<String>,
     pub runs: usize,
     pub scenarios: Vec<String>,
     /// Each run's status in words, e.g. `complete, 10 failures`.
@@ -291,6 +295,49 @@ pub fn compare(a: &Side, b: &Side, threshold_pct: Option<f64>) -> Comparison {
         ));
     }
 
+    // Poll-interval warnings over the whole logs, per role: informative (a loaded machine
+    // makes them too), listed only where a side has some.
+    for role in roles(a, b) {
+        let [x, y] = sides.map(|s| {
+            Figure::of(
+                s.runs
+                    .iter()
+                    .filter(|r| !r.poll_intervals.is_empty())
+                    .map(|r| {
+                        r.processes
+                            .iter()
+                            .filter(|p| p.role == role)
+                            .filter_map(|p| r.poll_intervals.get(&p.name))
+                            .map(|p| p.count as f64)
+                            .sum()
+                    })
+                    .collect(),
+            )
+        });
+        if [&x, &y].iter().any(|f| f.as_ref().is_some_and(|f| f.max > 0.0)) {
+            rows.push(row(
+                "resources",
+                &format!("{role} poll-interval warnings"),
+                Kind::Count,
+                x,
+                y,
+            ));
+        }
+    }
+    // The hypervisor's steal over the run: where it differs, so may the latencies.
+    let [x, y] = sides.map(|s| {
+        Figure::of(
+            s.runs
+                .iter()
+                .filter(|r| r.stages.iter().any(|st| st.host_cpu.is_some()))
+                .map(|r| r.stages.iter().filter_map(|st| st.host_cpu).map(|c| c.steal_s).sum())
+                .collect(),
+        )
+    });
+    if [&x, &y].iter().any(|f| f.as_ref().is_some_and(|f| f.max > 0.0)) {
+        rows.push(row("resources", "host CPU steal (s)", Kind::Count, x, y));
+    }
+
     if let Some(pct) = threshold_pct {
         for r in &mut rows {
             r.regression = regresses(r, pct);
@@ -341,8 +388,15 @@ fn regresses(r: &Row, pct: f64) -> bool {
 fn side_info(s: &Side) -> SideInfo {
     let mut scenarios: Vec<String> = s.runs.iter().map(|r| r.scenario.name.clone()).collect();
     scenarios.dedup();
+    let mut run_labels: Vec<String> = Vec::new();
+    for label in s.runs.iter().filter_map(|r| r.environment.label.clone()) {
+        if !run_labels.contains(&label) {
+            run_labels.push(label);
+        }
+    }
     SideInfo {
         label: s.label.clone(),
+        run_labels,
         runs: s.runs.len(),
         scenarios,
         statuses: s.runs.iter().map(status_words).collect(),
@@ -478,9 +532,14 @@ pub fn text(c: &Comparison) -> String {
         } else {
             format!(", {} runs", s.runs)
         };
+        let labels = if s.run_labels.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", s.run_labels.join(", "))
+        };
         let _ = writeln!(
             out,
-            "{tag}: {} ({}{runs}: {})",
+            "{tag}: {}{labels} ({}{runs}: {})",
             s.label,
             s.scenarios.join(", "),
             s.statuses.join("; ")
@@ -588,6 +647,46 @@ mod tests {
         assert!(text.contains("Stage cleanup (seconds)"));
         assert!(text.contains("northd peak RSS (MB)"));
         assert_eq!(c.regressions, 0);
+    }
+
+    #[test]
+    fn poll_interval_warnings_and_steal_are_listed_where_a_side_has_some() {
+        let a = example(1.0);
+        let mut b = example(1.0);
+        b.poll_intervals.insert(
+            "ovn-northd".into(),
+            crate::metrics::logs::PollIntervals { count: 5, max_ms: 1200 },
+        );
+        b.stages[0].host_cpu = Some(crate::metrics::host::HostCpu {
+            steal_s: 0.7,
+            ..Default::default()
+        });
+        let c = compare(&side("a", vec![a.clone()]), &side("b", vec![b]), Some(10.0));
+        let polls = find(&c, "resources", "northd poll-interval warnings");
+        assert_eq!(polls.b.as_ref().unwrap().median, 5.0);
+        assert!(!polls.regression, "informative only");
+        assert_eq!(
+            find(&c, "resources", "host CPU steal (s)").b.as_ref().unwrap().median,
+            0.7
+        );
+        let c = compare(&side("a", vec![a.clone()]), &side("b", vec![a]), None);
+        assert!(!c
+            .rows
+            .iter()
+            .any(|r| r.name.contains("poll-interval") || r.name.contains("steal")));
+    }
+
+    #[test]
+    fn run_labels_are_in_the_headers() {
+        let mut a = example(1.0);
+        a.environment.label = Some("main".into());
+        let mut b = example(1.0);
+        b.environment.label = Some("patch-v2".into());
+        let c = compare(&side("r1", vec![a]), &side("r2", vec![b]), None);
+        let text = text(&c);
+        assert!(text.starts_with("A: r1 [main] ("), "{text}");
+        assert!(text.contains("\nB: r2 [patch-v2] ("), "{text}");
+        assert_eq!(c.b.run_labels, vec!["patch-v2".to_owned()]);
     }
 
     #[test]

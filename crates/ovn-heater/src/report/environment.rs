@@ -84,6 +84,29 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// The programs of a run with their `--version` first line: the binary each running daemon
+/// in `pids` executes (`/proc/PID/exe`, so the one that ran, not the first in `$PATH`), one
+/// per program name, and the `tools` given by path.
+pub fn binaries(pids: &[u32], tools: &[std::path::PathBuf]) -> std::collections::BTreeMap<String, super::json::Binary> {
+    let running = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+    let mut out = std::collections::BTreeMap::new();
+    for path in running.chain(tools.iter().filter_map(|t| std::fs::canonicalize(t).ok())) {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        out.entry(name).or_insert_with(|| {
+            let version = version_of(&path.to_string_lossy());
+            super::json::Binary {
+                path: path.display().to_string(),
+                version: if version.is_empty() { "unknown".into() } else { version },
+            }
+        });
+    }
+    out
+}
+
 /// Describes this machine; `ovn_version`/`ovs_version` come from the lab when it knows them.
 pub fn probe(ovn_version: Option<String>, ovs_version: Option<String>, chassis: &str, target: &str) -> Environment {
     Environment {
@@ -114,6 +137,21 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_210_096)),
             "2024-02-29T12:34:56Z"
         );
+    }
+
+    #[test]
+    fn binaries_are_found_by_pid_and_path() {
+        let tool = std::path::PathBuf::from("/bin/sh");
+        let b = binaries(&[std::process::id(), u32::MAX - 1], &[tool, "/nonexistent/tool".into()]);
+        let me = b
+            .values()
+            .find(|b| b.path == std::env::current_exe().unwrap().display().to_string());
+        assert!(me.is_some(), "{b:?}");
+        assert!(
+            b.values().all(|b| b.path.starts_with('/') && !b.version.is_empty()),
+            "{b:?}"
+        );
+        assert!(b.len() >= 2, "{b:?}");
     }
 
     #[test]

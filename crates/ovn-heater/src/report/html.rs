@@ -200,6 +200,13 @@ fn summary(h: &mut String, r: &RunResults) {
 fn environment(h: &mut String, r: &RunResults) {
     let e = &r.environment;
     h.push_str("<h2>Scenario and machine</h2><table id=\"environment\">");
+    if let Some(label) = &e.label {
+        let _ = write!(
+            h,
+            "<tr><th class=\"l\">label</th><td class=\"l\" id=\"label\">{}</td></tr>",
+            escape(label)
+        );
+    }
     for (k, v) in [
         ("scenario", format!("{} ({})", r.scenario.name, r.scenario.file)),
         ("workload", r.scenario.workload.clone()),
@@ -231,6 +238,15 @@ fn environment(h: &mut String, r: &RunResults) {
             h,
             "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>",
             escape(&v)
+        );
+    }
+    for (name, b) in &e.binaries {
+        let _ = write!(
+            h,
+            "<tr class=\"binary\"><th class=\"l\">{}</th><td class=\"l\"><code>{}</code> ({})</td></tr>",
+            escape(name),
+            escape(&b.path),
+            escape(&b.version)
         );
     }
     h.push_str("</table>");
@@ -332,6 +348,7 @@ fn stage_section(h: &mut String, charts: &mut Vec<Chart>, st: &StageResult, run_
     h.push_str("</div>");
     failures(h, st);
     northd(h, st);
+    daemons(h, st);
     db(h, st);
     h.push_str("</section>");
 }
@@ -383,7 +400,15 @@ fn failures(h: &mut String, st: &StageResult) {
 
 fn northd(h: &mut String, st: &StageResult) {
     let Some(n) = &st.northd else { return };
-    h.push_str("<h3>northd stopwatches (ms)</h3>");
+    let _ = write!(
+        h,
+        "<h3>northd stopwatches (ms)</h3><p class=\"hint\">{}</p>",
+        if n.since_previous_stage {
+            "This stage's alone: northd's stopwatches and engine statistics are cleared at every stage's end."
+        } else {
+            "Cumulative since northd started (results written before per-stage figures)."
+        }
+    );
     for e in &n.errors {
         let _ = write!(h, "<p class=\"status bad\">{}</p>", escape(e));
     }
@@ -411,6 +436,105 @@ fn northd(h: &mut String, st: &StageResult) {
             escape(&n.inc_engine_text)
         );
     }
+}
+
+/// Each daemon's `memory/show` at the stage's end, with its `coverage/show` and RAFT
+/// `cluster/status` behind a click.
+fn daemons(h: &mut String, st: &StageResult) {
+    if st.daemons.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Daemons at the stage's end</h3><table class=\"daemons\"><tr><th class=\"l\">daemon</th><th class=\"l\">memory/show</th><th class=\"l\">more</th></tr>");
+    for (name, d) in &st.daemons {
+        let memory: Vec<String> = d.memory.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let mut more = String::new();
+        for (what, text) in [
+            ("coverage/show", Some(&d.coverage_text)),
+            ("cluster/status", d.cluster_status.as_ref()),
+        ] {
+            if let Some(text) = text.filter(|t| !t.is_empty()) {
+                let _ = write!(
+                    more,
+                    "<details><summary>{what}</summary><pre>{}</pre></details>",
+                    escape(text)
+                );
+            }
+        }
+        for e in &d.errors {
+            let _ = write!(more, "<p class=\"status bad\">{}</p>", escape(e));
+        }
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{more}</td></tr>",
+            escape(name),
+            escape(&memory.join(", "))
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// The host's CPU per stage: where the time went on the whole machine, steal included.
+fn host_cpu(h: &mut String, r: &RunResults) {
+    if r.stages.iter().all(|st| st.host_cpu.is_none()) {
+        return;
+    }
+    h.push_str("<h3>Host CPU per stage (seconds, all CPUs)</h3><p class=\"hint\">From /proc/stat at each stage's start and end. Steal is time the hypervisor gave this machine's CPUs to others: a stage with steal ran on less CPU than the machine has.</p><table id=\"host-cpu\"><tr><th class=\"l\">stage</th><th>user</th><th>system</th><th>idle</th><th>iowait</th><th>steal</th><th>steal %</th><th>busy %</th></tr>");
+    for st in &r.stages {
+        let Some(c) = &st.host_cpu else { continue };
+        let total = c.total_s();
+        let pct = |x: f64| {
+            if total > 0.0 {
+                format!("{:.1}", 100.0 * x / total)
+            } else {
+                "–".into()
+            }
+        };
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            escape(&st.name),
+            c.user_s,
+            c.system_s,
+            c.idle_s,
+            c.iowait_s,
+            c.steal_s,
+            pct(c.steal_s),
+            pct(c.user_s + c.system_s)
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// Poll-interval warnings per daemon and stage, and over each whole log.
+fn poll_intervals(h: &mut String, r: &RunResults) {
+    let mut names: Vec<&String> = r
+        .poll_intervals
+        .keys()
+        .chain(r.stages.iter().flat_map(|st| st.poll_intervals.keys()))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Poll-interval warnings</h3><p class=\"hint\">\"Unreasonably long …ms poll interval\" lines in each daemon's log: a main-loop iteration over a second. Count (longest in ms).</p><table id=\"poll-intervals\"><tr><th class=\"l\">daemon</th>");
+    for st in &r.stages {
+        let _ = write!(h, "<th>{}</th>", escape(&st.name));
+    }
+    h.push_str("<th>whole log</th></tr>");
+    let cell = |p: Option<&crate::metrics::logs::PollIntervals>| match p {
+        None => "–".to_owned(),
+        Some(p) if p.count == 0 => "0".to_owned(),
+        Some(p) => format!("{} ({} ms)", p.count, p.max_ms),
+    };
+    for name in names {
+        let _ = write!(h, "<tr><td class=\"l\">{}</td>", escape(name));
+        for st in &r.stages {
+            let _ = write!(h, "<td>{}</td>", cell(st.poll_intervals.get(name)));
+        }
+        let _ = write!(h, "<td>{}</td></tr>", cell(r.poll_intervals.get(name)));
+    }
+    h.push_str("</table>");
 }
 
 fn db(h: &mut String, st: &StageResult) {
@@ -547,11 +671,13 @@ fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
         let _ = write!(h, "<td>{total:.2}</td></tr>");
     }
     h.push_str("</table>");
+    host_cpu(h, r);
+    poll_intervals(h, r);
     if processes.is_empty() {
         h.push_str("</section>");
         return;
     }
-    h.push_str("<h3>Processes</h3><table id=\"processes\"><tr><th class=\"l\">process</th><th class=\"l\">role</th><th>pid</th><th>mean CPU %</th><th>max CPU %</th><th>peak RSS (MB)</th><th>last RSS (MB)</th><th>readings</th><th class=\"l\">note</th></tr>");
+    h.push_str("<h3>Processes</h3><table id=\"processes\"><tr><th class=\"l\">process</th><th class=\"l\">role</th><th>pid</th><th>mean CPU %</th><th>max CPU %</th><th>peak RSS (MB)</th><th>end RSS (MB)</th><th>readings</th><th class=\"l\">note</th></tr>");
     for p in processes {
         let note = p.exited_s.map(|t| format!("exited at {t:.1} s")).unwrap_or_default();
         let _ = write!(
@@ -562,8 +688,12 @@ fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
             p.pid,
             p.mean_cpu(),
             p.max_cpu(),
-            fmt_mb(p.max_rss()),
-            p.readings.last().map(|x| fmt_mb(x.rss_bytes)).unwrap_or_else(|| "–".into()),
+            fmt_mb(p.peak_rss_bytes.max(p.max_rss())),
+            match p.end_rss_bytes {
+                // Results written before end RSS existed: the last reading.
+                0 => p.readings.last().map(|x| fmt_mb(x.rss_bytes)).unwrap_or_else(|| "–".into()),
+                end => fmt_mb(end),
+            },
             p.readings.len(),
             escape(&note)
         );
@@ -692,6 +822,48 @@ mod tests {
         let data = &html[data_start + "id=\"report-data\">".len()..data_end];
         let v: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(v["stages"][0]["name"], "</script><script>alert(1)");
+    }
+
+    #[test]
+    fn label_binaries_daemons_host_cpu_and_poll_intervals_are_shown() {
+        let mut r = example(1.0);
+        r.environment.label = Some("patch <v2>".into());
+        r.environment.binaries.insert(
+            "ovn-northd".into(),
+            crate::report::json::Binary {
+                path: "/opt/ovn/northd/ovn-northd".into(),
+                version: "ovn-northd 24.03.90".into(),
+            },
+        );
+        r.stages[0].host_cpu = Some(crate::metrics::host::HostCpu {
+            user_s: 1.0,
+            system_s: 0.5,
+            idle_s: 2.0,
+            iowait_s: 0.0,
+            steal_s: 0.5,
+        });
+        r.stages[0].poll_intervals.insert(
+            "northd".into(),
+            crate::metrics::logs::PollIntervals { count: 1, max_ms: 1834 },
+        );
+        let html = render(&r);
+        assert!(
+            html.contains("<td class=\"l\" id=\"label\">patch &lt;v2&gt;</td>"),
+            "label escaped"
+        );
+        assert!(html.contains("/opt/ovn/northd/ovn-northd</code> (ovn-northd 24.03.90)"));
+        assert!(html.contains("idl-cells-OVN_Southbound 5623"), "memory/show figures");
+        assert!(html.contains("id=\"host-cpu\""));
+        assert!(
+            html.contains("<td>0.50</td><td>12.5</td><td>37.5</td>"),
+            "steal and busy %"
+        );
+        assert!(html.contains("id=\"poll-intervals\""));
+        assert!(
+            html.contains("<td>1 (1834 ms)</td><td>2 (1834 ms)</td>"),
+            "stage and whole log"
+        );
+        assert!(html.contains("This stage's alone"));
     }
 
     #[test]

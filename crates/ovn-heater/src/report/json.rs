@@ -12,6 +12,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::daemons::DaemonCapture;
+use crate::metrics::host::HostCpu;
+use crate::metrics::logs::PollIntervals;
 use crate::metrics::northd::NorthdCapture;
 use crate::metrics::procfs::Series;
 use crate::metrics::{Sample, StageRecord, Stats};
@@ -33,6 +36,10 @@ pub struct RunResults {
     pub stages: Vec<StageResult>,
     /// CPU and RSS over time, one series per daemon.
     pub processes: Vec<Series>,
+    /// Daemon name → poll-interval warnings in its whole log (the lab's start to its stop;
+    /// `stages[].poll_intervals` has them per stage). Empty without a lab.
+    #[serde(default)]
+    pub poll_intervals: BTreeMap<String, PollIntervals>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +93,22 @@ pub struct Environment {
     pub rbac: bool,
     /// Wall-clock start, UTC, RFC 3339.
     pub started_at: String,
+    /// Program name → the binary that ran and its `--version` first line, so runs of two
+    /// builds (main and a patch) tell apart.
+    #[serde(default)]
+    pub binaries: BTreeMap<String, Binary>,
+    /// `ovn-heater run --label TEXT`: the user's name for this run (`main`, `patch-v2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// One program of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Binary {
+    /// Absolute path (`/proc/PID/exe` of a running daemon).
+    pub path: String,
+    /// `PATH --version`'s first line (`ovn-northd 23.03.1`), `unknown` when it says nothing.
+    pub version: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -133,6 +156,15 @@ pub struct StageResult {
     /// Process name → CPU seconds it used during this stage.
     #[serde(default)]
     pub cpu_s: BTreeMap<String, f64>,
+    /// The whole host's CPU seconds during this stage (all CPUs summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostCpu>,
+    /// Daemon name → poll-interval warnings its log got during this stage.
+    #[serde(default)]
+    pub poll_intervals: BTreeMap<String, PollIntervals>,
+    /// Daemon name → `memory/show`, `coverage/show`, `cluster/status` at this stage's end.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daemons: BTreeMap<String, DaemonCapture>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -161,6 +193,7 @@ pub struct DbSize {
 pub struct StageExtras {
     pub northd: Option<NorthdCapture>,
     pub db: Option<DbFigures>,
+    pub daemons: BTreeMap<String, DaemonCapture>,
 }
 
 /// Measurement names the summary counts (the runner records under these).
@@ -192,9 +225,15 @@ impl StageResult {
                     )
                 })
                 .collect(),
-            northd: extras.and_then(|e| e.northd.clone()),
+            northd: extras.and_then(|e| e.northd.clone()).or_else(|| record.northd.clone()),
             db: extras.and_then(|e| e.db.clone()),
             cpu_s: record.cpu_s.clone(),
+            host_cpu: record.host_cpu,
+            poll_intervals: record.poll_intervals.clone(),
+            daemons: extras
+                .map(|e| e.daemons.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| record.daemons.clone()),
         }
     }
 }
@@ -334,6 +373,7 @@ pub(crate) mod tests {
             ),
             stopwatch_text: "Statistics for 'ovnnb_db_run' ...".into(),
             inc_engine_text: "Node: northd\n- recompute: 3\n".into(),
+            since_previous_stage: true,
             errors: vec![],
         }),
             db: Some(DbFigures {
@@ -346,6 +386,15 @@ pub(crate) mod tests {
                 rows: [("Port_Binding".to_owned(), 6)].into(),
             },
         }),
+            daemons: [(
+                "northd".to_owned(),
+                DaemonCapture {
+                    memory: crate::metrics::daemons::parse_memory("idl-cells-OVN_Southbound:5623"),
+                    memory_text: "idl-cells-OVN_Southbound:5623\n".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
         };
         let stages = vec![StageResult::from_record(&vms, Some(&extras))];
         let summary = summarize(&stages, &["create_port"]);
@@ -383,7 +432,9 @@ pub(crate) mod tests {
                     .collect(),
                 exited_s: None,
                 peak_rss_bytes: (20_000_000.0 * scale) as u64 + 9000,
+                end_rss_bytes: (20_000_000.0 * scale) as u64 + 9000,
             }],
+            poll_intervals: [("northd".to_owned(), PollIntervals { count: 2, max_ms: 1834 })].into(),
         }
     }
 
@@ -500,6 +551,30 @@ pub(crate) mod tests {
         write_atomically(&path, b"{\"a\":1}").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn results_without_the_engineer_fields_still_load() {
+        let mut v = serde_json::to_value(example(1.0)).unwrap();
+        let strip = |o: &mut serde_json::Value, keys: &[&str]| {
+            for k in keys {
+                o.as_object_mut().unwrap().remove(*k);
+            }
+        };
+        strip(&mut v, &["poll_intervals"]);
+        strip(&mut v["environment"], &["binaries", "label"]);
+        strip(&mut v["processes"][0], &["end_rss_bytes"]);
+        strip(&mut v["stages"][0], &["host_cpu", "poll_intervals", "daemons"]);
+        strip(&mut v["stages"][0]["northd"], &["since_previous_stage"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("results.json"), v.to_string()).unwrap();
+        let r = RunResults::read(dir.path()).expect("old results load");
+        assert!(r.poll_intervals.is_empty() && r.environment.binaries.is_empty());
+        assert_eq!(r.processes[0].end_rss_bytes, 0);
+        assert!(r.stages[0].daemons.is_empty() && r.stages[0].host_cpu.is_none());
+        assert!(!r.stages[0].northd.as_ref().unwrap().since_previous_stage);
+        // And the page still renders, with last RSS from the readings.
+        assert!(crate::report::html::render(&r).contains("id=\"processes\""));
     }
 
     #[test]

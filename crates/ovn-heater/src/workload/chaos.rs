@@ -30,7 +30,7 @@ pub struct Chaos {
     /// How long the cluster has to serve writes again.
     recovery_limit: Duration,
     /// Told of each kill, so that the victim's death is not taken for a lab failure.
-    daemons: Arc<crate::workload::daemons::Daemons>,
+    daemons: Arc<crate::workload::dead_daemons::Daemons>,
 }
 
 impl Chaos {
@@ -74,7 +74,7 @@ impl Chaos {
         nb: Client,
         sb: Client,
         recovery_limit: Duration,
-        daemons: Arc<crate::workload::daemons::Daemons>,
+        daemons: Arc<crate::workload::dead_daemons::Daemons>,
     ) -> Self {
         Chaos {
             actions,

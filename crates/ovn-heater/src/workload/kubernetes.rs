@@ -61,6 +61,8 @@ pub struct ScenarioOptions {
     pub real: bool,
     /// `ovn-heater run`: write results.json and report.html here (must be empty or new).
     pub results_dir: Option<PathBuf>,
+    /// `ovn-heater run --label`: kept in `environment.label`.
+    pub label: Option<String>,
 }
 
 /// Where an `ovn-heater run` of an ovn-kubernetes scenario writes its results.
@@ -69,6 +71,7 @@ struct ResultsTarget {
     scenario_file: PathBuf,
     resolved: serde_json::Value,
     notes: Vec<String>,
+    label: Option<String>,
 }
 
 /// The chassis the oracle's sandbox runs.
@@ -473,6 +476,8 @@ struct Emulated {
     last_stats: std::collections::BTreeMap<&'static str, ovn_kubernetes::cluster::OpStats>,
     /// Samples for results.json: one stage per Context, named when it ends.
     rec: Recorder,
+    /// What each Context's end asks the lab's daemons.
+    probes: Option<crate::metrics::daemons::StageProbes>,
     stage: StageId,
     /// Set when a pod did not come up: OVN's failure, which ended the run.
     system_failure: Option<String>,
@@ -561,6 +566,10 @@ impl Hooks for Emulated {
         self.phase_start = Instant::now();
         self.rec.rename_stage(self.stage, point.label);
         self.rec.end_stage(self.stage);
+        if let Some(probes) = &self.probes {
+            let (northd, daemons) = probes.capture().await;
+            self.rec.attach_captures(self.stage, northd, daemons);
+        }
         self.stage = self.rec.begin_stage(NEXT_CONTEXT);
         Ok(())
     }
@@ -590,6 +599,7 @@ impl Emulated {
             last_stats: Default::default(),
             rec,
             stage,
+            probes: None,
             system_failure: None,
         }
     }
@@ -689,6 +699,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
         real: args.real,
         results: args.results_dir.map(|dir| ResultsTarget {
             dir,
+            label: args.label.clone(),
             scenario_file: args.scenario.clone(),
             resolved: serde_json::to_value(&doc).unwrap_or_default(),
             notes: s
@@ -741,6 +752,9 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
             pid: p.pid,
         })
         .collect();
+    for p in lab.processes() {
+        rec.watch_log(&p.name, p.log_path.clone());
+    }
     let (stop_sampling, stop_rx) = tokio::sync::watch::channel(false);
     let sampler = rec.sample_processes(watched, stop_rx);
     // Ctrl-C and SIGTERM end the run the same way: teardown, partial results, exit 130.
@@ -756,9 +770,14 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     let _ = stop_sampling.send(true);
     let processes = sampler.await.unwrap_or_default();
     let versions = lab.versions().clone();
+    let found = Found {
+        binaries: super::lab::binaries(&lab),
+        poll_intervals: rec.poll_intervals_total(),
+        versions,
+    };
     let down = lab.down();
     if let Some(target) = &run.results {
-        let judged = write_results(target, &run, &rec, clock, processes, &versions, &result);
+        let judged = write_results(target, &run, &rec, clock, processes, &found, &result);
         if let (Ok(_), Ok(_)) = (&result, &down) {
             // Checks that failed are exit 1 (the lab's files are kept for their logs).
             let code = judged?;
@@ -808,6 +827,7 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         ovnk.name_workers(&names)?;
         ovnk.request_chassis = true;
         let mut hooks = Emulated::new(up, run.pod_timeout, rec);
+        hooks.probes = super::lab::stage_probes(lab);
         let ran = async {
             workload::prepare(&mut ovnk, &mut hooks).await?;
             workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
@@ -1042,6 +1062,7 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         pings: 0,
         failed_pings: Vec::new(),
     };
+    hooks.up.probes = super::lab::stage_probes(lab);
     let ran = async {
         workload::prepare(&mut ovnk, &mut hooks).await?;
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
@@ -1098,6 +1119,13 @@ fn judge_samples(rec: &Recorder) -> anyhow::Result<ExitCode> {
     .into())
 }
 
+/// What the run learnt from the lab before taking it down.
+struct Found {
+    versions: std::collections::BTreeMap<String, String>,
+    binaries: std::collections::BTreeMap<String, json::Binary>,
+    poll_intervals: std::collections::BTreeMap<String, crate::metrics::logs::PollIntervals>,
+}
+
 /// Writes results.json and report.html of an `ovn-heater run` and turns the verdict into the
 /// exit code (0 passed, 1 OVN failed a check, 3 only the harness failed); a run error keeps
 /// its own.
@@ -1107,7 +1135,7 @@ fn write_results(
     rec: &Recorder,
     clock: Clock,
     processes: Vec<Series>,
-    versions: &std::collections::BTreeMap<String, String>,
+    found: &Found,
     result: &anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let (status, error) = match result {
@@ -1141,12 +1169,14 @@ fn write_results(
         .map(|m| m.stats.count)
         .sum();
     let mut env = environment::probe(
-        versions.get("ovn-northd").cloned(),
-        versions.get("ovsdb-server").cloned(),
+        found.versions.get("ovn-northd").cloned(),
+        found.versions.get("ovsdb-server").cloned(),
         if run.real { "real" } else { "emulated" },
         "lab",
     );
     env.nb_remote = "lab".into();
+    env.binaries = found.binaries.clone();
+    env.label = target.label.clone();
     let results = RunResults {
         schema_version: json::SCHEMA_VERSION,
         status,
@@ -1168,6 +1198,7 @@ fn write_results(
         summary,
         stages,
         processes,
+        poll_intervals: found.poll_intervals.clone(),
     };
     json::write_atomically(&target.dir.join("results.json"), results.to_json_pretty().as_bytes())
         .context("cannot write results.json")?;
@@ -1202,6 +1233,7 @@ pub async fn run_for_cli(
     scenario: &std::path::Path,
     overrides: &[String],
     results_dir: Option<PathBuf>,
+    label: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(scenario)
         .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", scenario.display())))?;
@@ -1238,6 +1270,7 @@ pub async fn run_for_cli(
         pod_timeout_s,
         real,
         results_dir: Some(dir),
+        label,
     })
     .await
 }

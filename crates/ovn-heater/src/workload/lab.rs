@@ -21,6 +21,53 @@ pub fn lab_failure(err: ovn_lab::Error) -> anyhow::Error {
     .into()
 }
 
+/// What every stage's end asks the lab's daemons (northd's counters; `memory/show`,
+/// `coverage/show` of the NB/SB servers, relays, northd and each ovn-controller, and
+/// `cluster/status` of each RAFT member); `None` without `ovn-appctl`.
+pub fn stage_probes(lab: &Lab) -> Option<crate::metrics::daemons::StageProbes> {
+    use ovn_lab::ProcessRole as R;
+    let appctl = ["ovn-appctl", "ovs-appctl"].into_iter().find_map(find_in_path)?;
+    let mut probes = crate::metrics::daemons::StageProbes {
+        appctl,
+        ..Default::default()
+    };
+    for p in lab.processes() {
+        if p.role == R::Northd {
+            probes.northd_ctl = Some(p.ctl_path.clone());
+        }
+        let raft_db = match p.role {
+            R::NbDb if lab.clustered() => Some("OVN_Northbound"),
+            R::SbDb if lab.clustered() => Some("OVN_Southbound"),
+            _ => None,
+        };
+        // A chassis' own ovsdb-server and ovs-vswitchd are OVS's, not what is measured.
+        if matches!(p.role, R::NbDb | R::SbDb | R::SbRelay | R::Northd | R::Controller) {
+            probes.daemons.push(crate::metrics::daemons::Daemon {
+                name: p.name.clone(),
+                ctl: p.ctl_path.clone(),
+                raft_db: raft_db.map(str::to_owned),
+            });
+        }
+    }
+    Some(probes)
+}
+
+/// `name` in `$PATH` or the usual bin dirs.
+pub fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The programs the lab runs (`/proc/PID/exe` of each daemon) and `ovn-appctl`, with versions.
+pub fn binaries(lab: &Lab) -> std::collections::BTreeMap<String, crate::report::json::Binary> {
+    let pids: Vec<u32> = lab.processes().iter().map(|p| p.pid).collect();
+    let appctl = find_in_path("ovn-appctl");
+    crate::report::environment::binaries(&pids, appctl.as_slice())
+}
+
 /// Brings a lab up, tearing down what was started when SIGINT/SIGTERM arrives first.
 pub async fn up_interruptible(spec: LabSpec) -> anyhow::Result<Lab> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -7,7 +7,7 @@
 //! which starts the lab and writes the results files).
 
 pub mod chaos;
-pub mod daemons;
+pub mod dead_daemons;
 pub mod ext_cmd;
 pub mod fault;
 pub mod hosts;
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ovsdb::{Client, Transaction};
 
-use crate::metrics::northd;
+use crate::metrics::daemons;
 use crate::metrics::{Recorder, StageId};
 use crate::report::json::{names, DbFigures, DbSize, StageExtras};
 
@@ -62,8 +62,8 @@ impl Limiter {
 /// Where the end-of-stage figures come from.
 #[derive(Clone, Default)]
 pub struct Probes {
-    /// `ovn-appctl` and northd's control socket.
-    pub northd: Option<(PathBuf, PathBuf)>,
+    /// northd's counters and the daemons' figures (with a lab).
+    pub daemons: Option<daemons::StageProbes>,
     pub nb_file: Option<PathBuf>,
     pub sb_file: Option<PathBuf>,
 }
@@ -104,7 +104,7 @@ pub struct Run<C, H> {
     /// Timeline lines for `logs/events.log`.
     pub events: Arc<Mutex<Vec<String>>>,
     /// The lab's daemons that died without a chaos kill (`None` without the lab).
-    pub daemons: Option<Arc<daemons::Daemons>>,
+    pub dead_daemons: Option<Arc<dead_daemons::Daemons>>,
 }
 
 impl<C: crate::cms::Cms, H> Run<C, H> {
@@ -117,7 +117,7 @@ impl<C: crate::cms::Cms, H> Run<C, H> {
     /// The lab daemons (of `chassis`, or all) dead without a chaos kill; each is named on
     /// stderr and recorded once (see [`daemons`]).
     pub fn dead_daemons(&self, stage: StageId, chassis: Option<&str>) -> Vec<String> {
-        match &self.daemons {
+        match &self.dead_daemons {
             Some(d) => d.dead(&self.rec, stage, chassis),
             None => Vec::new(),
         }
@@ -155,9 +155,9 @@ impl<C: crate::cms::Cms, H> Run<C, H> {
         }
         self.dead_daemons(stage, None);
         self.rec.end_stage(stage);
-        let northd = match &self.probes.northd {
-            Some((appctl, ctl)) => Some(northd::capture(appctl, ctl).await),
-            None => None,
+        let (northd, daemons) = match &self.probes.daemons {
+            Some(p) => p.capture().await,
+            None => (None, BTreeMap::new()),
         };
         let size = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
         let nb_rows = row_counts(&self.nb, "OVN_Northbound").await.unwrap_or_default();
@@ -172,10 +172,14 @@ impl<C: crate::cms::Cms, H> Run<C, H> {
                 rows: sb_rows,
             },
         };
-        self.extras
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), StageExtras { northd, db: Some(db) });
+        self.extras.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            name.to_owned(),
+            StageExtras {
+                northd,
+                db: Some(db),
+                daemons,
+            },
+        );
         self.event(format!("stage {name} done"));
     }
 }

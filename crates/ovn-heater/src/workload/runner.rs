@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub ovs_bin_dir: Option<PathBuf>,
     /// TLS files for `ssl:` remotes in `nb`/`sb` (`{chassis}` in a name: one per chassis).
     pub tls: crate::tls::TlsArgs,
+    /// The user's name for the run (`environment.label`).
+    pub label: Option<String>,
 }
 
 /// How a run ended, for the caller to turn into an exit code.
@@ -306,14 +308,6 @@ pub(crate) fn lab_failure(e: ovn_lab::Error) -> anyhow::Error {
     }
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 async fn connect(remote: &str, database: &str, leader_only: bool, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
     let opts = tls
         .apply(ClientOptions::new(remote)?)?
@@ -379,6 +373,7 @@ async fn execute(
         },
         args.nb.as_deref().unwrap_or("lab"),
     );
+    env.label = args.label.clone();
 
     let body = drive(
         args,
@@ -418,6 +413,7 @@ async fn execute(
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
+    let poll_intervals = rec.poll_intervals_total();
     // An attached run that ends early leaves no object of its own in the OVN it was given
     // (the lab's own OVN goes away with the lab). A completed run keeps them unless
     // `global.cleanup` deleted them.
@@ -486,6 +482,7 @@ async fn execute(
         summary,
         stages,
         processes,
+        poll_intervals,
     };
     write_logs(results_dir, &results, &events, scenario.global.log_cmds);
     let failure = match ending {
@@ -616,11 +613,9 @@ async fn drive(
                     .map(|c| (c.name().to_owned(), c.netns().to_owned()))
                     .collect(),
             );
+            probes.daemons = crate::workload::lab::stage_probes(&lab);
             for p in lab.processes() {
-                if p.role == ovn_lab::ProcessRole::Northd {
-                    let appctl = find_in_path("ovn-appctl").or_else(|| find_in_path("ovs-appctl"));
-                    probes.northd = appctl.map(|a| (a, p.ctl_path.clone()));
-                }
+                rec.watch_log(&p.name, p.log_path.clone());
                 watched.push(Watched {
                     name: p.name.clone(),
                     role: p.role.to_string(),
@@ -634,6 +629,7 @@ async fn drive(
                     .map(|f| dir.join(f))
                     .find(|p| p.exists())
             };
+            env.binaries = crate::workload::lab::binaries(&lab);
             probes.nb_file = db_file("nb");
             probes.sb_file = db_file("sb");
             let v = lab.versions();
@@ -662,11 +658,11 @@ async fn drive(
     let nb_watch = Arc::new(NbWatch::start(&watch_client).await?);
     let sb_watch_client = connect(&sb_remote, "OVN_Southbound", leader_only, &tls).await?;
     let gateways = Arc::new(GatewayWatch::start(&sb_watch_client).await?);
-    let daemons = started
+    let dead_daemons = started
         .lab
         .as_ref()
-        .map(|lab| Arc::new(crate::workload::daemons::Daemons::new(lab.clone())));
-    if let (Some(lab), Some(daemons), false) = (&started.lab, &daemons, scenario.chaos.is_empty()) {
+        .map(|lab| Arc::new(crate::workload::dead_daemons::Daemons::new(lab.clone())));
+    if let (Some(lab), Some(daemons), false) = (&started.lab, &dead_daemons, scenario.chaos.is_empty()) {
         ext.set_chaos(crate::workload::chaos::Chaos::new(
             scenario.chaos.clone(),
             lab.clone(),
@@ -717,7 +713,7 @@ async fn drive(
                 extras: extras.clone(),
                 ext: ext.clone(),
                 events: events.clone(),
-                daemons: daemons.clone(),
+                dead_daemons: dead_daemons.clone(),
             });
             run.limiter.acquire().await;
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
@@ -1013,6 +1009,7 @@ mod tests {
             ovn_bin_dir: None,
             ovs_bin_dir: None,
             tls: Default::default(),
+            label: None,
         };
         let spec = lab_spec(&s, &args, "/tmp/x".into());
         let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
