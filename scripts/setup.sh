@@ -17,8 +17,14 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-# The packages may start their system services; the lab runs its own daemons, so stop those.
+# Packages installed just now may have started their system services; the lab runs its own
+# daemons, so stop those. Services of packages that were already installed are left alone: on
+# a compute node openvswitch-switch and ovn-host carry its networking.
 for svc in ovn-central ovn-host openvswitch-switch; do
-    (service "$svc" stop || true) >/dev/null 2>&1
+    for pkg in "${need[@]}"; do
+        if [ "$pkg" = "$svc" ]; then
+            (service "$svc" stop || true) >/dev/null 2>&1
+        fi
+    done
 done
 command -v cargo >/dev/null || { echo "scripts/setup.sh: cargo not found; install Rust (rustup) first" >&2; exit 2; }
