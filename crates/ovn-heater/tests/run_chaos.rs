@@ -62,20 +62,7 @@ fn run_chaos_kills_nb_and_sb_leaders_mid_vms_without_losing_or_duplicating_ports
     let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     // A CMS transaction in flight on the killed NB leader has an unknown outcome: it is
     // checked in the NB (committed: done; not: sent once more), so no sample fails.
-    let failed: Vec<String> = r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|st| st["measurements"].as_object().unwrap().iter())
-        .flat_map(|(name, m)| {
-            m["samples"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| !s["error"].is_null())
-                .map(move |s| format!("{name} {}: {}", s["subject"], s["error"]))
-        })
-        .collect();
+    let failed = test_support::not_ok_samples(&r);
     assert!(failed.is_empty(), "{failed:#?}\n{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // Each verified transaction is an event naming what was found.

@@ -13,24 +13,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ovn-heater");
 /// 2 real hypervisors, 8 VMs created one at a time at 2 per second (the kill lands mid-`vms`).
 const BASE: &str = "global:\n  cleanup: false\ncluster:\n  clustered_db: false\n  northd_threads: 1\n  node_timeout_s: 10\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 4\n  n_network_nodes: 1\n  concurrency: 1\n  ops_per_second: 2\n";
 
-/// Every failed (or skipped) sample: `measurement class subject: error`.
-fn not_ok(r: &serde_json::Value) -> Vec<String> {
-    r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|st| st["measurements"].as_object().unwrap().iter())
-        .flat_map(|(name, m)| {
-            m["samples"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| !s["error"].is_null())
-                .map(move |s| format!("{name} {} {}: {}", s["class"], s["subject"], s["error"]))
-        })
-        .collect()
-}
-
 /// The pid of `compute-1`'s ovn-controller of the lab whose run dir is under `tmp`.
 fn controller_of_compute_1(tmp: &Path) -> Option<u32> {
     let tmp = tmp.to_string_lossy().into_owned();
@@ -121,11 +103,24 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
     assert_eq!(dead[0]["class"], "harness");
     assert_eq!(dead[0]["subject"], format!("compute-1/ovn-controller (pid {victim})"));
     let s = &r["summary"];
-    assert_eq!(s["failures_by_class"]["system"], 0, "{:#?}\n{stderr}", not_ok(&r));
-    assert_eq!(s["failures_by_class"]["harness"], 1, "{:#?}", not_ok(&r));
+    assert_eq!(
+        s["failures_by_class"]["system"],
+        0,
+        "{:#?}\n{stderr}",
+        test_support::not_ok_samples(&r)
+    );
+    assert_eq!(
+        s["failures_by_class"]["harness"],
+        1,
+        "{:#?}",
+        test_support::not_ok_samples(&r)
+    );
     // What could not work without it is skipped (naming it, or the port that did not come up
     // because of it); only what involves compute-1.
-    for line in not_ok(&r).iter().filter(|l| !l.starts_with("lab_daemon ")) {
+    for line in test_support::not_ok_samples(&r)
+        .iter()
+        .filter(|l| !l.starts_with("lab_daemon "))
+    {
         assert!(line.contains("\"skipped\""), "{line}");
         assert!(
             line.contains("compute-1/ovn-controller not running") || line.contains("@compute-1"),
@@ -133,11 +128,11 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
         );
     }
     assert!(
-        not_ok(&r)
+        test_support::not_ok_samples(&r)
             .iter()
             .any(|l| l.contains("compute-1/ovn-controller not running")),
         "{:#?}",
-        not_ok(&r)
+        test_support::not_ok_samples(&r)
     );
     let skipped_pings = test_support::stage_samples(&r, "ping_mesh")
         .into_iter()

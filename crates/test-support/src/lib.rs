@@ -192,6 +192,26 @@ pub fn stage_samples<'a>(results: &'a serde_json::Value, measurement: &str) -> V
         .collect()
 }
 
+/// Every failed or skipped sample of a parsed `results.json`, one line each:
+/// `measurement class subject: error`.
+pub fn not_ok_samples(results: &serde_json::Value) -> Vec<String> {
+    results["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|stage| stage["measurements"].as_object())
+        .flatten()
+        .flat_map(|(name, m)| {
+            m["samples"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| !s["error"].is_null())
+                .map(move |s| format!("{name} {} {}: {}", s["class"], s["subject"], s["error"]))
+        })
+        .collect()
+}
+
 /// A JSON file such as a run's `results.json`, parsed; panics naming the file otherwise.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
