@@ -23,12 +23,22 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Which {
     /// OVSDB client: initial sync vs ovsdb-client dump; pipelined transactions.
+    #[command(after_help = "Examples:
+  ovn-heater bench ovsdb --ports 100000 --switches 1000
+  ovn-heater bench ovsdb --skip-sync --txns 10000 --in-flight 100 --transport tcp")]
     Ovsdb(ovsdb::Args),
     /// Lab: bring-up time and RSS per real chassis.
+    #[command(after_help = "Example:
+  sudo ovn-heater bench lab --chassis 1,5,10 --json")]
     Lab(lab::Args),
     /// Emulated chassis: farm RSS/CPU and port-up latency at 100..1000 chassis.
+    #[command(after_help = "Examples:
+  ovn-heater bench emu --chassis 300,1000
+  ovn-heater bench emu --chassis 300 --conditional --json")]
     Emu(emu::Args),
     /// A scenario run N times: vms-stage and whole-run wall, tester CPU/RSS, vs upstream.
+    #[command(after_help = "Example:
+  sudo ovn-heater bench run scenarios/openstack-20-projects-50-vms.yml --runs 3")]
     Run(run::Args),
 }
 

@@ -40,8 +40,14 @@ pub enum DbCommand {
     /// Print a whole database as one JSON document (one consistent snapshot).
     ///
     /// The layout is that of neutron-reference/nbdump.py, so dumps compare byte for byte.
+    #[command(after_help = "Examples:
+  ovn-heater db dump --db unix:/run/ovn/ovnnb_db.sock > nb.json
+  ovn-heater db dump --db ssl:127.0.0.1:6642 --database OVN_Southbound --private-key key.pem --certificate cert.pem --ca-cert ca.pem")]
     Dump(DumpArgs),
     /// Print changes to one table as JSON lines until interrupted.
+    #[command(after_help = "Examples:
+  ovn-heater db watch --db unix:/run/ovn/ovnnb_db.sock --table Logical_Switch_Port --initial
+  ovn-heater db watch --db unix:/run/ovn/ovnsb_db.sock --database OVN_Southbound --table Port_Binding --where logical_port=vm1")]
     Watch(WatchArgs),
 }
 

@@ -29,11 +29,18 @@ pub enum Action {
     ///
     /// Needs root. Everything lives in network namespaces named after the run dir (or --name);
     /// logs, sockets and DIR/lab.json stay in the run dir. Ctrl-C tears down what was started.
+    #[command(after_help = "Examples:
+  sudo ovn-heater lab up --run-dir /tmp/lab --real-chassis 2
+  sudo ovn-heater lab up --run-dir /tmp/lab --clustered --relays 2 --ssl")]
     Up(UpArgs),
     /// Show the lab's processes (alive? RSS) and the chassis registered in the SB.
+    #[command(after_help = "Example:
+  ovn-heater lab status --run-dir /tmp/lab --json")]
     Status(StatusArgs),
     /// Stop every process and delete every namespace of the lab; keeps the logs. Idempotent,
     /// and also cleans up a lab whose `up` failed or was interrupted.
+    #[command(after_help = "Example:
+  sudo ovn-heater lab down --run-dir /tmp/lab")]
     Down(DownArgs),
     /// Issue certificates from a lab's CA (a lab started with --ssl): a key and certificate per
     /// name, CN = the name, plus cacert.pem, into --out. For fake-chassis farms in other

@@ -39,12 +39,22 @@ pub enum Command {
     /// Take a normalized NB snapshot, or diff two.
     Snapshot(snapshot::Args),
     /// Run a scenario: bring up the lab, drive the workload, measure, report, clean up.
+    #[command(after_help = "Examples:
+  sudo ovn-heater run scenarios/openstack-base.yml
+  sudo ovn-heater run scenarios/openstack-base.yml --set openstack_base.n_hypervisors=4 --label patch-v2
+  ovn-heater run scenarios/openstack-base.yml --check
+  ovn-heater run scenarios/openstack-base.yml --nb unix:/run/ovn/ovnnb_db.sock --sb unix:/run/ovn/ovnsb_db.sock --set cluster.chassis=emulated")]
     Run(run::Args),
     /// Compare two results directories side by side.
+    #[command(after_help = "Examples:
+  ovn-heater compare results/main-run results/patch-run
+  ovn-heater compare results/main-run results/patch-run --json --threshold 10")]
     Compare(compare::Args),
     /// Render report.html again from a results.json.
     Report(report::Args),
     /// Run N emulated chassis against a Southbound DB until interrupted.
+    #[command(after_help = "Example:
+  ovn-heater fake-chassis --sb unix:/tmp/lab/sb.sock --count 100 --monitor-all")]
     FakeChassis(fake_chassis::Args),
     /// Benchmarks that print measured figures.
     Bench(bench::Args),
@@ -62,5 +72,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::run(a).await,
         Command::FakeChassis(a) => fake_chassis::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command a user runs shows an example in its `--help` (ours, or its long help's).
+    #[test]
+    fn every_leaf_command_help_has_an_example() {
+        fn leaves(cmd: &mut clap::Command, path: String, out: &mut Vec<(String, String)>) {
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .filter(|n| n != "help")
+                .collect();
+            if names.is_empty() {
+                out.push((path, cmd.render_long_help().to_string()));
+                return;
+            }
+            for name in names {
+                let sub = cmd.find_subcommand_mut(&name).expect("listed above");
+                leaves(sub, format!("{path} {name}"), out);
+            }
+        }
+        let mut all = Vec::new();
+        leaves(&mut super::Cli::command(), "ovn-heater".into(), &mut all);
+        assert!(all.len() > 15, "{} commands", all.len());
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|(_, help)| !help.contains("Example"))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "--help without an example: {missing:?}");
     }
 }

@@ -30,8 +30,12 @@ pub struct Args {
 enum Command {
     /// Run the reference walkthrough (neutron-reference steps 00..10) on a fresh NB/SB/northd,
     /// writing one NB dump per step (00-initial.json ... 10-floating-ip-associate.json).
+    #[command(after_help = "Example:
+  ovn-heater openstack walkthrough --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps")]
     Walkthrough(Target),
     /// Run a steps file (see docs/openstack.md), dumping the NB where a step says `dump:`.
+    #[command(after_help = "Example:
+  ovn-heater openstack replay crates/ovn-openstack/tests/corpus/basic-v4/steps.yml --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps")]
     Replay {
         /// The steps file (YAML).
         steps: PathBuf,

@@ -37,6 +37,9 @@ pub struct Args {
 enum Command {
     /// Per-table, per-row differences of two snapshots (JSON dumps, or normalized .txt files).
     /// Exit status 1 when they differ.
+    #[command(after_help = "Examples:
+  ovn-heater snapshot diff before.json after.json
+  ovn-heater snapshot diff --same-run 03-network.json 04-subnet.json")]
     Diff {
         a: PathBuf,
         b: PathBuf,
