@@ -171,9 +171,18 @@ fn cli_db_errors_are_clear_with_exit_codes() {
     assert_eq!(code(&out), Some(2), "bad remote: {}", stderr(&out));
     assert!(stderr(&out).contains("invalid OVSDB remote"), "{}", stderr(&out));
 
+    // No socket file at all: a wrong path, said at once (bad input).
     let dir = test_support::TempDir::new("cli_db_errors_gone");
-    let gone = format!("unix:{}", dir.path().join("nothing.sock").display());
-    let out = heater(&["db", "dump", "--db", &gone, "--timeout", "0.5"]);
+    let missing = format!("unix:{}", dir.path().join("nothing.sock").display());
+    let out = heater(&["db", "dump", "--db", &missing]);
+    assert_eq!(code(&out), Some(2), "missing socket: {}", stderr(&out));
+    assert!(stderr(&out).contains("no socket at"), "{}", stderr(&out));
+    // A socket nobody listens on any more: the server may be restarting, so it is retried for
+    // --timeout, then the run failed to reach it (3).
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let stale = format!("unix:{}", stale.display());
+    let out = heater(&["db", "dump", "--db", &stale, "--timeout", "0.5"]);
     assert_eq!(code(&out), Some(3), "unreachable: {}", stderr(&out));
     assert!(
         stderr(&out).contains("cannot reach the OVSDB server"),

@@ -126,6 +126,29 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
         ))
         .into());
     }
+    // A socket file that is not there is a wrong path (or a server not started), not a
+    // server that may still come up: said at once, as bad input.
+    let remotes = ovsdb::Remote::parse_list(&target.remote)?;
+    let missing: Vec<&std::path::Path> = remotes
+        .iter()
+        .filter_map(|r| match r {
+            ovsdb::Remote::Unix(path) if !path.exists() => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    if !remotes.is_empty() && missing.len() == remotes.len() {
+        return Err(Failure::bad_input(format!(
+            "--db {}: no socket at {} (fix: name the socket of a running ovsdb-server, e.g. \
+             unix:/run/ovn/ovnnb_db.sock, or start it with --remote=punix:PATH)",
+            target.remote,
+            missing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
     Client::connect(options).await.map_err(|e| {
         // Only a server that never answered may not be running; one that answered with
         // something unusable is running but is not (or not only) speaking OVSDB.
