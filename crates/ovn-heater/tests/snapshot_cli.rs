@@ -46,6 +46,36 @@ fn snapshot_diff_of_reference_dumps() {
     assert!(out.contains("== NAT\n+ NAT#1"), "{out}");
     assert!(out.contains("+   networks = \"10.0.0.1/24\""), "{out}");
 
+    // The same differences as JSON: the NAT row added, the router port's networks.
+    let (code, out) = heater(&[
+        "snapshot",
+        "diff",
+        "--same-run",
+        "--json",
+        &reference("06b-router-gateway-bound"),
+        &reference("07-router-add-subnet"),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["equal"], false);
+    let nat = doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "NAT")
+        .expect("NAT differs");
+    assert_eq!(nat["rows"][0]["kind"], "added", "{nat}");
+    assert_eq!(nat["rows"][0]["label"], "NAT#1", "{nat}");
+    let (code, out) = heater(&[
+        "snapshot",
+        "diff",
+        "--json",
+        &reference("07-router-add-subnet"),
+        &reference("07-router-add-subnet"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["equal"], true);
+
     let (code, out) = heater(&["snapshot", "diff", "/nonexistent.json", &reference("00-initial")]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("cannot read /nonexistent.json"), "{out}");

@@ -776,26 +776,117 @@ fn mask_numbers(line: &str) -> String {
     out
 }
 
-/// Like [`diff_text`], but token and label numbers are ignored: for two snapshots normalized
-/// separately (two NB writers), where symmetric objects (two projects' default groups) may
-/// get their numbers in either order.
-pub fn diff_text_ignoring_numbers(a: &str, b: &str) -> String {
-    let mask = |t: &str| t.lines().map(mask_numbers).collect::<Vec<_>>().join("\n");
-    diff_text(&mask(a), &mask(b))
+/// The differences of two normalized snapshots, table by table (only tables that differ).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SnapshotDiff {
+    pub tables: Vec<TableDiff>,
 }
 
-/// A readable diff of two normalized snapshots: per table, rows only in A (`-`), only in B
-/// (`+`), and changed columns of rows present in both (`~`). Empty when they are equal
-/// (header lines aside).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TableDiff {
+    pub table: String,
+    /// In the order [`SnapshotDiff::to_text`] prints them: rows of A (changed or only in A),
+    /// then rows only in B.
+    pub rows: Vec<RowDifference>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RowDifference {
+    /// Only in A: its label and `column = value` lines.
+    Removed { label: String, lines: Vec<String> },
+    /// Only in B.
+    Added { label: String, lines: Vec<String> },
+    /// In both (paired by `identity`, e.g. `name = "x"`), with the columns that differ.
+    Changed {
+        label: String,
+        identity: String,
+        columns: Vec<ColumnChange>,
+    },
+}
+
+/// A column's value in A and in B (`None`: the column is not in that row).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ColumnChange {
+    pub column: String,
+    pub a: Option<String>,
+    pub b: Option<String>,
+}
+
+impl SnapshotDiff {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The readable form: per table, rows only in A (`-`), only in B (`+`), and changed
+    /// columns of rows present in both (`~`).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let _ = writeln!(out, "== {}", t.table);
+            for row in &t.rows {
+                match row {
+                    RowDifference::Removed { label, lines } | RowDifference::Added { label, lines } => {
+                        let sign = if matches!(row, RowDifference::Removed { .. }) {
+                            '-'
+                        } else {
+                            '+'
+                        };
+                        let _ = writeln!(out, "{sign} {label}");
+                        for l in lines {
+                            let _ = writeln!(out, "{sign}   {l}");
+                        }
+                    }
+                    RowDifference::Changed {
+                        label,
+                        identity,
+                        columns,
+                    } => {
+                        let _ = writeln!(out, "~ {label} ({identity})");
+                        for c in columns {
+                            let _ = match (&c.a, &c.b) {
+                                (Some(x), Some(y)) => writeln!(out, "    {}: {x} -> {y}", c.column),
+                                (Some(x), None) => writeln!(out, "    - {} = {x}", c.column),
+                                (None, Some(y)) => writeln!(out, "    + {} = {y}", c.column),
+                                (None, None) => Ok(()),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Like [`diff`], but token and label numbers are ignored: for two snapshots normalized
+/// separately (two NB writers), where symmetric objects (two projects' default groups) may
+/// get their numbers in either order.
+pub fn diff_ignoring_numbers(a: &str, b: &str) -> SnapshotDiff {
+    let mask = |t: &str| t.lines().map(mask_numbers).collect::<Vec<_>>().join("\n");
+    diff(&mask(a), &mask(b))
+}
+
+/// [`diff_ignoring_numbers`] as text.
+pub fn diff_text_ignoring_numbers(a: &str, b: &str) -> String {
+    diff_ignoring_numbers(a, b).to_text()
+}
+
+/// [`diff`] as text; empty when the snapshots are equal (header lines aside).
 pub fn diff_text(a: &str, b: &str) -> String {
+    diff(a, b).to_text()
+}
+
+/// The per-table, per-row differences of two normalized snapshots.
+pub fn diff(a: &str, b: &str) -> SnapshotDiff {
     let (ta, tb) = (parse_text(a), parse_text(b));
-    let mut out = String::new();
+    let mut out = SnapshotDiff::default();
     let tables: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
     let empty = Vec::new();
     for table in tables {
         let ra = ta.get(table).unwrap_or(&empty);
         let rb = tb.get(table).unwrap_or(&empty);
-        let mut section = String::new();
+        let mut rows = Vec::new();
         let mut used_b = vec![false; rb.len()];
         for row_a in ra {
             let ida = identity(table, row_a);
@@ -822,53 +913,49 @@ pub fn diff_text(a: &str, b: &str) -> String {
                             })
                             .collect()
                     };
-                    let (ca, cb) = (cols(row_a), cols(&rb[i]));
+                    let (ca, cb) = (cols(row_a), cols(row_b));
                     let keys: std::collections::BTreeSet<&String> = ca.keys().chain(cb.keys()).collect();
-                    let mut changes = String::new();
-                    for k in keys {
-                        match (ca.get(k), cb.get(k)) {
-                            (Some(x), Some(y)) if x == y => {}
-                            (Some(x), Some(y)) => {
-                                let _ = writeln!(changes, "    {k}: {x} -> {y}");
-                            }
-                            (Some(x), None) => {
-                                let _ = writeln!(changes, "    - {k} = {x}");
-                            }
-                            (None, Some(y)) => {
-                                let _ = writeln!(changes, "    + {k} = {y}");
-                            }
-                            (None, None) => {}
-                        }
-                    }
-                    if !changes.is_empty() {
+                    let columns: Vec<ColumnChange> = keys
+                        .into_iter()
+                        .filter(|k| ca.get(*k) != cb.get(*k))
+                        .map(|k| ColumnChange {
+                            column: k.clone(),
+                            a: ca.get(k).cloned(),
+                            b: cb.get(k).cloned(),
+                        })
+                        .collect();
+                    if !columns.is_empty() {
                         let label = if row_a.label == row_b.label {
                             row_a.label.clone()
                         } else {
                             format!("{} / {}", row_a.label, row_b.label)
                         };
-                        let _ = writeln!(section, "~ {label} ({ida})");
-                        section.push_str(&changes);
+                        rows.push(RowDifference::Changed {
+                            label,
+                            identity: ida,
+                            columns,
+                        });
                     }
                 }
-                None => {
-                    let _ = writeln!(section, "- {}", row_a.label);
-                    for l in &row_a.lines {
-                        let _ = writeln!(section, "-   {l}");
-                    }
-                }
+                None => rows.push(RowDifference::Removed {
+                    label: row_a.label.clone(),
+                    lines: row_a.lines.clone(),
+                }),
             }
         }
         for (i, row_b) in rb.iter().enumerate() {
             if !used_b[i] {
-                let _ = writeln!(section, "+ {}", row_b.label);
-                for l in &row_b.lines {
-                    let _ = writeln!(section, "+   {l}");
-                }
+                rows.push(RowDifference::Added {
+                    label: row_b.label.clone(),
+                    lines: row_b.lines.clone(),
+                });
             }
         }
-        if !section.is_empty() {
-            let _ = writeln!(out, "== {table}");
-            out.push_str(&section);
+        if !rows.is_empty() {
+            out.tables.push(TableDiff {
+                table: table.clone(),
+                rows,
+            });
         }
     }
     out

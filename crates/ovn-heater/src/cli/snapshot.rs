@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ovn_openstack::snapshot::{diff_text, diff_text_ignoring_numbers, strip_for_snapshot, Normalizer};
+use ovn_openstack::snapshot::{diff, diff_ignoring_numbers, strip_for_snapshot, Normalizer};
 use ovsdb::{Client, ClientOptions};
 
 use crate::error::Failure;
@@ -39,7 +39,8 @@ enum Command {
     /// Exit status 1 when they differ.
     #[command(after_help = "Examples:
   ovn-heater snapshot diff before.json after.json
-  ovn-heater snapshot diff --same-run 03-network.json 04-subnet.json")]
+  ovn-heater snapshot diff --same-run 03-network.json 04-subnet.json
+  ovn-heater snapshot diff --json before.json after.json | jq '.tables[].table'")]
     Diff {
         a: PathBuf,
         b: PathBuf,
@@ -48,13 +49,17 @@ enum Command {
         /// token/label numbers are ignored, which is what comparing two NB writers needs.
         #[arg(long)]
         same_run: bool,
+        /// Print the differences as JSON (`{"equal": bool, "tables": [{"table", "rows": [{"kind":
+        /// "removed"|"added"|"changed", ...}]}]}`) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(Command::Diff { a, b, same_run }) => {
+        Some(Command::Diff { a, b, same_run, json }) => {
             let (ta, tb) = if same_run {
                 let mut n = Normalizer::new();
                 (normalized(&a, &mut n)?, normalized(&b, &mut n)?)
@@ -65,17 +70,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
             };
             let diff = if same_run {
-                diff_text(&ta, &tb)
+                diff(&ta, &tb)
             } else {
-                diff_text_ignoring_numbers(&ta, &tb)
+                diff_ignoring_numbers(&ta, &tb)
             };
-            if diff.is_empty() {
+            if json {
+                let doc = serde_json::json!({"equal": diff.is_empty(), "tables": diff.tables});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else if diff.is_empty() {
                 println!("no differences");
-                Ok(ExitCode::SUCCESS)
             } else {
-                print!("{diff}");
-                Ok(ExitCode::from(crate::error::EXIT_CHECK_FAILED))
+                print!("{}", diff.to_text());
             }
+            Ok(if diff.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::error::EXIT_CHECK_FAILED)
+            })
         }
         None => {
             let (Some(nb), Some(out)) = (args.nb, args.out) else {
