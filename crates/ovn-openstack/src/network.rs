@@ -608,6 +608,7 @@ pub fn plan_subnet_v4_dhcp(
         subnet: subnet_id,
         ip: metadata_ip,
     });
+    sort_metadata_ips(&mut port);
     port.revision += 1;
     let mut txn = Transaction::new(nb::NB);
     nb::verify_external_ids(
@@ -713,20 +714,21 @@ impl<T: PartialEq + Clone + std::fmt::Debug> ListEdit<T> {
     fn is_noop(&self) -> bool {
         !self.clear && self.add.is_empty() && self.remove.is_empty()
     }
-    /// The new list; `None` when `remove` names an entry the list does not have (the CLI
-    /// refuses that before it sends anything).
-    fn apply(&self, list: &[T]) -> std::result::Result<Vec<T>, T> {
+    /// The new list, the added entries after the kept ones (`prepend`: before them, as the
+    /// CLI orders DNS servers); `Err(entry)` when `remove` names an entry the list does not
+    /// have (the CLI refuses that before it sends anything).
+    fn apply(&self, list: &[T], prepend: bool) -> std::result::Result<Vec<T>, T> {
         if let Some(missing) = self.remove.iter().find(|r| !list.contains(r)) {
             return Err(missing.clone());
         }
-        let mut out: Vec<T> = if self.clear { vec![] } else { list.to_vec() };
-        out.retain(|x| !self.remove.contains(x));
-        for a in &self.add {
-            if !out.contains(a) {
-                out.push(a.clone());
-            }
-        }
-        Ok(out)
+        let mut kept: Vec<T> = if self.clear { vec![] } else { list.to_vec() };
+        kept.retain(|x| !self.remove.contains(x));
+        let added: Vec<T> = self.add.iter().filter(|a| !kept.contains(a)).cloned().collect();
+        Ok(if prepend {
+            added.into_iter().chain(kept).collect()
+        } else {
+            kept.into_iter().chain(added).collect()
+        })
     }
 }
 
@@ -782,7 +784,7 @@ impl Neutron {
     /// rewritten; an MTU change also rewrites the DHCP options of its subnets.
     pub async fn network_set(&self, network: &str, update: NetworkUpdate) -> Result<ActionReport> {
         self.action("network set", |mut report| async move {
-            let net_id = self.with_state(|st| -> Result<_> {
+            let (net_id, mtu_changes) = self.with_state(|st| -> Result<_> {
                 let net = st.network(network)?;
                 if let Some(mtu) = update.mtu {
                     let max = st.mtu_for(net.provider.as_ref());
@@ -799,7 +801,7 @@ impl Neutron {
                         ));
                     }
                 }
-                Ok(net.id)
+                Ok((net.id, update.mtu.is_some_and(|m| m != net.mtu)))
             })?;
             self.exec(&mut report, |st| {
                 let mut net = st.networks[&net_id].clone();
@@ -832,6 +834,14 @@ impl Neutron {
                 })))
             })
             .await?;
+            if mtu_changes {
+                // The MTU change runs Neutron's subnet DHCP update for each subnet, which gives
+                // the metadata port an address in DHCP subnets it has none in (DHCPv6-stateful).
+                let subnets = self.with_state(|st| st.networks[&net_id].subnets.clone());
+                for subnet_id in subnets {
+                    self.metadata_port_fill(&mut report, subnet_id).await?;
+                }
+            }
             report.id = Some(net_id);
             Ok(report)
         })
@@ -852,15 +862,15 @@ impl Neutron {
                 }
                 new.dns_nameservers = update
                     .dns_nameservers
-                    .apply(&old.dns_nameservers)
+                    .apply(&old.dns_nameservers, true)
                     .map_err(|m| Error::invalid("--dns-nameserver", format!("{m} is not a DNS server of the subnet")))?;
-                new.host_routes = update.host_routes.apply(&old.host_routes).map_err(|(d, g)| {
+                new.host_routes = update.host_routes.apply(&old.host_routes, false).map_err(|(d, g)| {
                     Error::invalid(
                         "--host-route",
                         format!("destination={d},gateway={g} is not a host route of the subnet"),
                     )
                 })?;
-                new.allocation_pools = update.allocation_pools.apply(&old.allocation_pools).map_err(|(a, b)| {
+                new.allocation_pools = update.allocation_pools.apply(&old.allocation_pools, false).map_err(|(a, b)| {
                     Error::invalid(
                         "--allocation-pool",
                         format!("start={a},end={b} is not an allocation pool of the subnet"),
@@ -956,7 +966,8 @@ impl Neutron {
                             st.subnets.insert(new.id, new);
                         })))
                     })
-                    .await?
+                    .await?;
+                    self.metadata_port_fill(&mut report, subnet_id).await?
                 }
             }
             self.with_state(|st| bump_network_revision(st, subnet_id));
@@ -964,6 +975,33 @@ impl Neutron {
             Ok(report)
         })
         .await
+    }
+
+    /// Neutron's `update_metadata_port` for one subnet (run on a subnet update): a DHCP
+    /// subnet the metadata port has no address in (DHCPv6-stateful: `subnet create` gives
+    /// none) gives it the lowest free pool address; one LSP update, one revision on.
+    async fn metadata_port_fill(&self, report: &mut ActionReport, subnet_id: Id) -> Result<()> {
+        let mdp = self.with_state(|st| {
+            let s = st.subnets.get(&subnet_id)?;
+            let mdp = st.networks.get(&s.network)?.metadata_port?;
+            let port = st.ports.get(&mdp)?;
+            (s.enable_dhcp && !port.fixed_ips.iter().any(|f| f.subnet == subnet_id)).then_some(mdp)
+        });
+        let Some(mdp) = mdp else { return Ok(()) };
+        let ip = self.with_state(|st| st.allocate_ip(subnet_id, None, true))?;
+        let r = self
+            .exec(report, |st| {
+                let mut port = st.ports[&mdp].clone();
+                port.fixed_ips.push(FixedIp { subnet: subnet_id, ip });
+                sort_metadata_ips(&mut port);
+                port.revision += 1;
+                Ok(Some(crate::port::plan_lsp_update(st, port, "metadata port address")?))
+            })
+            .await;
+        if r.is_err() {
+            self.with_state(|st| st.release_ip(subnet_id, ip));
+        }
+        r
     }
 
     /// `subnet set --no-dhcp` of an IPv4 subnet: the metadata port loses its address (its LSP
@@ -1062,6 +1100,12 @@ fn bump_network_revision(st: &mut State, subnet_id: Id) {
     if let Some(n) = net.and_then(|n| st.networks.get_mut(&n)) {
         n.revision += 1;
     }
+}
+
+/// Neutron lists the metadata port's addresses in its DB's order, by address text (seen:
+/// `10.82.0.2` before a `2001:db8:82::1` given earlier, corpus subnet-set-dhcpv6).
+fn sort_metadata_ips(port: &mut Port) {
+    port.fixed_ips.sort_by_key(|f| f.ip.to_string());
 }
 
 /// The Logical_Switch `external_ids` of a network.
