@@ -31,7 +31,7 @@ pub mod snapshot;
 
 pub use error::{Error, Result};
 pub use model::{Config, GatewayLayout, Id};
-pub use network::{NetworkSpec, SubnetGateway, SubnetSpec};
+pub use network::{ListEdit, NetworkSpec, NetworkUpdate, SubnetGateway, SubnetSpec, SubnetUpdate};
 pub use neutron::{ActionReport, ChassisInfo, Neutron, TxnTiming};
 pub use port::{FixedIpSpec, PortSpec, PortUpdate};
 pub use router::GatewaySpec;

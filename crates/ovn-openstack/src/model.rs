@@ -100,6 +100,8 @@ pub struct Network {
     pub mtu: u32,
     pub external: bool,
     pub provider: Option<Provider>,
+    /// `port_security_enabled`: the default of the network's new ports.
+    pub port_security: bool,
     pub revision: i64,
     pub subnets: Vec<Id>,
     pub metadata_port: Option<Id>,
@@ -118,9 +120,12 @@ pub struct Subnet {
     /// `slaac`, `dhcpv6-stateful`, `dhcpv6-stateless` (IPv6 only).
     pub ipv6_address_mode: Option<String>,
     pub dns_nameservers: Vec<String>,
-    /// `--allocation-pool start=A,end=B` ranges (empty: the whole range); automatic picks
-    /// stay inside them, explicit addresses need not.
+    /// `--allocation-pool start=A,end=B` ranges (by default the host addresses minus the
+    /// gateway; empty after `subnet unset` of the last one: no automatic picks); automatic
+    /// picks stay inside them, explicit addresses need not.
     pub allocation_pools: Vec<(IpAddr, IpAddr)>,
+    /// `--host-route destination=CIDR,gateway=IP` (destination, nexthop), in request order.
+    pub host_routes: Vec<(String, String)>,
     pub revision: i64,
     pub dhcp_options: Option<RowId>,
     pub server_mac: String,
@@ -367,7 +372,7 @@ impl State {
             .cidr
             .hosts()
             .filter(|ip| *ip != s.cidr.network() && Some(*ip) != s.gateway && !s.allocated.contains(ip))
-            .filter(|ip| s.allocation_pools.is_empty() || s.allocation_pools.iter().any(|(a, b)| a <= ip && ip <= b))
+            .filter(|ip| s.allocation_pools.iter().any(|(a, b)| a <= ip && ip <= b))
             .take(if lowest { 1 } else { 1000 })
             .collect();
         if free.is_empty() {
@@ -483,6 +488,53 @@ pub fn ip_with_prefix(ip: IpAddr, cidr: &IpNet) -> String {
     format!("{ip}/{}", cidr.prefix_len())
 }
 
+/// Neutron's default allocation pools of a subnet: its host addresses (IPv4: without the
+/// network and broadcast addresses; IPv6: network + 1 to the last address) minus the gateway,
+/// which splits the range in two.
+pub fn default_pools(cidr: &IpNet, gateway: Option<IpAddr>) -> Vec<(IpAddr, IpAddr)> {
+    let (first, last): (IpAddr, IpAddr) = match cidr {
+        IpNet::V4(n) => {
+            let (net, bc) = (u32::from(n.network()), u32::from(n.broadcast()));
+            let (a, b) = if bc - net < 2 { (net, bc) } else { (net + 1, bc - 1) };
+            (IpAddr::V4(a.into()), IpAddr::V4(b.into()))
+        }
+        IpNet::V6(n) => {
+            let (net, last) = (u128::from(n.network()), u128::from(n.broadcast()));
+            (
+                IpAddr::V6((net + u128::from(last > net)).into()),
+                IpAddr::V6(last.into()),
+            )
+        }
+    };
+    match gateway {
+        Some(g) if first <= g && g <= last => {
+            let mut pools = Vec::new();
+            if g > first {
+                pools.push((first, step_ip(g, false)));
+            }
+            if g < last {
+                pools.push((step_ip(g, true), last));
+            }
+            pools
+        }
+        _ => vec![(first, last)],
+    }
+}
+
+/// The next (`up`) or previous address.
+fn step_ip(ip: IpAddr, up: bool) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let n = u32::from(a);
+            IpAddr::V4(if up { n + 1 } else { n - 1 }.into())
+        }
+        IpAddr::V6(a) => {
+            let n = u128::from(a);
+            IpAddr::V6(if up { n + 1 } else { n - 1 }.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,7 +555,8 @@ mod tests {
                 enable_dhcp: true,
                 ipv6_address_mode: None,
                 dns_nameservers: vec![],
-                allocation_pools: vec![],
+                allocation_pools: default_pools(&cidr, cidr.hosts().next()),
+                host_routes: vec![],
                 revision: 0,
                 dhcp_options: None,
                 server_mac: String::new(),

@@ -477,8 +477,14 @@ pub fn dhcpv4_options(
         let list: Vec<&str> = dns.iter().map(|s| s.as_str()).collect();
         m.insert("dns_server".to_owned(), format!("{{{}}}", list.join(", ")));
     }
-    if let Some(md) = metadata_ip {
-        let mut routes = vec![format!("169.254.169.254/32,{md}")];
+    // Neutron's order: the metadata route, the subnet's host routes, then the default route
+    // (only written beside other routes).
+    let mut routes: Vec<String> = metadata_ip
+        .map(|md| format!("169.254.169.254/32,{md}"))
+        .into_iter()
+        .collect();
+    routes.extend(subnet.host_routes.iter().map(|(dest, hop)| format!("{dest},{hop}")));
+    if !routes.is_empty() {
         if let Some(gw) = subnet.gateway {
             routes.push(format!("0.0.0.0/0,{gw}"));
         }

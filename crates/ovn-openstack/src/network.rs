@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use ovsdb::{Condition, Row, Transaction, Value};
 
 use crate::error::{Error, Result};
-use crate::model::{FixedIp, Id, Network, NetworkType, Port, PortKind, Provider, State, Subnet};
+use crate::model::{FixedIp, Id, Network, NetworkType, Port, PortKind, Provider, RowId, State, Subnet};
 use crate::nb::{self, map_of, smap, strs, Planned};
 use crate::neutron::{pg_drop, ActionReport, Neutron};
 
@@ -30,6 +30,8 @@ pub struct NetworkSpec {
     pub segmentation_id: Option<u16>,
     /// `--mtu` (at most the network type's maximum, which is the default).
     pub mtu: Option<u32>,
+    /// `--disable-port-security` (the network's new ports default to no port security).
+    pub disable_port_security: bool,
 }
 
 /// The gateway of a new subnet.
@@ -57,6 +59,8 @@ pub struct SubnetSpec {
     pub dns_nameservers: Vec<String>,
     /// `--allocation-pool start=A,end=B`.
     pub allocation_pools: Vec<(IpAddr, IpAddr)>,
+    /// `--host-route destination=CIDR,gateway=IP` (destination, nexthop).
+    pub host_routes: Vec<(String, String)>,
     /// The address the network's metadata port gets in this subnet (Neutron's IPAM pick);
     /// the lowest free one when `None`.
     pub metadata_ip: Option<IpAddr>,
@@ -74,6 +78,7 @@ impl SubnetSpec {
             ipv6_address_mode: None,
             dns_nameservers: vec![],
             allocation_pools: vec![],
+            host_routes: vec![],
             metadata_ip: None,
         }
     }
@@ -112,6 +117,7 @@ impl Neutron {
                         mtu,
                         external: spec.external,
                         provider: provider.clone(),
+                        port_security: !spec.disable_port_security,
                         revision: 1,
                         subnets: vec![],
                         metadata_port: None,
@@ -224,7 +230,9 @@ impl Neutron {
                     (true, true, Some(mdp)) => {
                         let ip = self.with_state(|st| st.allocate_ip(subnet_id, spec.metadata_ip, true))?;
                         let r = self
-                            .exec(&mut report, |st| Ok(Some(plan_subnet_v4_dhcp(st, subnet_id, mdp, ip)?)))
+                            .exec(&mut report, |st| {
+                                Ok(Some(plan_subnet_v4_dhcp(st, subnet_id, mdp, ip, &[])?))
+                            })
                             .await;
                         if r.is_err() {
                             self.with_state(|st| st.release_ip(subnet_id, ip));
@@ -244,6 +252,7 @@ impl Neutron {
                 self.with_state(|st| unreserve_subnet(st, subnet_id));
                 return Err(e);
             }
+            self.with_state(|st| bump_network_revision(st, subnet_id));
             report.id = Some(subnet_id);
             Ok(report)
         })
@@ -428,12 +437,7 @@ fn provider_of(st: &mut State, spec: &NetworkSpec) -> Result<Option<Provider>> {
 /// T1b: the Logical_Switch, plus the localnet port of a provider network, in one transaction.
 pub fn plan_logical_switch(network: Network) -> Planned {
     let mut txn = Transaction::new(nb::NB);
-    let ext = map_of([
-        ("neutron:network_name", network.name.clone()),
-        ("neutron:mtu", network.mtu.to_string()),
-        (nb::REVISION, network.revision.to_string()),
-        ("neutron:availability_zone_hints", String::new()),
-    ]);
+    let ext = ls_external_ids(&network);
     let other = map_of([
         ("mcast_snoop", "false".to_owned()),
         ("mcast_flood_unregistered", "false".to_owned()),
@@ -542,6 +546,11 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
         }
     }
     let project = spec.project.clone().unwrap_or_else(|| net.project.clone());
+    let allocation_pools = if spec.allocation_pools.is_empty() {
+        crate::model::default_pools(&cidr, gateway)
+    } else {
+        spec.allocation_pools.clone()
+    };
     let id = st.new_id();
     let server_mac = st.new_mac();
     let mut allocated = BTreeSet::new();
@@ -558,7 +567,8 @@ fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
             enable_dhcp: spec.enable_dhcp,
             ipv6_address_mode: spec.ipv6_address_mode.clone(),
             dns_nameservers: spec.dns_nameservers.clone(),
-            allocation_pools: spec.allocation_pools.clone(),
+            allocation_pools,
+            host_routes: spec.host_routes.clone(),
             revision: 0,
             dhcp_options: None,
             server_mac,
@@ -582,7 +592,14 @@ fn unreserve_subnet(st: &mut State, id: Id) {
 
 /// T2: `wait` on the metadata LSP, DHCP_Options insert, metadata LSP update (new address),
 /// `neutron_pg_drop` mutate-delete of the (trusted) metadata port.
-pub fn plan_subnet_v4_dhcp(st: &State, subnet_id: Id, mdp: Id, metadata_ip: IpAddr) -> Result<Planned> {
+/// `point_ports`: LSPs to point at the new row (`subnet set --dhcp`).
+pub fn plan_subnet_v4_dhcp(
+    st: &State,
+    subnet_id: Id,
+    mdp: Id,
+    metadata_ip: IpAddr,
+    point_ports: &[RowId],
+) -> Result<Planned> {
     let subnet = &st.subnets[&subnet_id];
     let net = &st.networks[&subnet.network];
     let old = &st.ports[&mdp];
@@ -591,6 +608,7 @@ pub fn plan_subnet_v4_dhcp(st: &State, subnet_id: Id, mdp: Id, metadata_ip: IpAd
         subnet: subnet_id,
         ip: metadata_ip,
     });
+    sort_metadata_ips(&mut port);
     port.revision += 1;
     let mut txn = Transaction::new(nb::NB);
     nb::verify_external_ids(
@@ -601,6 +619,13 @@ pub fn plan_subnet_v4_dhcp(st: &State, subnet_id: Id, mdp: Id, metadata_ip: IpAd
     );
     let options = nb::dhcpv4_options(st, subnet, net.mtu, Some(metadata_ip));
     let dhcp = txn.insert(nb::DHCP_OPTIONS, nb::dhcp_insert_row(subnet, &options));
+    for lsp in point_ports {
+        txn.update(
+            nb::LOGICAL_SWITCH_PORT,
+            vec![Condition::uuid(*lsp)],
+            Row::new().with("dhcpv4_options", dhcp.clone()),
+        );
+    }
     txn.update(
         nb::LOGICAL_SWITCH_PORT,
         vec![Condition::uuid(port.lsp)],
@@ -651,4 +676,444 @@ pub fn plan_dhcp_delete(st: &State, subnet_id: Id) -> Option<Planned> {
     Some(Planned::new("subnet delete DHCP_Options", txn, move |st, _| {
         unreserve_subnet(st, subnet_id);
     }))
+}
+
+/// `openstack network set` (what changes the NB: the Logical_Switch's name, MTU and revision;
+/// an MTU change also rewrites the MTU in the network's DHCPv4 options).
+#[derive(Clone, Debug, Default)]
+pub struct NetworkUpdate {
+    pub name: Option<String>,
+    pub mtu: Option<u32>,
+    /// `--enable-port-security` / `--disable-port-security`: the default of new ports only
+    /// (existing ports keep theirs).
+    pub port_security: Option<bool>,
+    /// `--description` (not in the NB, but the update bumps the revision).
+    pub description: Option<String>,
+}
+
+/// A list option of `subnet set|unset`, as the openstack CLI builds the new list: the current
+/// one (emptied first with `clear`, the `--no-...` flag), minus `remove` (`unset`), plus `add`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListEdit<T> {
+    pub clear: bool,
+    pub add: Vec<T>,
+    pub remove: Vec<T>,
+}
+
+impl<T> Default for ListEdit<T> {
+    fn default() -> Self {
+        ListEdit {
+            clear: false,
+            add: vec![],
+            remove: vec![],
+        }
+    }
+}
+
+impl<T: PartialEq + Clone + std::fmt::Debug> ListEdit<T> {
+    fn is_noop(&self) -> bool {
+        !self.clear && self.add.is_empty() && self.remove.is_empty()
+    }
+    /// The new list, the added entries after the kept ones (`prepend`: before them, as the
+    /// CLI orders DNS servers); `Err(entry)` when `remove` names an entry the list does not
+    /// have (the CLI refuses that before it sends anything).
+    fn apply(&self, list: &[T], prepend: bool) -> std::result::Result<Vec<T>, T> {
+        if let Some(missing) = self.remove.iter().find(|r| !list.contains(r)) {
+            return Err(missing.clone());
+        }
+        let mut kept: Vec<T> = if self.clear { vec![] } else { list.to_vec() };
+        kept.retain(|x| !self.remove.contains(x));
+        let added: Vec<T> = self.add.iter().filter(|a| !kept.contains(a)).cloned().collect();
+        Ok(if prepend {
+            added.into_iter().chain(kept).collect()
+        } else {
+            kept.into_iter().chain(added).collect()
+        })
+    }
+}
+
+/// `openstack subnet set` / `subnet unset`.
+#[derive(Clone, Debug, Default)]
+pub struct SubnetUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `--gateway IP|none`.
+    pub gateway: Option<SubnetGateway>,
+    /// `--dhcp` / `--no-dhcp`.
+    pub enable_dhcp: Option<bool>,
+    pub dns_nameservers: ListEdit<String>,
+    pub host_routes: ListEdit<(String, String)>,
+    pub allocation_pools: ListEdit<(IpAddr, IpAddr)>,
+}
+
+/// The metadata port's address in `subnet`, if it has one.
+fn metadata_ip_in(st: &State, subnet: &Subnet) -> Option<IpAddr> {
+    let mdp = st.networks.get(&subnet.network)?.metadata_port?;
+    st.ports
+        .get(&mdp)?
+        .fixed_ips
+        .iter()
+        .find(|f| f.subnet == subnet.id)
+        .map(|f| f.ip)
+}
+
+/// Rewrites `subnet`'s DHCP_Options row (options and revision), as Neutron does on every
+/// subnet update; `None` when the subnet has no row.
+fn dhcp_rewrite(st: &State, txn: &mut Transaction, subnet: &Subnet, mtu: u32) {
+    let Some(row) = subnet.dhcp_options else { return };
+    let options = if subnet.is_v4() {
+        nb::dhcpv4_options(st, subnet, mtu, metadata_ip_in(st, subnet))
+    } else {
+        nb::dhcpv6_options(subnet)
+    };
+    let ext = map_of([
+        ("subnet_id", subnet.id.to_string()),
+        (nb::REVISION, subnet.revision.to_string()),
+    ]);
+    txn.update(
+        nb::DHCP_OPTIONS,
+        vec![Condition::uuid(row)],
+        Row::new()
+            .with("external_ids", smap(&ext))
+            .with("options", smap(&options)),
+    );
+}
+
+impl Neutron {
+    /// `network set`: the network's revision rises by one and its Logical_Switch is
+    /// rewritten; an MTU change also rewrites the DHCP options of its subnets.
+    pub async fn network_set(&self, network: &str, update: NetworkUpdate) -> Result<ActionReport> {
+        self.action("network set", |mut report| async move {
+            let (net_id, mtu_changes) = self.with_state(|st| -> Result<_> {
+                let net = st.network(network)?;
+                if let Some(mtu) = update.mtu {
+                    let max = st.mtu_for(net.provider.as_ref());
+                    if mtu > max || mtu < 68 {
+                        return Err(Error::invalid(
+                            "--mtu",
+                            format!("{mtu} is out of range: the network type allows 68 to {max} (Neutron's 400)"),
+                        ));
+                    }
+                    if mtu != net.mtu && st.ports.values().any(|p| p.network == net.id && p.lrp.is_some()) {
+                        return Err(Error::invalid(
+                            "--mtu",
+                            "changing the MTU of a network with router interfaces or gateways (their router ports) is not modelled; set it before `router add subnet`",
+                        ));
+                    }
+                }
+                Ok((net.id, update.mtu.is_some_and(|m| m != net.mtu)))
+            })?;
+            self.exec(&mut report, |st| {
+                let mut net = st.networks[&net_id].clone();
+                if let Some(name) = &update.name {
+                    net.name = name.clone();
+                }
+                if let Some(ps) = update.port_security {
+                    net.port_security = ps;
+                }
+                let mtu_changed = update.mtu.is_some_and(|m| m != net.mtu);
+                if let Some(mtu) = update.mtu {
+                    net.mtu = mtu;
+                }
+                net.revision += 1;
+                let mut txn = Transaction::new(nb::NB);
+                txn.update(
+                    nb::LOGICAL_SWITCH,
+                    vec![Condition::uuid(net.ls)],
+                    Row::new().with("external_ids", smap(&ls_external_ids(&net))),
+                );
+                if mtu_changed {
+                    for subnet in net.subnets.iter().filter_map(|s| st.subnets.get(s)) {
+                        if subnet.is_v4() {
+                            dhcp_rewrite(st, &mut txn, subnet, net.mtu);
+                        }
+                    }
+                }
+                Ok(Some(Planned::new("network set Logical_Switch", txn, move |st, _| {
+                    st.networks.insert(net.id, net);
+                })))
+            })
+            .await?;
+            if mtu_changes {
+                // The MTU change runs Neutron's subnet DHCP update for each subnet, which gives
+                // the metadata port an address in DHCP subnets it has none in (DHCPv6-stateful).
+                let subnets = self.with_state(|st| st.networks[&net_id].subnets.clone());
+                for subnet_id in subnets {
+                    self.metadata_port_fill(&mut report, subnet_id).await?;
+                }
+            }
+            report.id = Some(net_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `subnet set` / `subnet unset`: the subnet's revision rises by one and its DHCP_Options
+    /// row is rewritten (options and revision). `--no-dhcp` deletes the row and takes the
+    /// metadata port's address away; `--dhcp` gives the metadata port the lowest free pool
+    /// address, creates the row (a new server MAC) and points the subnet's other ports at it.
+    pub async fn subnet_set(&self, subnet: &str, update: SubnetUpdate) -> Result<ActionReport> {
+        self.action("subnet set", |mut report| async move {
+            let (old, new) = self.with_state(|st| -> Result<_> {
+                let old = st.subnet(subnet)?.clone();
+                let mut new = old.clone();
+                if let Some(name) = &update.name {
+                    new.name = name.clone();
+                }
+                new.dns_nameservers = update
+                    .dns_nameservers
+                    .apply(&old.dns_nameservers, true)
+                    .map_err(|m| Error::invalid("--dns-nameserver", format!("{m} is not a DNS server of the subnet")))?;
+                new.host_routes = update.host_routes.apply(&old.host_routes, false).map_err(|(d, g)| {
+                    Error::invalid(
+                        "--host-route",
+                        format!("destination={d},gateway={g} is not a host route of the subnet"),
+                    )
+                })?;
+                new.allocation_pools = update.allocation_pools.apply(&old.allocation_pools, false).map_err(|(a, b)| {
+                    Error::invalid(
+                        "--allocation-pool",
+                        format!("start={a},end={b} is not an allocation pool of the subnet"),
+                    )
+                })?;
+                if let Some(g) = &update.gateway {
+                    new.gateway = match g {
+                        SubnetGateway::None => None,
+                        SubnetGateway::Ip(ip) => Some(*ip),
+                        SubnetGateway::Auto => old.gateway,
+                    };
+                }
+                if let Some(dhcp) = update.enable_dhcp {
+                    new.enable_dhcp = dhcp;
+                }
+                if !old.is_v4()
+                    && (update.gateway.is_some()
+                        || new.enable_dhcp != old.enable_dhcp
+                        || !update.dns_nameservers.is_noop()
+                        || !update.host_routes.is_noop()
+                        || !update.allocation_pools.is_noop())
+                {
+                    return Err(Error::invalid(
+                        "subnet set",
+                        "only --name and --description are modelled for IPv6 subnets (their router advertisements are not)",
+                    ));
+                }
+                if new.gateway != old.gateway {
+                    if let Some(p) = st.ports.values().find(|p| {
+                        matches!(p.kind, PortKind::RouterInterface { .. }) && p.fixed_ips.iter().any(|f| f.subnet == old.id)
+                    }) {
+                        return Err(Error::InUse {
+                            what: format!("subnet {}", old.name),
+                            why: format!("router interface {} uses its gateway; remove it first", p.id),
+                        });
+                    }
+                    if let Some(gw) = new.gateway {
+                        if !old.cidr.contains(&gw) {
+                            return Err(Error::invalid("--gateway", format!("{gw} is not in {}", old.cidr)));
+                        }
+                        if old.allocated.contains(&gw) {
+                            return Err(Error::invalid("--gateway", format!("{gw} is allocated to a port")));
+                        }
+                    }
+                }
+                for (i, (start, end)) in new.allocation_pools.iter().enumerate() {
+                    if !old.cidr.contains(start) || !old.cidr.contains(end) || start > end {
+                        return Err(Error::invalid(
+                            "--allocation-pool",
+                            format!("start={start},end={end} is not a range inside {}", old.cidr),
+                        ));
+                    }
+                    if new.gateway.is_some_and(|g| *start <= g && g <= *end) {
+                        return Err(Error::invalid(
+                            "--allocation-pool",
+                            format!("start={start},end={end} contains the gateway; Neutron refuses that"),
+                        ));
+                    }
+                    if let Some((a, b)) = new.allocation_pools[..i]
+                        .iter()
+                        .find(|(a, b)| a <= end && start <= b)
+                    {
+                        return Err(Error::InUse {
+                            what: "--allocation-pool".into(),
+                            why: format!("{start}-{end} overlaps {a}-{b} (Neutron's 409)"),
+                        });
+                    }
+                }
+                new.revision += 1;
+                Ok((old, new))
+            })?;
+            let subnet_id = old.id;
+            let mdp = self.with_state(|st| st.networks.get(&old.network).and_then(|n| n.metadata_port));
+            let v4_dhcp_before = old.is_v4() && old.enable_dhcp;
+            let v4_dhcp_after = new.is_v4() && new.enable_dhcp;
+            match (v4_dhcp_before, v4_dhcp_after, mdp) {
+                (true, false, _) => self.subnet_disable_dhcp(&mut report, new).await?,
+                (false, true, Some(mdp)) => self.subnet_enable_dhcp(&mut report, new, mdp).await?,
+                _ => {
+                    self.exec(&mut report, |st| {
+                        let mut txn = Transaction::new(nb::NB);
+                        let mut new = new;
+                        // The gateway moves in the IPAM too.
+                        if new.gateway != old.gateway {
+                            if let Some(g) = old.gateway {
+                                new.allocated.remove(&g);
+                            }
+                            new.allocated.extend(new.gateway);
+                        }
+                        let mtu = st.networks.get(&new.network).map(|n| n.mtu).unwrap_or(0);
+                        dhcp_rewrite(st, &mut txn, &new, mtu);
+                        Ok(Some(Planned::new("subnet set DHCP_Options", txn, move |st, _| {
+                            st.subnets.insert(new.id, new);
+                        })))
+                    })
+                    .await?;
+                    self.metadata_port_fill(&mut report, subnet_id).await?
+                }
+            }
+            self.with_state(|st| bump_network_revision(st, subnet_id));
+            report.id = Some(subnet_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Neutron's `update_metadata_port` for one subnet (run on a subnet update): a DHCP
+    /// subnet the metadata port has no address in (DHCPv6-stateful: `subnet create` gives
+    /// none) gives it the lowest free pool address; one LSP update, one revision on.
+    async fn metadata_port_fill(&self, report: &mut ActionReport, subnet_id: Id) -> Result<()> {
+        let mdp = self.with_state(|st| {
+            let s = st.subnets.get(&subnet_id)?;
+            let mdp = st.networks.get(&s.network)?.metadata_port?;
+            let port = st.ports.get(&mdp)?;
+            (s.enable_dhcp && !port.fixed_ips.iter().any(|f| f.subnet == subnet_id)).then_some(mdp)
+        });
+        let Some(mdp) = mdp else { return Ok(()) };
+        let ip = self.with_state(|st| st.allocate_ip(subnet_id, None, true))?;
+        let r = self
+            .exec(report, |st| {
+                let mut port = st.ports[&mdp].clone();
+                port.fixed_ips.push(FixedIp { subnet: subnet_id, ip });
+                sort_metadata_ips(&mut port);
+                port.revision += 1;
+                Ok(Some(crate::port::plan_lsp_update(st, port, "metadata port address")?))
+            })
+            .await;
+        if r.is_err() {
+            self.with_state(|st| st.release_ip(subnet_id, ip));
+        }
+        r
+    }
+
+    /// `subnet set --no-dhcp` of an IPv4 subnet: the metadata port loses its address (its LSP
+    /// is rewritten, one revision on) and the DHCP_Options row goes (the ports' weak
+    /// references to it with it).
+    async fn subnet_disable_dhcp(&self, report: &mut ActionReport, mut new: Subnet) -> Result<()> {
+        self.exec(report, |st| {
+            let mut txn = Transaction::new(nb::NB);
+            if let Some(row) = new.dhcp_options.take() {
+                txn.delete(nb::DHCP_OPTIONS, vec![Condition::uuid(row)]);
+            }
+            let mdp = st
+                .networks
+                .get(&new.network)
+                .and_then(|n| n.metadata_port)
+                .and_then(|m| st.ports.get(&m))
+                .filter(|p| p.fixed_ips.iter().any(|f| f.subnet == new.id))
+                .cloned();
+            let mut freed = None;
+            let mut port_after = None;
+            if let Some(mut port) = mdp {
+                freed = port.fixed_ips.iter().find(|f| f.subnet == new.id).map(|f| f.ip);
+                port.fixed_ips.retain(|f| f.subnet != new.id);
+                port.revision += 1;
+                let planned = crate::port::plan_lsp_update(st, port.clone(), "subnet set --no-dhcp metadata port")?;
+                for op in planned.txn.operations() {
+                    txn.push(op.clone());
+                }
+                port_after = Some(port);
+            }
+            Ok(Some(Planned::new("subnet set --no-dhcp", txn, move |st, _| {
+                if let Some(ip) = freed {
+                    new.allocated.remove(&ip);
+                }
+                st.subnets.insert(new.id, new);
+                if let Some(p) = port_after {
+                    st.ports.insert(p.id, p);
+                }
+            })))
+        })
+        .await
+    }
+
+    /// `subnet set --dhcp` of an IPv4 subnet without DHCP: as `subnet create` with DHCP (the
+    /// metadata port's address, a DHCP_Options row with a new server MAC), plus every port of
+    /// the subnet (network-owned ones excepted) pointed at the new row.
+    async fn subnet_enable_dhcp(&self, report: &mut ActionReport, mut new: Subnet, mdp: Id) -> Result<()> {
+        let subnet_id = new.id;
+        let old = self.with_state(|st| {
+            new.server_mac = st.new_mac();
+            st.subnets.insert(subnet_id, new.clone())
+        });
+        let ip = self.with_state(|st| st.allocate_ip(subnet_id, None, true));
+        let r = match ip {
+            Ok(ip) => {
+                let r = self
+                    .exec(report, |st| {
+                        let ports: Vec<RowId> = st
+                            .ports
+                            .values()
+                            .filter(|p| {
+                                p.id != mdp && !nb::is_trusted(p) && p.fixed_ips.iter().any(|f| f.subnet == subnet_id)
+                            })
+                            .map(|p| p.lsp)
+                            .collect();
+                        let planned = plan_subnet_v4_dhcp(st, subnet_id, mdp, ip, &ports)?;
+                        Ok(Some(planned))
+                    })
+                    .await;
+                if r.is_err() {
+                    self.with_state(|st| st.release_ip(subnet_id, ip));
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            self.with_state(|st| {
+                if let Some(old) = old {
+                    let mac = st.subnets.get(&subnet_id).map(|s| s.server_mac.clone());
+                    if let Some(mac) = mac {
+                        st.release_mac(&mac);
+                    }
+                    st.subnets.insert(subnet_id, old);
+                }
+            });
+        }
+        r
+    }
+}
+
+/// A subnet create or update bumps its network's revision in Neutron's DB (the Logical_Switch
+/// shows it at its next rewrite, `network set`).
+fn bump_network_revision(st: &mut State, subnet_id: Id) {
+    let net = st.subnets.get(&subnet_id).map(|s| s.network);
+    if let Some(n) = net.and_then(|n| st.networks.get_mut(&n)) {
+        n.revision += 1;
+    }
+}
+
+/// Neutron lists the metadata port's addresses in its DB's order, by address text (seen:
+/// `10.82.0.2` before a `2001:db8:82::1` given earlier, corpus subnet-set-dhcpv6).
+fn sort_metadata_ips(port: &mut Port) {
+    port.fixed_ips.sort_by_key(|f| f.ip.to_string());
+}
+
+/// The Logical_Switch `external_ids` of a network.
+fn ls_external_ids(network: &Network) -> std::collections::BTreeMap<String, String> {
+    map_of([
+        ("neutron:network_name", network.name.clone()),
+        ("neutron:mtu", network.mtu.to_string()),
+        (nb::REVISION, network.revision.to_string()),
+        ("neutron:availability_zone_hints", String::new()),
+    ])
 }

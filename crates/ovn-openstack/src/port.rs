@@ -37,8 +37,8 @@ pub struct PortSpec {
     pub fixed_ips: Vec<FixedIpSpec>,
     /// `None`: the project's `default` group.
     pub security_groups: Option<Vec<String>>,
-    /// `--disable-port-security` clears it.
-    pub port_security: bool,
+    /// `--enable-port-security` / `--disable-port-security`; the network's setting when `None`.
+    pub port_security: Option<bool>,
     /// `--mac-address` (else a fresh `fa:16:3e:…`).
     pub mac: Option<String>,
     /// `--allowed-address ip-address=IP[,mac-address=MAC]` (MAC: the port's by default).
@@ -62,8 +62,12 @@ impl Neutron {
     /// reference and `neutron_pg_drop` + security-group memberships, in one transaction.
     pub async fn port_create(&self, spec: PortSpec) -> Result<ActionReport> {
         self.action("port create", |mut report| async move {
+            let mut spec = spec;
             let (net_id, project) = self.with_state(|st| -> Result<_> {
                 let n = st.network(&spec.network)?;
+                // Neutron's port security extension: a port without the option inherits the
+                // network's `port_security_enabled`.
+                spec.port_security = Some(spec.port_security.unwrap_or(n.port_security));
                 Ok((
                     n.id,
                     spec.project
@@ -71,7 +75,7 @@ impl Neutron {
                         .unwrap_or_else(|| st.config.default_project.clone()),
                 ))
             })?;
-            if spec.security_groups.is_none() && spec.port_security {
+            if spec.security_groups.is_none() && spec.port_security == Some(true) {
                 self.ensure_default_security_group(&mut report, &project).await?;
             }
             let port = self.with_state(|st| reserve_port(st, net_id, &project, &spec))?;
@@ -245,7 +249,6 @@ impl Neutron {
         let mut spec = PortSpec {
             network: network.into(),
             device_id: device.clone(),
-            port_security: true,
             ..Default::default()
         };
         if let Some(ip) = fixed_ip {
@@ -306,7 +309,7 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
             .iter()
             .map(|n| st.security_group(n).map(|s| s.id))
             .collect::<Result<_>>()?,
-        None if spec.port_security => st.default_sg.get(project).copied().into_iter().collect(),
+        None if spec.port_security != Some(false) => st.default_sg.get(project).copied().into_iter().collect(),
         None => vec![],
     };
     let stateless = sgs
@@ -320,7 +323,7 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
             why: "cannot apply both stateful and stateless security groups on the same port".into(),
         });
     }
-    if !spec.port_security && !sgs.is_empty() && spec.security_groups.is_some() {
+    if spec.port_security == Some(false) && !sgs.is_empty() && spec.security_groups.is_some() {
         return Err(Error::invalid(
             "--security-group",
             "a port without port security cannot have security groups",
@@ -342,7 +345,7 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         device_id: spec.device_id.clone(),
         host: spec.host.clone(),
         security_groups: sgs,
-        port_security: spec.port_security,
+        port_security: spec.port_security != Some(false),
         revision: 1,
         active: false,
         kind: PortKind::Compute,

@@ -212,7 +212,7 @@ async fn openstack_topology_create_then_delete_restores_the_nb() {
             network: "net-p1".into(),
             project: Some("p1".into()),
             security_groups: Some(vec!["web".into()]),
-            port_security: true,
+            port_security: Some(true),
             ..Default::default()
         })
         .await
@@ -334,7 +334,7 @@ async fn openstack_bad_input_is_refused_and_changes_nothing() {
     let e = n
         .port_create(PortSpec {
             network: "nope".into(),
-            port_security: true,
+            port_security: Some(true),
             ..Default::default()
         })
         .await
@@ -354,7 +354,7 @@ async fn openstack_bad_input_is_refused_and_changes_nothing() {
     let e = n
         .port_create(PortSpec {
             network: "tiny".into(),
-            port_security: true,
+            port_security: Some(true),
             ..Default::default()
         })
         .await
@@ -418,7 +418,7 @@ async fn openstack_bad_input_is_refused_and_changes_nothing() {
     let port = n
         .port_create(PortSpec {
             network: "net1".into(),
-            port_security: true,
+            port_security: Some(true),
             ..Default::default()
         })
         .await

@@ -375,7 +375,7 @@ async fn vm_port_lifecycle_and_floating_ip() {
     let port = n
         .port_create(PortSpec {
             network: "net1".into(),
-            port_security: true,
+            port_security: Some(true),
             device_id: "vm".into(),
             ..Default::default()
         })
@@ -514,7 +514,7 @@ async fn concurrent_api_workers_never_share_an_address_or_a_default_group() {
         workers.push(tokio::spawn(async move {
             n.port_create(PortSpec {
                 network: "net1".into(),
-                port_security: true,
+                port_security: Some(true),
                 ..Default::default()
             })
             .await

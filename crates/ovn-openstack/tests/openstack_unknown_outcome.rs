@@ -37,7 +37,6 @@ fn port(name: &str) -> PortSpec {
     PortSpec {
         network: "net".into(),
         name: name.into(),
-        port_security: true,
         ..Default::default()
     }
 }

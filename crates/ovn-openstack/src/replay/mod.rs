@@ -440,7 +440,9 @@ impl Replay {
         let report = match cmd {
             C::NetworkCreate(spec) => n.network_create(spec).await?,
             C::NetworkDelete(names) => return self.each(names, |n, x| async move { n.network_delete(&x).await }).await,
+            C::NetworkSet { network, update } => n.network_set(&network, update).await?,
             C::SubnetCreate(spec) => n.subnet_create(spec).await?,
+            C::SubnetSet { subnet, update } => n.subnet_set(&subnet, update).await?,
             C::SubnetDelete(names) => return self.each(names, |n, x| async move { n.subnet_delete(&x).await }).await,
             C::RouterCreate { name, project, gateway } => {
                 let r = n.router_create(&name, project.as_deref()).await?;

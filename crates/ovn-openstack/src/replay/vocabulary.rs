@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use crate::model::Direction;
+use crate::network::{ListEdit, NetworkUpdate, SubnetUpdate};
 use crate::{FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RuleSpec, SubnetGateway, SubnetSpec};
 
 /// Why a command line is not accepted.
@@ -47,7 +48,16 @@ pub enum ObjectKind {
 pub enum OpenstackCommand {
     NetworkCreate(NetworkSpec),
     NetworkDelete(Vec<String>),
+    NetworkSet {
+        network: String,
+        update: NetworkUpdate,
+    },
     SubnetCreate(SubnetSpec),
+    /// `subnet set` and `subnet unset` (the latter only removes list entries).
+    SubnetSet {
+        subnet: String,
+        update: SubnetUpdate,
+    },
     SubnetDelete(Vec<String>),
     RouterCreate {
         name: String,
@@ -347,6 +357,50 @@ fn parse_fixed_ip(a: &Argv, s: &str) -> Res<FixedIpSpec> {
     Ok(spec)
 }
 
+/// `--allocation-pool start=IP,end=IP`...
+fn pools_of(a: &Argv) -> Res<Vec<(IpAddr, IpAddr)>> {
+    a.values("allocation-pool")
+        .iter()
+        .map(|pool| {
+            let mut start = None;
+            let mut end = None;
+            for part in pool.split(',') {
+                match part.split_once('=') {
+                    Some(("start", v)) => start = v.parse::<IpAddr>().ok(),
+                    Some(("end", v)) => end = v.parse::<IpAddr>().ok(),
+                    _ => start = None,
+                }
+            }
+            match (start, end) {
+                (Some(s), Some(e)) => Ok((s, e)),
+                _ => Err(a.invalid(format!("--allocation-pool {pool:?}: expected start=IP,end=IP"))),
+            }
+        })
+        .collect()
+}
+
+/// `--host-route destination=CIDR,gateway=IP`... → (destination, nexthop).
+fn host_routes_of(a: &Argv) -> Res<Vec<(String, String)>> {
+    a.values("host-route")
+        .iter()
+        .map(|route| {
+            let mut dest = None;
+            let mut gw = None;
+            for part in route.split(',') {
+                match part.split_once('=') {
+                    Some(("destination", v)) => dest = v.parse::<ipnet::IpNet>().ok().map(|n| n.to_string()),
+                    Some(("gateway", v)) => gw = v.parse::<IpAddr>().ok().map(|ip| ip.to_string()),
+                    _ => dest = None,
+                }
+            }
+            match (dest, gw) {
+                (Some(d), Some(g)) => Ok((d, g)),
+                _ => Err(a.invalid(format!("--host-route {route:?}: expected destination=CIDR,gateway=IP"))),
+            }
+        })
+        .collect()
+}
+
 fn gateway_of(a: &Argv) -> Res<Option<GatewaySpec>> {
     let Some(network) = a.value("external-gateway") else {
         if a.flag("fixed-ip") || a.flag("max-gateway-chassis") {
@@ -401,12 +455,6 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 ],
                 &["disable"],
             )?;
-            if a.last_of("enable-port-security", "disable-port-security") == Some(false) {
-                return Err(VocabularyError::NotModelled {
-                    command: cmd(2),
-                    option: "disable-port-security".into(),
-                });
-            }
             C::NetworkCreate(NetworkSpec {
                 name: a.one("network name")?,
                 project: a.value("project").or(project),
@@ -415,9 +463,45 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 physical_network: a.value("provider-physical-network"),
                 segmentation_id: a.number("provider-segment")?,
                 mtu: a.number("mtu")?,
+                disable_port_security: a.last_of("enable-port-security", "disable-port-security") == Some(false),
             })
         }
-        ["network", "set" | "unset", ..] => {
+        ["network", "set", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(2),
+                rest,
+                &["enable-port-security", "disable-port-security"],
+                &["name", "mtu", "description"],
+                &[
+                    "enable",
+                    "disable",
+                    "share",
+                    "no-share",
+                    "external",
+                    "internal",
+                    "default",
+                    "no-default",
+                    "provider-network-type",
+                    "provider-physical-network",
+                    "provider-segment",
+                    "qos-policy",
+                    "no-qos-policy",
+                    "dns-domain",
+                    "tag",
+                    "no-tag",
+                ],
+            )?;
+            C::NetworkSet {
+                network: a.one("network")?,
+                update: NetworkUpdate {
+                    name: a.value("name"),
+                    mtu: a.number("mtu")?,
+                    port_security: a.last_of("enable-port-security", "disable-port-security"),
+                    description: a.value("description"),
+                },
+            }
+        }
+        ["network", "unset", ..] => {
             return Err(VocabularyError::NotModelled {
                 command: cmd(2),
                 option: "*".into(),
@@ -443,8 +527,9 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "metadata-ip",
                     "description",
                     "allocation-pool",
+                    "host-route",
                 ],
-                &["host-route", "subnet-pool", "use-default-subnet-pool"],
+                &["subnet-pool", "use-default-subnet-pool"],
             )?;
             let network = a.required("network")?;
             let cidr = a.required("subnet-range")?;
@@ -493,29 +578,99 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 });
             }
             spec.dns_nameservers = a.values("dns-nameserver");
-            for pool in a.values("allocation-pool") {
-                let mut start = None;
-                let mut end = None;
-                for part in pool.split(',') {
-                    match part.split_once('=') {
-                        Some(("start", v)) => start = v.parse::<IpAddr>().ok(),
-                        Some(("end", v)) => end = v.parse::<IpAddr>().ok(),
-                        _ => start = None,
-                    }
-                }
-                match (start, end) {
-                    (Some(s), Some(e)) => spec.allocation_pools.push((s, e)),
-                    _ => return Err(a.invalid(format!("--allocation-pool {pool:?}: expected start=IP,end=IP"))),
-                }
-            }
+            spec.allocation_pools = pools_of(&a)?;
+            spec.host_routes = host_routes_of(&a)?;
             spec.metadata_ip = a.ip("metadata-ip")?;
             C::SubnetCreate(spec)
         }
-        ["subnet", "set" | "unset", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(2),
-                option: "*".into(),
-            })
+        ["subnet", "set", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(2),
+                rest,
+                &[
+                    "dhcp",
+                    "no-dhcp",
+                    "no-dns-nameservers",
+                    "no-host-route",
+                    "no-allocation-pool",
+                ],
+                &[
+                    "name",
+                    "gateway",
+                    "dns-nameserver",
+                    "host-route",
+                    "allocation-pool",
+                    "description",
+                ],
+                &[
+                    "dns-publish-fixed-ip",
+                    "no-dns-publish-fixed-ip",
+                    "network-segment",
+                    "service-type",
+                    "tag",
+                    "no-tag",
+                ],
+            )?;
+            let gateway = match a.value("gateway").as_deref() {
+                None => None,
+                Some("none") => Some(SubnetGateway::None),
+                Some(ip) => {
+                    Some(SubnetGateway::Ip(ip.parse().map_err(|_| {
+                        a.invalid(format!("--gateway {ip:?} is not an IP address or none"))
+                    })?))
+                }
+            };
+            C::SubnetSet {
+                subnet: a.one("subnet")?,
+                update: SubnetUpdate {
+                    name: a.value("name"),
+                    description: a.value("description"),
+                    gateway,
+                    enable_dhcp: a.last_of("dhcp", "no-dhcp"),
+                    dns_nameservers: ListEdit {
+                        clear: a.flag("no-dns-nameservers"),
+                        add: a.values("dns-nameserver"),
+                        remove: vec![],
+                    },
+                    host_routes: ListEdit {
+                        clear: a.flag("no-host-route"),
+                        add: host_routes_of(&a)?,
+                        remove: vec![],
+                    },
+                    allocation_pools: ListEdit {
+                        clear: a.flag("no-allocation-pool"),
+                        add: pools_of(&a)?,
+                        remove: vec![],
+                    },
+                },
+            }
+        }
+        ["subnet", "unset", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(2),
+                rest,
+                &[],
+                &["dns-nameserver", "host-route", "allocation-pool"],
+                &["service-type", "tag", "all-tag"],
+            )?;
+            C::SubnetSet {
+                subnet: a.one("subnet")?,
+                update: SubnetUpdate {
+                    dns_nameservers: ListEdit {
+                        remove: a.values("dns-nameserver"),
+                        ..ListEdit::default()
+                    },
+                    host_routes: ListEdit {
+                        remove: host_routes_of(&a)?,
+                        ..ListEdit::default()
+                    },
+                    allocation_pools: ListEdit {
+                        remove: pools_of(&a)?,
+                        ..ListEdit::default()
+                    },
+                    ..SubnetUpdate::default()
+                },
+            }
         }
         ["subnet", "delete", rest @ ..] => C::SubnetDelete(Argv::parse(&cmd(2), rest, &[], &[], &[])?.some("subnets")?),
         ["router", "create", rest @ ..] => {
@@ -625,9 +780,7 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 host: a.value("host").unwrap_or_default(),
                 fixed_ips,
                 security_groups,
-                port_security: a
-                    .last_of("enable-port-security", "disable-port-security")
-                    .unwrap_or(true),
+                port_security: a.last_of("enable-port-security", "disable-port-security"),
                 mac: a.value("mac-address"),
                 allowed_address_pairs: a
                     .values("allowed-address")
@@ -966,6 +1119,40 @@ mod tests {
     }
 
     #[test]
+    fn subnet_set_and_unset_edit_lists_as_the_cli() {
+        match os("subnet set --no-dns-nameservers --dns-nameserver 1.1.1.1 --host-route destination=10.9.0.0/24,gateway=10.0.0.9 --gateway none --no-dhcp s").unwrap() {
+            OpenstackCommand::SubnetSet { subnet, update } => {
+                assert_eq!(subnet, "s");
+                assert!(update.dns_nameservers.clear);
+                assert_eq!(update.dns_nameservers.add, ["1.1.1.1"]);
+                assert_eq!(update.host_routes.add, [("10.9.0.0/24".to_owned(), "10.0.0.9".to_owned())]);
+                assert_eq!(update.gateway, Some(SubnetGateway::None));
+                assert_eq!(update.enable_dhcp, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("subnet unset --allocation-pool start=10.0.0.5,end=10.0.0.9 s").unwrap() {
+            OpenstackCommand::SubnetSet { update, .. } => {
+                assert!(!update.allocation_pools.clear);
+                assert_eq!(
+                    update.allocation_pools.remove,
+                    [("10.0.0.5".parse().unwrap(), "10.0.0.9".parse().unwrap())]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("network set --name m --mtu 1300 --disable-port-security n").unwrap() {
+            OpenstackCommand::NetworkSet { network, update } => {
+                assert_eq!(network, "n");
+                assert_eq!(update.name.as_deref(), Some("m"));
+                assert_eq!(update.mtu, Some(1300));
+                assert_eq!(update.port_security, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn deletes_take_several_names() {
         match os("port delete a b c").unwrap() {
             OpenstackCommand::PortDelete(v) => assert_eq!(v, ["a", "b", "c"]),
@@ -978,10 +1165,14 @@ mod tests {
     fn unknown_and_unmodelled_options_are_named() {
         let e = os("network create --bogus x n").unwrap_err();
         assert!(e.to_string().contains("--bogus"), "{e}");
+        let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --subnet-pool p s").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
+        assert!(e.to_string().contains("--subnet-pool"), "{e}");
+        let e = os("network set --share n").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
         let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --host-route destination=10.1.0.0/24 s")
             .unwrap_err();
-        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
-        assert!(e.to_string().contains("--host-route"), "{e}");
+        assert!(e.to_string().contains("destination=CIDR,gateway=IP"), "{e}");
         match os("subnet create --network n --subnet-range 10.0.0.0/24 --allocation-pool start=10.0.0.5,end=10.0.0.9 s")
             .unwrap()
         {
@@ -1007,7 +1198,7 @@ mod tests {
         }
         match os("port create --network n --disable-port-security --no-security-group p").unwrap() {
             OpenstackCommand::PortCreate(p) => {
-                assert!(!p.port_security);
+                assert_eq!(p.port_security, Some(false));
                 assert_eq!(p.security_groups, Some(vec![]));
             }
             other => panic!("{other:?}"),
