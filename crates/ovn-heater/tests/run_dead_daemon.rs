@@ -20,11 +20,7 @@ fn controller_of_compute_1(tmp: &Path) -> Option<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+        let args = test_support::command_line(pid);
         let is_controller = args
             .first()
             .is_some_and(|a| a.ends_with("/ovn-controller") || a == "ovn-controller");
@@ -87,14 +83,7 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
     seen.extend(rx.try_iter());
     let stderr = seen.join("\n");
     let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
-    let record = results.join("logs/lab.down.json");
-    if record.exists() {
-        let state = test_support::read_json(&record);
-        test_support::assert_nothing_left(
-            Path::new(state["run_dir"].as_str().unwrap()),
-            state["prefix"].as_str().unwrap(),
-        );
-    }
+    test_support::assert_recorded_lab_left_nothing(&results);
 
     let named = format!("compute-1/ovn-controller (pid {victim}) is not running");
     assert!(stderr.contains(&named), "{stderr}");

@@ -35,14 +35,7 @@ fn run(dir: &Path, scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let r = test_support::read_json(&results.join("results.json"));
     // Nothing of the lab is left, whatever failed (OpenStack runs keep the lab's record).
-    let record = results.join("logs/lab.down.json");
-    if record.exists() {
-        let state = test_support::read_json(&record);
-        test_support::assert_nothing_left(
-            Path::new(state["run_dir"].as_str().unwrap()),
-            state["prefix"].as_str().unwrap(),
-        );
-    }
+    test_support::assert_recorded_lab_left_nothing(&results);
     (out.status.code(), stderr, r)
 }
 

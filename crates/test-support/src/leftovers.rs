@@ -64,11 +64,7 @@ pub fn processes_under(run_dir: &Path) -> Vec<String> {
         if pid == me || is_zombie(pid) {
             continue;
         }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+        let args = command_line(pid);
         let mut why = Vec::new();
         if args.iter().any(|a| under(a)) {
             why.push("command line");
@@ -114,6 +110,29 @@ fn list_lines(program: &str, args: &[&str]) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The arguments of process `pid` (empty when it is gone).
+pub fn command_line(pid: u32) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// When a run's results dir holds the lab's record (`logs/lab.down.json`: OpenStack runs
+/// write it), nothing of that lab is left.
+pub fn assert_recorded_lab_left_nothing(results: &Path) {
+    let record = results.join("logs/lab.down.json");
+    if record.exists() {
+        let state = crate::read_json(&record);
+        assert_nothing_left(
+            Path::new(state["run_dir"].as_str().unwrap()),
+            state["prefix"].as_str().unwrap(),
+        );
+    }
 }
 
 /// Panics with the list if anything of `run_dir` / `prefix` is left.

@@ -18,7 +18,7 @@ pub mod proxy;
 pub mod server;
 
 pub use bounded::run_bounded;
-pub use leftovers::{assert_nothing_left, leftovers};
+pub use leftovers::{assert_nothing_left, assert_recorded_lab_left_nothing, command_line, leftovers};
 pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
