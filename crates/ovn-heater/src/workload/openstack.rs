@@ -14,7 +14,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ipnet::Ipv4Net;
@@ -31,8 +31,15 @@ use crate::scenario::{Scenario, Workload};
 pub const FULL_MESH_MAX_VMS: usize = 16;
 
 /// VMs whose readiness is awaited at once while later VMs are created: bounds the tasks, the
-/// probes and the NB waits in flight (each holds a raw socket on real chassis).
-const READINESS_IN_FLIGHT: usize = 512;
+/// probes and the NB waits in flight (each holds a raw socket on real chassis), and with them
+/// the backlog of ports OVN has not bound yet. A closed loop: when OVN falls behind, creation
+/// slows down instead of queueing ports that then wait past their timeout for CPU the backlog
+/// itself uses.
+const READINESS_IN_FLIGHT: usize = 64;
+
+/// The shortest gateway probe after a port came up late: a port that came up just inside its
+/// timeout still gets a fair chance to answer.
+const MIN_GATEWAY_PROBE: Duration = Duration::from_secs(5);
 
 /// Mesh and external pings in flight at once.
 const PINGS_IN_FLIGHT: usize = 128;
@@ -412,57 +419,48 @@ async fn vm_ready<C: Cms, H: Hypervisors>(
         }
         return;
     };
-    // The first ping runs beside the wait for port up; it is recorded once that wait is over,
-    // because a ping that failed while the port never came up is a consequence, not a second
-    // failure: it is then skipped.
-    let ping_gateway = async {
-        let (true, Some(gw)) = (pings_gateway, gateway) else {
-            return None;
-        };
-        let start = Instant::now();
-        let (class, error) = match run.hosts.ping(&plugged, gw, run.timeout).await {
-            Ok(Some(_)) => (FailureClass::System, None),
-            Ok(None) => (
-                FailureClass::System,
-                Some(format!(
-                    "no reply from the gateway {gw} within {}s",
-                    run.timeout.as_secs()
-                )),
-            ),
-            Err(e) => (class_of(&e), Some(format!("{e:#}"))),
-        };
-        Some((start, Instant::now(), class, error))
-    };
-    let (up, ping) = tokio::join!(run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout), ping_gateway);
+    // The gateway is probed once the port is up, not from its creation: before ovn-controller
+    // has installed the port's flows every probe is dropped, and the VM's kernel re-sends its
+    // ARP request every 8 ms (what gives the probe its resolution), so a thousand VMs waiting
+    // for their ports would flood the chassis' userspace datapath with ~100k dropped packets
+    // per second and slow OVN down by what the harness sends. `ping_gateway` still runs from
+    // the VM's creation to the first reply: it is the time until the VM can reach its router.
+    let up = run.nb_watch.wait_up(&vm.port.lsp_name, run.timeout).await;
     match &up {
         Ok(at) => rec.record(stage, "port_up", subject, created_at, *at, None),
         Err(e) => {
             // A port on a chassis whose ovn-controller or ovs-vswitchd died cannot come up:
             // the death (recorded once, a harness failure) is the cause, not OVN.
             let dead = run.dead_daemons(stage, Some(&vm.port.host));
+            let now = Instant::now();
             if dead.is_empty() {
-                rec.record(
-                    stage,
-                    "port_up",
-                    subject,
-                    created_at,
-                    Instant::now(),
-                    Some(format!("{e:#}")),
-                )
+                rec.record(stage, "port_up", subject, created_at, now, Some(format!("{e:#}")))
             } else {
                 let why = format!("{} not running", dead.join(", "));
-                rec.skipped(stage, "port_up", subject, Instant::now(), &why)
+                rec.skipped(stage, "port_up", subject, now, &why)
+            }
+            if pings_gateway {
+                // Not tried: a port that never came up cannot answer; its port_up is the failure.
+                rec.skipped(stage, "ping_gateway", subject, now, "port_up failed");
             }
         }
     }
-    match ping {
-        Some((start, _, _, Some(_))) if up.is_err() => {
-            rec.skipped(stage, "ping_gateway", subject, start, "port_up failed");
-        }
-        Some((start, end, class, error)) => {
-            rec.record_as(stage, "ping_gateway", subject, start, end, class, error);
-        }
-        None => {}
+    if let (Ok(_), true, Some(gw)) = (&up, pings_gateway, gateway) {
+        // Whatever is left of the VM's own timeout after its port came up.
+        let left = run.timeout.saturating_sub(created_at.elapsed()).max(MIN_GATEWAY_PROBE);
+        let (class, error) = match run.hosts.ping(&plugged, gw, left).await {
+            Ok(Some(_)) => (FailureClass::System, None),
+            Ok(None) => (
+                FailureClass::System,
+                Some(format!(
+                    "no reply from the gateway {gw} within {}s of the VM's creation ({:.1}s after its port came up)",
+                    run.timeout.as_secs(),
+                    left.as_secs_f64()
+                )),
+            ),
+            Err(e) => (class_of(&e), Some(format!("{e:#}"))),
+        };
+        rec.record_as(stage, "ping_gateway", subject, created_at, Instant::now(), class, error);
     }
     if up.is_ok() {
         vm.up = true;
