@@ -5,9 +5,13 @@
 //! A socket belongs to the namespace of the thread that opened it, for its whole life. So the
 //! only thing done inside a namespace is opening sockets: a short-lived thread of our own
 //! enters (or creates) the namespace, opens a netlink socket (and, for a VM, its ICMP socket)
-//! and ends; everything else goes through those sockets from the async runtime. A fresh thread
-//! per entry (not a pooled one switched back and forth) means no thread of the runtime is ever
-//! left in the wrong namespace, whatever fails. Namespaces are bind mounts of
+//! and ends; everything else goes through those sockets from the async runtime. The threads
+//! that enter namespaces are a few of our own, never the runtime's: each job starts in the
+//! process's namespace and the thread goes back there after it; a thread that cannot go back
+//! ends (and its job's caller gets its answer first), so no thread is ever left in the wrong
+//! namespace, whatever fails. Reused rather than one per entry: two thread starts per VM cost
+//! CPU and, with mimalloc, memory (each new thread gets heap pages of its own, which outlive
+//! it) — measured at 1,000 VMs in docs/benchmarks.md. Namespaces are bind mounts of
 //! `/proc/thread-self/ns/net` on `/run/netns/NAME`, exactly what `ip netns add` makes, so `ip
 //! netns`, `ip netns delete` and the lab's teardown see them as usual.
 //!
@@ -60,17 +64,75 @@ pub(crate) fn netns_path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Runs `f` on a new thread of its own and hands back its result; the thread ends with `f`,
-/// so whatever namespace `f` moved it into dies with it.
+/// Threads that enter namespaces: at most this many jobs run at once (each is a few
+/// syscalls; more would only add thread starts).
+const NETNS_THREADS: usize = 2;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The queue of the namespace threads, started on first use; `None` when no thread could start.
+fn netns_queue() -> Option<&'static std::sync::Mutex<std::sync::mpsc::Sender<Job>>> {
+    static QUEUE: OnceLock<Option<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            let started = (0..NETNS_THREADS)
+                .filter(|_| {
+                    let rx = rx.clone();
+                    std::thread::Builder::new()
+                        .name("ovn-lab-netns".into())
+                        .stack_size(256 * 1024)
+                        .spawn(move || netns_thread(&rx))
+                        .is_ok()
+                })
+                .count();
+            (started > 0).then(|| std::sync::Mutex::new(tx))
+        })
+        .as_ref()
+}
+
+/// One namespace thread: runs jobs, each from the process's namespace, until it cannot return
+/// there (or the queue is gone).
+fn netns_thread(jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
+    let Ok(home) = File::open("/proc/thread-self/ns/net") else {
+        return;
+    };
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        job();
+        if setns(&home, CloneFlags::CLONE_NEWNET).is_err() {
+            // Stuck in a VM's namespace: end rather than run the next job there. The queue
+            // lives on in the other threads, or jobs fall back to a thread of their own.
+            return;
+        }
+    }
+}
+
+/// Runs `f` on a namespace thread and hands back its result; `f` may move the thread into any
+/// network namespace (the thread goes back afterwards). Falls back to a new thread of its own,
+/// which ends with `f`, when no namespace thread is left.
 async fn on_own_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("ovn-lab-netns".into())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| Error::io(format!("cannot start a thread to {what}"), e))?;
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    // The pool's threads are gone (each left after failing to return home): a thread of its
+    // own, which ends with the job.
+    let unqueued = match netns_queue().map(|queue| queue.lock()) {
+        Some(Ok(queue)) => queue.send(job).err().map(|e| e.0),
+        _ => Some(job),
+    };
+    if let Some(job) = unqueued {
+        std::thread::Builder::new()
+            .name("ovn-lab-netns".into())
+            .stack_size(256 * 1024)
+            .spawn(job)
+            .map_err(|e| Error::io(format!("cannot start a thread to {what}"), e))?;
+    }
     rx.await.map_err(|_| Error::Io {
         what: format!("the thread to {what} ended without an answer"),
         source: std::io::Error::other("thread panicked"),
