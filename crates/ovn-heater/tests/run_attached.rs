@@ -192,6 +192,11 @@ fn attached_run_cleans_up_by_default_and_records_server_figures() {
     }
     let events = std::fs::read_to_string(results.join("logs/events.log")).unwrap();
     assert!(events.contains("no NB row of this run is left"), "{events}");
+    let html = std::fs::read_to_string(results.join("report.html")).unwrap();
+    assert!(
+        html.contains("results (external_ids:ovn-heater:run)"),
+        "the report names the marker"
+    );
 }
 
 #[test]
