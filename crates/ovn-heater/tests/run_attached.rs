@@ -275,3 +275,40 @@ fn attached_run_refuses_rows_of_an_earlier_run_unless_allowed_and_purge_removes_
     assert_eq!(switches.len(), 1, "{switches:#?}");
     assert!(rows(&nb, "Logical_Switch_Port").is_empty());
 }
+
+#[test]
+fn attached_run_refuses_an_sb_holding_chassis_named_as_its_emulated_ones() {
+    let test = "attached_run_refuses_an_sb_holding_chassis_named_as_its_emulated_ones";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
+    let central = Central::start("run_attached_chassis");
+    // A chassis named as this run's second emulated one would be (hv-1, hv-2, hv-3).
+    let theirs = serde_json::json!(["OVN_Southbound",
+        {"op": "insert", "table": "Encap", "uuid-name": "e",
+         "row": {"type": "geneve", "ip": "10.0.0.2", "chassis_name": "hv-2"}},
+        {"op": "insert", "table": "Chassis",
+         "row": {"name": "hv-2", "hostname": "hv-2", "encaps": ["named-uuid", "e"]}}]);
+    let out = ovsdb_client(&["--timeout=10", "transact", &central.sb_remote(), &theirs.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sb_dump = |remote: &str| {
+        let out = ovsdb_client(&["--timeout=10", "dump", remote, "OVN_Southbound", "Chassis", "Encap"]);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (nb_before, sb_before) = (dump(&central.nb_remote()), sb_dump(&central.sb_remote()));
+    let dir = test_support::TempDir::new("run_attached_chassis");
+    let results = dir.path().join("results");
+    let out = run(
+        &scenario(dir.path(), "clash", ""),
+        &central,
+        &results,
+        &["--allow-existing"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already has chassis named hv-2") && stderr.contains("chassis-del hv-2"),
+        "{stderr}"
+    );
+    assert_eq!(dump(&central.nb_remote()), nb_before);
+    assert_eq!(sb_dump(&central.sb_remote()), sb_before);
+    assert!(!results.exists());
+}

@@ -69,18 +69,23 @@ pub struct Target {
 
 /// Reads the target's `_Server` rows and looks for rows of earlier runs in its NB; with some
 /// and without `allow_existing`, refuses (bad input, exit 2) naming what was found and the
-/// fixes. Reads only.
+/// fixes. Also refuses when the SB already has a chassis named as one of `chassis` (this run's
+/// emulated chassis would take it over, and delete it at their end). Reads only.
 pub async fn check_target(
     nb_remote: &str,
     sb_remote: &str,
     tls: &crate::tls::TlsArgs,
     allow_existing: bool,
+    chassis: &[String],
 ) -> anyhow::Result<Target> {
     let nb = connect(nb_remote, "OVN_Northbound", tls).await?;
     let sb = connect(sb_remote, "OVN_Southbound", tls).await?;
     let found = marker::find(&nb, None)
         .await
         .with_context(|| format!("cannot read the NB at {nb_remote}"))?;
+    let taken = chassis_names(&sb)
+        .await
+        .with_context(|| format!("cannot read the SB at {sb_remote}"))?;
     let target = Target {
         nb_server: super::server_database(&nb, "OVN_Northbound").await.ok(),
         sb_server: super::server_database(&sb, "OVN_Southbound").await.ok(),
@@ -88,6 +93,21 @@ pub async fn check_target(
     };
     nb.close().await;
     sb.close().await;
+    let clash: Vec<&str> = chassis
+        .iter()
+        .filter(|c| taken.contains(c.as_str()))
+        .map(String::as_str)
+        .collect();
+    if let Some(first) = clash.first() {
+        return Err(Failure::bad_input(format!(
+            "the SB at {sb_remote} already has chassis named {} ({} of {} names this run's emulated chassis take): another run's emulated chassis, or left by a killed one; nothing was changed. Stop that run, or delete them (e.g. `ovn-sbctl --db={sb_remote} chassis-del {first}`)",
+            clash.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+                + if clash.len() > 5 { ", ..." } else { "" },
+            clash.len(),
+            chassis.len(),
+        ))
+        .into());
+    }
     if !target.found.is_empty() && !allow_existing {
         return Err(Failure::bad_input(format!(
             "the NB at {nb_remote} already holds {} rows of earlier ovn-heater runs ({}; {} {}), left by a run that was killed or ran with global.cleanup: false; nothing was changed. Remove them with `ovn-heater openstack purge --nb {nb_remote}` (deletes only rows marked {}), or pass --allow-existing to run beside them",
@@ -241,6 +261,22 @@ pub async fn purge(remote: &str, tls: &crate::tls::TlsArgs, run: Option<&str>) -
         .with_context(|| format!("cannot remove ovn-heater's rows from the NB at {remote}"));
     nb.close().await;
     removed
+}
+
+/// The names of the SB's chassis.
+async fn chassis_names(sb: &Client) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let mut txn = ovsdb::Transaction::new("OVN_Southbound");
+    txn.select("Chassis", vec![], Some(vec!["name".into()]));
+    let result = sb.transact(txn).await?;
+    Ok(result
+        .results
+        .into_iter()
+        .next()
+        .and_then(|r| r.rows)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|row| row.get("name").and_then(ovsdb::Value::as_str).map(str::to_owned))
+        .collect())
 }
 
 /// `Logical_Switch: 2, Port_Group: 3`.

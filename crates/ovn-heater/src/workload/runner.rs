@@ -103,6 +103,9 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
                 sb,
                 &args.tls.for_chassis(ovn_lab::lab::CLIENT_CN),
                 args.allow_existing,
+                &(1..=emulated_count(scenario))
+                    .map(|i| format!("{EMULATED_PREFIX}-{i}"))
+                    .collect::<Vec<_>>(),
             )
             .await?,
         ),
@@ -576,10 +579,7 @@ async fn drive(
     let mut watched: Vec<Watched> = Vec::new();
     let mut topo: Topology = os_workload::topology(scenario);
     topo.cleanup = scenario.global.cleanup_when(attached.is_some());
-    let emulated_count = match &scenario.workload {
-        Workload::OpenstackBase(w) => w.n_network_nodes + w.n_hypervisors,
-        Workload::BaseOpenstack(_) => cluster.n_workers,
-    };
+    let emulated_count = emulated_count(scenario);
     let n_gateways = match &scenario.workload {
         Workload::OpenstackBase(w) => w.n_network_nodes,
         Workload::BaseOpenstack(_) => cluster.n_workers,
@@ -823,7 +823,7 @@ async fn drive(
                 ..Default::default()
             };
             let t0 = Instant::now();
-            let farm = ovn_emu::Farm::start(&sb_for_chassis, emulated_count, "hv", options)
+            let farm = ovn_emu::Farm::start(&sb_for_chassis, emulated_count, EMULATED_PREFIX, options)
                 .await
                 .context("cannot start the emulated chassis")?;
             let farm = Arc::new(farm);
@@ -853,6 +853,17 @@ async fn drive(
                 external
             )
         }
+    }
+}
+
+/// Emulated chassis are `hv-1`, `hv-2`, ...
+const EMULATED_PREFIX: &str = "hv";
+
+/// How many emulated chassis a scenario runs (network nodes included).
+fn emulated_count(scenario: &Scenario) -> usize {
+    match &scenario.workload {
+        Workload::OpenstackBase(w) => w.n_network_nodes + w.n_hypervisors,
+        Workload::BaseOpenstack(_) => scenario.cluster.n_workers,
     }
 }
 
