@@ -95,6 +95,8 @@ enum Ending {
 #[allow(clippy::print_stderr)]
 pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outcome> {
     preflight(args, scenario)?;
+    let results_dir = results_dir_of(args);
+    check_results_dir(&results_dir)?;
     // An NB holding rows of an earlier run is refused before anything is written anywhere.
     let target = match (&args.nb, &args.sb) {
         (Some(nb), Some(sb)) => Some(
@@ -111,7 +113,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         ),
         _ => None,
     };
-    let results_dir = prepare_results_dir(args)?;
+    prepare_results_dir(&results_dir, args.nb.is_none())?;
     eprintln!("results: {}", results_dir.display());
     json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
         .context("cannot write scenario.yml")?;
@@ -223,17 +225,23 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
-    let dir = match &args.results_dir {
+/// `--results-dir`, or the default one.
+fn results_dir_of(args: &RunOptions) -> PathBuf {
+    match &args.results_dir {
         Some(d) => d.clone(),
         None => default_results_dir(&args.scenario, std::time::SystemTime::now(), std::process::id()),
-    };
-    check_results_dir(&dir)?;
-    if args.nb.is_none() {
-        refuse_lab_in_use(&dir)?;
+    }
+}
+
+/// Creates the results dir (with `logs/`) after checking it is usable, and, for a lab run, that
+/// no lab of an earlier run of it is still there.
+fn prepare_results_dir(dir: &Path, lab: bool) -> anyhow::Result<()> {
+    check_results_dir(dir)?;
+    if lab {
+        refuse_lab_in_use(dir)?;
     }
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// A results dir must be new or empty, and not under a file: bad input (exit 2) otherwise.
