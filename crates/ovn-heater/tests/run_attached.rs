@@ -312,3 +312,84 @@ fn attached_run_refuses_an_sb_holding_chassis_named_as_its_emulated_ones() {
     assert_eq!(sb_dump(&central.sb_remote()), sb_before);
     assert!(!results.exists());
 }
+
+#[test]
+fn attached_run_killed_with_sigkill_leaves_marked_rows_that_the_next_run_refuses_until_purged() {
+    use std::io::{BufRead, BufReader};
+    let test = "attached_run_killed_with_sigkill_leaves_marked_rows_that_the_next_run_refuses_until_purged";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
+    let central = Central::start("run_attached_kill");
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let dir = test_support::TempDir::new("run_attached_kill");
+    let big = dir.path().join("big.yml");
+    std::fs::write(
+        &big,
+        "cluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 100\n  n_network_nodes: 1\n  concurrency: 1\n  ops_per_second: 50\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(["run", big.to_str().unwrap(), "--nb", &nb, "--sb", &sb, "--results-dir"])
+        .arg(dir.path().join("killed"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        let started = line.starts_with("[vms]");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let _ = reader.join();
+    let left = marked(&nb);
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        ["killed"],
+        "{left:?}\n{}",
+        seen.join("\n")
+    );
+
+    // The next run is refused for both: the NB rows and the SB chassis of the killed run.
+    let small = scenario(dir.path(), "small", "");
+    let refused = dir.path().join("refused");
+    let out = run(&small, &central, &refused, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rows of earlier ovn-heater runs") && stderr.contains("run killed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("already has chassis named hv-1, hv-2, hv-3"),
+        "{stderr}"
+    );
+    assert!(!refused.exists());
+
+    // Purged, and the killed run's chassis deleted as the message says, the next run goes.
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(["openstack", "purge", "--nb", &nb, "--run", "killed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(marked(&nb).is_empty());
+    let delete = serde_json::json!(["OVN_Southbound",
+        {"op": "delete", "table": "Chassis_Private", "where": []},
+        {"op": "delete", "table": "Chassis", "where": []}]);
+    let out = ovsdb_client(&["--timeout=10", "transact", &sb, &delete.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = dir.path().join("again");
+    let out = run(&small, &central, &again, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(marked(&nb).is_empty());
+}

@@ -93,31 +93,33 @@ pub async fn check_target(
     };
     nb.close().await;
     sb.close().await;
+    let mut problems = Vec::new();
+    if !target.found.is_empty() && !allow_existing {
+        problems.push(format!(
+            "the NB at {nb_remote} already holds {} rows of earlier ovn-heater runs ({}; {} {}), left by a run that was killed or ran with global.cleanup: false. Remove them with `ovn-heater openstack purge --nb {nb_remote}` (deletes only rows marked {}), or pass --allow-existing to run beside them",
+            target.found.total(),
+            counts_line(&target.found.counts()),
+            if target.found.runs.len() == 1 { "run" } else { "runs" },
+            target.found.runs.join(", "),
+            marker::KEY,
+        ));
+    }
     let clash: Vec<&str> = chassis
         .iter()
         .filter(|c| taken.contains(c.as_str()))
         .map(String::as_str)
         .collect();
     if let Some(first) = clash.first() {
-        return Err(Failure::bad_input(format!(
-            "the SB at {sb_remote} already has chassis named {} ({} of {} names this run's emulated chassis take): another run's emulated chassis, or left by a killed one; nothing was changed. Stop that run, or delete them (e.g. `ovn-sbctl --db={sb_remote} chassis-del {first}`)",
+        problems.push(format!(
+            "the SB at {sb_remote} already has chassis named {} ({} of the {} names this run's emulated chassis take): another run's emulated chassis, or left by a killed one. Stop that run, or delete them (e.g. `ovn-sbctl --db={sb_remote} chassis-del {first}`)",
             clash.iter().take(5).copied().collect::<Vec<_>>().join(", ")
                 + if clash.len() > 5 { ", ..." } else { "" },
             clash.len(),
             chassis.len(),
-        ))
-        .into());
+        ));
     }
-    if !target.found.is_empty() && !allow_existing {
-        return Err(Failure::bad_input(format!(
-            "the NB at {nb_remote} already holds {} rows of earlier ovn-heater runs ({}; {} {}), left by a run that was killed or ran with global.cleanup: false; nothing was changed. Remove them with `ovn-heater openstack purge --nb {nb_remote}` (deletes only rows marked {}), or pass --allow-existing to run beside them",
-            target.found.total(),
-            counts_line(&target.found.counts()),
-            if target.found.runs.len() == 1 { "run" } else { "runs" },
-            target.found.runs.join(", "),
-            marker::KEY,
-        ))
-        .into());
+    if !problems.is_empty() {
+        return Err(Failure::bad_input(format!("{}. Nothing was changed", problems.join(". Also, "))).into());
     }
     Ok(target)
 }
