@@ -173,6 +173,43 @@ fn attached_run_cleans_up_by_default_and_records_server_figures() {
         "{}",
         vms["daemons"]["nb"]
     );
+    // The daemons behind the sockets run on this host: measured as a lab's are.
+    let processes: Vec<&str> = r["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["nb", "sb", "northd"] {
+        assert!(processes.contains(&name), "{processes:?}");
+        assert!(vms["cpu_s"][name].as_f64().is_some(), "{}", vms["cpu_s"]);
+        assert!(
+            vms["poll_intervals"][name]["count"].is_u64(),
+            "{}",
+            vms["poll_intervals"]
+        );
+    }
+    assert_eq!(
+        r["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "northd")
+            .unwrap()["pid"],
+        central.northd_pid()
+    );
+    assert!(
+        vms["db"]["nb"]["file_bytes"].as_u64().unwrap() > 0,
+        "{}",
+        vms["db"]["nb"]
+    );
+    for binary in ["ovsdb-server", "ovn-northd"] {
+        assert!(
+            r["environment"]["binaries"][binary]["path"].is_string(),
+            "{}",
+            r["environment"]["binaries"]
+        );
+    }
 
     // Judged from outside: the deployment's switch alone is left, and no marked row.
     let switches = rows(&central.nb_remote(), "Logical_Switch");

@@ -205,6 +205,9 @@ pub struct Recorder {
     cpu_watched: Arc<Mutex<Vec<(String, u32)>>>,
     /// Daemon logs whose poll-interval warnings every stage counts (name, path).
     logs_watched: Arc<Mutex<Vec<(String, std::path::PathBuf)>>>,
+    /// Where a watched log starts counting, when not at its start (a daemon we did not start:
+    /// its log holds its history before the run).
+    logs_from: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 /// The name ovn-heater's own process has in `processes` and `stages[].cpu_s`.
@@ -222,6 +225,7 @@ impl Recorder {
             stages: Arc::new(Mutex::new(Vec::new())),
             cpu_watched: Arc::new(Mutex::new(vec![(TESTER.to_owned(), std::process::id())])),
             logs_watched: Arc::new(Mutex::new(Vec::new())),
+            logs_from: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -234,6 +238,25 @@ impl Recorder {
         }
     }
 
+    /// [`Recorder::watch_log`] from the log's current end: what it held before is not counted,
+    /// by any stage nor in the totals.
+    pub fn watch_log_from_now(&self, name: &str, log: std::path::PathBuf) {
+        self.logs_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), logs::length(&log));
+        self.watch_log(name, log);
+    }
+
+    fn log_from(&self, name: &str) -> u64 {
+        self.logs_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The watched logs (name, path).
     pub fn watched_logs(&self) -> Vec<(String, std::path::PathBuf)> {
         self.logs_watched.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -243,7 +266,10 @@ impl Recorder {
     pub fn poll_intervals_total(&self) -> BTreeMap<String, logs::PollIntervals> {
         self.watched_logs()
             .into_iter()
-            .map(|(name, path)| (name, logs::count_from(&path, 0)))
+            .map(|(name, path)| {
+                let from = self.log_from(&name);
+                (name, logs::count_from(&path, from))
+            })
             .collect()
     }
 
@@ -337,7 +363,7 @@ impl Recorder {
             s.poll_intervals = logs
                 .iter()
                 .map(|(name, path)| {
-                    let from = s.logs_at_start.get(name).copied().unwrap_or(0);
+                    let from = s.logs_at_start.get(name).copied().unwrap_or(0).max(self.log_from(name));
                     (name.clone(), logs::count_from(path, from))
                 })
                 .collect();

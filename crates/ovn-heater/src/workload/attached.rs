@@ -172,6 +172,66 @@ pub fn stage_probes(
     Ok(Some(probes))
 }
 
+/// A daemon of the existing OVN that runs on this host, found through its control socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalDaemon {
+    pub pid: u32,
+    /// The log file it has open (`*.log`), for its poll-interval warnings.
+    pub log: Option<PathBuf>,
+    /// The database file it has open (`*.db`), for its size.
+    pub db: Option<PathBuf>,
+}
+
+/// The process listening on the unix socket `ctl`, when it runs on this host and its
+/// `/proc/PID/fd` is readable (root, or the same user): the socket's inode from
+/// `/proc/net/unix`, then the process holding it. `None` otherwise (e.g. another host).
+pub fn local_daemon(ctl: &std::path::Path) -> Option<LocalDaemon> {
+    use std::os::unix::fs::MetadataExt as _;
+    let wanted = std::fs::metadata(ctl).ok()?;
+    let same_file =
+        |path: &str| std::fs::metadata(path).is_ok_and(|m| m.ino() == wanted.ino() && m.dev() == wanted.dev());
+    // Num RefCount Protocol Flags Type St Inode Path
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let inodes: std::collections::BTreeSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 8 && same_file(fields[7])).then(|| format!("socket:[{}]", fields[6]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = proc_entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        let links: Vec<PathBuf> = fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .collect();
+        if !links.iter().any(|l| inodes.contains(l.to_string_lossy().as_ref())) {
+            continue;
+        }
+        let with_ext = |ext: &str| {
+            links
+                .iter()
+                .find(|l| l.is_absolute() && l.extension().is_some_and(|x| x == ext))
+                .cloned()
+        };
+        return Some(LocalDaemon {
+            pid,
+            log: with_ext("log"),
+            db: with_ext("db"),
+        });
+    }
+    None
+}
+
 /// The end of an attached run in the NB.
 #[derive(Debug, Default)]
 pub struct Finish {

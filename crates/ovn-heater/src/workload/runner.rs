@@ -609,6 +609,37 @@ async fn drive(
                     a.target.nb_server.as_ref(),
                     a.target.sb_server.as_ref(),
                 )?;
+                // Daemons behind the control sockets that run on this host are measured as a
+                // lab's are: CPU/RSS, log warnings, DB file size, binaries.
+                let sockets = &args.control_sockets;
+                let mut pids = Vec::new();
+                for (name, role, ctl) in [
+                    ("nb", "nb-db", &sockets.nb),
+                    ("sb", "sb-db", &sockets.sb),
+                    ("northd", "northd", &sockets.northd),
+                ] {
+                    let Some(local) = ctl.as_deref().and_then(attached::local_daemon) else {
+                        continue;
+                    };
+                    watched.push(Watched {
+                        name: name.into(),
+                        role: role.into(),
+                        pid: local.pid,
+                    });
+                    pids.push(local.pid);
+                    if let Some(log) = local.log {
+                        rec.watch_log_from_now(name, log);
+                    }
+                    match name {
+                        "nb" => probes.nb_file = local.db,
+                        "sb" => probes.sb_file = local.db,
+                        _ => {}
+                    }
+                }
+                if !pids.is_empty() {
+                    let appctl = crate::workload::lab::find_in_path("ovn-appctl");
+                    env.binaries = environment::binaries(&pids, appctl.as_slice());
+                }
             }
             (nb.clone(), sb.clone(), sb.clone(), false)
         }
