@@ -547,6 +547,31 @@ mod tests {
     }
 
     #[test]
+    fn a_log_watched_from_now_counts_nothing_it_held_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ovsdb-server-nb.log");
+        let warn = |ms: u32| {
+            format!("2026-12-05T10:00:00Z|00001|timeval|WARN|Unreasonably long {ms}ms poll interval (0ms user, 0ms system)\n")
+        };
+        // A daemon we did not start: its log has its history.
+        std::fs::write(&log, warn(9000) + &warn(8000)).unwrap();
+        let rec = Recorder::new(Clock::start());
+        let bringup = rec.begin_stage("bringup");
+        rec.watch_log_from_now("nb", log.clone());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, warn(1200).as_bytes()))
+            .unwrap();
+        rec.end_stage(bringup);
+        assert_eq!(
+            rec.stages()[0].poll_intervals["nb"],
+            logs::PollIntervals { count: 1, max_ms: 1200 }
+        );
+        assert_eq!(rec.poll_intervals_total()["nb"].count, 1);
+    }
+
+    #[test]
     fn clock_is_monotonic_and_saturates() {
         let c = Clock::start();
         let before = c.origin - Duration::from_millis(1);
