@@ -286,13 +286,15 @@ fn attached_run_refuses_rows_of_an_earlier_run_unless_allowed_and_purge_removes_
     assert!(!second.exists(), "no results dir for a refused run");
 
     // --allow-existing: the run goes on beside them, and removes only its own rows.
-    let third = dir.path().join("third");
+    // Its results dir has the earlier run's name: its run id must not be the earlier run's.
+    let third = dir.path().join("allowed").join("first");
     let out = run(&clean, &central, &third, &["--allow-existing"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = test_support::read_json(&third.join("results.json"));
     assert_eq!(r["status"], "complete");
     assert_eq!(r["summary"]["ports_up"], 2, "{}", r["summary"]);
     assert_eq!(r["attached"]["found_at_start"], *kept, "{}", r["attached"]);
+    assert_eq!(r["attached"]["run_id"], "first-2");
     assert_eq!(r["attached"]["left_at_end"], serde_json::json!({}));
     assert_eq!(marked(&nb), before, "the earlier run's rows are untouched");
 

@@ -232,6 +232,35 @@ pub fn local_daemon(ctl: &std::path::Path) -> Option<LocalDaemon> {
     None
 }
 
+/// The daemons behind the given control sockets that run on this host: (name in
+/// `processes`, role, what was found), for `nb`, `sb` and `northd`.
+pub fn local_daemons(sockets: &ControlSockets) -> Vec<(&'static str, &'static str, LocalDaemon)> {
+    [
+        ("nb", "nb-db", &sockets.nb),
+        ("sb", "sb-db", &sockets.sb),
+        ("northd", "northd", &sockets.northd),
+    ]
+    .into_iter()
+    .filter_map(|(name, role, ctl)| Some((name, role, local_daemon(ctl.as_deref()?)?)))
+    .collect()
+}
+
+/// This run's marker value: its results directory's name, made unique among the runs whose
+/// rows are already in the NB (`taken`), so that its cleanup never takes theirs along.
+pub fn run_id(results_dir: &std::path::Path, taken: &[String]) -> String {
+    let base = results_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".to_owned());
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken.contains(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    id
+}
+
 /// The end of an attached run in the NB.
 #[derive(Debug, Default)]
 pub struct Finish {
@@ -363,6 +392,14 @@ async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_are_the_results_dir_name_unless_an_earlier_run_has_it() {
+        let dir = std::path::Path::new("/tmp/results/base");
+        assert_eq!(run_id(dir, &[]), "base");
+        assert_eq!(run_id(dir, &["base".into(), "base-2".into()]), "base-3");
+        assert_eq!(run_id(dir, &["other".into()]), "base");
+    }
 
     #[test]
     fn seeds_differ_per_run_and_counts_read_as_a_line() {

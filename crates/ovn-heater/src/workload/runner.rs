@@ -119,10 +119,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         .context("cannot write scenario.yml")?;
 
     let attached = target.map(|target| Attached {
-        run_id: results_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("run-{}", std::process::id())),
+        run_id: attached::run_id(&results_dir, &target.found.runs),
         target,
     });
     let (results, failure, teardown_error) = execute(args, scenario, &results_dir, attached.as_ref()).await;
@@ -611,16 +608,8 @@ async fn drive(
                 )?;
                 // Daemons behind the control sockets that run on this host are measured as a
                 // lab's are: CPU/RSS, log warnings, DB file size, binaries.
-                let sockets = &args.control_sockets;
                 let mut pids = Vec::new();
-                for (name, role, ctl) in [
-                    ("nb", "nb-db", &sockets.nb),
-                    ("sb", "sb-db", &sockets.sb),
-                    ("northd", "northd", &sockets.northd),
-                ] {
-                    let Some(local) = ctl.as_deref().and_then(attached::local_daemon) else {
-                        continue;
-                    };
+                for (name, role, local) in attached::local_daemons(&args.control_sockets) {
                     watched.push(Watched {
                         name: name.into(),
                         role: role.into(),
