@@ -10,6 +10,8 @@
 //!   revisions, NB row ids).
 //! - [`sb_agent`]: what ovn-controller writes to the SB (register chassis, claim ports,
 //!   heartbeat), for walkthroughs without real chassis. Not Neutron.
+//! - [`marker`]: the `ovn-heater:run` external_ids key on root rows (optional), and finding
+//!   or deleting the rows that carry it.
 //! - [`snapshot`]: normalized NB snapshots and their diff (`normalize.py`'s rules).
 //! - [`replay`]: steps files in the openstack CLI's vocabulary (CLI line → action) and their
 //!   executor (the engine behind `ovn-heater openstack replay` and the `openstack_cli` workload).
@@ -18,6 +20,7 @@
 //! `ovsdb::Client`s it is given; never prints (logs via `tracing`).
 
 pub mod error;
+pub mod marker;
 pub mod model;
 pub mod nb;
 pub mod network;

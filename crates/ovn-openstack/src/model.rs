@@ -57,6 +57,10 @@ pub struct Config {
     /// Neutron's maintenance task reconciles: committed, it counts as done; not committed, it
     /// is sent once more. Unset (the default), the unknown outcome is the action's error.
     pub verify_unknown_outcomes: Option<std::time::Duration>,
+    /// When set, every root row written carries `external_ids:ovn-heater:run=<this>`
+    /// ([`crate::marker`]), so a run's rows can be found in a shared NB. Real Neutron writes no
+    /// such key: unset (the default) for anything compared against it.
+    pub run_marker: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             seed: 1,
             max_gateway_chassis: MAX_GW_CHASSIS,
             verify_unknown_outcomes: None,
+            run_marker: None,
         }
     }
 }

@@ -169,6 +169,11 @@ impl Neutron {
     }
 
     async fn transact(&self, txn: Transaction) -> Result<TransactionResult> {
+        let marker = lock(&self.state).config.run_marker.clone();
+        let txn = match marker {
+            Some(run) => crate::marker::mark(txn, &run),
+            None => txn,
+        };
         match &self.nb {
             NbTransport::Server(c) => Ok(c.transact(txn).await?),
             NbTransport::Recorder(r) => {

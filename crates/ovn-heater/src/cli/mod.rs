@@ -32,7 +32,7 @@ pub enum Command {
     Db(db::Args),
     /// Start, inspect and stop a local OVN lab (central DBs, northd, chassis in namespaces).
     Lab(lab::Args),
-    /// The OpenStack Neutron mimic: walkthrough and replay of Neutron actions.
+    /// The OpenStack Neutron mimic: walkthrough and replay of Neutron actions; purge of what runs left.
     Openstack(openstack::Args),
     /// The ovn-kubernetes mimic: the ovnk-reference walkthrough.
     Kubernetes(kubernetes::Args),

@@ -1,4 +1,4 @@
-//! `ovn-heater openstack walkthrough|replay`: drive the Neutron mimic (`ovn-openstack`) through
+//! `ovn-heater openstack walkthrough|replay|purge`: drive the Neutron mimic (`ovn-openstack`) through
 //! a steps file written in the openstack CLI's own vocabulary, plus the chassis-side steps
 //! (register a chassis, claim a port), dumping the NB after the steps that ask for it.
 //!
@@ -6,7 +6,8 @@
 //! base scenario of `neutron-reference`, whose dumps compare equal (normalized) to the real
 //! Neutron 21.0.0 ones. See docs/openstack.md for the format. The engine (vocabulary, steps,
 //! execution) is `ovn_openstack::replay`; this module parses flags, writes dumps and maps errors
-//! to exit codes.
+//! to exit codes. `purge` deletes the rows ovn-heater runs left in an NB
+//! ([`crate::workload::attached::purge`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,22 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Delete the rows ovn-heater runs left in an NB (root rows marked
+    /// `external_ids:ovn-heater:run`, and what hangs off them); nothing else is touched.
+    #[command(after_help = "Examples:
+  ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock
+  ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock --run openstack-base-20261205T120000Z-4242")]
+    Purge {
+        /// Northbound DB remote, e.g. unix:/var/run/ovn/ovnnb_db.sock.
+        #[arg(long, value_name = "REMOTE")]
+        nb: String,
+        /// Only the rows of this run (its results dir's name, `attached.run_id` in
+        /// results.json); default: of every run.
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        #[command(flatten)]
+        tls: crate::tls::TlsArgs,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +86,24 @@ struct Target {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (text, source, target) = match args.command {
         Command::Walkthrough(t) => (WALKTHROUGH.to_owned(), "walkthrough.yml".to_owned(), t),
+        Command::Purge { nb, run, tls } => {
+            let removed = crate::workload::attached::purge(&nb, &tls, run.as_deref()).await?;
+            println!(
+                "removed {} rows of ovn-heater runs{} from {nb}{}",
+                removed.total(),
+                if removed.runs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", removed.runs.join(", "))
+                },
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::workload::attached::counts_line(&removed.counts()))
+                }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Replay { steps, target } => {
             let text = std::fs::read_to_string(&steps)
                 .map_err(|e| Failure::bad_input(format!("cannot read steps file {}: {e}", steps.display())))?;

@@ -50,6 +50,21 @@ pub struct Args {
     /// and `compare`, e.g. --label main / --label patch-v2.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// With --nb: run although the NB holds rows of earlier ovn-heater runs (refused otherwise,
+    /// exit 2; `ovn-heater openstack purge` removes them). See docs/attach.md.
+    #[arg(long, requires = "nb")]
+    pub allow_existing: bool,
+    /// With --nb: the NB ovsdb-server's control socket, for its memory/show, coverage/show
+    /// (and cluster/status) at each stage's end, e.g. /var/run/ovn/ovnnb_db.ctl.
+    #[arg(long, requires = "nb", value_name = "PATH")]
+    pub nb_ctl: Option<PathBuf>,
+    /// With --sb: the SB ovsdb-server's control socket, e.g. /var/run/ovn/ovnsb_db.ctl.
+    #[arg(long, requires = "sb", value_name = "PATH")]
+    pub sb_ctl: Option<PathBuf>,
+    /// With --nb: ovn-northd's control socket, for its stopwatches, engine statistics,
+    /// memory/show and coverage/show at each stage's end.
+    #[arg(long, requires = "nb", value_name = "PATH")]
+    pub northd_ctl: Option<PathBuf>,
 }
 
 impl Args {
@@ -63,6 +78,12 @@ impl Args {
             ovs_bin_dir: self.ovs_bin_dir.clone(),
             tls: self.tls.clone(),
             label: self.label.clone(),
+            allow_existing: self.allow_existing,
+            control_sockets: crate::workload::attached::ControlSockets {
+                nb: self.nb_ctl.clone(),
+                sb: self.sb_ctl.clone(),
+                northd: self.northd_ctl.clone(),
+            },
         }
     }
 }

@@ -205,6 +205,9 @@ pub struct Recorder {
     cpu_watched: Arc<Mutex<Vec<(String, u32)>>>,
     /// Daemon logs whose poll-interval warnings every stage counts (name, path).
     logs_watched: Arc<Mutex<Vec<(String, std::path::PathBuf)>>>,
+    /// Where a watched log starts counting, when not at its start (a daemon we did not start:
+    /// its log holds its history before the run).
+    logs_from: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 /// The name ovn-heater's own process has in `processes` and `stages[].cpu_s`.
@@ -222,6 +225,7 @@ impl Recorder {
             stages: Arc::new(Mutex::new(Vec::new())),
             cpu_watched: Arc::new(Mutex::new(vec![(TESTER.to_owned(), std::process::id())])),
             logs_watched: Arc::new(Mutex::new(Vec::new())),
+            logs_from: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -234,6 +238,25 @@ impl Recorder {
         }
     }
 
+    /// [`Recorder::watch_log`] from the log's current end: what it held before is not counted,
+    /// by any stage nor in the totals.
+    pub fn watch_log_from_now(&self, name: &str, log: std::path::PathBuf) {
+        self.logs_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), logs::length(&log));
+        self.watch_log(name, log);
+    }
+
+    fn log_from(&self, name: &str) -> u64 {
+        self.logs_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The watched logs (name, path).
     pub fn watched_logs(&self) -> Vec<(String, std::path::PathBuf)> {
         self.logs_watched.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -243,7 +266,10 @@ impl Recorder {
     pub fn poll_intervals_total(&self) -> BTreeMap<String, logs::PollIntervals> {
         self.watched_logs()
             .into_iter()
-            .map(|(name, path)| (name, logs::count_from(&path, 0)))
+            .map(|(name, path)| {
+                let from = self.log_from(&name);
+                (name, logs::count_from(&path, from))
+            })
             .collect()
     }
 
@@ -337,7 +363,7 @@ impl Recorder {
             s.poll_intervals = logs
                 .iter()
                 .map(|(name, path)| {
-                    let from = s.logs_at_start.get(name).copied().unwrap_or(0);
+                    let from = s.logs_at_start.get(name).copied().unwrap_or(0).max(self.log_from(name));
                     (name.clone(), logs::count_from(path, from))
                 })
                 .collect();
@@ -518,6 +544,31 @@ mod tests {
         );
         assert_eq!(rec.poll_intervals_total()["northd"].count, 3);
         assert!(stages.iter().all(|s| s.host_cpu.is_some()));
+    }
+
+    #[test]
+    fn a_log_watched_from_now_counts_nothing_it_held_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ovsdb-server-nb.log");
+        let warn = |ms: u32| {
+            format!("2026-12-05T10:00:00Z|00001|timeval|WARN|Unreasonably long {ms}ms poll interval (0ms user, 0ms system)\n")
+        };
+        // A daemon we did not start: its log has its history.
+        std::fs::write(&log, warn(9000) + &warn(8000)).unwrap();
+        let rec = Recorder::new(Clock::start());
+        let bringup = rec.begin_stage("bringup");
+        rec.watch_log_from_now("nb", log.clone());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, warn(1200).as_bytes()))
+            .unwrap();
+        rec.end_stage(bringup);
+        assert_eq!(
+            rec.stages()[0].poll_intervals["nb"],
+            logs::PollIntervals { count: 1, max_ms: 1200 }
+        );
+        assert_eq!(rec.poll_intervals_total()["nb"].count, 1);
     }
 
     #[test]

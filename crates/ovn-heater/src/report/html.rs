@@ -197,6 +197,59 @@ fn summary(h: &mut String, r: &RunResults) {
     );
 }
 
+/// An attached run's lines: its marker, what it found and left in the NB, the servers' `_Server` rows.
+fn attached_rows(h: &mut String, a: &crate::report::json::Attached) {
+    let counts = |c: &std::collections::BTreeMap<String, usize>| {
+        if c.is_empty() {
+            "none".to_owned()
+        } else {
+            c.iter()
+                .map(|(t, n)| format!("{t}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let server = |s: &Option<crate::report::json::ServerDatabase>| match s {
+        Some(s) => format!(
+            "{} {}{}{}{}",
+            s.name,
+            s.model,
+            if s.leader { ", leader" } else { "" },
+            if s.connected { "" } else { ", NOT connected" },
+            s.schema_version
+                .as_ref()
+                .map(|v| format!(", schema {v}"))
+                .unwrap_or_default()
+        ),
+        None => "not readable".to_owned(),
+    };
+    let rows = [
+        ("attached run id", format!("{} (external_ids:ovn-heater:run)", a.run_id)),
+        ("rows of earlier runs at start", counts(&a.found_at_start)),
+        (
+            "this run's rows left at end",
+            match &a.left_at_end {
+                Some(c) => format!(
+                    "{}{}",
+                    counts(c),
+                    if a.cleanup { "" } else { " (global.cleanup: false)" }
+                ),
+                None => "not counted".to_owned(),
+            },
+        ),
+        ("NB server at start", server(&a.nb_server_at_start)),
+        ("SB server at start", server(&a.sb_server_at_start)),
+    ];
+    for (k, v) in rows {
+        let _ = write!(
+            h,
+            "<tr class=\"attached\"><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>",
+            escape(k),
+            escape(&v)
+        );
+    }
+}
+
 fn environment(h: &mut String, r: &RunResults) {
     let e = &r.environment;
     h.push_str("<h2>Scenario and machine</h2><table id=\"environment\">");
@@ -239,6 +292,9 @@ fn environment(h: &mut String, r: &RunResults) {
             "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>",
             escape(&v)
         );
+    }
+    if let Some(a) = &r.attached {
+        attached_rows(h, a);
     }
     for (name, b) in &e.binaries {
         let _ = write!(
@@ -822,6 +878,36 @@ mod tests {
         let data = &html[data_start + "id=\"report-data\">".len()..data_end];
         let v: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(v["stages"][0]["name"], "</script><script>alert(1)");
+    }
+
+    #[test]
+    fn attached_runs_show_their_marker_leftovers_and_servers() {
+        let mut r = example(1.0);
+        assert!(!render(&r).contains("attached run id"));
+        r.attached = Some(crate::report::json::Attached {
+            run_id: "base-1".into(),
+            found_at_start: [("Logical_Switch".to_owned(), 2)].into(),
+            cleanup: true,
+            left_at_end: Some(Default::default()),
+            nb_server_at_start: Some(crate::report::json::ServerDatabase {
+                name: "OVN_Northbound".into(),
+                model: "clustered".into(),
+                connected: true,
+                leader: true,
+                ..Default::default()
+            }),
+            sb_server_at_start: None,
+        });
+        let html = render(&r);
+        for needle in [
+            "base-1 (external_ids:ovn-heater:run)",
+            "Logical_Switch: 2",
+            "this run&#39;s rows left at end</th><td class=\"l\">none",
+            "OVN_Northbound clustered, leader",
+            "SB server at start</th><td class=\"l\">not readable",
+        ] {
+            assert!(html.contains(needle), "{needle}");
+        }
     }
 
     #[test]

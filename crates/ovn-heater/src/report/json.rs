@@ -40,6 +40,55 @@ pub struct RunResults {
     /// `stages[].poll_intervals` has them per stage). Empty without a lab.
     #[serde(default)]
     pub poll_intervals: BTreeMap<String, PollIntervals>,
+    /// A run against an existing OVN (`--nb/--sb`): what it found, cleaned up and left there.
+    /// Absent for runs on a lab of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<Attached>,
+}
+
+/// What an attached run (`--nb/--sb`) found in and left in the OVN it was given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attached {
+    /// This run's marker: every root row it wrote carries `external_ids:ovn-heater:run=<run_id>`.
+    pub run_id: String,
+    /// Rows of earlier runs (marked) found in the NB at the start, per table; the run went on
+    /// only because `--allow-existing` was given.
+    #[serde(default)]
+    pub found_at_start: BTreeMap<String, usize>,
+    /// Whether the run deleted what it created (`global.cleanup`, default yes when attached).
+    pub cleanup: bool,
+    /// This run's rows still in the NB at its end, per table, counted after cleanup (empty when
+    /// all went); `None` when they could not be counted.
+    #[serde(default)]
+    pub left_at_end: Option<BTreeMap<String, usize>>,
+    /// The `_Server` rows of the NB and SB databases at the start.
+    #[serde(default)]
+    pub nb_server_at_start: Option<ServerDatabase>,
+    #[serde(default)]
+    pub sb_server_at_start: Option<ServerDatabase>,
+}
+
+/// One database's row in the server's `_Server` database (`Database` table), as read over the
+/// DB connection: what can be known of a server we did not start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerDatabase {
+    pub name: String,
+    /// `standalone`, `clustered` or `relay`.
+    pub model: String,
+    /// Whether the server is connected to its cluster (always true when standalone).
+    pub connected: bool,
+    /// Whether the server is its cluster's leader (always true when standalone).
+    pub leader: bool,
+    /// The schema version it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<String>,
+    /// RAFT: cluster id, server id, and the log index the server has seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +235,10 @@ pub struct DbSize {
     pub file_bytes: Option<u64>,
     /// Table → row count.
     pub rows: BTreeMap<String, u64>,
+    /// The server's `_Server` row for this database at the stage's end (`None` when it could
+    /// not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerDatabase>,
 }
 
 /// What the runner captured at the end of a stage, besides samples.
@@ -380,10 +433,12 @@ pub(crate) mod tests {
             nb: DbSize {
                 file_bytes: Some(12345),
                 rows: [("Logical_Switch_Port".to_owned(), 6)].into(),
+                server: None,
             },
             sb: DbSize {
                 file_bytes: Some(54321),
                 rows: [("Port_Binding".to_owned(), 6)].into(),
+                server: None,
             },
         }),
             daemons: [(
@@ -435,6 +490,7 @@ pub(crate) mod tests {
                 end_rss_bytes: (20_000_000.0 * scale) as u64 + 9000,
             }],
             poll_intervals: [("northd".to_owned(), PollIntervals { count: 2, max_ms: 1834 })].into(),
+            attached: None,
         }
     }
 

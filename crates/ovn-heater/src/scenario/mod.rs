@@ -44,10 +44,21 @@ pub struct Global {
     /// Log every CMS action (with its parameters) to `logs/cms-actions.log`.
     pub log_cmds: bool,
     /// Delete what the workload created (through the CMS, measured) before tearing down.
-    pub cleanup: bool,
+    /// Not given: yes when attached to an existing OVN (`--nb/--sb`), no on a lab of our own
+    /// (it goes away with the lab); see [`Global::cleanup_when`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<bool>,
     pub run_ipv4: bool,
     pub run_ipv6: bool,
     pub cms: CmsKind,
+}
+
+impl Global {
+    /// Whether the run deletes what it created: `global.cleanup` if given, else whether it is
+    /// `attached` to an existing OVN (whose NB must be left as it was found).
+    pub fn cleanup_when(&self, attached: bool) -> bool {
+        self.cleanup.unwrap_or(attached)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

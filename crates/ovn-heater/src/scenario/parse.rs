@@ -197,13 +197,18 @@ impl<'a> Section<'a> {
     }
 
     fn bool(&self, key: &str, default: bool) -> Result<bool> {
-        let Some(v) = self.get(key) else { return Ok(default) };
+        Ok(self.opt_bool(key)?.unwrap_or(default))
+    }
+
+    /// A boolean key whose default depends on how the scenario is run (None: not given).
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        let Some(v) = self.get(key) else { return Ok(None) };
         match v {
-            Yaml::Bool(b) => Ok(*b),
+            Yaml::Bool(b) => Ok(Some(*b)),
             // Upstream reads YAML 1.1 with PyYAML, where these are booleans too.
             Yaml::String(s) => match s.as_str() {
-                "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "True" | "TRUE" => Ok(true),
-                "no" | "No" | "NO" | "off" | "Off" | "OFF" | "False" | "FALSE" => Ok(false),
+                "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "True" | "TRUE" => Ok(Some(true)),
+                "no" | "No" | "NO" | "off" | "Off" | "OFF" | "False" | "FALSE" => Ok(Some(false)),
                 _ => Err(self.wrong_type(key, "true or false", v)),
             },
             _ => Err(self.wrong_type(key, "true or false", v)),
@@ -347,7 +352,7 @@ fn parse_global(s: &Section) -> Result<Global> {
     };
     Ok(Global {
         log_cmds: s.bool("log_cmds", false)?,
-        cleanup: s.bool("cleanup", false)?,
+        cleanup: s.opt_bool("cleanup")?,
         run_ipv4,
         run_ipv6,
         cms,

@@ -1199,6 +1199,7 @@ fn write_results(
         stages,
         processes,
         poll_intervals: found.poll_intervals.clone(),
+        attached: None,
     };
     json::write_atomically(&target.dir.join("results.json"), results.to_json_pretty().as_bytes())
         .context("cannot write results.json")?;

@@ -6,6 +6,7 @@
 //! Must not know: YAML, clap, how the lab was started, report formats (except [`runner`],
 //! which starts the lab and writes the results files).
 
+pub mod attached;
 pub mod chaos;
 pub mod dead_daemons;
 pub mod ext_cmd;
@@ -27,7 +28,7 @@ use ovsdb::{Client, Transaction};
 
 use crate::metrics::daemons;
 use crate::metrics::{Recorder, StageId};
-use crate::report::json::{names, DbFigures, DbSize, StageExtras};
+use crate::report::json::{names, DbFigures, DbSize, ServerDatabase, StageExtras};
 
 /// Caps how many CMS actions start per second, over all workers.
 pub struct Limiter {
@@ -82,6 +83,39 @@ pub async fn row_counts(client: &Client, database: &str) -> anyhow::Result<BTree
         .zip(result.results)
         .map(|(t, r)| (t, r.rows.map(|rows| rows.len() as u64).unwrap_or(0)))
         .collect())
+}
+
+/// The server's `_Server.Database` row for `database`, over `client`'s connection (RFC 7047
+/// servers without `_Server` — OVS before 2.9 — answer an error).
+pub async fn server_database(client: &Client, database: &str) -> anyhow::Result<ServerDatabase> {
+    let mut txn = Transaction::new("_Server");
+    txn.select("Database", vec![ovsdb::Condition::eq("name", database)], None);
+    let result = client.transact(txn).await?;
+    let row = result
+        .results
+        .into_iter()
+        .next()
+        .and_then(|r| r.rows)
+        .and_then(|rows| rows.into_iter().next())
+        .ok_or_else(|| anyhow::anyhow!("the server's _Server has no row for {database}"))?;
+    let text = |c: &str| row.get(c).and_then(ovsdb::Value::as_str).map(str::to_owned);
+    let flag = |c: &str| row.get(c).and_then(ovsdb::Value::as_bool).unwrap_or(false);
+    let uuid = |c: &str| row.get(c).and_then(ovsdb::Value::as_uuid).map(|u| u.to_string());
+    let schema_version = row
+        .get("schema")
+        .and_then(ovsdb::Value::as_str)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|j| j["version"].as_str().map(str::to_owned));
+    Ok(ServerDatabase {
+        name: database.to_owned(),
+        model: text("model").unwrap_or_default(),
+        connected: flag("connected"),
+        leader: flag("leader"),
+        schema_version,
+        cid: uuid("cid"),
+        sid: uuid("sid"),
+        index: row.get("index").and_then(ovsdb::Value::as_i64),
+    })
 }
 
 /// Everything a stage needs.
@@ -166,10 +200,12 @@ impl<C: crate::cms::Cms, H> Run<C, H> {
             nb: DbSize {
                 file_bytes: size(&self.probes.nb_file),
                 rows: nb_rows,
+                server: server_database(&self.nb, "OVN_Northbound").await.ok(),
             },
             sb: DbSize {
                 file_bytes: size(&self.probes.sb_file),
                 rows: sb_rows,
+                server: server_database(&self.sb, "OVN_Southbound").await.ok(),
             },
         };
         self.extras.lock().unwrap_or_else(|p| p.into_inner()).insert(

@@ -91,7 +91,8 @@ pub fn topology(s: &Scenario) -> Topology {
         projects,
         gateways_per_router,
         external_cidr: s.cluster.external_net,
-        cleanup: s.global.cleanup,
+        // The runner sets it for attached runs (`Global::cleanup_when`).
+        cleanup: s.global.cleanup_when(false),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::metrics::{Clock, Recorder};
 use crate::report::json::{self, RunResults, RunStatus, ScenarioInfo, StageResult};
 use crate::report::{environment, html, verdict};
 use crate::scenario::{ChassisKind, Scenario, Workload};
+use crate::workload::attached;
 use crate::workload::ext_cmd::ExtCmds;
 use crate::workload::hosts::{EmulatedHosts, Hypervisors, RealHosts};
 use crate::workload::nb_watch::{GatewayWatch, NbWatch};
@@ -45,6 +46,10 @@ pub struct RunOptions {
     pub tls: crate::tls::TlsArgs,
     /// The user's name for the run (`environment.label`).
     pub label: Option<String>,
+    /// Attached: go on although the NB holds rows of earlier runs (docs/attach.md).
+    pub allow_existing: bool,
+    /// Attached: control sockets of the existing OVN's daemons, for their figures.
+    pub control_sockets: crate::workload::attached::ControlSockets,
 }
 
 /// How a run ended, for the caller to turn into an exit code.
@@ -72,6 +77,12 @@ pub struct Outcome {
     pub verdict: Verdict,
 }
 
+/// A run against an existing OVN: its marker and what was found there before it started.
+struct Attached {
+    run_id: String,
+    target: attached::Target,
+}
+
 /// How the run ended, before exit codes.
 enum Ending {
     Done,
@@ -84,12 +95,34 @@ enum Ending {
 #[allow(clippy::print_stderr)]
 pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outcome> {
     preflight(args, scenario)?;
-    let results_dir = prepare_results_dir(args)?;
+    let results_dir = results_dir_of(args);
+    check_results_dir(&results_dir)?;
+    // An NB holding rows of an earlier run is refused before anything is written anywhere.
+    let target = match (&args.nb, &args.sb) {
+        (Some(nb), Some(sb)) => Some(
+            attached::check_target(
+                nb,
+                sb,
+                &args.tls.for_chassis(ovn_lab::lab::CLIENT_CN),
+                args.allow_existing,
+                &(1..=emulated_count(scenario))
+                    .map(|i| format!("{EMULATED_PREFIX}-{i}"))
+                    .collect::<Vec<_>>(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    prepare_results_dir(&results_dir, args.nb.is_none())?;
     eprintln!("results: {}", results_dir.display());
     json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
         .context("cannot write scenario.yml")?;
 
-    let (results, failure, teardown_error) = execute(args, scenario, &results_dir).await;
+    let attached = target.map(|target| Attached {
+        run_id: attached::run_id(&results_dir, &target.found.runs),
+        target,
+    });
+    let (results, failure, teardown_error) = execute(args, scenario, &results_dir, attached.as_ref()).await;
     let status = results.status;
     json::write_atomically(&results_dir.join("results.json"), results.to_json_pretty().as_bytes())
         .context("cannot write results.json")?;
@@ -157,6 +190,13 @@ fn preflight(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<()> {
         &nodes,
     )
     .map_err(Failure::bad_input)?;
+    if args.nb.is_none() && (args.control_sockets.any() || args.allow_existing) {
+        return Err(Failure::bad_input(
+            "--allow-existing and --nb-ctl/--sb-ctl/--northd-ctl are for runs against an existing OVN (--nb/--sb); the lab's daemons are measured anyway",
+        )
+        .into());
+    }
+    args.control_sockets.check()?;
     if let Some(nb) = &args.nb {
         if scenario.cluster.chassis == ChassisKind::Real {
             return Err(Failure::bad_input(
@@ -182,17 +222,23 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn prepare_results_dir(args: &RunOptions) -> anyhow::Result<PathBuf> {
-    let dir = match &args.results_dir {
+/// `--results-dir`, or the default one.
+fn results_dir_of(args: &RunOptions) -> PathBuf {
+    match &args.results_dir {
         Some(d) => d.clone(),
         None => default_results_dir(&args.scenario, std::time::SystemTime::now(), std::process::id()),
-    };
-    check_results_dir(&dir)?;
-    if args.nb.is_none() {
-        refuse_lab_in_use(&dir)?;
+    }
+}
+
+/// Creates the results dir (with `logs/`) after checking it is usable, and, for a lab run, that
+/// no lab of an earlier run of it is still there.
+fn prepare_results_dir(dir: &Path, lab: bool) -> anyhow::Result<()> {
+    check_results_dir(dir)?;
+    if lab {
+        refuse_lab_in_use(dir)?;
     }
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// A results dir must be new or empty, and not under a file: bad input (exit 2) otherwise.
@@ -354,6 +400,7 @@ async fn execute(
     args: &RunOptions,
     scenario: &Scenario,
     results_dir: &Path,
+    attached: Option<&Attached>,
 ) -> (RunResults, Option<anyhow::Error>, Option<anyhow::Error>) {
     let clock = Clock::start();
     let rec = Recorder::new(clock);
@@ -388,6 +435,7 @@ async fn execute(
         &mut sampler,
         stop_rx,
         &mut env,
+        attached,
     );
     // A Ctrl-C at the terminal reaches the whole process group: a command we had just forked
     // (before it moved to a group of its own) can die of it, and its failure can reach us
@@ -414,29 +462,31 @@ async fn execute(
         None => Vec::new(),
     };
     let poll_intervals = rec.poll_intervals_total();
-    // An attached run that ends early leaves no object of its own in the OVN it was given
-    // (the lab's own OVN goes away with the lab). A completed run keeps them unless
-    // `global.cleanup` deleted them.
+    // An attached run leaves no row of its own in the OVN it was given when it ends early,
+    // or, by default, when it completes (`global.cleanup`; the lab's own OVN goes away with
+    // the lab), and counts its marked rows again to be sure.
     let mut purge_error = None;
-    if let (false, Some(neutron)) = (matches!(ending, Ending::Done), started.attached_neutron.take()) {
+    let mut attached_results = attached.map(|a| json::Attached {
+        run_id: a.run_id.clone(),
+        found_at_start: a.target.found.counts(),
+        cleanup: scenario.global.cleanup_when(true),
+        left_at_end: None,
+        nb_server_at_start: a.target.nb_server.clone(),
+        sb_server_at_start: a.target.sb_server.clone(),
+    });
+    if let (Some(a), Some(neutron)) = (attached, started.attached_neutron.take()) {
         let limit = scenario.cluster.node_timeout.max(Duration::from_secs(10));
-        let line = match tokio::time::timeout(limit, neutron.purge()).await {
-            Ok(Ok(n)) => format!(
-                "removed this run's {n} NB objects (switches, routers, port groups, DHCP options with what they hold)"
-            ),
-            Ok(Err(e)) => {
-                purge_error = Some(format!("cannot remove this run's objects from the NB: {e}"));
-                format!("cannot remove this run's objects from the NB: {e}")
-            }
-            Err(_) => {
-                purge_error = Some(format!("removing this run's objects from the NB took over {limit:?}"));
-                format!("removing this run's objects from the NB took over {limit:?}")
-            }
-        };
-        events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(format!("{:9.3}s {line}", clock.now()));
+        let remove = !matches!(ending, Ending::Done) || scenario.global.cleanup_when(true);
+        let nb_remote = args.nb.as_deref().unwrap_or_default();
+        let finish = attached::finish(&neutron, nb_remote, &a.run_id, remove, limit).await;
+        let mut log = events.lock().unwrap_or_else(|p| p.into_inner());
+        for line in finish.events {
+            log.push(format!("{:9.3}s {line}", clock.now()));
+        }
+        purge_error = finish.error;
+        if let Some(r) = attached_results.as_mut() {
+            r.left_at_end = finish.left;
+        }
     }
     let teardown_error = match (teardown(&mut started, &built, results_dir).await, purge_error) {
         (Ok(()), None) => None,
@@ -483,6 +533,7 @@ async fn execute(
         stages,
         processes,
         poll_intervals,
+        attached: attached_results,
     };
     write_logs(results_dir, &results, &events, scenario.global.log_cmds);
     let failure = match ending {
@@ -525,16 +576,15 @@ async fn drive(
     sampler: &mut Option<tokio::task::JoinHandle<Vec<procfs::Series>>>,
     stop_rx: tokio::sync::watch::Receiver<bool>,
     env: &mut json::Environment,
+    attached: Option<&Attached>,
 ) -> anyhow::Result<()> {
     let cluster = &scenario.cluster;
     let bringup = rec.begin_stage("bringup");
     let mut probes = Probes::default();
     let mut watched: Vec<Watched> = Vec::new();
-    let topo: Topology = os_workload::topology(scenario);
-    let emulated_count = match &scenario.workload {
-        Workload::OpenstackBase(w) => w.n_network_nodes + w.n_hypervisors,
-        Workload::BaseOpenstack(_) => cluster.n_workers,
-    };
+    let mut topo: Topology = os_workload::topology(scenario);
+    topo.cleanup = scenario.global.cleanup_when(attached.is_some());
+    let emulated_count = emulated_count(scenario);
     let n_gateways = match &scenario.workload {
         Workload::OpenstackBase(w) => w.n_network_nodes,
         Workload::BaseOpenstack(_) => cluster.n_workers,
@@ -549,6 +599,36 @@ async fn drive(
             if args.tls.given() {
                 let files = args.tls.clone();
                 chassis_tls = Some(ovn_emu::ChassisTls::new(move |name| files.for_chassis(name).load()));
+            }
+            if let Some(a) = attached {
+                probes.daemons = attached::stage_probes(
+                    &args.control_sockets,
+                    a.target.nb_server.as_ref(),
+                    a.target.sb_server.as_ref(),
+                )?;
+                // Daemons behind the control sockets that run on this host are measured as a
+                // lab's are: CPU/RSS, log warnings, DB file size, binaries.
+                let mut pids = Vec::new();
+                for (name, role, local) in attached::local_daemons(&args.control_sockets) {
+                    watched.push(Watched {
+                        name: name.into(),
+                        role: role.into(),
+                        pid: local.pid,
+                    });
+                    pids.push(local.pid);
+                    if let Some(log) = local.log {
+                        rec.watch_log_from_now(name, log);
+                    }
+                    match name {
+                        "nb" => probes.nb_file = local.db,
+                        "sb" => probes.sb_file = local.db,
+                        _ => {}
+                    }
+                }
+                if !pids.is_empty() {
+                    let appctl = crate::workload::lab::find_in_path("ovn-appctl");
+                    env.binaries = environment::binaries(&pids, appctl.as_slice());
+                }
             }
             (nb.clone(), sb.clone(), sb.clone(), false)
         }
@@ -672,8 +752,16 @@ async fn drive(
             daemons.clone(),
         ));
     }
-    // northd_probe_interval is NB_Global configuration, as upstream sets it.
-    set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
+    // northd_probe_interval is NB_Global configuration, as upstream sets it; an existing
+    // OVN's configuration is its operator's, and is left as found.
+    if attached.is_none() {
+        set_northd_probe_interval(&nb, cluster.northd_probe_interval_ms).await?;
+    } else {
+        events.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+            "{:9.3}s attached: NB_Global options left as found (cluster.northd_probe_interval not applied)",
+            rec.clock().now()
+        ));
+    }
 
     // A chaos kill of the NB leader leaves the CMS transactions in flight on it with an
     // unknown outcome: they are checked in the NB (and sent again if they did not commit)
@@ -683,11 +771,17 @@ async fn drive(
             .chaos
             .iter()
             .any(|a| matches!(a.kill, crate::scenario::ChaosTarget::NbLeader));
-    let config = ovn_openstack::Config {
+    let mut config = ovn_openstack::Config {
         max_gateway_chassis: topo.gateways_per_router.max(1),
         verify_unknown_outcomes: kills_nb_leader.then_some(cluster.node_timeout),
         ..Default::default()
     };
+    if let Some(a) = attached {
+        config.run_marker = Some(a.run_id.clone());
+        if !a.target.found.is_empty() {
+            config.seed = attached::seed_beside_earlier_runs(&a.run_id);
+        }
+    }
     let neutron = ovn_openstack::Neutron::new(nb.clone(), sb.clone(), config);
     if args.nb.is_some() {
         started.attached_neutron = Some(neutron.clone());
@@ -757,7 +851,7 @@ async fn drive(
                 ..Default::default()
             };
             let t0 = Instant::now();
-            let farm = ovn_emu::Farm::start(&sb_for_chassis, emulated_count, "hv", options)
+            let farm = ovn_emu::Farm::start(&sb_for_chassis, emulated_count, EMULATED_PREFIX, options)
                 .await
                 .context("cannot start the emulated chassis")?;
             let farm = Arc::new(farm);
@@ -787,6 +881,17 @@ async fn drive(
                 external
             )
         }
+    }
+}
+
+/// Emulated chassis are `hv-1`, `hv-2`, ...
+const EMULATED_PREFIX: &str = "hv";
+
+/// How many emulated chassis a scenario runs (network nodes included).
+fn emulated_count(scenario: &Scenario) -> usize {
+    match &scenario.workload {
+        Workload::OpenstackBase(w) => w.n_network_nodes + w.n_hypervisors,
+        Workload::BaseOpenstack(_) => scenario.cluster.n_workers,
     }
 }
 
@@ -1010,6 +1115,7 @@ mod tests {
             ovs_bin_dir: None,
             tls: Default::default(),
             label: None,
+            ..Default::default()
         };
         let spec = lab_spec(&s, &args, "/tmp/x".into());
         let names: Vec<&str> = spec.chassis.iter().map(|c| c.name.as_str()).collect();
