@@ -478,50 +478,29 @@ async fn pings<C: Cms, H: Hypervisors>(
 ) -> anyhow::Result<()> {
     let stage = run.rec.begin_stage("pings");
     let external = run.hosts.external_ip();
-    // (measurement, subject, from, to, the chassis of both ends); `from` is `Err(why)` when
-    // the ping cannot run because a VM at either end never came up (its failure is recorded
-    // already: the ping is skipped).
-    type PingJob = (
-        &'static str,
-        String,
-        Result<Plugged, &'static str>,
-        Ipv4Addr,
-        Vec<String>,
-    );
-    let mut jobs: Vec<PingJob> = Vec::new();
+    // Each ping as indices into the VMs (the source, and the peer VM or none for the external
+    // host): its subject, ends and chassis are worked out when it runs, so the list of
+    // thousands of pings holds no strings or plugged VMs.
+    // Lent to the ping workers for the stage, given back to `built` (for cleanup) after it.
+    let vms: Arc<Vec<Vm>> = Arc::new(std::mem::take(&mut built.lock().await.vms));
+    let mut jobs: Vec<(usize, Option<usize>)> = Vec::new();
     {
-        let b = built.lock().await;
-        for p in 0..b.projects.len() {
-            let vms: Vec<&Vm> = b.vms.iter().filter(|v| v.project == p).collect();
-            for (i, a) in vms.iter().enumerate() {
-                let peers: Vec<&&Vm> = if vms.len() <= FULL_MESH_MAX_VMS {
-                    vms.iter().filter(|b| b.subject != a.subject).collect()
+        let mut by_project: Vec<Vec<usize>> = Vec::new();
+        for (n, vm) in vms.iter().enumerate() {
+            if by_project.len() <= vm.project {
+                by_project.resize(vm.project + 1, Vec::new());
+            }
+            by_project[vm.project].push(n);
+        }
+        for members in &by_project {
+            for (i, &a) in members.iter().enumerate() {
+                if members.len() <= FULL_MESH_MAX_VMS {
+                    jobs.extend(members.iter().filter(|&&b| b != a).map(|&b| (a, Some(b))));
                 } else {
-                    (1..=FULL_MESH_MAX_VMS).map(|k| &vms[(i + k) % vms.len()]).collect()
-                };
-                let from = a.pingable(false);
-                for b in peers {
-                    let from = match (&from, b.pingable(true)) {
-                        (Ok(f), Ok(_)) => Ok(f.clone()),
-                        (Err(why), _) => Err(*why),
-                        (Ok(_), Err(why)) => Err(why),
-                    };
-                    jobs.push((
-                        "ping_mesh",
-                        format!("{} -> {}", a.subject, b.subject),
-                        from,
-                        b.port.ip,
-                        vec![a.port.host.clone(), b.port.host.clone()],
-                    ));
+                    jobs.extend((1..=FULL_MESH_MAX_VMS).map(|k| (a, Some(members[(i + k) % members.len()]))));
                 }
-                if let Some(ext) = external {
-                    jobs.push((
-                        "ping_external",
-                        format!("{} -> {ext}", a.subject),
-                        from.clone(),
-                        ext,
-                        vec![a.port.host.clone()],
-                    ));
+                if external.is_some() {
+                    jobs.push((a, None));
                 }
             }
         }
@@ -534,13 +513,17 @@ async fn pings<C: Cms, H: Hypervisors>(
     let mut workers = tokio::task::JoinSet::new();
     // Probes are in-process sockets, not processes: many can be in flight at once.
     for _ in 0..PINGS_IN_FLIGHT.min(jobs.len().max(1)) {
-        let (run, jobs, next, progress) = (run.clone(), jobs.clone(), next.clone(), progress.clone());
+        let (run, jobs, next, progress, vms) = (run.clone(), jobs.clone(), next.clone(), progress.clone(), vms.clone());
         workers.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
-                let Some((measurement, subject, from, to, hosts)) = jobs.get(n).cloned() else {
+                let Some(&(a, b)) = jobs.get(n) else {
                     break;
                 };
+                let Some(job) = ping_job(&vms, a, b, external) else {
+                    continue;
+                };
+                let (measurement, subject, from, to, hosts) = job;
                 let start = Instant::now();
                 // A chassis whose daemon died cannot be programmed for this ping: the death
                 // (recorded once) is the failure.
@@ -574,12 +557,57 @@ async fn pings<C: Cms, H: Hypervisors>(
         });
     }
     while workers.join_next().await.is_some() {}
+    if let Ok(vms) = Arc::try_unwrap(vms) {
+        built.lock().await.vms = vms;
+    }
     progress.finish();
     run.end_stage(stage, "pings").await;
     Ok(())
 }
 
 /// Deletes what was built, in Neutron's order; used as a measured stage (`global.cleanup`).
+/// One ping of the pings stage: (measurement, subject, the VM to ping from or why the ping
+/// is skipped because a VM at either end never came up, the destination, the chassis of both
+/// ends). `peer` is the VM pinged, `None` for the external host.
+type PingJob = (
+    &'static str,
+    String,
+    Result<Plugged, &'static str>,
+    Ipv4Addr,
+    Vec<String>,
+);
+
+fn ping_job(vms: &[Vm], from: usize, peer: Option<usize>, external: Option<Ipv4Addr>) -> Option<PingJob> {
+    let a = vms.get(from)?;
+    let source = a.pingable(false);
+    Some(match peer {
+        Some(peer) => {
+            let b = vms.get(peer)?;
+            let source = match (source, b.pingable(true)) {
+                (Ok(f), Ok(_)) => Ok(f),
+                (Err(why), _) | (Ok(_), Err(why)) => Err(why),
+            };
+            (
+                "ping_mesh",
+                format!("{} -> {}", a.subject, b.subject),
+                source,
+                b.port.ip,
+                vec![a.port.host.clone(), b.port.host.clone()],
+            )
+        }
+        None => {
+            let ext = external?;
+            (
+                "ping_external",
+                format!("{} -> {ext}", a.subject),
+                source,
+                ext,
+                vec![a.port.host.clone()],
+            )
+        }
+    })
+}
+
 async fn cleanup<C: Cms, H: Hypervisors>(
     run: &Arc<Run<C, H>>,
     built: &Arc<tokio::sync::Mutex<Built>>,
