@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod compare;
 mod db;
+pub(crate) mod duration;
 mod fake_chassis;
 mod kubernetes;
 mod lab;
@@ -77,6 +78,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::CommandFactory;
 
     /// Every command a user runs shows an example in its `--help` (ours, or its long help's).
@@ -106,5 +109,112 @@ mod tests {
             .map(|(path, _)| path.as_str())
             .collect();
         assert!(missing.is_empty(), "--help without an example: {missing:?}");
+    }
+
+    fn parse(args: &[&str]) -> Result<super::Cli, clap::Error> {
+        use clap::Parser as _;
+        super::Cli::try_parse_from(std::iter::once("ovn-heater").chain(args.iter().copied()))
+    }
+
+    fn bench_emu(args: &[&str]) -> super::bench::emu::Args {
+        let all: Vec<&str> = ["bench", "emu"].iter().chain(args).copied().collect();
+        match parse(&all).expect("bench emu parses").command {
+            super::Command::Bench(super::bench::Args {
+                which: super::bench::Which::Emu(a),
+            }) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duration_flags_take_units_and_plain_seconds() {
+        let a = bench_emu(&[
+            "--processing-delay",
+            "20ms",
+            "--probe-interval",
+            "2m",
+            "--batch-timeout",
+            "90",
+        ]);
+        assert_eq!(a.processing_delay, Duration::from_millis(20));
+        assert_eq!(a.probe_interval, Duration::from_secs(120));
+        assert_eq!(a.batch_timeout, Duration::from_secs(90));
+        let e = parse(&["bench", "emu", "--probe-interval", "soon"]).expect_err("not a duration");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("500ms, 2s, 1m"), "{e}");
+    }
+
+    #[test]
+    fn old_unit_suffixed_flags_keep_their_unit() {
+        let a = bench_emu(&[
+            "--processing-delay-ms",
+            "20",
+            "--probe-interval-s",
+            "7",
+            "--register-timeout-s",
+            "30",
+            "--batch-timeout-s",
+            "40",
+        ]);
+        assert_eq!(a.processing_delay_ms, Some(Duration::from_millis(20)));
+        assert_eq!(a.probe_interval, Duration::from_secs(7));
+        assert_eq!(a.register_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(a.batch_timeout, Duration::from_secs(40));
+        let e = parse(&[
+            "bench",
+            "emu",
+            "--processing-delay-ms",
+            "20",
+            "--processing-delay",
+            "1s",
+        ])
+        .expect_err("both");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn monitor_all_is_one_switch_with_a_negation_everywhere() {
+        assert!(!bench_emu(&[]).no_monitor_all, "bench emu defaults to monitor-all");
+        assert!(bench_emu(&["--conditional"]).no_monitor_all, "old spelling");
+        assert!(bench_emu(&["--no-monitor-all"]).no_monitor_all);
+        assert!(
+            !bench_emu(&["--no-monitor-all", "--monitor-all"]).no_monitor_all,
+            "the last one wins"
+        );
+        let lab_up = |args: &[&str]| {
+            let all: Vec<&str> = ["lab", "up", "--run-dir", "/tmp/x"]
+                .iter()
+                .chain(args)
+                .copied()
+                .collect();
+            match parse(&all).expect("lab up parses").command {
+                super::Command::Lab(l) => match l.action {
+                    super::lab::Action::Up(up) => !up.lab.no_monitor_all,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(lab_up(&[]), "lab up defaults to monitor-all");
+        assert!(lab_up(&["--monitor-all"]));
+        assert!(!lab_up(&["--no-monitor-all"]));
+    }
+
+    #[test]
+    fn former_millisecond_flags_refuse_a_bare_number() {
+        let e = parse(&["lab", "up", "--run-dir", "/tmp/x", "--remote-probe-interval", "60000"]).expect_err("bare");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("60000ms"), "{e}");
+        assert!(parse(&[
+            "lab",
+            "up",
+            "--run-dir",
+            "/tmp/x",
+            "--remote-probe-interval",
+            "60s",
+            "--election-timer",
+            "1500ms"
+        ])
+        .is_ok());
     }
 }

@@ -1,0 +1,90 @@
+//! The command line itself, through the built binary: duration flags, old spellings kept as
+//! hidden aliases. No root, no daemons.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ovn-heater");
+
+fn heater(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run ovn-heater")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_bad_duration_is_a_usage_error_naming_the_accepted_forms() {
+    for args in [
+        &["db", "dump", "--db", "unix:/nonexistent.sock", "--timeout", "soon"][..],
+        &["bench", "emu", "--probe-interval=-1"],
+        &[
+            "fake-chassis",
+            "--sb",
+            "unix:/nonexistent.sock",
+            "--status-interval",
+            "5 parsecs",
+        ],
+        &["bench", "lab", "--settle", "1e3"],
+    ] {
+        let out = heater(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("500ms, 2s, 1m"), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn durations_with_units_and_plain_seconds_are_accepted() {
+    // The socket is missing, so the command stops right after parsing, on that (exit 2).
+    for timeout in ["500ms", "2s", "1m", "0.5", "3"] {
+        let out = heater(&["db", "dump", "--db", "unix:/nonexistent.sock", "--timeout", timeout]);
+        assert_eq!(out.status.code(), Some(2), "{timeout}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no socket"), "{timeout}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn old_flag_spellings_still_parse() {
+    // --count 0 is refused after parsing: reaching that message means every flag was accepted.
+    let out = heater(&[
+        "fake-chassis",
+        "--sb",
+        "unix:/nonexistent.sock",
+        "--count",
+        "0",
+        "--processing-delay-ms",
+        "20",
+        "--probe-interval-s",
+        "30",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--count must be at least 1"), "{}", stderr(&out));
+    let help = stdout(&heater(&["bench", "emu", "--help"]));
+    for hidden in [
+        "--conditional",
+        "--processing-delay-ms",
+        "--probe-interval-s",
+        "--batch-timeout-s",
+    ] {
+        assert!(!help.contains(hidden), "{hidden} is hidden from --help");
+    }
+    assert!(help.contains("--processing-delay <DURATION>"), "{help}");
+}
+
+#[test]
+fn a_flag_that_took_milliseconds_refuses_a_bare_number() {
+    let out = heater(&[
+        "lab",
+        "up",
+        "--run-dir",
+        "/nonexistent/lab",
+        "--remote-probe-interval",
+        "60000",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("60000ms"), "{}", stderr(&out));
+}
