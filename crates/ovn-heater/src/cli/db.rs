@@ -53,8 +53,9 @@ pub enum DbCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The server: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT (comma-separated: the first that answers).
-    #[arg(long = "db", value_name = "REMOTE")]
+    /// The server: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT (comma-separated:
+    /// the first that answers). Any OVSDB server, so neither --nb nor --sb; --remote is the same.
+    #[arg(long = "db", visible_alias = "remote", value_name = "REMOTE")]
     pub remote: String,
     /// The database; default: the server's only one besides _Server, else OVN_Northbound.
     #[arg(long, value_name = "NAME")]

@@ -49,7 +49,7 @@ pub struct DensityOptions {
     pub n_startup: usize,
     pub compat: String,
     pub run_dir: Option<PathBuf>,
-    pub pod_timeout_s: u64,
+    pub pod_timeout: Duration,
 }
 
 /// What `kubernetes run-emulated` was given.
@@ -57,7 +57,7 @@ pub struct ScenarioOptions {
     pub scenario: PathBuf,
     pub sets: Vec<String>,
     pub run_dir: Option<PathBuf>,
-    pub pod_timeout_s: u64,
+    pub pod_timeout: Duration,
     pub real: bool,
     /// `ovn-heater run`: write results.json and report.html here (must be empty or new).
     pub results_dir: Option<PathBuf>,
@@ -653,7 +653,7 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
             ..Tests::default()
         },
         cleanup: false,
-        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        pod_timeout: args.pod_timeout,
         run_dir: args.run_dir.clone(),
         real: false,
         results: None,
@@ -694,7 +694,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
         compat: s.compat,
         tests: s.tests,
         cleanup: s.cleanup,
-        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        pod_timeout: args.pod_timeout,
         run_dir: args.run_dir,
         real: args.real,
         results: args.results_dir.map(|dir| ResultsTarget {
@@ -1256,10 +1256,12 @@ pub async fn run_for_cli(
             .into())
         }
     };
-    let pod_timeout_s = cluster
-        .and_then(|c| c.get("node_timeout_s"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(60);
+    let pod_timeout = Duration::from_secs(
+        cluster
+            .and_then(|c| c.get("node_timeout_s"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(60),
+    );
     let dir = results_dir.unwrap_or_else(|| {
         super::runner::default_results_dir(scenario, std::time::SystemTime::now(), std::process::id())
     });
@@ -1267,7 +1269,7 @@ pub async fn run_for_cli(
         scenario: scenario.to_owned(),
         sets: overrides.to_vec(),
         run_dir: None,
-        pod_timeout_s,
+        pod_timeout,
         real,
         results_dir: Some(dir),
         label,
