@@ -25,7 +25,7 @@ pub enum Which {
     /// OVSDB client: initial sync vs ovsdb-client dump; pipelined transactions.
     #[command(after_help = "Examples:
   ovn-heater bench ovsdb --ports 100000 --switches 1000
-  ovn-heater bench ovsdb --skip-sync --txns 10000 --in-flight 100 --transport tcp")]
+  ovn-heater bench ovsdb --skip-sync --txns 10000 --in-flight 100 --transport tcp --json")]
     Ovsdb(ovsdb::Args),
     /// Lab: bring-up time and RSS per real chassis.
     #[command(after_help = "Example:

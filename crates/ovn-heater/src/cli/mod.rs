@@ -14,6 +14,7 @@ mod lab;
 mod openstack;
 mod report;
 pub(crate) mod run;
+mod run_json;
 mod snapshot;
 
 /// Scale tests for OVN's control plane, driven the way OpenStack Neutron drives it.
@@ -23,6 +24,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug; RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// No progress or informational lines on stderr; warnings and errors are still printed.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +48,7 @@ pub enum Command {
   sudo ovn-heater run scenarios/openstack-base.yml
   sudo ovn-heater run scenarios/openstack-base.yml --set openstack_base.n_hypervisors=4 --label patch-v2
   ovn-heater run scenarios/openstack-base.yml --check
+  sudo ovn-heater -q run scenarios/openstack-base.yml --json > run.json
   ovn-heater run scenarios/openstack-base.yml --nb unix:/run/ovn/ovnnb_db.sock --sb unix:/run/ovn/ovnsb_db.sock --set cluster.chassis=emulated")]
     Run(run::Args),
     /// Compare two results directories side by side.

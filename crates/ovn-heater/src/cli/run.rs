@@ -50,6 +50,10 @@ pub struct Args {
     /// and `compare`, e.g. --label main / --label patch-v2.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// When the run ends, print one JSON document on stdout: results_dir, results_json,
+    /// report_html, exit_code, verdict, error, status, label and results.json's summary.
+    #[arg(long, conflicts_with = "check")]
+    pub json: bool,
 }
 
 impl Args {
@@ -80,7 +84,28 @@ pub fn load_scenario(path: &std::path::Path, overrides: &[String]) -> anyhow::Re
 }
 
 #[allow(clippy::print_stdout)]
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if !args.json {
+        return run_and_report(args).await;
+    }
+    crate::output::reserve_stdout_for_json();
+    // The document must name the results dir, also when the run picks its own.
+    if args.results_dir.is_none() {
+        args.results_dir = Some(runner::default_results_dir(
+            &args.scenario,
+            std::time::SystemTime::now(),
+            std::process::id(),
+        ));
+    }
+    let dir = args.results_dir.clone();
+    let ended = run_and_report(args).await;
+    println!("{}", super::run_json::document(dir.as_deref(), &ended));
+    ended
+}
+
+/// Runs (or checks) the scenario; the exit code the outcome maps to.
+#[allow(clippy::print_stdout)]
+async fn run_and_report(args: Args) -> anyhow::Result<ExitCode> {
     if crate::workload::kubernetes::is_kubernetes_scenario(&args.scenario) == Some(true) {
         if args.check || args.nb.is_some() {
             return Err(Failure::bad_input(

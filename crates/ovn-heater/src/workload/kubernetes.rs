@@ -803,7 +803,6 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-#[allow(clippy::print_stdout)]
 async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let options = ovn_emu::FarmOptions {
         monitor_all: true,
@@ -854,21 +853,23 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         )
     })?;
     print_figures(&run.title, &hooks.phases);
-    println!(
+    crate::output::text_result(&format!(
         "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
         status.registered, status.ports_up, status.errors
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
+/// The figures of each phase (stdout; stderr when `run --json` keeps stdout for its document).
 fn print_figures(title: &str, phases: &[ContextFigures]) {
-    println!("{}", title);
+    use std::fmt::Write as _;
+    let mut text = title.to_owned();
     for p in phases {
-        print!("  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
+        let _ = write!(text, "\n  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
         let lat = &p.latencies;
         if !lat.is_empty() {
-            print!(
+            let _ = write!(
+                text,
                 "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
                 lat.len(),
                 percentile(lat, 0.5),
@@ -876,16 +877,15 @@ fn print_figures(title: &str, phases: &[ContextFigures]) {
                 percentile(lat, 1.0)
             );
         }
-        println!();
-        {
-            for (name, n, total) in &p.calls {
-                println!(
-                    "      {name:<44} x{n:<6} avg {:>7.2} ms",
-                    total.as_secs_f64() * 1e3 / *n as f64
-                );
-            }
+        for (name, n, total) in &p.calls {
+            let _ = write!(
+                text,
+                "\n      {name:<44} x{n:<6} avg {:>7.2} ms",
+                total.as_secs_f64() * 1e3 / *n as f64
+            );
         }
     }
+    crate::output::text_result(&text);
 }
 
 /// Hooks on real lab chassis: each pod is an OVS internal port moved into a namespace of its
@@ -1047,7 +1047,6 @@ impl Real<'_> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let up = UpTimes::start(&nb).await?;
@@ -1072,11 +1071,11 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
     let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;
     print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
-    println!(
+    crate::output::text_result(&format!(
         "  {txns} NB transactions; {} pings, {} failed",
         hooks.pings,
         hooks.failed_pings.len()
-    );
+    ));
     if let Some(first) = hooks.failed_pings.first() {
         tracing::warn!("first failed ping: {first}");
     }

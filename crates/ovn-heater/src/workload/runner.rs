@@ -81,11 +81,10 @@ enum Ending {
 
 /// Runs `scenario`: preflight, results dir, lab, stages, results files, teardown. `Err` only
 /// when nothing was started (bad input, unusable results dir) or results cannot be written.
-#[allow(clippy::print_stderr)]
 pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outcome> {
     preflight(args, scenario)?;
     let results_dir = prepare_results_dir(args)?;
-    eprintln!("results: {}", results_dir.display());
+    crate::output::info(&format!("results: {}", results_dir.display()));
     json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
         .context("cannot write scenario.yml")?;
 
@@ -101,7 +100,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
     )
     .context("cannot write report.html")?;
     let s = &results.summary;
-    eprintln!(
+    crate::output::info(&format!(
         "{}: {} ports created, {} up, {} pings ok, {} failed samples ({} system, {} harness), {} skipped; report: {}",
         match status {
             RunStatus::Complete => "done",
@@ -116,7 +115,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         s.failures_by_class.harness,
         s.failures_by_class.skipped,
         results_dir.join("report.html").display()
-    );
+    ));
     let verdict = if let Some(e) = teardown_error {
         Verdict::TeardownFailed(format!("{e:#}"))
     } else {
@@ -571,7 +570,7 @@ async fn drive(
                         "raised the host's ARP table cap (net.ipv4.neigh.default.gc_thresh3, shared by every namespace) from {old} to {new} for {vms} VMs"
                     )),
                     Ok(None) => {}
-                    Err(e) => eprintln_status(&format!(
+                    Err(e) => crate::output::warn(&format!(
                         "warning: cannot raise the host's ARP table cap ({e}); with many VMs, pings may fail while the table is full"
                     )),
                 }
@@ -845,9 +844,8 @@ async fn set_northd_probe_interval(nb: &Client, ms: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stderr)]
 fn eprintln_status(line: &str) {
-    eprintln!("{line}");
+    crate::output::info(line);
 }
 
 /// Unplugs VMs, stops emulated chassis, brings the lab down and keeps its logs.
