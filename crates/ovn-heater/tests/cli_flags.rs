@@ -88,3 +88,37 @@ fn a_flag_that_took_milliseconds_refuses_a_bare_number() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("60000ms"), "{}", stderr(&out));
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    let out = heater(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    for word in ["fake-chassis", "--processing-delay", "--monitor-all", "completions"] {
+        assert!(script.contains(word), "bash completion has no {word}");
+    }
+    let out = heater(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+
+    let out = heater(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.starts_with(".ie") || page.contains(".TH ovn-heater"), "{page}");
+    assert!(page.contains("fake\\-chassis"), "{page}");
+
+    let dir = test_support::TempDir::new("cli_man");
+    let out = heater(&["man", "--out", &dir.path().join("man1").display().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pages: Vec<String> = std::fs::read_dir(dir.path().join("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for page in [
+        "ovn-heater.1",
+        "ovn-heater-run.1",
+        "ovn-heater-db-dump.1",
+        "ovn-heater-man.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "no {page} in {pages:?}");
+    }
+}

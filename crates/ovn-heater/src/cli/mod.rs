@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod compare;
 mod db;
+mod docs;
 pub(crate) mod duration;
 mod fake_chassis;
 mod kubernetes;
@@ -64,6 +65,16 @@ pub enum Command {
     FakeChassis(fake_chassis::Args),
     /// Benchmarks that print measured figures.
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  ovn-heater completions bash > /etc/bash_completion.d/ovn-heater
+  ovn-heater completions zsh > ~/.zfunc/_ovn-heater")]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write one page per command with --out.
+    #[command(after_help = "Examples:
+  ovn-heater man | man -l -
+  ovn-heater man --out /usr/local/share/man/man1")]
+    Man(docs::ManArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -78,6 +89,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::run(a).await,
         Command::FakeChassis(a) => fake_chassis::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 
