@@ -122,3 +122,40 @@ fn completions_and_man_pages_come_from_the_command_line_definition() {
         assert!(pages.iter().any(|p| p == page), "no {page} in {pages:?}");
     }
 }
+
+#[test]
+fn run_check_prints_yaml_that_checks_to_the_same_yaml() {
+    let dir = test_support::TempDir::new("cli_check");
+    let original = dir.path().join("original.yml");
+    std::fs::write(
+        &original,
+        "global: {cleanup: true}\ncluster: {node_timeout_s: 45, log_txns_db: true, physical_net: providernet}\nbase_openstack: {n_projects: 2}\n",
+    )
+    .unwrap();
+    let check = |path: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["run", path.to_str().unwrap(), "--check"];
+        args.extend_from_slice(extra);
+        let out = heater(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (first, notes) = check(&original, &["--set", "base_openstack.n_vms_per_project=7"]);
+    assert!(notes.contains("note: cluster.log_txns_db has no effect"), "{notes}");
+    for line in [
+        "node_timeout_s: 45",
+        "physical_net: providernet",
+        "n_vms_per_project: 7",
+        "n_workers: 2",
+    ] {
+        assert!(first.contains(line), "no {line:?} in\n{first}");
+    }
+    assert!(
+        !first.contains("nanos") && !first.contains('{'),
+        "YAML, not JSON:\n{first}"
+    );
+    let again = dir.path().join("again.yml");
+    std::fs::write(&again, &first).unwrap();
+    let (second, notes) = check(&again, &[]);
+    assert_eq!(second, first, "feeding the output back prints the same");
+    assert!(!notes.contains("note:"), "{notes}");
+}

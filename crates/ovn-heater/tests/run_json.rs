@@ -1,6 +1,6 @@
 //! `ovn-heater run --json` (with `-q`): stdout is one JSON document naming the results and the
 //! verdict, stderr has no progress lines. Against an OVN central started outside ovn-heater,
-//! with emulated chassis: no root needed.
+//! with emulated chassis: no root needed. `cluster.physical_net` names the provider network.
 
 use std::process::Command;
 
@@ -9,13 +9,13 @@ use test_support::server::Central;
 #[test]
 fn run_json_prints_one_document_and_quiet_drops_progress() {
     let test = "run_json_prints_one_document_and_quiet_drops_progress";
-    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
     let central = Central::start("run_json");
     let dir = test_support::TempDir::new("run_json");
     let scenario = dir.path().join("emulated.yml");
     std::fs::write(
         &scenario,
-        "global:\n  cleanup: true\ncluster:\n  chassis: emulated\n  node_timeout_s: 30\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 1\n  n_network_nodes: 1\n",
+        "global:\n  cleanup: false\ncluster:\n  chassis: emulated\n  node_timeout_s: 30\n  physical_net: providernet\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 1\n  n_network_nodes: 1\n",
     )
     .unwrap();
     let results = dir.path().join("results");
@@ -48,6 +48,16 @@ fn run_json_prints_one_document_and_quiet_drops_progress() {
         !stderr.contains("results: ") && !stderr.contains("ports created"),
         "-q keeps informational lines off stderr:\n{stderr}"
     );
+    // cluster.physical_net named the external network's provider network (left in the NB:
+    // cleanup is off).
+    let select = serde_json::json!(["OVN_Northbound", {"op": "select", "table": "Logical_Switch_Port",
+        "where": [["type", "==", "localnet"]], "columns": ["options"]}]);
+    let out = Command::new(test_support::find_binary("ovsdb-client").expect("ovsdb-client"))
+        .args(["--timeout=10", "transact", &central.nb_remote(), &select.to_string()])
+        .output()
+        .expect("run ovsdb-client");
+    let rows = String::from_utf8_lossy(&out.stdout);
+    assert!(rows.contains(r#"["network_name","providernet"]"#), "{rows}");
 }
 
 #[test]

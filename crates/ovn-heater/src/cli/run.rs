@@ -33,7 +33,8 @@ pub struct Args {
     /// The existing OVN's Southbound remote (with --nb).
     #[arg(long, requires = "nb", value_name = "REMOTE")]
     pub sb: Option<String>,
-    /// Check the scenario, print it with every default filled in, and exit.
+    /// Check the scenario, print it as YAML under upstream's key names with every default
+    /// filled in (a scenario that runs as is), and exit.
     #[arg(long)]
     pub check: bool,
     /// Directory with the OVN binaries (default: $PATH).
@@ -123,7 +124,7 @@ async fn run_and_report(args: Args) -> anyhow::Result<ExitCode> {
     }
     let scenario = load_scenario(&args.scenario, &args.overrides)?;
     if args.check {
-        println!("{}", serde_json::to_string_pretty(&scenario)?);
+        print!("{}", scenario.to_yaml());
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = runner::run(&args.options(), &scenario).await?;

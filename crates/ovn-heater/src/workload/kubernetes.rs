@@ -702,13 +702,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
             label: args.label.clone(),
             scenario_file: args.scenario.clone(),
             resolved: serde_json::to_value(&doc).unwrap_or_default(),
-            notes: s
-                .ignored
-                .iter()
-                // ovn-heater run reads these two itself.
-                .filter(|k| !matches!(k.as_str(), "cluster.chassis" | "cluster.node_timeout_s"))
-                .map(|k| format!("{k}: not modelled, ignored"))
-                .collect(),
+            notes: ignored_notes(&s.ignored),
         }),
     };
     run_emulated(run).await
@@ -1211,6 +1205,20 @@ fn write_results(
         None => Ok(ExitCode::SUCCESS),
         Some(blame) => Err(Failure::checks_failed(blame, judged.headline).into()),
     }
+}
+
+/// One note per key read and ignored (printed as a warning, kept in results.json).
+fn ignored_notes(ignored: &[String]) -> Vec<String> {
+    let notes: Vec<String> = ignored
+        .iter()
+        // ovn-heater run reads these two itself.
+        .filter(|k| !matches!(k.as_str(), "cluster.chassis" | "cluster.node_timeout_s"))
+        .map(|k| format!("{k}: not modelled, ignored"))
+        .collect();
+    for note in &notes {
+        crate::output::warn(&format!("note: {note}"));
+    }
+    notes
 }
 
 /// Whether `path` is an ovn-kubernetes scenario (`global.cms_name: ovn_kubernetes`); `None`

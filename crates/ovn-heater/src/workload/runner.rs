@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use ovsdb::{Client, ClientOptions};
 
-use crate::cms::openstack::{OpenStack, PHYSICAL_NETWORK};
+use crate::cms::openstack::OpenStack;
 use crate::cms::Cms;
 use crate::error::Failure;
 use crate::metrics::procfs::{self, Watched};
@@ -273,6 +273,7 @@ fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab
     spec.db_inactivity_probe_ms = Some(c.db_inactivity_probe_ms);
     spec.ssl = c.enable_ssl;
     spec.monitor_all = c.monitor_all;
+    spec.physical_network = c.physical_net.clone();
     spec.datapath_type = match c.datapath_type {
         crate::scenario::DatapathType::System => "system".into(),
         crate::scenario::DatapathType::Netdev => "netdev".into(),
@@ -691,7 +692,7 @@ async fn drive(
     if args.nb.is_some() {
         started.attached_neutron = Some(neutron.clone());
     }
-    let cms = Arc::new(OpenStack::new(neutron.clone()));
+    let cms = Arc::new(OpenStack::new(neutron.clone(), cluster.physical_net.clone()));
     let load = scenario.workload.load();
     let limiter = Arc::new(Limiter::new(load.ops_per_second));
 
@@ -749,7 +750,7 @@ async fn drive(
         ChassisKind::Emulated => {
             let options = ovn_emu::FarmOptions {
                 monitor_all: cluster.monitor_all,
-                bridge_mappings: format!("{PHYSICAL_NETWORK}:br-ex"),
+                bridge_mappings: format!("{}:br-ex", cluster.physical_net),
                 gateways: n_gateways,
                 datapath_type: "system".into(),
                 tls: chassis_tls.clone(),
