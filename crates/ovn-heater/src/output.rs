@@ -12,14 +12,14 @@ static QUIET: AtomicBool = AtomicBool::new(false);
 /// `--json` on a command whose stdout is one JSON document: text results go to stderr.
 static STDOUT_IS_JSON: AtomicBool = AtomicBool::new(false);
 
-/// `-v` once: info from our crates; twice: debug; `-q`: errors only; `RUST_LOG` overrides.
+/// `-v` once: info from our crates; twice: debug; `RUST_LOG` overrides. `-q` keeps the
+/// default (warnings and errors) and only drops [`info`] lines and progress.
 pub fn init_logging(verbose: u8, quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

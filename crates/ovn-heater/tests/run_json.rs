@@ -82,3 +82,41 @@ fn run_json_of_a_bad_scenario_still_exits_2() {
         "nothing is created for a bad scenario"
     );
 }
+
+#[test]
+fn run_json_of_an_ovn_kubernetes_scenario_keeps_stdout_to_the_document() {
+    let test = "run_json_of_an_ovn_kubernetes_scenario_keeps_stdout_to_the_document";
+    test_support::require_root!(test);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]);
+    let dir = test_support::TempDir::new("run_json_kube");
+    let results = dir.path().join("results");
+    let scenario = format!(
+        "{}/../../scenarios/ovn-kubernetes/ocp-120-density-light.yml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(["run", &scenario, "--json"])
+        .arg("--results-dir")
+        .arg(&results)
+        .args(["--set", "cluster.chassis=emulated", "--set", "cluster.n_workers=2"])
+        .args(["--set", "base_cluster_bringup.n_pods_per_node=1"])
+        .args(["--set", "density_light.n_startup=2", "--set", "density_light.n_pods=4"])
+        .output()
+        .expect("run ovn-heater");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}:\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["verdict"], "passed", "{doc}");
+    assert_eq!(doc["status"], "complete", "{doc}");
+    assert_eq!(doc["results_json"], results.join("results.json").display().to_string());
+    assert!(doc["summary"]["ports_created"].as_u64().unwrap() > 0, "{doc}");
+    assert!(
+        stderr.contains("NB transactions"),
+        "the figures went to stderr:\n{stderr}"
+    );
+}
