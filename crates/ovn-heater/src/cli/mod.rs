@@ -129,6 +129,32 @@ mod tests {
         assert!(missing.is_empty(), "--help without an example: {missing:?}");
     }
 
+    /// Every visible time-valued flag is `--x <DURATION>` (one parser: cli/duration.rs), and
+    /// no visible flag name carries a unit.
+    #[test]
+    fn every_time_valued_flag_takes_a_duration() {
+        fn walk(cmd: &clap::Command, path: &str, bad: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                let Some(long) = arg.get_long() else { continue };
+                let timed = ["timeout", "interval", "delay", "settle", "timer", "probe"]
+                    .iter()
+                    .any(|w| long.contains(w));
+                let named = arg.get_value_names().is_some_and(|v| v.iter().any(|n| n == "DURATION"));
+                if timed != named || long.ends_with("-ms") || long.ends_with("-s") {
+                    bad.push(format!("{path} --{long}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), bad);
+            }
+        }
+        let mut bad = Vec::new();
+        let mut cli = super::Cli::command();
+        cli.build();
+        walk(&cli, "ovn-heater", &mut bad);
+        assert!(bad.is_empty(), "not --x <DURATION>: {bad:?}");
+    }
+
     fn parse(args: &[&str]) -> Result<super::Cli, clap::Error> {
         use clap::Parser as _;
         super::Cli::try_parse_from(std::iter::once("ovn-heater").chain(args.iter().copied()))
