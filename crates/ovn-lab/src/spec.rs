@@ -280,6 +280,18 @@ mod tests {
     }
 
     #[test]
+    fn physical_network_must_fit_in_bridge_mappings() {
+        let mut s = LabSpec::new("/tmp/x");
+        s.physical_network = "providernet".into();
+        s.validate().unwrap();
+        for bad in ["", "a:b", "a,b", "phys net"] {
+            s.physical_network = bad.into();
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("ovn-bridge-mappings"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_specs_are_refused_with_the_reason() {
         let mut s = LabSpec::new("/tmp/x");
         s.name = Some("Bad Name".into());
