@@ -31,7 +31,8 @@ pub enum Action {
     /// logs, sockets and DIR/lab.json stay in the run dir. Ctrl-C tears down what was started.
     #[command(after_help = "Examples:
   sudo ovn-heater lab up --run-dir /tmp/lab --real-chassis 2
-  sudo ovn-heater lab up --run-dir /tmp/lab --clustered --relays 2 --ssl")]
+  sudo ovn-heater lab up --run-dir /tmp/lab --clustered --relays 2 --ssl
+  sudo ovn-heater lab up --run-dir /tmp/lab --real-chassis 2 --no-monitor-all --remote-probe-interval 30s --registration-timeout 5m")]
     Up(UpArgs),
     /// Show the lab's processes (alive? RSS) and the chassis registered in the SB.
     #[command(after_help = "Example:

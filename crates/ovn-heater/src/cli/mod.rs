@@ -61,7 +61,8 @@ pub enum Command {
     Report(report::Args),
     /// Run N emulated chassis against a Southbound DB until interrupted.
     #[command(after_help = "Example:
-  ovn-heater fake-chassis --sb unix:/tmp/lab/sb.sock --count 100 --monitor-all")]
+  ovn-heater fake-chassis --sb unix:/tmp/lab/sb.sock --count 100 --monitor-all
+  ovn-heater fake-chassis --sb unix:/tmp/lab/sb.sock --count 300 --processing-delay 20ms --probe-interval 1m --status-interval 10s")]
     FakeChassis(fake_chassis::Args),
     /// Benchmarks that print measured figures.
     Bench(bench::Args),
