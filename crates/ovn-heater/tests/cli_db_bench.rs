@@ -109,3 +109,30 @@ fn cli_db_bench_ovsdb_sigterm_leaves_nothing() {
     let left = test_support::leftovers::processes_under(&server_dir);
     assert!(left.is_empty(), "{left:#?}");
 }
+
+#[test]
+fn cli_db_bench_ovsdb_json_is_one_document_with_every_figure() {
+    let test = "cli_db_bench_ovsdb_json_is_one_document_with_every_figure";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovsdb-client"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(["bench", "ovsdb", "--ports", "100", "--switches", "2", "--txns", "50"])
+        .args(["--repeat", "1", "--transport", "unix", "--api", "transact", "--json"])
+        .output()
+        .expect("run ovn-heater bench ovsdb --json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["initial_sync"]["ports"], 100, "{doc}");
+    assert!(doc["initial_sync"]["ours_s"].as_f64().unwrap() > 0.0, "{doc}");
+    let rows = doc["transactions"].as_array().expect("transactions");
+    let runtimes: Vec<&str> = rows.iter().map(|r| r["runtime"].as_str().unwrap()).collect();
+    assert_eq!(runtimes, ["current-thread", "multi-thread"], "{doc}");
+    assert!(
+        rows.iter().all(|r| r["txns"] == 50 && r["transport"] == "unix"),
+        "{doc}"
+    );
+}

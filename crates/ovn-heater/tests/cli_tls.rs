@@ -193,7 +193,7 @@ fn fake_chassis_farm_in_its_own_process_against_a_lab_under_rbac() {
     let mut farm = Reaped(
         Command::new(BIN)
             .args(["fake-chassis", "--sb", &chassis_sb, "--count", "2", "--prefix", "far"])
-            .args(["--json", "--status-interval", "0.2"])
+            .args(["--json", "--status-interval", "200ms"])
             .args(["--private-key", &file("{chassis}-privkey.pem")])
             .args(["--certificate", &file("{chassis}-cert.pem")])
             .args(["--ca-cert", &file("cacert.pem")])

@@ -47,7 +47,7 @@ fn fake_chassis_serves_a_port_and_cleans_up_on_ctrl_c() {
     let mut farm = Farm(
         Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
             .args(["fake-chassis", "--sb", &sb, "--count", "3", "--prefix", "cli"])
-            .args(["--monitor-all", "--json", "--status-interval", "0.2"])
+            .args(["--monitor-all", "--json", "--status-interval", "200ms"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

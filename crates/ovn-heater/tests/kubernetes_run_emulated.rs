@@ -90,7 +90,7 @@ fn kubernetes_run_emulated_ovn_low_scale_upstream_compat() {
 fn kubernetes_run_real_chassis_ovn_low_scale() {
     test_support::require_lab!("kubernetes_run_real_chassis_ovn_low_scale", ["ovs-appctl"]);
     let dir = TempDir::new("kube_run_real");
-    let text = run_in(&dir, &["--real", "--pod-timeout-s", "30"]);
+    let text = run_in(&dir, &["--real", "--pod-timeout", "30s"]);
     // `fixed` writes matches ovn-controller accepts (upstream's it rejects: "error parsing match").
     for chassis in ["ovn-scale-0", "ovn-scale-1"] {
         let log = dir.path().join("lab/hv").join(chassis).join("ovn-controller.log");

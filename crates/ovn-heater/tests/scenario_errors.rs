@@ -161,12 +161,14 @@ fn check_prints_the_resolved_scenario_with_upstream_defaults() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // YAML under upstream's names, as a scenario file would have them.
+    let v: serde_norway::Value = serde_norway::from_slice(&out.stdout).unwrap();
     assert_eq!(v["cluster"]["n_workers"], 3);
     assert_eq!(v["cluster"]["northd_threads"], 2);
     assert_eq!(v["cluster"]["raft_election_to"], 16);
     assert_eq!(v["cluster"]["clustered_db"], true);
-    assert_eq!(v["workload"]["base_openstack"]["n_vms_per_project"], 3);
+    assert_eq!(v["cluster"]["node_timeout_s"], 20);
+    assert_eq!(v["base_openstack"]["n_vms_per_project"], 3);
 }
 
 #[test]

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::netns::Ip;
 use crate::probe::{Prober, DEFAULT_PROBE_INTERVAL};
 use crate::process::{poll_until, Cmd, Daemon};
-use crate::spec::{ChassisRole, ChassisSpec, PHYSICAL_NETWORK};
+use crate::spec::{ChassisRole, ChassisSpec};
 use crate::state::{ProcessRole, Recorder};
 use crate::vmnet::{self, Netns};
 
@@ -568,6 +568,7 @@ pub(crate) struct ChassisContext {
     pub sb_remote: String,
     pub monitor_all: bool,
     pub remote_probe_interval_ms: u64,
+    pub physical_network: String,
     pub datapath_type: String,
     /// SSL on: each chassis gets its own certificate (CN = its name, for SB RBAC).
     pub pki: Option<Arc<crate::pki::LabPki>>,
@@ -656,7 +657,10 @@ impl ChassisContext {
             ),
         ];
         if gateway {
-            ext.push(format!("external_ids:ovn-bridge-mappings={PHYSICAL_NETWORK}:br-ex"));
+            ext.push(format!(
+                "external_ids:ovn-bridge-mappings={}:br-ex",
+                self.physical_network
+            ));
             ext.push("external_ids:ovn-cms-options=enable-chassis-as-gw".into());
         }
         let mut vsctl = Cmd::new(&b.ovs_vsctl)

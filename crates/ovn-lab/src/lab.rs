@@ -161,6 +161,7 @@ impl Lab {
                 sb_remote: central.sb_remote_for_chassis.clone(),
                 monitor_all: spec.monitor_all,
                 remote_probe_interval_ms: spec.remote_probe_interval_ms,
+                physical_network: spec.physical_network.clone(),
                 datapath_type: spec.datapath_type.clone(),
                 pki: pki.clone(),
             });

@@ -72,6 +72,9 @@ pub struct LabSpec {
     pub monitor_all: bool,
     /// `external_ids:ovn-remote-probe-interval` of every chassis (ms).
     pub remote_probe_interval_ms: u64,
+    /// The provider network's name in gateway chassis' `ovn-bridge-mappings` (NAME:br-ex);
+    /// default [`PHYSICAL_NETWORK`] (a scenario's `cluster.physical_net`).
+    pub physical_network: String,
     /// OVS datapath of the chassis bridges. Only `netdev` (userspace) works without kernel modules.
     pub datapath_type: String,
     /// Real chassis; may be empty (central only, e.g. for emulated chassis).
@@ -88,7 +91,7 @@ pub struct LabSpec {
     pub ssl: bool,
 }
 
-/// The provider network's name in `ovn-bridge-mappings` (`physnet1:br-ex`), as in upstream.
+/// The default provider network name in `ovn-bridge-mappings` (`physnet1:br-ex`).
 pub const PHYSICAL_NETWORK: &str = "physnet1";
 
 impl LabSpec {
@@ -104,6 +107,7 @@ impl LabSpec {
             db_inactivity_probe_ms: None,
             monitor_all: true,
             remote_probe_interval_ms: 60_000,
+            physical_network: PHYSICAL_NETWORK.into(),
             datapath_type: "netdev".into(),
             chassis: Vec::new(),
             node_net: Ipv4Net::new(Ipv4Addr::new(192, 168, 0, 0), 16).expect("valid prefix length"),
@@ -173,6 +177,18 @@ impl LabSpec {
             if !seen.insert(c.name.as_str()) {
                 return bad(format!("chassis name {:?} appears twice", c.name));
             }
+        }
+        // It goes into `ovn-bridge-mappings` (NAME:BRIDGE,...), where ':' and ',' separate.
+        if self.physical_network.is_empty()
+            || !self
+                .physical_network
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad(format!(
+                "physical network name {:?} must be 1 or more of A-Z, a-z, 0-9, '-', '_' or '.' (it goes into ovn-bridge-mappings)",
+                self.physical_network
+            ));
         }
         // Hosts start at the network's 10th address, leaving the first ones free for the user.
         let hosts = host_count(self.node_net);
@@ -261,6 +277,18 @@ mod tests {
         assert_eq!(a, prefix_for_run_dir(Path::new("/tmp/a")));
         assert_ne!(a, prefix_for_run_dir(Path::new("/tmp/b")));
         assert_eq!(a.len(), 9);
+    }
+
+    #[test]
+    fn physical_network_must_fit_in_bridge_mappings() {
+        let mut s = LabSpec::new("/tmp/x");
+        s.physical_network = "providernet".into();
+        s.validate().unwrap();
+        for bad in ["", "a:b", "a,b", "phys net"] {
+            s.physical_network = bad.into();
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("ovn-bridge-mappings"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 #[path = "bench_emu.rs"]
-mod emu;
+pub(super) mod emu;
 #[path = "bench_lab.rs"]
 mod lab;
 #[path = "bench_ovsdb.rs"]
@@ -25,7 +25,7 @@ pub enum Which {
     /// OVSDB client: initial sync vs ovsdb-client dump; pipelined transactions.
     #[command(after_help = "Examples:
   ovn-heater bench ovsdb --ports 100000 --switches 1000
-  ovn-heater bench ovsdb --skip-sync --txns 10000 --in-flight 100 --transport tcp")]
+  ovn-heater bench ovsdb --skip-sync --txns 10000 --in-flight 100 --transport tcp --json")]
     Ovsdb(ovsdb::Args),
     /// Lab: bring-up time and RSS per real chassis.
     #[command(after_help = "Example:
@@ -34,7 +34,7 @@ pub enum Which {
     /// Emulated chassis: farm RSS/CPU and port-up latency at 100..1000 chassis.
     #[command(after_help = "Examples:
   ovn-heater bench emu --chassis 300,1000
-  ovn-heater bench emu --chassis 300 --conditional --json")]
+  ovn-heater bench emu --chassis 300 --no-monitor-all --processing-delay 20ms --json")]
     Emu(emu::Args),
     /// A scenario run N times: vms-stage and whole-run wall, tester CPU/RSS, vs upstream.
     #[command(after_help = "Example:

@@ -50,26 +50,38 @@ pub struct Args {
     /// Ports created per NB transaction; the next batch starts once this one is up.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Every chassis monitors every SB row (ovn-monitor-all=true). The default here; for
+    /// the command line's symmetry with `lab up` and `fake-chassis`.
+    #[arg(long, overrides_with = "no_monitor_all")]
+    pub monitor_all: bool,
     /// Use ovn-controller's conditional monitoring instead of ovn-monitor-all.
-    #[arg(long)]
-    pub conditional: bool,
+    // `alias`: the old spelling, kept (hidden) so existing scripts still work.
+    #[arg(long, alias = "conditional", overrides_with = "monitor_all")]
+    pub no_monitor_all: bool,
     /// New SB connections per second while the farm starts.
     #[arg(long, default_value_t = 200.0)]
     pub connect_rate: f64,
-    /// Simulated ovn-controller processing time per batch of SB updates (ms).
-    #[arg(long, default_value_t = 0)]
-    pub processing_delay_ms: u64,
-    /// The farm's SB inactivity probe in seconds (ovn-remote-probe-interval; 0 disables).
-    #[arg(long, default_value_t = 60.0)]
-    pub probe_interval_s: f64,
-    /// Give up if the farm has not registered after this many seconds (default: 120 s, plus
-    /// the staggered start, plus 50 ms per chassis: each registration is sent to every chassis
-    /// already connected, so registering N chassis costs the SB N² updates).
-    #[arg(long)]
-    pub register_timeout_s: Option<u64>,
-    /// Give up on a batch whose ports are not all up after this many seconds.
-    #[arg(long, default_value_t = 300)]
-    pub batch_timeout_s: u64,
+    /// Simulated ovn-controller processing time per batch of SB updates: 20ms, 1s, or a plain
+    /// number of seconds.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::cli::duration::parse)]
+    pub processing_delay: Duration,
+    /// The old spelling of --processing-delay, where a plain number is milliseconds.
+    #[arg(long, hide = true, value_name = "MS", conflicts_with = "processing_delay", value_parser = crate::cli::duration::parse_bare_ms)]
+    pub processing_delay_ms: Option<Duration>,
+    /// The farm's SB inactivity probe (ovn-remote-probe-interval; 0 disables): 30s, 2m, or a
+    /// plain number of seconds.
+    #[arg(long, alias = "probe-interval-s", value_name = "DURATION", default_value = "60s", value_parser = crate::cli::duration::parse)]
+    pub probe_interval: Duration,
+    /// Give up if the farm has not registered after this long: 10m, or a plain number of
+    /// seconds (default: 120 s, plus the staggered start, plus 50 ms per chassis: each
+    /// registration is sent to every chassis already connected, so registering N chassis costs
+    /// the SB N² updates).
+    #[arg(long, alias = "register-timeout-s", value_name = "DURATION", value_parser = crate::cli::duration::parse)]
+    pub register_timeout: Option<Duration>,
+    /// Give up on a batch whose ports are not all up after this long: 5m, or a plain number of
+    /// seconds.
+    #[arg(long, alias = "batch-timeout-s", value_name = "DURATION", default_value = "300s", value_parser = crate::cli::duration::parse)]
+    pub batch_timeout: Duration,
     /// Where DBs, sockets and logs go (kept); default: a temp dir removed afterwards.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -84,6 +96,18 @@ pub struct Args {
     /// decoding; for comparison).
     #[arg(long)]
     pub no_shared_decode: bool,
+}
+
+impl Args {
+    /// Monitor-all unless --no-monitor-all (or the old --conditional) came last.
+    fn monitor_all(&self) -> bool {
+        !self.no_monitor_all
+    }
+
+    /// --processing-delay, or the old --processing-delay-ms.
+    fn processing_delay(&self) -> Duration {
+        self.processing_delay_ms.unwrap_or(self.processing_delay)
+    }
 }
 
 /// What one farm size measured.
@@ -252,17 +276,14 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let mut farm = FarmProcess::start(args, n, &central.chassis_remote(), &tls, dir)?;
     let t0 = Instant::now();
     let cpu0 = central.cpu(farm.pid());
-    let register_timeout = args.register_timeout_s.map_or_else(
-        || {
-            let stagger = if args.connect_rate > 0.0 {
-                n as f64 / args.connect_rate
-            } else {
-                0.0
-            };
-            Duration::from_secs(120) + Duration::from_secs_f64(stagger + n as f64 * 0.05)
-        },
-        Duration::from_secs,
-    );
+    let register_timeout = args.register_timeout.unwrap_or_else(|| {
+        let stagger = if args.connect_rate > 0.0 {
+            n as f64 / args.connect_rate
+        } else {
+            0.0
+        };
+        Duration::from_secs(120) + Duration::from_secs_f64(stagger + n as f64 * 0.05)
+    });
     farm.wait_registered(n, register_timeout).await?;
     let register_s = t0.elapsed().as_secs_f64();
     let cpu1 = central.cpu(farm.pid());
@@ -275,7 +296,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<Measuremen
     let total = n * args.vms_per_chassis;
     let mut latencies = Vec::with_capacity(total);
     let bind_start = Instant::now();
-    let batch_timeout = Duration::from_secs(args.batch_timeout_s);
+    let batch_timeout = args.batch_timeout;
     for first in (0..total).step_by(args.batch) {
         let ports: Vec<usize> = (first..(first + args.batch).min(total)).collect();
         let sent = Instant::now();
@@ -485,8 +506,8 @@ impl FarmProcess {
             .args(["fake-chassis", "--sb", sb, "--prefix", FARM_PREFIX, "--json"])
             .args(["--count", &n.to_string(), "--status-interval", "0.5"])
             .args(["--connect-rate", &args.connect_rate.to_string()])
-            .args(["--processing-delay-ms", &args.processing_delay_ms.to_string()])
-            .args(["--probe-interval-s", &args.probe_interval_s.to_string()])
+            .args(["--processing-delay", &args.processing_delay().as_secs_f64().to_string()])
+            .args(["--probe-interval", &args.probe_interval.as_secs_f64().to_string()])
             .args(tls)
             // The databases are thrown away afterwards; N chassis deleting their rows at once
             // is a fan-out storm of its own, not part of what is measured.
@@ -495,7 +516,7 @@ impl FarmProcess {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
-        if !args.conditional {
+        if args.monitor_all() {
             command.arg("--monitor-all");
         }
         if args.no_shared_decode {
@@ -833,10 +854,10 @@ fn print_results(args: &Args, results: &[Measurement]) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(results)?);
         return Ok(());
     }
-    let mode = if args.conditional {
-        "conditional monitors"
-    } else {
+    let mode = if args.monitor_all() {
         "monitor-all"
+    } else {
+        "conditional monitors"
     };
     println!(
         "emulated chassis farm, {mode}, {} VMs per chassis, {} ports per NB transaction, {}",

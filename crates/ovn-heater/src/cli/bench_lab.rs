@@ -23,9 +23,9 @@ pub struct Args {
     /// Parent of the labs' run dirs (each run gets `<dir>/chassis-<N>`; logs are kept).
     #[arg(long, default_value = "/tmp/ovn-heater-bench-lab")]
     pub run_dir: PathBuf,
-    /// Seconds to let the lab idle before sampling RSS.
-    #[arg(long, default_value_t = 5)]
-    pub settle: u64,
+    /// How long to let the lab idle before sampling RSS: 10s, 1m, or a plain number of seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::duration::parse)]
+    pub settle: Duration,
     /// Take OVN binaries from here (see `lab up --help`).
     #[arg(long)]
     pub ovn_bin_dir: Option<PathBuf>,
@@ -69,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("bringing up {n} chassis"))?;
         let up_secs = start.elapsed().as_secs_f64();
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(args.settle)) => {}
+            _ = tokio::time::sleep(args.settle) => {}
             _ = tokio::signal::ctrl_c() => {
                 lab.down().map_err(lab_failure)?;
                 return Err(crate::error::Failure::interrupted().into());
@@ -129,7 +129,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "up = `lab up` until every chassis is in SB Chassis (includes central start); RSS sampled idle after {} s",
+        "up = `lab up` until every chassis is in SB Chassis (includes central start); RSS sampled idle after {:?}",
         args.settle
     );
     Ok(ExitCode::SUCCESS)

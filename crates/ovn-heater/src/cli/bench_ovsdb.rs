@@ -67,8 +67,66 @@ pub struct Args {
     /// Skip (b), the pipelined transactions.
     #[arg(long)]
     pub skip_txns: bool,
+    /// Print the figures as one JSON document on stdout instead of the text.
+    #[arg(long)]
+    pub json: bool,
 }
 
+/// Text output, unless --json (then [`Figures`] is printed at the end instead).
+macro_rules! say {
+    ($args:expr, $($text:tt)*) => {
+        if !$args.json {
+            println!($($text)*);
+        }
+    };
+}
+
+/// Everything measured, for --json.
+#[derive(Debug, Default, serde::Serialize)]
+struct Figures {
+    ovsdb_server: String,
+    schema: String,
+    build: &'static str,
+    cpus: usize,
+    initial_sync: Option<SyncFigures>,
+    transactions: Vec<TxnRow>,
+}
+
+/// (a): our initial sync against ovsdb-client's dump, medians of --repeat runs.
+#[derive(Debug, serde::Serialize)]
+struct SyncFigures {
+    transport: &'static str,
+    ports: usize,
+    switches: usize,
+    populate_s: f64,
+    db_file_mb: f64,
+    repeat: usize,
+    ours_s: f64,
+    ovsdb_client_dump_s: f64,
+    ovsdb_client_json_dump_s: f64,
+    ovsdb_client_startup_s: f64,
+    ratio_vs_dump: f64,
+    ratio_vs_json_dump: f64,
+    serde_json_client_s: Option<f64>,
+    ratio_vs_serde_json_client: Option<f64>,
+}
+
+/// (b): one transport, pipelining and runtime.
+#[derive(Debug, serde::Serialize)]
+struct TxnRow {
+    transport: &'static str,
+    api: String,
+    runtime: &'static str,
+    txns: usize,
+    in_flight: usize,
+    elapsed_s: f64,
+    txn_per_s: f64,
+    ovn_heater_cpu_s: f64,
+    ovsdb_server_cpu_s: f64,
+    cpu_ratio_pct: Option<f64>,
+}
+
+#[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.switches == 0 || args.ports < args.switches || args.in_flight == 0 || args.repeat == 0 || args.batch == 0 {
         return Err(Failure::bad_input(
@@ -90,49 +148,64 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    print_header(&args);
+    let mut figures = print_header(&args);
     let benches = async {
         if !args.skip_sync {
-            initial_sync(&args).await?;
+            figures.initial_sync = Some(initial_sync(&args).await?);
         }
         if !args.skip_txns {
-            pipelined_transactions(&args).await?;
+            figures.transactions = pipelined_transactions(&args).await?;
         }
-        anyhow::Ok(())
+        anyhow::Ok(figures)
     };
     // On Ctrl-C or SIGTERM the benchmark future is dropped, which stops and removes its server
     // (SIGTERM's default action would end the process without that).
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     tokio::select! {
-        done = benches => done.map(|()| ExitCode::SUCCESS),
+        done = benches => {
+            let figures = done?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
         _ = term.recv() => Err(Failure::interrupted().into()),
     }
 }
 
 #[allow(clippy::print_stdout)]
-fn print_header(args: &Args) {
+fn print_header(args: &Args) -> Figures {
     let version = Command::new(find_binary("ovsdb-server").unwrap_or_else(|| "ovsdb-server".into()))
         .arg("--version")
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
         .unwrap_or_default();
-    println!("bench ovsdb: {version}; schema {}", args.schema.display());
-    println!(
-        "  build: {}; {} CPUs",
+    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    say!(args, "bench ovsdb: {version}; schema {}", args.schema.display());
+    say!(
+        args,
+        "  build: {}; {cpus} CPUs",
         if cfg!(debug_assertions) {
             "debug (use --release for real figures)"
         } else {
             "release"
         },
-        std::thread::available_parallelism().map_or(0, usize::from)
     );
+    Figures {
+        ovsdb_server: version,
+        schema: args.schema.display().to_string(),
+        build,
+        cpus,
+        ..Figures::default()
+    }
 }
 
 #[allow(clippy::print_stdout)]
-async fn initial_sync(args: &Args) -> anyhow::Result<()> {
+async fn initial_sync(args: &Args) -> anyhow::Result<SyncFigures> {
     // Over TLS only when asked for TLS alone (`--transport ssl`); the reference dump too.
     let transport = if args.transport == Transports::Ssl {
         Transport::Ssl
@@ -148,7 +221,8 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
     let populate_time = started.elapsed();
     client.close().await;
     let db_bytes = std::fs::metadata(server.db_path()).map_or(0, |m| m.len());
-    println!(
+    say!(
+        args,
         "(a) initial sync of {} Logical_Switch_Port over {} Logical_Switch (populated in {:.2} s, db file {:.1} MB), {}",
         args.ports,
         args.switches,
@@ -181,29 +255,52 @@ async fn initial_sync(args: &Args) -> anyhow::Result<()> {
     }
     let (ours, text, json) = (median(&mut ours), median(&mut dump_text), median(&mut dump_json));
     let startup = median(&mut startup);
-    println!(
+    say!(
+        args,
         "    ovn-heater Client::monitor, all tables: {:>8.3} s (median of {})",
-        ours, args.repeat
+        ours,
+        args.repeat
     );
-    println!("    ovsdb-client dump:                     {:>8.3} s", text);
-    println!("    ovsdb-client --format=json dump:       {:>8.3} s", json);
-    println!(
+    say!(args, "    ovsdb-client dump:                     {:>8.3} s", text);
+    say!(args, "    ovsdb-client --format=json dump:       {:>8.3} s", json);
+    say!(
+        args,
         "    ovsdb-client start-up (list-dbs):      {:>8.3} s, subtracted below",
         startup
     );
-    println!(
+    say!(
+        args,
         "    ratio ours / ovsdb-client dump without start-up: {:.2} (text), {:.2} (json)",
         ours / (text - startup).max(1e-6),
         ours / (json - startup).max(1e-6)
     );
     // Like for like: the same requests over the same socket in this process, the replies
     // parsed into serde_json values: what our typed replica costs over a generic client.
-    if !generic.is_empty() {
-        let generic = median(&mut generic);
-        println!("    in-process serde_json::Value client:   {:>8.3} s", generic);
-        println!("    ratio ours / in-process serde_json client: {:.2}", ours / generic);
+    let generic = (!generic.is_empty()).then(|| median(&mut generic));
+    if let Some(generic) = generic {
+        say!(args, "    in-process serde_json::Value client:   {:>8.3} s", generic);
+        say!(
+            args,
+            "    ratio ours / in-process serde_json client: {:.2}",
+            ours / generic
+        );
     }
-    Ok(())
+    Ok(SyncFigures {
+        transport: transport.label().trim(),
+        ports: args.ports,
+        switches: args.switches,
+        populate_s: populate_time.as_secs_f64(),
+        db_file_mb: db_bytes as f64 / 1e6,
+        repeat: args.repeat,
+        ours_s: ours,
+        ovsdb_client_dump_s: text,
+        ovsdb_client_json_dump_s: json,
+        ovsdb_client_startup_s: startup,
+        ratio_vs_dump: ours / (text - startup).max(1e-6),
+        ratio_vs_json_dump: ours / (json - startup).max(1e-6),
+        serde_json_client_s: generic,
+        ratio_vs_serde_json_client: generic.map(|g| ours / g),
+    })
 }
 
 /// `ovsdb-client list-dbs` on the same server: process start, connect, one round trip — what
@@ -468,10 +565,13 @@ impl Pipelining {
 }
 
 #[allow(clippy::print_stdout)]
-async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
-    println!(
+async fn pipelined_transactions(args: &Args) -> anyhow::Result<Vec<TxnRow>> {
+    let mut rows = Vec::new();
+    say!(
+        args,
         "(b) {} single-row insert transactions, {} in flight, fresh database each run",
-        args.txns, args.in_flight
+        args.txns,
+        args.in_flight
     );
     let batches = Pipelining::Batches {
         size: args.batch.min(args.in_flight),
@@ -505,7 +605,8 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
             .map_err(|_| Failure::environment("the single-threaded benchmark thread panicked"))??;
             let multi = measure_transactions(&args.schema, transport, args.txns, args.in_flight, mode).await?;
             for (name, f) in [("current-thread", single), ("multi-thread  ", multi)] {
-                println!(
+                say!(
+                    args,
                     "    {} {name}, {}: {:.3} s, {:>6.0} txn/s; CPU s: ovn-heater {:.3}, ovsdb-server {:.3}; ratio {:.1}% (goal <= 10%)",
                     transport.label(),
                     mode.label(),
@@ -515,10 +616,22 @@ async fn pipelined_transactions(args: &Args) -> anyhow::Result<()> {
                     f.server,
                     if f.server > 0.0 { 100.0 * f.ours / f.server } else { f64::NAN }
                 );
+                rows.push(TxnRow {
+                    transport: transport.label().trim(),
+                    api: mode.label().trim().to_owned(),
+                    runtime: name.trim(),
+                    txns: args.txns,
+                    in_flight: args.in_flight,
+                    elapsed_s: f.elapsed,
+                    txn_per_s: args.txns as f64 / f.elapsed,
+                    ovn_heater_cpu_s: f.ours,
+                    ovsdb_server_cpu_s: f.server,
+                    cpu_ratio_pct: (f.server > 0.0).then(|| 100.0 * f.ours / f.server),
+                });
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// The `i`th transaction of (b): one Logical_Switch, as Neutron would name it. Built the way

@@ -108,11 +108,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let f = figures(k, dir.display().to_string(), &outcome.results, whole_s, load_before);
         if !args.json {
-            eprintln!(
+            crate::output::info(&format!(
                 "run {k}: vms {} s, whole {whole_s:.1} s, {} failed samples",
                 f.vms_s.map_or("-".into(), |v| format!("{v:.1}")),
                 f.failed_samples
-            );
+            ));
         }
         all.push(f);
     }

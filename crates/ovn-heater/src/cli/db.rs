@@ -53,15 +53,16 @@ pub enum DbCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The server: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT (comma-separated: the first that answers).
-    #[arg(long = "db", value_name = "REMOTE")]
+    /// The server: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT or tcp:[IPv6]:PORT (comma-separated:
+    /// the first that answers). Any OVSDB server, so neither --nb nor --sb; --remote is the same.
+    #[arg(long = "db", visible_alias = "remote", value_name = "REMOTE")]
     pub remote: String,
     /// The database; default: the server's only one besides _Server, else OVN_Northbound.
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
-    /// How long to keep trying to connect.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub timeout: f64,
+    /// How long to keep trying to connect: 500ms, 2s, 1m, or a plain number of seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::duration::parse)]
+    pub timeout: Duration,
     /// The largest message accepted from the server, in MiB (a bigger one, or a stream that is
     /// not OVSDB, ends the command with exit 3 instead of filling memory).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
@@ -106,18 +107,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Connects (no reconnect: a dump or a watch that loses its server should say so and stop).
 async fn connect(target: &Target) -> anyhow::Result<Client> {
-    if !(target.timeout.is_finite() && target.timeout > 0.0) {
-        return Err(Failure::bad_input(format!(
-            "--timeout must be a positive number of seconds, got {}",
-            target.timeout
-        ))
-        .into());
+    if target.timeout.is_zero() {
+        return Err(Failure::bad_input("--timeout must be more than 0 (e.g. 5s)").into());
     }
     let options = target
         .tls
         .apply(ClientOptions::new(&target.remote)?)?
         .reconnect(false)
-        .connect_timeout(Duration::from_secs_f64(target.timeout))
+        .connect_timeout(target.timeout)
         .max_message_bytes(target.max_message_mib.saturating_mul(1 << 20));
     if !(1..=1 << 20).contains(&target.max_message_mib) {
         return Err(Failure::bad_input(format!(

@@ -21,7 +21,7 @@ use crate::error::Failure;
 /// ovn-controller 23.03: it registers Encap/Chassis/Chassis_Private, claims the ports whose
 /// `requested-chassis` names it (as when Neutron binds a port to that host), claims
 /// chassisredirect ports when it is the active gateway, and acks `nb_cfg`. Chassis are named
-/// PREFIX-1 .. PREFIX-N. A status line is printed every --status-interval seconds. On Ctrl-C
+/// PREFIX-1 .. PREFIX-N. A status line is printed every --status-interval. On Ctrl-C
 /// or SIGTERM every chassis releases its ports and deletes its rows (as `ovn-appctl exit`
 /// does; --no-cleanup leaves them, as a crash would) and the command exits 0.
 /// The most chassis one process emulates: ten times the largest farm measured (docs/benchmarks.md);
@@ -40,8 +40,12 @@ pub struct Args {
     #[arg(long, default_value = "emu")]
     pub prefix: String,
     /// Monitor every SB row (ovn-monitor-all=true) instead of ovn-controller's conditions.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_monitor_all")]
     pub monitor_all: bool,
+    /// ovn-controller's conditional monitoring (the default here; for symmetry with the other
+    /// commands' --no-monitor-all).
+    #[arg(long, overrides_with = "monitor_all")]
+    pub no_monitor_all: bool,
     /// The first N chassis are gateway chassis (ovn-cms-options=enable-chassis-as-gw).
     #[arg(long, default_value_t = 0)]
     pub gateways: usize,
@@ -51,17 +55,22 @@ pub struct Args {
     /// ovn-cms-options of every chassis.
     #[arg(long, default_value = "")]
     pub cms_options: String,
-    /// Simulated ovn-controller processing time per batch of SB updates, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    pub processing_delay_ms: u64,
+    /// Simulated ovn-controller processing time per batch of SB updates: 20ms, 1s, or a plain
+    /// number of seconds.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::cli::duration::parse)]
+    pub processing_delay: Duration,
+    /// The old spelling of --processing-delay, where a plain number is milliseconds.
+    #[arg(long, hide = true, value_name = "MS", conflicts_with = "processing_delay", value_parser = crate::cli::duration::parse_bare_ms)]
+    pub processing_delay_ms: Option<Duration>,
     /// New SB connections per second while starting (0: all at once).
     #[arg(long, default_value_t = 100.0)]
     pub connect_rate: f64,
-    /// Inactivity probe of each SB connection in seconds, as ovn-controller's
-    /// ovn-remote-probe-interval (5 s by default there too); 0 disables it. Scale tests usually
-    /// raise it: a busy SB that answers late makes every chassis reconnect and resync.
-    #[arg(long, default_value_t = 5.0)]
-    pub probe_interval_s: f64,
+    /// Inactivity probe of each SB connection, as ovn-controller's ovn-remote-probe-interval
+    /// (5 s by default there too); 0 disables it. 30s, 2m, or a plain number of seconds. Scale
+    /// tests usually raise it: a busy SB that answers late makes every chassis reconnect and
+    /// resync. (Old spelling: --probe-interval-s.)
+    #[arg(long, alias = "probe-interval-s", value_name = "DURATION", default_value = "5s", value_parser = crate::cli::duration::parse)]
+    pub probe_interval: Duration,
     /// Encap IP of PREFIX-1; the others follow. Only written to the SB, never used for traffic.
     #[arg(long, default_value = "198.18.0.1")]
     pub first_encap_ip: Ipv4Addr,
@@ -75,9 +84,9 @@ pub struct Args {
     /// chassis receive byte for byte the same, as with --monitor-all, is decoded once for all).
     #[arg(long)]
     pub no_shared_decode: bool,
-    /// Seconds between status lines (0: none).
-    #[arg(long, default_value_t = 5.0)]
-    pub status_interval: f64,
+    /// Time between status lines (0: none): 500ms, 5s, or a plain number of seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::duration::parse)]
+    pub status_interval: Duration,
     /// Print status lines as JSON objects (one per line).
     #[arg(long)]
     pub json: bool,
@@ -102,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot install the SIGINT handler")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
-    let interval = Duration::from_secs_f64(args.status_interval.max(0.0));
+    let interval = args.status_interval;
     let mut ticker = (!interval.is_zero()).then(|| tokio::time::interval(interval));
     loop {
         let tick = async {
@@ -159,9 +168,6 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         ))
         .into());
     }
-    if !(args.probe_interval_s >= 0.0 && args.probe_interval_s.is_finite()) {
-        return Err(Failure::bad_input("--probe-interval-s must be a number of seconds, 0 or more").into());
-    }
     if !(args.connect_rate >= 0.0 && args.connect_rate.is_finite()) {
         return Err(Failure::bad_input("--connect-rate must be a number of connections per second, 0 or more").into());
     }
@@ -174,15 +180,15 @@ fn check(args: &Args) -> anyhow::Result<FarmOptions> {
         .into());
     }
     Ok(FarmOptions {
-        monitor_all: args.monitor_all,
+        monitor_all: args.monitor_all && !args.no_monitor_all,
         bridge_mappings: args.bridge_mappings.clone(),
         cms_options: args.cms_options.clone(),
         gateways: args.gateways,
-        processing_delay: Duration::from_millis(args.processing_delay_ms),
+        processing_delay: args.processing_delay_ms.unwrap_or(args.processing_delay),
         bind_requested: !args.no_bind_requested,
         connect_rate: args.connect_rate,
         first_encap_ip: args.first_encap_ip,
-        inactivity_probe: (args.probe_interval_s > 0.0).then(|| Duration::from_secs_f64(args.probe_interval_s)),
+        inactivity_probe: (!args.probe_interval.is_zero()).then_some(args.probe_interval),
         tls,
         shared_decode: !args.no_shared_decode,
         ..FarmOptions::default()

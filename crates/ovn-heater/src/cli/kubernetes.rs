@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::workload::kubernetes::{self as kube, DensityOptions, ScenarioOptions, WalkthroughTarget};
 
@@ -48,9 +49,10 @@ pub struct RunArgs {
     /// Where the lab's files go (a temp dir when absent; kept for the logs when given).
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// How long one pod may take to come up (and one ping may take).
-    #[arg(long, default_value_t = 60)]
-    pod_timeout_s: u64,
+    /// How long one pod may take to come up (and one ping may take): 30s, 2m, or a plain
+    /// number of seconds.
+    #[arg(long, alias = "pod-timeout-s", value_name = "DURATION", default_value = "60s", value_parser = super::duration::parse)]
+    pod_timeout: Duration,
     /// Real chassis instead of emulated ones: `cluster.n_workers` chassis `ovn-scale-<i>`
     /// (ovsdb-server + ovs-vswitchd + ovn-controller in network namespaces), pods plumbed
     /// into namespaces of their own and checked with pings (needs root).
@@ -78,9 +80,9 @@ pub struct DensityArgs {
     /// Where the lab's files go (a temp dir when absent; kept for the logs when given).
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// How long one pod may take to come up.
-    #[arg(long, default_value_t = 60)]
-    pod_timeout_s: u64,
+    /// How long one pod may take to come up: 30s, 2m, or a plain number of seconds.
+    #[arg(long, alias = "pod-timeout-s", value_name = "DURATION", default_value = "60s", value_parser = super::duration::parse)]
+    pod_timeout: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -131,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 n_startup: d.n_startup,
                 compat: d.compat,
                 run_dir: d.run_dir,
-                pod_timeout_s: d.pod_timeout_s,
+                pod_timeout: d.pod_timeout,
             })
             .await
         }
@@ -140,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 scenario: r.scenario,
                 sets: r.sets,
                 run_dir: r.run_dir,
-                pod_timeout_s: r.pod_timeout_s,
+                pod_timeout: r.pod_timeout,
                 real: r.real,
                 results_dir: None,
                 label: None,

@@ -31,7 +31,8 @@ pub enum Action {
     /// logs, sockets and DIR/lab.json stay in the run dir. Ctrl-C tears down what was started.
     #[command(after_help = "Examples:
   sudo ovn-heater lab up --run-dir /tmp/lab --real-chassis 2
-  sudo ovn-heater lab up --run-dir /tmp/lab --clustered --relays 2 --ssl")]
+  sudo ovn-heater lab up --run-dir /tmp/lab --clustered --relays 2 --ssl
+  sudo ovn-heater lab up --run-dir /tmp/lab --real-chassis 2 --no-monitor-all --remote-probe-interval 30s --registration-timeout 5m")]
     Up(UpArgs),
     /// Show the lab's processes (alive? RSS) and the chassis registered in the SB.
     #[command(after_help = "Example:
@@ -117,24 +118,31 @@ pub struct LabOptions {
     /// 3-member RAFT clusters for NB and SB instead of standalone servers.
     #[arg(long)]
     pub clustered: bool,
-    /// RAFT election timer in ms (with --clustered).
-    #[arg(long)]
-    pub election_timer: Option<u64>,
+    /// RAFT election timer (with --clustered): 1s, 1500ms. A unit is required (a plain number
+    /// used to mean milliseconds).
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration::parse_with_unit)]
+    pub election_timer: Option<Duration>,
     /// SB relays; chassis connect through them.
     #[arg(long, default_value_t = 0)]
     pub relays: usize,
     /// ovn-northd --n-threads.
     #[arg(long, default_value_t = 1)]
     pub northd_threads: usize,
-    /// Inactivity probe (ms) of the standalone NB/SB servers toward their clients (Connection rows).
-    #[arg(long)]
-    pub db_inactivity_probe: Option<u64>,
-    /// ovn-monitor-all on every chassis.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Inactivity probe of the standalone NB/SB servers toward their clients (Connection rows):
+    /// 60s, 500ms. A unit is required (a plain number used to mean milliseconds).
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration::parse_with_unit)]
+    pub db_inactivity_probe: Option<Duration>,
+    /// ovn-monitor-all on every chassis (the default).
+    #[arg(long, overrides_with = "no_monitor_all")]
     pub monitor_all: bool,
-    /// ovn-remote-probe-interval of every chassis, in ms.
-    #[arg(long, default_value_t = 60_000)]
-    pub remote_probe_interval: u64,
+    /// ovn-controller's conditional monitoring on every chassis (ovn-monitor-all=false; was
+    /// `--monitor-all false`).
+    #[arg(long, overrides_with = "monitor_all")]
+    pub no_monitor_all: bool,
+    /// ovn-remote-probe-interval of every chassis: 60s, 500ms. A unit is required (a plain
+    /// number used to mean milliseconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::cli::duration::parse_with_unit)]
+    pub remote_probe_interval: Duration,
     /// Underlay network of the chassis (encap IPs); only exists inside the lab's namespaces.
     #[arg(long, default_value = "192.168.0.0/16")]
     pub node_net: String,
@@ -147,9 +155,10 @@ pub struct LabOptions {
     /// Take ovsdb-server/ovs-vswitchd/ovs-vsctl and vswitch.ovsschema from here.
     #[arg(long)]
     pub ovs_bin_dir: Option<PathBuf>,
-    /// Seconds to wait for every chassis to register in the SB.
-    #[arg(long, default_value_t = 180)]
-    pub registration_timeout: u64,
+    /// How long to wait for every chassis to register in the SB: 3m, or a plain number of
+    /// seconds.
+    #[arg(long, value_name = "DURATION", default_value = "180s", value_parser = crate::cli::duration::parse)]
+    pub registration_timeout: Duration,
     /// TLS everywhere (pssl:/ssl: on loopback, a PKI for the run in DIR/pki, SB RBAC for chassis).
     #[arg(long)]
     pub ssl: bool,
@@ -166,20 +175,20 @@ impl LabOptions {
         let mut spec = LabSpec::new(run_dir).with_chassis(self.real_chassis, self.network_nodes);
         spec.name = self.name.clone();
         spec.clustered = self.clustered;
-        spec.election_timer_ms = self.election_timer;
+        spec.election_timer_ms = self.election_timer.map(crate::cli::duration::millis);
         spec.n_relays = self.relays;
         spec.northd_threads = self.northd_threads;
-        spec.db_inactivity_probe_ms = self.db_inactivity_probe;
+        spec.db_inactivity_probe_ms = self.db_inactivity_probe.map(crate::cli::duration::millis);
         spec.ssl = self.ssl;
-        spec.monitor_all = self.monitor_all;
-        spec.remote_probe_interval_ms = self.remote_probe_interval;
+        spec.monitor_all = !self.no_monitor_all;
+        spec.remote_probe_interval_ms = crate::cli::duration::millis(self.remote_probe_interval);
         spec.node_net = cidr("node-net", &self.node_net)?;
         spec.external_net = cidr("external-net", &self.external_net)?;
         spec.binaries = BinaryDirs {
             ovn_bin_dir: self.ovn_bin_dir.clone(),
             ovs_bin_dir: self.ovs_bin_dir.clone(),
         };
-        spec.registration_timeout = Duration::from_secs(self.registration_timeout);
+        spec.registration_timeout = self.registration_timeout;
         Ok(spec)
     }
 }

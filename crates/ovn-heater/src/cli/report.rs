@@ -25,7 +25,6 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-#[allow(clippy::print_stderr)]
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let results = RunResults::read(&args.results).map_err(|e| Failure::bad_input(format!("{e:#}")))?;
     let out = args.out.unwrap_or_else(|| {
@@ -46,6 +45,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let page = html::render(&results);
     json::write_atomically(&out, page.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("report: {} ({:.1} MB)", out.display(), page.len() as f64 / 1e6);
+    crate::output::info(&format!(
+        "report: {} ({:.1} MB)",
+        out.display(),
+        page.len() as f64 / 1e6
+    ));
     Ok(ExitCode::SUCCESS)
 }

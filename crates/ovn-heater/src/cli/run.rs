@@ -33,7 +33,8 @@ pub struct Args {
     /// The existing OVN's Southbound remote (with --nb).
     #[arg(long, requires = "nb", value_name = "REMOTE")]
     pub sb: Option<String>,
-    /// Check the scenario, print it with every default filled in, and exit.
+    /// Check the scenario, print it as YAML under upstream's key names with every default
+    /// filled in (a scenario that runs as is), and exit.
     #[arg(long)]
     pub check: bool,
     /// Directory with the OVN binaries (default: $PATH).
@@ -65,6 +66,10 @@ pub struct Args {
     /// memory/show and coverage/show at each stage's end.
     #[arg(long, requires = "nb", value_name = "PATH")]
     pub northd_ctl: Option<PathBuf>,
+    /// When the run ends, print one JSON document on stdout: results_dir, results_json,
+    /// report_html, exit_code, verdict, error, status, label and results.json's summary.
+    #[arg(long, conflicts_with = "check")]
+    pub json: bool,
 }
 
 impl Args {
@@ -101,7 +106,28 @@ pub fn load_scenario(path: &std::path::Path, overrides: &[String]) -> anyhow::Re
 }
 
 #[allow(clippy::print_stdout)]
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if !args.json {
+        return run_and_report(args).await;
+    }
+    crate::output::reserve_stdout_for_json();
+    // The document must name the results dir, also when the run picks its own.
+    if args.results_dir.is_none() {
+        args.results_dir = Some(runner::default_results_dir(
+            &args.scenario,
+            std::time::SystemTime::now(),
+            std::process::id(),
+        ));
+    }
+    let dir = args.results_dir.clone();
+    let ended = run_and_report(args).await;
+    println!("{}", super::run_json::document(dir.as_deref(), &ended));
+    ended
+}
+
+/// Runs (or checks) the scenario; the exit code the outcome maps to.
+#[allow(clippy::print_stdout)]
+async fn run_and_report(args: Args) -> anyhow::Result<ExitCode> {
     if crate::workload::kubernetes::is_kubernetes_scenario(&args.scenario) == Some(true) {
         if args.check || args.nb.is_some() {
             return Err(Failure::bad_input(
@@ -119,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let scenario = load_scenario(&args.scenario, &args.overrides)?;
     if args.check {
-        println!("{}", serde_json::to_string_pretty(&scenario)?);
+        print!("{}", scenario.to_yaml());
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = runner::run(&args.options(), &scenario).await?;

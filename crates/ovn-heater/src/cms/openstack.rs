@@ -12,17 +12,20 @@ use ovn_openstack::{GatewaySpec, NetworkSpec, Neutron, SubnetGateway, SubnetSpec
 
 use super::{Cms, CmsResult, NetworkRef, RouterRef, SubnetRef, VmPort};
 
-/// The physical network the lab's network nodes bridge (`ovn-bridge-mappings`).
-pub const PHYSICAL_NETWORK: &str = "physnet1";
-
 /// Neutron, driven action by action.
 pub struct OpenStack {
     neutron: Arc<Neutron>,
+    /// The provider network of external networks: the name in the network nodes'
+    /// `ovn-bridge-mappings` (`cluster.physical_net`).
+    physical_network: String,
 }
 
 impl OpenStack {
-    pub fn new(neutron: Arc<Neutron>) -> Self {
-        OpenStack { neutron }
+    pub fn new(neutron: Arc<Neutron>, physical_network: String) -> Self {
+        OpenStack {
+            neutron,
+            physical_network,
+        }
     }
 
     fn id_of(report: &ovn_openstack::ActionReport, what: &str) -> CmsResult<String> {
@@ -59,7 +62,7 @@ impl Cms for OpenStack {
             name: name.to_owned(),
             external: true,
             network_type: Some("flat".into()),
-            physical_network: Some(PHYSICAL_NETWORK.into()),
+            physical_network: Some(self.physical_network.clone()),
             ..Default::default()
         };
         let report = self.neutron.network_create(spec).await?;

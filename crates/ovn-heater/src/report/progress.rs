@@ -68,6 +68,9 @@ impl Progress {
 
     fn advance(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if crate::output::is_quiet() {
+            return;
+        }
         if self.tty {
             eprint!("\r\x1b[2K{}", self.line(done));
             return;
@@ -109,7 +112,7 @@ impl Progress {
 
     /// Ends the stage's progress (newline on a terminal).
     pub fn finish(&self) {
-        if self.tty {
+        if self.tty && !crate::output::is_quiet() {
             eprintln!();
         }
     }

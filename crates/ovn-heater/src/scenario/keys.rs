@@ -64,6 +64,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "static_vips",
     "static_vips6",
     "use_ovsdb_etcd",
+    "physical_net",
     // older upstream keys
     "cluster_cmd_path",
     "node_remote",

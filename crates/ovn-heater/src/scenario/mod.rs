@@ -10,6 +10,7 @@
 //!
 //! Must not know: the lab, the CMS, how a run proceeds.
 
+mod emit;
 mod error;
 mod keys;
 mod parse;
@@ -95,6 +96,9 @@ pub struct Cluster {
     pub cluster_net: Ipv4Net,
     pub internal_net6: Ipv6Net,
     pub external_net6: Ipv6Net,
+    /// The provider network's name: network nodes' `ovn-bridge-mappings` (NAME:br-ex) and the
+    /// external network's `provider:physical_network`.
+    pub physical_net: String,
     pub chassis: ChassisKind,
 }
 
@@ -243,6 +247,12 @@ impl Scenario {
             reason: e.to_string(),
         })?;
         parse::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The scenario as understood, as upstream-style YAML with every default filled in (what
+    /// `run --check` prints; it reads back to the same scenario and the same text).
+    pub fn to_yaml(&self) -> String {
+        emit::to_yaml(self)
     }
 
     /// Parses scenario text (`origin` names it in errors).

@@ -407,6 +407,20 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
             ));
         }
     }
+    // Only `true` asks for something not done here; `false` is what happens anyway.
+    if s.bool("log_txns_db", false)? {
+        notes.push(
+            "cluster.log_txns_db has no effect: the lab's DB servers do not log transactions (their logs are kept in DIR/logs)"
+                .into(),
+        );
+    }
+    for key in ["internal_net6", "external_net6"] {
+        if s.is_set(key) {
+            notes.push(format!(
+                "cluster.{key} has no effect: IPv6 workloads are not implemented (run_ipv6 must be false)"
+            ));
+        }
+    }
     // Validate the IPv6 nets that have no effect too, so a typo is still caught.
     s.ipv6("gw_net6", "30::/64")?;
     s.ipv6("cluster_net6", "16::/32")?;
@@ -459,6 +473,7 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
         cluster_net: s.ipv4("cluster_net", "16.0.0.0/4")?,
         internal_net6: s.ipv6("internal_net6", "16::/64")?,
         external_net6: s.ipv6("external_net6", "20::/64")?,
+        physical_net: physical_net(s)?,
         chassis,
     };
     if chassis == ChassisKind::Emulated && s.is_set("datapath_type") {
@@ -482,6 +497,22 @@ fn parse_cluster(s: &Section, notes: &mut Vec<String>) -> Result<Cluster> {
         }
     }
     Ok(cluster)
+}
+
+/// `cluster.physical_net`: upstream's provider network name; here the name in the network
+/// nodes' `ovn-bridge-mappings` and the external network's `provider:physical_network`. Our
+/// default is `physnet1` (upstream's is `providernet`; the name changes nothing OVN computes).
+fn physical_net(s: &Section) -> Result<String> {
+    let name = s.string("physical_net", ovn_lab::PHYSICAL_NETWORK)?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(ScenarioError::OutOfRange {
+            section: "cluster".into(),
+            key: "physical_net".into(),
+            value: format!("{name:?}"),
+            allowed: "1 or more of A-Z, a-z, 0-9, '-', '_' or '.' (it goes into ovn-bridge-mappings NAME:br-ex)".into(),
+        });
+    }
+    Ok(name)
 }
 
 fn parse_load(s: &Section) -> Result<Load> {
@@ -813,7 +844,12 @@ mod tests {
         };
         assert_eq!((w.n_projects, w.n_chassis_per_gw_lrp, w.n_vms_per_project), (2, 3, 3));
         assert_eq!(w.load.concurrency, 1);
-        assert!(s.notes.is_empty());
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(
+            s.notes[0].starts_with("cluster.log_txns_db has no effect"),
+            "{:?}",
+            s.notes
+        );
     }
 
     #[test]
@@ -926,6 +962,21 @@ mod tests {
     fn keys_without_effect_become_notes() {
         let s = parse_ok("cluster:\n  gw_net: 30.0.0.0/16\n  vips: {}\nbase_openstack: {}\n");
         assert_eq!(s.notes.len(), 2, "{:?}", s.notes);
+        let s = parse_ok("cluster:\n  log_txns_db: true\n  internal_net6: 16::/64\nbase_openstack: {}\n");
+        assert_eq!(s.notes.len(), 2, "{:?}", s.notes);
+        assert!(parse_ok("cluster:\n  log_txns_db: false\nbase_openstack: {}\n")
+            .notes
+            .is_empty());
+    }
+
+    #[test]
+    fn physical_net_names_the_provider_network() {
+        assert_eq!(parse_ok("base_openstack: {}\n").cluster.physical_net, "physnet1");
+        let s = parse_ok("cluster:\n  physical_net: providernet\nbase_openstack: {}\n");
+        assert_eq!(s.cluster.physical_net, "providernet");
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+        let e = parse_err("cluster:\n  physical_net: 'a:b'\nbase_openstack: {}\n");
+        assert!(e.contains("physical_net") && e.contains("ovn-bridge-mappings"), "{e}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct DensityOptions {
     pub n_startup: usize,
     pub compat: String,
     pub run_dir: Option<PathBuf>,
-    pub pod_timeout_s: u64,
+    pub pod_timeout: Duration,
 }
 
 /// What `kubernetes run-emulated` was given.
@@ -57,7 +57,7 @@ pub struct ScenarioOptions {
     pub scenario: PathBuf,
     pub sets: Vec<String>,
     pub run_dir: Option<PathBuf>,
-    pub pod_timeout_s: u64,
+    pub pod_timeout: Duration,
     pub real: bool,
     /// `ovn-heater run`: write results.json and report.html here (must be empty or new).
     pub results_dir: Option<PathBuf>,
@@ -653,7 +653,7 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
             ..Tests::default()
         },
         cleanup: false,
-        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        pod_timeout: args.pod_timeout,
         run_dir: args.run_dir.clone(),
         real: false,
         results: None,
@@ -694,7 +694,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
         compat: s.compat,
         tests: s.tests,
         cleanup: s.cleanup,
-        pod_timeout: Duration::from_secs(args.pod_timeout_s),
+        pod_timeout: args.pod_timeout,
         run_dir: args.run_dir,
         real: args.real,
         results: args.results_dir.map(|dir| ResultsTarget {
@@ -702,13 +702,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
             label: args.label.clone(),
             scenario_file: args.scenario.clone(),
             resolved: serde_json::to_value(&doc).unwrap_or_default(),
-            notes: s
-                .ignored
-                .iter()
-                // ovn-heater run reads these two itself.
-                .filter(|k| !matches!(k.as_str(), "cluster.chassis" | "cluster.node_timeout_s"))
-                .map(|k| format!("{k}: not modelled, ignored"))
-                .collect(),
+            notes: ignored_notes(&s.ignored),
         }),
     };
     run_emulated(run).await
@@ -803,7 +797,6 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-#[allow(clippy::print_stdout)]
 async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let options = ovn_emu::FarmOptions {
         monitor_all: true,
@@ -854,21 +847,23 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
         )
     })?;
     print_figures(&run.title, &hooks.phases);
-    println!(
+    crate::output::text_result(&format!(
         "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
         status.registered, status.ports_up, status.errors
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
+/// The figures of each phase (stdout; stderr when `run --json` keeps stdout for its document).
 fn print_figures(title: &str, phases: &[ContextFigures]) {
-    println!("{}", title);
+    use std::fmt::Write as _;
+    let mut text = title.to_owned();
     for p in phases {
-        print!("  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
+        let _ = write!(text, "\n  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
         let lat = &p.latencies;
         if !lat.is_empty() {
-            print!(
+            let _ = write!(
+                text,
                 "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
                 lat.len(),
                 percentile(lat, 0.5),
@@ -876,16 +871,15 @@ fn print_figures(title: &str, phases: &[ContextFigures]) {
                 percentile(lat, 1.0)
             );
         }
-        println!();
-        {
-            for (name, n, total) in &p.calls {
-                println!(
-                    "      {name:<44} x{n:<6} avg {:>7.2} ms",
-                    total.as_secs_f64() * 1e3 / *n as f64
-                );
-            }
+        for (name, n, total) in &p.calls {
+            let _ = write!(
+                text,
+                "\n      {name:<44} x{n:<6} avg {:>7.2} ms",
+                total.as_secs_f64() * 1e3 / *n as f64
+            );
         }
     }
+    crate::output::text_result(&text);
 }
 
 /// Hooks on real lab chassis: each pod is an OVS internal port moved into a namespace of its
@@ -1047,7 +1041,6 @@ impl Real<'_> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let up = UpTimes::start(&nb).await?;
@@ -1072,11 +1065,11 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
     let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;
     print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
-    println!(
+    crate::output::text_result(&format!(
         "  {txns} NB transactions; {} pings, {} failed",
         hooks.pings,
         hooks.failed_pings.len()
-    );
+    ));
     if let Some(first) = hooks.failed_pings.first() {
         tracing::warn!("first failed ping: {first}");
     }
@@ -1215,6 +1208,20 @@ fn write_results(
     }
 }
 
+/// One note per key read and ignored (printed as a warning, kept in results.json).
+fn ignored_notes(ignored: &[String]) -> Vec<String> {
+    let notes: Vec<String> = ignored
+        .iter()
+        // ovn-heater run reads these two itself.
+        .filter(|k| !matches!(k.as_str(), "cluster.chassis" | "cluster.node_timeout_s"))
+        .map(|k| format!("{k}: not modelled, ignored"))
+        .collect();
+    for note in &notes {
+        crate::output::warn(&format!("note: {note}"));
+    }
+    notes
+}
+
 /// Whether `path` is an ovn-kubernetes scenario (`global.cms_name: ovn_kubernetes`); `None`
 /// when it cannot be read as YAML (the caller's own parser says why).
 pub fn is_kubernetes_scenario(path: &std::path::Path) -> Option<bool> {
@@ -1257,10 +1264,12 @@ pub async fn run_for_cli(
             .into())
         }
     };
-    let pod_timeout_s = cluster
-        .and_then(|c| c.get("node_timeout_s"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(60);
+    let pod_timeout = Duration::from_secs(
+        cluster
+            .and_then(|c| c.get("node_timeout_s"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(60),
+    );
     let dir = results_dir.unwrap_or_else(|| {
         super::runner::default_results_dir(scenario, std::time::SystemTime::now(), std::process::id())
     });
@@ -1268,7 +1277,7 @@ pub async fn run_for_cli(
         scenario: scenario.to_owned(),
         sets: overrides.to_vec(),
         run_dir: None,
-        pod_timeout_s,
+        pod_timeout,
         real,
         results_dir: Some(dir),
         label,

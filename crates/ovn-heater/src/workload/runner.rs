@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use ovsdb::{Client, ClientOptions};
 
-use crate::cms::openstack::{OpenStack, PHYSICAL_NETWORK};
+use crate::cms::openstack::OpenStack;
 use crate::cms::Cms;
 use crate::error::Failure;
 use crate::metrics::procfs::{self, Watched};
@@ -92,7 +92,6 @@ enum Ending {
 
 /// Runs `scenario`: preflight, results dir, lab, stages, results files, teardown. `Err` only
 /// when nothing was started (bad input, unusable results dir) or results cannot be written.
-#[allow(clippy::print_stderr)]
 pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outcome> {
     preflight(args, scenario)?;
     let results_dir = results_dir_of(args);
@@ -114,7 +113,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         _ => None,
     };
     prepare_results_dir(&results_dir, args.nb.is_none())?;
-    eprintln!("results: {}", results_dir.display());
+    crate::output::info(&format!("results: {}", results_dir.display()));
     json::write_atomically(&results_dir.join("scenario.yml"), scenario.yaml.as_bytes())
         .context("cannot write scenario.yml")?;
 
@@ -134,7 +133,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
     )
     .context("cannot write report.html")?;
     let s = &results.summary;
-    eprintln!(
+    crate::output::info(&format!(
         "{}: {} ports created, {} up, {} pings ok, {} failed samples ({} system, {} harness), {} skipped; report: {}",
         match status {
             RunStatus::Complete => "done",
@@ -149,7 +148,7 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
         s.failures_by_class.harness,
         s.failures_by_class.skipped,
         results_dir.join("report.html").display()
-    );
+    ));
     let verdict = if let Some(e) = teardown_error {
         Verdict::TeardownFailed(format!("{e:#}"))
     } else {
@@ -320,6 +319,7 @@ fn lab_spec(scenario: &Scenario, args: &RunOptions, run_dir: PathBuf) -> ovn_lab
     spec.db_inactivity_probe_ms = Some(c.db_inactivity_probe_ms);
     spec.ssl = c.enable_ssl;
     spec.monitor_all = c.monitor_all;
+    spec.physical_network = c.physical_net.clone();
     spec.datapath_type = match c.datapath_type {
         crate::scenario::DatapathType::System => "system".into(),
         crate::scenario::DatapathType::Netdev => "netdev".into(),
@@ -651,7 +651,7 @@ async fn drive(
                         "raised the host's ARP table cap (net.ipv4.neigh.default.gc_thresh3, shared by every namespace) from {old} to {new} for {vms} VMs"
                     )),
                     Ok(None) => {}
-                    Err(e) => eprintln_status(&format!(
+                    Err(e) => crate::output::warn(&format!(
                         "warning: cannot raise the host's ARP table cap ({e}); with many VMs, pings may fail while the table is full"
                     )),
                 }
@@ -786,7 +786,7 @@ async fn drive(
     if args.nb.is_some() {
         started.attached_neutron = Some(neutron.clone());
     }
-    let cms = Arc::new(OpenStack::new(neutron.clone()));
+    let cms = Arc::new(OpenStack::new(neutron.clone(), cluster.physical_net.clone()));
     let load = scenario.workload.load();
     let limiter = Arc::new(Limiter::new(load.ops_per_second));
 
@@ -844,7 +844,7 @@ async fn drive(
         ChassisKind::Emulated => {
             let options = ovn_emu::FarmOptions {
                 monitor_all: cluster.monitor_all,
-                bridge_mappings: format!("{PHYSICAL_NETWORK}:br-ex"),
+                bridge_mappings: format!("{}:br-ex", cluster.physical_net),
                 gateways: n_gateways,
                 datapath_type: "system".into(),
                 tls: chassis_tls.clone(),
@@ -950,9 +950,8 @@ async fn set_northd_probe_interval(nb: &Client, ms: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stderr)]
 fn eprintln_status(line: &str) {
-    eprintln!("{line}");
+    crate::output::info(line);
 }
 
 /// Unplugs VMs, stops emulated chassis, brings the lab down and keeps its logs.

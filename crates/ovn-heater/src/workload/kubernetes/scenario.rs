@@ -180,6 +180,18 @@ pub fn parse(doc: &Mapping) -> R<KubeScenario> {
             "logical_dp_groups" => cluster.logical_dp_groups = as_bool(v, &key)?,
             "northd_probe_interval" => cluster.northd_probe_interval = as_usize(v, &key)? as u64,
             "db_inactivity_probe" => cluster.db_inactivity_probe = as_usize(v, &key)? as u64,
+            "physical_net" => {
+                cluster.physical_net = v
+                    .as_str()
+                    .filter(|s| !s.is_empty() && !s.contains([':', ',']))
+                    .ok_or_else(|| {
+                        format!(
+                            "{key}: expected a provider network name such as providernet, got {}",
+                            brief(v)
+                        )
+                    })?
+                    .to_owned()
+            }
             k if LAB_KEYS.contains(&k) => ignored.push(key),
             _ => return Err(format!("{key}: unknown key")),
         }
