@@ -156,11 +156,16 @@ impl RealChassis {
             .ok_or_else(|| Error::InvalidSpec(format!("VM MAC {:?} is not aa:bb:cc:dd:ee:ff", spec.mac)))?;
         let client = self.ovs_client().await?;
         let chassis_nl = self.netlink().await?;
+        let main_family = match ip_cidr {
+            ipnet::IpNet::V4(_) => surge_ping::ICMP::V4,
+            ipnet::IpNet::V6(_) => surge_ping::ICMP::V6,
+        };
 
         // The OVS port and the VM's namespace, at the same time.
         let (added, made) = tokio::join!(
             self.add_internal_port(client, &ifname, &spec),
-            vmnet::create(&vm_netns, crate::probe::open)
+            // The prober of the VM's main address family, opened where the VM lives.
+            vmnet::create(&vm_netns, move || crate::probe::open(main_family))
         );
         let vm = Vm {
             port_name: spec.port_name.clone(),
@@ -180,7 +185,10 @@ impl RealChassis {
                     .unwrap_or_else(|| Error::NotFound("bind failed".into())));
             }
         };
-        let _ = vm.prober.0.set(prober);
+        let _ = match main_family {
+            surge_ping::ICMP::V4 => vm.prober.0 .0.set(prober),
+            surge_ping::ICMP::V6 => vm.prober.0 .1.set(prober),
+        };
         let plumb = async {
             let index = self.move_tap(client, chassis_nl, &ifname, &netns).await?;
             let nl = &netns.nl;
@@ -457,14 +465,17 @@ pub struct Vm {
     prober: ProberCell,
 }
 
-/// A namespace's prober, opened once and shared by clones.
+/// A namespace's probers (ICMP and ICMPv6), each opened on first use and shared by clones.
 #[derive(Clone, Debug, Default)]
-struct ProberCell(Arc<tokio::sync::OnceCell<Prober>>);
+struct ProberCell(Arc<(tokio::sync::OnceCell<Prober>, tokio::sync::OnceCell<Prober>)>);
 
 impl ProberCell {
-    async fn get(&self, netns: &str) -> Result<&Prober> {
-        self.0
-            .get_or_try_init(|| async { Ok::<_, Error>(vmnet::enter(netns, crate::probe::open).await?.1) })
+    async fn get(&self, netns: &str, dest: IpAddr) -> Result<&Prober> {
+        let (cell, family) = match dest {
+            IpAddr::V4(_) => (&self.0 .0, surge_ping::ICMP::V4),
+            IpAddr::V6(_) => (&self.0 .1, surge_ping::ICMP::V6),
+        };
+        cell.get_or_try_init(|| vmnet::run_in(netns, move || crate::probe::open(family)))
             .await
     }
 }
@@ -506,7 +517,11 @@ async fn probe_from(
     interval: Duration,
     timeout: Duration,
 ) -> Result<Option<Duration>> {
-    Ok(prober.get(netns).await?.until_reply(dest, interval, timeout).await)
+    Ok(prober
+        .get(netns, dest)
+        .await?
+        .until_reply(dest, interval, timeout)
+        .await)
 }
 
 /// A host on the provider network (behind the network nodes' `br-ex`), e.g. the target of a

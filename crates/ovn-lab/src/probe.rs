@@ -29,11 +29,11 @@ const ECHO_REPLY: u8 = 0;
 const ECHO_REPLY_V6: u8 = 129;
 const PAYLOAD: [u8; 16] = *b"ovn-heater probe";
 
-/// Echo probes from one namespace; clones share the sockets (one ICMP, one ICMPv6).
+/// Echo probes from one namespace over one socket of one family (ICMP or ICMPv6); clones
+/// share it.
 #[derive(Clone)]
 pub struct Prober {
-    v4: Client,
-    v6: Client,
+    client: Client,
 }
 
 impl std::fmt::Debug for Prober {
@@ -42,14 +42,17 @@ impl std::fmt::Debug for Prober {
     }
 }
 
-/// Opens a prober in the calling thread's namespace (a raw socket: the lab runs as root, and
-/// datagram ICMP sockets would need each namespace's `ping_group_range` opened). Needs a tokio
-/// runtime entered.
-pub(crate) fn open() -> std::io::Result<Prober> {
-    let raw = |kind| Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
+/// Opens a prober for destinations of `family` (IPv4 or IPv6) in the calling thread's
+/// namespace (a raw socket: the lab runs as root, and datagram ICMP sockets would need each
+/// namespace's `ping_group_range` opened). Needs a tokio runtime entered. One per family, on
+/// first use: an IPv4-only VM never holds an ICMPv6 socket and its receive task.
+pub(crate) fn open(family: ICMP) -> std::io::Result<Prober> {
+    let config = Config::builder()
+        .kind(family)
+        .sock_type_hint(socket2::Type::RAW)
+        .build();
     Ok(Prober {
-        v4: Client::new(&raw(ICMP::V4))?,
-        v6: Client::new(&raw(ICMP::V6))?,
+        client: Client::new(&config)?,
     })
 }
 
@@ -64,7 +67,7 @@ impl Prober {
     /// from the first request to that reply)`, or `None` when nothing answered within `timeout`.
     /// ICMP errors (host unreachable while ARP is unanswered) do not end the probe.
     pub async fn until_reply(&self, dest: IpAddr, interval: Duration, timeout: Duration) -> Option<Duration> {
-        let client = if dest.is_ipv6() { &self.v6 } else { &self.v4 };
+        let client = &self.client;
         let start = Instant::now();
         let deadline = start + timeout;
         let ident = next_identifier();

@@ -249,6 +249,25 @@ pub(crate) async fn enter<T: Send + 'static>(
     .await
 }
 
+/// Runs `f` inside namespace `name` (with the runtime entered, to open sockets there) and
+/// hands back what it made; unlike [`enter`], opens no netlink socket.
+pub(crate) async fn run_in<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    let rt = tokio::runtime::Handle::current();
+    let path = netns_path(name);
+    let what = format!("enter network namespace {name}");
+    on_own_thread(&what.clone(), move || {
+        let fail = |e: std::io::Error| Error::io(what.clone(), e);
+        let fd = OwnedFd::from(File::open(&path).map_err(fail)?);
+        setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| fail(e.into()))?;
+        let _entered = rt.enter();
+        f().map_err(fail)
+    })
+    .await
+}
+
 /// Deletes namespace `name` as `ip netns delete` does (detach the mount, remove the file);
 /// `false` when it did not exist. Its links go with it once nothing holds it open.
 pub(crate) fn delete(name: &str) -> Result<bool> {

@@ -59,7 +59,11 @@ fn global(s: &Scenario) -> Mapping {
         },
     );
     m.insert("log_cmds".into(), g.log_cmds.into());
-    m.insert("cleanup".into(), g.cleanup.into());
+    // Left out when not given: its default depends on where the run goes (true attached, false
+    // on a lab), which the scenario does not know.
+    if let Some(cleanup) = g.cleanup {
+        m.insert("cleanup".into(), cleanup.into());
+    }
     m.insert("run_ipv4".into(), g.run_ipv4.into());
     m.insert("run_ipv6".into(), g.run_ipv6.into());
     m

@@ -492,17 +492,20 @@ async fn pings<C: Cms, H: Hypervisors>(
             }
             by_project[vm.project].push(n);
         }
-        for members in &by_project {
-            for (i, &a) in members.iter().enumerate() {
-                if members.len() <= FULL_MESH_MAX_VMS {
-                    jobs.extend(members.iter().filter(|&&b| b != a).map(|&b| (a, Some(b))));
-                } else {
-                    jobs.extend((1..=FULL_MESH_MAX_VMS).map(|k| (a, Some(members[(i + k) % members.len()]))));
-                }
-                if external.is_some() {
-                    jobs.push((a, None));
+        // Ordered by peer offset first, so the pings in flight at once come from many VMs
+        // rather than one VM pinging its peers at the same time: a VM's probe socket keeps
+        // the table of its unanswered requests at its largest size for the rest of the run.
+        let widest = by_project.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 1..=FULL_MESH_MAX_VMS.min(widest.saturating_sub(1)) {
+            for members in &by_project {
+                let peers = FULL_MESH_MAX_VMS.min(members.len().saturating_sub(1));
+                if k <= peers {
+                    jobs.extend((0..members.len()).map(|i| (members[i], Some(members[(i + k) % members.len()]))));
                 }
             }
+        }
+        if external.is_some() {
+            jobs.extend(by_project.iter().flatten().map(|&a| (a, None)));
         }
     }
     run.event(format!("stage pings: {} pings", jobs.len()));
