@@ -495,17 +495,22 @@ async fn pings<C: Cms, H: Hypervisors>(
         // Ordered by peer offset first, so the pings in flight at once come from many VMs
         // rather than one VM pinging its peers at the same time: a VM's probe socket keeps
         // the table of its unanswered requests at its largest size for the rest of the run.
+        // The external pings (through each project's router and SNAT to one host) are spread
+        // over the rounds too: all at once they would load the gateway chassis alone.
         let widest = by_project.iter().map(Vec::len).max().unwrap_or(0);
-        for k in 1..=FULL_MESH_MAX_VMS.min(widest.saturating_sub(1)) {
+        let rounds = FULL_MESH_MAX_VMS.min(widest.saturating_sub(1)).max(1);
+        for k in 1..=rounds {
             for members in &by_project {
                 let peers = FULL_MESH_MAX_VMS.min(members.len().saturating_sub(1));
                 if k <= peers {
-                    jobs.extend((0..members.len()).map(|i| (members[i], Some(members[(i + k) % members.len()]))));
+                    let n = members.len();
+                    jobs.extend((0..n).map(|i| (members[i], Some(members[(i + k) % n]))));
                 }
             }
-        }
-        if external.is_some() {
-            jobs.extend(by_project.iter().flatten().map(|&a| (a, None)));
+            if external.is_some() {
+                let this_round = by_project.iter().flatten().enumerate();
+                jobs.extend(this_round.filter(|(n, _)| n % rounds == k - 1).map(|(_, &a)| (a, None)));
+            }
         }
     }
     run.event(format!("stage pings: {} pings", jobs.len()));
