@@ -206,6 +206,9 @@ pub struct ChaosAction {
     pub stage: String,
     pub iteration: usize,
     pub kill: ChaosTarget,
+    /// Start the killed daemon again (same command line) this long after the kill, as
+    /// systemd's `Restart=on-failure` would; `None`: it stays dead.
+    pub restart_after: Option<std::time::Duration>,
 }
 
 /// What a `chaos` entry kills.

@@ -679,6 +679,9 @@ fn parse_ext_cmds(root: &Mapping) -> Result<Vec<ExtCmd>> {
     Ok(cmds)
 }
 
+/// The longest `restart_after` of a `chaos` entry: an hour.
+const MAX_RESTART_AFTER_S: f64 = 3600.0;
+
 fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
     let list = match root.get("chaos") {
         None | Some(Yaml::Null) => return Ok(Vec::new()),
@@ -744,10 +747,32 @@ fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
                 }
             },
         };
+        let restart_after = match s.get("restart_after") {
+            None => None,
+            Some(v) => {
+                let secs = match v {
+                    Yaml::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                    _ => return Err(wrong("restart_after", "a number of seconds".into(), describe(v))),
+                };
+                if !(0.0..=MAX_RESTART_AFTER_S).contains(&secs) {
+                    return Err(ScenarioError::OutOfRange {
+                        section: "chaos".into(),
+                        key: "restart_after".into(),
+                        value: format!("{secs}"),
+                        allowed: format!(
+                            "allowed 0 to {MAX_RESTART_AFTER_S} seconds (entry #{}; omit the key to leave the daemon dead)",
+                            i + 1
+                        ),
+                    });
+                }
+                Some(std::time::Duration::from_secs_f64(secs))
+            }
+        };
         actions.push(ChaosAction {
             stage,
             iteration,
             kill: target,
+            restart_after,
         });
     }
     actions.sort_by_key(|a| a.iteration);
@@ -765,7 +790,25 @@ mod tests {
         );
         let kills: Vec<String> = s.chaos.iter().map(|a| format!("{}@{}", a.kill, a.iteration)).collect();
         assert_eq!(kills, ["compute-1/ovn-controller@0", "nb-leader@1", "sb-leader@3"]);
+        assert!(s.chaos.iter().all(|a| a.restart_after.is_none()));
+        let s = parse_ok("openstack_base: {}\nchaos:\n  - {stage: vms, iteration: 5, kill: northd, restart_after: 1.5}\n  - {stage: vms, iteration: 6, kill: northd, restart_after: 0}\n");
+        let after: Vec<_> = s.chaos.iter().map(|a| a.restart_after).collect();
+        assert_eq!(
+            after,
+            [
+                Some(std::time::Duration::from_millis(1500)),
+                Some(std::time::Duration::ZERO)
+            ]
+        );
         for (bad, why) in [
+            (
+                "chaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: -1}\n",
+                "restart_after",
+            ),
+            (
+                "chaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: soon}\n",
+                "restart_after",
+            ),
             ("chaos:\n  - {stage: vms, iteration: 1, kill: nb-lead}\n", "kill"),
             ("chaos:\n  - {stage: vm, iteration: 1, kill: northd}\n", "stage"),
             ("chaos:\n  - {stage: vms, kill: northd}\n", "iteration"),

@@ -813,12 +813,15 @@ async fn drive(
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
                 .await?;
             run.end_stage(bringup, "bringup").await;
-            match &scenario.workload {
+            let outcome = match &scenario.workload {
                 Workload::OpenstackBase(w) if !w.steps.is_empty() => {
                     crate::workload::openstack_cli::run_steps(run, &w.steps, neutron.clone()).await
                 }
                 _ => os_workload::run_stages(run, &topo, $external_gateway, built.clone()).await,
-            }
+            };
+            // Chaos restarts still under way: their samples belong to this run.
+            ext.settle_chaos().await;
+            outcome
         }};
     }
 
