@@ -207,3 +207,23 @@ fn ext_cmd_must_name_a_stage_and_a_node() {
         "node `compute-1` is neither `central` nor a real chassis of this run",
     );
 }
+
+#[test]
+fn chaos_restarts_that_cannot_work_are_refused() {
+    // ovn-kubernetes scenarios have no chaos entries: said so, not "unknown section".
+    assert_refused(
+        "global:\n  cms_name: ovn_kubernetes\ndensity_light:\n  n_pods: 2\nchaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: 1}\n",
+        &[],
+        "OpenStack scenarios only",
+    );
+    assert_refused(
+        "openstack_base:\n  n_hypervisors: 2\nchaos:\n  - {stage: vms, iteration: 1, kill: compute-1/ovs-vswitchd, restart_after: 1}\n",
+        &[],
+        "restart_after is not supported for ovs-vswitchd",
+    );
+    assert_refused(
+        "openstack_base: {}\nchaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: -2}\n",
+        &[],
+        "restart_after",
+    );
+}

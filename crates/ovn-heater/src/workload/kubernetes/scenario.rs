@@ -227,6 +227,14 @@ pub fn parse(doc: &Mapping) -> R<KubeScenario> {
         "service_route",
     ];
     for k in doc.keys().filter_map(Yaml::as_str) {
+        if k == "chaos" {
+            // Chaos entries fire at points of the OpenStack stages and are timed with the
+            // OpenStack run's dead-daemon watch; the ovn-kubernetes driver has neither.
+            return Err(
+                "section chaos: daemon kills (and restart_after) are supported for OpenStack scenarios only, not for ovn_kubernetes ones; remove the section"
+                    .into(),
+            );
+        }
         if !known.contains(&k) {
             return Err(format!(
                 "section {k}: not an ovn-kubernetes test (known: {})",
@@ -338,6 +346,15 @@ mod tests {
         assert_eq!(mt.ranges.len(), 3);
         assert_eq!((mt.ranges[2].start, mt.ranges[2].n_pods), (4, 10));
         assert!(s.ignored.iter().any(|k| k == "ext_cmd"));
+    }
+
+    #[test]
+    fn chaos_is_refused_by_name() {
+        let e = parse(&doc(
+            "global: {cms_name: ovn_kubernetes}\nchaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: 1}\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("OpenStack scenarios only"), "{e}");
     }
 
     #[test]
