@@ -800,6 +800,8 @@ mod tests {
                 Some(std::time::Duration::ZERO)
             ]
         );
+        let resolved = serde_json::to_value(&s.chaos[0]).unwrap();
+        assert_eq!(resolved["restart_after"], 1.5);
         for (bad, why) in [
             (
                 "chaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: -1}\n",
