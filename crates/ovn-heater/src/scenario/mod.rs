@@ -12,7 +12,7 @@
 
 mod error;
 mod keys;
-mod parse;
+pub(crate) mod parse;
 
 use std::path::Path;
 use std::time::Duration;

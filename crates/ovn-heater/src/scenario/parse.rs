@@ -52,7 +52,7 @@ pub(super) fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Sc
     let cluster = parse_cluster(&cluster_section, &mut notes)?;
     let workload = parse_workload(&root, &cluster_section, &cluster, &mut notes)?;
     let ext_cmds = parse_ext_cmds(&root)?;
-    let chaos = parse_chaos(&root)?;
+    let chaos = parse_chaos(&root, crate::workload::ext_cmd::STAGES)?;
     Ok(Scenario {
         global,
         cluster,
@@ -682,7 +682,8 @@ fn parse_ext_cmds(root: &Mapping) -> Result<Vec<ExtCmd>> {
 /// The longest `restart_after` of a `chaos` entry: an hour.
 const MAX_RESTART_AFTER_S: f64 = 3600.0;
 
-fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
+/// The `chaos` section of `root`; each entry's `stage` must be one of `stages`.
+pub(crate) fn parse_chaos(root: &Mapping, stages: &[&str]) -> Result<Vec<ChaosAction>> {
     let list = match root.get("chaos") {
         None | Some(Yaml::Null) => return Ok(Vec::new()),
         Some(Yaml::Sequence(l)) => l,
@@ -713,10 +714,10 @@ fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
             found,
         };
         let stage = s.string("stage", "")?;
-        if !crate::workload::ext_cmd::STAGES.contains(&stage.as_str()) {
+        if !stages.contains(&stage.as_str()) {
             return Err(wrong(
                 "stage",
-                format!("one of {}", crate::workload::ext_cmd::STAGES.join(", ")),
+                format!("one of {}", stages.join(", ")),
                 format!("{stage:?}"),
             ));
         }

@@ -1002,7 +1002,7 @@ async fn teardown(
 
 /// The value behind `arc` once every other handle is gone. Aborted workers drop theirs when the
 /// runtime next polls them, so this waits a little (bounded) instead of failing at once.
-async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
+pub(crate) async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
     for _ in 0..100 {
         match Arc::try_unwrap(arc) {
             Ok(v) => return Ok(v),
