@@ -1041,6 +1041,10 @@ impl Hooks for Real<'_> {
         if let (Some(chaos), Phase::Iteration(k)) = (&self.chaos, point.phase) {
             chaos.at(&self.up.rec, self.up.stage, point.label, k).await;
         }
+        if self.chaos.is_some() && point.phase == Phase::Exit {
+            // A restarted ovn-controller has a new control socket (named after its pid).
+            self.up.probes = super::lab::stage_probes(self.lab);
+        }
         self.up.point(ovnk, point).await
     }
 }
