@@ -53,7 +53,7 @@ struct Shared {
 impl Chaos {
     /// Checks the entries against the run: they need the lab (not `--nb/--sb`), leader kills
     /// need `clustered_db`, a daemon kill names a real chassis of this run, and
-    /// `ovs-vswitchd` is not restarted.
+    /// `ovs-vswitchd` is not restarted (its VM ports would not survive it).
     pub fn check(actions: &[ChaosAction], lab: bool, clustered: bool, chassis: &[String]) -> Result<(), String> {
         for a in actions {
             if !lab {
@@ -82,7 +82,7 @@ impl Chaos {
                 }
                 ChaosTarget::Daemon { daemon, .. } if daemon == "ovs-vswitchd" && a.restart_after.is_some() => {
                     return Err(format!(
-                        "chaos kill {}: restart_after is not supported for ovs-vswitchd: the lab's userspace datapath loses its tap devices (br-phy with the tunnel address, the VM ports) with the process, so a restarted one cannot carry traffic; drop restart_after, or kill ovn-controller",
+                        "chaos kill {}: restart_after is not supported for ovs-vswitchd: a restarted one does not find the VM ports (internal ports moved into the VMs' namespaces) and creates new ones in the chassis' namespace, so the VMs on that chassis lose their ports; drop restart_after, or kill ovn-controller",
                         a.kill
                     ))
                 }
