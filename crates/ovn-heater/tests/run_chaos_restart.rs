@@ -4,7 +4,8 @@
 //! the kill until OVN processed work again (a bump of `NB_Global.nb_cfg` seen in
 //! `SB_Global.nb_cfg`, or in compute-1's `Chassis_Private.nb_cfg`); the ports created while the
 //! daemon was down come up after the restart, so the run passes (exit 0); and the restarted
-//! daemon (a new pid, on record) is torn down with the lab.
+//! daemon (a new pid, on record) is torn down with the lab. RAFT leaders killed and restarted
+//! rejoin their clusters.
 
 #![allow(clippy::print_stderr)] // the recovery time goes to the test log (docs/scenarios.md figures)
 
@@ -90,4 +91,69 @@ fn run_restarts_a_killed_ovn_controller_and_its_chassis_ports_come_up() {
         .filter(|s| s["subject"].as_str().unwrap().ends_with("@compute-1"))
         .count();
     assert_eq!(on_compute_1, 4, "{up:?}");
+}
+
+/// RAFT: the NB and then the SB leader killed and restarted (emulated chassis, a 2 s election
+/// timer): each sample is still the time until the cluster took a write; the restarted member
+/// (a new pid, on record) rejoins its cluster — its log, appended to, names the leader after
+/// it started again — and is torn down with the lab.
+#[test]
+fn run_restarts_killed_raft_leaders_and_they_rejoin() {
+    let test = "run_restarts_killed_raft_leaders_and_they_rejoin";
+    test_support::require_root!(test);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]);
+    let dir = test_support::TempDir::new(test);
+    let file = dir.path().join("scenario.yml");
+    std::fs::write(
+        &file,
+        "global:\n  cleanup: false\ncluster:\n  clustered_db: true\n  chassis: emulated\n  node_timeout_s: 30\n  raft_election_to: 2\nopenstack_base:\n  n_hypervisors: 2\n  n_vms_per_hypervisor: 4\n  n_network_nodes: 1\n  concurrency: 2\nchaos:\n  - {stage: vms, iteration: 2, kill: nb-leader, restart_after: 1}\n  - {stage: vms, iteration: 5, kill: sb-leader, restart_after: 0.5}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = test_support::heater_run(BIN, &file, &[], &results);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let r = test_support::read_json(&results.join("results.json"));
+    test_support::assert_recorded_lab_left_nothing(&results);
+    let failed = test_support::not_ok_samples(&r);
+    assert!(failed.is_empty(), "{failed:#?}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let record = test_support::read_json(&results.join("logs/lab.down.json"));
+    let chaos = test_support::stage_samples(&r, "chaos");
+    assert_eq!(chaos.len(), 2, "{chaos:?}");
+    for sample in chaos {
+        // `nb-leader (nb-2 pid 123) at vms/2`
+        let subject = sample["subject"].as_str().unwrap();
+        let inner = &subject[subject.find('(').unwrap() + 1..subject.find(')').unwrap()];
+        let (member, killed) = inner.split_once(" pid ").unwrap();
+        let killed: u32 = killed.parse().unwrap();
+        let restarted = record["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == member)
+            .and_then(|p| p["pid"].as_u64())
+            .unwrap() as u32;
+        assert_ne!(restarted, killed, "{subject}");
+        assert!(test_support::command_line(restarted).is_empty(), "{member} still runs");
+        let log = record["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == member)
+            .and_then(|p| p["log_path"].as_str())
+            .unwrap();
+        let file = results.join("logs").join(format!(
+            "{}-{}",
+            &member[..2],
+            Path::new(log).file_name().unwrap().to_string_lossy()
+        ));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let after_restart = text.rsplit("opened log file").next().unwrap();
+        assert!(
+            text.matches("opened log file").count() >= 2 && after_restart.contains("is leader for term"),
+            "{member} did not rejoin:\n{after_restart}"
+        );
+        let took = sample["duration_s"].as_f64().unwrap();
+        eprintln!("{subject}: writes again after {took:.3} s");
+    }
 }
