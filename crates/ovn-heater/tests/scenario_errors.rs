@@ -209,3 +209,38 @@ fn ext_cmd_must_name_a_stage_and_a_node() {
         "node `compute-1` is neither `central` nor a real chassis of this run",
     );
 }
+
+#[test]
+fn chaos_restarts_that_cannot_work_are_refused() {
+    // ovn-kubernetes scenarios: a stage is one of their Contexts, and chassis must be real.
+    assert_refused(
+        "global:\n  cms_name: ovn_kubernetes\ndensity_light:\n  n_pods: 2\nchaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: 1}\n",
+        &[],
+        "density_light-run",
+    );
+    assert_refused(
+        "global:\n  cms_name: ovn_kubernetes\ncluster:\n  chassis: emulated\ndensity_light:\n  n_pods: 2\nchaos:\n  - {stage: density_light-run, iteration: 1, kill: northd, restart_after: 1}\n",
+        &[],
+        "daemon kills need the lab's real chassis",
+    );
+    assert_refused(
+        "global:\n  cms_name: ovn_kubernetes\ncluster:\n  n_workers: 2\ndensity_light:\n  n_pods: 2\nchaos:\n  - {stage: density_light-run, iteration: 1, kill: ovn-scale-7/ovn-controller}\n",
+        &[],
+        "ovn-scale-7 is not a real chassis of this run (ovn-scale-0, ovn-scale-1)",
+    );
+    assert_refused(
+        "global:\n  cms_name: ovn_kubernetes\ndensity_light:\n  n_pods: 2\nchaos:\n  - {stage: density_light-run, iteration: 1, kill: nb-leader}\n",
+        &[],
+        "ovn_kubernetes runs use standalone databases",
+    );
+    assert_refused(
+        "openstack_base:\n  n_hypervisors: 2\nchaos:\n  - {stage: vms, iteration: 1, kill: compute-1/ovs-vswitchd, restart_after: 1}\n",
+        &[],
+        "restart_after is not supported for ovs-vswitchd",
+    );
+    assert_refused(
+        "openstack_base: {}\nchaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: -2}\n",
+        &[],
+        "restart_after",
+    );
+}

@@ -41,7 +41,10 @@ const DOWN_STATE_FILE: &str = "lab.down.json";
 /// [`Lab::down`]); [`Lab::detach`] leaves it running for another process to find with
 /// [`Lab::attach`].
 pub struct Lab {
+    /// The record as of bring-up (or `attach`); its `processes` may be out of date.
     state: LabState,
+    /// Every daemon now, with the pids of those [`Lab::restart`] started again.
+    processes: std::sync::Mutex<Vec<ProcessInfo>>,
     /// Tear down on drop: true for a lab started here and not detached.
     owned: bool,
 }
@@ -174,27 +177,33 @@ impl Lab {
             tracing::info!(elapsed = ?started.elapsed(), n = spec.chassis.len(), "chassis started");
         }
 
-        let lab = Lab {
-            state: rec.snapshot(),
-            owned: false,
-        };
+        let lab = Lab::from_state(rec.snapshot(), false);
         lab.wait_chassis_registered(spec.registration_timeout).await?;
         rec.update(|s| s.complete = true);
         guard.armed = false;
         tracing::info!(elapsed = ?started.elapsed(), "lab up");
-        Ok(Lab {
-            state: rec.snapshot(),
-            owned: true,
-        })
+        Ok(Lab::from_state(rec.snapshot(), true))
     }
 
     /// Finds the lab recorded in `run_dir/lab.json` (started by this or another process).
     /// Dropping the returned handle leaves the lab running; call [`Lab::down`] to stop it.
     pub fn attach(run_dir: &Path) -> Result<Lab> {
-        Ok(Lab {
-            state: LabState::load(run_dir)?,
-            owned: false,
-        })
+        Ok(Lab::from_state(LabState::load(run_dir)?, false))
+    }
+
+    fn from_state(state: LabState, owned: bool) -> Lab {
+        Lab {
+            processes: std::sync::Mutex::new(state.processes.clone()),
+            state,
+            owned,
+        }
+    }
+
+    /// The record with the daemons as they are now.
+    fn current_state(&self) -> LabState {
+        let mut state = self.state.clone();
+        state.processes = self.processes();
+        state
     }
 
     /// Tears down whatever is left of a lab in `run_dir`: a running one, a half-started one,
@@ -202,7 +211,7 @@ impl Lab {
     /// it had one; it is only needed when `lab.json` is gone.
     pub fn down_run_dir(run_dir: &Path, name: Option<&str>) -> Result<Teardown> {
         match LabState::load(run_dir) {
-            Ok(state) => Lab { state, owned: false }.down(),
+            Ok(state) => Lab::from_state(state, false).down(),
             Err(Error::NoLab { .. }) => {
                 let prefix = name
                     .map(str::to_owned)
@@ -255,7 +264,7 @@ impl Lab {
     /// Stops everything and checks nothing is left; logs stay in the run dir.
     pub fn down(mut self) -> Result<Teardown> {
         self.owned = false;
-        let report = teardown(&self.state);
+        let report = teardown(&self.current_state());
         let from = LabState::path(&self.state.run_dir);
         let _ = std::fs::rename(&from, self.state.run_dir.join(DOWN_STATE_FILE));
         checked(report, &self.state.run_dir)
@@ -326,7 +335,7 @@ impl Lab {
     }
     /// Every daemon of the lab, in start order.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        self.state.processes.clone()
+        self.processes.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     /// `--version` of each daemon, e.g. `ovn-northd` → `ovn-northd 23.03.1`.
     pub fn versions(&self) -> &BTreeMap<String, String> {
@@ -338,8 +347,7 @@ impl Lab {
         LabStatus {
             complete: self.state.complete,
             processes: self
-                .state
-                .processes
+                .processes()
                 .iter()
                 .map(|p| {
                     let alive = process::is_alive(p.pid, &p.binary);
@@ -501,13 +509,50 @@ impl Lab {
         process::kill_now(process.pid, &process.binary);
     }
 
+    /// Starts a daemon of the lab that is no longer running again, with the command line,
+    /// options and environment it was first started with (as systemd's `Restart=on-failure`
+    /// would), and records its new pid in `lab.json`, so that teardown and `lab down` find it.
+    /// Returns once it has detached (is ready). A daemon still running is left alone (an error).
+    pub async fn restart(&self, name: &str) -> Result<ProcessInfo> {
+        let old = self
+            .processes()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::NotFound(format!("the lab has no process {name}")))?;
+        if process::is_alive(old.pid, &old.binary) {
+            return Err(Error::NotFound(format!(
+                "{name} (pid {}) is still running; only a daemon that is gone is restarted",
+                old.pid
+            )));
+        }
+        let daemon = process::Daemon::from_record(&old).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{name} has no command line on record in lab.json (a lab started by an older ovn-heater); restart the lab to restart its daemons"
+            ))
+        })?;
+        tracing::info!(name, old_pid = old.pid, "restarting");
+        daemon.start(&self.state.ip, |p| self.replace_process(p)).await
+    }
+
+    /// Puts `p` in place of the process of the same name, in memory and in `lab.json`.
+    fn replace_process(&self, p: ProcessInfo) {
+        let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+        match processes.iter_mut().find(|q| q.name == p.name) {
+            Some(q) => *q = p,
+            None => processes.push(p),
+        }
+        let mut state = self.state.clone();
+        state.processes = processes.clone();
+        // Only while the record is this lab's: not after `down` moved it aside.
+        if LabState::path(&state.run_dir).exists() {
+            if let Err(e) = state.save() {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
     fn members(&self, role: ProcessRole) -> Vec<ProcessInfo> {
-        self.state
-            .processes
-            .iter()
-            .filter(|p| p.role == role)
-            .cloned()
-            .collect()
+        self.processes().iter().filter(|p| p.role == role).cloned().collect()
     }
 
     async fn sb_client(&self) -> Result<Client> {
@@ -532,7 +577,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if self.owned {
             tracing::warn!(run_dir = %self.state.run_dir.display(), "lab dropped without down(); tearing it down");
-            teardown(&self.state);
+            teardown(&self.current_state());
             let _ = std::fs::rename(
                 LabState::path(&self.state.run_dir),
                 self.state.run_dir.join(DOWN_STATE_FILE),

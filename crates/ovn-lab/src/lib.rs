@@ -57,4 +57,4 @@ pub use error::{Error, Result};
 pub use lab::{Lab, LabStatus, ProcessStatus, Teardown};
 pub use pki::{LabPki, TlsFiles};
 pub use spec::{BinaryDirs, ChassisRole, ChassisSpec, LabSpec, PHYSICAL_NETWORK};
-pub use state::{ProcessInfo, ProcessRole};
+pub use state::{Launch, ProcessInfo, ProcessRole};

@@ -317,6 +317,23 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon `info` records, to start it again (`None` when its record has no command line).
+    pub fn from_record(info: &crate::state::ProcessInfo) -> Option<Daemon> {
+        let l = info.launch.as_ref()?;
+        Some(Daemon {
+            name: info.name.clone(),
+            role: info.role,
+            program: l.program.clone(),
+            dir: l.dir.clone(),
+            stem: l.stem.clone(),
+            args: l.args.clone(),
+            env: l.env.clone(),
+            netns: info.netns.clone(),
+            chassis: info.chassis.clone(),
+            takes_unixctl: l.takes_unixctl,
+        })
+    }
+
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join(format!("{}.pid", self.stem))
     }
@@ -381,6 +398,14 @@ impl Daemon {
                 ctl_path: self.ctl_path(pid),
                 chassis: self.chassis.clone(),
                 netns: self.netns.clone(),
+                launch: Some(crate::state::Launch {
+                    program: self.program.clone(),
+                    args: self.args.clone(),
+                    env: self.env.clone(),
+                    dir: self.dir.clone(),
+                    stem: self.stem.clone(),
+                    takes_unixctl: self.takes_unixctl,
+                }),
             };
             record(info.clone());
             result?;

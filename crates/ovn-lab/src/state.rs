@@ -59,6 +59,25 @@ pub struct ProcessInfo {
     pub chassis: Option<String>,
     /// The network namespace it runs in, if not the root one.
     pub netns: Option<String>,
+    /// How it was started, so that [`crate::Lab::restart`] starts it again the same way
+    /// (absent in the records of labs started before restarts existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+}
+
+/// A daemon's command line as the lab started it (without the pidfile, log, unixctl and
+/// detach options, which the lab adds from `dir` and `stem`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Directory of its pidfile, log and control socket.
+    pub dir: PathBuf,
+    /// File stem in `dir` (`<stem>.pid`, `<stem>.log`).
+    pub stem: String,
+    /// Whether it was given `--unixctl` (see the process module).
+    pub takes_unixctl: bool,
 }
 
 /// One member of a central database (a standalone server is a cluster of one).

@@ -101,8 +101,9 @@ pub const EXT_CMD_KEYS: &[&str] = &[
     "background_opt",
 ];
 
-/// Keys of one `chaos` entry (ours): SIGKILL `kill` when `stage` reaches `iteration`.
-pub const CHAOS_KEYS: &[&str] = &["stage", "iteration", "kill"];
+/// Keys of one `chaos` entry (ours): SIGKILL `kill` when `stage` reaches `iteration`, start it
+/// again `restart_after` seconds later.
+pub const CHAOS_KEYS: &[&str] = &["stage", "iteration", "kill", "restart_after"];
 
 /// The keys of a mapping section (`ext_cmd` is a list of mappings with [`EXT_CMD_KEYS`]).
 pub fn keys_of(section: &str) -> &'static [&'static str] {

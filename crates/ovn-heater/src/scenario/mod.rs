@@ -13,7 +13,7 @@
 mod emit;
 mod error;
 mod keys;
-mod parse;
+pub(crate) mod parse;
 
 use std::path::Path;
 use std::time::Duration;
@@ -210,6 +210,18 @@ pub struct ChaosAction {
     pub stage: String,
     pub iteration: usize,
     pub kill: ChaosTarget,
+    /// Start the killed daemon again (same command line) this long after the kill, as
+    /// systemd's `Restart=on-failure` would; `None`: it stays dead.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "seconds")]
+    pub restart_after: Option<std::time::Duration>,
+}
+
+/// A duration in results.json's `resolved`, as the scenario wrote it: seconds.
+fn seconds<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 /// What a `chaos` entry kills.

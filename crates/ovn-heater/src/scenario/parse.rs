@@ -52,7 +52,7 @@ pub(super) fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Sc
     let cluster = parse_cluster(&cluster_section, &mut notes)?;
     let workload = parse_workload(&root, &cluster_section, &cluster, &mut notes)?;
     let ext_cmds = parse_ext_cmds(&root)?;
-    let chaos = parse_chaos(&root)?;
+    let chaos = parse_chaos(&root, crate::workload::ext_cmd::STAGES)?;
     Ok(Scenario {
         global,
         cluster,
@@ -710,7 +710,11 @@ fn parse_ext_cmds(root: &Mapping) -> Result<Vec<ExtCmd>> {
     Ok(cmds)
 }
 
-fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
+/// The longest `restart_after` of a `chaos` entry: an hour.
+const MAX_RESTART_AFTER_S: f64 = 3600.0;
+
+/// The `chaos` section of `root`; each entry's `stage` must be one of `stages`.
+pub(crate) fn parse_chaos(root: &Mapping, stages: &[&str]) -> Result<Vec<ChaosAction>> {
     let list = match root.get("chaos") {
         None | Some(Yaml::Null) => return Ok(Vec::new()),
         Some(Yaml::Sequence(l)) => l,
@@ -741,10 +745,10 @@ fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
             found,
         };
         let stage = s.string("stage", "")?;
-        if !crate::workload::ext_cmd::STAGES.contains(&stage.as_str()) {
+        if !stages.contains(&stage.as_str()) {
             return Err(wrong(
                 "stage",
-                format!("one of {}", crate::workload::ext_cmd::STAGES.join(", ")),
+                format!("one of {}", stages.join(", ")),
                 format!("{stage:?}"),
             ));
         }
@@ -775,10 +779,32 @@ fn parse_chaos(root: &Mapping) -> Result<Vec<ChaosAction>> {
                 }
             },
         };
+        let restart_after = match s.get("restart_after") {
+            None => None,
+            Some(v) => {
+                let secs = match v {
+                    Yaml::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                    _ => return Err(wrong("restart_after", "a number of seconds".into(), describe(v))),
+                };
+                if !(0.0..=MAX_RESTART_AFTER_S).contains(&secs) {
+                    return Err(ScenarioError::OutOfRange {
+                        section: "chaos".into(),
+                        key: "restart_after".into(),
+                        value: format!("{secs}"),
+                        allowed: format!(
+                            "allowed 0 to {MAX_RESTART_AFTER_S} seconds (entry #{}; omit the key to leave the daemon dead)",
+                            i + 1
+                        ),
+                    });
+                }
+                Some(std::time::Duration::from_secs_f64(secs))
+            }
+        };
         actions.push(ChaosAction {
             stage,
             iteration,
             kill: target,
+            restart_after,
         });
     }
     actions.sort_by_key(|a| a.iteration);
@@ -796,7 +822,27 @@ mod tests {
         );
         let kills: Vec<String> = s.chaos.iter().map(|a| format!("{}@{}", a.kill, a.iteration)).collect();
         assert_eq!(kills, ["compute-1/ovn-controller@0", "nb-leader@1", "sb-leader@3"]);
+        assert!(s.chaos.iter().all(|a| a.restart_after.is_none()));
+        let s = parse_ok("openstack_base: {}\nchaos:\n  - {stage: vms, iteration: 5, kill: northd, restart_after: 1.5}\n  - {stage: vms, iteration: 6, kill: northd, restart_after: 0}\n");
+        let after: Vec<_> = s.chaos.iter().map(|a| a.restart_after).collect();
+        assert_eq!(
+            after,
+            [
+                Some(std::time::Duration::from_millis(1500)),
+                Some(std::time::Duration::ZERO)
+            ]
+        );
+        let resolved = serde_json::to_value(&s.chaos[0]).unwrap();
+        assert_eq!(resolved["restart_after"], 1.5);
         for (bad, why) in [
+            (
+                "chaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: -1}\n",
+                "restart_after",
+            ),
+            (
+                "chaos:\n  - {stage: vms, iteration: 1, kill: northd, restart_after: soon}\n",
+                "restart_after",
+            ),
             ("chaos:\n  - {stage: vms, iteration: 1, kill: nb-lead}\n", "kill"),
             ("chaos:\n  - {stage: vm, iteration: 1, kill: northd}\n", "stage"),
             ("chaos:\n  - {stage: vms, kill: northd}\n", "iteration"),

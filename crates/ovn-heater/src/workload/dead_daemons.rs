@@ -6,7 +6,8 @@
 //! only failures are such deaths ends with exit 3 (the lab failed), not 1.
 //!
 //! Daemons a `chaos` entry killed are expected dead: the chaos sample names them, and what
-//! they break is measured as OVN's failure (docs/scenarios.md "chaos").
+//! they break is measured as OVN's failure (docs/scenarios.md "chaos"). One the entry
+//! restarted (`restart_after`) is watched under its new pid, read from the lab each time.
 //!
 //! Must not know: the CMS, YAML, reports.
 
@@ -62,6 +63,11 @@ impl Daemons {
                 found
             }
         }
+    }
+
+    /// The lab watched (its daemons as they are now, restarted ones with their new pids).
+    pub fn lab(&self) -> &ovn_lab::Lab {
+        &self.lab
     }
 
     /// A `chaos` entry killed `pid`: its death is expected.

@@ -176,8 +176,17 @@ impl ExtCmds {
         }
     }
 
+    /// Waits for the chaos entries' restarts still under way and their samples (a run that
+    /// completed; an interrupted one does not wait).
+    pub async fn settle_chaos(&self) {
+        let chaos = self.chaos.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(chaos) = chaos {
+            chaos.settle().await;
+        }
+    }
+
     /// Stops background commands (SIGKILL after they had the run to finish) and lets go of
-    /// the chaos entries' lab handle.
+    /// the chaos entries' lab handle (a restart still under way is abandoned).
     pub async fn stop_background(&self) {
         self.chaos.lock().unwrap_or_else(|p| p.into_inner()).take();
         let children = std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));

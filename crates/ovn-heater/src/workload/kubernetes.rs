@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -627,6 +628,8 @@ struct EmulatedRun {
     real: bool,
     /// `ovn-heater run`: results.json and report.html go here.
     results: Option<ResultsTarget>,
+    /// The scenario's `chaos:` entries (real chassis only).
+    chaos: Vec<crate::scenario::ChaosAction>,
 }
 
 pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
@@ -657,6 +660,7 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
         run_dir: args.run_dir.clone(),
         real: false,
         results: None,
+        chaos: Vec::new(),
         title: format!(
             "density_light on {} emulated workers (compat {}): {} bring-up pods, {} startup + {} pods",
             args.workers,
@@ -697,6 +701,7 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
         pod_timeout: args.pod_timeout,
         run_dir: args.run_dir,
         real: args.real,
+        chaos: s.chaos,
         results: args.results_dir.map(|dir| ResultsTarget {
             dir,
             label: args.label.clone(),
@@ -729,13 +734,37 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
             .collect();
         spec.registration_timeout = Duration::from_secs(60 + 10 * run.cfg.n_workers as u64);
     }
+    if !run.chaos.is_empty() {
+        if !run.real {
+            return Err(Failure::bad_input(
+                "chaos: daemon kills need the lab's real chassis; set cluster.chassis: real (or drop the chaos section)",
+            )
+            .into());
+        }
+        // This driver's lab has standalone databases (cluster.clustered_db is not modelled).
+        if let Some(a) = run.chaos.iter().find(|a| {
+            matches!(
+                a.kill,
+                crate::scenario::ChaosTarget::NbLeader | crate::scenario::ChaosTarget::SbLeader
+            )
+        }) {
+            return Err(Failure::bad_input(format!(
+                "chaos kill {}: ovn_kubernetes runs use standalone databases, there is no leader; kill northd or <node>/ovn-controller",
+                a.kill
+            ))
+            .into());
+        }
+        let nodes: Vec<String> = spec.chassis.iter().map(|c| c.name.clone()).collect();
+        super::chaos::Chaos::check(&run.chaos, true, spec.clustered, &nodes).map_err(Failure::bad_input)?;
+    }
     if let Some(target) = &run.results {
         super::runner::check_results_dir(&target.dir)?;
         std::fs::create_dir_all(&target.dir).with_context(|| format!("cannot create {}", target.dir.display()))?;
     }
     let clock = Clock::start();
     let rec = Recorder::new(clock);
-    let lab = super::lab::up_interruptible(spec).await?;
+    // Shared with the chaos entries' restart tasks; taken back for teardown.
+    let lab = Arc::new(super::lab::up_interruptible(spec).await?);
     // CPU and RSS of every daemon and of ovn-heater itself (the emulated farm runs inside it).
     let watched: Vec<Watched> = lab
         .processes()
@@ -769,7 +798,13 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
         poll_intervals: rec.poll_intervals_total(),
         versions,
     };
-    let down = lab.down();
+    let down = match super::runner::last_handle(lab).await {
+        Ok(lab) => lab.down(),
+        // Dropping the last handle tears the lab down.
+        Err(_) => Err(ovn_lab::Error::NotFound(
+            "the lab is still in use by a chaos restart; it is torn down when that ends".into(),
+        )),
+    };
     if let Some(target) = &run.results {
         let judged = write_results(target, &run, &rec, clock, processes, &found, &result);
         if let (Ok(_), Ok(_)) = (&result, &down) {
@@ -887,6 +922,8 @@ fn print_figures(title: &str, phases: &[ContextFigures]) {
 /// pings run in the pods' namespaces. A failed ping is a failed check, counted, not fatal.
 struct Real<'a> {
     lab: &'a ovn_lab::Lab,
+    /// The scenario's `chaos:` entries, fired at the Contexts' iterations.
+    chaos: Option<super::chaos::Chaos>,
     up: Emulated,
     vms: std::collections::HashMap<String, ovn_lab::Vm>,
     /// Every bound pod's addresses → its name (a ping to a pod whose plumbing failed is
@@ -995,6 +1032,13 @@ impl Hooks for Real<'_> {
     }
 
     async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
+        if let (Some(chaos), Phase::Iteration(k)) = (&self.chaos, point.phase) {
+            chaos.at(&self.up.rec, self.up.stage, point.label, k).await;
+        }
+        if self.chaos.is_some() && point.phase == Phase::Exit {
+            // A restarted ovn-controller has a new control socket (named after its pid).
+            self.up.probes = super::lab::stage_probes(self.lab);
+        }
         self.up.point(ovnk, point).await
     }
 }
@@ -1041,13 +1085,27 @@ impl Real<'_> {
     }
 }
 
-async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
+async fn run_real_on(lab: &Arc<ovn_lab::Lab>, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
+    let chaos = if run.chaos.is_empty() {
+        None
+    } else {
+        let sb = connect(lab.sb_remote(), "OVN_Southbound", &crate::tls::TlsArgs::default()).await?;
+        Some(super::chaos::Chaos::new(
+            run.chaos.clone(),
+            lab.clone(),
+            nb.clone(),
+            sb,
+            run.pod_timeout,
+            Arc::new(super::dead_daemons::Daemons::new(lab.clone())),
+        ))
+    };
     let up = UpTimes::start(&nb).await?;
     let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
         .map_err(|e| Failure::bad_input(e.to_string()))?;
     let mut hooks = Real {
         lab,
+        chaos,
         up: Emulated::new(up, run.pod_timeout, rec),
         vms: std::collections::HashMap::new(),
         pod_at: std::collections::HashMap::new(),
@@ -1061,6 +1119,10 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
     }
     .await;
+    // Chaos restarts still under way: their samples belong to this run.
+    if let Some(chaos) = hooks.chaos.take() {
+        chaos.settle().await;
+    }
     ran.map_err(|e| system_failure(&hooks.up, e))?;
     let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;

@@ -189,7 +189,13 @@ impl<C: crate::cms::Cms, H> Run<C, H> {
         }
         self.dead_daemons(stage, None);
         self.rec.end_stage(stage);
-        let (northd, daemons) = match &self.probes.daemons {
+        // The lab's daemons as they are now: a restarted ovn-controller has a new control
+        // socket (it is named after its pid).
+        let current = self
+            .dead_daemons
+            .as_ref()
+            .and_then(|d| crate::workload::lab::stage_probes(d.lab()));
+        let (northd, daemons) = match current.as_ref().or(self.probes.daemons.as_ref()) {
             Some(p) => p.capture().await,
             None => (None, BTreeMap::new()),
         };

@@ -813,12 +813,15 @@ async fn drive(
             rec.timed(bringup, "neutron_start", "neutron-server", cms.start())
                 .await?;
             run.end_stage(bringup, "bringup").await;
-            match &scenario.workload {
+            let outcome = match &scenario.workload {
                 Workload::OpenstackBase(w) if !w.steps.is_empty() => {
                     crate::workload::openstack_cli::run_steps(run, &w.steps, neutron.clone()).await
                 }
                 _ => os_workload::run_stages(run, &topo, $external_gateway, built.clone()).await,
-            }
+            };
+            // Chaos restarts still under way: their samples belong to this run.
+            ext.settle_chaos().await;
+            outcome
         }};
     }
 
@@ -998,7 +1001,7 @@ async fn teardown(
 
 /// The value behind `arc` once every other handle is gone. Aborted workers drop theirs when the
 /// runtime next polls them, so this waits a little (bounded) instead of failing at once.
-async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
+pub(crate) async fn last_handle<T>(mut arc: Arc<T>) -> Result<T, Arc<T>> {
     for _ in 0..100 {
         match Arc::try_unwrap(arc) {
             Ok(v) => return Ok(v),

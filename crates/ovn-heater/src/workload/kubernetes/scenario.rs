@@ -21,7 +21,24 @@ pub struct KubeScenario {
     pub tests: Tests,
     /// Keys read but not modelled (lab or measurement keys), for the log.
     pub ignored: Vec<String>,
+    /// `chaos:` entries (ours): `stage` is a Context that iterates, `iteration` its k-th
+    /// iteration (real chassis only).
+    pub chaos: Vec<crate::scenario::ChaosAction>,
 }
+
+/// The Contexts of the ovn-kubernetes tests that iterate: where a `chaos` entry can fire.
+pub const CHAOS_STAGES: &[&str] = &[
+    "base_cluster_bringup-run",
+    "cluster_density-run",
+    "density_heavy-run",
+    "density_heavy-cleanup",
+    "density_light-startup",
+    "density_light-run",
+    "netpol_cross_ns-run",
+    "netpol_cross_ns-cleanup",
+    "netpol_multitenant-run",
+    "service_route-run",
+];
 
 /// The `cluster` keys that belong to the lab, not the CMS: accepted and ignored here.
 const LAB_KEYS: &[&str] = &[
@@ -239,7 +256,7 @@ pub fn parse(doc: &Mapping) -> R<KubeScenario> {
         "service_route",
     ];
     for k in doc.keys().filter_map(Yaml::as_str) {
-        if !known.contains(&k) {
+        if !known.contains(&k) && k != "chaos" {
             return Err(format!(
                 "section {k}: not an ovn-kubernetes test (known: {})",
                 known[3..].join(", ")
@@ -249,6 +266,7 @@ pub fn parse(doc: &Mapping) -> R<KubeScenario> {
     if doc.contains_key("ext_cmd") {
         ignored.push("ext_cmd".into());
     }
+    let chaos = crate::scenario::parse::parse_chaos(doc, CHAOS_STAGES).map_err(|e| e.to_string())?;
     let s = |n: &str| section(doc, n);
     if let Some(m) = s("base_cluster_bringup") {
         tests.base_cluster_bringup = Some(BaseClusterBringup {
@@ -326,6 +344,7 @@ pub fn parse(doc: &Mapping) -> R<KubeScenario> {
         cluster,
         tests,
         ignored,
+        chaos,
     })
 }
 
@@ -350,6 +369,20 @@ mod tests {
         assert_eq!(mt.ranges.len(), 3);
         assert_eq!((mt.ranges[2].start, mt.ranges[2].n_pods), (4, 10));
         assert!(s.ignored.iter().any(|k| k == "ext_cmd"));
+    }
+
+    #[test]
+    fn chaos_entries_name_a_context() {
+        let s = parse(&doc(
+            "global: {cms_name: ovn_kubernetes}\nchaos:\n  - {stage: density_light-run, iteration: 1, kill: northd, restart_after: 1}\n",
+        ))
+        .expect("parses");
+        assert_eq!(s.chaos.len(), 1);
+        let e = parse(&doc(
+            "global: {cms_name: ovn_kubernetes}\nchaos:\n  - {stage: vms, iteration: 1, kill: northd}\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("density_light-run"), "{e}");
     }
 
     #[test]
