@@ -59,7 +59,10 @@ fn global(s: &Scenario) -> Mapping {
         },
     );
     m.insert("log_cmds".into(), g.log_cmds.into());
-    m.insert("cleanup".into(), g.cleanup.into());
+    // Unset, cleanup depends on how the run is attached (Global::cleanup_when): left out.
+    if let Some(cleanup) = g.cleanup {
+        m.insert("cleanup".into(), cleanup.into());
+    }
     m.insert("run_ipv4".into(), g.run_ipv4.into());
     m.insert("run_ipv6".into(), g.run_ipv6.into());
     m
