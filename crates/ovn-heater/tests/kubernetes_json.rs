@@ -1,0 +1,134 @@
+//! `--json` of `kubernetes density-light` and `kubernetes run-emulated`: stdout is one JSON
+//! document with each Context's duration and pod-up latency in seconds, the text figures go
+//! to stderr; bad input still prints a document (exit_code 2).
+
+use std::process::Command;
+
+use test_support::TempDir;
+
+fn ovn_heater(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args(args)
+        .output()
+        .expect("run ovn-heater");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{stdout}\n{stderr}"));
+    (out.status.code(), doc, stderr)
+}
+
+/// The Context named `name` in the document.
+fn context<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["contexts"]
+        .as_array()
+        .expect("contexts")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no Context {name}: {doc}"))
+}
+
+#[test]
+fn density_light_json_has_the_figures_in_seconds() {
+    let test = "density_light_json_has_the_figures_in_seconds";
+    test_support::require_root!(test);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]);
+    let dir = TempDir::new("kube_density_json");
+    let run_dir = dir.path().join("lab");
+    let (code, doc, stderr) = ovn_heater(&[
+        "kubernetes",
+        "density-light",
+        "--workers",
+        "2",
+        "--n-pods-per-node",
+        "1",
+        "--n-pods",
+        "4",
+        "--n-startup",
+        "2",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{doc}\n{stderr}");
+    assert_eq!(doc["exit_code"], 0, "{doc}");
+    assert_eq!(doc["error"], serde_json::Value::Null);
+    assert_eq!(doc["chassis"], "emulated");
+    assert_eq!(doc["workers"], 2);
+    assert_eq!(doc["farm"]["registered"], 2, "{doc}");
+    assert!(doc["nb_transactions"].as_u64().unwrap() > 0, "{doc}");
+    let bringup = context(&doc, "base_cluster_bringup-run");
+    assert!(bringup["duration_s"].as_f64().unwrap() > 0.0, "{doc}");
+    let light = context(&doc, "density_light-run");
+    let up = &light["pod_up"];
+    assert_eq!(up["count"], 2, "the two pods after the startup ones: {doc}");
+    let (p50, max) = (up["p50_s"].as_f64().unwrap(), up["max_s"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= max && max < 60.0, "{doc}");
+    let calls = light["calls"].as_array().unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["count"].as_u64() > Some(0) && c["avg_s"].is_f64()),
+        "{doc}"
+    );
+    assert!(stderr.contains("NB transactions"), "the text went to stderr:\n{stderr}");
+}
+
+#[test]
+fn run_emulated_json_lists_every_context() {
+    let test = "run_emulated_json_lists_every_context";
+    test_support::require_root!(test);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]);
+    let dir = TempDir::new("kube_run_emulated_json");
+    let run_dir = dir.path().join("lab");
+    let scenario = format!(
+        "{}/../../scenarios/ovn-kubernetes/ocp-120-density-light.yml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, doc, stderr) = ovn_heater(&[
+        "-q",
+        "kubernetes",
+        "run-emulated",
+        &scenario,
+        "--set",
+        "cluster.n_workers=2",
+        "--set",
+        "base_cluster_bringup.n_pods_per_node=1",
+        "--set",
+        "density_light.n_startup=2",
+        "--set",
+        "density_light.n_pods=4",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{doc}\n{stderr}");
+    assert_eq!(doc["exit_code"], 0, "{doc}");
+    assert!(
+        doc["title"].as_str().unwrap().contains("ocp-120-density-light"),
+        "{doc}"
+    );
+    for name in ["base_cluster_bringup-run", "density_light-run"] {
+        let c = context(&doc, name);
+        assert!(c["duration_s"].is_f64(), "{doc}");
+        assert!(c["pod_up"]["count"].as_u64().unwrap() > 0, "{doc}");
+    }
+    assert_eq!(doc["pings"], serde_json::Value::Null, "emulated chassis do not ping");
+}
+
+#[test]
+fn density_light_json_of_bad_input_exits_2_with_a_document() {
+    let (code, doc, stderr) = ovn_heater(&[
+        "kubernetes",
+        "density-light",
+        "--n-pods",
+        "2",
+        "--n-startup",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, Some(2), "{doc}\n{stderr}");
+    assert_eq!(doc["exit_code"], 2);
+    assert!(doc["error"].as_str().unwrap().contains("--n-startup"), "{doc}");
+    assert_eq!(doc["contexts"], serde_json::Value::Null);
+}
