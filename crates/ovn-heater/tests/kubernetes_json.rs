@@ -1,6 +1,6 @@
-//! `--json` of `kubernetes density-light` and `kubernetes run-emulated`: stdout is one JSON
-//! document with each Context's duration and pod-up latency in seconds, the text figures go
-//! to stderr; bad input still prints a document (exit_code 2).
+//! `--json` of `kubernetes density-light`, `run-emulated` and `walkthrough`: stdout is one
+//! JSON document (each Context's duration and pod-up latency in seconds; the walkthrough's
+//! dumps), the text figures go to stderr; bad input still prints a document (exit_code 2).
 
 use std::process::Command;
 
@@ -131,4 +131,51 @@ fn density_light_json_of_bad_input_exits_2_with_a_document() {
     assert_eq!(doc["exit_code"], 2);
     assert!(doc["error"].as_str().unwrap().contains("--n-startup"), "{doc}");
     assert_eq!(doc["contexts"], serde_json::Value::Null);
+}
+
+#[test]
+fn walkthrough_json_lists_the_dumps() {
+    let test = "walkthrough_json_lists_the_dumps";
+    test_support::require_ovn!(
+        test,
+        ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl", "ovn-nbctl"]
+    );
+    let central = test_support::Central::start(test);
+    let status = Command::new("ovn-nbctl")
+        .args([
+            &format!("--db={}", central.nb_remote()),
+            "--no-leader-only",
+            "set-connection",
+            "punix:nb-conn.sock",
+        ])
+        .status()
+        .expect("run ovn-nbctl");
+    assert!(status.success(), "ovn-nbctl set-connection failed");
+    let out = TempDir::new("kube_walkthrough_json_dumps");
+    let (nb, sb) = (central.nb_remote(), central.sb_remote());
+    let (code, doc, stderr) = ovn_heater(&[
+        "kubernetes",
+        "walkthrough",
+        "--nb",
+        &nb,
+        "--sb",
+        &sb,
+        "--dump-dir",
+        out.path().to_str().unwrap(),
+        "--dual-stack",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{doc}\n{stderr}");
+    assert_eq!(doc["exit_code"], 0, "{doc}");
+    let dumps = doc["dumps"].as_array().expect("dumps");
+    assert!(dumps.len() > 3, "{doc}");
+    assert_eq!(dumps[0]["step"], "00-initial", "{doc}");
+    for d in dumps {
+        let file = d["file"].as_str().unwrap();
+        assert!(std::path::Path::new(file).is_file(), "{file}");
+        assert!(file.ends_with(&format!("{}.json", d["step"].as_str().unwrap())), "{d}");
+    }
+    assert!(doc["nb_transactions"].as_u64().unwrap() > 0, "{doc}");
+    assert!(doc["duration_s"].is_f64(), "{doc}");
+    assert!(stderr.contains("dumps in"), "the text went to stderr:\n{stderr}");
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::workload::kubernetes::{self as kube, DensityOptions, Ran, ScenarioOptions, WalkthroughTarget};
+use crate::workload::kubernetes::{
+    self as kube, DensityOptions, Ran, ScenarioOptions, WalkthroughReport, WalkthroughTarget,
+};
 
 /// Drive the ovn-kubernetes mimic: the ovnk-reference walkthrough, upstream's scenarios on
 /// emulated chassis, the density-light benchmark.
@@ -21,8 +23,9 @@ pub struct Args {
 enum Command {
     /// Run the ovnk-reference oracle scenario on a fresh NB/SB/northd (with a Connection
     /// row), writing one NB dump per oracle step (00-initial.json ... 36-service_route-cleanup.json).
-    ///
-    /// Example: ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
+    #[command(after_help = "Examples:
+  ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
+  ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk --json | jq -r '.dumps[].file'")]
     Walkthrough(Target),
     /// Benchmark density_light on emulated chassis: a private central (standalone NB/SB,
     /// northd), an in-process farm of `--workers` emulated chassis, base_cluster_bringup then
@@ -35,7 +38,6 @@ enum Command {
     /// emulated chassis: a private central and an in-process farm of `cluster.n_workers`
     /// chassis; pods are control-plane only (ready when their LSP is up). Prints each
     /// Context's duration and pod-up latency.
-    ///
     #[command(after_help = "Examples:
   ovn-heater kubernetes run-emulated scenarios/ovn-kubernetes/ocp-120-density-light.yml --set density_light.n_startup=1000 --set density_light.n_pods=1100
   ovn-heater -q kubernetes run-emulated scenarios/ovn-kubernetes/ovn-low-scale.yml --json | jq '.contexts[] | {name, duration_s}'")]
@@ -120,21 +122,38 @@ struct Target {
     /// listener must not apply RBAC to them).
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Print one JSON document on stdout once done: the dumps written (step, file, after),
+    /// nb_transactions, duration_s, exit_code and error.
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Walkthrough(t) => {
-            kube::walkthrough(WalkthroughTarget {
-                nb: t.nb,
-                sb: t.sb,
-                dump_dir: t.dump_dir,
-                dual_stack: t.dual_stack,
-                compat: t.compat,
-                seed: t.seed,
-                tls: t.tls,
-            })
-            .await
+            let json = t.json;
+            if json {
+                crate::output::reserve_stdout_for_json();
+            }
+            let mut report = WalkthroughReport::default();
+            let outcome = kube::walkthrough(
+                WalkthroughTarget {
+                    nb: t.nb,
+                    sb: t.sb,
+                    dump_dir: t.dump_dir,
+                    dual_stack: t.dual_stack,
+                    compat: t.compat,
+                    seed: t.seed,
+                    tls: t.tls,
+                },
+                &mut report,
+            )
+            .await;
+            if outcome.is_ok() {
+                crate::output::text_result(&report.to_text());
+            }
+            print_document(json.then_some(&report), &outcome)?;
+            outcome.map(|()| ExitCode::SUCCESS)
         }
         Command::DensityLight(d) => {
             if d.json {
@@ -174,25 +193,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Prints an emulated run's figures (text, or with `--json` one document whatever the
 /// outcome: the figures when the workload ran to its end, exit_code and error), then returns
 /// its outcome.
-#[allow(clippy::print_stdout)]
 fn print_ran(ran: Ran, json: bool) -> anyhow::Result<ExitCode> {
     // Stdout, or stderr when `--json` keeps stdout for the document.
     if let Some(report) = &ran.report {
         crate::output::text_result(&report.to_text());
     }
-    if !json {
-        return ran.outcome;
+    if json {
+        match &ran.report {
+            Some(report) => print_document(Some(report), &ran.outcome)?,
+            None => print_document(Some(&serde_json::json!({})), &ran.outcome)?,
+        }
     }
-    let mut doc = match &ran.report {
-        Some(report) => serde_json::to_value(report)?,
-        None => serde_json::json!({}),
+    ran.outcome
+}
+
+/// With `--json` (`report` given): one document on stdout, the report's fields with exit_code
+/// and error.
+#[allow(clippy::print_stdout)]
+fn print_document<T: serde::Serialize, U>(report: Option<&T>, outcome: &anyhow::Result<U>) -> anyhow::Result<()> {
+    let Some(report) = report else {
+        return Ok(());
     };
-    let (code, error) = match &ran.outcome {
+    let mut doc = serde_json::to_value(report)?;
+    let (code, error) = match outcome {
         Ok(_) => (0, None),
         Err(e) => (crate::error::exit_code(e), Some(format!("{e:#}"))),
     };
     doc["exit_code"] = code.into();
     doc["error"] = error.into();
     println!("{}", serde_json::to_string_pretty(&doc)?);
-    ran.outcome
+    Ok(())
 }

@@ -124,9 +124,39 @@ pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
     t
 }
 
-/// Runs the oracle scenario against `target`, one NB dump per oracle step.
-#[allow(clippy::print_stdout)]
-pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> {
+/// What `kubernetes walkthrough` did: the dumps written, in order.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct WalkthroughReport {
+    pub dump_dir: String,
+    pub dumps: Vec<DumpReport>,
+    pub nb_transactions: u64,
+    pub duration_s: f64,
+}
+
+/// One NB dump of the walkthrough: the oracle's step name, its file, what had just run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DumpReport {
+    pub step: String,
+    pub file: String,
+    pub after: String,
+}
+
+impl WalkthroughReport {
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} dumps in {}; {} NB transactions in {:.1} s",
+            self.dumps.len(),
+            self.dump_dir,
+            self.nb_transactions,
+            self.duration_s
+        )
+    }
+}
+
+/// Runs the oracle scenario against `target`, one NB dump per oracle step; `report` holds the
+/// dumps written so far (also when a step failed).
+pub async fn walkthrough(target: WalkthroughTarget, report: &mut WalkthroughReport) -> anyhow::Result<()> {
+    report.dump_dir = target.dump_dir.display().to_string();
     let compat = Compat::parse(&target.compat).ok_or_else(|| {
         Failure::bad_input(format!(
             "--compat {:?}: use upstream (upstream ovn-heater's writes) or fixed",
@@ -163,6 +193,7 @@ pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> 
         sb: sb.clone(),
         dump_dir: target.dump_dir.clone(),
         step: 0,
+        dumps: Vec::new(),
         last: None,
         context: String::new(),
         context_dumped: false,
@@ -173,20 +204,20 @@ pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> 
             if target.dual_stack { "True" } else { "False" }
         ),
     };
-    hooks.write("00-initial", "sandbox only").await?;
     let started = Instant::now();
-    workload::prepare(&mut ovnk, &mut hooks).await?;
-    workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
-    let txns: u64 = ovnk.txn_counts.values().sum();
-    println!(
-        "{} dumps in {}; {txns} NB transactions in {:.1} s",
-        hooks.step,
-        target.dump_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let ran = async {
+        hooks.write("00-initial", "sandbox only").await?;
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    report.dumps = std::mem::take(&mut hooks.dumps);
+    report.nb_transactions = ovnk.txn_counts.values().sum();
+    report.duration_s = started.elapsed().as_secs_f64();
     nb.close().await;
     sb.close().await;
-    Ok(ExitCode::SUCCESS)
+    ran
 }
 
 async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
@@ -252,6 +283,8 @@ struct Walkthrough {
     sb: Client,
     dump_dir: PathBuf,
     step: usize,
+    /// The dumps written, in order.
+    dumps: Vec<DumpReport>,
     /// Fingerprint of the last dump written.
     last: Option<String>,
     context: String,
@@ -311,6 +344,11 @@ impl Walkthrough {
         let path = self.dump_dir.join(format!("{name}.json"));
         std::fs::write(&path, ovsdb::dump::to_pretty_string(&doc))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        self.dumps.push(DumpReport {
+            step: name.to_owned(),
+            file: path.display().to_string(),
+            after: what.to_owned(),
+        });
         self.step += 1;
         Ok(())
     }
