@@ -179,3 +179,39 @@ fn walkthrough_json_lists_the_dumps() {
     assert!(doc["duration_s"].is_f64(), "{doc}");
     assert!(stderr.contains("dumps in"), "the text went to stderr:\n{stderr}");
 }
+
+#[test]
+fn density_light_json_of_a_pod_not_up_keeps_the_contexts_that_ended() {
+    let test = "density_light_json_of_a_pod_not_up_keeps_the_contexts_that_ended";
+    test_support::require_root!(test);
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovs-appctl"]);
+    let dir = TempDir::new("kube_density_json_not_up");
+    let run_dir = dir.path().join("lab");
+    // No pod comes up within a millisecond: OVN's failure, exit 1.
+    let (code, doc, stderr) = ovn_heater(&[
+        "kubernetes",
+        "density-light",
+        "--workers",
+        "1",
+        "--n-pods-per-node",
+        "1",
+        "--n-pods",
+        "1",
+        "--n-startup",
+        "0",
+        "--pod-timeout",
+        "1ms",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, Some(1), "{doc}\n{stderr}");
+    assert_eq!(doc["exit_code"], 1, "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("not up within"), "{doc}");
+    assert_eq!(
+        context(&doc, "prepare_test")["pod_up"],
+        serde_json::Value::Null,
+        "{doc}"
+    );
+    assert_eq!(doc["farm"]["registered"], 1, "{doc}");
+}

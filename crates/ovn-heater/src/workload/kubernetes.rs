@@ -772,8 +772,8 @@ impl Ran {
     }
 }
 
-/// How an emulated run ended: its figures when the workload ran to its end (also when samples
-/// failed), and the exit code or error.
+/// How an emulated run ended: the figures of the Contexts that ended (also when samples failed
+/// or a pod did not come up; `None` when no workload ran), and the exit code or error.
 pub struct Ran {
     pub report: Option<EmulatedReport>,
     pub outcome: anyhow::Result<ExitCode>,
@@ -833,15 +833,12 @@ async fn run_emulated_reporting(run: EmulatedRun, report: &mut Option<EmulatedRe
         .context("cannot listen for SIGTERM")?;
     let ran = tokio::select! {
         r = async {
-            if run.real { run_real_on(&lab, &run, rec.clone()).await } else { run_emulated_on(&lab, &run, rec.clone()).await }
+            if run.real { run_real_on(&lab, &run, rec.clone(), report).await } else { run_emulated_on(&lab, &run, rec.clone(), report).await }
         } => r,
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
         _ = terminate.recv() => Err(Failure::interrupted().into()),
     };
-    let result = ran.map(|figures| {
-        *report = Some(figures);
-        ExitCode::SUCCESS
-    });
+    let result = ran.map(|()| ExitCode::SUCCESS);
     let _ = stop_sampling.send(true);
     let processes = sampler.await.unwrap_or_default();
     let versions = lab.versions().clone();
@@ -878,7 +875,14 @@ async fn run_emulated_reporting(run: EmulatedRun, report: &mut Option<EmulatedRe
     Ok(code)
 }
 
-async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<EmulatedReport> {
+/// Runs `run` on an emulated farm; `report` gets the figures of the Contexts that ended, also
+/// when the run stopped early (a pod not up).
+async fn run_emulated_on(
+    lab: &ovn_lab::Lab,
+    run: &EmulatedRun,
+    rec: Recorder,
+    report: &mut Option<EmulatedReport>,
+) -> anyhow::Result<()> {
     let options = ovn_emu::FarmOptions {
         monitor_all: true,
         bind_requested: true,
@@ -907,15 +911,30 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
             workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
         }
         .await;
+        *report = Some(EmulatedReport {
+            title: run.title.clone(),
+            chassis: "emulated",
+            workers: run.cfg.n_workers,
+            contexts: hooks.phases.iter().map(ContextReport::from_figures).collect(),
+            nb_transactions: ovnk.txn_counts.values().sum(),
+            farm: None,
+            pings: None,
+        });
         ran.map_err(|e| system_failure(&hooks, e))?;
-        let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
-        anyhow::Ok((hooks, txns))
+        anyhow::Ok(())
     }
     .await;
     let status = farm.status();
+    if let Some(report) = report.as_mut() {
+        report.farm = Some(FarmReport {
+            registered: status.registered,
+            ports_up: status.ports_up,
+            errors: status.errors,
+        });
+    }
     farm.stop(false).await.context("stopping the emulated chassis")?;
-    let (hooks, txns) = outcome.with_context(|| {
+    outcome.with_context(|| {
         format!(
             "farm: {} chassis registered, {} connected, {} ports claimed, {} up, {} reconnects, {} errors (last: {})",
             status.registered,
@@ -926,19 +945,6 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
             status.errors,
             status.last_error.as_deref().unwrap_or("none")
         )
-    })?;
-    Ok(EmulatedReport {
-        title: run.title.clone(),
-        chassis: "emulated",
-        workers: run.cfg.n_workers,
-        contexts: hooks.phases.iter().map(ContextReport::from_figures).collect(),
-        nb_transactions: txns,
-        farm: Some(FarmReport {
-            registered: status.registered,
-            ports_up: status.ports_up,
-            errors: status.errors,
-        }),
-        pings: None,
     })
 }
 
@@ -1227,7 +1233,13 @@ impl Real<'_> {
     }
 }
 
-async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<EmulatedReport> {
+/// Runs `run` on the lab's real chassis; `report` as for [`run_emulated_on`].
+async fn run_real_on(
+    lab: &ovn_lab::Lab,
+    run: &EmulatedRun,
+    rec: Recorder,
+    report: &mut Option<EmulatedReport>,
+) -> anyhow::Result<()> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let up = UpTimes::start(&nb).await?;
     let mut ovnk = Ovnk::new(nb.clone(), run.cfg.clone(), run.families, run.compat, 1)
@@ -1247,25 +1259,25 @@ async fn run_real_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> an
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
     }
     .await;
-    ran.map_err(|e| system_failure(&hooks.up, e))?;
-    let txns: u64 = ovnk.txn_counts.values().sum();
-    nb.close().await;
-    if let Some(first) = hooks.failed_pings.first() {
-        tracing::warn!("first failed ping: {first}");
-    }
-    Ok(EmulatedReport {
+    *report = Some(EmulatedReport {
         title: run.title.replace("emulated", "real"),
         chassis: "real",
         workers: run.cfg.n_workers,
         contexts: hooks.up.phases.iter().map(ContextReport::from_figures).collect(),
-        nb_transactions: txns,
+        nb_transactions: ovnk.txn_counts.values().sum(),
         farm: None,
         pings: Some(PingReport {
             count: hooks.pings,
             failed: hooks.failed_pings.len(),
             first_failure: hooks.failed_pings.first().cloned(),
         }),
-    })
+    });
+    ran.map_err(|e| system_failure(&hooks.up, e))?;
+    nb.close().await;
+    if let Some(first) = hooks.failed_pings.first() {
+        tracing::warn!("first failed ping: {first}");
+    }
+    Ok(())
 }
 
 /// The error of a run that stopped on `e`: when a pod did not come up, OVN's failure (exit 1),
