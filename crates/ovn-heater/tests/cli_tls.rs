@@ -182,9 +182,18 @@ fn fake_chassis_farm_in_its_own_process_against_a_lab_under_rbac() {
         "2",
         "--out",
         &certs.display().to_string(),
+        "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let file = |name: &str| certs.join(name).display().to_string();
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lab certs --json");
+    assert_eq!(written["ca_cert"], file("cacert.pem"), "{written}");
+    assert_eq!(written["sb_remote_for_chassis"], chassis_sb.as_str(), "{written}");
+    let issued = written["certificates"].as_array().unwrap();
+    assert_eq!(issued.len(), 2, "{written}");
+    assert_eq!(issued[1]["name"], "far-2");
+    assert_eq!(issued[1]["private_key"], file("far-2-privkey.pem"));
+    assert_eq!(issued[1]["certificate"], file("far-2-cert.pem"));
 
     // Without certificates the farm is refused before it starts.
     let bare = heater(&["fake-chassis", "--sb", &chassis_sb, "--count", "1"]);

@@ -89,12 +89,15 @@ fn lab_cli_central_only_up_status_down() {
     );
     assert!(String::from_utf8_lossy(&status.stdout).contains("northd"));
 
-    let down = lab(&["down"], dir.path());
+    let down = lab(&["down", "--json"], dir.path());
     assert!(
         down.status.success(),
         "lab down: {}",
         String::from_utf8_lossy(&down.stderr)
     );
+    let teardown: serde_json::Value = serde_json::from_slice(&down.stdout).expect("JSON teardown");
+    assert_eq!(teardown["processes_stopped"], 3, "{teardown}");
+    assert_eq!(teardown["leftovers"], serde_json::json!([]), "{teardown}");
     assert!(pids_alive(&state).is_empty());
     assert!(dir.path().join("northd/ovn-northd.log").exists(), "logs are kept");
     let again = lab(&["down"], dir.path());

@@ -257,6 +257,18 @@ fn report_refuses_what_is_not_a_results_json() {
 }
 
 #[test]
+fn report_json_names_the_page_written() {
+    let dir = test_support::TempDir::new("report_json");
+    std::fs::write(dir.path().join("results.json"), synthetic_results(2).to_string()).unwrap();
+    let out = ovn_heater(&["report", "--results", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report --json");
+    let page = dir.path().join("report.html");
+    assert_eq!(doc["report_html"], page.display().to_string());
+    assert_eq!(doc["bytes"], std::fs::metadata(&page).unwrap().len());
+}
+
+#[test]
 fn report_help_has_examples() {
     let out = ovn_heater(&["report", "--help"]);
     assert!(out.status.success());

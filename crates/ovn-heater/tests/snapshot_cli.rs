@@ -122,6 +122,25 @@ fn snapshot_strips_empty_tables_and_liveness_keys() {
     assert!(!doc.to_string().contains("liveness_check_at"), "{doc}");
     assert_eq!(doc["step"], "x");
 
+    let out = Command::new(env!("CARGO_BIN_EXE_ovn-heater"))
+        .args([
+            "snapshot",
+            "--nb",
+            &nb.remote(),
+            "--out",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .expect("run ovn-heater");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("snapshot --json");
+    assert_eq!(summary["file"], file.display().to_string());
+    assert_eq!(
+        summary["tables"],
+        serde_json::json!({"Logical_Switch": 1, "NB_Global": 1})
+    );
+
     let (code, out) = heater(&["snapshot", "--nb", "bogus:remote", "--out", file.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{out}");
 }

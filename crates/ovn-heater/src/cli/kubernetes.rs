@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::workload::kubernetes::{self as kube, DensityOptions, ScenarioOptions, WalkthroughTarget};
+use crate::workload::kubernetes::{
+    self as kube, DensityOptions, Ran, ScenarioOptions, WalkthroughReport, WalkthroughTarget,
+};
 
 /// Drive the ovn-kubernetes mimic: the ovnk-reference walkthrough, upstream's scenarios on
 /// emulated chassis, the density-light benchmark.
@@ -21,21 +23,24 @@ pub struct Args {
 enum Command {
     /// Run the ovnk-reference oracle scenario on a fresh NB/SB/northd (with a Connection
     /// row), writing one NB dump per oracle step (00-initial.json ... 36-service_route-cleanup.json).
-    ///
-    /// Example: ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
+    #[command(after_help = "Examples:
+  ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk
+  ovn-heater kubernetes walkthrough --nb unix:/tmp/nb.sock --sb unix:/tmp/sb.sock --dump-dir /tmp/ovnk --json | jq -r '.dumps[].file'")]
     Walkthrough(Target),
     /// Benchmark density_light on emulated chassis: a private central (standalone NB/SB,
     /// northd), an in-process farm of `--workers` emulated chassis, base_cluster_bringup then
     /// density_light; prints pod-up latency (LSP committed -> NB `up`) and phase times.
-    ///
-    /// Example: ovn-heater kubernetes density-light --workers 120 --n-pods 6000 --n-startup 5900
+    #[command(after_help = "Examples:
+  ovn-heater kubernetes density-light --workers 120 --n-pods 6000 --n-startup 5900
+  ovn-heater -q kubernetes density-light --workers 10 --n-pods 200 --n-startup 100 --json > density.json")]
     DensityLight(DensityArgs),
     /// Run one of upstream's ovn-kubernetes scenario files (scenarios/ovn-kubernetes/) on
     /// emulated chassis: a private central and an in-process farm of `cluster.n_workers`
     /// chassis; pods are control-plane only (ready when their LSP is up). Prints each
     /// Context's duration and pod-up latency.
-    ///
-    /// Example: ovn-heater kubernetes run-emulated scenarios/ovn-kubernetes/ocp-120-density-light.yml --set density_light.n_startup=1000 --set density_light.n_pods=1100
+    #[command(after_help = "Examples:
+  ovn-heater kubernetes run-emulated scenarios/ovn-kubernetes/ocp-120-density-light.yml --set density_light.n_startup=1000 --set density_light.n_pods=1100
+  ovn-heater -q kubernetes run-emulated scenarios/ovn-kubernetes/ovn-low-scale.yml --json | jq '.contexts[] | {name, duration_s}'")]
     RunEmulated(RunArgs),
 }
 
@@ -58,6 +63,10 @@ pub struct RunArgs {
     /// into namespaces of their own and checked with pings (needs root).
     #[arg(long)]
     real: bool,
+    /// Print one JSON document on stdout (figures in seconds, `_s`; exit_code and error);
+    /// progress and text go to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,6 +92,10 @@ pub struct DensityArgs {
     /// How long one pod may take to come up: 30s, 2m, or a plain number of seconds.
     #[arg(long, alias = "pod-timeout-s", value_name = "DURATION", default_value = "60s", value_parser = super::duration::parse)]
     pod_timeout: Duration,
+    /// Print one JSON document on stdout (figures in seconds, `_s`; exit_code and error);
+    /// progress and text go to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,24 +122,44 @@ struct Target {
     /// listener must not apply RBAC to them).
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Print one JSON document on stdout once done: the dumps written (step, file, after),
+    /// nb_transactions, duration_s, exit_code and error.
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Walkthrough(t) => {
-            kube::walkthrough(WalkthroughTarget {
-                nb: t.nb,
-                sb: t.sb,
-                dump_dir: t.dump_dir,
-                dual_stack: t.dual_stack,
-                compat: t.compat,
-                seed: t.seed,
-                tls: t.tls,
-            })
-            .await
+            let json = t.json;
+            if json {
+                crate::output::reserve_stdout_for_json();
+            }
+            let mut report = WalkthroughReport::default();
+            let outcome = kube::walkthrough(
+                WalkthroughTarget {
+                    nb: t.nb,
+                    sb: t.sb,
+                    dump_dir: t.dump_dir,
+                    dual_stack: t.dual_stack,
+                    compat: t.compat,
+                    seed: t.seed,
+                    tls: t.tls,
+                },
+                &mut report,
+            )
+            .await;
+            if outcome.is_ok() {
+                crate::output::text_result(&report.to_text());
+            }
+            print_document(json.then_some(&report), &outcome)?;
+            outcome.map(|()| ExitCode::SUCCESS)
         }
         Command::DensityLight(d) => {
-            kube::density_light(DensityOptions {
+            if d.json {
+                crate::output::reserve_stdout_for_json();
+            }
+            let ran = kube::density_light(DensityOptions {
                 workers: d.workers,
                 n_pods_per_node: d.n_pods_per_node,
                 n_pods: d.n_pods,
@@ -135,10 +168,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 run_dir: d.run_dir,
                 pod_timeout: d.pod_timeout,
             })
-            .await
+            .await;
+            print_ran(ran, d.json)
         }
         Command::RunEmulated(r) => {
-            kube::run_scenario(ScenarioOptions {
+            if r.json {
+                crate::output::reserve_stdout_for_json();
+            }
+            let ran = kube::run_scenario(ScenarioOptions {
                 scenario: r.scenario,
                 sets: r.sets,
                 run_dir: r.run_dir,
@@ -147,7 +184,43 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 results_dir: None,
                 label: None,
             })
-            .await
+            .await;
+            print_ran(ran, r.json)
         }
     }
+}
+
+/// Prints an emulated run's figures (text, or with `--json` one document whatever the
+/// outcome: the figures when the workload ran to its end, exit_code and error), then returns
+/// its outcome.
+fn print_ran(ran: Ran, json: bool) -> anyhow::Result<ExitCode> {
+    // Stdout, or stderr when `--json` keeps stdout for the document.
+    if let Some(report) = &ran.report {
+        crate::output::text_result(&report.to_text());
+    }
+    if json {
+        match &ran.report {
+            Some(report) => print_document(Some(report), &ran.outcome)?,
+            None => print_document(Some(&serde_json::json!({})), &ran.outcome)?,
+        }
+    }
+    ran.outcome
+}
+
+/// With `--json` (`report` given): one document on stdout, the report's fields with exit_code
+/// and error.
+#[allow(clippy::print_stdout)]
+fn print_document<T: serde::Serialize, U>(report: Option<&T>, outcome: &anyhow::Result<U>) -> anyhow::Result<()> {
+    let Some(report) = report else {
+        return Ok(());
+    };
+    let mut doc = serde_json::to_value(report)?;
+    let (code, error) = match outcome {
+        Ok(_) => (0, None),
+        Err(e) => (crate::error::exit_code(e), Some(format!("{e:#}"))),
+    };
+    doc["exit_code"] = code.into();
+    doc["error"] = error.into();
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }

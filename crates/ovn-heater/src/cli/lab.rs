@@ -40,8 +40,9 @@ pub enum Action {
     Status(StatusArgs),
     /// Stop every process and delete every namespace of the lab; keeps the logs. Idempotent,
     /// and also cleans up a lab whose `up` failed or was interrupted.
-    #[command(after_help = "Example:
-  sudo ovn-heater lab down --run-dir /tmp/lab")]
+    #[command(after_help = "Examples:
+  sudo ovn-heater lab down --run-dir /tmp/lab
+  sudo ovn-heater lab down --run-dir /tmp/lab --json")]
     Down(DownArgs),
     /// Issue certificates from a lab's CA (a lab started with --ssl): a key and certificate per
     /// name, CN = the name, plus cacert.pem, into --out. For fake-chassis farms in other
@@ -50,7 +51,7 @@ pub enum Action {
     /// Example: `ovn-heater lab certs --run-dir /tmp/lab --prefix emu --count 300 --out /tmp/farm-pki`,
     /// then `ovn-heater fake-chassis --sb ssl:… --prefix emu --count 300 --private-key
     /// '/tmp/farm-pki/{chassis}-privkey.pem' --certificate '/tmp/farm-pki/{chassis}-cert.pem'
-    /// --ca-cert /tmp/farm-pki/cacert.pem`.
+    /// --ca-cert /tmp/farm-pki/cacert.pem`; `--json` lists the files written.
     Certs(CertsArgs),
 }
 
@@ -71,6 +72,10 @@ pub struct CertsArgs {
     /// Where the files go (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+    /// Print one JSON document on stdout: out, ca_cert, sb_remote_for_chassis and per name its
+    /// private_key and certificate files.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +106,10 @@ pub struct DownArgs {
     /// The lab's --name, if it had one (only needed when lab.json is gone).
     #[arg(long)]
     pub name: Option<String>,
+    /// Print one JSON document on stdout: run_dir, processes_stopped, netns_deleted,
+    /// leftovers (exit 3 unless empty).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a lab is shaped; shared by `lab up` and `run`.
@@ -221,8 +230,24 @@ fn certs(args: CertsArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     };
+    let mut issued = Vec::new();
     for name in &names {
-        pki.issue_into(&args.out, name).map_err(lab_failure)?;
+        let files = pki.issue_into(&args.out, name).map_err(lab_failure)?;
+        issued.push((name, files));
+    }
+    if args.json {
+        let doc = serde_json::json!({
+            "out": args.out.display().to_string(),
+            "ca_cert": issued.first().map(|(_, files)| files.ca_cert.display().to_string()),
+            "sb_remote_for_chassis": lab.sb_remote_for_chassis(),
+            "certificates": issued.iter().map(|(name, files)| serde_json::json!({
+                "name": name,
+                "private_key": files.private_key.display().to_string(),
+                "certificate": files.certificate.display().to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{} certificates in {} (NAME-privkey.pem, NAME-cert.pem, cacert.pem); chassis SB remote: {}",
@@ -402,12 +427,22 @@ fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     let report = Lab::down_run_dir(&args.run_dir, args.name.as_deref())
         .map_err(lab_failure)
         .context("`ovn-heater lab down` failed")?;
-    println!(
-        "lab down: {} process(es) stopped, {} namespace(s) deleted; logs kept in {}",
-        report.processes_stopped,
-        report.netns_deleted.len(),
-        args.run_dir.display()
-    );
+    if args.json {
+        let doc = serde_json::json!({
+            "run_dir": args.run_dir.display().to_string(),
+            "processes_stopped": report.processes_stopped,
+            "netns_deleted": report.netns_deleted,
+            "leftovers": report.leftovers,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "lab down: {} process(es) stopped, {} namespace(s) deleted; logs kept in {}",
+            report.processes_stopped,
+            report.netns_deleted.len(),
+            args.run_dir.display()
+        );
+    }
     if !report.leftovers.is_empty() {
         return Err(Failure::environment(format!("left behind: {}", report.leftovers.join(", "))).into());
     }

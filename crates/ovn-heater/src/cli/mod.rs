@@ -130,6 +130,39 @@ mod tests {
         assert!(missing.is_empty(), "--help without an example: {missing:?}");
     }
 
+    /// Every command that prints results has `--json` (issue #15): all but those whose output
+    /// is JSON already (`db dump`, `db watch`) or not a result (`completions`, `man`).
+    #[test]
+    fn every_command_printing_results_has_json() {
+        fn walk(cmd: &clap::Command, path: String, exempt: &[&str], missing: &mut Vec<String>) {
+            let has_json = cmd.get_arguments().any(|a| a.get_long() == Some("json"));
+            let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+            // A command with subcommands has --json when it does something itself (`snapshot`).
+            let acts = subs.is_empty() || cmd.is_args_conflicts_with_subcommands_set();
+            if acts && !has_json && !exempt.contains(&path.as_str()) {
+                missing.push(path.clone());
+            }
+            for sub in subs {
+                walk(sub, format!("{path} {}", sub.get_name()), exempt, missing);
+            }
+        }
+        let check = |exempt: &[&str]| {
+            let mut missing = Vec::new();
+            let mut cli = super::Cli::command();
+            cli.build();
+            walk(&cli, "ovn-heater".into(), exempt, &mut missing);
+            missing
+        };
+        let exempt = [
+            "ovn-heater db dump",
+            "ovn-heater db watch",
+            "ovn-heater completions",
+            "ovn-heater man",
+        ];
+        assert_eq!(check(&exempt), Vec::<String>::new(), "commands without --json");
+        assert_eq!(check(&exempt[..3]), ["ovn-heater man"], "the walk sees every command");
+    }
+
     /// Every visible time-valued flag is `--x <DURATION>` (one parser: cli/duration.rs), and
     /// no visible flag name carries a unit.
     #[test]

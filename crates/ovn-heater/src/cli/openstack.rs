@@ -31,12 +31,14 @@ pub struct Args {
 enum Command {
     /// Run the reference walkthrough (neutron-reference steps 00..10) on a fresh NB/SB/northd,
     /// writing one NB dump per step (00-initial.json ... 10-floating-ip-associate.json).
-    #[command(after_help = "Example:
-  ovn-heater openstack walkthrough --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps")]
+    #[command(after_help = "Examples:
+  ovn-heater openstack walkthrough --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps
+  ovn-heater openstack walkthrough --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps --json | jq -r '.steps[].dump | select(.)'")]
     Walkthrough(Target),
     /// Run a steps file (see docs/openstack.md), dumping the NB where a step says `dump:`.
     #[command(after_help = "Example:
-  ovn-heater openstack replay crates/ovn-openstack/tests/corpus/basic-v4/steps.yml --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps")]
+  ovn-heater openstack replay crates/ovn-openstack/tests/corpus/basic-v4/steps.yml --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps
+  ovn-heater openstack replay steps.yml --nb unix:/tmp/lab/nb.sock --sb unix:/tmp/lab/sb.sock --dump-dir /tmp/dumps --json > replay.json")]
     Replay {
         /// The steps file (YAML).
         steps: PathBuf,
@@ -47,7 +49,8 @@ enum Command {
     /// `external_ids:ovn-heater:run`, and what hangs off them); nothing else is touched.
     #[command(after_help = "Examples:
   ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock
-  ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock --run openstack-base-20261205T120000Z-4242")]
+  ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock --run openstack-base-20261205T120000Z-4242
+  ovn-heater openstack purge --nb unix:/var/run/ovn/ovnnb_db.sock --json | jq .deleted")]
     Purge {
         /// Northbound DB remote, e.g. unix:/var/run/ovn/ovnnb_db.sock.
         #[arg(long, value_name = "REMOTE")]
@@ -58,6 +61,10 @@ enum Command {
         run: Option<String>,
         #[command(flatten)]
         tls: crate::tls::TlsArgs,
+        /// Print one JSON document on stdout: nb, runs, rows deleted per table, total
+        /// (exit_code and error too).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -80,37 +87,133 @@ struct Target {
     seed: u64,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Print one JSON document on stdout once done: the steps run (step, id, dump file,
+    /// duration_s), exit_code and error; the step lines go to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
-#[allow(clippy::print_stdout)]
+/// What a walkthrough or replay did: every step run, in order.
+#[derive(Debug, Default, serde::Serialize)]
+struct ReplayReport {
+    steps_file: String,
+    description: Option<String>,
+    dump_dir: String,
+    steps: Vec<StepReport>,
+}
+
+/// One step run: its text after substitution, the id it created or looked up, the dump it
+/// wrote.
+#[derive(Debug, serde::Serialize)]
+struct StepReport {
+    index: usize,
+    step: String,
+    id: Option<String>,
+    /// The variable the id was saved under (`save:`).
+    saved_as: Option<String>,
+    dump: Option<String>,
+    duration_s: f64,
+}
+
+/// What `purge` deleted.
+#[derive(Debug, serde::Serialize)]
+struct PurgeReport {
+    nb: String,
+    runs: Vec<String>,
+    deleted: std::collections::BTreeMap<String, usize>,
+    total: usize,
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (text, source, target) = match args.command {
-        Command::Walkthrough(t) => (WALKTHROUGH.to_owned(), "walkthrough.yml".to_owned(), t),
-        Command::Purge { nb, run, tls } => {
-            let removed = crate::workload::attached::purge(&nb, &tls, run.as_deref()).await?;
-            println!(
-                "removed {} rows of ovn-heater runs{} from {nb}{}",
-                removed.total(),
-                if removed.runs.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", removed.runs.join(", "))
-                },
-                if removed.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", crate::workload::attached::counts_line(&removed.counts()))
-                }
-            );
-            return Ok(ExitCode::SUCCESS);
+        Command::Walkthrough(t) => (Ok(WALKTHROUGH.to_owned()), "walkthrough.yml".to_owned(), t),
+        Command::Purge { nb, run, tls, json } => {
+            if json {
+                crate::output::reserve_stdout_for_json();
+            }
+            let (report, outcome) = match purge(nb, &tls, run.as_deref()).await {
+                Ok(report) => (Some(report), Ok(())),
+                Err(e) => (None, Err(e)),
+            };
+            return print_outcome(report.as_ref(), outcome, json);
         }
         Command::Replay { steps, target } => {
             let text = std::fs::read_to_string(&steps)
-                .map_err(|e| Failure::bad_input(format!("cannot read steps file {}: {e}", steps.display())))?;
+                .map_err(|e| Failure::bad_input(format!("cannot read steps file {}: {e}", steps.display())).into());
             (text, steps.display().to_string(), target)
         }
     };
-    let file: StepsFile = serde_norway::from_str(&text)
+    let json = target.json;
+    if json {
+        crate::output::reserve_stdout_for_json();
+    }
+    let mut report = ReplayReport {
+        steps_file: source.clone(),
+        dump_dir: target.dump_dir.display().to_string(),
+        ..ReplayReport::default()
+    };
+    let outcome = match text {
+        Ok(text) => replay(&text, &source, target, &mut report).await,
+        Err(e) => Err(e),
+    };
+    // The steps run so far, also when one failed.
+    print_outcome(Some(&report), outcome, json)
+}
+
+/// With `--json`, one document on stdout whatever the outcome: the report's fields (what was
+/// done), exit_code and error. The outcome's exit code either way.
+#[allow(clippy::print_stdout)]
+fn print_outcome<T: serde::Serialize>(
+    report: Option<&T>,
+    outcome: anyhow::Result<()>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !json {
+        return outcome.map(|()| ExitCode::SUCCESS);
+    }
+    let mut doc = match report {
+        Some(report) => serde_json::to_value(report)?,
+        None => serde_json::json!({}),
+    };
+    let (code, error) = match &outcome {
+        Ok(()) => (0, None),
+        Err(e) => (crate::error::exit_code(e), Some(format!("{e:#}"))),
+    };
+    doc["exit_code"] = code.into();
+    doc["error"] = error.into();
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// Deletes the rows of ovn-heater runs from `nb` (of `run` only when given).
+async fn purge(nb: String, tls: &crate::tls::TlsArgs, run: Option<&str>) -> anyhow::Result<PurgeReport> {
+    let removed = crate::workload::attached::purge(&nb, tls, run).await?;
+    crate::output::text_result(&format!(
+        "removed {} rows of ovn-heater runs{} from {nb}{}",
+        removed.total(),
+        if removed.runs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", removed.runs.join(", "))
+        },
+        if removed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", crate::workload::attached::counts_line(&removed.counts()))
+        }
+    ));
+    Ok(PurgeReport {
+        total: removed.total(),
+        deleted: removed.counts(),
+        runs: removed.runs,
+        nb,
+    })
+}
+
+/// Checks and runs the steps in `text` against `target`, one line per step (stdout, or stderr
+/// under `--json`); `report` holds the steps run so far.
+async fn replay(text: &str, source: &str, target: Target, report: &mut ReplayReport) -> anyhow::Result<()> {
+    let file: StepsFile = serde_norway::from_str(text)
         .map_err(|e| Failure::bad_input(format!("steps file {source} is not valid: {e}")))?;
     // Every step is checked before the first one runs: a bad step leaves nothing behind.
     file.check()
@@ -118,6 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(d) = &file.description {
         tracing::info!("steps file {source}: {d}");
     }
+    report.description = file.description.clone();
     let layout = match target.gateway_layout.as_str() {
         "gateway-chassis" => GatewayLayout::GatewayChassis,
         "ha-chassis-group" => GatewayLayout::HaChassisGroup,
@@ -138,28 +242,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Config::default()
     };
     let mut replay = Replay::new(nb.clone(), sb.clone(), config);
-    replay.prepare().await.map_err(|e| replay_failure(e, &source))?;
+    replay.prepare().await.map_err(|e| replay_failure(e, source))?;
     for (i, step) in file.steps.iter().enumerate() {
         let started = Instant::now();
-        let done = replay.step(i + 1, step).await.map_err(|e| replay_failure(e, &source))?;
-        let mut dumped = String::new();
+        let done = replay.step(i + 1, step).await.map_err(|e| replay_failure(e, source))?;
+        let mut dump = None;
         if let Some((name, doc)) = &done.dump {
             let path = target.dump_dir.join(format!("{name}.json"));
             std::fs::write(&path, ovsdb::dump::to_pretty_string(doc))
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            dumped = format!("  -> {}", path.display());
+            dump = Some(path.display().to_string());
         }
-        println!(
+        let took = started.elapsed();
+        crate::output::text_result(&format!(
             "{:>3}  {:<60} {:>8.1} ms{}",
             i + 1,
             done.summary,
-            started.elapsed().as_secs_f64() * 1e3,
-            dumped
-        );
+            took.as_secs_f64() * 1e3,
+            dump.as_deref().map(|d| format!("  -> {d}")).unwrap_or_default()
+        ));
+        report.steps.push(StepReport {
+            index: i + 1,
+            step: done.summary,
+            id: done.id,
+            saved_as: step.save.clone(),
+            dump,
+            duration_s: took.as_secs_f64(),
+        });
     }
     nb.close().await;
     sb.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A replay error with its exit code: 2 for the steps file's fault, 1 for a step that did not

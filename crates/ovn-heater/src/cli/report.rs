@@ -15,7 +15,8 @@ use crate::report::json::{self, RunResults};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   ovn-heater report --results results/base       # rewrites results/base/report.html
-  ovn-heater report --results copy/results.json --out /tmp/report.html")]
+  ovn-heater report --results copy/results.json --out /tmp/report.html
+  ovn-heater report --results results/base --json | jq -r .report_html")]
 pub struct Args {
     /// A results directory, or its results.json.
     #[arg(long, value_name = "PATH")]
@@ -23,6 +24,10 @@ pub struct Args {
     /// The page to write. Default: report.html next to the results.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print one JSON document on stdout: the page written (report_html), its bytes, the
+    /// results it was rendered from.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,5 +55,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.display(),
         page.len() as f64 / 1e6
     ));
+    if args.json {
+        print_json(&serde_json::json!({
+            "results": args.results.display().to_string(),
+            "report_html": out.display().to_string(),
+            "bytes": page.len(),
+        }))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_json(doc: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(doc)?);
+    Ok(())
 }

@@ -135,13 +135,18 @@ async fn run_and_report(args: Args) -> anyhow::Result<ExitCode> {
             )
             .into());
         }
-        return crate::workload::kubernetes::run_for_cli(
+        let ran = crate::workload::kubernetes::run_for_cli(
             &args.scenario,
             &args.overrides,
             args.results_dir.clone(),
             args.label.clone(),
         )
         .await;
+        // The figures go to stdout, or to stderr when `--json` keeps stdout for its document.
+        if let Some(report) = &ran.report {
+            crate::output::text_result(&report.to_text());
+        }
+        return ran.outcome;
     }
     let scenario = load_scenario(&args.scenario, &args.overrides)?;
     if args.check {

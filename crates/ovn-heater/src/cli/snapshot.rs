@@ -13,7 +13,12 @@ use crate::error::Failure;
 
 /// Take a normalized-ready NB snapshot (`--nb REMOTE --out FILE`), or `diff A B`.
 #[derive(clap::Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  ovn-heater snapshot --nb unix:/run/ovn/ovnnb_db.sock --out /tmp/before.json --step before
+  ovn-heater snapshot --nb unix:/run/ovn/ovnnb_db.sock --out /tmp/after.json --json | jq .tables"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,6 +36,10 @@ pub struct Args {
     command_text: String,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+    /// Print one JSON document on stdout (the file written, step, rows per table) instead of
+    /// the file's path.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -107,7 +116,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             strip_for_snapshot(&mut doc);
             std::fs::write(&out, ovsdb::dump::to_pretty_string(&doc))
                 .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", out.display())))?;
-            println!("{}", out.display());
+            if args.json {
+                let rows: std::collections::BTreeMap<&String, usize> = doc["tables"]
+                    .as_object()
+                    .map(|tables| {
+                        tables
+                            .iter()
+                            .map(|(name, rows)| (name, rows.as_array().map_or(0, Vec::len)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let summary =
+                    serde_json::json!({"file": out.display().to_string(), "step": doc["step"], "tables": rows});
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{}", out.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -125,9 +125,39 @@ pub fn oracle_tests(dual_stack: bool, compat: Compat) -> Tests {
     t
 }
 
-/// Runs the oracle scenario against `target`, one NB dump per oracle step.
-#[allow(clippy::print_stdout)]
-pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> {
+/// What `kubernetes walkthrough` did: the dumps written, in order.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct WalkthroughReport {
+    pub dump_dir: String,
+    pub dumps: Vec<DumpReport>,
+    pub nb_transactions: u64,
+    pub duration_s: f64,
+}
+
+/// One NB dump of the walkthrough: the oracle's step name, its file, what had just run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DumpReport {
+    pub step: String,
+    pub file: String,
+    pub after: String,
+}
+
+impl WalkthroughReport {
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} dumps in {}; {} NB transactions in {:.1} s",
+            self.dumps.len(),
+            self.dump_dir,
+            self.nb_transactions,
+            self.duration_s
+        )
+    }
+}
+
+/// Runs the oracle scenario against `target`, one NB dump per oracle step; `report` holds the
+/// dumps written so far (also when a step failed).
+pub async fn walkthrough(target: WalkthroughTarget, report: &mut WalkthroughReport) -> anyhow::Result<()> {
+    report.dump_dir = target.dump_dir.display().to_string();
     let compat = Compat::parse(&target.compat).ok_or_else(|| {
         Failure::bad_input(format!(
             "--compat {:?}: use upstream (upstream ovn-heater's writes) or fixed",
@@ -164,6 +194,7 @@ pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> 
         sb: sb.clone(),
         dump_dir: target.dump_dir.clone(),
         step: 0,
+        dumps: Vec::new(),
         last: None,
         context: String::new(),
         context_dumped: false,
@@ -174,20 +205,20 @@ pub async fn walkthrough(target: WalkthroughTarget) -> anyhow::Result<ExitCode> 
             if target.dual_stack { "True" } else { "False" }
         ),
     };
-    hooks.write("00-initial", "sandbox only").await?;
     let started = Instant::now();
-    workload::prepare(&mut ovnk, &mut hooks).await?;
-    workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
-    let txns: u64 = ovnk.txn_counts.values().sum();
-    println!(
-        "{} dumps in {}; {txns} NB transactions in {:.1} s",
-        hooks.step,
-        target.dump_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let ran = async {
+        hooks.write("00-initial", "sandbox only").await?;
+        workload::prepare(&mut ovnk, &mut hooks).await?;
+        workload::run_all(&mut ovnk, &mut hooks, &oracle_tests(target.dual_stack, compat), true).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    report.dumps = std::mem::take(&mut hooks.dumps);
+    report.nb_transactions = ovnk.txn_counts.values().sum();
+    report.duration_s = started.elapsed().as_secs_f64();
     nb.close().await;
     sb.close().await;
-    Ok(ExitCode::SUCCESS)
+    ran
 }
 
 async fn connect(remote: &str, database: &str, tls: &crate::tls::TlsArgs) -> anyhow::Result<Client> {
@@ -253,6 +284,8 @@ struct Walkthrough {
     sb: Client,
     dump_dir: PathBuf,
     step: usize,
+    /// The dumps written, in order.
+    dumps: Vec<DumpReport>,
     /// Fingerprint of the last dump written.
     last: Option<String>,
     context: String,
@@ -312,6 +345,11 @@ impl Walkthrough {
         let path = self.dump_dir.join(format!("{name}.json"));
         std::fs::write(&path, ovsdb::dump::to_pretty_string(&doc))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        self.dumps.push(DumpReport {
+            step: name.to_owned(),
+            file: path.display().to_string(),
+            after: what.to_owned(),
+        });
         self.step += 1;
         Ok(())
     }
@@ -611,7 +649,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
         return 0.0;
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e3
+    sorted[i].as_secs_f64()
 }
 
 /// What an emulated run needs, whoever asked for it (density-light, run-emulated).
@@ -632,11 +670,17 @@ struct EmulatedRun {
     chaos: Vec<crate::scenario::ChaosAction>,
 }
 
-pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
-    let compat = Compat::parse(&args.compat)
-        .ok_or_else(|| Failure::bad_input(format!("--compat {:?}: use upstream or fixed", args.compat)))?;
+pub async fn density_light(args: DensityOptions) -> Ran {
+    let Some(compat) = Compat::parse(&args.compat) else {
+        return Ran::failed(Failure::bad_input(format!(
+            "--compat {:?}: use upstream or fixed",
+            args.compat
+        )));
+    };
     if args.workers == 0 || args.n_startup > args.n_pods {
-        return Err(Failure::bad_input("--workers must be at least 1 and --n-startup at most --n-pods").into());
+        return Ran::failed(Failure::bad_input(
+            "--workers must be at least 1 and --n-startup at most --n-pods",
+        ));
     }
     let run = EmulatedRun {
         cfg: ClusterConfig {
@@ -673,7 +717,18 @@ pub async fn density_light(args: DensityOptions) -> anyhow::Result<ExitCode> {
     run_emulated(run).await
 }
 
-pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
+pub async fn run_scenario(args: ScenarioOptions) -> Ran {
+    match scenario_run(args) {
+        Ok(run) => run_emulated(run).await,
+        Err(e) => Ran {
+            report: None,
+            outcome: Err(e),
+        },
+    }
+}
+
+/// The run a scenario file asks for; bad input is exit 2.
+fn scenario_run(args: ScenarioOptions) -> anyhow::Result<EmulatedRun> {
     let text = std::fs::read_to_string(&args.scenario)
         .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", args.scenario.display())))?;
     let mut doc: serde_norway::Mapping = serde_norway::from_str(&text)
@@ -710,11 +765,33 @@ pub async fn run_scenario(args: ScenarioOptions) -> anyhow::Result<ExitCode> {
             notes: ignored_notes(&s.ignored),
         }),
     };
-    run_emulated(run).await
+    Ok(run)
+}
+
+impl Ran {
+    fn failed(e: impl Into<anyhow::Error>) -> Ran {
+        Ran {
+            report: None,
+            outcome: Err(e.into()),
+        }
+    }
+}
+
+/// How an emulated run ended: the figures of the Contexts that ended (also when samples failed
+/// or a pod did not come up; `None` when no workload ran), and the exit code or error.
+pub struct Ran {
+    pub report: Option<EmulatedReport>,
+    pub outcome: anyhow::Result<ExitCode>,
 }
 
 /// Brings up a private central, runs `run` on an emulated farm, tears everything down.
-async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
+async fn run_emulated(run: EmulatedRun) -> Ran {
+    let mut report = None;
+    let outcome = run_emulated_reporting(run, &mut report).await;
+    Ran { report, outcome }
+}
+
+async fn run_emulated_reporting(run: EmulatedRun, report: &mut Option<EmulatedReport>) -> anyhow::Result<ExitCode> {
     run.tests.check().map_err(|e| Failure::bad_input(e.to_string()))?;
     run.cfg
         .check(run.families)
@@ -783,13 +860,14 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     // Ctrl-C and SIGTERM end the run the same way: teardown, partial results, exit 130.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
-    let result = tokio::select! {
+    let ran = tokio::select! {
         r = async {
-            if run.real { run_real_on(&lab, &run, rec.clone()).await } else { run_emulated_on(&lab, &run, rec.clone()).await }
+            if run.real { run_real_on(&lab, &run, rec.clone(), report).await } else { run_emulated_on(&lab, &run, rec.clone(), report).await }
         } => r,
         _ = tokio::signal::ctrl_c() => Err(Failure::interrupted().into()),
         _ = terminate.recv() => Err(Failure::interrupted().into()),
     };
+    let result = ran.map(|()| ExitCode::SUCCESS);
     let _ = stop_sampling.send(true);
     let processes = sampler.await.unwrap_or_default();
     let versions = lab.versions().clone();
@@ -832,7 +910,14 @@ async fn run_emulated(run: EmulatedRun) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
+/// Runs `run` on an emulated farm; `report` gets the figures of the Contexts that ended, also
+/// when the run stopped early (a pod not up).
+async fn run_emulated_on(
+    lab: &ovn_lab::Lab,
+    run: &EmulatedRun,
+    rec: Recorder,
+    report: &mut Option<EmulatedReport>,
+) -> anyhow::Result<()> {
     let options = ovn_emu::FarmOptions {
         monitor_all: true,
         bind_requested: true,
@@ -861,15 +946,30 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
             workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
         }
         .await;
+        *report = Some(EmulatedReport {
+            title: run.title.clone(),
+            chassis: "emulated",
+            workers: run.cfg.n_workers,
+            contexts: hooks.phases.iter().map(ContextReport::from_figures).collect(),
+            nb_transactions: ovnk.txn_counts.values().sum(),
+            farm: None,
+            pings: None,
+        });
         ran.map_err(|e| system_failure(&hooks, e))?;
-        let txns: u64 = ovnk.txn_counts.values().sum();
         nb.close().await;
-        anyhow::Ok((hooks, txns))
+        anyhow::Ok(())
     }
     .await;
     let status = farm.status();
+    if let Some(report) = report.as_mut() {
+        report.farm = Some(FarmReport {
+            registered: status.registered,
+            ports_up: status.ports_up,
+            errors: status.errors,
+        });
+    }
     farm.stop(false).await.context("stopping the emulated chassis")?;
-    let (hooks, txns) = outcome.with_context(|| {
+    outcome.with_context(|| {
         format!(
             "farm: {} chassis registered, {} connected, {} ports claimed, {} up, {} reconnects, {} errors (last: {})",
             status.registered,
@@ -880,41 +980,133 @@ async fn run_emulated_on(lab: &ovn_lab::Lab, run: &EmulatedRun, rec: Recorder) -
             status.errors,
             status.last_error.as_deref().unwrap_or("none")
         )
-    })?;
-    print_figures(&run.title, &hooks.phases);
-    crate::output::text_result(&format!(
-        "  {txns} NB transactions; farm: {} chassis registered, {} ports up, {} errors",
-        status.registered, status.ports_up, status.errors
-    ));
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
-/// The figures of each phase (stdout; stderr when `run --json` keeps stdout for its document).
-fn print_figures(title: &str, phases: &[ContextFigures]) {
-    use std::fmt::Write as _;
-    let mut text = title.to_owned();
-    for p in phases {
-        let _ = write!(text, "\n  {:<28} {:>8.1} s", p.label, p.took.as_secs_f64());
+/// What an emulated (or `--real`) run measured: each Context's duration, pod-up latencies
+/// (LSP committed -> NB `up`) and upstream CMS calls; the CLI prints it as text or JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmulatedReport {
+    pub title: String,
+    /// `emulated` or `real`.
+    pub chassis: &'static str,
+    pub workers: usize,
+    pub contexts: Vec<ContextReport>,
+    pub nb_transactions: u64,
+    /// The emulated farm at the end (emulated chassis only).
+    pub farm: Option<FarmReport>,
+    /// Pings run in the pods' namespaces (real chassis only).
+    pub pings: Option<PingReport>,
+}
+
+/// One finished Context (upstream's test phase).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContextReport {
+    pub name: String,
+    pub duration_s: f64,
+    /// Pod-up latency of the pods this Context waited for; `None` when it waited for none.
+    pub pod_up: Option<Latencies>,
+    pub calls: Vec<CallReport>,
+}
+
+/// Pod-up latencies (LSP committed -> NB `up`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latencies {
+    pub count: usize,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub max_s: f64,
+}
+
+/// The calls of one upstream CMS method (`WorkerNode.provision_port`) within a Context.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallReport {
+    pub call: String,
+    pub count: u64,
+    pub total_s: f64,
+    pub avg_s: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FarmReport {
+    pub registered: usize,
+    pub ports_up: usize,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PingReport {
+    pub count: u64,
+    pub failed: usize,
+    pub first_failure: Option<String>,
+}
+
+impl ContextReport {
+    fn from_figures(p: &ContextFigures) -> ContextReport {
         let lat = &p.latencies;
-        if !lat.is_empty() {
-            let _ = write!(
-                text,
-                "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-                lat.len(),
-                percentile(lat, 0.5),
-                percentile(lat, 0.9),
-                percentile(lat, 1.0)
-            );
-        }
-        for (name, n, total) in &p.calls {
-            let _ = write!(
-                text,
-                "\n      {name:<44} x{n:<6} avg {:>7.2} ms",
-                total.as_secs_f64() * 1e3 / *n as f64
-            );
+        ContextReport {
+            name: p.label.clone(),
+            duration_s: p.took.as_secs_f64(),
+            pod_up: (!lat.is_empty()).then(|| Latencies {
+                count: lat.len(),
+                p50_s: percentile(lat, 0.5),
+                p90_s: percentile(lat, 0.9),
+                max_s: percentile(lat, 1.0),
+            }),
+            calls: p
+                .calls
+                .iter()
+                .map(|(name, n, total)| CallReport {
+                    call: (*name).to_owned(),
+                    count: *n,
+                    total_s: total.as_secs_f64(),
+                    avg_s: total.as_secs_f64() / (*n).max(1) as f64,
+                })
+                .collect(),
         }
     }
-    crate::output::text_result(&text);
+}
+
+impl EmulatedReport {
+    /// The human-readable figures: a title line, one line per Context, one per call kind.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = self.title.clone();
+        for c in &self.contexts {
+            let _ = write!(text, "\n  {:<28} {:>8.1} s", c.name, c.duration_s);
+            if let Some(l) = &c.pod_up {
+                let _ = write!(
+                    text,
+                    "  {:>5} pods up (LSP committed -> NB up) p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                    l.count,
+                    l.p50_s * 1e3,
+                    l.p90_s * 1e3,
+                    l.max_s * 1e3
+                );
+            }
+            for call in &c.calls {
+                let _ = write!(
+                    text,
+                    "\n      {:<44} x{:<6} avg {:>7.2} ms",
+                    call.call,
+                    call.count,
+                    call.avg_s * 1e3
+                );
+            }
+        }
+        let _ = write!(text, "\n  {} NB transactions", self.nb_transactions);
+        if let Some(f) = &self.farm {
+            let _ = write!(
+                text,
+                "; farm: {} chassis registered, {} ports up, {} errors",
+                f.registered, f.ports_up, f.errors
+            );
+        }
+        if let Some(p) = &self.pings {
+            let _ = write!(text, "; {} pings, {} failed", p.count, p.failed);
+        }
+        text
+    }
 }
 
 /// Hooks on real lab chassis: each pod is an OVS internal port moved into a namespace of its
@@ -1085,7 +1277,13 @@ impl Real<'_> {
     }
 }
 
-async fn run_real_on(lab: &Arc<ovn_lab::Lab>, run: &EmulatedRun, rec: Recorder) -> anyhow::Result<ExitCode> {
+/// Runs `run` on the lab's real chassis; `report` as for [`run_emulated_on`].
+async fn run_real_on(
+    lab: &Arc<ovn_lab::Lab>,
+    run: &EmulatedRun,
+    rec: Recorder,
+    report: &mut Option<EmulatedReport>,
+) -> anyhow::Result<()> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
     let chaos = if run.chaos.is_empty() {
         None
@@ -1123,19 +1321,25 @@ async fn run_real_on(lab: &Arc<ovn_lab::Lab>, run: &EmulatedRun, rec: Recorder) 
     if let Some(chaos) = hooks.chaos.take() {
         chaos.settle().await;
     }
+    *report = Some(EmulatedReport {
+        title: run.title.replace("emulated", "real"),
+        chassis: "real",
+        workers: run.cfg.n_workers,
+        contexts: hooks.up.phases.iter().map(ContextReport::from_figures).collect(),
+        nb_transactions: ovnk.txn_counts.values().sum(),
+        farm: None,
+        pings: Some(PingReport {
+            count: hooks.pings,
+            failed: hooks.failed_pings.len(),
+            first_failure: hooks.failed_pings.first().cloned(),
+        }),
+    });
     ran.map_err(|e| system_failure(&hooks.up, e))?;
-    let txns: u64 = ovnk.txn_counts.values().sum();
     nb.close().await;
-    print_figures(&run.title.replace("emulated", "real"), &hooks.up.phases);
-    crate::output::text_result(&format!(
-        "  {txns} NB transactions; {} pings, {} failed",
-        hooks.pings,
-        hooks.failed_pings.len()
-    ));
     if let Some(first) = hooks.failed_pings.first() {
         tracing::warn!("first failed ping: {first}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The error of a run that stopped on `e`: when a pod did not come up, OVN's failure (exit 1),
@@ -1304,7 +1508,20 @@ pub async fn run_for_cli(
     overrides: &[String],
     results_dir: Option<PathBuf>,
     label: Option<String>,
-) -> anyhow::Result<ExitCode> {
+) -> Ran {
+    match run_options(scenario, overrides, results_dir, label) {
+        Ok(options) => run_scenario(options).await,
+        Err(e) => Ran::failed(e),
+    }
+}
+
+/// `run_for_cli`'s options from the scenario's `cluster` section; bad input is exit 2.
+fn run_options(
+    scenario: &std::path::Path,
+    overrides: &[String],
+    results_dir: Option<PathBuf>,
+    label: Option<String>,
+) -> anyhow::Result<ScenarioOptions> {
     let text = std::fs::read_to_string(scenario)
         .map_err(|e| Failure::bad_input(format!("cannot read scenario {}: {e}", scenario.display())))?;
     let mut doc: serde_norway::Mapping = serde_norway::from_str(&text)
@@ -1335,7 +1552,7 @@ pub async fn run_for_cli(
     let dir = results_dir.unwrap_or_else(|| {
         super::runner::default_results_dir(scenario, std::time::SystemTime::now(), std::process::id())
     });
-    run_scenario(ScenarioOptions {
+    Ok(ScenarioOptions {
         scenario: scenario.to_owned(),
         sets: overrides.to_vec(),
         run_dir: None,
@@ -1344,7 +1561,6 @@ pub async fn run_for_cli(
         results_dir: Some(dir),
         label,
     })
-    .await
 }
 
 #[cfg(test)]
