@@ -1460,7 +1460,8 @@ fn write_results(
         poll_intervals: found.poll_intervals.clone(),
         attached: None,
     };
-    json::write_atomically(&target.dir.join("results.json"), results.to_json_pretty().as_bytes())
+    results
+        .write_to(&target.dir.join("results.json"))
         .context("cannot write results.json")?;
     let judged = verdict::judge(&results, None);
     json::write_atomically(

@@ -123,7 +123,8 @@ pub async fn run(args: &RunOptions, scenario: &Scenario) -> anyhow::Result<Outco
     });
     let (results, failure, teardown_error) = execute(args, scenario, &results_dir, attached.as_ref()).await;
     let status = results.status;
-    json::write_atomically(&results_dir.join("results.json"), results.to_json_pretty().as_bytes())
+    results
+        .write_to(&results_dir.join("results.json"))
         .context("cannot write results.json")?;
     // One verdict for the report's status line and the exit code.
     let judged = verdict::judge(&results, Some(scenario.workload.total_vms()));
