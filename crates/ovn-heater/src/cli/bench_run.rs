@@ -57,10 +57,22 @@ struct Figures {
     failed_samples: usize,
     ports_up: usize,
     load_before: String,
+    /// CPU seconds every process but the tester used in the `vms` stage (OVN's daemons).
+    ovn_cpu_vms_s: Option<f64>,
+    /// That divided by the machine's cores: the shortest the `vms` stage could be here, were
+    /// OVN's work spread perfectly over every core with nothing else running.
+    vms_floor_s: Option<f64>,
 }
 
 fn figures(run: usize, results_dir: String, r: &RunResults, whole_s: f64, load_before: String) -> Figures {
     let vms = r.stages.iter().find(|s| s.name == "vms");
+    let ovn_cpu = vms.map(|s| {
+        s.cpu_s
+            .iter()
+            .filter(|(name, _)| name.as_str() != TESTER)
+            .map(|(_, c)| c)
+            .sum()
+    });
     Figures {
         run,
         results_dir,
@@ -75,6 +87,8 @@ fn figures(run: usize, results_dir: String, r: &RunResults, whole_s: f64, load_b
         failed_samples: r.summary.failures,
         ports_up: r.summary.ports_up,
         load_before,
+        ovn_cpu_vms_s: ovn_cpu,
+        vms_floor_s: ovn_cpu.map(|c| c / r.environment.cpus.max(1) as f64),
     }
 }
 
@@ -189,6 +203,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|f| f.failed_samples.to_string())
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    let floors: Vec<String> = all
+        .iter()
+        .map(|f| match (f.ovn_cpu_vms_s, f.vms_floor_s) {
+            (Some(cpu), Some(floor)) => format!("{cpu:.1} CPU-s ({floor:.1} s)"),
+            _ => "-".into(),
+        })
+        .collect();
+    println!(
+        "OVN's own CPU in vms, and the stage's floor on this machine's cores (CPU-s / cores): {}",
+        floors.join(", ")
     );
     println!(
         "ports up per run: {}; load before each run: {}",
