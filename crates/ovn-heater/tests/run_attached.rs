@@ -354,7 +354,6 @@ fn attached_run_refuses_an_sb_holding_chassis_named_as_its_emulated_ones() {
 
 #[test]
 fn attached_run_killed_with_sigkill_leaves_marked_rows_that_the_next_run_refuses_until_purged() {
-    use std::io::{BufRead, BufReader};
     let test = "attached_run_killed_with_sigkill_leaves_marked_rows_that_the_next_run_refuses_until_purged";
     test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
     let central = Central::start("run_attached_kill");
@@ -372,25 +371,12 @@ fn attached_run_killed_with_sigkill_leaves_marked_rows_that_the_next_run_refuses
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
-        let started = line.starts_with("[vms]");
-        seen.push(line);
-        if started {
-            break;
-        }
-    }
+    let mut stderr = test_support::Lines::of(child.stderr.take().unwrap());
+    stderr.until(std::time::Duration::from_secs(120), |line| line.starts_with("[vms]"));
     // SAFETY: kill on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    let _ = reader.join();
+    let seen = stderr.finish();
     let left = marked(&nb);
     assert_eq!(
         left.keys().collect::<Vec<_>>(),

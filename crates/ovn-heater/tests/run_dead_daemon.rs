@@ -52,36 +52,20 @@ fn run_names_a_chassis_daemon_killed_outside_it_skips_what_needed_it_and_exits_3
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(180)) {
-        let in_vms = line.starts_with("[vms]");
-        seen.push(line);
-        if in_vms {
-            break;
-        }
-    }
+    let mut lines = test_support::Lines::of(child.stderr.take().unwrap());
+    lines.until(std::time::Duration::from_secs(180), |line| line.starts_with("[vms]"));
     let victim = controller_of_compute_1(&tmp);
     assert!(
         victim.is_some(),
         "no ovn-controller of compute-1 under {}:\n{}",
         tmp.display(),
-        seen.join("\n")
+        lines.seen.join("\n")
     );
     let victim = victim.unwrap();
     // SAFETY: kill(2) on the ovn-controller this test's run started (found under its TMPDIR).
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let status = child.wait().unwrap();
-    let _ = reader.join();
-    seen.extend(rx.try_iter());
-    let stderr = seen.join("\n");
+    let stderr = lines.finish().join("\n");
     let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
     test_support::assert_recorded_lab_left_nothing(&results);
 

@@ -89,7 +89,6 @@ fn rows(remote: &str, db: &str, table: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn run_against_existing_ovn_interrupted_leaves_no_chassis_and_no_nb_objects_of_ours() {
-    use std::io::{BufRead, BufReader};
     let test = "run_against_existing_ovn_interrupted_leaves_no_chassis_and_no_nb_objects_of_ours";
     test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd", "ovsdb-client"]);
     let dir = test_support::TempDir::new("run_existing_ovn_int");
@@ -121,33 +120,18 @@ fn run_against_existing_ovn_interrupted_leaves_no_chassis_and_no_nb_objects_of_o
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Stderr is read to its end on a thread (a closed pipe would make the child's next
-        // status line fail), lines handed over until the workload runs.
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
-            let started = line.starts_with("[vms]");
-            seen.push(line);
-            if started {
-                break;
-            }
-        }
+        // Until the workload runs.
+        let mut stderr = test_support::Lines::of(child.stderr.take().unwrap());
+        stderr.until(std::time::Duration::from_secs(120), |line| line.starts_with("[vms]"));
         assert!(
             !rows(&central.sb_remote(), "OVN_Southbound", "Chassis").is_empty(),
             "signal {signal}: the emulated chassis are registered mid-run:\n{}",
-            seen.join("\n")
+            stderr.seen.join("\n")
         );
         // SAFETY: kill on our own child.
         unsafe { libc::kill(child.id() as i32, signal) };
         let status = child.wait().unwrap();
-        let _ = reader.join();
-        seen.extend(rx.try_iter());
+        let seen = stderr.finish();
         assert_eq!(status.code(), Some(130), "signal {signal}:\n{}", seen.join("\n"));
         // Judged from outside: no chassis of ours in the SB, no port still claimed by one,
         // no process of ours; the OVN we were given keeps running.

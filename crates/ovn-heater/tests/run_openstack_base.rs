@@ -3,7 +3,6 @@
 //! are written and valid, and nothing of the lab is left running afterwards. Also: Ctrl-C
 //! (SIGTERM) mid-run exits 130 with partial results and nothing left behind.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -203,26 +202,14 @@ fn run_interrupted_exits_130_and_cleans_up() {
         .unwrap();
     // Interrupt once the workload runs. A thread keeps reading stderr (bounded by the child's
     // life) so the child never writes into a closed pipe.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
+    let mut stderr = test_support::Lines::of(child.stderr.take().unwrap());
+    stderr.until(std::time::Duration::from_secs(300), |line| {
+        line.starts_with("[vms]") || line.starts_with("[networks]")
     });
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(300)) {
-        let started = line.starts_with("[vms]") || line.starts_with("[networks]");
-        seen.push(line);
-        if started {
-            break;
-        }
-    }
     // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
-    reader.join().unwrap();
-    seen.extend(rx.try_iter());
+    let seen = stderr.finish();
     assert_eq!(status.code(), Some(130), "stderr so far:\n{}", seen.join("\n"));
     let r = test_support::read_json(&results.join("results.json"));
     assert_eq!(r["status"], "interrupted");

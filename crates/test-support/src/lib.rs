@@ -8,17 +8,20 @@
 //!
 //! [`server`] starts real daemons: [`OvsdbServer`], [`RaftCluster`], [`Central`]; [`pki`] makes
 //! their certificates with `ovs-pki`. [`leftovers`] checks from outside (`/proc`, `ip netns`,
-//! links, OVS ports) that a lab left nothing behind.
+//! links, OVS ports) that a lab left nothing behind. [`Lines`] reads a child's output on a thread,
+//! for tests that act once it printed something.
 #![allow(clippy::print_stderr)]
 
 pub mod bounded;
 pub mod leftovers;
+pub mod lines;
 pub mod pki;
 pub mod proxy;
 pub mod server;
 
 pub use bounded::run_bounded;
 pub use leftovers::{assert_nothing_left, assert_recorded_lab_left_nothing, command_line, leftovers};
+pub use lines::Lines;
 pub use pki::{Pki, TlsFiles};
 pub use proxy::MethodFilterProxy;
 pub use server::{free_tcp_ports, Central, OvsdbServer, RaftCluster};
