@@ -218,12 +218,16 @@ impl Neutron {
         let resend = verify.is_some().then(|| planned.txn.clone());
         let result = match (self.transact(planned.txn).await, verify, resend) {
             (Err(Error::Ovsdb(ovsdb::Error::OutcomeUnknown { .. })), Some((limit, landed)), Some(txn)) => {
-                let found = self.find_landed(&landed, limit).await?;
+                let found = self.find_landed(&landed, &txn, limit).await?;
+                let revision = landed
+                    .revision
+                    .as_ref()
+                    .map(|r| format!(" (revision {r})"))
+                    .unwrap_or_default();
                 let note = format!(
-                    "{} {} (revision {}): outcome unknown, {}",
+                    "{} {}{revision}: outcome unknown, {}",
                     planned.label,
                     landed.name,
-                    landed.revision,
                     if found.is_some() {
                         "committed"
                     } else {
@@ -233,7 +237,7 @@ impl Neutron {
                 report.unknown_outcomes.push(note.clone());
                 lock(&self.unknown_outcomes).push(note);
                 match found {
-                    Some(uuid) => result_as_committed(&txn, uuid),
+                    Some(result) => result,
                     None => self.transact(txn).await?,
                 }
             }
@@ -253,31 +257,33 @@ impl Neutron {
         lock(&self.state).config.verify_unknown_outcomes
     }
 
-    /// Whether the row `landed` names has its revision in the NB: `Some(its uuid)` if so.
+    /// Whether `txn` committed, as the row `landed` names shows: if so, the result it had
+    /// (each row it inserted found in the NB by the columns it wrote), for its commit.
     /// Reads are retried (each within 2 s) until `limit`, while the cluster has no leader.
-    async fn find_landed(&self, landed: &nb::Landed, limit: Duration) -> Result<Option<ovsdb::Uuid>> {
+    async fn find_landed(
+        &self,
+        landed: &nb::Landed,
+        txn: &Transaction,
+        limit: Duration,
+    ) -> Result<Option<TransactionResult>> {
         let NbTransport::Server(client) = &self.nb else {
             return Ok(None);
         };
+        let mut read = Transaction::new(nb::NB);
+        read.select(
+            landed.table,
+            vec![landed.by.clone()],
+            Some(vec!["_uuid".into(), "external_ids".into()]),
+        );
+        for op in txn.operations() {
+            if let ovsdb::Operation::Insert { table, row, .. } = op {
+                read.select(table.as_str(), written_columns(row), Some(vec!["_uuid".into()]));
+            }
+        }
         let deadline = Instant::now() + limit;
-        loop {
-            let mut txn = Transaction::new(nb::NB);
-            txn.select(
-                landed.table,
-                vec![Condition::eq("name", landed.name.as_str())],
-                Some(vec!["_uuid".into(), "external_ids".into()]),
-            );
-            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(txn)).await {
-                Ok(Ok(r)) => {
-                    let rows = r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default();
-                    return Ok(rows
-                        .iter()
-                        .find(|row| {
-                            row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION))
-                                == Some(landed.revision.as_str())
-                        })
-                        .and_then(|row| row.get("_uuid").and_then(Value::as_uuid)));
-                }
+        let found = loop {
+            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(read.clone())).await {
+                Ok(Ok(r)) => break r,
                 Ok(Err(e)) => Error::Ovsdb(e),
                 Err(_) => Error::Timeout {
                     what: format!("a read of {} {} after an unknown outcome", landed.table, landed.name),
@@ -288,7 +294,39 @@ impl Neutron {
                 return Err(error);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let rows = |i: usize| found.results.get(i).and_then(|o| o.rows.clone()).unwrap_or_default();
+        let committed = rows(0).iter().any(|row| match &landed.revision {
+            Some(revision) => {
+                row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION)) == Some(revision.as_str())
+            }
+            None => true,
+        });
+        if !committed {
+            return Ok(None);
         }
+        let mut result = TransactionResult::default();
+        let mut select = 0;
+        for op in txn.operations() {
+            let (uuid, uuid_name) = match op {
+                ovsdb::Operation::Insert { row, uuid_name, .. } => {
+                    select += 1;
+                    // A row whose every column names rows of the same transaction cannot be
+                    // told apart from others: its uuid stays unknown.
+                    let uuid = (!written_columns(row).is_empty())
+                        .then(|| rows(select).first().and_then(Row::uuid))
+                        .flatten();
+                    (uuid, uuid_name.clone())
+                }
+                _ => (None, None),
+            };
+            result.results.push(ovsdb::OperationResult {
+                uuid,
+                uuid_name,
+                ..Default::default()
+            });
+        }
+        Ok(Some(result))
     }
 
     /// Deletes from the NB every object this mimic created — also those whose transaction
@@ -466,22 +504,21 @@ pub(crate) fn pg_drop(st: &State) -> Result<ovsdb::Uuid> {
         .ok_or_else(|| Error::invalid("state", "neutron_pg_drop is missing: call Neutron::start() first"))
 }
 
-/// The result a committed `txn` would have had, its (one) insert having made row `uuid`: what
-/// the mimic's commit needs after a transaction of unknown outcome was found in the NB.
-fn result_as_committed(txn: &Transaction, uuid: ovsdb::Uuid) -> TransactionResult {
-    let mut result = TransactionResult::default();
-    for op in txn.operations() {
-        let (uuid, uuid_name) = match op {
-            ovsdb::Operation::Insert { uuid_name, .. } => (Some(uuid), uuid_name.clone()),
-            _ => (None, None),
+/// Conditions matching a row holding every value `row` writes, except those naming rows
+/// inserted in the same transaction (their uuids are not known until it commits).
+fn written_columns(row: &Row) -> Vec<Condition> {
+    let names_a_new_row = |value: &Value| {
+        let atoms: Vec<&ovsdb::Atom> = match value {
+            Value::Atom(a) => vec![a],
+            Value::Set(set) => set.iter().collect(),
+            Value::Map(map) => map.iter().flat_map(|(k, v)| [k, v]).collect(),
         };
-        result.results.push(ovsdb::OperationResult {
-            uuid,
-            uuid_name,
-            ..Default::default()
-        });
-    }
-    result
+        atoms.iter().any(|a| matches!(a, ovsdb::Atom::NamedUuid(_)))
+    };
+    row.columns()
+        .filter(|(_, value)| !names_a_new_row(value))
+        .map(|(column, value)| Condition::includes(column.clone(), value.clone()))
+        .collect()
 }
 
 /// Whether `text` holds one of `ids`, written as Neutron writes them in names and
