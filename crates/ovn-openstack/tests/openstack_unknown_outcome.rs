@@ -315,3 +315,75 @@ async fn network_router_and_security_group_transactions_of_unknown_outcome_are_c
     assert_eq!(rows(&direct, "ACL", by_rule).await.len(), 1);
     assert_eq!(neutron.take_unknown_outcomes().len(), 6);
 }
+
+/// A gateway set whose reply is lost, on the second router of an external network: its
+/// default route holds the same values as the first router's, and the mimic must take its own
+/// (the one its router references) — else unsetting the gateway would leave it behind.
+#[tokio::test]
+async fn a_committed_gateway_set_knows_its_own_route_among_identical_ones() {
+    let test = "a_committed_gateway_set_knows_its_own_route_among_identical_ones";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    let central = Central::start("unknown_outcome");
+    let dir = TempDir::new("unknown_outcome");
+    let proxy = MethodFilterProxy::start(central.nb().socket_path(), &dir.path().join("nb.sock"), &[]);
+    let direct = Client::connect(ClientOptions::new(&central.nb_remote()).unwrap())
+        .await
+        .unwrap();
+    let sb = Client::connect(ClientOptions::new(&central.sb_remote()).unwrap())
+        .await
+        .unwrap();
+    ovn_openstack::sb_agent::register_chassis(
+        &sb,
+        &ovn_openstack::sb_agent::ChassisSpec::gateway("gw1", "127.0.0.2", "physnet1:br-ex"),
+    )
+    .await
+    .unwrap();
+    let neutron = setup(&central, &proxy, Some(Duration::from_secs(20))).await;
+    neutron
+        .network_create(NetworkSpec {
+            name: "public".into(),
+            external: true,
+            network_type: Some("flat".into()),
+            physical_network: Some("physnet1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ext = SubnetSpec::new("public-sub", "public", "172.24.4.0/24");
+    ext.enable_dhcp = false;
+    neutron.subnet_create(ext).await.unwrap();
+    let gateway = || ovn_openstack::GatewaySpec {
+        network: "public".into(),
+        ..Default::default()
+    };
+    let mut routers = Vec::new();
+    for name in ["r1", "r2"] {
+        routers.push(neutron.router_create(name, None).await.unwrap().id.unwrap());
+    }
+    neutron.router_set_gateway("r1", gateway()).await.unwrap();
+    proxy.cut_next_transaction_writing(true, "Logical_Router_Static_Route");
+    let report = neutron.router_set_gateway("r2", gateway()).await.unwrap();
+    assert_eq!(report.unknown_outcomes.len(), 1, "{:?}", report.unknown_outcomes);
+    assert!(
+        report.unknown_outcomes[0].starts_with("T6b router gateway lrp-")
+            && report.unknown_outcomes[0].ends_with("outcome unknown, committed"),
+        "{:?}",
+        report.unknown_outcomes
+    );
+    let routes_of = |router: ovn_openstack::Id| {
+        let direct = &direct;
+        async move {
+            let lr = rows(
+                direct,
+                "Logical_Router",
+                Condition::eq("name", format!("neutron-{router}").as_str()),
+            )
+            .await;
+            uuids(&lr[0], "static_routes")
+        }
+    };
+    assert_eq!(routes_of(routers[1]).await.len(), 1);
+    neutron.router_unset_gateway("r2").await.unwrap();
+    assert_eq!(routes_of(routers[1]).await, [], "r2's own route is removed");
+    assert_eq!(routes_of(routers[0]).await.len(), 1, "r1's route stays");
+}
