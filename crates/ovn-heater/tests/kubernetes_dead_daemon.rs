@@ -1,6 +1,6 @@
-//! An ovn-kubernetes run on real lab chassis whose node's `ovn-controller` dies mid-run without
-//! a `chaos` entry (killed from outside, as a crash would), as root against the real daemons:
-//! the run names it on stderr, records it as one `harness` failure (`lab_daemon`), skips the
+//! An ovn-kubernetes run on real lab chassis whose node's `ovn-controller` (or `ovs-vswitchd`)
+//! dies mid-run without a `chaos` entry (killed from outside, as a crash would), as root
+//! against the real daemons: the run names it on stderr, records it as one `harness` failure (`lab_daemon`), skips the
 //! pods of that node created after it (their `bind_port`/`port_up`, pings from or to them)
 //! naming it, instead of failing them as OVN's, and exits 3.
 
@@ -13,18 +13,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_ovn-heater");
 /// 2 real nodes, 16 pods created one after another (the kill lands among them).
 const SCENARIO: &str = "global:\n  cms_name: ovn_kubernetes\ncluster:\n  n_workers: 2\n  node_timeout_s: 10\nbase_cluster_bringup:\n  n_pods_per_node: 1\ndensity_light:\n  n_pods: 16\n  n_startup: 2\n";
 
-/// The pid of `ovn-scale-0`'s ovn-controller of the lab whose run dir is under `tmp`.
-fn controller_of_node_0(tmp: &Path) -> Option<u32> {
+/// The pid of `ovn-scale-0`'s `daemon` of the lab whose run dir is under `tmp`.
+fn daemon_of_node_0(tmp: &Path, daemon: &str) -> Option<u32> {
     let tmp = tmp.to_string_lossy().into_owned();
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         let args = test_support::command_line(pid);
-        let is_controller = args
+        let is_daemon = args
             .first()
-            .is_some_and(|a| a.ends_with("/ovn-controller") || a == "ovn-controller");
-        if is_controller && args.iter().any(|a| a.contains(&tmp) && a.contains("/ovn-scale-0/")) {
+            .is_some_and(|a| a.ends_with(&format!("/{daemon}")) || a == daemon);
+        if is_daemon && args.iter().any(|a| a.contains(&tmp) && a.contains("/ovn-scale-0/")) {
             return Some(pid);
         }
     }
@@ -49,9 +49,20 @@ fn pods_plumbed(controller: u32) -> usize {
 }
 
 #[test]
-fn kubernetes_run_names_a_node_daemon_killed_outside_it_skips_its_pods_and_exits_3() {
-    let test = "kubernetes_run_names_a_node_daemon_killed_outside_it_skips_its_pods_and_exits_3";
+fn kubernetes_run_names_a_node_controller_killed_outside_it_skips_its_pods_and_exits_3() {
+    let test = "kubernetes_run_names_a_node_controller_killed_outside_it_skips_its_pods_and_exits_3";
     test_support::require_lab!(test);
+    kill_node_0_daemon_mid_run("ovn-controller");
+}
+
+#[test]
+fn kubernetes_run_names_a_node_vswitchd_killed_outside_it_skips_its_pods_and_exits_3() {
+    let test = "kubernetes_run_names_a_node_vswitchd_killed_outside_it_skips_its_pods_and_exits_3";
+    test_support::require_lab!(test);
+    kill_node_0_daemon_mid_run("ovs-vswitchd");
+}
+
+fn kill_node_0_daemon_mid_run(daemon: &str) {
     // Short: the lab's sockets live under it (a 107-byte limit).
     let dir = test_support::TempDir::new("kdead");
     let scenario = dir.path().join("scenario.yml");
@@ -80,8 +91,10 @@ fn kubernetes_run_names_a_node_daemon_killed_outside_it_skips_its_pods_and_exits
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut victim = None;
     while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-        if let Some(pid) = controller_of_node_0(&tmp) {
-            if pods_plumbed(pid) >= 5 {
+        if let (Some(pid), Some(controller)) =
+            (daemon_of_node_0(&tmp, daemon), daemon_of_node_0(&tmp, "ovn-controller"))
+        {
+            if pods_plumbed(controller) >= 5 {
                 victim = Some(pid);
                 break;
             }
@@ -93,25 +106,25 @@ fn kubernetes_run_names_a_node_daemon_killed_outside_it_skips_its_pods_and_exits
         let _ = child.wait();
         panic!("the run never plumbed 5 pods:\n{}", reader.join().unwrap());
     };
-    // SAFETY: kill(2) on the ovn-controller this test's run started (found under its TMPDIR).
+    // SAFETY: kill(2) on the daemon this test's run started (found under its TMPDIR).
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let status = child.wait().unwrap();
     let stderr = reader.join().unwrap();
     let r: serde_json::Value = test_support::read_json(&results.join("results.json"));
 
-    let named = format!("ovn-scale-0/ovn-controller (pid {victim}) is not running");
+    let named = format!("ovn-scale-0/{daemon} (pid {victim}) is not running");
     assert!(stderr.contains(&named), "{stderr}");
     let dead = test_support::stage_samples(&r, "lab_daemon");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["class"], "harness");
-    assert_eq!(dead[0]["subject"], format!("ovn-scale-0/ovn-controller (pid {victim})"));
+    assert_eq!(dead[0]["subject"], format!("ovn-scale-0/{daemon} (pid {victim})"));
     let not_ok = test_support::not_ok_samples(&r);
     assert_eq!(r["summary"]["failures_by_class"]["system"], 0, "{not_ok:#?}\n{stderr}");
     assert_eq!(r["summary"]["failures_by_class"]["harness"], 1, "{not_ok:#?}");
     // What could not work without it is skipped, naming it.
     for line in not_ok.iter().filter(|l| !l.starts_with("lab_daemon ")) {
         assert!(line.contains("\"skipped\""), "{line}");
-        assert!(line.contains("ovn-scale-0/ovn-controller not running"), "{line}");
+        assert!(line.contains(&format!("ovn-scale-0/{daemon} not running")), "{line}");
     }
     let skipped_up = test_support::stage_samples(&r, "port_up")
         .into_iter()
