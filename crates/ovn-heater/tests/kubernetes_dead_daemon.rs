@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_ovn-heater");
 
 /// 2 real nodes, 16 pods created one after another (the kill lands among them).
-const SCENARIO: &str = "global:\n  cms_name: ovn_kubernetes\ncluster:\n  n_workers: 2\n  node_timeout_s: 10\nbase_cluster_bringup:\n  n_pods_per_node: 1\ndensity_light:\n  n_pods: 16\n  n_startup: 2\n";
+const SCENARIO: &str = "global:\n  cms_name: ovn_kubernetes\n  cleanup: true\ncluster:\n  n_workers: 2\n  node_timeout_s: 10\nbase_cluster_bringup:\n  n_pods_per_node: 1\ndensity_light:\n  n_pods: 16\n  n_startup: 2\n";
 
 /// The pid of `ovn-scale-0`'s `daemon` of the lab whose run dir is under `tmp`.
 fn daemon_of_node_0(tmp: &Path, daemon: &str) -> Option<u32> {

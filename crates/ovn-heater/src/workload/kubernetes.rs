@@ -1190,18 +1190,29 @@ impl Hooks for Real<'_> {
         }
         let start = Instant::now();
         let plumbed = self.plumb(ovnk, pod).await;
+        // Its node's daemon died while it was plumbed (ovs-vswitchd gives it no ofport).
+        let dead = match &plumbed {
+            Err(_) => self.up.dead_on_nodes_of(&[pod.name.as_str()]),
+            Ok(()) => Vec::new(),
+        };
         let (rec, stage) = (&self.up.rec, self.up.stage);
         if let Err(e) = plumbed {
-            rec.record_as(
-                stage,
-                BIND_PORT,
-                pod.name.as_str(),
-                start,
-                Instant::now(),
-                class_of(&e),
-                Some(format!("{e:#}")),
-            );
-            rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
+            if dead.is_empty() {
+                rec.record_as(
+                    stage,
+                    BIND_PORT,
+                    pod.name.as_str(),
+                    start,
+                    Instant::now(),
+                    class_of(&e),
+                    Some(format!("{e:#}")),
+                );
+                rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
+            } else {
+                let why = format!("{} not running", dead.join(", "));
+                rec.skipped(stage, BIND_PORT, pod.name.as_str(), Instant::now(), &why);
+                rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), &why);
+            }
             self.unplumbed.insert(pod.name.clone());
             return Ok(());
         }
