@@ -51,9 +51,10 @@ pub struct Config {
     pub seed: u64,
     /// Gateway chassis per router gateway (Neutron's `MAX_GW_CHASSIS`).
     pub max_gateway_chassis: usize,
-    /// When set, a port transaction whose outcome is unknown (the connection dropped before
-    /// the reply, e.g. its NB leader was killed) is checked against the NB — within this
-    /// long, while the cluster elects a new leader — by the port's revision number, as
+    /// When set, a transaction whose outcome is unknown (the connection dropped before the
+    /// reply, e.g. its NB leader was killed) is checked against the NB — within this long,
+    /// while the cluster elects a new leader — by the row it writes (port, switch, DHCP
+    /// options, router, router port, port group, ACL) and its revision number, as
     /// Neutron's maintenance task reconciles: committed, it counts as done; not committed, it
     /// is sent once more. Unset (the default), the unknown outcome is the action's error.
     pub verify_unknown_outcomes: Option<std::time::Duration>,

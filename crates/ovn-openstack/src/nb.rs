@@ -51,13 +51,18 @@ pub struct Planned {
     pub(crate) landed: Option<Landed>,
 }
 
-/// The row a transaction writes, as Neutron's revision numbers identify it: the transaction
-/// committed iff the row named `name` in `table` has `neutron:revision_number` = `revision`.
+/// The row a transaction writes, by which the NB shows whether it committed: it did iff a row
+/// of `table` matches `by` and, for rows Neutron revises, has `neutron:revision_number` =
+/// `revision`. The other rows the transaction inserts are then found by their own columns
+/// (see `Neutron::exec`).
 #[derive(Clone, Debug)]
 pub struct Landed {
     pub table: &'static str,
+    /// How the row is named in notes: its name, or the Neutron id it carries.
     pub name: String,
-    pub revision: String,
+    pub by: Condition,
+    /// `None` for rows Neutron writes without a revision (Port_Group, ACL): found = committed.
+    pub revision: Option<String>,
 }
 
 impl Planned {
@@ -75,11 +80,26 @@ impl Planned {
     }
 
     /// Says which row (by name and revision number) shows that this transaction committed.
-    pub fn landed_if(mut self, table: &'static str, name: impl Into<String>, revision: impl ToString) -> Self {
+    pub fn landed_if(self, table: &'static str, name: impl Into<String>, revision: impl ToString) -> Self {
+        let name = name.into();
+        let by = Condition::eq("name", name.as_str());
+        self.landed_by(table, name, by, Some(revision))
+    }
+
+    /// Says which row shows that this transaction committed: the row of `table` matching
+    /// `by` (named `name` in notes), with `neutron:revision_number` = `revision` if given.
+    pub fn landed_by(
+        mut self,
+        table: &'static str,
+        name: impl Into<String>,
+        by: Condition,
+        revision: Option<impl ToString>,
+    ) -> Self {
         self.landed = Some(Landed {
             table,
             name: name.into(),
-            revision: revision.to_string(),
+            by,
+            revision: revision.map(|r| r.to_string()),
         });
         self
     }

@@ -469,11 +469,13 @@ pub fn plan_logical_switch(network: Network) -> Planned {
         let lsp = txn.insert(nb::LOGICAL_SWITCH_PORT, row);
         nb::mutate_ref(&mut txn, nb::LOGICAL_SWITCH, ls.clone(), "ports", true, lsp);
     }
+    let (ls_name, ls_revision) = (format!("neutron-{}", network.id), network.revision);
     Planned::new("T1b Logical_Switch", txn, move |st, r| {
         let mut network = network;
         network.ls = nb::inserted(r, &ls);
         st.networks.insert(network.id, network);
     })
+    .landed_if(nb::LOGICAL_SWITCH, ls_name, ls_revision)
 }
 
 fn reserve_subnet(st: &mut State, spec: &SubnetSpec) -> Result<Id> {
@@ -639,16 +641,16 @@ pub fn plan_subnet_v4_dhcp(
         false,
         Value::uuid(port.lsp),
     );
-    Ok(Planned::new(
-        "T2 subnet DHCP_Options + metadata port",
-        txn,
-        move |st, r| {
+    let (landed, revision) = dhcp_landed(subnet);
+    Ok(
+        Planned::new("T2 subnet DHCP_Options + metadata port", txn, move |st, r| {
             if let Some(s) = st.subnets.get_mut(&subnet_id) {
                 s.dhcp_options = Some(nb::inserted(r, &dhcp));
             }
             st.ports.insert(port.id, port);
-        },
-    ))
+        })
+        .landed_by(nb::DHCP_OPTIONS, subnet_id.to_string(), landed, Some(revision)),
+    )
 }
 
 /// DHCPv6 subnets: the DHCP_Options row alone.
@@ -659,11 +661,23 @@ pub fn plan_subnet_v6_dhcp(st: &State, subnet_id: Id) -> Planned {
         nb::DHCP_OPTIONS,
         nb::dhcp_insert_row(subnet, &nb::dhcpv6_options(subnet)),
     );
+    let (landed, revision) = dhcp_landed(subnet);
     Planned::new("subnet DHCPv6 DHCP_Options", txn, move |st, r| {
         if let Some(s) = st.subnets.get_mut(&subnet_id) {
             s.dhcp_options = Some(nb::inserted(r, &dhcp));
         }
     })
+    .landed_by(nb::DHCP_OPTIONS, subnet_id.to_string(), landed, Some(revision))
+}
+
+/// How a subnet's DHCP_Options row is found (it has no name: by the subnet id Neutron writes in
+/// its `external_ids`), and the revision it is written with.
+fn dhcp_landed(subnet: &Subnet) -> (Condition, i64) {
+    let id = subnet.id.to_string();
+    (
+        Condition::includes("external_ids", Value::string_map([("subnet_id", id.as_str())])),
+        subnet.revision,
+    )
 }
 
 /// Deletes a subnet's DHCP_Options row (if any) and forgets the subnet.

@@ -218,12 +218,16 @@ impl Neutron {
         let resend = verify.is_some().then(|| planned.txn.clone());
         let result = match (self.transact(planned.txn).await, verify, resend) {
             (Err(Error::Ovsdb(ovsdb::Error::OutcomeUnknown { .. })), Some((limit, landed)), Some(txn)) => {
-                let found = self.find_landed(&landed, limit).await?;
+                let found = self.find_landed(&landed, &txn, limit).await?;
+                let revision = landed
+                    .revision
+                    .as_ref()
+                    .map(|r| format!(" (revision {r})"))
+                    .unwrap_or_default();
                 let note = format!(
-                    "{} {} (revision {}): outcome unknown, {}",
+                    "{} {}{revision}: outcome unknown, {}",
                     planned.label,
                     landed.name,
-                    landed.revision,
                     if found.is_some() {
                         "committed"
                     } else {
@@ -233,7 +237,7 @@ impl Neutron {
                 report.unknown_outcomes.push(note.clone());
                 lock(&self.unknown_outcomes).push(note);
                 match found {
-                    Some(uuid) => result_as_committed(&txn, uuid),
+                    Some(result) => result,
                     None => self.transact(txn).await?,
                 }
             }
@@ -253,31 +257,34 @@ impl Neutron {
         lock(&self.state).config.verify_unknown_outcomes
     }
 
-    /// Whether the row `landed` names has its revision in the NB: `Some(its uuid)` if so.
-    /// Reads are retried (each within 2 s) until `limit`, while the cluster has no leader.
-    async fn find_landed(&self, landed: &nb::Landed, limit: Duration) -> Result<Option<ovsdb::Uuid>> {
+    /// Whether `txn` committed, as the row `landed` names shows: if so, the result it had,
+    /// for its commit — each row it inserted found in the NB by the values it wrote and, among
+    /// rows holding the same values (another router's default route), by the rows that
+    /// reference it (see [`resolve_inserted`]). Reads are retried (each within 2 s) until
+    /// `limit`, while the cluster has no leader.
+    async fn find_landed(
+        &self,
+        landed: &nb::Landed,
+        txn: &Transaction,
+        limit: Duration,
+    ) -> Result<Option<TransactionResult>> {
         let NbTransport::Server(client) = &self.nb else {
             return Ok(None);
         };
+        let mut read = Transaction::new(nb::NB);
+        read.select(
+            landed.table,
+            vec![landed.by.clone()],
+            Some(vec!["_uuid".into(), "external_ids".into()]),
+        );
+        let probes = probes_of(txn);
+        for probe in &probes {
+            read.select(probe.table, probe.conditions.clone(), None);
+        }
         let deadline = Instant::now() + limit;
-        loop {
-            let mut txn = Transaction::new(nb::NB);
-            txn.select(
-                landed.table,
-                vec![Condition::eq("name", landed.name.as_str())],
-                Some(vec!["_uuid".into(), "external_ids".into()]),
-            );
-            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(txn)).await {
-                Ok(Ok(r)) => {
-                    let rows = r.results.first().and_then(|o| o.rows.clone()).unwrap_or_default();
-                    return Ok(rows
-                        .iter()
-                        .find(|row| {
-                            row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION))
-                                == Some(landed.revision.as_str())
-                        })
-                        .and_then(|row| row.get("_uuid").and_then(Value::as_uuid)));
-                }
+        let found = loop {
+            let error = match tokio::time::timeout(Duration::from_secs(2), client.transact(read.clone())).await {
+                Ok(Ok(r)) => break r,
                 Ok(Err(e)) => Error::Ovsdb(e),
                 Err(_) => Error::Timeout {
                     what: format!("a read of {} {} after an unknown outcome", landed.table, landed.name),
@@ -288,7 +295,35 @@ impl Neutron {
                 return Err(error);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut rows: Vec<Vec<Row>> = found.results.into_iter().map(|o| o.rows.unwrap_or_default()).collect();
+        let anchor = if rows.is_empty() { Vec::new() } else { rows.remove(0) };
+        let committed = anchor.iter().any(|row| match &landed.revision {
+            Some(revision) => {
+                row.get("external_ids").and_then(|e| e.map_get_str(nb::REVISION)) == Some(revision.as_str())
+            }
+            None => true,
+        });
+        if !committed {
+            return Ok(None);
         }
+        let inserted = resolve_inserted(&probes, &rows);
+        let mut result = TransactionResult::default();
+        for op in txn.operations() {
+            let (uuid, uuid_name) = match op {
+                ovsdb::Operation::Insert { uuid_name, .. } => (
+                    uuid_name.as_ref().and_then(|n| inserted.get(n.as_str()).copied()),
+                    uuid_name.clone(),
+                ),
+                _ => (None, None),
+            };
+            result.results.push(ovsdb::OperationResult {
+                uuid,
+                uuid_name,
+                ..Default::default()
+            });
+        }
+        Ok(Some(result))
     }
 
     /// Deletes from the NB every object this mimic created — also those whose transaction
@@ -466,22 +501,153 @@ pub(crate) fn pg_drop(st: &State) -> Result<ovsdb::Uuid> {
         .ok_or_else(|| Error::invalid("state", "neutron_pg_drop is missing: call Neutron::start() first"))
 }
 
-/// The result a committed `txn` would have had, its (one) insert having made row `uuid`: what
-/// the mimic's commit needs after a transaction of unknown outcome was found in the NB.
-fn result_as_committed(txn: &Transaction, uuid: ovsdb::Uuid) -> TransactionResult {
-    let mut result = TransactionResult::default();
+/// One read made after an unknown outcome, besides the anchor: the rows holding what an insert
+/// of the transaction wrote (`inserted`: its uuid-name), or the row another of its writes
+/// changed; `refs`: the columns in which that write named rows inserted by the transaction.
+#[derive(Debug)]
+struct Probe<'a> {
+    table: &'a str,
+    conditions: Vec<Condition>,
+    inserted: Option<&'a str>,
+    refs: Vec<(&'a str, &'a str)>,
+}
+
+fn probes_of(txn: &Transaction) -> Vec<Probe<'_>> {
+    let mut probes = Vec::new();
     for op in txn.operations() {
-        let (uuid, uuid_name) = match op {
-            ovsdb::Operation::Insert { uuid_name, .. } => (Some(uuid), uuid_name.clone()),
-            _ => (None, None),
-        };
-        result.results.push(ovsdb::OperationResult {
-            uuid,
-            uuid_name,
-            ..Default::default()
-        });
+        match op {
+            ovsdb::Operation::Insert { table, row, uuid_name } => {
+                let conditions = written_columns(row);
+                // A row that only names other new rows: selecting by nothing would read the
+                // whole table; its uuid stays unknown.
+                if conditions.is_empty() {
+                    continue;
+                }
+                probes.push(Probe {
+                    table: table.as_str(),
+                    conditions,
+                    inserted: uuid_name.as_deref(),
+                    refs: row.columns().flat_map(|(c, v)| named_in(c.as_str(), v)).collect(),
+                });
+            }
+            ovsdb::Operation::Update { table, conditions, row } => {
+                let refs: Vec<_> = row.columns().flat_map(|(c, v)| named_in(c.as_str(), v)).collect();
+                if !refs.is_empty() && !conditions.iter().any(names_a_new_row) {
+                    probes.push(Probe {
+                        table: table.as_str(),
+                        conditions: conditions.clone(),
+                        inserted: None,
+                        refs,
+                    });
+                }
+            }
+            ovsdb::Operation::Mutate {
+                table,
+                conditions,
+                mutations,
+            } => {
+                let refs: Vec<_> = mutations
+                    .iter()
+                    .filter(|m| m.mutator == ovsdb::Mutator::Insert)
+                    .flat_map(|m| named_in(m.column.as_str(), &m.value))
+                    .collect();
+                if !refs.is_empty() && !conditions.iter().any(names_a_new_row) {
+                    probes.push(Probe {
+                        table: table.as_str(),
+                        conditions: conditions.clone(),
+                        inserted: None,
+                        refs,
+                    });
+                }
+            }
+            _ => {}
+        }
     }
-    result
+    probes
+}
+
+/// Whether `condition` names a row of the same transaction (such a row cannot be read by it).
+fn names_a_new_row(condition: &Condition) -> bool {
+    match condition {
+        Condition::Compare { value, .. } => !named_in("", value).is_empty(),
+        _ => false,
+    }
+}
+
+/// `(column, uuid-name)` for each row of the same transaction `value` names.
+fn named_in<'a>(column: &'a str, value: &'a Value) -> Vec<(&'a str, &'a str)> {
+    let atoms: Vec<&ovsdb::Atom> = match value {
+        Value::Atom(a) => vec![a],
+        Value::Set(set) => set.iter().collect(),
+        Value::Map(map) => map.iter().flat_map(|(k, v)| [k, v]).collect(),
+    };
+    atoms
+        .into_iter()
+        .filter_map(|a| match a {
+            ovsdb::Atom::NamedUuid(n) => Some((column, n.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The uuid of each row the transaction inserted, from the rows each probe read (`rows[i]` for
+/// `probes[i]`): the rows holding what it wrote, narrowed to those a row written by the same
+/// transaction references where it named the new row — until nothing narrows further. A row
+/// left with several candidates gets the first; one with none stays unknown.
+fn resolve_inserted<'a>(probes: &[Probe<'a>], rows: &[Vec<Row>]) -> std::collections::HashMap<&'a str, ovsdb::Uuid> {
+    let mut candidates: std::collections::HashMap<&str, Vec<ovsdb::Uuid>> = probes
+        .iter()
+        .zip(rows)
+        .filter_map(|(p, rows)| Some((p.inserted?, rows.iter().filter_map(Row::uuid).collect())))
+        .collect();
+    for _ in 0..=probes.len() {
+        let mut narrowed = false;
+        for (probe, rows) in probes.iter().zip(rows) {
+            // The row this probe's write went to, once it is known.
+            let row = match probe.inserted {
+                Some(name) => match candidates.get(name).map(Vec::as_slice) {
+                    Some([uuid]) => rows.iter().find(|r| r.uuid() == Some(*uuid)),
+                    _ => None,
+                },
+                None if rows.len() == 1 => rows.first(),
+                None => None,
+            };
+            let Some(row) = row else { continue };
+            for (column, named) in &probe.refs {
+                let referenced: Vec<ovsdb::Uuid> = match row.get(column) {
+                    Some(Value::Atom(a)) => a.as_uuid().into_iter().collect(),
+                    Some(Value::Set(set)) => set.iter().filter_map(ovsdb::Atom::as_uuid).collect(),
+                    Some(Value::Map(map)) => map
+                        .iter()
+                        .flat_map(|(k, v)| [k, v])
+                        .filter_map(|a| a.as_uuid())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if let Some(c) = candidates.get_mut(named) {
+                    let before = c.len();
+                    c.retain(|u| referenced.contains(u));
+                    narrowed |= c.len() != before;
+                }
+            }
+        }
+        if !narrowed {
+            break;
+        }
+    }
+    candidates
+        .into_iter()
+        .filter_map(|(name, c)| c.first().map(|u| (name, *u)))
+        .collect()
+}
+
+/// Conditions matching a row holding every value `row` writes, except those naming rows
+/// inserted in the same transaction (their uuids are not known until it commits).
+fn written_columns(row: &Row) -> Vec<Condition> {
+    row.columns()
+        .filter(|(column, value)| named_in(column.as_str(), value).is_empty())
+        .map(|(column, value)| Condition::includes(column.clone(), value.clone()))
+        .collect()
 }
 
 /// Whether `text` holds one of `ids`, written as Neutron writes them in names and
@@ -502,6 +668,40 @@ fn mentions_any(text: &str, ids: &std::collections::BTreeSet<Id>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inserted_row_like_others_is_told_apart_by_the_row_referencing_it() {
+        // A router's default route: the same values as every other router's on that network.
+        let lr = ovsdb::Uuid::new_v4();
+        let mut txn = Transaction::new(nb::NB);
+        let route = txn.insert(
+            nb::LOGICAL_ROUTER_STATIC_ROUTE,
+            Row::new().with("ip_prefix", "0.0.0.0/0").with("nexthop", "172.16.0.1"),
+        );
+        nb::mutate_ref(
+            &mut txn,
+            nb::LOGICAL_ROUTER,
+            Value::uuid(lr),
+            "static_routes",
+            true,
+            route.clone(),
+        );
+        let probes = probes_of(&txn);
+        assert_eq!(probes.len(), 2, "{probes:?}");
+        let (other, ours) = (ovsdb::Uuid::new_v4(), ovsdb::Uuid::new_v4());
+        let route_row = |u| Row::new().with("_uuid", Value::uuid(u));
+        let rows = vec![
+            vec![route_row(other), route_row(ours)],
+            vec![Row::new()
+                .with("_uuid", Value::uuid(lr))
+                .with("static_routes", Value::Set(vec![ovsdb::Atom::Uuid(ours)]))],
+        ];
+        let name = match route.atom() {
+            Some(ovsdb::Atom::NamedUuid(n)) => n.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(resolve_inserted(&probes, &rows).get(name.as_str()), Some(&ours));
+    }
 
     #[test]
     fn ids_are_found_as_neutron_writes_them() {

@@ -76,11 +76,15 @@ impl Neutron {
                         )
                         .with("external_ids", smap(&lr_external_ids(&router))),
                 );
-                Ok(Some(Planned::new("T5 Logical_Router", txn, move |st, r| {
-                    let mut router = router;
-                    router.lr = nb::inserted(r, &lr);
-                    st.routers.insert(router.id, router);
-                })))
+                let (lr_name, lr_revision) = (format!("neutron-{}", router.id), router.revision);
+                Ok(Some(
+                    Planned::new("T5 Logical_Router", txn, move |st, r| {
+                        let mut router = router;
+                        router.lr = nb::inserted(r, &lr);
+                        st.routers.insert(router.id, router);
+                    })
+                    .landed_if(nb::LOGICAL_ROUTER, lr_name, lr_revision),
+                ))
             })
             .await?;
             report.id = Some(id);
@@ -888,6 +892,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
             .with("external_ids", smap(&lr_external_ids(&after)))
             .with("enabled", true),
     );
+    let (lrp_name, lrp_revision) = (format!("lrp-{}", port.id), port.revision);
     Ok(Planned::new("T6b router gateway", txn, move |st, res| {
         port.lrp = Some(nb::inserted(res, &lrp));
         if let Some(g) = after.gateway.as_mut() {
@@ -901,7 +906,8 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         }
         st.ports.insert(port.id, port);
         st.routers.insert(after.id, after);
-    }))
+    })
+    .landed_if(nb::LOGICAL_ROUTER_PORT, lrp_name, lrp_revision))
 }
 
 fn interface_v4_cidrs(st: &State, r: &Router) -> Vec<String> {
@@ -950,6 +956,7 @@ pub fn plan_router_interface(st: &State, port_id: Id) -> Result<Planned> {
             snat = Some((cidr, nat));
         }
     }
+    let (lrp_name, lrp_revision) = (format!("lrp-{}", port.id), port.revision);
     Ok(Planned::new("T7b router interface", txn, move |st, res| {
         port.lrp = Some(nb::inserted(res, &lrp));
         if let Some(r) = st.routers.get_mut(&router) {
@@ -959,7 +966,8 @@ pub fn plan_router_interface(st: &State, port_id: Id) -> Result<Planned> {
             }
         }
         st.ports.insert(port.id, port);
-    }))
+    })
+    .landed_if(nb::LOGICAL_ROUTER_PORT, lrp_name, lrp_revision))
 }
 
 /// L3 `update_router_port`: `wait` on the LRP, LRP rewrite with the port's revision, and the

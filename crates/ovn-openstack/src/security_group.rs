@@ -217,14 +217,22 @@ impl Neutron {
                     true,
                     acl.clone(),
                 );
-                Ok(Some(Planned::new("security group rule create", txn, move |st, r| {
-                    let mut rule = rule;
-                    rule.acl = nb::inserted(r, &acl);
-                    if let Some(sg) = st.security_groups.get_mut(&rule.security_group) {
-                        sg.rules.push(rule.id);
-                    }
-                    st.rules.insert(rule.id, rule);
-                })))
+                let rule_id = rule.id.to_string();
+                let by = Condition::includes(
+                    "external_ids",
+                    Value::string_map([("neutron:security_group_rule_id", rule_id.as_str())]),
+                );
+                Ok(Some(
+                    Planned::new("security group rule create", txn, move |st, r| {
+                        let mut rule = rule;
+                        rule.acl = nb::inserted(r, &acl);
+                        if let Some(sg) = st.security_groups.get_mut(&rule.security_group) {
+                            sg.rules.push(rule.id);
+                        }
+                        st.rules.insert(rule.id, rule);
+                    })
+                    .landed_by(nb::ACL, rule_id.clone(), by, None::<i64>),
+                ))
             })
             .await?;
             report.id = Some(id);
@@ -314,6 +322,7 @@ pub fn plan_security_group(group: SecurityGroup, rules: Vec<SecurityGroupRule>, 
             smap(&map_of([("neutron:security_group_id", group.id.to_string())])),
         ),
     );
+    let pg_name = nb::pg_name(group.id);
     Planned::new(label, txn, move |st, r| {
         let mut group = group;
         group.port_group = nb::inserted(r, &pg);
@@ -326,6 +335,12 @@ pub fn plan_security_group(group: SecurityGroup, rules: Vec<SecurityGroupRule>, 
         }
         st.security_groups.insert(group.id, group);
     })
+    .landed_by(
+        nb::PORT_GROUP,
+        pg_name.clone(),
+        Condition::eq("name", pg_name.as_str()),
+        None::<i64>,
+    )
 }
 
 /// `pg_acl_del`: the rule's ACL leaves its Port_Group.

@@ -154,3 +154,236 @@ async fn without_the_setting_an_unknown_outcome_is_the_actions_error() {
     );
     assert!(neutron.take_unknown_outcomes().is_empty());
 }
+
+async fn rows(nb: &Client, table: &str, condition: Condition) -> Vec<ovsdb::Row> {
+    let mut txn = Transaction::new("OVN_Northbound");
+    txn.select(table, vec![condition], None);
+    let r = nb.transact(txn).await.unwrap();
+    r.results[0].rows.clone().unwrap_or_default()
+}
+
+fn uuids(row: &ovsdb::Row, column: &str) -> Vec<ovsdb::Uuid> {
+    match row.get(column) {
+        Some(ovsdb::Value::Set(set)) => set.iter().filter_map(|a| a.as_uuid()).collect(),
+        Some(v) => v.as_uuid().into_iter().collect(),
+        None => vec![],
+    }
+}
+
+/// The other transactions a scenario sends (network, subnet, router, router interface,
+/// security group and rule creates): each cut in flight, found in the NB by what Neutron
+/// writes, sent again only if lost; the rows they inserted are known to the mimic by their
+/// real uuids, so the action's next transactions (which name them) commit.
+#[tokio::test]
+async fn network_router_and_security_group_transactions_of_unknown_outcome_are_checked_in_the_nb() {
+    let test = "network_router_and_security_group_transactions_of_unknown_outcome_are_checked_in_the_nb";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    let central = Central::start("unknown_outcome");
+    let dir = TempDir::new("unknown_outcome");
+    let proxy = MethodFilterProxy::start(central.nb().socket_path(), &dir.path().join("nb.sock"), &[]);
+    let direct = Client::connect(ClientOptions::new(&central.nb_remote()).unwrap())
+        .await
+        .unwrap();
+    let neutron = setup(&central, &proxy, Some(Duration::from_secs(20))).await;
+
+    // Network create, committed: the Logical_Switch once, and the metadata port (the next
+    // transaction, which names the switch by its uuid) in it.
+    proxy.cut_next_transaction_writing(true, "Logical_Switch");
+    let report = neutron
+        .network_create(NetworkSpec {
+            name: "net2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let net = report.id.unwrap();
+    assert_eq!(
+        report.unknown_outcomes,
+        [format!(
+            "T1b Logical_Switch neutron-{net} (revision 1): outcome unknown, committed"
+        )]
+    );
+    let switches = rows(
+        &direct,
+        "Logical_Switch",
+        Condition::eq("name", format!("neutron-{net}").as_str()),
+    )
+    .await;
+    assert_eq!(switches.len(), 1);
+    assert_eq!(
+        uuids(&switches[0], "ports").len(),
+        1,
+        "the metadata port is in the switch"
+    );
+
+    // Subnet create, its DHCP_Options lost: sent again, one row.
+    proxy.cut_next_transaction_writing(false, "DHCP_Options");
+    let report = neutron
+        .subnet_create(SubnetSpec::new("sub2", "net2", "10.0.1.0/24"))
+        .await
+        .unwrap();
+    let subnet = report.id.unwrap();
+    assert_eq!(
+        report.unknown_outcomes,
+        [format!(
+            "T2 subnet DHCP_Options + metadata port {subnet} (revision 0): outcome unknown, not committed: sent again"
+        )]
+    );
+    let by_subnet = Condition::includes(
+        "external_ids",
+        ovsdb::Value::string_map([("subnet_id", subnet.to_string().as_str())]),
+    );
+    assert_eq!(rows(&direct, "DHCP_Options", by_subnet).await.len(), 1);
+
+    // Router create, lost: sent again.
+    proxy.cut_next_transaction_writing(false, "Logical_Router");
+    let report = neutron.router_create("r", None).await.unwrap();
+    let router = report.id.unwrap();
+    assert_eq!(
+        report.unknown_outcomes,
+        [format!(
+            "T5 Logical_Router neutron-{router} (revision 0): outcome unknown, not committed: sent again"
+        )]
+    );
+
+    // Router interface add, committed: the LRP once, in the router, and the action's LRP
+    // updates (which name it by uuid) commit.
+    proxy.cut_next_transaction_writing(true, "Logical_Router_Port");
+    let report = neutron.router_add_subnet("r", "sub2").await.unwrap();
+    let port = report.id.unwrap();
+    assert_eq!(report.unknown_outcomes.len(), 1, "{:?}", report.unknown_outcomes);
+    assert!(
+        report.unknown_outcomes[0].starts_with(&format!("T7b router interface lrp-{port} (revision ")),
+        "{:?}",
+        report.unknown_outcomes
+    );
+    assert!(report.unknown_outcomes[0].ends_with("outcome unknown, committed"));
+    let lrps = rows(
+        &direct,
+        "Logical_Router_Port",
+        Condition::eq("name", format!("lrp-{port}").as_str()),
+    )
+    .await;
+    assert_eq!(lrps.len(), 1);
+    let routers = rows(
+        &direct,
+        "Logical_Router",
+        Condition::eq("name", format!("neutron-{router}").as_str()),
+    )
+    .await;
+    assert_eq!(routers.len(), 1);
+    assert_eq!(uuids(&routers[0], "ports"), [lrps[0].uuid().unwrap()]);
+
+    // Security group create, committed; a rule create, lost: each once.
+    proxy.cut_next_transaction_writing(true, "Port_Group");
+    let report = neutron.security_group_create("sg", None, true).await.unwrap();
+    assert_eq!(report.unknown_outcomes.len(), 1, "{:?}", report.unknown_outcomes);
+    assert!(report.unknown_outcomes[0].ends_with(": outcome unknown, committed"));
+    let sg = report.id.unwrap();
+    let pg = format!("pg_{}", sg.to_string().replace('-', "_"));
+    assert_eq!(
+        rows(&direct, "Port_Group", Condition::eq("name", pg.as_str()))
+            .await
+            .len(),
+        1
+    );
+    proxy.cut_next_transaction_writing(false, "\"ACL\"");
+    let report = neutron
+        .security_group_rule_create(ovn_openstack::RuleSpec {
+            security_group: "sg".into(),
+            direction: ovn_openstack::model::Direction::Ingress,
+            ethertype: 4,
+            protocol: Some("tcp".into()),
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            remote_ip_prefix: None,
+            remote_group: None,
+        })
+        .await
+        .unwrap();
+    let rule = report.id.unwrap();
+    assert_eq!(
+        report.unknown_outcomes,
+        [format!(
+            "security group rule create {rule}: outcome unknown, not committed: sent again"
+        )]
+    );
+    let by_rule = Condition::includes(
+        "external_ids",
+        ovsdb::Value::string_map([("neutron:security_group_rule_id", rule.to_string().as_str())]),
+    );
+    assert_eq!(rows(&direct, "ACL", by_rule).await.len(), 1);
+    assert_eq!(neutron.take_unknown_outcomes().len(), 6);
+}
+
+/// A gateway set whose reply is lost, on the second router of an external network: its
+/// default route holds the same values as the first router's, and the mimic must take its own
+/// (the one its router references) — else unsetting the gateway would leave it behind.
+#[tokio::test]
+async fn a_committed_gateway_set_knows_its_own_route_among_identical_ones() {
+    let test = "a_committed_gateway_set_knows_its_own_route_among_identical_ones";
+    test_support::require_ovn!(test, ["ovsdb-server", "ovsdb-tool", "ovn-northd"]);
+    let central = Central::start("unknown_outcome");
+    let dir = TempDir::new("unknown_outcome");
+    let proxy = MethodFilterProxy::start(central.nb().socket_path(), &dir.path().join("nb.sock"), &[]);
+    let direct = Client::connect(ClientOptions::new(&central.nb_remote()).unwrap())
+        .await
+        .unwrap();
+    let sb = Client::connect(ClientOptions::new(&central.sb_remote()).unwrap())
+        .await
+        .unwrap();
+    ovn_openstack::sb_agent::register_chassis(
+        &sb,
+        &ovn_openstack::sb_agent::ChassisSpec::gateway("gw1", "127.0.0.2", "physnet1:br-ex"),
+    )
+    .await
+    .unwrap();
+    let neutron = setup(&central, &proxy, Some(Duration::from_secs(20))).await;
+    neutron
+        .network_create(NetworkSpec {
+            name: "public".into(),
+            external: true,
+            network_type: Some("flat".into()),
+            physical_network: Some("physnet1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ext = SubnetSpec::new("public-sub", "public", "172.24.4.0/24");
+    ext.enable_dhcp = false;
+    neutron.subnet_create(ext).await.unwrap();
+    let gateway = || ovn_openstack::GatewaySpec {
+        network: "public".into(),
+        ..Default::default()
+    };
+    let mut routers = Vec::new();
+    for name in ["r1", "r2"] {
+        routers.push(neutron.router_create(name, None).await.unwrap().id.unwrap());
+    }
+    neutron.router_set_gateway("r1", gateway()).await.unwrap();
+    proxy.cut_next_transaction_writing(true, "Logical_Router_Static_Route");
+    let report = neutron.router_set_gateway("r2", gateway()).await.unwrap();
+    assert_eq!(report.unknown_outcomes.len(), 1, "{:?}", report.unknown_outcomes);
+    assert!(
+        report.unknown_outcomes[0].starts_with("T6b router gateway lrp-")
+            && report.unknown_outcomes[0].ends_with("outcome unknown, committed"),
+        "{:?}",
+        report.unknown_outcomes
+    );
+    let routes_of = |router: ovn_openstack::Id| {
+        let direct = &direct;
+        async move {
+            let lr = rows(
+                direct,
+                "Logical_Router",
+                Condition::eq("name", format!("neutron-{router}").as_str()),
+            )
+            .await;
+            uuids(&lr[0], "static_routes")
+        }
+    };
+    assert_eq!(routes_of(routers[1]).await.len(), 1);
+    neutron.router_unset_gateway("r2").await.unwrap();
+    assert_eq!(routes_of(routers[1]).await, [], "r2's own route is removed");
+    assert_eq!(routes_of(routers[0]).await.len(), 1, "r1's route stays");
+}

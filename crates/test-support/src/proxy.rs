@@ -34,7 +34,8 @@
 //!   afterwards, on live connections too; [`MethodFilterProxy::refused`] lists what was refused.
 //! - [`MethodFilterProxy::cut_next_transaction`] closes the connection that carries the next
 //!   `transact`, before forwarding it or instead of relaying its reply: a transaction in
-//!   flight on a server that died, lost or committed.
+//!   flight on a server that died, lost or committed;
+//!   [`MethodFilterProxy::cut_next_transaction_writing`] the next one holding a given text.
 //! - Threads block on their sockets (no polling); [`MethodFilterProxy::drop_connections`] and
 //!   `Drop` shut the sockets down, which ends every blocked read, then join the threads. `Drop`
 //!   also removes the listening socket's file.
@@ -81,6 +82,9 @@ struct Shared {
     /// Set by [`MethodFilterProxy::cut_next_transaction`]: `Some(true)` cuts after the server
     /// got the next `transact`, `Some(false)` before.
     cut_next_transact: Mutex<Option<bool>>,
+    /// Set by [`MethodFilterProxy::cut_next_transaction_writing`]: only a `transact` whose
+    /// text holds this is cut.
+    cut_only_containing: Mutex<Option<String>>,
     /// Ids of forwarded `transact` requests whose replies end their connection instead.
     cut_reply_ids: Mutex<Vec<Json>>,
 }
@@ -134,6 +138,7 @@ impl MethodFilterProxy {
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
             cut_next_transact: Mutex::new(None),
+            cut_only_containing: Mutex::new(None),
             cut_reply_ids: Mutex::new(Vec::new()),
         });
         let acceptor = {
@@ -193,6 +198,14 @@ impl MethodFilterProxy {
     /// connection instead of relaying its reply (the transaction committed, the client cannot
     /// know); false closes it without forwarding the request (nothing committed). Once.
     pub fn cut_next_transaction(&self, after_server: bool) {
+        *lock(&self.shared.cut_only_containing) = None;
+        *lock(&self.shared.cut_next_transact) = Some(after_server);
+    }
+
+    /// As [`MethodFilterProxy::cut_next_transaction`], for the next `transact` whose request
+    /// text holds `text` (e.g. a table name): the others of an action pass.
+    pub fn cut_next_transaction_writing(&self, after_server: bool, text: &str) {
+        *lock(&self.shared.cut_only_containing) = Some(text.to_owned());
         *lock(&self.shared.cut_next_transact) = Some(after_server);
     }
 
@@ -378,6 +391,11 @@ impl Shared {
         if msg.get("method").and_then(Json::as_str) != Some("transact") {
             return None;
         }
+        if let Some(text) = lock(&self.cut_only_containing).as_deref() {
+            if !String::from_utf8_lossy(bytes).contains(text) {
+                return None;
+            }
+        }
         let after_server = armed.take()?;
         if after_server {
             lock(&self.cut_reply_ids).push(msg.get("id")?.clone());
@@ -549,6 +567,7 @@ mod tests {
             refused_log: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
             cut_next_transact: Mutex::new(None),
+            cut_only_containing: Mutex::new(None),
             cut_reply_ids: Mutex::new(Vec::new()),
         };
         let refusal = shared.refusal_for(br#"{"id":["x",3],"method":"monitor_cond","params":[]}"#);

@@ -1,8 +1,8 @@
 //! The lab's daemons that died during a run without a `chaos` entry killing them (crashed, or
 //! killed from outside): each is named once on stderr and recorded as one `harness` failure of
 //! the `lab_daemon` measurement (subject: its name and pid), and what could not work without it
-//! — a VM's port on a chassis whose `ovn-controller` or `ovs-vswitchd` is gone, a stage's
-//! `hv_cfg` settle — is `skipped` with its name instead of failing again as OVN's. A run whose
+//! — a VM's port (or an ovn-kubernetes pod) on a chassis whose `ovn-controller` or
+//! `ovs-vswitchd` is gone, a stage's `hv_cfg` settle — is `skipped` with its name instead of failing again as OVN's. A run whose
 //! only failures are such deaths ends with exit 3 (the lab failed), not 1.
 //!
 //! Daemons a `chaos` entry killed are expected dead: the chaos sample names them, and what

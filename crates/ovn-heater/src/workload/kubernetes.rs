@@ -520,6 +520,17 @@ struct Emulated {
     stage: StageId,
     /// Set when a pod did not come up: OVN's failure, which ended the run.
     system_failure: Option<String>,
+    /// Real chassis: the lab's daemons dead without a chaos kill, and each pod's node.
+    dead_watch: Option<DeadWatch>,
+}
+
+/// The lab daemons of a real run that died without a chaos kill (see `dead_daemons`): a pod
+/// on a node whose `ovn-controller` or `ovs-vswitchd` is gone cannot come up or answer, so
+/// its samples are skipped, naming the daemon, instead of failing as OVN's.
+struct DeadWatch {
+    daemons: Arc<super::dead_daemons::Daemons>,
+    /// Pod name → the node (lab chassis) it runs on.
+    node_of: std::collections::HashMap<String, String>,
 }
 
 /// One finished Context of an emulated run.
@@ -537,6 +548,13 @@ impl Emulated {
     /// error then exits 1 ([`system_failure`]).
     async fn wait_up(&mut self, name: &str, since: Instant) -> ovn_kubernetes::Result<()> {
         let Some(at) = self.up.wait(name, self.timeout).await else {
+            // Its node's daemon died (recorded once, the lab's failure): skipped, the run goes on.
+            let dead = self.dead_on_nodes_of(&[name]);
+            if !dead.is_empty() {
+                let why = format!("{} not running", dead.join(", "));
+                self.rec.skipped(self.stage, PORT_UP, name, Instant::now(), &why);
+                return Ok(());
+            }
             let why = format!("pod {name} not up within {:?}", self.timeout);
             self.rec
                 .record(self.stage, PORT_UP, name, since, Instant::now(), Some(why.clone()));
@@ -546,6 +564,26 @@ impl Emulated {
         self.rec.record(self.stage, PORT_UP, name, since, at, None);
         self.latencies.push(at.saturating_duration_since(since));
         Ok(())
+    }
+}
+
+impl Emulated {
+    /// The dead daemons (without a chaos kill) of the nodes of `pods`; each death is named on
+    /// stderr and recorded the first time it is seen. Empty for emulated chassis.
+    fn dead_on_nodes_of(&self, pods: &[&str]) -> Vec<String> {
+        let Some(watch) = &self.dead_watch else {
+            return Vec::new();
+        };
+        let mut nodes: Vec<&str> = pods
+            .iter()
+            .filter_map(|p| watch.node_of.get(*p).map(String::as_str))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+            .into_iter()
+            .flat_map(|node| watch.daemons.dead(&self.rec, self.stage, Some(node)))
+            .collect()
     }
 }
 
@@ -640,6 +678,7 @@ impl Emulated {
             stage,
             probes: None,
             system_failure: None,
+            dead_watch: None,
         }
     }
 }
@@ -1135,20 +1174,45 @@ impl Hooks for Real<'_> {
         for ip in addresses.into_iter().flatten() {
             self.pod_at.insert(ip, pod.name.clone());
         }
+        if let Some(watch) = &mut self.up.dead_watch {
+            let node = ovnk.workers[pod.worker].name.clone();
+            watch.node_of.insert(pod.name.clone(), node);
+        }
+        // Its node's daemon already died: nothing there can bring it up.
+        let dead = self.up.dead_on_nodes_of(&[pod.name.as_str()]);
+        if !dead.is_empty() {
+            let why = format!("{} not running", dead.join(", "));
+            let (rec, stage, now) = (&self.up.rec, self.up.stage, Instant::now());
+            rec.skipped(stage, BIND_PORT, pod.name.as_str(), now, &why);
+            rec.skipped(stage, PORT_UP, pod.name.as_str(), now, &why);
+            self.unplumbed.insert(pod.name.clone());
+            return Ok(());
+        }
         let start = Instant::now();
         let plumbed = self.plumb(ovnk, pod).await;
+        // Its node's daemon died while it was plumbed (ovs-vswitchd gives it no ofport).
+        let dead = match &plumbed {
+            Err(_) => self.up.dead_on_nodes_of(&[pod.name.as_str()]),
+            Ok(()) => Vec::new(),
+        };
         let (rec, stage) = (&self.up.rec, self.up.stage);
         if let Err(e) = plumbed {
-            rec.record_as(
-                stage,
-                BIND_PORT,
-                pod.name.as_str(),
-                start,
-                Instant::now(),
-                class_of(&e),
-                Some(format!("{e:#}")),
-            );
-            rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
+            if dead.is_empty() {
+                rec.record_as(
+                    stage,
+                    BIND_PORT,
+                    pod.name.as_str(),
+                    start,
+                    Instant::now(),
+                    class_of(&e),
+                    Some(format!("{e:#}")),
+                );
+                rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), "bind_port failed");
+            } else {
+                let why = format!("{} not running", dead.join(", "));
+                rec.skipped(stage, BIND_PORT, pod.name.as_str(), Instant::now(), &why);
+                rec.skipped(stage, PORT_UP, pod.name.as_str(), Instant::now(), &why);
+            }
             self.unplumbed.insert(pod.name.clone());
             return Ok(());
         }
@@ -1171,6 +1235,18 @@ impl Hooks for Real<'_> {
     }
 
     async fn ping(&mut self, _ovnk: &Ovnk, from: &Pod, to: IpAddr) -> ovn_kubernetes::Result<()> {
+        // A node whose daemon died: the death (recorded once) is why, whatever else failed.
+        let peer = self.pod_at.get(&to).cloned();
+        let pods: Vec<&str> = std::iter::once(from.name.as_str()).chain(peer.as_deref()).collect();
+        let dead = self.up.dead_on_nodes_of(&pods);
+        if !dead.is_empty() {
+            let why = format!("{} not running", dead.join(", "));
+            let subject = format!("{} -> {to}", from.name);
+            self.up
+                .rec
+                .skipped(self.up.stage, PING_POD, subject, Instant::now(), &why);
+            return Ok(());
+        }
         let peer_unplumbed = self.pod_at.get(&to).is_some_and(|peer| self.unplumbed.contains(peer));
         let skip = if self.unplumbed.contains(&from.name) {
             Some("bind_port failed")
@@ -1208,6 +1284,18 @@ impl Hooks for Real<'_> {
             Err(e) => (FailureClass::Harness, Some(e.to_string())),
         };
         let subject = format!("{} -> {target}", from.name);
+        // A node's daemon that died during the ping: the death is the failure, not OVN.
+        let dead = match error {
+            Some(_) => self.up.dead_on_nodes_of(&pods),
+            None => Vec::new(),
+        };
+        if !dead.is_empty() {
+            let why = format!("{} not running", dead.join(", "));
+            self.up
+                .rec
+                .skipped(self.up.stage, PING_POD, subject, Instant::now(), &why);
+            return Ok(());
+        }
         self.up.rec.record_as(
             self.up.stage,
             PING_POD,
@@ -1226,6 +1314,13 @@ impl Hooks for Real<'_> {
     async fn point(&mut self, ovnk: &Ovnk, point: Point<'_>) -> ovn_kubernetes::Result<()> {
         if let (Some(chaos), Phase::Iteration(k)) = (&self.chaos, point.phase) {
             chaos.at(&self.up.rec, self.up.stage, point.label, k).await;
+        }
+        if point.phase == Phase::Exit {
+            // Deaths are named (and recorded in the Context they happened in) even when no
+            // pod of that node was touched since.
+            if let Some(watch) = &self.up.dead_watch {
+                watch.daemons.dead(&self.up.rec, self.up.stage, None);
+            }
         }
         if self.chaos.is_some() && point.phase == Phase::Exit {
             // A restarted ovn-controller has a new control socket (named after its pid).
@@ -1285,6 +1380,8 @@ async fn run_real_on(
     report: &mut Option<EmulatedReport>,
 ) -> anyhow::Result<()> {
     let nb = connect(lab.nb_remote(), "OVN_Northbound", &crate::tls::TlsArgs::default()).await?;
+    // One watch: a daemon a chaos entry killed is expected dead, any other is the lab's failure.
+    let daemons = Arc::new(super::dead_daemons::Daemons::new(lab.clone()));
     let chaos = if run.chaos.is_empty() {
         None
     } else {
@@ -1295,7 +1392,7 @@ async fn run_real_on(
             nb.clone(),
             sb,
             run.pod_timeout,
-            Arc::new(super::dead_daemons::Daemons::new(lab.clone())),
+            daemons.clone(),
         ))
     };
     let up = UpTimes::start(&nb).await?;
@@ -1312,6 +1409,10 @@ async fn run_real_on(
         failed_pings: Vec::new(),
     };
     hooks.up.probes = super::lab::stage_probes(lab);
+    hooks.up.dead_watch = Some(DeadWatch {
+        daemons,
+        node_of: std::collections::HashMap::new(),
+    });
     let ran = async {
         workload::prepare(&mut ovnk, &mut hooks).await?;
         workload::run_all(&mut ovnk, &mut hooks, &run.tests, run.cleanup).await
