@@ -200,6 +200,8 @@ pub struct Gateway {
     pub chassis: Vec<String>,
     pub route: RowId,
     pub ha_chassis_group: Option<RowId>,
+    /// `enable_snat`: the router's IPv4 interfaces get SNAT rows to the gateway address.
+    pub snat: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -40,6 +40,9 @@ pub struct GatewaySpec {
     pub fixed_ip: Option<IpAddr>,
     /// How many gateway chassis to schedule (at most 5; Neutron's default is 5).
     pub max_chassis: Option<usize>,
+    /// `--enable-snat` (`Some(true)`) / `--disable-snat` (`Some(false)`); unsaid: on for a new
+    /// gateway, unchanged for a router that has one.
+    pub snat: Option<bool>,
 }
 
 impl Neutron {
@@ -150,14 +153,34 @@ impl Neutron {
                     max: MAX_GW_CHASSIS,
                 });
             }
-            let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
+            let snat_update = self.with_state(|st| -> Result<_> {
                 let r = st.router(router)?;
-                if r.gateway.is_some() {
+                let Some(g) = &r.gateway else { return Ok(None) };
+                let n = st.network(&spec.network)?;
+                let same_ip = spec.fixed_ip.is_none_or(|ip| {
+                    st.ports
+                        .get(&g.port)
+                        .is_some_and(|p| p.fixed_ips.iter().any(|f| f.ip == ip))
+                });
+                if n.id != g.network || !same_ip || spec.max_chassis.is_some() {
                     return Err(Error::invalid(
                         "--external-gateway",
-                        format!("router {} already has a gateway; unset it first", r.name),
+                        format!(
+                            "router {} already has a gateway; changing its network, address or chassis \
+                             is not modelled: unset it first",
+                            r.name
+                        ),
                     ));
                 }
+                Ok(Some((r.id, spec.snat.unwrap_or(g.snat))))
+            })?;
+            if let Some((router_id, snat)) = snat_update {
+                self.exec(&mut report, |st| Ok(Some(plan_gateway_snat(st, router_id, snat)?)))
+                    .await?;
+                return Ok(report);
+            }
+            let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
                 let n = st.network(&spec.network)?;
                 if !n.external {
                     return Err(Error::invalid(
@@ -199,7 +222,13 @@ impl Neutron {
             }
             created?;
             self.exec(&mut report, |st| {
-                Ok(Some(plan_gateway(st, router_id, port_id, scheduled)?))
+                Ok(Some(plan_gateway(
+                    st,
+                    router_id,
+                    port_id,
+                    scheduled,
+                    spec.snat.unwrap_or(true),
+                )?))
             })
             .await?;
             report.id = Some(port_id);
@@ -776,7 +805,7 @@ pub fn lr_external_ids(r: &Router) -> BTreeMap<String, String> {
 }
 
 /// T6b: everything the L3 plugin writes when a router gets its gateway, one transaction.
-pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>) -> Result<Planned> {
+pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>, snat: bool) -> Result<Planned> {
     let r = &st.routers[&router_id];
     let mut port = st.ports[&port_id].clone();
     port.routed = true;
@@ -868,7 +897,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         _ => None,
     };
     let mut snats = Vec::new();
-    if gw_ip.is_ipv4() {
+    if snat && gw_ip.is_ipv4() {
         for cidr in interface_v4_cidrs(st, r) {
             let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
             nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", true, nat.clone());
@@ -884,6 +913,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         chassis: chassis.clone(),
         route: ovsdb::Uuid::new_v4(),
         ha_chassis_group: None,
+        snat,
     });
     txn.update(
         nb::LOGICAL_ROUTER,
@@ -908,6 +938,65 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         st.routers.insert(after.id, after);
     })
     .landed_if(nb::LOGICAL_ROUTER_PORT, lrp_name, lrp_revision))
+}
+
+/// `router set --external-gateway NET --enable-snat|--disable-snat` on a router whose gateway
+/// is already on NET: one transaction adding (or removing) the SNAT row of every IPv4
+/// interface and rewriting the LR. The LR gets the revision Neutron read before the update
+/// bumped it (+1, unwritten; seen in real Neutron 21.0.0 dumps, corpus router-snat).
+pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let g = r
+        .gateway
+        .as_ref()
+        .ok_or_else(|| Error::invalid("router", format!("{} has no gateway", r.name)))?;
+    let gw_ip = st.ports[&g.port].fixed_ips.iter().map(|f| f.ip).find(IpAddr::is_ipv4);
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let mut added = Vec::new();
+    let mut after = r.clone();
+    match (snat, g.snat, gw_ip) {
+        (true, false, Some(gw_ip)) => {
+            for cidr in interface_v4_cidrs(st, r) {
+                let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
+                nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", true, nat.clone());
+                added.push((cidr, nat));
+            }
+        }
+        (false, true, _) => {
+            for nat in r.snats.values() {
+                nb::mutate_ref(
+                    &mut txn,
+                    nb::LOGICAL_ROUTER,
+                    lr.clone(),
+                    "nat",
+                    false,
+                    Value::uuid(*nat),
+                );
+            }
+            after.snats.clear();
+        }
+        _ => {}
+    }
+    if let Some(ag) = after.gateway.as_mut() {
+        ag.snat = snat;
+    }
+    after.lr_revision = after.revision;
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    after.revision += 1;
+    Ok(Planned::new("router gateway SNAT", txn, move |st, res| {
+        for (cidr, nat) in added {
+            after.snats.insert(cidr, nb::inserted(res, &nat));
+        }
+        st.routers.insert(after.id, after);
+    }))
 }
 
 fn interface_v4_cidrs(st: &State, r: &Router) -> Vec<String> {
@@ -946,7 +1035,7 @@ pub fn plan_router_interface(st: &State, port_id: Id) -> Result<Planned> {
         nb::lsp_router_row(&port),
     );
     let mut snat = None;
-    if let Some(g) = &r.gateway {
+    if let Some(g) = r.gateway.as_ref().filter(|g| g.snat) {
         let gw_ip = st.ports[&g.port].fixed_ips.iter().map(|f| f.ip).find(IpAddr::is_ipv4);
         let v4 = port.fixed_ips.iter().find(|f| f.ip.is_ipv4());
         if let (Some(gw_ip), Some(f)) = (gw_ip, v4) {

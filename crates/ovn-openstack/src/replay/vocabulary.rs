@@ -403,8 +403,10 @@ fn host_routes_of(a: &Argv) -> Res<Vec<(String, String)>> {
 
 fn gateway_of(a: &Argv) -> Res<Option<GatewaySpec>> {
     let Some(network) = a.value("external-gateway") else {
-        if a.flag("fixed-ip") || a.flag("max-gateway-chassis") {
-            return Err(a.invalid("--fixed-ip and --max-gateway-chassis go with --external-gateway"));
+        if a.flag("fixed-ip") || a.flag("max-gateway-chassis") || a.last_of("enable-snat", "disable-snat").is_some() {
+            return Err(a.invalid(
+                "--fixed-ip, --enable-snat, --disable-snat and --max-gateway-chassis go with --external-gateway",
+            ));
         }
         return Ok(None);
     };
@@ -412,16 +414,11 @@ fn gateway_of(a: &Argv) -> Res<Option<GatewaySpec>> {
         Some(f) => parse_fixed_ip(a, &f)?.ip,
         None => None,
     };
-    if a.last_of("enable-snat", "disable-snat") == Some(false) {
-        return Err(VocabularyError::NotModelled {
-            command: a.command.clone(),
-            option: "disable-snat".into(),
-        });
-    }
     Ok(Some(GatewaySpec {
         network,
         fixed_ip,
         max_chassis: a.number("max-gateway-chassis")?,
+        snat: a.last_of("enable-snat", "disable-snat"),
     }))
 }
 
