@@ -11,13 +11,14 @@ use ovsdb::{Condition, Mutation, Row, Transaction, Value};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State, MAX_GW_CHASSIS,
+    ExtraRoute, FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State,
+    MAX_GW_CHASSIS,
 };
 use crate::nb::{self, map_of, smap, Planned};
 use crate::neutron::{ActionReport, ChassisInfo, Neutron};
 
 /// A router revision bump Neutron's DB makes without writing the LR row (the RouterPort of an
-/// interface added or removed, the gateway port bound): the next LR write carries it.
+/// interface added or removed): the next LR write carries it.
 fn bump_router_revision(n: &Neutron, router: &str) {
     n.with_state(|st| {
         let id = st.router(router).map(|r| r.id);
@@ -45,6 +46,16 @@ pub struct GatewaySpec {
     pub snat: Option<bool>,
 }
 
+/// `router set --route/--no-route`, `router unset --route`: the edit of a router's extra routes
+/// (as the openstack CLI builds the new list: the current routes, emptied by `--no-route`,
+/// minus `remove`, plus `add`).
+#[derive(Clone, Debug, Default)]
+pub struct RoutesEdit {
+    pub clear: bool,
+    pub add: Vec<(ipnet::IpNet, IpAddr)>,
+    pub remove: Vec<(ipnet::IpNet, IpAddr)>,
+}
+
 impl Neutron {
     /// `router create`: one Logical_Router insert (T5).
     pub async fn router_create(&self, name: &str, project: Option<&str>) -> Result<ActionReport> {
@@ -61,6 +72,7 @@ impl Neutron {
                 gateway: None,
                 interfaces: vec![],
                 snats: BTreeMap::new(),
+                routes: vec![],
             });
             let id = router.id;
             self.exec(&mut report, |_| {
@@ -263,9 +275,8 @@ impl Neutron {
                 })
                 .await?;
             }
-            // The binding bumps the router's revision in Neutron's DB (not written until the
-            // LR row is next updated; seen in real Neutron 21.0.0 dumps, corpus basic-v4).
-            bump_router_revision(self, router);
+            // The binding does not bump the router's revision (an LR write right after it
+            // carries the same number: corpus router-routes).
             Ok(report)
         })
         .await
@@ -336,8 +347,9 @@ impl Neutron {
                 let mut after = r.clone();
                 after.gateway = None;
                 after.snats.clear();
-                // The router update and the RouterPort delete each bump it (as at set: +2).
-                after.revision += 2;
+                // +3, bound or not (real Neutron 21.0.0: corpus router-snat, router-routes),
+                // one more than the set's +2.
+                after.revision += 3;
                 after.lr_revision = after.revision;
                 txn.update(
                     nb::LOGICAL_ROUTER,
@@ -480,6 +492,15 @@ impl Neutron {
                         why: format!("floating IP {} reaches a port through it", f.ip),
                     });
                 }
+                if let Some(x) = r.routes.iter().find(|x| s.cidr.contains(&x.nexthop)) {
+                    return Err(Error::InUse {
+                        what: format!("router interface on {}", s.name),
+                        why: format!(
+                            "route to {} goes through it (nexthop {}); remove the route first",
+                            x.destination, x.nexthop
+                        ),
+                    });
+                }
                 Ok((r.id, port, s.cidr.to_string()))
             })?;
             let lrp = self.with_state(|st| st.ports[&port_id].lrp);
@@ -517,6 +538,48 @@ impl Neutron {
             .await?;
             // The deleted RouterPort row bumps the router's revision (not written now).
             bump_router_revision(self, router);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router set --route ... / --no-route`, `router unset --route ...`: one transaction
+    /// deleting the routes that go and inserting the new ones (Logical_Router_Static_Route
+    /// with `ip_prefix`, `nexthop` and nothing else), the LR rewritten with the router's
+    /// revision, which a changed route list bumps (+1 per update).
+    pub async fn router_update_routes(&self, router: &str, edit: RoutesEdit) -> Result<ActionReport> {
+        self.action("router set --route", |mut report| async move {
+            let (id, wanted) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                let mut wanted: Vec<(ipnet::IpNet, IpAddr)> = if edit.clear {
+                    vec![]
+                } else {
+                    r.routes.iter().map(|x| (x.destination, x.nexthop)).collect()
+                };
+                for route in &edit.remove {
+                    let before = wanted.len();
+                    wanted.retain(|w| w != route);
+                    if wanted.len() == before {
+                        return Err(Error::invalid(
+                            "--route",
+                            format!("router {} has no route to {} via {}", r.name, route.0, route.1),
+                        ));
+                    }
+                }
+                for route in &edit.add {
+                    if wanted.contains(route) {
+                        return Err(Error::invalid(
+                            "--route",
+                            format!("route to {} via {} given twice", route.0, route.1),
+                        ));
+                    }
+                    wanted.push(*route);
+                }
+                check_nexthops(st, r, &wanted)?;
+                Ok((r.id, wanted))
+            })?;
+            self.exec(&mut report, |st| Ok(Some(plan_routes(st, id, &wanted)?)))
+                .await?;
             Ok(report)
         })
         .await
@@ -940,10 +1003,117 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
     .landed_if(nb::LOGICAL_ROUTER_PORT, lrp_name, lrp_revision))
 }
 
+/// Neutron's nexthop checks (400): each nexthop lies in a subnet of one of the router's ports
+/// (interfaces and gateway) and is none of the router's own addresses.
+fn check_nexthops(st: &State, r: &Router, routes: &[(ipnet::IpNet, IpAddr)]) -> Result<()> {
+    let own: Vec<&FixedIp> = r
+        .interfaces
+        .iter()
+        .chain(r.gateway.as_ref().map(|g| &g.port))
+        .filter_map(|p| st.ports.get(p))
+        .flat_map(|p| p.fixed_ips.iter())
+        .collect();
+    for (destination, nexthop) in routes {
+        if destination.trunc() != *destination {
+            return Err(Error::invalid(
+                "--route",
+                format!("destination {destination} has host bits set; give the network address"),
+            ));
+        }
+        if own.iter().any(|f| f.ip == *nexthop) {
+            return Err(Error::invalid(
+                "--route",
+                format!("nexthop {nexthop} is the router's own address"),
+            ));
+        }
+        if !own.iter().any(|f| st.subnets[&f.subnet].cidr.contains(nexthop)) {
+            return Err(Error::invalid(
+                "--route",
+                format!(
+                    "nexthop {nexthop} is not connected with router {}; add an interface on its subnet first",
+                    r.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The extra-route update transaction (see `router_update_routes`).
+pub fn plan_routes(st: &State, router_id: Id, wanted: &[(ipnet::IpNet, IpAddr)]) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let mut after = r.clone();
+    let mut changed = false;
+    after.routes.retain(|x| {
+        let keep = wanted.contains(&(x.destination, x.nexthop));
+        if !keep {
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                lr.clone(),
+                "static_routes",
+                false,
+                Value::uuid(x.row),
+            );
+            changed = true;
+        }
+        keep
+    });
+    let mut added = Vec::new();
+    for (destination, nexthop) in wanted {
+        if r.routes
+            .iter()
+            .any(|x| (x.destination, x.nexthop) == (*destination, *nexthop))
+        {
+            continue;
+        }
+        let row = txn.insert(
+            nb::LOGICAL_ROUTER_STATIC_ROUTE,
+            Row::new()
+                .with("ip_prefix", destination.to_string())
+                .with("nexthop", nexthop.to_string()),
+        );
+        nb::mutate_ref(
+            &mut txn,
+            nb::LOGICAL_ROUTER,
+            lr.clone(),
+            "static_routes",
+            true,
+            row.clone(),
+        );
+        added.push((*destination, *nexthop, row));
+        changed = true;
+    }
+    if changed {
+        // The RouterRoute rows revise their router.
+        after.revision += 1;
+    }
+    after.lr_revision = after.revision;
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    Ok(Planned::new("router routes", txn, move |st, res| {
+        for (destination, nexthop, row) in added {
+            after.routes.push(ExtraRoute {
+                destination,
+                nexthop,
+                row: nb::inserted(res, &row),
+            });
+        }
+        st.routers.insert(after.id, after);
+    }))
+}
+
 /// `router set --external-gateway NET --enable-snat|--disable-snat` on a router whose gateway
 /// is already on NET: one transaction adding (or removing) the SNAT row of every IPv4
-/// interface and rewriting the LR. The LR gets the revision Neutron read before the update
-/// bumped it (+1, unwritten; seen in real Neutron 21.0.0 dumps, corpus router-snat).
+/// interface and rewriting the LR with the router's revision, which the update bumps (+1).
 pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planned> {
     let r = &st.routers[&router_id];
     let g = r
@@ -982,6 +1152,7 @@ pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planne
     if let Some(ag) = after.gateway.as_mut() {
         ag.snat = snat;
     }
+    after.revision += 1;
     after.lr_revision = after.revision;
     txn.update(
         nb::LOGICAL_ROUTER,
@@ -990,7 +1161,6 @@ pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planne
             .with("external_ids", smap(&lr_external_ids(&after)))
             .with("enabled", true),
     );
-    after.revision += 1;
     Ok(Planned::new("router gateway SNAT", txn, move |st, res| {
         for (cidr, nat) in added {
             after.snats.insert(cidr, nb::inserted(res, &nat));
