@@ -433,27 +433,152 @@ impl Neutron {
                 self.with_state(|st| st.release_mac(&port.mac));
             }
             created?;
-            self.exec(&mut report, |st| Ok(Some(plan_router_interface(st, port_id)?)))
-                .await?;
-            for bump in 0..2 {
-                self.exec(&mut report, |st| {
-                    let mut p = st.ports[&port_id].clone();
-                    p.revision += 1;
-                    p.active = bump == 1;
-                    Ok(Some(crate::port::plan_lsp_update(st, p, "T7c interface port update")?))
-                })
-                .await?;
-                self.exec(&mut report, |st| {
-                    Ok(Some(plan_router_port_update(st, port_id, "T7d interface LRP update")?))
-                })
-                .await?;
-            }
-            // The new RouterPort row bumps the router's revision (not written now).
-            bump_router_revision(self, router);
+            self.attach_interface(&mut report, router, port_id).await?;
             report.id = Some(port_id);
             Ok(report)
         })
         .await
+    }
+
+    /// After the interface port's LSP: LRP + LSP→router + SNAT (T7b), the two ACTIVE echo
+    /// rewrites (T7c/T7d), the router's unwritten revision bump.
+    async fn attach_interface(&self, report: &mut ActionReport, router: &str, port_id: Id) -> Result<()> {
+        self.exec(report, |st| Ok(Some(plan_router_interface(st, port_id)?)))
+            .await?;
+        for bump in 0..2 {
+            self.exec(report, |st| {
+                let mut p = st.ports[&port_id].clone();
+                p.revision += 1;
+                p.active = bump == 1;
+                Ok(Some(crate::port::plan_lsp_update(st, p, "T7c interface port update")?))
+            })
+            .await?;
+            self.exec(report, |st| {
+                Ok(Some(plan_router_port_update(st, port_id, "T7d interface LRP update")?))
+            })
+            .await?;
+        }
+        // The new RouterPort row bumps the router's revision (not written now).
+        bump_router_revision(self, router);
+        Ok(())
+    }
+
+    /// `router add port ROUTER PORT`: the port (no device yet) becomes the router's interface —
+    /// one ML2 update (owner `network:router_interface`, device the router, no security groups;
+    /// revision +1), then as `router add subnet` from the LRP on. Refused: a port bound to a
+    /// device (409), without fixed IPs or with two IPv4 subnets (400), on a subnet the router
+    /// already has or one overlapping its subnets (400).
+    pub async fn router_add_port(&self, router: &str, port: &str) -> Result<ActionReport> {
+        self.action("router add port", |mut report| async move {
+            let port_id = self.with_state(|st| -> Result<Id> {
+                st.router(router)?;
+                let p = st.port(port)?;
+                if !p.device_id.is_empty() {
+                    return Err(Error::InUse {
+                        what: format!("port {}", p.id),
+                        why: format!("device {} uses it; create a port without --device", p.device_id),
+                    });
+                }
+                Ok(p.id)
+            })?;
+            let checked = self.with_state(|st| -> Result<Port> {
+                let r = st.router(router)?;
+                let p = &st.ports[&port_id];
+                if p.fixed_ips.is_empty() {
+                    return Err(Error::invalid(
+                        "router add port",
+                        format!("port {} has no fixed IP; a router port needs one", p.id),
+                    ));
+                }
+                if p.fixed_ips.iter().filter(|f| f.ip.is_ipv4()).count() > 1 {
+                    return Err(Error::invalid(
+                        "router add port",
+                        format!("port {} has two IPv4 addresses; a router port may have one", p.id),
+                    ));
+                }
+                for f in &p.fixed_ips {
+                    let s = &st.subnets[&f.subnet];
+                    for q in r.interfaces.iter().filter_map(|q| st.ports.get(q)) {
+                        for g in &q.fixed_ips {
+                            let other = &st.subnets[&g.subnet];
+                            if other.id == s.id {
+                                return Err(Error::invalid(
+                                    "router add port",
+                                    format!("router {} already has an interface on subnet {}", r.name, s.name),
+                                ));
+                            }
+                            if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
+                                return Err(Error::CidrOverlap {
+                                    cidr: s.cidr.to_string(),
+                                    other: other.name.clone(),
+                                    other_cidr: other.cidr.to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let mut updated = p.clone();
+                updated.device_owner = nb::OWNER_ROUTER_INTERFACE.into();
+                updated.device_id = r.id.to_string();
+                updated.kind = PortKind::RouterInterface { router: r.id };
+                updated.security_groups.clear();
+                updated.port_security = false;
+                updated.revision += 1;
+                Ok(updated)
+            });
+            let updated = match checked {
+                Ok(updated) => updated,
+                Err(refusal) => {
+                    // Neutron claims the port for the router first and checks its subnets
+                    // after; a refusal reverts the claim: two port updates (corpus router-ports).
+                    for _ in 0..2 {
+                        self.exec(&mut report, |st| {
+                            let mut p = st.ports[&port_id].clone();
+                            p.revision += 1;
+                            Ok(Some(crate::port::plan_lsp_update(
+                                st,
+                                p,
+                                "router add port claim/revert",
+                            )?))
+                        })
+                        .await?;
+                    }
+                    return Err(refusal);
+                }
+            };
+            self.exec(&mut report, |st| {
+                Ok(Some(crate::port::plan_lsp_update(
+                    st,
+                    updated.clone(),
+                    "router add port LSP",
+                )?))
+            })
+            .await?;
+            self.attach_interface(&mut report, router, port_id).await?;
+            report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router remove port ROUTER PORT`: as `router remove subnet` of the interface's subnet
+    /// (Neutron deletes the port too).
+    pub async fn router_remove_port(&self, router: &str, port: &str) -> Result<ActionReport> {
+        let subnet = self.with_state(|st| -> Result<String> {
+            let r = st.router(router)?;
+            let p = st.port(port)?;
+            if !r.interfaces.contains(&p.id) {
+                return Err(Error::invalid(
+                    "router remove port",
+                    format!("port {} is not an interface of router {}", p.id, r.name),
+                ));
+            }
+            p.fixed_ips
+                .first()
+                .map(|f| f.subnet.to_string())
+                .ok_or_else(|| Error::invalid("router remove port", format!("port {} has no fixed IP", p.id)))
+        })?;
+        self.router_remove_subnet(router, &subnet).await
     }
 
     /// `router remove subnet`: the interface port's LSP, then one transaction removing the

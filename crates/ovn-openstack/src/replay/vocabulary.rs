@@ -76,6 +76,14 @@ pub enum OpenstackCommand {
         router: String,
         edit: RoutesEdit,
     },
+    RouterAddPort {
+        router: String,
+        port: String,
+    },
+    RouterRemovePort {
+        router: String,
+        port: String,
+    },
     RouterUnsetGateway {
         router: String,
     },
@@ -775,11 +783,13 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
             let (router, subnet) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "subnet")?;
             C::RouterRemoveSubnet { router, subnet }
         }
-        ["router", "add" | "remove", "port", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(3),
-                option: "*".into(),
-            })
+        ["router", "add", "port", rest @ ..] => {
+            let (router, port) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "port")?;
+            C::RouterAddPort { router, port }
+        }
+        ["router", "remove", "port", rest @ ..] => {
+            let (router, port) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "port")?;
+            C::RouterRemovePort { router, port }
         }
         ["port", "create", rest @ ..] => {
             let a = Argv::parse(
