@@ -200,6 +200,8 @@ pub struct Gateway {
     pub chassis: Vec<String>,
     pub route: RowId,
     pub ha_chassis_group: Option<RowId>,
+    /// `enable_snat`: the router's IPv4 interfaces get SNAT rows to the gateway address.
+    pub snat: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -217,6 +219,16 @@ pub struct Router {
     pub interfaces: Vec<Id>,
     /// SNAT NAT rows by internal CIDR.
     pub snats: BTreeMap<String, RowId>,
+    /// Extra routes (`router set --route`), each a Logical_Router_Static_Route row.
+    pub routes: Vec<ExtraRoute>,
+}
+
+/// One of a router's extra routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraRoute {
+    pub destination: ipnet::IpNet,
+    pub nexthop: IpAddr,
+    pub row: RowId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,13 +11,14 @@ use ovsdb::{Condition, Mutation, Row, Transaction, Value};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State, MAX_GW_CHASSIS,
+    ExtraRoute, FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State,
+    MAX_GW_CHASSIS,
 };
 use crate::nb::{self, map_of, smap, Planned};
 use crate::neutron::{ActionReport, ChassisInfo, Neutron};
 
 /// A router revision bump Neutron's DB makes without writing the LR row (the RouterPort of an
-/// interface added or removed, the gateway port bound): the next LR write carries it.
+/// interface added or removed): the next LR write carries it.
 fn bump_router_revision(n: &Neutron, router: &str) {
     n.with_state(|st| {
         let id = st.router(router).map(|r| r.id);
@@ -40,6 +41,19 @@ pub struct GatewaySpec {
     pub fixed_ip: Option<IpAddr>,
     /// How many gateway chassis to schedule (at most 5; Neutron's default is 5).
     pub max_chassis: Option<usize>,
+    /// `--enable-snat` (`Some(true)`) / `--disable-snat` (`Some(false)`); unsaid: on for a new
+    /// gateway, unchanged for a router that has one.
+    pub snat: Option<bool>,
+}
+
+/// `router set --route/--no-route`, `router unset --route`: the edit of a router's extra routes
+/// (as the openstack CLI builds the new list: the current routes, emptied by `--no-route`,
+/// minus `remove`, plus `add`).
+#[derive(Clone, Debug, Default)]
+pub struct RoutesEdit {
+    pub clear: bool,
+    pub add: Vec<(ipnet::IpNet, IpAddr)>,
+    pub remove: Vec<(ipnet::IpNet, IpAddr)>,
 }
 
 impl Neutron {
@@ -58,6 +72,7 @@ impl Neutron {
                 gateway: None,
                 interfaces: vec![],
                 snats: BTreeMap::new(),
+                routes: vec![],
             });
             let id = router.id;
             self.exec(&mut report, |_| {
@@ -150,14 +165,34 @@ impl Neutron {
                     max: MAX_GW_CHASSIS,
                 });
             }
-            let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
+            let snat_update = self.with_state(|st| -> Result<_> {
                 let r = st.router(router)?;
-                if r.gateway.is_some() {
+                let Some(g) = &r.gateway else { return Ok(None) };
+                let n = st.network(&spec.network)?;
+                let same_ip = spec.fixed_ip.is_none_or(|ip| {
+                    st.ports
+                        .get(&g.port)
+                        .is_some_and(|p| p.fixed_ips.iter().any(|f| f.ip == ip))
+                });
+                if n.id != g.network || !same_ip || spec.max_chassis.is_some() {
                     return Err(Error::invalid(
                         "--external-gateway",
-                        format!("router {} already has a gateway; unset it first", r.name),
+                        format!(
+                            "router {} already has a gateway; changing its network, address or chassis \
+                             is not modelled: unset it first",
+                            r.name
+                        ),
                     ));
                 }
+                Ok(Some((r.id, spec.snat.unwrap_or(g.snat))))
+            })?;
+            if let Some((router_id, snat)) = snat_update {
+                self.exec(&mut report, |st| Ok(Some(plan_gateway_snat(st, router_id, snat)?)))
+                    .await?;
+                return Ok(report);
+            }
+            let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
                 let n = st.network(&spec.network)?;
                 if !n.external {
                     return Err(Error::invalid(
@@ -199,7 +234,13 @@ impl Neutron {
             }
             created?;
             self.exec(&mut report, |st| {
-                Ok(Some(plan_gateway(st, router_id, port_id, scheduled)?))
+                Ok(Some(plan_gateway(
+                    st,
+                    router_id,
+                    port_id,
+                    scheduled,
+                    spec.snat.unwrap_or(true),
+                )?))
             })
             .await?;
             report.id = Some(port_id);
@@ -234,9 +275,8 @@ impl Neutron {
                 })
                 .await?;
             }
-            // The binding bumps the router's revision in Neutron's DB (not written until the
-            // LR row is next updated; seen in real Neutron 21.0.0 dumps, corpus basic-v4).
-            bump_router_revision(self, router);
+            // The binding does not bump the router's revision (an LR write right after it
+            // carries the same number: corpus router-routes).
             Ok(report)
         })
         .await
@@ -307,8 +347,9 @@ impl Neutron {
                 let mut after = r.clone();
                 after.gateway = None;
                 after.snats.clear();
-                // The router update and the RouterPort delete each bump it (as at set: +2).
-                after.revision += 2;
+                // +3, bound or not (real Neutron 21.0.0: corpus router-snat, router-routes),
+                // one more than the set's +2.
+                after.revision += 3;
                 after.lr_revision = after.revision;
                 txn.update(
                     nb::LOGICAL_ROUTER,
@@ -392,27 +433,152 @@ impl Neutron {
                 self.with_state(|st| st.release_mac(&port.mac));
             }
             created?;
-            self.exec(&mut report, |st| Ok(Some(plan_router_interface(st, port_id)?)))
-                .await?;
-            for bump in 0..2 {
-                self.exec(&mut report, |st| {
-                    let mut p = st.ports[&port_id].clone();
-                    p.revision += 1;
-                    p.active = bump == 1;
-                    Ok(Some(crate::port::plan_lsp_update(st, p, "T7c interface port update")?))
-                })
-                .await?;
-                self.exec(&mut report, |st| {
-                    Ok(Some(plan_router_port_update(st, port_id, "T7d interface LRP update")?))
-                })
-                .await?;
-            }
-            // The new RouterPort row bumps the router's revision (not written now).
-            bump_router_revision(self, router);
+            self.attach_interface(&mut report, router, port_id).await?;
             report.id = Some(port_id);
             Ok(report)
         })
         .await
+    }
+
+    /// After the interface port's LSP: LRP + LSP→router + SNAT (T7b), the two ACTIVE echo
+    /// rewrites (T7c/T7d), the router's unwritten revision bump.
+    async fn attach_interface(&self, report: &mut ActionReport, router: &str, port_id: Id) -> Result<()> {
+        self.exec(report, |st| Ok(Some(plan_router_interface(st, port_id)?)))
+            .await?;
+        for bump in 0..2 {
+            self.exec(report, |st| {
+                let mut p = st.ports[&port_id].clone();
+                p.revision += 1;
+                p.active = bump == 1;
+                Ok(Some(crate::port::plan_lsp_update(st, p, "T7c interface port update")?))
+            })
+            .await?;
+            self.exec(report, |st| {
+                Ok(Some(plan_router_port_update(st, port_id, "T7d interface LRP update")?))
+            })
+            .await?;
+        }
+        // The new RouterPort row bumps the router's revision (not written now).
+        bump_router_revision(self, router);
+        Ok(())
+    }
+
+    /// `router add port ROUTER PORT`: the port (no device yet) becomes the router's interface —
+    /// one ML2 update (owner `network:router_interface`, device the router, no security groups;
+    /// revision +1), then as `router add subnet` from the LRP on. Refused: a port bound to a
+    /// device (409), without fixed IPs or with two IPv4 subnets (400), on a subnet the router
+    /// already has or one overlapping its subnets (400).
+    pub async fn router_add_port(&self, router: &str, port: &str) -> Result<ActionReport> {
+        self.action("router add port", |mut report| async move {
+            let port_id = self.with_state(|st| -> Result<Id> {
+                st.router(router)?;
+                let p = st.port(port)?;
+                if !p.device_id.is_empty() {
+                    return Err(Error::InUse {
+                        what: format!("port {}", p.id),
+                        why: format!("device {} uses it; create a port without --device", p.device_id),
+                    });
+                }
+                Ok(p.id)
+            })?;
+            let checked = self.with_state(|st| -> Result<Port> {
+                let r = st.router(router)?;
+                let p = &st.ports[&port_id];
+                if p.fixed_ips.is_empty() {
+                    return Err(Error::invalid(
+                        "router add port",
+                        format!("port {} has no fixed IP; a router port needs one", p.id),
+                    ));
+                }
+                if p.fixed_ips.iter().filter(|f| f.ip.is_ipv4()).count() > 1 {
+                    return Err(Error::invalid(
+                        "router add port",
+                        format!("port {} has two IPv4 addresses; a router port may have one", p.id),
+                    ));
+                }
+                for f in &p.fixed_ips {
+                    let s = &st.subnets[&f.subnet];
+                    for q in r.interfaces.iter().filter_map(|q| st.ports.get(q)) {
+                        for g in &q.fixed_ips {
+                            let other = &st.subnets[&g.subnet];
+                            if other.id == s.id {
+                                return Err(Error::invalid(
+                                    "router add port",
+                                    format!("router {} already has an interface on subnet {}", r.name, s.name),
+                                ));
+                            }
+                            if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
+                                return Err(Error::CidrOverlap {
+                                    cidr: s.cidr.to_string(),
+                                    other: other.name.clone(),
+                                    other_cidr: other.cidr.to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let mut updated = p.clone();
+                updated.device_owner = nb::OWNER_ROUTER_INTERFACE.into();
+                updated.device_id = r.id.to_string();
+                updated.kind = PortKind::RouterInterface { router: r.id };
+                updated.security_groups.clear();
+                updated.port_security = false;
+                updated.revision += 1;
+                Ok(updated)
+            });
+            let updated = match checked {
+                Ok(updated) => updated,
+                Err(refusal) => {
+                    // Neutron claims the port for the router first and checks its subnets
+                    // after; a refusal reverts the claim: two port updates (corpus router-ports).
+                    for _ in 0..2 {
+                        self.exec(&mut report, |st| {
+                            let mut p = st.ports[&port_id].clone();
+                            p.revision += 1;
+                            Ok(Some(crate::port::plan_lsp_update(
+                                st,
+                                p,
+                                "router add port claim/revert",
+                            )?))
+                        })
+                        .await?;
+                    }
+                    return Err(refusal);
+                }
+            };
+            self.exec(&mut report, |st| {
+                Ok(Some(crate::port::plan_lsp_update(
+                    st,
+                    updated.clone(),
+                    "router add port LSP",
+                )?))
+            })
+            .await?;
+            self.attach_interface(&mut report, router, port_id).await?;
+            report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router remove port ROUTER PORT`: as `router remove subnet` of the interface's subnet
+    /// (Neutron deletes the port too).
+    pub async fn router_remove_port(&self, router: &str, port: &str) -> Result<ActionReport> {
+        let subnet = self.with_state(|st| -> Result<String> {
+            let r = st.router(router)?;
+            let p = st.port(port)?;
+            if !r.interfaces.contains(&p.id) {
+                return Err(Error::invalid(
+                    "router remove port",
+                    format!("port {} is not an interface of router {}", p.id, r.name),
+                ));
+            }
+            p.fixed_ips
+                .first()
+                .map(|f| f.subnet.to_string())
+                .ok_or_else(|| Error::invalid("router remove port", format!("port {} has no fixed IP", p.id)))
+        })?;
+        self.router_remove_subnet(router, &subnet).await
     }
 
     /// `router remove subnet`: the interface port's LSP, then one transaction removing the
@@ -449,6 +615,15 @@ impl Neutron {
                     return Err(Error::InUse {
                         what: format!("router interface on {}", s.name),
                         why: format!("floating IP {} reaches a port through it", f.ip),
+                    });
+                }
+                if let Some(x) = r.routes.iter().find(|x| s.cidr.contains(&x.nexthop)) {
+                    return Err(Error::InUse {
+                        what: format!("router interface on {}", s.name),
+                        why: format!(
+                            "route to {} goes through it (nexthop {}); remove the route first",
+                            x.destination, x.nexthop
+                        ),
                     });
                 }
                 Ok((r.id, port, s.cidr.to_string()))
@@ -488,6 +663,48 @@ impl Neutron {
             .await?;
             // The deleted RouterPort row bumps the router's revision (not written now).
             bump_router_revision(self, router);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router set --route ... / --no-route`, `router unset --route ...`: one transaction
+    /// deleting the routes that go and inserting the new ones (Logical_Router_Static_Route
+    /// with `ip_prefix`, `nexthop` and nothing else), the LR rewritten with the router's
+    /// revision, which a changed route list bumps (+1 per update).
+    pub async fn router_update_routes(&self, router: &str, edit: RoutesEdit) -> Result<ActionReport> {
+        self.action("router set --route", |mut report| async move {
+            let (id, wanted) = self.with_state(|st| -> Result<_> {
+                let r = st.router(router)?;
+                let mut wanted: Vec<(ipnet::IpNet, IpAddr)> = if edit.clear {
+                    vec![]
+                } else {
+                    r.routes.iter().map(|x| (x.destination, x.nexthop)).collect()
+                };
+                for route in &edit.remove {
+                    let before = wanted.len();
+                    wanted.retain(|w| w != route);
+                    if wanted.len() == before {
+                        return Err(Error::invalid(
+                            "--route",
+                            format!("router {} has no route to {} via {}", r.name, route.0, route.1),
+                        ));
+                    }
+                }
+                for route in &edit.add {
+                    if wanted.contains(route) {
+                        return Err(Error::invalid(
+                            "--route",
+                            format!("route to {} via {} given twice", route.0, route.1),
+                        ));
+                    }
+                    wanted.push(*route);
+                }
+                check_nexthops(st, r, &wanted)?;
+                Ok((r.id, wanted))
+            })?;
+            self.exec(&mut report, |st| Ok(Some(plan_routes(st, id, &wanted)?)))
+                .await?;
             Ok(report)
         })
         .await
@@ -776,7 +993,7 @@ pub fn lr_external_ids(r: &Router) -> BTreeMap<String, String> {
 }
 
 /// T6b: everything the L3 plugin writes when a router gets its gateway, one transaction.
-pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>) -> Result<Planned> {
+pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>, snat: bool) -> Result<Planned> {
     let r = &st.routers[&router_id];
     let mut port = st.ports[&port_id].clone();
     port.routed = true;
@@ -868,7 +1085,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         _ => None,
     };
     let mut snats = Vec::new();
-    if gw_ip.is_ipv4() {
+    if snat && gw_ip.is_ipv4() {
         for cidr in interface_v4_cidrs(st, r) {
             let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
             nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", true, nat.clone());
@@ -884,6 +1101,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         chassis: chassis.clone(),
         route: ovsdb::Uuid::new_v4(),
         ha_chassis_group: None,
+        snat,
     });
     txn.update(
         nb::LOGICAL_ROUTER,
@@ -908,6 +1126,172 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         st.routers.insert(after.id, after);
     })
     .landed_if(nb::LOGICAL_ROUTER_PORT, lrp_name, lrp_revision))
+}
+
+/// Neutron's nexthop checks (400): each nexthop lies in a subnet of one of the router's ports
+/// (interfaces and gateway) and is none of the router's own addresses.
+fn check_nexthops(st: &State, r: &Router, routes: &[(ipnet::IpNet, IpAddr)]) -> Result<()> {
+    let own: Vec<&FixedIp> = r
+        .interfaces
+        .iter()
+        .chain(r.gateway.as_ref().map(|g| &g.port))
+        .filter_map(|p| st.ports.get(p))
+        .flat_map(|p| p.fixed_ips.iter())
+        .collect();
+    for (destination, nexthop) in routes {
+        if destination.trunc() != *destination {
+            return Err(Error::invalid(
+                "--route",
+                format!("destination {destination} has host bits set; give the network address"),
+            ));
+        }
+        if own.iter().any(|f| f.ip == *nexthop) {
+            return Err(Error::invalid(
+                "--route",
+                format!("nexthop {nexthop} is the router's own address"),
+            ));
+        }
+        if !own.iter().any(|f| st.subnets[&f.subnet].cidr.contains(nexthop)) {
+            return Err(Error::invalid(
+                "--route",
+                format!(
+                    "nexthop {nexthop} is not connected with router {}; add an interface on its subnet first",
+                    r.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The extra-route update transaction (see `router_update_routes`).
+pub fn plan_routes(st: &State, router_id: Id, wanted: &[(ipnet::IpNet, IpAddr)]) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let mut after = r.clone();
+    let mut changed = false;
+    after.routes.retain(|x| {
+        let keep = wanted.contains(&(x.destination, x.nexthop));
+        if !keep {
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                lr.clone(),
+                "static_routes",
+                false,
+                Value::uuid(x.row),
+            );
+            changed = true;
+        }
+        keep
+    });
+    let mut added = Vec::new();
+    for (destination, nexthop) in wanted {
+        if r.routes
+            .iter()
+            .any(|x| (x.destination, x.nexthop) == (*destination, *nexthop))
+        {
+            continue;
+        }
+        let row = txn.insert(
+            nb::LOGICAL_ROUTER_STATIC_ROUTE,
+            Row::new()
+                .with("ip_prefix", destination.to_string())
+                .with("nexthop", nexthop.to_string()),
+        );
+        nb::mutate_ref(
+            &mut txn,
+            nb::LOGICAL_ROUTER,
+            lr.clone(),
+            "static_routes",
+            true,
+            row.clone(),
+        );
+        added.push((*destination, *nexthop, row));
+        changed = true;
+    }
+    if changed {
+        // The RouterRoute rows revise their router.
+        after.revision += 1;
+    }
+    after.lr_revision = after.revision;
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    Ok(Planned::new("router routes", txn, move |st, res| {
+        for (destination, nexthop, row) in added {
+            after.routes.push(ExtraRoute {
+                destination,
+                nexthop,
+                row: nb::inserted(res, &row),
+            });
+        }
+        st.routers.insert(after.id, after);
+    }))
+}
+
+/// `router set --external-gateway NET --enable-snat|--disable-snat` on a router whose gateway
+/// is already on NET: one transaction adding (or removing) the SNAT row of every IPv4
+/// interface and rewriting the LR with the router's revision, which the update bumps (+1).
+pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let g = r
+        .gateway
+        .as_ref()
+        .ok_or_else(|| Error::invalid("router", format!("{} has no gateway", r.name)))?;
+    let gw_ip = st.ports[&g.port].fixed_ips.iter().map(|f| f.ip).find(IpAddr::is_ipv4);
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let mut added = Vec::new();
+    let mut after = r.clone();
+    match (snat, g.snat, gw_ip) {
+        (true, false, Some(gw_ip)) => {
+            for cidr in interface_v4_cidrs(st, r) {
+                let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
+                nb::mutate_ref(&mut txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", true, nat.clone());
+                added.push((cidr, nat));
+            }
+        }
+        (false, true, _) => {
+            for nat in r.snats.values() {
+                nb::mutate_ref(
+                    &mut txn,
+                    nb::LOGICAL_ROUTER,
+                    lr.clone(),
+                    "nat",
+                    false,
+                    Value::uuid(*nat),
+                );
+            }
+            after.snats.clear();
+        }
+        _ => {}
+    }
+    if let Some(ag) = after.gateway.as_mut() {
+        ag.snat = snat;
+    }
+    after.revision += 1;
+    after.lr_revision = after.revision;
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    Ok(Planned::new("router gateway SNAT", txn, move |st, res| {
+        for (cidr, nat) in added {
+            after.snats.insert(cidr, nb::inserted(res, &nat));
+        }
+        st.routers.insert(after.id, after);
+    }))
 }
 
 fn interface_v4_cidrs(st: &State, r: &Router) -> Vec<String> {
@@ -946,7 +1330,7 @@ pub fn plan_router_interface(st: &State, port_id: Id) -> Result<Planned> {
         nb::lsp_router_row(&port),
     );
     let mut snat = None;
-    if let Some(g) = &r.gateway {
+    if let Some(g) = r.gateway.as_ref().filter(|g| g.snat) {
         let gw_ip = st.ports[&g.port].fixed_ips.iter().map(|f| f.ip).find(IpAddr::is_ipv4);
         let v4 = port.fixed_ips.iter().find(|f| f.ip.is_ipv4());
         if let (Some(gw_ip), Some(f)) = (gw_ip, v4) {

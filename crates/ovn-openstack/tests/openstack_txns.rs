@@ -265,6 +265,7 @@ async fn gateway_is_lsp_then_one_l3_txn_with_least_loaded_chassis() {
         network: "public".into(),
         fixed_ip: Some("172.24.4.10".parse().unwrap()),
         max_chassis: None,
+        snat: None,
     };
     n.router_set_gateway("r1", spec).await.unwrap();
     let txns = n.take_recorded();

@@ -129,6 +129,7 @@ impl Cms for OpenStack {
             network: external.id.clone(),
             fixed_ip: None,
             max_chassis: Some(max_chassis),
+            snat: None,
         };
         let report = self.neutron.router_set_gateway(&router.id, spec).await?;
         let port = Self::id_of(&report, "router set --external-gateway")?;

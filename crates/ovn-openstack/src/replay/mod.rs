@@ -454,6 +454,9 @@ impl Replay {
             C::RouterDelete(names) => return self.each(names, |n, x| async move { n.router_delete(&x).await }).await,
             C::RouterSetGateway { router, gateway } => n.router_set_gateway(&router, gateway).await?,
             C::RouterUnsetGateway { router } => n.router_unset_gateway(&router).await?,
+            C::RouterRoutes { router, edit } => n.router_update_routes(&router, edit).await?,
+            C::RouterAddPort { router, port } => n.router_add_port(&router, &port).await?,
+            C::RouterRemovePort { router, port } => n.router_remove_port(&router, &port).await?,
             C::RouterAddSubnet { router, subnet } => n.router_add_subnet(&router, &subnet).await?,
             C::RouterRemoveSubnet { router, subnet } => n.router_remove_subnet(&router, &subnet).await?,
             C::PortCreate(spec) => {

@@ -11,7 +11,9 @@ use std::net::IpAddr;
 
 use crate::model::Direction;
 use crate::network::{ListEdit, NetworkUpdate, SubnetUpdate};
-use crate::{FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RuleSpec, SubnetGateway, SubnetSpec};
+use crate::{
+    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SubnetGateway, SubnetSpec,
+};
 
 /// Why a command line is not accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,6 +71,18 @@ pub enum OpenstackCommand {
     RouterSetGateway {
         router: String,
         gateway: GatewaySpec,
+    },
+    RouterRoutes {
+        router: String,
+        edit: RoutesEdit,
+    },
+    RouterAddPort {
+        router: String,
+        port: String,
+    },
+    RouterRemovePort {
+        router: String,
+        port: String,
     },
     RouterUnsetGateway {
         router: String,
@@ -401,10 +415,34 @@ fn host_routes_of(a: &Argv) -> Res<Vec<(String, String)>> {
         .collect()
 }
 
+/// `--route destination=CIDR,gateway=IP`... (a router's extra routes).
+fn routes_of(a: &Argv) -> Res<Vec<(ipnet::IpNet, IpAddr)>> {
+    a.values("route")
+        .iter()
+        .map(|route| {
+            let mut dest = None;
+            let mut gw = None;
+            for part in route.split(',') {
+                match part.split_once('=') {
+                    Some(("destination", v)) => dest = v.parse::<ipnet::IpNet>().ok(),
+                    Some(("gateway", v)) => gw = v.parse::<IpAddr>().ok(),
+                    _ => dest = None,
+                }
+            }
+            match (dest, gw) {
+                (Some(d), Some(g)) => Ok((d, g)),
+                _ => Err(a.invalid(format!("--route {route:?}: expected destination=CIDR,gateway=IP"))),
+            }
+        })
+        .collect()
+}
+
 fn gateway_of(a: &Argv) -> Res<Option<GatewaySpec>> {
     let Some(network) = a.value("external-gateway") else {
-        if a.flag("fixed-ip") || a.flag("max-gateway-chassis") {
-            return Err(a.invalid("--fixed-ip and --max-gateway-chassis go with --external-gateway"));
+        if a.flag("fixed-ip") || a.flag("max-gateway-chassis") || a.last_of("enable-snat", "disable-snat").is_some() {
+            return Err(a.invalid(
+                "--fixed-ip, --enable-snat, --disable-snat and --max-gateway-chassis go with --external-gateway",
+            ));
         }
         return Ok(None);
     };
@@ -412,16 +450,11 @@ fn gateway_of(a: &Argv) -> Res<Option<GatewaySpec>> {
         Some(f) => parse_fixed_ip(a, &f)?.ip,
         None => None,
     };
-    if a.last_of("enable-snat", "disable-snat") == Some(false) {
-        return Err(VocabularyError::NotModelled {
-            command: a.command.clone(),
-            option: "disable-snat".into(),
-        });
-    }
     Ok(Some(GatewaySpec {
         network,
         fixed_ip,
         max_chassis: a.number("max-gateway-chassis")?,
+        snat: a.last_of("enable-snat", "disable-snat"),
     }))
 }
 
@@ -698,21 +731,48 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
             let a = Argv::parse(
                 &cmd(2),
                 rest,
-                &["enable-snat", "disable-snat"],
-                &["external-gateway", "fixed-ip", "max-gateway-chassis"],
-                &["route", "no-route", "name", "disable", "distributed", "ha"],
+                &["enable-snat", "disable-snat", "no-route"],
+                &["external-gateway", "fixed-ip", "max-gateway-chassis", "route"],
+                &["name", "disable", "distributed", "ha"],
             )?;
             let router = a.one("router")?;
-            let gateway = gateway_of(&a)?.ok_or_else(|| a.invalid("only --external-gateway is modelled"))?;
-            C::RouterSetGateway { router, gateway }
+            let gateway = gateway_of(&a)?;
+            let edit = RoutesEdit {
+                clear: a.flag("no-route"),
+                add: routes_of(&a)?,
+                remove: vec![],
+            };
+            match (gateway, edit.clear || !edit.add.is_empty()) {
+                (Some(gateway), false) => C::RouterSetGateway { router, gateway },
+                (None, true) => C::RouterRoutes { router, edit },
+                (Some(_), true) => {
+                    return Err(a.invalid(
+                        "--external-gateway together with --route/--no-route is not modelled; give them in two steps",
+                    ))
+                }
+                (None, false) => return Err(a.invalid("give --external-gateway, --route or --no-route")),
+            }
         }
         ["router", "unset", rest @ ..] => {
-            let a = Argv::parse(&cmd(2), rest, &["external-gateway"], &[], &["route"])?;
-            if !a.flag("external-gateway") {
-                return Err(a.invalid("only --external-gateway is modelled"));
-            }
-            C::RouterUnsetGateway {
-                router: a.one("router")?,
+            let a = Argv::parse(&cmd(2), rest, &["external-gateway"], &["route"], &[])?;
+            let remove = routes_of(&a)?;
+            match (a.flag("external-gateway"), remove.is_empty()) {
+                (true, true) => C::RouterUnsetGateway {
+                    router: a.one("router")?,
+                },
+                (false, false) => C::RouterRoutes {
+                    router: a.one("router")?,
+                    edit: RoutesEdit {
+                        remove,
+                        ..RoutesEdit::default()
+                    },
+                },
+                (true, false) => {
+                    return Err(
+                        a.invalid("--external-gateway together with --route is not modelled; give them in two steps")
+                    )
+                }
+                (false, true) => return Err(a.invalid("give --external-gateway or --route")),
             }
         }
         ["router", "add", "subnet", rest @ ..] => {
@@ -723,11 +783,13 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
             let (router, subnet) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "subnet")?;
             C::RouterRemoveSubnet { router, subnet }
         }
-        ["router", "add" | "remove", "port", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(3),
-                option: "*".into(),
-            })
+        ["router", "add", "port", rest @ ..] => {
+            let (router, port) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "port")?;
+            C::RouterAddPort { router, port }
+        }
+        ["router", "remove", "port", rest @ ..] => {
+            let (router, port) = Argv::parse(&cmd(3), rest, &[], &[], &[])?.two("router", "port")?;
+            C::RouterRemovePort { router, port }
         }
         ["port", "create", rest @ ..] => {
             let a = Argv::parse(
