@@ -11,7 +11,7 @@ use ovsdb::{Condition, Mutation, Row, Transaction, Value};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ExtraRoute, FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State,
+    ExtraRoute, FipAssociation, FixedIp, FloatingIp, Gateway, GatewayLayout, Id, Port, PortKind, Router, State, Subnet,
     MAX_GW_CHASSIS,
 };
 use crate::nb::{self, map_of, smap, Planned};
@@ -379,24 +379,7 @@ impl Neutron {
                 let gw_ip = s.gateway.ok_or_else(|| {
                     Error::invalid("router add subnet", format!("subnet {} has no gateway IP", s.name))
                 })?;
-                for p in r.interfaces.iter().filter_map(|p| st.ports.get(p)) {
-                    for f in &p.fixed_ips {
-                        let other = &st.subnets[&f.subnet];
-                        if other.id == s.id {
-                            return Err(Error::invalid(
-                                "router add subnet",
-                                format!("router {} already has an interface on subnet {}", r.name, s.name),
-                            ));
-                        }
-                        if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
-                            return Err(Error::CidrOverlap {
-                                cidr: s.cidr.to_string(),
-                                other: other.name.clone(),
-                                other_cidr: other.cidr.to_string(),
-                            });
-                        }
-                    }
-                }
+                check_new_interface_subnet(st, r, s, "router add subnet")?;
                 if st
                     .ports
                     .values()
@@ -497,25 +480,7 @@ impl Neutron {
                     ));
                 }
                 for f in &p.fixed_ips {
-                    let s = &st.subnets[&f.subnet];
-                    for q in r.interfaces.iter().filter_map(|q| st.ports.get(q)) {
-                        for g in &q.fixed_ips {
-                            let other = &st.subnets[&g.subnet];
-                            if other.id == s.id {
-                                return Err(Error::invalid(
-                                    "router add port",
-                                    format!("router {} already has an interface on subnet {}", r.name, s.name),
-                                ));
-                            }
-                            if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
-                                return Err(Error::CidrOverlap {
-                                    cidr: s.cidr.to_string(),
-                                    other: other.name.clone(),
-                                    other_cidr: other.cidr.to_string(),
-                                });
-                            }
-                        }
-                    }
+                    check_new_interface_subnet(st, r, &st.subnets[&f.subnet], "router add port")?;
                 }
                 let mut updated = p.clone();
                 updated.device_owner = nb::OWNER_ROUTER_INTERFACE.into();
@@ -1482,6 +1447,30 @@ pub fn plan_fip_disassociate(st: &State, fid: Id, deleting: bool) -> Result<Plan
             p.port_fip = None;
         }
     }))
+}
+
+/// Refuses a new interface of router `r` on subnet `s` (Neutron's checks): the router has an
+/// interface on that subnet already, or on one whose CIDR overlaps it.
+fn check_new_interface_subnet(st: &State, r: &Router, s: &Subnet, action: &str) -> Result<()> {
+    for p in r.interfaces.iter().filter_map(|p| st.ports.get(p)) {
+        for f in &p.fixed_ips {
+            let other = &st.subnets[&f.subnet];
+            if other.id == s.id {
+                return Err(Error::invalid(
+                    action,
+                    format!("router {} already has an interface on subnet {}", r.name, s.name),
+                ));
+            }
+            if other.cidr.contains(&s.cidr.network()) || s.cidr.contains(&other.cidr.network()) {
+                return Err(Error::CidrOverlap {
+                    cidr: s.cidr.to_string(),
+                    other: other.name.clone(),
+                    other_cidr: other.cidr.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A router-owned Neutron port (gateway or interface) as ML2 creates it: unnamed, no security
