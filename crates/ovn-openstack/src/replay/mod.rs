@@ -401,16 +401,19 @@ impl Replay {
 
     async fn dump(&self, name: &str, command: &str) -> Result<serde_json::Value, StepError> {
         sync_northd(&self.nb, Duration::from_secs(30)).await?;
-        // northd copies the chassis' acks into hv_cfg (and stamps hv_cfg_timestamp) on its own
-        // time: without this wait a loaded machine can dump before it did. Chassis that are
-        // not ours could hold hv_cfg back, so this wait only warns.
-        if !self.chassis.is_empty()
-            && !nb_global_reaches(&self.nb, "hv_cfg", self.acked_cfg, Duration::from_secs(10)).await?
-        {
-            tracing::warn!(
-                "NB_Global.hv_cfg did not reach the chassis' acknowledged nb_cfg={} within 10 s; dumping anyway",
-                self.acked_cfg
-            );
+        // Real ovn-controllers acknowledge every nb_cfg they see, so real Neutron's dumps always
+        // show northd's hv_cfg (and its timestamp) caught up: ack the sync just made, then wait
+        // for northd to copy the ack, on its own time. Without both, a dump taken right after
+        // chassis registered could show hv_cfg_timestamp still 0. Chassis that are not ours
+        // could hold hv_cfg back, so this wait only warns.
+        if !self.chassis.is_empty() {
+            let names: Vec<&str> = self.chassis.iter().map(String::as_str).collect();
+            let acked = sb_agent::heartbeat(&self.sb, &names).await?;
+            if !nb_global_reaches(&self.nb, "hv_cfg", acked, Duration::from_secs(10)).await? {
+                tracing::warn!(
+                    "NB_Global.hv_cfg did not reach the chassis' acknowledged nb_cfg={acked} within 10 s; dumping anyway"
+                );
+            }
         }
         let doc = settled_dump(&self.nb, self.settle_quiet, Duration::from_secs(10)).await?;
         Ok(ovsdb::dump::with_keys(
