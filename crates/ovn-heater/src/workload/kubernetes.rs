@@ -1164,6 +1164,9 @@ struct Real<'a> {
     unplumbed: std::collections::HashSet<String>,
     pings: u64,
     failed_pings: Vec<String>,
+    /// Neighbour entries the host's ARP table was last made to hold (ovn_lab::host): raised
+    /// ahead of the pods as they are plumbed, since the tests decide how many there will be.
+    neighbour_cap: u64,
 }
 
 impl Hooks for Real<'_> {
@@ -1368,7 +1371,32 @@ impl Real<'_> {
             .map_err(HarnessFault::wrap)
             .with_context(|| format!("plumbing pod {}", pod.name))?;
         self.vms.insert(pod.name.clone(), vm);
+        self.ensure_neighbour_entries();
         Ok(())
+    }
+
+    /// One ARP table for every namespace of the host: too small, and pings fail for tens of
+    /// seconds with no fault in OVN. A pod holds its gateway and the few peers the tests ping
+    /// (and those pinging it); the cap is raised in doublings, so a run pays a handful of writes.
+    fn ensure_neighbour_entries(&mut self) {
+        const PEERS_PER_POD: usize = 2;
+        let needed = ovn_lab::host::neighbour_entries_needed(self.vms.len(), PEERS_PER_POD);
+        if needed <= self.neighbour_cap {
+            return;
+        }
+        let target = ovn_lab::host::neighbour_entries_needed(2 * self.vms.len(), PEERS_PER_POD);
+        match ovn_lab::host::ensure_neighbour_entries(target) {
+            Ok(Some((old, new))) => tracing::info!(
+                "raised the host's ARP table cap (net.ipv4.neigh.default.gc_thresh3) from {old} to {new} for {} pods",
+                self.vms.len()
+            ),
+            Ok(None) => {}
+            Err(e) => crate::output::warn(&format!(
+                "warning: cannot raise the host's ARP table cap ({e}); with many pods, pings may fail while the table is full"
+            )),
+        }
+        // Also on failure: warn once per doubling, not per pod.
+        self.neighbour_cap = target;
     }
 }
 
@@ -1407,6 +1435,7 @@ async fn run_real_on(
         unplumbed: std::collections::HashSet::new(),
         pings: 0,
         failed_pings: Vec::new(),
+        neighbour_cap: 1024,
     };
     hooks.up.probes = super::lab::stage_probes(lab);
     hooks.up.dead_watch = Some(DeadWatch {
