@@ -89,8 +89,11 @@ impl RowEvent {
 /// A point-in-time copy of the replica's tables: table → uuid → row (with `_uuid`).
 pub type Tables = BTreeMap<String, BTreeMap<Uuid, Row>>;
 
-/// How many events a subscriber may fall behind before it gets `Lagged`.
-pub const SUBSCRIPTION_CAPACITY: usize = 16 * 1024;
+/// How many events a subscriber may fall behind before it gets `Lagged`. The channel keeps
+/// each event until its slot is reused, so this is also how many stay in memory after every
+/// subscriber read them: at 16k, a 1,000-VM run kept all its NB events (~4 MB of its
+/// ~50 MB). A subscriber that keeps up (a task doing map updates) is never 2k behind.
+pub const SUBSCRIPTION_CAPACITY: usize = 2 * 1024;
 
 /// A live copy of monitored tables. Cheap to clone (shared).
 #[derive(Clone)]
@@ -138,9 +141,17 @@ impl Replica {
     pub fn len(&self, table: &str) -> usize {
         self.read(|t| t.get(table).map_or(0, BTreeMap::len))
     }
-    /// Subscribe to changes from now on.
+    /// Subscribe to changes from now on (a subscriber may fall [`SUBSCRIPTION_CAPACITY`]
+    /// events behind).
     pub fn subscribe(&self) -> Subscription {
-        self.shared.subscribe()
+        self.shared.subscribe(SUBSCRIPTION_CAPACITY)
+    }
+    /// Like [`Replica::subscribe`], for a subscriber that must survive one update touching
+    /// up to `capacity` rows (e.g. a watch of a whole table). The replica's subscribers share
+    /// one channel: the first subscription sets its capacity, and the channel keeps that many
+    /// events in memory once it has seen them.
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        self.shared.subscribe(capacity.max(1))
     }
     /// Waits until a row of `table` satisfies `pred` (checking the current contents first, then
     /// each change, no polling), and returns it with the instant the matching update arrived
@@ -317,11 +328,9 @@ impl ReplicaShared {
             .collect()
     }
 
-    fn subscribe(&self) -> Subscription {
+    fn subscribe(&self, capacity: usize) -> Subscription {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        events
-            .get_or_insert_with(|| broadcast::channel(SUBSCRIPTION_CAPACITY).0)
-            .subscribe()
+        events.get_or_insert_with(|| broadcast::channel(capacity).0).subscribe()
     }
 
     /// The sender, if anyone listens; taken before the tables are locked (see module doc).
@@ -1003,7 +1012,7 @@ mod tests {
     #[tokio::test]
     async fn apply_emits_insert_modify_delete_with_old_and_new() {
         let r = shared();
-        let mut sub = r.subscribe();
+        let mut sub = r.subscribe(SUBSCRIPTION_CAPACITY);
         let at = Instant::now();
         r.apply(
             updates("T", vec![(u(1), RowChange::Insert(Row::new().with("n", 1)))]),
@@ -1051,7 +1060,7 @@ mod tests {
             ),
             at,
         );
-        let mut sub = r.subscribe();
+        let mut sub = r.subscribe(SUBSCRIPTION_CAPACITY);
         r.replace(
             updates(
                 "T",
@@ -1138,7 +1147,7 @@ mod tests {
     #[tokio::test]
     async fn unheld_row_becomes_interesting_through_a_fetch() {
         let r = owned();
-        let mut sub = r.subscribe();
+        let mut sub = r.subscribe(SUBSCRIPTION_CAPACITY);
         let at = Instant::now();
         assert!(r
             .apply(

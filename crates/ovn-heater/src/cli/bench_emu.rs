@@ -438,7 +438,9 @@ impl UpWatcher {
             .monitor_filtered(NB_DB, request, keep_all)
             .await
             .context("monitoring NB ports")?;
-        let mut events = replica.subscribe();
+        // northd turns up hundreds of ports in one update at 1,000 chassis: a deeper queue
+        // than the default, as before the default shrank (its figures stay comparable).
+        let mut events = replica.subscribe_with_capacity(16 * 1024);
         let up = Arc::new(Mutex::new(HashMap::new()));
         let changed = Arc::new(Notify::new());
         let (up2, changed2) = (up.clone(), changed.clone());

@@ -259,7 +259,9 @@ async fn watch_inner(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .monitor(&database, MonitorRequest::new().table(args.table.clone(), monitor))
         .await
         .with_context(|| format!("cannot monitor {database}.{}", args.table))?;
-    let mut events = replica.subscribe();
+    // One update can touch a whole table (northd rewriting every Logical_Flow); a printer
+    // falls that far behind, so this watch gets a deep queue.
+    let mut events = replica.subscribe_with_capacity(64 * 1024);
     if args.initial {
         let rows = replica.read(|t| t.get(&args.table).cloned().unwrap_or_default());
         for (uuid, row) in rows.into_iter().filter(|(_, r)| row_matches(r, &conditions)) {
