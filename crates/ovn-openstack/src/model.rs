@@ -105,6 +105,8 @@ pub struct Network {
     pub project: String,
     pub mtu: u32,
     pub external: bool,
+    /// `shared` (only the network's owner's access otherwise; not in the NB).
+    pub shared: bool,
     pub provider: Option<Provider>,
     /// `port_security_enabled`: the default of the network's new ports.
     pub port_security: bool,

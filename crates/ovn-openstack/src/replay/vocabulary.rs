@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use crate::model::Direction;
 use crate::network::{ListEdit, NetworkUpdate, SubnetUpdate};
 use crate::{
-    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SubnetGateway, SubnetSpec,
+    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SecurityGroupUpdate,
+    SubnetGateway, SubnetSpec,
 };
 
 /// Why a command line is not accepted.
@@ -127,6 +128,12 @@ pub enum OpenstackCommand {
         name: String,
         project: Option<String>,
         stateful: bool,
+    },
+    /// Names resolve in `project` (every project has a `default`).
+    SecurityGroupSet {
+        group: String,
+        project: Option<String>,
+        update: SecurityGroupUpdate,
     },
     /// Names resolve in `project` (every project has a `default`).
     SecurityGroupDelete {
@@ -497,21 +504,25 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 segmentation_id: a.number("provider-segment")?,
                 mtu: a.number("mtu")?,
                 disable_port_security: a.last_of("enable-port-security", "disable-port-security") == Some(false),
+                shared: a.last_of("share", "no-share") == Some(true),
             })
         }
         ["network", "set", rest @ ..] => {
             let a = Argv::parse(
                 &cmd(2),
                 rest,
-                &["enable-port-security", "disable-port-security"],
-                &["name", "mtu", "description"],
                 &[
-                    "enable",
-                    "disable",
+                    "enable-port-security",
+                    "disable-port-security",
                     "share",
                     "no-share",
                     "external",
                     "internal",
+                ],
+                &["name", "mtu", "description"],
+                &[
+                    "enable",
+                    "disable",
                     "default",
                     "no-default",
                     "provider-network-type",
@@ -531,6 +542,8 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     mtu: a.number("mtu")?,
                     port_security: a.last_of("enable-port-security", "disable-port-security"),
                     description: a.value("description"),
+                    shared: a.last_of("share", "no-share"),
+                    external: a.last_of("external", "internal"),
                 },
             }
         }
@@ -994,11 +1007,27 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 stateful: a.last_of("stateful", "stateless").unwrap_or(true),
             }
         }
-        ["security", "group", "set", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(3),
-                option: "*".into(),
-            })
+        ["security", "group", "set", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(3),
+                rest,
+                &["stateful", "stateless"],
+                &["name", "description", "project"],
+                &["tag", "no-tag"],
+            )?;
+            let update = SecurityGroupUpdate {
+                name: a.value("name"),
+                description: a.value("description"),
+                stateful: a.last_of("stateful", "stateless"),
+            };
+            if update == SecurityGroupUpdate::default() {
+                return Err(a.invalid("give --name, --description, --stateful or --stateless"));
+            }
+            C::SecurityGroupSet {
+                group: a.one("security group")?,
+                project: a.value("project").or(project),
+                update,
+            }
         }
         ["security", "group", "delete", rest @ ..] => {
             let a = Argv::parse(&cmd(3), rest, &[], &["project"], &[])?;
@@ -1215,6 +1244,59 @@ mod tests {
     }
 
     #[test]
+    fn network_set_share_and_external_flags_last_one_wins() {
+        match os("network set --share --external --no-share n").unwrap() {
+            OpenstackCommand::NetworkSet { network, update } => {
+                assert_eq!(network, "n");
+                assert_eq!(update.shared, Some(false));
+                assert_eq!(update.external, Some(true));
+                assert_eq!(update.mtu, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("network set --internal n").unwrap() {
+            OpenstackCommand::NetworkSet { update, .. } => {
+                assert_eq!(update.shared, None);
+                assert_eq!(update.external, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("network create --share n").unwrap() {
+            OpenstackCommand::NetworkCreate(spec) => assert!(spec.shared),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn security_group_set_takes_name_description_and_statefulness() {
+        match os("security group set --stateless --name web2 --description 'the web' web").unwrap() {
+            OpenstackCommand::SecurityGroupSet { group, project, update } => {
+                assert_eq!(group, "web");
+                assert_eq!(project, None);
+                assert_eq!(update.name.as_deref(), Some("web2"));
+                assert_eq!(update.description.as_deref(), Some("the web"));
+                assert_eq!(update.stateful, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_openstack(
+            &split_words("security group set --stateful default").unwrap(),
+            Some("alpha"),
+        )
+        .unwrap()
+        {
+            OpenstackCommand::SecurityGroupSet { project, update, .. } => {
+                assert_eq!(project.as_deref(), Some("alpha"));
+                assert_eq!(update.stateful, Some(true));
+                assert_eq!(update.name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("security group set web").is_err());
+        assert!(os("security group set --stateless").is_err());
+    }
+
+    #[test]
     fn deletes_take_several_names() {
         match os("port delete a b c").unwrap() {
             OpenstackCommand::PortDelete(v) => assert_eq!(v, ["a", "b", "c"]),
@@ -1230,7 +1312,9 @@ mod tests {
         let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --subnet-pool p s").unwrap_err();
         assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
         assert!(e.to_string().contains("--subnet-pool"), "{e}");
-        let e = os("network set --share n").unwrap_err();
+        let e = os("network set --qos-policy q n").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
+        let e = os("security group set --tag t g").unwrap_err();
         assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
         let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --host-route destination=10.1.0.0/24 s")
             .unwrap_err();
