@@ -201,6 +201,10 @@ pub struct Gateway {
     /// Scheduled chassis, highest priority first.
     pub chassis: Vec<String>,
     pub route: RowId,
+    /// The gateway port's LRP (also known once the port is deleted, when it is replaced).
+    pub lrp: Option<RowId>,
+    /// The Gateway_Chassis rows (`gateway-chassis` layout), kept by a gateway readdress.
+    pub chassis_rows: Vec<RowId>,
     pub ha_chassis_group: Option<RowId>,
     /// `enable_snat`: the router's IPv4 interfaces get SNAT rows to the gateway address.
     pub snat: bool,

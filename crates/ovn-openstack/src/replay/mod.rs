@@ -458,6 +458,7 @@ impl Replay {
             C::RouterSetGateway { router, gateway } => n.router_set_gateway(&router, gateway).await?,
             C::RouterUnsetGateway { router } => n.router_unset_gateway(&router).await?,
             C::RouterRoutes { router, edit } => n.router_update_routes(&router, edit).await?,
+            C::RouterRename { router, name } => n.router_rename(&router, &name).await?,
             C::RouterAddPort { router, port } => n.router_add_port(&router, &port).await?,
             C::RouterRemovePort { router, port } => n.router_remove_port(&router, &port).await?,
             C::RouterAddSubnet { router, subnet } => n.router_add_subnet(&router, &subnet).await?,

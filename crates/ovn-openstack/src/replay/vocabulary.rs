@@ -77,6 +77,10 @@ pub enum OpenstackCommand {
         router: String,
         edit: RoutesEdit,
     },
+    RouterRename {
+        router: String,
+        name: String,
+    },
     RouterAddPort {
         router: String,
         port: String,
@@ -745,10 +749,16 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 &cmd(2),
                 rest,
                 &["enable-snat", "disable-snat", "no-route"],
-                &["external-gateway", "fixed-ip", "max-gateway-chassis", "route"],
-                &["name", "disable", "distributed", "ha"],
+                &["external-gateway", "fixed-ip", "max-gateway-chassis", "route", "name"],
+                &["disable", "distributed", "ha"],
             )?;
             let router = a.one("router")?;
+            if let Some(name) = a.value("name") {
+                if a.options.len() > 1 {
+                    return Err(a.invalid("--name together with other options is not modelled; give them in two steps"));
+                }
+                return Ok(C::RouterRename { router, name });
+            }
             let gateway = gateway_of(&a)?;
             let edit = RoutesEdit {
                 clear: a.flag("no-route"),
@@ -1326,6 +1336,19 @@ mod tests {
                 s.allocation_pools,
                 [("10.0.0.5".parse().unwrap(), "10.0.0.9".parse().unwrap())]
             ),
+            other => panic!("{other:?}"),
+        }
+        match os("router set --name r2 r1").unwrap() {
+            OpenstackCommand::RouterRename { router, name } => {
+                assert_eq!((router.as_str(), name.as_str()), ("r1", "r2"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("router set --name r2 --external-gateway public r1").is_err());
+        match os("router set --external-gateway public --fixed-ip subnet=s,ip-address=172.24.4.9 r1").unwrap() {
+            OpenstackCommand::RouterSetGateway { gateway, .. } => {
+                assert_eq!(gateway.fixed_ip, Some("172.24.4.9".parse().unwrap()))
+            }
             other => panic!("{other:?}"),
         }
         match os("port set --no-security-group --security-group web p").unwrap() {
