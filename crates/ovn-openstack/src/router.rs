@@ -156,8 +156,16 @@ impl Neutron {
 
     /// `router set --external-gateway`: the gateway port's LSP (T6a), then LRP + gateway
     /// chassis + LSP→router + default route + SNATs + router external_ids (T6b).
+    ///
+    /// Refusals: the mimic's own (more than 5 chassis, rescheduling an existing gateway, unknown
+    /// names) write nothing; Neutron's (a network that is not external, a taken address, a
+    /// move while floating IPs use the router) come after its gateway-mode transaction has
+    /// committed, so the router's revision still rises by one (unwritten; corpus
+    /// router-gateway-move, network-sg-set).
     pub async fn router_set_gateway(&self, router: &str, spec: GatewaySpec) -> Result<ActionReport> {
-        self.action("router set --external-gateway", |mut report| async move {
+        let router_id = self.with_state(|st| -> Result<Id> {
+            let r = st.router(router)?;
+            st.network(&spec.network)?;
             let wanted = spec.max_chassis.unwrap_or(MAX_GW_CHASSIS);
             if wanted > MAX_GW_CHASSIS || wanted == 0 {
                 return Err(Error::TooManyGatewayChassis {
@@ -165,6 +173,31 @@ impl Neutron {
                     max: MAX_GW_CHASSIS,
                 });
             }
+            if r.gateway.is_some() && spec.max_chassis.is_some() {
+                return Err(Error::invalid(
+                    "--max-gateway-chassis",
+                    format!(
+                        "router {} already has a gateway; rescheduling it is not modelled: unset it first",
+                        r.name
+                    ),
+                ));
+            }
+            Ok(r.id)
+        })?;
+        let result = self.router_set_gateway_checked(router, spec).await;
+        if result.as_ref().is_err_and(Error::is_bad_input) {
+            self.with_state(|st| {
+                if let Some(r) = st.routers.get_mut(&router_id) {
+                    r.revision += 1;
+                }
+            });
+        }
+        result
+    }
+
+    async fn router_set_gateway_checked(&self, router: &str, spec: GatewaySpec) -> Result<ActionReport> {
+        self.action("router set --external-gateway", |mut report| async move {
+            let wanted = spec.max_chassis.unwrap_or(MAX_GW_CHASSIS);
             // A router with a gateway: on the same network, a new address (`--fixed-ip`)
             // readdresses the gateway port, else only SNAT may switch; on another network the
             // gateway port is replaced (Neutron deletes it and creates one there).
@@ -172,15 +205,6 @@ impl Neutron {
                 let r = st.router(router)?;
                 let Some(g) = &r.gateway else { return Ok(None) };
                 let n = st.network(&spec.network)?;
-                if spec.max_chassis.is_some() {
-                    return Err(Error::invalid(
-                        "--max-gateway-chassis",
-                        format!(
-                            "router {} already has a gateway; rescheduling it is not modelled: unset it first",
-                            r.name
-                        ),
-                    ));
-                }
                 let port = &st.ports[&g.port];
                 let new_ip = spec.fixed_ip.filter(|ip| !port.fixed_ips.iter().any(|f| f.ip == *ip));
                 Ok(Some((r.id, n.id == g.network, new_ip, spec.snat.unwrap_or(g.snat))))
