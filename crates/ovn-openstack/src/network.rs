@@ -691,6 +691,11 @@ pub fn plan_dhcp_delete(st: &State, subnet_id: Id) -> Option<Planned> {
         txn.delete(nb::DHCP_OPTIONS, vec![Condition::uuid(row)]);
     }
     Some(Planned::new("subnet delete DHCP_Options", txn, move |st, _| {
+        // Like a create or update, the delete bumps the network's revision (unwritten; seen
+        // at the next `network set` in real Neutron 21.0.0, corpus network-sg-set).
+        if let Some(n) = st.subnets.get(&subnet_id).and_then(|s| st.networks.get_mut(&s.network)) {
+            n.revision += 1;
+        }
         unreserve_subnet(st, subnet_id);
     }))
 }
