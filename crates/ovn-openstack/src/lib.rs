@@ -38,4 +38,4 @@ pub use network::{ListEdit, NetworkSpec, NetworkUpdate, SubnetGateway, SubnetSpe
 pub use neutron::{ActionReport, ChassisInfo, Neutron, TxnTiming};
 pub use port::{FixedIpSpec, PortSpec, PortUpdate};
 pub use router::{GatewaySpec, RoutesEdit};
-pub use security_group::RuleSpec;
+pub use security_group::{RuleSpec, SecurityGroupUpdate};

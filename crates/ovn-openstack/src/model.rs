@@ -105,6 +105,8 @@ pub struct Network {
     pub project: String,
     pub mtu: u32,
     pub external: bool,
+    /// `shared` (only the network's owner's access otherwise; not in the NB).
+    pub shared: bool,
     pub provider: Option<Provider>,
     /// `port_security_enabled`: the default of the network's new ports.
     pub port_security: bool,
@@ -199,6 +201,10 @@ pub struct Gateway {
     /// Scheduled chassis, highest priority first.
     pub chassis: Vec<String>,
     pub route: RowId,
+    /// The gateway port's LRP (also known once the port is deleted, when it is replaced).
+    pub lrp: Option<RowId>,
+    /// The Gateway_Chassis rows (`gateway-chassis` layout), kept by a gateway readdress.
+    pub chassis_rows: Vec<RowId>,
     pub ha_chassis_group: Option<RowId>,
     /// `enable_snat`: the router's IPv4 interfaces get SNAT rows to the gateway address.
     pub snat: bool,

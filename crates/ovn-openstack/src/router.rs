@@ -156,8 +156,16 @@ impl Neutron {
 
     /// `router set --external-gateway`: the gateway port's LSP (T6a), then LRP + gateway
     /// chassis + LSP→router + default route + SNATs + router external_ids (T6b).
+    ///
+    /// Refusals: the mimic's own (more than 5 chassis, rescheduling an existing gateway, unknown
+    /// names) write nothing; Neutron's (a network that is not external, a taken address, a
+    /// move while floating IPs use the router) come after its gateway-mode transaction has
+    /// committed, so the router's revision still rises by one (unwritten; corpus
+    /// router-gateway-move, network-sg-set).
     pub async fn router_set_gateway(&self, router: &str, spec: GatewaySpec) -> Result<ActionReport> {
-        self.action("router set --external-gateway", |mut report| async move {
+        let router_id = self.with_state(|st| -> Result<Id> {
+            let r = st.router(router)?;
+            st.network(&spec.network)?;
             let wanted = spec.max_chassis.unwrap_or(MAX_GW_CHASSIS);
             if wanted > MAX_GW_CHASSIS || wanted == 0 {
                 return Err(Error::TooManyGatewayChassis {
@@ -165,31 +173,70 @@ impl Neutron {
                     max: MAX_GW_CHASSIS,
                 });
             }
-            let snat_update = self.with_state(|st| -> Result<_> {
+            if r.gateway.is_some() && spec.max_chassis.is_some() {
+                return Err(Error::invalid(
+                    "--max-gateway-chassis",
+                    format!(
+                        "router {} already has a gateway; rescheduling it is not modelled: unset it first",
+                        r.name
+                    ),
+                ));
+            }
+            Ok(r.id)
+        })?;
+        let result = self.router_set_gateway_checked(router, spec).await;
+        if result.as_ref().is_err_and(Error::is_bad_input) {
+            self.with_state(|st| {
+                if let Some(r) = st.routers.get_mut(&router_id) {
+                    r.revision += 1;
+                }
+            });
+        }
+        result
+    }
+
+    async fn router_set_gateway_checked(&self, router: &str, spec: GatewaySpec) -> Result<ActionReport> {
+        self.action("router set --external-gateway", |mut report| async move {
+            let wanted = spec.max_chassis.unwrap_or(MAX_GW_CHASSIS);
+            // A router with a gateway: on the same network, a new address (`--fixed-ip`)
+            // readdresses the gateway port, else only SNAT may switch; on another network the
+            // gateway port is replaced (Neutron deletes it and creates one there).
+            let current = self.with_state(|st| -> Result<_> {
                 let r = st.router(router)?;
                 let Some(g) = &r.gateway else { return Ok(None) };
                 let n = st.network(&spec.network)?;
-                let same_ip = spec.fixed_ip.is_none_or(|ip| {
-                    st.ports
-                        .get(&g.port)
-                        .is_some_and(|p| p.fixed_ips.iter().any(|f| f.ip == ip))
-                });
-                if n.id != g.network || !same_ip || spec.max_chassis.is_some() {
-                    return Err(Error::invalid(
-                        "--external-gateway",
-                        format!(
-                            "router {} already has a gateway; changing its network, address or chassis \
-                             is not modelled: unset it first",
-                            r.name
-                        ),
-                    ));
-                }
-                Ok(Some((r.id, spec.snat.unwrap_or(g.snat))))
+                let port = &st.ports[&g.port];
+                let new_ip = spec.fixed_ip.filter(|ip| !port.fixed_ips.iter().any(|f| f.ip == *ip));
+                Ok(Some((r.id, n.id == g.network, new_ip, spec.snat.unwrap_or(g.snat))))
             })?;
-            if let Some((router_id, snat)) = snat_update {
-                self.exec(&mut report, |st| Ok(Some(plan_gateway_snat(st, router_id, snat)?)))
-                    .await?;
-                return Ok(report);
+            let mut replacing = false;
+            match current {
+                Some((router_id, true, None, snat)) => {
+                    self.exec(&mut report, |st| Ok(Some(plan_gateway_snat(st, router_id, snat)?)))
+                        .await?;
+                    return Ok(report);
+                }
+                Some((router_id, true, Some(ip), snat)) => {
+                    self.router_gateway_readdress(&mut report, router_id, ip, snat).await?;
+                    return Ok(report);
+                }
+                Some((router_id, false, _, _)) => {
+                    // Neutron checks the new network (external, an IPv4 subnet) and the
+                    // floating IPs through the old gateway before deleting its port.
+                    self.with_state(|st| -> Result<()> {
+                        let n = st.network(&spec.network)?;
+                        if !n.external {
+                            return Err(Error::invalid(
+                                "--external-gateway",
+                                format!("network {} is not external (router:external)", n.name),
+                            ));
+                        }
+                        Ok(())
+                    })?;
+                    self.check_no_fips(router_id)?;
+                    replacing = true;
+                }
+                None => {}
             }
             let (router_id, net_id, subnet_id, physnet) = self.with_state(|st| -> Result<_> {
                 let r = st.router(router)?;
@@ -205,6 +252,32 @@ impl Neutron {
                 })?;
                 Ok((r.id, n.id, *s, n.provider.as_ref().map(|p| p.physnet.clone())))
             })?;
+            let subnet_id = match spec.fixed_ip {
+                Some(ip) => self.with_state(|st| {
+                    st.networks[&net_id]
+                        .subnets
+                        .iter()
+                        .find(|s| st.subnets[*s].cidr.contains(&ip))
+                        .copied()
+                        .unwrap_or(subnet_id)
+                }),
+                None => subnet_id,
+            };
+            if replacing {
+                // The address is checked before the old gateway port goes.
+                self.with_state(|st| -> Result<()> {
+                    if let Some(ip) = spec.fixed_ip {
+                        st.allocate_ip(subnet_id, Some(ip), false)?;
+                        st.release_ip(subnet_id, ip);
+                    }
+                    Ok(())
+                })?;
+                let old_port = self.with_state(|st| st.routers[&router_id].gateway.as_ref().map(|g| g.port));
+                if let Some(old_port) = old_port {
+                    self.exec(&mut report, |st| Ok(Some(crate::port::plan_lsp_delete(st, old_port)?)))
+                        .await?;
+                }
+            }
             let chassis = self.chassis().await?;
             let scheduled = self.with_state(|st| schedule(&chassis, physnet.as_deref(), &st.gateway_load(), wanted));
             let port = self.with_state(|st| -> Result<Port> {
@@ -244,6 +317,129 @@ impl Neutron {
             })
             .await?;
             report.id = Some(port_id);
+            Ok(report)
+        })
+        .await
+    }
+
+    /// `router set --external-gateway NET --fixed-ip ...` with a new address on the gateway's
+    /// network: Neutron updates the gateway port's fixed IP (the L3 LRP rewrite, the ML2 LSP
+    /// rewrite with the port's revision +1, the L3 LSP->router rewrite, ML2's again), then the
+    /// router update: when the gateway's subnet or a SNAT row's address changed, one
+    /// transaction replacing the default route, the SNAT rows and the gateway LRP (a new row
+    /// carrying the port's revision +1 more, keeping its Gateway_Chassis rows), the LR
+    /// rewritten with the router's revision +1; else only the SNAT switch (if any) and the LR.
+    async fn router_gateway_readdress(
+        &self,
+        report: &mut ActionReport,
+        router_id: Id,
+        ip: IpAddr,
+        snat: bool,
+    ) -> Result<()> {
+        let (old, new) = self.with_state(|st| -> Result<_> {
+            let r = &st.routers[&router_id];
+            let g = r
+                .gateway
+                .as_ref()
+                .ok_or_else(|| Error::invalid("router", "gateway vanished"))?;
+            let old = st.ports[&g.port].clone();
+            let subnet = st.networks[&g.network]
+                .subnets
+                .iter()
+                .find(|s| st.subnets[*s].cidr.contains(&ip))
+                .copied()
+                .ok_or_else(|| {
+                    Error::invalid("--fixed-ip", format!("{ip} is in no subnet of the gateway's network"))
+                })?;
+            let ip = st.allocate_ip(subnet, Some(ip), false)?;
+            let mut new = old.clone();
+            new.fixed_ips = vec![FixedIp { subnet, ip }];
+            new.revision += 1;
+            new.lrp_revision = new.revision;
+            Ok((old, new))
+        })?;
+        let result = async {
+            self.exec(report, |st| {
+                let lrp = old
+                    .lrp
+                    .ok_or_else(|| Error::invalid("port", format!("{} has no router port", old.id)))?;
+                let mut txn = Transaction::new(nb::NB);
+                let mut lrp_ext = nb::lrp_external_ids(&old);
+                lrp_ext.insert(nb::REVISION.into(), old.lrp_revision.to_string());
+                nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER_PORT, lrp, &lrp_ext);
+                txn.update(
+                    nb::LOGICAL_ROUTER_PORT,
+                    vec![Condition::uuid(lrp)],
+                    nb::lrp_update_row(st, &new),
+                );
+                let (id, revision) = (old.id, new.revision);
+                Ok(Some(Planned::new("gateway LRP readdress", txn, move |st, _| {
+                    if let Some(p) = st.ports.get_mut(&id) {
+                        p.lrp_revision = revision;
+                    }
+                })))
+            })
+            .await?;
+            self.exec(report, |st| {
+                Ok(Some(crate::port::plan_lsp_update(
+                    st,
+                    new.clone(),
+                    "gateway port readdress",
+                )?))
+            })
+            .await?;
+            self.exec(report, |st| {
+                let port = &st.ports[&new.id];
+                let mut txn = Transaction::new(nb::NB);
+                txn.update(
+                    nb::LOGICAL_SWITCH_PORT,
+                    vec![Condition::uuid(port.lsp)],
+                    nb::lsp_router_row(port),
+                );
+                Ok(Some(Planned::new("gateway LSP router columns", txn, |_, _| {})))
+            })
+            .await?;
+            self.exec(report, |st| {
+                Ok(Some(crate::port::plan_lsp_update(
+                    st,
+                    st.ports[&new.id].clone(),
+                    "gateway port update",
+                )?))
+            })
+            .await
+        }
+        .await;
+        if let Err(e) = result {
+            self.with_state(|st| st.release_ip(new.fixed_ips[0].subnet, new.fixed_ips[0].ip));
+            return Err(e);
+        }
+        self.with_state(|st| {
+            for f in &old.fixed_ips {
+                st.release_ip(f.subnet, f.ip);
+            }
+        });
+        let changed = self.with_state(|st| {
+            let r = &st.routers[&router_id];
+            let route_subnet = old.fixed_ips.first().map(|f| f.subnet);
+            route_subnet != new.fixed_ips.first().map(|f| f.subnet)
+                || r.snats.values().next().is_some() && old.fixed_ips.iter().any(|f| f.ip.is_ipv4())
+        });
+        if changed {
+            self.exec(report, |st| Ok(Some(plan_gateway_readdressed(st, router_id, snat)?)))
+                .await
+        } else {
+            self.exec(report, |st| Ok(Some(plan_gateway_snat(st, router_id, snat)?)))
+                .await
+        }
+    }
+
+    /// `router set --name N`: Neutron's router update rewrites the LR (name, revision +1).
+    pub async fn router_rename(&self, router: &str, name: &str) -> Result<ActionReport> {
+        self.action("router set --name", |mut report| async move {
+            let id = self.with_state(|st| st.router(router).map(|r| r.id))?;
+            self.exec(&mut report, |st| Ok(Some(plan_router_rename(st, id, name)?)))
+                .await?;
+            report.id = Some(id);
             Ok(report)
         })
         .await
@@ -306,44 +502,7 @@ impl Neutron {
                     .ok_or_else(|| Error::invalid("router", "gateway vanished"))?;
                 let mut txn = Transaction::new(nb::NB);
                 nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
-                let lr = Value::uuid(r.lr);
-                nb::mutate_ref(
-                    &mut txn,
-                    nb::LOGICAL_ROUTER,
-                    lr.clone(),
-                    "static_routes",
-                    false,
-                    Value::uuid(g.route),
-                );
-                for nat in r.snats.values() {
-                    nb::mutate_ref(
-                        &mut txn,
-                        nb::LOGICAL_ROUTER,
-                        lr.clone(),
-                        "nat",
-                        false,
-                        Value::uuid(*nat),
-                    );
-                }
-                if let Some(lrp) = lrp {
-                    nb::mutate_ref(
-                        &mut txn,
-                        nb::LOGICAL_ROUTER,
-                        lr.clone(),
-                        "ports",
-                        false,
-                        Value::uuid(lrp),
-                    );
-                }
-                if let (Some(hcg), Some(lrp)) = (g.ha_chassis_group, lrp) {
-                    // The group is a root row: unset the LRP's reference before deleting it.
-                    txn.update(
-                        nb::LOGICAL_ROUTER_PORT,
-                        vec![Condition::uuid(lrp)],
-                        Row::new().with("ha_chassis_group", Value::empty_set()),
-                    );
-                    txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
-                }
+                remove_gateway_rows(&mut txn, r, g, lrp);
                 let mut after = r.clone();
                 after.gateway = None;
                 after.snats.clear();
@@ -968,8 +1127,15 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
     let mut txn = Transaction::new(nb::NB);
     nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
     let lr = Value::uuid(r.lr);
+    // A gateway on another network is replaced in the same transaction (its port, and so its
+    // LRP's entry in `st.ports`, is already gone): the router's revision +4 then, not +2.
+    let replaced = r.gateway.is_some();
+    if let Some(old) = &r.gateway {
+        remove_gateway_rows(&mut txn, r, old, old.lrp);
+    }
     let mut lrp_row = nb::lrp_insert_row(st, &port);
     let mut hcg = None;
+    let mut chassis_rows = Vec::new();
     let n = chassis.len();
     match st.config.gateway_layout {
         GatewayLayout::GatewayChassis => {
@@ -983,6 +1149,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
                         .with("priority", (n - i) as i64),
                 );
                 gwcs.extend(g.atom().cloned());
+                chassis_rows.push(g);
             }
             lrp_row.set("gateway_chassis", Value::Set(gwcs));
         }
@@ -1058,15 +1225,18 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         }
     }
     let mut after = r.clone();
-    after.revision += 2;
+    after.revision += if replaced { 4 } else { 2 };
     after.lr_revision = after.revision;
+    after.snats.clear();
     after.gateway = Some(Gateway {
         port: port.id,
         network: port.network,
         chassis: chassis.clone(),
         route: ovsdb::Uuid::new_v4(),
+        chassis_rows: Vec::new(),
         ha_chassis_group: None,
         snat,
+        lrp: None,
     });
     txn.update(
         nb::LOGICAL_ROUTER,
@@ -1083,6 +1253,8 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
                 g.route = nb::inserted(res, route);
             }
             g.ha_chassis_group = hcg.as_ref().map(|h| nb::inserted(res, h));
+            g.chassis_rows = chassis_rows.iter().map(|c| nb::inserted(res, c)).collect();
+            g.lrp = port.lrp;
         }
         for (cidr, nat) in snats {
             after.snats.insert(cidr, nb::inserted(res, &nat));
@@ -1127,6 +1299,163 @@ fn check_nexthops(st: &State, r: &Router, routes: &[(ipnet::IpNet, IpAddr)]) -> 
         }
     }
     Ok(())
+}
+
+/// `router set --name`: the LR rewritten with the new name and the router's revision +1.
+pub fn plan_router_rename(st: &State, router_id: Id, name: &str) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let mut after = r.clone();
+    after.name = name.to_owned();
+    after.revision += 1;
+    after.lr_revision = after.revision;
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    Ok(Planned::new("router rename", txn, move |st, _| {
+        st.routers.insert(after.id, after);
+    }))
+}
+
+/// Removes a gateway's rows from its router: the default route, every SNAT row, the gateway
+/// LRP (its Gateway_Chassis rows go with it) and, in the HA_Chassis_Group layout, the group.
+fn remove_gateway_rows(txn: &mut Transaction, r: &Router, g: &Gateway, lrp: Option<ovsdb::Uuid>) {
+    let lr = Value::uuid(r.lr);
+    nb::mutate_ref(
+        txn,
+        nb::LOGICAL_ROUTER,
+        lr.clone(),
+        "static_routes",
+        false,
+        Value::uuid(g.route),
+    );
+    for nat in r.snats.values() {
+        nb::mutate_ref(txn, nb::LOGICAL_ROUTER, lr.clone(), "nat", false, Value::uuid(*nat));
+    }
+    if let Some(lrp) = lrp {
+        nb::mutate_ref(txn, nb::LOGICAL_ROUTER, lr.clone(), "ports", false, Value::uuid(lrp));
+    }
+    if let (Some(hcg), Some(lrp)) = (g.ha_chassis_group, lrp) {
+        // The group is a root row: unset the LRP's reference before deleting it.
+        txn.update(
+            nb::LOGICAL_ROUTER_PORT,
+            vec![Condition::uuid(lrp)],
+            Row::new().with("ha_chassis_group", Value::empty_set()),
+        );
+        txn.delete(nb::HA_CHASSIS_GROUP, vec![Condition::uuid(hcg)]);
+    }
+}
+
+/// The router update after a gateway readdress whose subnet or SNAT address changed (see
+/// `router_gateway_readdress`): old route, SNATs and gateway LRP out, a new LRP (same name,
+/// the port's revision +1, the same Gateway_Chassis rows or HA group), route and SNATs in,
+/// the LR rewritten with the router's revision +1.
+pub fn plan_gateway_readdressed(st: &State, router_id: Id, snat: bool) -> Result<Planned> {
+    let r = &st.routers[&router_id];
+    let g = r
+        .gateway
+        .as_ref()
+        .ok_or_else(|| Error::invalid("router", format!("{} has no gateway", r.name)))?;
+    let mut port = st.ports[&g.port].clone();
+    let old_lrp = port.lrp;
+    port.revision += 1;
+    port.lrp_revision = port.revision;
+    let mut txn = Transaction::new(nb::NB);
+    nb::verify_external_ids(&mut txn, nb::LOGICAL_ROUTER, r.lr, &lr_written_external_ids(r));
+    let lr = Value::uuid(r.lr);
+    let lr_ref = |txn: &mut Transaction, column: &str, row: &Value, insert: bool| {
+        nb::mutate_ref(txn, nb::LOGICAL_ROUTER, lr.clone(), column, insert, row.clone());
+    };
+    lr_ref(&mut txn, "static_routes", &Value::uuid(g.route), false);
+    for nat in r.snats.values() {
+        lr_ref(&mut txn, "nat", &Value::uuid(*nat), false);
+    }
+    if let Some(old) = old_lrp {
+        lr_ref(&mut txn, "ports", &Value::uuid(old), false);
+    }
+    let mut lrp_row = nb::lrp_insert_row(st, &port);
+    if let Some(hcg) = g.ha_chassis_group {
+        lrp_row.set("ha_chassis_group", Value::uuid(hcg));
+    } else {
+        lrp_row.set(
+            "gateway_chassis",
+            Value::Set(g.chassis_rows.iter().map(|u| ovsdb::Atom::Uuid(*u)).collect()),
+        );
+    }
+    let lrp = txn.insert(nb::LOGICAL_ROUTER_PORT, lrp_row);
+    lr_ref(&mut txn, "ports", &lrp, true);
+    let ext_subnet = &st.subnets[&port.fixed_ips[0].subnet];
+    let gw_ip = port.fixed_ips[0].ip;
+    let route = ext_subnet.gateway.map(|nexthop| {
+        let prefix = if nexthop.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        let route = txn.insert(
+            nb::LOGICAL_ROUTER_STATIC_ROUTE,
+            Row::new()
+                .with("ip_prefix", prefix)
+                .with("nexthop", nexthop.to_string())
+                .with(
+                    "external_ids",
+                    smap(&map_of([
+                        ("neutron:is_ext_gw", "true".to_owned()),
+                        ("neutron:subnet_id", ext_subnet.id.to_string()),
+                    ])),
+                ),
+        );
+        lr_ref(&mut txn, "static_routes", &route, true);
+        route
+    });
+    let mut snats = Vec::new();
+    if snat && gw_ip.is_ipv4() {
+        for cidr in interface_v4_cidrs(st, r) {
+            let nat = txn.insert(nb::NAT, snat_row(&cidr, gw_ip));
+            lr_ref(&mut txn, "nat", &nat, true);
+            snats.push((cidr, nat));
+        }
+    }
+    txn.update(
+        nb::LOGICAL_SWITCH_PORT,
+        vec![Condition::uuid(port.lsp)],
+        nb::lsp_router_row(&port),
+    );
+    let mut after = r.clone();
+    after.revision += 1;
+    after.lr_revision = after.revision;
+    after.snats.clear();
+    if let Some(ag) = after.gateway.as_mut() {
+        ag.snat = snat;
+    }
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(r.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(&after)))
+            .with("enabled", true),
+    );
+    // The port's DB revision is now one above what its LSP carries: keep the LSP's, so the
+    // next ML2 rewrite's revision check holds; the LRP carries the higher one.
+    let lrp_revision = port.lrp_revision;
+    Ok(Planned::new("router gateway readdressed", txn, move |st, res| {
+        let new_lrp = nb::inserted(res, &lrp);
+        if let Some(g) = after.gateway.as_mut() {
+            if let Some(route) = &route {
+                g.route = nb::inserted(res, route);
+            }
+            g.lrp = Some(new_lrp);
+        }
+        for (cidr, nat) in snats {
+            after.snats.insert(cidr, nb::inserted(res, &nat));
+        }
+        if let Some(p) = st.ports.get_mut(&port.id) {
+            p.lrp = Some(new_lrp);
+            p.lrp_revision = lrp_revision;
+        }
+        st.routers.insert(after.id, after);
+    }))
 }
 
 /// The extra-route update transaction (see `router_update_routes`).

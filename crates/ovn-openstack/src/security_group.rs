@@ -27,7 +27,70 @@ pub struct RuleSpec {
     pub remote_group: Option<String>,
 }
 
+/// `openstack security group set`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecurityGroupUpdate {
+    /// `--name` (refused for a `default` group, whatever the new name).
+    pub name: Option<String>,
+    /// `--description` (not in the NB).
+    pub description: Option<String>,
+    /// `--stateful` / `--stateless`: a change is refused while ports use the group.
+    pub stateful: Option<bool>,
+}
+
 impl Neutron {
+    /// `security group set`: Neutron keeps nothing of the group's name or description in the
+    /// NB (its revision is not there either). Switching stateful/stateless rewrites every
+    /// rule's ACL (`allow-related` <-> `allow-stateless`): per rule, in the group's order, one
+    /// transaction removing its ACL and one adding the new one. Refused (409): a switch while
+    /// ports use the group, `--name` on a `default` group.
+    pub async fn security_group_set(&self, group: &str, update: SecurityGroupUpdate) -> Result<ActionReport> {
+        self.action("security group set", |mut report| async move {
+            let (id, switched) = self.with_state(|st| -> Result<_> {
+                let sg = st.security_group(group)?;
+                let switched = update.stateful.is_some_and(|s| s != sg.stateful);
+                if switched {
+                    if let Some(p) = st.ports.values().find(|p| p.security_groups.contains(&sg.id)) {
+                        return Err(Error::InUse {
+                            what: format!("security group {}", sg.name),
+                            why: format!(
+                                "port {} uses it: a group switches between stateful and stateless only while unused",
+                                p.id
+                            ),
+                        });
+                    }
+                }
+                if sg.name == "default" && update.name.is_some() {
+                    return Err(Error::InUse {
+                        what: format!("security group {}", sg.name),
+                        why: "a project's default group cannot be renamed (Neutron's 409)".into(),
+                    });
+                }
+                Ok((sg.id, switched))
+            })?;
+            let rules = self.with_state(|st| {
+                let sg = st.security_groups.get_mut(&id).expect("looked up above");
+                if let Some(name) = &update.name {
+                    sg.name = name.clone();
+                }
+                if let Some(stateful) = update.stateful {
+                    sg.stateful = stateful;
+                }
+                sg.rules.clone()
+            });
+            if switched {
+                for rule in rules {
+                    self.exec(&mut report, |st| Ok(Some(plan_acl_remove(st, rule)?)))
+                        .await?;
+                    self.exec(&mut report, |st| Ok(Some(plan_acl_add(st, rule)?))).await?;
+                }
+            }
+            report.id = Some(id);
+            Ok(report)
+        })
+        .await
+    }
+
     /// Creates the project's `default` group (Port_Group + 4 ACLs, one transaction) unless it
     /// exists, as Neutron's NETWORK/PORT `BEFORE_CREATE` callbacks do.
     pub(crate) async fn ensure_default_security_group(&self, report: &mut ActionReport, project: &str) -> Result<()> {
@@ -341,6 +404,49 @@ pub fn plan_security_group(group: SecurityGroup, rules: Vec<SecurityGroupRule>, 
         Condition::eq("name", pg_name.as_str()),
         None::<i64>,
     )
+}
+
+/// The rule's ACL leaves its Port_Group; the rule stays (its ACL is re-added next).
+fn plan_acl_remove(st: &State, rule_id: Id) -> Result<Planned> {
+    let rule = st
+        .rules
+        .get(&rule_id)
+        .ok_or_else(|| Error::invalid("rule", format!("{rule_id} vanished")))?;
+    let pg = st.security_groups[&rule.security_group].port_group;
+    let mut txn = Transaction::new(nb::NB);
+    nb::mutate_ref(
+        &mut txn,
+        nb::PORT_GROUP,
+        Value::uuid(pg),
+        "acls",
+        false,
+        Value::uuid(rule.acl),
+    );
+    Ok(Planned::new("security group set ACL delete", txn, |_, _| {}))
+}
+
+/// The rule's ACL, written anew with its group's current statefulness.
+fn plan_acl_add(st: &State, rule_id: Id) -> Result<Planned> {
+    let rule = st
+        .rules
+        .get(&rule_id)
+        .ok_or_else(|| Error::invalid("rule", format!("{rule_id} vanished")))?;
+    let sg = &st.security_groups[&rule.security_group];
+    let mut txn = Transaction::new(nb::NB);
+    let acl = txn.insert(nb::ACL, nb::acl_row(rule, sg.stateful));
+    nb::mutate_ref(
+        &mut txn,
+        nb::PORT_GROUP,
+        Value::uuid(sg.port_group),
+        "acls",
+        true,
+        acl.clone(),
+    );
+    Ok(Planned::new("security group set ACL create", txn, move |st, r| {
+        if let Some(rule) = st.rules.get_mut(&rule_id) {
+            rule.acl = nb::inserted(r, &acl);
+        }
+    }))
 }
 
 /// `pg_acl_del`: the rule's ACL leaves its Port_Group.

@@ -570,3 +570,138 @@ async fn ipv6_router_interface_announces_its_address_mode() {
     assert_eq!(map_get(&lrp["row"]["ipv6_ra_configs"], "mtu"), Some("1442"));
     assert_eq!(shape(&txns[1]).len(), 3, "no SNAT for IPv6 and no gateway");
 }
+
+fn gateway(network: &str, ip: &str) -> GatewaySpec {
+    GatewaySpec {
+        network: network.into(),
+        fixed_ip: Some(ip.parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn gateway_readdress_rewrites_the_port_then_recreates_lrp_route_and_snat_keeping_chassis_rows() {
+    let n = base(GatewayLayout::GatewayChassis).await;
+    topology(&n).await;
+    n.router_set_gateway("r1", gateway("public", "172.24.4.10"))
+        .await
+        .unwrap();
+    n.router_add_subnet("r1", "sub1").await.unwrap();
+    n.take_recorded();
+    n.router_set_gateway("r1", gateway("public", "172.24.4.11"))
+        .await
+        .unwrap();
+    let txns = n.take_recorded();
+    // LRP readdress, ML2 LSP, L3 LSP router columns, ML2 LSP again, the router update.
+    assert_eq!(txns.len(), 5, "{:?}", txns.iter().map(shape).collect::<Vec<_>>());
+    assert_eq!(
+        shape(&txns[0]),
+        ["wait Logical_Router_Port", "update Logical_Router_Port"]
+    );
+    let router = shape(&txns[4]);
+    for op in [
+        "insert Logical_Router_Port",
+        "insert Logical_Router_Static_Route",
+        "insert NAT",
+        "update Logical_Router",
+    ] {
+        assert!(router.contains(&op.to_owned()), "{op} missing from {router:?}");
+    }
+    assert!(!router.contains(&"insert Gateway_Chassis".to_owned()), "{router:?}");
+    // Refused: an address another router's gateway holds (Neutron's 409), nothing written.
+    n.router_create("r2", None).await.unwrap();
+    n.router_set_gateway("r2", gateway("public", "172.24.4.20"))
+        .await
+        .unwrap();
+    n.take_recorded();
+    let e = n
+        .router_set_gateway("r2", gateway("public", "172.24.4.11"))
+        .await
+        .unwrap_err();
+    assert!(e.is_bad_input(), "{e}");
+    assert!(n.take_recorded().is_empty());
+}
+
+#[tokio::test]
+async fn gateway_move_deletes_the_old_port_creates_one_and_swaps_rows_in_one_txn() {
+    let n = base(GatewayLayout::GatewayChassis).await;
+    topology(&n).await;
+    n.network_create(NetworkSpec {
+        name: "public2".into(),
+        external: true,
+        network_type: Some("vlan".into()),
+        physical_network: Some("physnet1".into()),
+        segmentation_id: Some(100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut ext = SubnetSpec::new("public2-sub", "public2", "172.24.5.0/24");
+    ext.enable_dhcp = false;
+    n.subnet_create(ext).await.unwrap();
+    n.router_set_gateway("r1", gateway("public", "172.24.4.10"))
+        .await
+        .unwrap();
+    n.take_recorded();
+    // Not external: refused before anything is written.
+    assert!(n.router_set_gateway("r1", gateway("net1", "10.0.0.50")).await.is_err());
+    assert!(n.take_recorded().is_empty());
+    n.router_set_gateway("r1", gateway("public2", "172.24.5.10"))
+        .await
+        .unwrap();
+    let txns = n.take_recorded();
+    assert_eq!(txns.len(), 3);
+    assert_eq!(shape(&txns[0]), ["mutate Logical_Switch"]);
+    assert_eq!(shape(&txns[1])[0], "insert Logical_Switch_Port");
+    let swap = shape(&txns[2]);
+    assert_eq!(swap[0], "wait Logical_Router");
+    assert!(swap.contains(&"insert Gateway_Chassis".to_owned()), "{swap:?}");
+    assert!(swap.contains(&"insert Logical_Router_Port".to_owned()), "{swap:?}");
+}
+
+#[tokio::test]
+async fn security_group_stateless_switch_rewrites_each_acl_and_is_refused_in_use() {
+    let n = base(GatewayLayout::GatewayChassis).await;
+    topology(&n).await;
+    n.security_group_create("web", None, true).await.unwrap();
+    n.take_recorded();
+    let update = ovn_openstack::SecurityGroupUpdate {
+        stateful: Some(false),
+        ..Default::default()
+    };
+    n.security_group_set("web", update.clone()).await.unwrap();
+    let txns = n.take_recorded();
+    // Two egress rules: per rule, the old ACL out, then the new one in.
+    assert_eq!(txns.len(), 4);
+    assert_eq!(shape(&txns[0]), ["mutate Port_Group"]);
+    assert_eq!(shape(&txns[1]), ["insert ACL", "mutate Port_Group"]);
+    assert_eq!(row_json(&txns[1], 0)["row"]["action"], "allow-stateless");
+    let renamed = ovn_openstack::SecurityGroupUpdate {
+        name: Some("web2".into()),
+        description: Some("d".into()),
+        ..Default::default()
+    };
+    n.security_group_set("web", renamed).await.unwrap();
+    assert!(n.take_recorded().is_empty());
+    n.port_create(PortSpec {
+        network: "net1".into(),
+        name: "p1".into(),
+        security_groups: Some(vec!["web2".into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    n.take_recorded();
+    let e = n
+        .security_group_set(
+            "web2",
+            ovn_openstack::SecurityGroupUpdate {
+                stateful: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+    assert!(n.take_recorded().is_empty());
+}

@@ -458,6 +458,7 @@ impl Replay {
             C::RouterSetGateway { router, gateway } => n.router_set_gateway(&router, gateway).await?,
             C::RouterUnsetGateway { router } => n.router_unset_gateway(&router).await?,
             C::RouterRoutes { router, edit } => n.router_update_routes(&router, edit).await?,
+            C::RouterRename { router, name } => n.router_rename(&router, &name).await?,
             C::RouterAddPort { router, port } => n.router_add_port(&router, &port).await?,
             C::RouterRemovePort { router, port } => n.router_remove_port(&router, &port).await?,
             C::RouterAddSubnet { router, subnet } => n.router_add_subnet(&router, &subnet).await?,
@@ -526,21 +527,16 @@ impl Replay {
                 project,
                 stateful,
             } => n.security_group_create(&name, project.as_deref(), stateful).await?,
+            C::SecurityGroupSet { group, project, update } => {
+                self.cli_resolves_groups(std::slice::from_ref(&group), None).await?;
+                let id = self.group_in_project(group, project);
+                n.security_group_set(&id, update).await?
+            }
             C::SecurityGroupDelete { groups, project } => {
                 self.cli_resolves_groups(&groups, None).await?;
-                // Names are per project (every project has a `default`): resolve in the step's.
-                let project = project.unwrap_or_else(|| n.with_state(|st| st.config.default_project.clone()));
                 let ids: Vec<String> = groups
                     .into_iter()
-                    .map(|sg| {
-                        n.with_state(|st| {
-                            st.security_groups
-                                .values()
-                                .find(|g| g.name == sg && g.project == project)
-                                .map(|g| g.id.to_string())
-                        })
-                        .unwrap_or(sg)
-                    })
+                    .map(|sg| self.group_in_project(sg, project.clone()))
                     .collect();
                 return self
                     .each(ids, |n, x| async move { n.security_group_delete(&x).await })
@@ -566,6 +562,19 @@ impl Replay {
             }
         };
         Ok(report.id.map(|i| i.to_string()))
+    }
+
+    /// A security group's name resolved in `project` (default: the configured one), as names
+    /// are per project (every project has a `default`); an id or an unknown name as given.
+    fn group_in_project(&self, group: String, project: Option<String>) -> String {
+        self.neutron.with_state(|st| {
+            let project = project.unwrap_or_else(|| st.config.default_project.clone());
+            st.security_groups
+                .values()
+                .find(|g| g.name == group && g.project == project)
+                .map(|g| g.id.to_string())
+                .unwrap_or(group)
+        })
     }
 
     /// The openstack CLI resolves a security group given by name with a list call

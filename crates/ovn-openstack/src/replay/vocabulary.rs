@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use crate::model::Direction;
 use crate::network::{ListEdit, NetworkUpdate, SubnetUpdate};
 use crate::{
-    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SubnetGateway, SubnetSpec,
+    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SecurityGroupUpdate,
+    SubnetGateway, SubnetSpec,
 };
 
 /// Why a command line is not accepted.
@@ -76,6 +77,10 @@ pub enum OpenstackCommand {
         router: String,
         edit: RoutesEdit,
     },
+    RouterRename {
+        router: String,
+        name: String,
+    },
     RouterAddPort {
         router: String,
         port: String,
@@ -127,6 +132,12 @@ pub enum OpenstackCommand {
         name: String,
         project: Option<String>,
         stateful: bool,
+    },
+    /// Names resolve in `project` (every project has a `default`).
+    SecurityGroupSet {
+        group: String,
+        project: Option<String>,
+        update: SecurityGroupUpdate,
     },
     /// Names resolve in `project` (every project has a `default`).
     SecurityGroupDelete {
@@ -497,21 +508,25 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 segmentation_id: a.number("provider-segment")?,
                 mtu: a.number("mtu")?,
                 disable_port_security: a.last_of("enable-port-security", "disable-port-security") == Some(false),
+                shared: a.last_of("share", "no-share") == Some(true),
             })
         }
         ["network", "set", rest @ ..] => {
             let a = Argv::parse(
                 &cmd(2),
                 rest,
-                &["enable-port-security", "disable-port-security"],
-                &["name", "mtu", "description"],
                 &[
-                    "enable",
-                    "disable",
+                    "enable-port-security",
+                    "disable-port-security",
                     "share",
                     "no-share",
                     "external",
                     "internal",
+                ],
+                &["name", "mtu", "description"],
+                &[
+                    "enable",
+                    "disable",
                     "default",
                     "no-default",
                     "provider-network-type",
@@ -531,6 +546,8 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     mtu: a.number("mtu")?,
                     port_security: a.last_of("enable-port-security", "disable-port-security"),
                     description: a.value("description"),
+                    shared: a.last_of("share", "no-share"),
+                    external: a.last_of("external", "internal"),
                 },
             }
         }
@@ -732,10 +749,16 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 &cmd(2),
                 rest,
                 &["enable-snat", "disable-snat", "no-route"],
-                &["external-gateway", "fixed-ip", "max-gateway-chassis", "route"],
-                &["name", "disable", "distributed", "ha"],
+                &["external-gateway", "fixed-ip", "max-gateway-chassis", "route", "name"],
+                &["disable", "distributed", "ha"],
             )?;
             let router = a.one("router")?;
+            if let Some(name) = a.value("name") {
+                if a.options.len() > 1 {
+                    return Err(a.invalid("--name together with other options is not modelled; give them in two steps"));
+                }
+                return Ok(C::RouterRename { router, name });
+            }
             let gateway = gateway_of(&a)?;
             let edit = RoutesEdit {
                 clear: a.flag("no-route"),
@@ -994,11 +1017,27 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 stateful: a.last_of("stateful", "stateless").unwrap_or(true),
             }
         }
-        ["security", "group", "set", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(3),
-                option: "*".into(),
-            })
+        ["security", "group", "set", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(3),
+                rest,
+                &["stateful", "stateless"],
+                &["name", "description", "project"],
+                &["tag", "no-tag"],
+            )?;
+            let update = SecurityGroupUpdate {
+                name: a.value("name"),
+                description: a.value("description"),
+                stateful: a.last_of("stateful", "stateless"),
+            };
+            if update == SecurityGroupUpdate::default() {
+                return Err(a.invalid("give --name, --description, --stateful or --stateless"));
+            }
+            C::SecurityGroupSet {
+                group: a.one("security group")?,
+                project: a.value("project").or(project),
+                update,
+            }
         }
         ["security", "group", "delete", rest @ ..] => {
             let a = Argv::parse(&cmd(3), rest, &[], &["project"], &[])?;
@@ -1215,6 +1254,59 @@ mod tests {
     }
 
     #[test]
+    fn network_set_share_and_external_flags_last_one_wins() {
+        match os("network set --share --external --no-share n").unwrap() {
+            OpenstackCommand::NetworkSet { network, update } => {
+                assert_eq!(network, "n");
+                assert_eq!(update.shared, Some(false));
+                assert_eq!(update.external, Some(true));
+                assert_eq!(update.mtu, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("network set --internal n").unwrap() {
+            OpenstackCommand::NetworkSet { update, .. } => {
+                assert_eq!(update.shared, None);
+                assert_eq!(update.external, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match os("network create --share n").unwrap() {
+            OpenstackCommand::NetworkCreate(spec) => assert!(spec.shared),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn security_group_set_takes_name_description_and_statefulness() {
+        match os("security group set --stateless --name web2 --description 'the web' web").unwrap() {
+            OpenstackCommand::SecurityGroupSet { group, project, update } => {
+                assert_eq!(group, "web");
+                assert_eq!(project, None);
+                assert_eq!(update.name.as_deref(), Some("web2"));
+                assert_eq!(update.description.as_deref(), Some("the web"));
+                assert_eq!(update.stateful, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_openstack(
+            &split_words("security group set --stateful default").unwrap(),
+            Some("alpha"),
+        )
+        .unwrap()
+        {
+            OpenstackCommand::SecurityGroupSet { project, update, .. } => {
+                assert_eq!(project.as_deref(), Some("alpha"));
+                assert_eq!(update.stateful, Some(true));
+                assert_eq!(update.name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("security group set web").is_err());
+        assert!(os("security group set --stateless").is_err());
+    }
+
+    #[test]
     fn deletes_take_several_names() {
         match os("port delete a b c").unwrap() {
             OpenstackCommand::PortDelete(v) => assert_eq!(v, ["a", "b", "c"]),
@@ -1230,7 +1322,9 @@ mod tests {
         let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --subnet-pool p s").unwrap_err();
         assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
         assert!(e.to_string().contains("--subnet-pool"), "{e}");
-        let e = os("network set --share n").unwrap_err();
+        let e = os("network set --qos-policy q n").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
+        let e = os("security group set --tag t g").unwrap_err();
         assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
         let e = os("subnet create --network n --subnet-range 10.0.0.0/24 --host-route destination=10.1.0.0/24 s")
             .unwrap_err();
@@ -1242,6 +1336,19 @@ mod tests {
                 s.allocation_pools,
                 [("10.0.0.5".parse().unwrap(), "10.0.0.9".parse().unwrap())]
             ),
+            other => panic!("{other:?}"),
+        }
+        match os("router set --name r2 r1").unwrap() {
+            OpenstackCommand::RouterRename { router, name } => {
+                assert_eq!((router.as_str(), name.as_str()), ("r1", "r2"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("router set --name r2 --external-gateway public r1").is_err());
+        match os("router set --external-gateway public --fixed-ip subnet=s,ip-address=172.24.4.9 r1").unwrap() {
+            OpenstackCommand::RouterSetGateway { gateway, .. } => {
+                assert_eq!(gateway.fixed_ip, Some("172.24.4.9".parse().unwrap()))
+            }
             other => panic!("{other:?}"),
         }
         match os("port set --no-security-group --security-group web p").unwrap() {
