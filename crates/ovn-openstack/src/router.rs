@@ -929,14 +929,9 @@ impl Neutron {
     /// status-ACTIVE revision bump on the NAT (T10b).
     pub async fn floating_ip_set_port(&self, fip: &str, port: &str, fixed_ip: Option<IpAddr>) -> Result<ActionReport> {
         self.action("floating ip set --port", |mut report| async move {
-            let (fid, assoc) = self.with_state(|st| -> Result<_> {
+            let (fid, assoc, moving) = self.with_state(|st| -> Result<_> {
                 let f = st.floating_ip(fip)?;
-                if f.association.is_some() {
-                    return Err(Error::invalid(
-                        "floating ip set --port",
-                        format!("floating IP {} is already associated; unset its port first", f.ip),
-                    ));
-                }
+                let moving = f.association.is_some();
                 let p = st.port(port)?;
                 let fixed = match fixed_ip {
                     Some(ip) => p
@@ -976,9 +971,14 @@ impl Neutron {
                         router: router.id,
                         nat: ovsdb::Uuid::new_v4(),
                     },
+                    moving,
                 ))
             })?;
-            self.exec(&mut report, |st| Ok(Some(plan_fip_associate(st, fid, assoc)?))).await?;
+            if moving {
+                self.exec(&mut report, |st| Ok(Some(plan_fip_move(st, fid, assoc)?))).await?;
+            } else {
+                self.exec(&mut report, |st| Ok(Some(plan_fip_associate(st, fid, assoc)?))).await?;
+            }
             self.exec(&mut report, |st| {
                 let f = &st.floating_ips[&fid];
                 let a = f.association.as_ref().ok_or_else(|| Error::invalid("fip", "association vanished"))?;
@@ -1736,6 +1736,24 @@ pub fn plan_fip_associate(st: &State, fid: Id, assoc: FipAssociation) -> Result<
             p.port_fip = Some(f.ip.to_string());
         }
         st.floating_ips.insert(f.id, f);
+    }))
+}
+
+/// `floating ip set --port` on a floating IP that has a port already: Neutron's
+/// `update_floatingip` deletes the old NAT (and the old LSP's `neutron:port_fip`) and creates the
+/// new one in one transaction, written with the update's revision; the ACTIVE bump follows.
+pub fn plan_fip_move(st: &State, fid: Id, assoc: FipAssociation) -> Result<Planned> {
+    let old = plan_fip_disassociate(st, fid, false)?;
+    let new = plan_fip_associate(st, fid, assoc)?;
+    let mut txn = Transaction::new(nb::NB);
+    // The disassociation only mutates; the association's insert keeps its own uuid-name.
+    for op in old.txn.into_operations().into_iter().chain(new.txn.into_operations()) {
+        txn.push(op);
+    }
+    let (unlink, link) = (old.commit, new.commit);
+    Ok(Planned::new("T10a floating IP moved", txn, move |st, res| {
+        unlink(st, res);
+        link(st, res);
     }))
 }
 
