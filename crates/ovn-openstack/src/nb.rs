@@ -316,8 +316,19 @@ fn port_dhcp(st: &State, port: &Port, v4: bool) -> Option<RowId> {
 fn port_dhcpv4(st: &State, port: &Port) -> Option<RowId> {
     port_dhcp(st, port, true)
 }
+/// Neutron prefers a subnet whose DHCPv6 options are not stateless (DHCPv6-stateful or no
+/// address mode), so the port gets a stateful address; else the first with a row.
 fn port_dhcpv6(st: &State, port: &Port) -> Option<RowId> {
-    port_dhcp(st, port, false)
+    let with_row = || {
+        port.fixed_ips
+            .iter()
+            .filter_map(|f| st.subnets.get(&f.subnet))
+            .filter(|s| !s.is_v4() && s.enable_dhcp && s.dhcp_options.is_some())
+    };
+    with_row()
+        .find(|s| s.ipv6_address_mode.as_deref() != Some("dhcpv6-stateless"))
+        .or_else(|| with_row().next())
+        .and_then(|s| s.dhcp_options)
 }
 
 /// The `insert` row of a new LSP (python IDL: only columns that differ from the default).

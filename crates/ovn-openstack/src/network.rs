@@ -787,6 +787,17 @@ pub struct NetworkUpdate {
     pub segmentation_id: Option<u32>,
 }
 
+impl NetworkUpdate {
+    fn only_provider_attributes(&self) -> bool {
+        self.name.is_none()
+            && self.mtu.is_none()
+            && self.port_security.is_none()
+            && self.description.is_none()
+            && self.shared.is_none()
+            && self.external.is_none()
+    }
+}
+
 /// ML2's checks of a provider attribute update (`_update_provider_network_attributes`,
 /// `update_network_segment`); the new VLAN id on success.
 fn check_provider_update(st: &State, net: &Network, update: &NetworkUpdate) -> Result<Option<u16>> {
@@ -978,7 +989,11 @@ impl Neutron {
                 if let Some(mtu) = update.mtu {
                     net.mtu = mtu;
                 }
-                net.revision += 1;
+                // A provider segment update changes the segment's row, not the network's: no
+                // revision bump (real Neutron 21.0.0, corpus network-provider-set).
+                if !update.only_provider_attributes() {
+                    net.revision += 1;
+                }
                 let mut txn = Transaction::new(nb::NB);
                 txn.update(
                     nb::LOGICAL_SWITCH,
