@@ -247,23 +247,22 @@ pub fn lsp_columns(st: &State, port: &Port) -> LspColumns {
             }
         }
         PortKind::RouterGateway { .. } | PortKind::RouterInterface { .. } => {
-            // Trusted port before the L3 plugin ran: a normal LSP; with no DHCP on its subnet
-            // the gateway port carries only "unknown" (as the real snapshots' T6a predecessor).
-            let dhcp = port_dhcpv4(st, port);
+            // Trusted port before the L3 plugin ran: a normal LSP. Neutron gives `network:*`
+            // ports no DHCP options (`get_lsp_dhcp_opts`), so the gateway port (no port
+            // security either) carries only "unknown" (as the real snapshots' T6a
+            // predecessor; a DHCP external subnet changes nothing: corpus
+            // network-provider-set).
             let mut addresses = Vec::new();
-            if dhcp.is_some() || matches!(port.kind, PortKind::RouterInterface { .. }) {
+            if matches!(port.kind, PortKind::RouterInterface { .. }) {
                 addresses.push(mac_and_ips(port));
             }
             addresses.push("unknown".into());
-            // Only the gateway port keeps its subnet's DHCP options (the reference's router
-            // interface LSPs never carry them).
-            let gateway = matches!(port.kind, PortKind::RouterGateway { .. });
             LspColumns {
                 lsp_type: String::new(),
                 addresses,
                 port_security: vec![],
                 options: [requested, flood].into_iter().collect(),
-                dhcpv4: dhcp.filter(|_| gateway),
+                dhcpv4: None,
                 dhcpv6: None,
                 external_ids,
             }
