@@ -1853,3 +1853,34 @@ fn router_owned_port(
         allowed_address_pairs: vec![],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chassis(name: &str, gateway: bool, physnets: &[&str]) -> ChassisInfo {
+        ChassisInfo {
+            name: name.into(),
+            hostname: name.into(),
+            gateway,
+            physnets: physnets.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn schedule_prefers_gateway_chassis_then_physnet_then_every_chassis() {
+        let none = BTreeMap::new();
+        let all = [chassis("hva", false, &["physnet1"]), chassis("hvb", false, &[])];
+        // No gateway chassis, no physnet: every chassis (Neutron's last fallback).
+        assert_eq!(schedule(&all, None, &none, 5), ["hva", "hvb"]);
+        // A physnet: the chassis that map it.
+        assert_eq!(schedule(&all, Some("physnet1"), &none, 5), ["hva"]);
+        // Gateway chassis go first when there are some.
+        let with_gw = [chassis("hva", false, &["physnet1"]), chassis("gw1", true, &[])];
+        assert_eq!(schedule(&with_gw, None, &none, 5), ["gw1"]);
+        // Least loaded first.
+        let load = BTreeMap::from([("hva".to_owned(), vec![(2, 1)])]);
+        assert_eq!(schedule(&all, None, &load, 5), ["hvb", "hva"]);
+        assert_eq!(schedule(&[], None, &none, 5), [INVALID_CHASSIS]);
+    }
+}
