@@ -1093,15 +1093,18 @@ impl Neutron {
                         });
                     }
                     // Neutron's L3 plugin then swaps the default route of every router whose
-                    // gateway port is on the subnet (a plain static route, `0.0.0.0/0` even for
-                    // IPv6); that is not modelled.
+                    // gateway port is on the subnet (`default_route_swap`); on IPv6 it writes
+                    // `0.0.0.0/0` with the IPv6 nexthop and leaves the `::/0` route, which is
+                    // not modelled.
                     if let Some(p) = st.ports.values().find(|p| {
-                        matches!(p.kind, PortKind::RouterGateway { .. }) && p.fixed_ips.iter().any(|f| f.subnet == old.id)
+                        !old.is_v4()
+                            && matches!(p.kind, PortKind::RouterGateway { .. })
+                            && p.fixed_ips.iter().any(|f| f.subnet == old.id)
                     }) {
                         return Err(Error::invalid(
                             "--gateway",
                             format!(
-                                "changing the gateway of a subnet a router gateway port ({}) is on is not modelled (Neutron rewrites the routers' default routes); unset the router's gateway first",
+                                "changing the gateway of an IPv6 subnet a router gateway port ({}) is on is not modelled (Neutron adds a 0.0.0.0/0 route with the IPv6 nexthop); unset the router's gateway first",
                                 p.id
                             ),
                         ));
@@ -1142,6 +1145,7 @@ impl Neutron {
                 Ok((old, new))
             })?;
             let subnet_id = old.id;
+            let new_gateway = new.gateway;
             let mdp = self.with_state(|st| st.networks.get(&old.network).and_then(|n| n.metadata_port));
             // A switch of `enable_dhcp` (only subnets without an IPv6 address mode get here
             // with `--no-dhcp`, so never SLAAC ones, which have no DHCP_Options row).
@@ -1169,6 +1173,10 @@ impl Neutron {
                     .await?;
                     self.metadata_port_fill(&mut report, subnet_id).await?
                 }
+            }
+            if old.gateway != new_gateway {
+                self.exec(&mut report, |st| Ok(default_route_swap(st, subnet_id, old.gateway, new_gateway)))
+                    .await?;
             }
             self.with_state(|st| bump_network_revision(st, subnet_id));
             report.id = Some(subnet_id);
@@ -1331,6 +1339,75 @@ impl Neutron {
         }
         r
     }
+}
+
+/// The L3 plugin's answer to a subnet's gateway change (`_subnet_update`): one transaction
+/// deleting, in every router whose gateway port is on the subnet, the route `0.0.0.0/0` via
+/// the old gateway and adding one via the new gateway (a plain route, no `external_ids`); no
+/// router revision change. IPv4 subnets only (IPv6 ones are refused before).
+fn default_route_swap(st: &State, subnet_id: Id, old: Option<IpAddr>, new: Option<IpAddr>) -> Option<Planned> {
+    let routers: Vec<(Id, RowId, RowId)> = st
+        .routers
+        .values()
+        .filter_map(|r| {
+            let g = r.gateway.as_ref()?;
+            let port = st.ports.get(&g.port)?;
+            port.fixed_ips
+                .iter()
+                .any(|f| f.subnet == subnet_id)
+                .then_some((r.id, r.lr, g.route))
+        })
+        .collect();
+    if routers.is_empty() {
+        return None;
+    }
+    let mut txn = Transaction::new(nb::NB);
+    let mut added = Vec::new();
+    for (router, lr, route) in routers {
+        if old.is_some() {
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                Value::uuid(lr),
+                "static_routes",
+                false,
+                Value::uuid(route),
+            );
+        }
+        if let Some(nexthop) = new {
+            let row = txn.insert(
+                nb::LOGICAL_ROUTER_STATIC_ROUTE,
+                Row::new()
+                    .with("ip_prefix", "0.0.0.0/0")
+                    .with("nexthop", nexthop.to_string()),
+            );
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                Value::uuid(lr),
+                "static_routes",
+                true,
+                row.clone(),
+            );
+            added.push((router, Some(row)));
+        } else {
+            added.push((router, None));
+        }
+    }
+    Some(Planned::new(
+        "subnet gateway: routers' default routes",
+        txn,
+        move |st, res| {
+            for (router, row) in added {
+                if let Some(g) = st.routers.get_mut(&router).and_then(|r| r.gateway.as_mut()) {
+                    // No route: a uuid no row has (removing it later changes nothing).
+                    g.route = row
+                        .map(|row| nb::inserted(res, &row))
+                        .unwrap_or_else(ovsdb::Uuid::new_v4);
+                }
+            }
+        },
+    ))
 }
 
 /// A subnet create or update bumps its network's revision in Neutron's DB (the Logical_Switch
