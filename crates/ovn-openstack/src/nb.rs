@@ -247,23 +247,22 @@ pub fn lsp_columns(st: &State, port: &Port) -> LspColumns {
             }
         }
         PortKind::RouterGateway { .. } | PortKind::RouterInterface { .. } => {
-            // Trusted port before the L3 plugin ran: a normal LSP; with no DHCP on its subnet
-            // the gateway port carries only "unknown" (as the real snapshots' T6a predecessor).
-            let dhcp = port_dhcpv4(st, port);
+            // Trusted port before the L3 plugin ran: a normal LSP. Neutron gives `network:*`
+            // ports no DHCP options (`get_lsp_dhcp_opts`), so the gateway port (no port
+            // security either) carries only "unknown" (as the real snapshots' T6a
+            // predecessor; a DHCP external subnet changes nothing: corpus
+            // network-provider-set).
             let mut addresses = Vec::new();
-            if dhcp.is_some() || matches!(port.kind, PortKind::RouterInterface { .. }) {
+            if matches!(port.kind, PortKind::RouterInterface { .. }) {
                 addresses.push(mac_and_ips(port));
             }
             addresses.push("unknown".into());
-            // Only the gateway port keeps its subnet's DHCP options (the reference's router
-            // interface LSPs never carry them).
-            let gateway = matches!(port.kind, PortKind::RouterGateway { .. });
             LspColumns {
                 lsp_type: String::new(),
                 addresses,
                 port_security: vec![],
                 options: [requested, flood].into_iter().collect(),
-                dhcpv4: dhcp.filter(|_| gateway),
+                dhcpv4: None,
                 dhcpv6: None,
                 external_ids,
             }
@@ -316,8 +315,19 @@ fn port_dhcp(st: &State, port: &Port, v4: bool) -> Option<RowId> {
 fn port_dhcpv4(st: &State, port: &Port) -> Option<RowId> {
     port_dhcp(st, port, true)
 }
+/// Neutron prefers a subnet whose DHCPv6 options are not stateless (DHCPv6-stateful or no
+/// address mode), so the port gets a stateful address; else the first with a row.
 fn port_dhcpv6(st: &State, port: &Port) -> Option<RowId> {
-    port_dhcp(st, port, false)
+    let with_row = || {
+        port.fixed_ips
+            .iter()
+            .filter_map(|f| st.subnets.get(&f.subnet))
+            .filter(|s| !s.is_v4() && s.enable_dhcp && s.dhcp_options.is_some())
+    };
+    with_row()
+        .find(|s| s.ipv6_address_mode.as_deref() != Some("dhcpv6-stateless"))
+        .or_else(|| with_row().next())
+        .and_then(|s| s.dhcp_options)
 }
 
 /// The `insert` row of a new LSP (python IDL: only columns that differ from the default).

@@ -243,7 +243,7 @@ impl Neutron {
                         r
                     }
                     (false, true, _) if spec.ipv6_address_mode.as_deref() != Some("slaac") => {
-                        self.exec(&mut report, |st| Ok(Some(plan_subnet_v6_dhcp(st, subnet_id))))
+                        self.exec(&mut report, |st| Ok(Some(plan_subnet_v6_dhcp(st, subnet_id, &[]))))
                             .await
                     }
                     _ => Ok(()),
@@ -409,7 +409,16 @@ fn provider_of(st: &mut State, spec: &NetworkSpec) -> Result<Option<Provider>> {
         }
         Some("flat") => NetworkType::Flat,
         Some("vlan") => match spec.segmentation_id {
-            Some(tag) if (1..=4094).contains(&tag) => NetworkType::Vlan(tag),
+            Some(tag) if (1..=4094).contains(&tag) => {
+                let physnet = spec.physical_network.as_deref().unwrap_or_default();
+                if let Some(user) = vlan_user(st, physnet, tag) {
+                    return Err(Error::InUse {
+                        what: format!("VLAN {tag} on physical network {physnet}"),
+                        why: format!("network {} has it (Neutron's 409)", user.name),
+                    });
+                }
+                NetworkType::Vlan(tag)
+            }
             Some(tag) => {
                 return Err(Error::invalid(
                     "--provider-segment",
@@ -656,14 +665,22 @@ pub fn plan_subnet_v4_dhcp(
     )
 }
 
-/// DHCPv6 subnets: the DHCP_Options row alone.
-pub fn plan_subnet_v6_dhcp(st: &State, subnet_id: Id) -> Planned {
+/// DHCPv6 subnets: the DHCP_Options row alone; `point_ports`: LSPs to point at the new row
+/// (`subnet set --dhcp`).
+pub fn plan_subnet_v6_dhcp(st: &State, subnet_id: Id, point_ports: &[RowId]) -> Planned {
     let subnet = &st.subnets[&subnet_id];
     let mut txn = Transaction::new(nb::NB);
     let dhcp = txn.insert(
         nb::DHCP_OPTIONS,
         nb::dhcp_insert_row(subnet, &nb::dhcpv6_options(subnet)),
     );
+    for lsp in point_ports {
+        txn.update(
+            nb::LOGICAL_SWITCH_PORT,
+            vec![Condition::uuid(*lsp)],
+            Row::new().with("dhcpv6_options", dhcp.clone()),
+        );
+    }
     let (landed, revision) = dhcp_landed(subnet);
     Planned::new("subnet DHCPv6 DHCP_Options", txn, move |st, r| {
         if let Some(s) = st.subnets.get_mut(&subnet_id) {
@@ -760,6 +777,87 @@ pub struct NetworkUpdate {
     /// `--external` / `--internal` (`router:external`, not in the NB; the update bumps the
     /// revision). Making a network internal is refused while router gateways use it.
     pub external: Option<bool>,
+    /// `--provider-network-type`: ML2 refuses any change (400); the current type is accepted.
+    pub network_type: Option<String>,
+    /// `--provider-physical-network`: as `network_type`.
+    pub physical_network: Option<String>,
+    /// `--provider-segment`: a VLAN network's new VLAN id (its localnet port's `tag`); refused
+    /// on other types (400), out of 1..4094 (400), or in use on the physnet (409, its own
+    /// current id included).
+    pub segmentation_id: Option<u32>,
+}
+
+impl NetworkUpdate {
+    fn only_provider_attributes(&self) -> bool {
+        self.name.is_none()
+            && self.mtu.is_none()
+            && self.port_security.is_none()
+            && self.description.is_none()
+            && self.shared.is_none()
+            && self.external.is_none()
+    }
+}
+
+/// ML2's checks of a provider attribute update (`_update_provider_network_attributes`,
+/// `update_network_segment`); the new VLAN id on success.
+fn check_provider_update(st: &State, net: &Network, update: &NetworkUpdate) -> Result<Option<u16>> {
+    let (current_type, current_physnet) = match &net.provider {
+        None => ("geneve", None),
+        Some(p) => (
+            match p.network_type {
+                NetworkType::Geneve => "geneve",
+                NetworkType::Flat => "flat",
+                NetworkType::Vlan(_) => "vlan",
+            },
+            Some(p.physnet.as_str()),
+        ),
+    };
+    let unsupported = "Neutron's ML2 does not update provider network types or physical networks (400)";
+    if update.network_type.as_deref().is_some_and(|t| t != current_type) {
+        return Err(Error::invalid("--provider-network-type", unsupported));
+    }
+    if update
+        .physical_network
+        .as_deref()
+        .is_some_and(|p| Some(p) != current_physnet)
+    {
+        return Err(Error::invalid("--provider-physical-network", unsupported));
+    }
+    // The API takes 0 as "not set".
+    let Some(tag) = update.segmentation_id.filter(|t| *t != 0) else {
+        return Ok(None);
+    };
+    let Some(Provider {
+        network_type: NetworkType::Vlan(_),
+        physnet,
+        ..
+    }) = &net.provider
+    else {
+        return Err(Error::invalid(
+            "--provider-segment",
+            "only VLAN networks' segments can be updated (Neutron's 400)",
+        ));
+    };
+    let tag = u16::try_from(tag)
+        .ok()
+        .filter(|t| (1..=4094).contains(t))
+        .ok_or_else(|| Error::invalid("--provider-segment", format!("VLAN id {tag} is not in 1..4094")))?;
+    if let Some(user) = vlan_user(st, physnet, tag) {
+        return Err(Error::InUse {
+            what: format!("VLAN {tag} on physical network {physnet}"),
+            why: format!("network {} has it (Neutron's 409)", user.name),
+        });
+    }
+    Ok(Some(tag))
+}
+
+/// The network that has VLAN `tag` on `physnet`, if any.
+fn vlan_user<'a>(st: &'a State, physnet: &str, tag: u16) -> Option<&'a Network> {
+    st.networks.values().find(|n| {
+        n.provider
+            .as_ref()
+            .is_some_and(|p| p.physnet == physnet && p.network_type == NetworkType::Vlan(tag))
+    })
 }
 
 /// A list option of `subnet set|unset`, as the openstack CLI builds the new list: the current
@@ -782,9 +880,6 @@ impl<T> Default for ListEdit<T> {
 }
 
 impl<T: PartialEq + Clone + std::fmt::Debug> ListEdit<T> {
-    fn is_noop(&self) -> bool {
-        !self.clear && self.add.is_empty() && self.remove.is_empty()
-    }
     /// The new list, the added entries after the kept ones (`prepend`: before them, as the
     /// CLI orders DNS servers); `Err(entry)` when `remove` names an entry the list does not
     /// have (the CLI refuses that before it sends anything).
@@ -855,7 +950,7 @@ impl Neutron {
     /// rewritten; an MTU change also rewrites the DHCP options of its subnets.
     pub async fn network_set(&self, network: &str, update: NetworkUpdate) -> Result<ActionReport> {
         self.action("network set", |mut report| async move {
-            let (net_id, mtu_changes) = self.with_state(|st| -> Result<_> {
+            let (net_id, mtu_changes, new_vlan) = self.with_state(|st| -> Result<_> {
                 let net = st.network(network)?;
                 if let Some(mtu) = update.mtu {
                     let max = st.mtu_for(net.provider.as_ref());
@@ -873,7 +968,8 @@ impl Neutron {
                     }
                 }
                 check_network_flags_update(st, net, &update)?;
-                Ok((net.id, update.mtu.is_some_and(|m| m != net.mtu)))
+                let new_vlan = check_provider_update(st, net, &update)?;
+                Ok((net.id, update.mtu.is_some_and(|m| m != net.mtu), new_vlan))
             })?;
             self.exec(&mut report, |st| {
                 let mut net = st.networks[&net_id].clone();
@@ -893,7 +989,11 @@ impl Neutron {
                 if let Some(mtu) = update.mtu {
                     net.mtu = mtu;
                 }
-                net.revision += 1;
+                // A provider segment update changes the segment's row, not the network's: no
+                // revision bump (real Neutron 21.0.0, corpus network-provider-set).
+                if !update.only_provider_attributes() {
+                    net.revision += 1;
+                }
                 let mut txn = Transaction::new(nb::NB);
                 txn.update(
                     nb::LOGICAL_SWITCH,
@@ -906,6 +1006,16 @@ impl Neutron {
                             dhcp_rewrite(st, &mut txn, subnet, net.mtu);
                         }
                     }
+                }
+                // Neutron sets every segment's tag on its localnet port at each network update
+                // (a change only when the VLAN id moved).
+                if let (Some(tag), Some(p)) = (new_vlan, net.provider.as_mut()) {
+                    p.network_type = NetworkType::Vlan(tag);
+                    txn.update(
+                        nb::LOGICAL_SWITCH_PORT,
+                        vec![Condition::eq("name", format!("provnet-{}", p.segment).as_str())],
+                        Row::new().with("tag", i64::from(tag)),
+                    );
                 }
                 Ok(Some(Planned::new("network set Logical_Switch", txn, move |st, _| {
                     st.networks.insert(net.id, net);
@@ -964,16 +1074,13 @@ impl Neutron {
                 if let Some(dhcp) = update.enable_dhcp {
                     new.enable_dhcp = dhcp;
                 }
-                if !old.is_v4()
-                    && (update.gateway.is_some()
-                        || new.enable_dhcp != old.enable_dhcp
-                        || !update.dns_nameservers.is_noop()
-                        || !update.host_routes.is_noop()
-                        || !update.allocation_pools.is_noop())
-                {
+                if let (Some(false), Some(mode)) = (update.enable_dhcp, &old.ipv6_address_mode) {
                     return Err(Error::invalid(
-                        "subnet set",
-                        "only --name and --description are modelled for IPv6 subnets (their router advertisements are not)",
+                        "--no-dhcp",
+                        format!(
+                            "subnet {} has IPv6 address mode {mode}: Neutron refuses to disable its DHCP (400 \"Cannot disable enable_dhcp with ipv6 attributes set\")",
+                            old.name
+                        ),
                     ));
                 }
                 if new.gateway != old.gateway {
@@ -984,6 +1091,23 @@ impl Neutron {
                             what: format!("subnet {}", old.name),
                             why: format!("router interface {} uses its gateway; remove it first", p.id),
                         });
+                    }
+                    // Neutron's L3 plugin then swaps the default route of every router whose
+                    // gateway port is on the subnet (`default_route_swap`); on IPv6 it writes
+                    // `0.0.0.0/0` with the IPv6 nexthop and leaves the `::/0` route, which is
+                    // not modelled.
+                    if let Some(p) = st.ports.values().find(|p| {
+                        !old.is_v4()
+                            && matches!(p.kind, PortKind::RouterGateway { .. })
+                            && p.fixed_ips.iter().any(|f| f.subnet == old.id)
+                    }) {
+                        return Err(Error::invalid(
+                            "--gateway",
+                            format!(
+                                "changing the gateway of an IPv6 subnet a router gateway port ({}) is on is not modelled (Neutron adds a 0.0.0.0/0 route with the IPv6 nexthop); unset the router's gateway first",
+                                p.id
+                            ),
+                        ));
                     }
                     if let Some(gw) = new.gateway {
                         if !old.cidr.contains(&gw) {
@@ -1021,12 +1145,14 @@ impl Neutron {
                 Ok((old, new))
             })?;
             let subnet_id = old.id;
+            let new_gateway = new.gateway;
             let mdp = self.with_state(|st| st.networks.get(&old.network).and_then(|n| n.metadata_port));
-            let v4_dhcp_before = old.is_v4() && old.enable_dhcp;
-            let v4_dhcp_after = new.is_v4() && new.enable_dhcp;
-            match (v4_dhcp_before, v4_dhcp_after, mdp) {
+            // A switch of `enable_dhcp` (only subnets without an IPv6 address mode get here
+            // with `--no-dhcp`, so never SLAAC ones, which have no DHCP_Options row).
+            match (old.enable_dhcp, new.enable_dhcp, mdp) {
                 (true, false, _) => self.subnet_disable_dhcp(&mut report, new).await?,
-                (false, true, Some(mdp)) => self.subnet_enable_dhcp(&mut report, new, mdp).await?,
+                (false, true, Some(mdp)) if new.is_v4() => self.subnet_enable_dhcp(&mut report, new, mdp).await?,
+                (false, true, _) if !new.is_v4() => self.subnet_enable_dhcpv6(&mut report, new).await?,
                 _ => {
                     self.exec(&mut report, |st| {
                         let mut txn = Transaction::new(nb::NB);
@@ -1047,6 +1173,10 @@ impl Neutron {
                     .await?;
                     self.metadata_port_fill(&mut report, subnet_id).await?
                 }
+            }
+            if old.gateway != new_gateway {
+                self.exec(&mut report, |st| Ok(default_route_swap(st, subnet_id, old.gateway, new_gateway)))
+                    .await?;
             }
             self.with_state(|st| bump_network_revision(st, subnet_id));
             report.id = Some(subnet_id);
@@ -1082,7 +1212,8 @@ impl Neutron {
         r
     }
 
-    /// `subnet set --no-dhcp` of an IPv4 subnet: the metadata port loses its address (its LSP
+    /// `subnet set --no-dhcp` (IPv4, or IPv6 without an address mode): the metadata port
+    /// loses its address in the subnet if it has one (its LSP
     /// is rewritten, one revision on) and the DHCP_Options row goes (the ports' weak
     /// references to it with it).
     async fn subnet_disable_dhcp(&self, report: &mut ActionReport, mut new: Subnet) -> Result<()> {
@@ -1121,6 +1252,45 @@ impl Neutron {
             })))
         })
         .await
+    }
+
+    /// `subnet set --dhcp` of an IPv6 subnet without DHCP (one without an address mode): the
+    /// metadata port takes the lowest free pool address (its LSP rewritten, revision +1),
+    /// then a DHCP_Options row with a new server MAC, the subnet's other ports pointed at it.
+    async fn subnet_enable_dhcpv6(&self, report: &mut ActionReport, mut new: Subnet) -> Result<()> {
+        let subnet_id = new.id;
+        let old = self.with_state(|st| {
+            new.server_mac = st.new_mac();
+            st.subnets.insert(subnet_id, new)
+        });
+        let r = async {
+            self.metadata_port_fill(report, subnet_id).await?;
+            self.exec(report, |st| {
+                let mdp = st
+                    .subnets
+                    .get(&subnet_id)
+                    .and_then(|s| st.networks.get(&s.network)?.metadata_port);
+                let ports: Vec<RowId> = st
+                    .ports
+                    .values()
+                    .filter(|p| {
+                        Some(p.id) != mdp && !nb::is_trusted(p) && p.fixed_ips.iter().any(|f| f.subnet == subnet_id)
+                    })
+                    .map(|p| p.lsp)
+                    .collect();
+                Ok(Some(plan_subnet_v6_dhcp(st, subnet_id, &ports)))
+            })
+            .await
+        }
+        .await;
+        if r.is_err() {
+            self.with_state(|st| {
+                if let Some(old) = old {
+                    st.subnets.insert(subnet_id, old);
+                }
+            });
+        }
+        r
     }
 
     /// `subnet set --dhcp` of an IPv4 subnet without DHCP: as `subnet create` with DHCP (the
@@ -1169,6 +1339,75 @@ impl Neutron {
         }
         r
     }
+}
+
+/// The L3 plugin's answer to a subnet's gateway change (`_subnet_update`): one transaction
+/// deleting, in every router whose gateway port is on the subnet, the route `0.0.0.0/0` via
+/// the old gateway and adding one via the new gateway (a plain route, no `external_ids`); no
+/// router revision change. IPv4 subnets only (IPv6 ones are refused before).
+fn default_route_swap(st: &State, subnet_id: Id, old: Option<IpAddr>, new: Option<IpAddr>) -> Option<Planned> {
+    let routers: Vec<(Id, RowId, RowId)> = st
+        .routers
+        .values()
+        .filter_map(|r| {
+            let g = r.gateway.as_ref()?;
+            let port = st.ports.get(&g.port)?;
+            port.fixed_ips
+                .iter()
+                .any(|f| f.subnet == subnet_id)
+                .then_some((r.id, r.lr, g.route))
+        })
+        .collect();
+    if routers.is_empty() {
+        return None;
+    }
+    let mut txn = Transaction::new(nb::NB);
+    let mut added = Vec::new();
+    for (router, lr, route) in routers {
+        if old.is_some() {
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                Value::uuid(lr),
+                "static_routes",
+                false,
+                Value::uuid(route),
+            );
+        }
+        if let Some(nexthop) = new {
+            let row = txn.insert(
+                nb::LOGICAL_ROUTER_STATIC_ROUTE,
+                Row::new()
+                    .with("ip_prefix", "0.0.0.0/0")
+                    .with("nexthop", nexthop.to_string()),
+            );
+            nb::mutate_ref(
+                &mut txn,
+                nb::LOGICAL_ROUTER,
+                Value::uuid(lr),
+                "static_routes",
+                true,
+                row.clone(),
+            );
+            added.push((router, Some(row)));
+        } else {
+            added.push((router, None));
+        }
+    }
+    Some(Planned::new(
+        "subnet gateway: routers' default routes",
+        txn,
+        move |st, res| {
+            for (router, row) in added {
+                if let Some(g) = st.routers.get_mut(&router).and_then(|r| r.gateway.as_mut()) {
+                    // No route: a uuid no row has (removing it later changes nothing).
+                    g.route = row
+                        .map(|row| nb::inserted(res, &row))
+                        .unwrap_or_else(ovsdb::Uuid::new_v4);
+                }
+            }
+        },
+    ))
 }
 
 /// A subnet create or update bumps its network's revision in Neutron's DB (the Logical_Switch

@@ -1057,8 +1057,10 @@ impl Neutron {
 }
 
 /// Neutron's `leastloaded` scheduler: candidates carry `enable-chassis-as-gw` and the
-/// physnet (fallbacks: any with the physnet, then any gateway chassis), fewest active then
-/// fewest total gateways first, at most `max`.
+/// physnet (fallbacks: any with the physnet, then any gateway chassis, then, as the
+/// scheduler's own fallback for an empty candidate list, every registered chassis), fewest
+/// active then fewest total gateways first, at most `max`. Only with no chassis at all is the
+/// gateway put on `neutron-ovn-invalid-chassis`.
 pub fn schedule(
     chassis: &[ChassisInfo],
     physnet: Option<&str>,
@@ -1072,6 +1074,10 @@ pub fn schedule(
     }
     if candidates.is_empty() {
         candidates = chassis.iter().filter(|c| c.gateway).collect();
+    }
+    if candidates.is_empty() {
+        // `OVNGatewayScheduler._schedule_gateway`: `candidates or all chassis`.
+        candidates = chassis.iter().collect();
     }
     if candidates.is_empty() {
         return vec![INVALID_CHASSIS.to_owned()];
@@ -1802,6 +1808,17 @@ fn check_new_interface_subnet(st: &State, r: &Router, s: &Subnet, action: &str) 
     for p in r.interfaces.iter().filter_map(|p| st.ports.get(p)) {
         for f in &p.fixed_ips {
             let other = &st.subnets[&f.subnet];
+            if !s.is_v4() && !other.is_v4() && other.network == s.network && other.id != s.id {
+                // Real Neutron 21.0.0 adds the subnet to that interface port (one LRP with both
+                // networks, corpus probe); the mimic makes one port per subnet.
+                return Err(Error::invalid(
+                    action,
+                    format!(
+                        "router {} already has an interface on IPv6 subnet {} of the same network: a second IPv6 subnet on that port is not modelled (use another router)",
+                        r.name, other.name
+                    ),
+                ));
+            }
             if other.id == s.id {
                 return Err(Error::invalid(
                     action,
@@ -1852,5 +1869,36 @@ fn router_owned_port(
         lrp: None,
         lrp_revision: 0,
         allowed_address_pairs: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chassis(name: &str, gateway: bool, physnets: &[&str]) -> ChassisInfo {
+        ChassisInfo {
+            name: name.into(),
+            hostname: name.into(),
+            gateway,
+            physnets: physnets.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn schedule_prefers_gateway_chassis_then_physnet_then_every_chassis() {
+        let none = BTreeMap::new();
+        let all = [chassis("hva", false, &["physnet1"]), chassis("hvb", false, &[])];
+        // No gateway chassis, no physnet: every chassis (Neutron's last fallback).
+        assert_eq!(schedule(&all, None, &none, 5), ["hva", "hvb"]);
+        // A physnet: the chassis that map it.
+        assert_eq!(schedule(&all, Some("physnet1"), &none, 5), ["hva"]);
+        // Gateway chassis go first when there are some.
+        let with_gw = [chassis("hva", false, &["physnet1"]), chassis("gw1", true, &[])];
+        assert_eq!(schedule(&with_gw, None, &none, 5), ["gw1"]);
+        // Least loaded first.
+        let load = BTreeMap::from([("hva".to_owned(), vec![(2, 1)])]);
+        assert_eq!(schedule(&all, None, &load, 5), ["hvb", "hva"]);
+        assert_eq!(schedule(&[], None, &none, 5), [INVALID_CHASSIS]);
     }
 }

@@ -523,15 +523,19 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "external",
                     "internal",
                 ],
-                &["name", "mtu", "description"],
+                &[
+                    "name",
+                    "mtu",
+                    "description",
+                    "provider-network-type",
+                    "provider-physical-network",
+                    "provider-segment",
+                ],
                 &[
                     "enable",
                     "disable",
                     "default",
                     "no-default",
-                    "provider-network-type",
-                    "provider-physical-network",
-                    "provider-segment",
                     "qos-policy",
                     "no-qos-policy",
                     "dns-domain",
@@ -548,6 +552,9 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     description: a.value("description"),
                     shared: a.last_of("share", "no-share"),
                     external: a.last_of("external", "internal"),
+                    network_type: a.value("provider-network-type"),
+                    physical_network: a.value("provider-physical-network"),
+                    segmentation_id: a.number("provider-segment")?,
                 },
             }
         }
@@ -1273,6 +1280,37 @@ mod tests {
         }
         match os("network create --share n").unwrap() {
             OpenstackCommand::NetworkCreate(spec) => assert!(spec.shared),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_set_takes_provider_attributes() {
+        match os(
+            "network set --provider-network-type vlan --provider-physical-network physnet1 --provider-segment 103 n",
+        )
+        .unwrap()
+        {
+            OpenstackCommand::NetworkSet { network, update } => {
+                assert_eq!(network, "n");
+                assert_eq!(update.network_type.as_deref(), Some("vlan"));
+                assert_eq!(update.physical_network.as_deref(), Some("physnet1"));
+                assert_eq!(update.segmentation_id, Some(103));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("network set --provider-segment x n").is_err());
+    }
+
+    #[test]
+    fn subnet_set_takes_ipv6_dhcp_and_gateway_options() {
+        match os("subnet set --no-dhcp --gateway 2001:db8:2::1 --dns-nameserver 2001:db8::53 s6").unwrap() {
+            OpenstackCommand::SubnetSet { subnet, update } => {
+                assert_eq!(subnet, "s6");
+                assert_eq!(update.enable_dhcp, Some(false));
+                assert!(matches!(update.gateway, Some(SubnetGateway::Ip(ip)) if ip.to_string() == "2001:db8:2::1"));
+                assert_eq!(update.dns_nameservers.add, ["2001:db8::53"]);
+            }
             other => panic!("{other:?}"),
         }
     }
