@@ -157,7 +157,7 @@ pub enum PortKind {
     Compute,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FixedIp {
     pub subnet: Id,
     pub ip: IpAddr,
