@@ -376,7 +376,14 @@ impl State {
                     why: "is not a host address of the subnet",
                 });
             }
-            if s.allocated.contains(&ip) {
+            // The gateway stays in `allocated` (no automatic pick takes it), but Neutron's IPAM
+            // holds it for nobody: a port may ask for it while no port has it.
+            let gateway_free = Some(ip) == s.gateway
+                && !self
+                    .ports
+                    .values()
+                    .any(|p| p.fixed_ips.iter().any(|f| f.subnet == subnet && f.ip == ip));
+            if s.allocated.contains(&ip) && !gateway_free {
                 return Err(Error::IpUnavailable {
                     ip: ip.to_string(),
                     subnet: name,
@@ -406,6 +413,9 @@ impl State {
 
     pub fn release_ip(&mut self, subnet: Id, ip: IpAddr) {
         if let Some(s) = self.subnets.get_mut(&subnet) {
+            if Some(ip) == s.gateway {
+                return;
+            }
             s.allocated.remove(&ip);
         }
     }
