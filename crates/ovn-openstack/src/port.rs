@@ -1022,6 +1022,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn eui64_addresses_are_told_by_their_fffe() {
+        let cidr: ipnet::IpNet = "2001:db8::/64".parse().unwrap();
+        assert!(is_eui64(eui64(&cidr, "fa:16:3e:11:22:33")));
+        assert!(!is_eui64("2001:db8::10".parse().unwrap()));
+        assert!(!is_eui64("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
     fn eui64_flips_the_universal_bit() {
         let cidr: ipnet::IpNet = "2001:db8::/64".parse().unwrap();
         assert_eq!(
