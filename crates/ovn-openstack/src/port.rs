@@ -546,8 +546,40 @@ fn updated_port(st: &mut State, port: &str, update: &PortUpdate) -> Result<(Port
             return Err(e);
         }
     }
+    if let Err(e) = refuse_virtual_ports(st, &p) {
+        reserved.release(st);
+        return Err(e);
+    }
     p.revision += 1;
     Ok((p, reserved, released))
+}
+
+/// Neutron makes a port without device owner whose fixed IP is another port's allowed address
+/// (a VIP) a `virtual` LSP with those ports as parents; the mimic does not model that, so it refuses the
+/// combination instead of writing something else.
+fn refuse_virtual_ports(st: &State, port: &Port) -> Result<()> {
+    let others = st
+        .ports
+        .values()
+        .filter(|o| o.id != port.id && o.network == port.network);
+    for o in others {
+        // Only a port without device owner becomes virtual (Neutron's condition).
+        let vip = |pairs: &[(String, String)], holder: &Port| {
+            pairs.iter().find_map(|(_, ip)| {
+                let ip: IpAddr = ip.parse().ok()?;
+                (holder.device_owner.is_empty() && holder.fixed_ips.iter().any(|f| f.ip == ip)).then_some(ip)
+            })
+        };
+        if let Some(ip) = vip(&port.allowed_address_pairs, o).or(vip(&o.allowed_address_pairs, port)) {
+            return Err(Error::invalid(
+                "--allowed-address",
+                format!(
+                    "{ip} is a fixed IP of one port and an allowed address of another: Neutron would make a virtual LSP, which is not modelled"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// ML2's `update_port_with_ips`: the port's new fixed IPs from the requested list (`None`: the
@@ -769,7 +801,7 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
             why: "a port without port security cannot have allowed address pairs".into(),
         });
     }
-    if let Err(e) = allocate_port_ips(st, &mut port, &spec.fixed_ips) {
+    if let Err(e) = allocate_port_ips(st, &mut port, &spec.fixed_ips).and_then(|_| refuse_virtual_ports(st, &port)) {
         release_port_resources(st, &port);
         return Err(e);
     }
