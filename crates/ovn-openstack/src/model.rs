@@ -190,6 +190,10 @@ pub struct Port {
     pub lrp_revision: i64,
     /// `--allowed-address` pairs: (MAC, IP or CIDR).
     pub allowed_address_pairs: Vec<(String, String)>,
+    /// `description` and `dns_name`: nothing in the NB shows them, but changing them is an
+    /// update of the port in Neutron's DB (revision +1).
+    pub description: String,
+    pub dns_name: String,
 }
 
 #[derive(Clone, Debug)]

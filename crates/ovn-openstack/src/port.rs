@@ -43,6 +43,9 @@ pub struct PortSpec {
     pub mac: Option<String>,
     /// `--allowed-address ip-address=IP[,mac-address=MAC]` (MAC: the port's by default).
     pub allowed_address_pairs: Vec<(Option<String>, String)>,
+    /// `--description`, `--dns-name` (stored, not written to the NB).
+    pub description: String,
+    pub dns_name: String,
 }
 
 /// `--allowed-address ip-address=IP[,mac-address=MAC]` as `(MAC, IP)`.
@@ -76,6 +79,10 @@ pub struct PortUpdate {
     pub remove_allowed_address_pairs: Vec<AddressPairSpec>,
     /// `port unset --security-group SG...`.
     pub remove_security_groups: Vec<String>,
+    /// `--description D`, `--dns-name X`: nothing in the NB shows them, but a change is an
+    /// update of the port in Neutron's DB (revision +1).
+    pub description: Option<String>,
+    pub dns_name: Option<String>,
 }
 
 impl PortUpdate {
@@ -329,6 +336,7 @@ impl Neutron {
 fn changes_stored_fields(old: &Port, new: &Port) -> bool {
     (&old.name, &old.device_id, &old.device_owner, &old.host, &old.mac)
         != (&new.name, &new.device_id, &new.device_owner, &new.host, &new.mac)
+        || (&old.description, &old.dns_name) != (&new.description, &new.dns_name)
         || old.fixed_ips != new.fixed_ips
         || old.security_groups != new.security_groups
         || old.port_security != new.port_security
@@ -359,6 +367,12 @@ fn updated_port(st: &mut State, port: &str, update: &PortUpdate) -> Result<(Port
     }
     if let Some(v) = &update.name {
         p.name = v.clone();
+    }
+    if let Some(v) = &update.description {
+        p.description = v.clone();
+    }
+    if let Some(v) = &update.dns_name {
+        p.dns_name = v.clone();
     }
     // The CLI's edits of the lists, before anything is sent: `unset` of an entry the port
     // does not have fails in the CLI.
@@ -783,6 +797,8 @@ fn reserve_port(st: &mut State, net_id: Id, project: &str, spec: &PortSpec) -> R
         lrp: None,
         lrp_revision: 0,
         allowed_address_pairs: vec![],
+        description: spec.description.clone(),
+        dns_name: spec.dns_name.clone(),
     };
     port.allowed_address_pairs = spec
         .allowed_address_pairs

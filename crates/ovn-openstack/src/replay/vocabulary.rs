@@ -881,6 +881,8 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 port_security: a.last_of("enable-port-security", "disable-port-security"),
                 mac: a.value("mac-address"),
                 allowed_address_pairs: allowed_addresses_of(&a)?,
+                description: a.value("description").unwrap_or_default(),
+                dns_name: a.value("dns-name").unwrap_or_default(),
             })
         }
         ["port", "set", rest @ ..] => {
@@ -948,6 +950,8 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     port_security: a.last_of("enable-port-security", "disable-port-security"),
                     allowed_address_pairs: (a.flag("no-allowed-address") || !pairs.is_empty())
                         .then(|| (a.flag("no-allowed-address"), pairs)),
+                    description: a.value("description"),
+                    dns_name: a.value("dns-name"),
                     ..Default::default()
                 },
             }
