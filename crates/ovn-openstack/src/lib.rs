@@ -36,6 +36,6 @@ pub use error::{Error, Result};
 pub use model::{Config, GatewayLayout, Id};
 pub use network::{ListEdit, NetworkSpec, NetworkUpdate, SubnetGateway, SubnetSpec, SubnetUpdate};
 pub use neutron::{ActionReport, ChassisInfo, Neutron, TxnTiming};
-pub use port::{FixedIpSpec, PortSpec, PortUpdate};
+pub use port::{AddressPairSpec, FixedIpSpec, PortSpec, PortUpdate};
 pub use router::{GatewaySpec, RoutesEdit};
 pub use security_group::{RuleSpec, SecurityGroupUpdate};

@@ -159,7 +159,7 @@ pub enum PortKind {
     Compute,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FixedIp {
     pub subnet: Id,
     pub ip: IpAddr,
@@ -192,6 +192,10 @@ pub struct Port {
     pub lrp_revision: i64,
     /// `--allowed-address` pairs: (MAC, IP or CIDR).
     pub allowed_address_pairs: Vec<(String, String)>,
+    /// `description` and `dns_name`: nothing in the NB shows them, but changing them is an
+    /// update of the port in Neutron's DB (revision +1).
+    pub description: String,
+    pub dns_name: String,
 }
 
 #[derive(Clone, Debug)]
@@ -382,7 +386,14 @@ impl State {
                     why: "is not a host address of the subnet",
                 });
             }
-            if s.allocated.contains(&ip) {
+            // The gateway stays in `allocated` (no automatic pick takes it), but Neutron's IPAM
+            // holds it for nobody: a port may ask for it while no port has it.
+            let gateway_free = Some(ip) == s.gateway
+                && !self
+                    .ports
+                    .values()
+                    .any(|p| p.fixed_ips.iter().any(|f| f.subnet == subnet && f.ip == ip));
+            if s.allocated.contains(&ip) && !gateway_free {
                 return Err(Error::IpUnavailable {
                     ip: ip.to_string(),
                     subnet: name,
@@ -412,6 +423,9 @@ impl State {
 
     pub fn release_ip(&mut self, subnet: Id, ip: IpAddr) {
         if let Some(s) = self.subnets.get_mut(&subnet) {
+            if Some(ip) == s.gateway {
+                return;
+            }
             s.allocated.remove(&ip);
         }
     }

@@ -305,11 +305,20 @@ pub fn lsp_columns(st: &State, port: &Port) -> LspColumns {
     }
 }
 
+/// Neutron's `_get_subnet_dhcp_options_for_port`: the DHCP_Options row of one of the port's
+/// subnets of that IP version that has one (SLAAC subnets have none), for IPv6 a stateful
+/// subnet's first.
 fn port_dhcp(st: &State, port: &Port, v4: bool) -> Option<RowId> {
-    port.fixed_ips
+    let with_options: Vec<&crate::model::Subnet> = port
+        .fixed_ips
         .iter()
         .filter_map(|f| st.subnets.get(&f.subnet))
-        .find(|s| s.is_v4() == v4 && s.enable_dhcp)
+        .filter(|s| s.is_v4() == v4 && s.enable_dhcp && s.dhcp_options.is_some())
+        .collect();
+    with_options
+        .iter()
+        .find(|s| v4 || s.ipv6_address_mode.as_deref() != Some("dhcpv6-stateless"))
+        .or(with_options.first())
         .and_then(|s| s.dhcp_options)
 }
 fn port_dhcpv4(st: &State, port: &Port) -> Option<RowId> {

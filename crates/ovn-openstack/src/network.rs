@@ -151,6 +151,8 @@ impl Neutron {
                         lrp: None,
                         lrp_revision: 0,
                         allowed_address_pairs: vec![],
+                        description: String::new(),
+                        dns_name: String::new(),
                     };
                     Ok(Some(crate::port::plan_lsp_create(st, port, "T1c metadata port")?))
                 })

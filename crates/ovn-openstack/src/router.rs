@@ -1869,6 +1869,8 @@ fn router_owned_port(
         lrp: None,
         lrp_revision: 0,
         allowed_address_pairs: vec![],
+        description: String::new(),
+        dns_name: String::new(),
     }
 }
 

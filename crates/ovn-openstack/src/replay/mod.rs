@@ -472,6 +472,7 @@ impl Replay {
                 if let Some((_, add)) = &update.security_groups {
                     self.cli_resolves_groups(add, None).await?;
                 }
+                self.cli_resolves_groups(&update.remove_security_groups, None).await?;
                 n.port_update(&port, update).await?
             }
             C::PortDelete(names) => return self.each(names, |n, x| async move { n.port_delete(&x).await }).await,

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use crate::model::Direction;
 use crate::network::{ListEdit, NetworkUpdate, SubnetUpdate};
 use crate::{
-    FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec, SecurityGroupUpdate,
-    SubnetGateway, SubnetSpec,
+    AddressPairSpec, FixedIpSpec, GatewaySpec, NetworkSpec, PortSpec, PortUpdate, RoutesEdit, RuleSpec,
+    SecurityGroupUpdate, SubnetGateway, SubnetSpec,
 };
 
 /// Why a command line is not accepted.
@@ -380,6 +380,41 @@ fn parse_fixed_ip(a: &Argv, s: &str) -> Res<FixedIpSpec> {
         }
     }
     Ok(spec)
+}
+
+/// `--fixed-ip subnet=S,ip-address=IP` of `port unset` as typed: the CLI compares the
+/// address as text with the port's.
+fn fixed_ip_text(a: &Argv, s: &str) -> Res<(Option<String>, Option<String>)> {
+    parse_fixed_ip(a, s)?;
+    let part = |key: &str| {
+        s.split(',')
+            .find_map(|p| p.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_owned()))
+    };
+    Ok((part("subnet"), part("ip-address")))
+}
+
+/// `--allowed-address ip-address=IP[,mac-address=MAC]`... as `(MAC, IP)`.
+fn allowed_addresses_of(a: &Argv) -> Res<Vec<AddressPairSpec>> {
+    a.values("allowed-address")
+        .iter()
+        .map(|v| {
+            let mut ip = None;
+            let mut mac = None;
+            for part in v.split(',') {
+                match part.split_once('=') {
+                    Some(("ip-address", x)) => ip = Some(x.to_owned()),
+                    Some(("mac-address", x)) => mac = Some(x.to_owned()),
+                    _ => {
+                        return Err(a.invalid(format!(
+                            "--allowed-address {v:?}: expected ip-address=IP[,mac-address=MAC]"
+                        )))
+                    }
+                }
+            }
+            ip.map(|ip| (mac, ip))
+                .ok_or_else(|| a.invalid(format!("--allowed-address {v:?} needs ip-address=")))
+        })
+        .collect()
 }
 
 /// `--allocation-pool start=IP,end=IP`...
@@ -874,34 +909,22 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                 security_groups,
                 port_security: a.last_of("enable-port-security", "disable-port-security"),
                 mac: a.value("mac-address"),
-                allowed_address_pairs: a
-                    .values("allowed-address")
-                    .iter()
-                    .map(|v| {
-                        let mut ip = None;
-                        let mut mac = None;
-                        for part in v.split(',') {
-                            match part.split_once('=') {
-                                Some(("ip-address", x)) => ip = Some(x.to_owned()),
-                                Some(("mac-address", x)) => mac = Some(x.to_owned()),
-                                _ => {
-                                    return Err(a.invalid(format!(
-                                        "--allowed-address {v:?}: expected ip-address=IP[,mac-address=MAC]"
-                                    )))
-                                }
-                            }
-                        }
-                        ip.map(|ip| (mac, ip))
-                            .ok_or_else(|| a.invalid(format!("--allowed-address {v:?} needs ip-address=")))
-                    })
-                    .collect::<Res<_>>()?,
+                allowed_address_pairs: allowed_addresses_of(&a)?,
+                description: a.value("description").unwrap_or_default(),
+                dns_name: a.value("dns-name").unwrap_or_default(),
             })
         }
         ["port", "set", rest @ ..] => {
             let a = Argv::parse(
                 &cmd(2),
                 rest,
-                &["no-security-group"],
+                &[
+                    "no-security-group",
+                    "no-fixed-ip",
+                    "enable-port-security",
+                    "disable-port-security",
+                    "no-allowed-address",
+                ],
                 &[
                     "device",
                     "device-owner",
@@ -910,19 +933,37 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     "dns-name",
                     "description",
                     "security-group",
+                    "fixed-ip",
+                    "mac-address",
+                    "allowed-address",
                 ],
                 &[
-                    "fixed-ip",
-                    "no-fixed-ip",
-                    "enable-port-security",
-                    "disable-port-security",
-                    "allowed-address",
-                    "no-allowed-address",
-                    "mac-address",
                     "enable",
                     "disable",
+                    "vnic-type",
+                    "binding-profile",
+                    "no-binding-profile",
+                    "qos-policy",
+                    "extra-dhcp-option",
+                    "data-plane-status",
+                    "dns-domain",
+                    "numa-policy-required",
+                    "numa-policy-preferred",
+                    "numa-policy-legacy",
+                    "tag",
+                    "no-tag",
                 ],
             )?;
+            if a.flag("enable-port-security") && a.flag("disable-port-security") {
+                // The CLI's argparse: the two are mutually exclusive (a usage error).
+                return Err(a.invalid("--enable-port-security and --disable-port-security exclude each other"));
+            }
+            let fixed_ips: Vec<FixedIpSpec> = a
+                .values("fixed-ip")
+                .iter()
+                .map(|f| parse_fixed_ip(&a, f))
+                .collect::<Res<_>>()?;
+            let pairs = allowed_addresses_of(&a)?;
             C::PortSet {
                 port: a.one("port")?,
                 update: PortUpdate {
@@ -932,14 +973,47 @@ pub fn parse_openstack(words: &[String], project: Option<&str>) -> Res<Openstack
                     name: a.value("name"),
                     security_groups: (a.flag("no-security-group") || !a.values("security-group").is_empty())
                         .then(|| (a.flag("no-security-group"), a.values("security-group"))),
+                    fixed_ips: (a.flag("no-fixed-ip") || !fixed_ips.is_empty())
+                        .then(|| (a.flag("no-fixed-ip"), fixed_ips)),
+                    mac: a.value("mac-address"),
+                    port_security: a.last_of("enable-port-security", "disable-port-security"),
+                    allowed_address_pairs: (a.flag("no-allowed-address") || !pairs.is_empty())
+                        .then(|| (a.flag("no-allowed-address"), pairs)),
+                    description: a.value("description"),
+                    dns_name: a.value("dns-name"),
+                    ..Default::default()
                 },
             }
         }
-        ["port", "unset", ..] => {
-            return Err(VocabularyError::NotModelled {
-                command: cmd(2),
-                option: "*".into(),
-            })
+        ["port", "unset", rest @ ..] => {
+            let a = Argv::parse(
+                &cmd(2),
+                rest,
+                &["qos-policy", "data-plane-status", "numa-policy", "host", "all-tag"],
+                &["fixed-ip", "security-group", "allowed-address"],
+                &["binding-profile", "tag"],
+            )?;
+            for option in ["qos-policy", "data-plane-status", "numa-policy", "host", "all-tag"] {
+                if a.flag(option) {
+                    return Err(VocabularyError::NotModelled {
+                        command: cmd(2),
+                        option: option.into(),
+                    });
+                }
+            }
+            C::PortSet {
+                port: a.one("port")?,
+                update: PortUpdate {
+                    remove_fixed_ips: a
+                        .values("fixed-ip")
+                        .iter()
+                        .map(|f| fixed_ip_text(&a, f))
+                        .collect::<Res<_>>()?,
+                    remove_security_groups: a.values("security-group"),
+                    remove_allowed_address_pairs: allowed_addresses_of(&a)?,
+                    ..Default::default()
+                },
+            }
         }
         ["port", "delete", rest @ ..] => C::PortDelete(Argv::parse(&cmd(2), rest, &[], &[], &[])?.some("ports")?),
         ["server", "create", rest @ ..] => {
@@ -1395,6 +1469,57 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn port_set_address_and_security_options_as_the_cli() {
+        match os("port set --no-fixed-ip --fixed-ip subnet=s4,ip-address=10.0.0.5 --fixed-ip ip-address=10.0.0.6 --mac-address fa:16:3e:00:00:01 --disable-port-security --no-allowed-address --allowed-address ip-address=10.0.0.200,mac-address=fa:16:3e:00:00:02 --allowed-address ip-address=10.1.0.0/24 p").unwrap() {
+            OpenstackCommand::PortSet { port, update } => {
+                assert_eq!(port, "p");
+                let (clear, ips) = update.fixed_ips.unwrap();
+                assert!(clear);
+                assert_eq!(ips.len(), 2);
+                assert_eq!(ips[0].subnet.as_deref(), Some("s4"));
+                assert_eq!(ips[1].ip, Some("10.0.0.6".parse().unwrap()));
+                assert_eq!(update.mac.as_deref(), Some("fa:16:3e:00:00:01"));
+                assert_eq!(update.port_security, Some(false));
+                assert_eq!(
+                    update.allowed_address_pairs,
+                    Some((
+                        true,
+                        vec![
+                            (Some("fa:16:3e:00:00:02".to_owned()), "10.0.0.200".to_owned()),
+                            (None, "10.1.0.0/24".to_owned())
+                        ]
+                    ))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The CLI's argparse makes the two port-security flags exclusive.
+        assert!(os("port set --enable-port-security --disable-port-security p").is_err());
+        let e = os("port set --disable p").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
+    }
+
+    #[test]
+    fn port_unset_keeps_the_typed_text_for_the_cli_comparison() {
+        match os("port unset --fixed-ip subnet=s6,ip-address=2001:db8:0:0::1 --security-group web --allowed-address ip-address=10.0.0.9 p").unwrap() {
+            OpenstackCommand::PortSet { port, update } => {
+                assert_eq!(port, "p");
+                assert_eq!(
+                    update.remove_fixed_ips,
+                    [(Some("s6".to_owned()), Some("2001:db8:0:0::1".to_owned()))]
+                );
+                assert_eq!(update.remove_security_groups, ["web"]);
+                assert_eq!(update.remove_allowed_address_pairs, [(None, "10.0.0.9".to_owned())]);
+                assert!(update.fixed_ips.is_none() && update.security_groups.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(os("port unset --fixed-ip ip-address=nope p").is_err());
+        let e = os("port unset --qos-policy p").unwrap_err();
+        assert!(matches!(e, VocabularyError::NotModelled { .. }), "{e}");
     }
 
     #[test]
