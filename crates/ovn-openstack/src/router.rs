@@ -702,12 +702,18 @@ impl Neutron {
                 .map(|f| f.subnet.to_string())
                 .ok_or_else(|| Error::invalid("router remove port", format!("port {} has no fixed IP", p.id)))
         })?;
-        self.router_remove_subnet(router, &subnet).await
+        self.remove_interface(router, &subnet, true).await
     }
 
     /// `router remove subnet`: the interface port's LSP, then one transaction removing the
     /// subnet's SNAT and the LRP.
     pub async fn router_remove_subnet(&self, router: &str, subnet: &str) -> Result<ActionReport> {
+        self.remove_interface(router, subnet, false).await
+    }
+
+    /// Removes the router's interface port on `subnet`; `whole_port` when the user named the
+    /// port (`router remove port`), which takes all of its subnets.
+    async fn remove_interface(&self, router: &str, subnet: &str, whole_port: bool) -> Result<ActionReport> {
         self.action("router remove subnet", |mut report| async move {
             let (rid, port_id, cidr) = self.with_state(|st| -> Result<_> {
                 let r = st.router(router)?;
@@ -727,21 +733,39 @@ impl Neutron {
                             format!("router {} has no interface on subnet {}", r.name, s.name),
                         )
                     })?;
+                // Neutron looks at the floating IP's fixed address, not at the port's others
+                // (an IPv4 floating IP does not hold the port's IPv6 subnet).
+                let removed: Vec<ipnet::IpNet> = if whole_port {
+                    st.ports[&port]
+                        .fixed_ips
+                        .iter()
+                        .filter_map(|f| st.subnets.get(&f.subnet).map(|x| x.cidr))
+                        .collect()
+                } else {
+                    vec![s.cidr]
+                };
                 if let Some(f) = st.floating_ips.values().find(|f| {
-                    f.association.as_ref().is_some_and(|a| {
-                        a.router == r.id
-                            && st
-                                .ports
-                                .get(&a.port)
-                                .is_some_and(|p| p.fixed_ips.iter().any(|x| x.subnet == s.id))
-                    })
+                    f.association
+                        .as_ref()
+                        .is_some_and(|a| a.router == r.id && removed.iter().any(|c| c.contains(&a.fixed_ip)))
                 }) {
                     return Err(Error::InUse {
                         what: format!("router interface on {}", s.name),
                         why: format!("floating IP {} reaches a port through it", f.ip),
                     });
                 }
-                if let Some(x) = r.routes.iter().find(|x| s.cidr.contains(&x.nexthop)) {
+                if !whole_port && st.ports[&port].fixed_ips.iter().any(|f| f.subnet != s.id) {
+                    // Neutron takes the address off the port, keeps the port, and (SNAT on)
+                    // deletes the router's SNAT of the port's IPv4 subnet as well.
+                    return Err(Error::invalid(
+                        "router remove subnet",
+                        format!(
+                            "the interface on {} also has addresses on other subnets: taking one subnet off such a port is not modelled (remove the port with router remove port)",
+                            s.name
+                        ),
+                    ));
+                }
+                if let Some(x) = r.routes.iter().find(|x| removed.iter().any(|c| c.contains(&x.nexthop))) {
                     return Err(Error::InUse {
                         what: format!("router interface on {}", s.name),
                         why: format!(
