@@ -1220,19 +1220,9 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
     );
     let route = match (ext_subnet.gateway, gw_ip) {
         (Some(nexthop), IpAddr::V4(_)) | (Some(nexthop), IpAddr::V6(_)) => {
-            let prefix = if nexthop.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
             let route = txn.insert(
                 nb::LOGICAL_ROUTER_STATIC_ROUTE,
-                Row::new()
-                    .with("ip_prefix", prefix)
-                    .with("nexthop", nexthop.to_string())
-                    .with(
-                        "external_ids",
-                        smap(&map_of([
-                            ("neutron:is_ext_gw", "true".to_owned()),
-                            ("neutron:subnet_id", ext_subnet.id.to_string()),
-                        ])),
-                    ),
+                gateway_route_row(ext_subnet.id, nexthop),
             );
             nb::mutate_ref(
                 &mut txn,
@@ -1422,19 +1412,9 @@ pub fn plan_gateway_readdressed(st: &State, router_id: Id, snat: bool) -> Result
     let ext_subnet = &st.subnets[&port.fixed_ips[0].subnet];
     let gw_ip = port.fixed_ips[0].ip;
     let route = ext_subnet.gateway.map(|nexthop| {
-        let prefix = if nexthop.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
         let route = txn.insert(
             nb::LOGICAL_ROUTER_STATIC_ROUTE,
-            Row::new()
-                .with("ip_prefix", prefix)
-                .with("nexthop", nexthop.to_string())
-                .with(
-                    "external_ids",
-                    smap(&map_of([
-                        ("neutron:is_ext_gw", "true".to_owned()),
-                        ("neutron:subnet_id", ext_subnet.id.to_string()),
-                    ])),
-                ),
+            gateway_route_row(ext_subnet.id, nexthop),
         );
         lr_ref(&mut txn, "static_routes", &route, true);
         route
@@ -1767,6 +1747,21 @@ pub fn plan_fip_associate(st: &State, fid: Id, assoc: FipAssociation) -> Result<
         }
         st.floating_ips.insert(f.id, f);
     }))
+}
+
+/// The default route Neutron gives a router through its gateway's subnet.
+fn gateway_route_row(ext_subnet: Id, nexthop: IpAddr) -> Row {
+    let prefix = if nexthop.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+    Row::new()
+        .with("ip_prefix", prefix)
+        .with("nexthop", nexthop.to_string())
+        .with(
+            "external_ids",
+            smap(&map_of([
+                ("neutron:is_ext_gw", "true".to_owned()),
+                ("neutron:subnet_id", ext_subnet.to_string()),
+            ])),
+        )
 }
 
 /// `floating ip set --port` on a floating IP that has a port already: Neutron's

@@ -408,6 +408,15 @@ pub fn plan_security_group(group: SecurityGroup, rules: Vec<SecurityGroupRule>, 
 
 /// The rule's ACL leaves its Port_Group; the rule stays (its ACL is re-added next).
 fn plan_acl_remove(st: &State, rule_id: Id) -> Result<Planned> {
+    Ok(Planned::new(
+        "security group set ACL delete",
+        acl_unlink_txn(st, rule_id)?,
+        |_, _| {},
+    ))
+}
+
+/// `pg_acl_del` of the rule's ACL (the ACL row goes with its last reference).
+fn acl_unlink_txn(st: &State, rule_id: Id) -> Result<Transaction> {
     let rule = st
         .rules
         .get(&rule_id)
@@ -422,7 +431,7 @@ fn plan_acl_remove(st: &State, rule_id: Id) -> Result<Planned> {
         false,
         Value::uuid(rule.acl),
     );
-    Ok(Planned::new("security group set ACL delete", txn, |_, _| {}))
+    Ok(txn)
 }
 
 /// The rule's ACL, written anew with its group's current statefulness.
@@ -451,20 +460,7 @@ fn plan_acl_add(st: &State, rule_id: Id) -> Result<Planned> {
 
 /// `pg_acl_del`: the rule's ACL leaves its Port_Group.
 pub fn plan_rule_delete(st: &State, rule_id: Id) -> Result<Planned> {
-    let rule = st
-        .rules
-        .get(&rule_id)
-        .ok_or_else(|| Error::invalid("rule", format!("{rule_id} vanished")))?;
-    let pg = st.security_groups[&rule.security_group].port_group;
-    let mut txn = Transaction::new(nb::NB);
-    nb::mutate_ref(
-        &mut txn,
-        nb::PORT_GROUP,
-        Value::uuid(pg),
-        "acls",
-        false,
-        Value::uuid(rule.acl),
-    );
+    let txn = acl_unlink_txn(st, rule_id)?;
     Ok(Planned::new("security group rule delete", txn, move |st, _| {
         if let Some(rule) = st.rules.remove(&rule_id) {
             if let Some(sg) = st.security_groups.get_mut(&rule.security_group) {
