@@ -510,13 +510,7 @@ impl Neutron {
                 // one more than the set's +2.
                 after.revision += 3;
                 after.lr_revision = after.revision;
-                txn.update(
-                    nb::LOGICAL_ROUTER,
-                    vec![Condition::uuid(r.lr)],
-                    Row::new()
-                        .with("external_ids", smap(&lr_external_ids(&after)))
-                        .with("enabled", true),
-                );
+                rewrite_lr(&mut txn, &after);
                 Ok(Some(Planned::new("router unset gateway", txn, move |st, _| {
                     st.routers.insert(after.id, after);
                 })))
@@ -1258,13 +1252,7 @@ pub fn plan_gateway(st: &State, router_id: Id, port_id: Id, chassis: Vec<String>
         snat,
         lrp: None,
     });
-    txn.update(
-        nb::LOGICAL_ROUTER,
-        vec![Condition::uuid(r.lr)],
-        Row::new()
-            .with("external_ids", smap(&lr_external_ids(&after)))
-            .with("enabled", true),
-    );
+    rewrite_lr(&mut txn, &after);
     let (lrp_name, lrp_revision) = (format!("lrp-{}", port.id), port.revision);
     Ok(Planned::new("T6b router gateway", txn, move |st, res| {
         port.lrp = Some(nb::inserted(res, &lrp));
@@ -1330,13 +1318,7 @@ pub fn plan_router_rename(st: &State, router_id: Id, name: &str) -> Result<Plann
     after.name = name.to_owned();
     after.revision += 1;
     after.lr_revision = after.revision;
-    txn.update(
-        nb::LOGICAL_ROUTER,
-        vec![Condition::uuid(r.lr)],
-        Row::new()
-            .with("external_ids", smap(&lr_external_ids(&after)))
-            .with("enabled", true),
-    );
+    rewrite_lr(&mut txn, &after);
     Ok(Planned::new("router rename", txn, move |st, _| {
         st.routers.insert(after.id, after);
     }))
@@ -1439,13 +1421,7 @@ pub fn plan_gateway_readdressed(st: &State, router_id: Id, snat: bool) -> Result
     if let Some(ag) = after.gateway.as_mut() {
         ag.snat = snat;
     }
-    txn.update(
-        nb::LOGICAL_ROUTER,
-        vec![Condition::uuid(r.lr)],
-        Row::new()
-            .with("external_ids", smap(&lr_external_ids(&after)))
-            .with("enabled", true),
-    );
+    rewrite_lr(&mut txn, &after);
     // The port's DB revision is now one above what its LSP carries: keep the LSP's, so the
     // next ML2 rewrite's revision check holds; the LRP carries the higher one.
     let lrp_revision = port.lrp_revision;
@@ -1521,13 +1497,7 @@ pub fn plan_routes(st: &State, router_id: Id, wanted: &[(ipnet::IpNet, IpAddr)])
         after.revision += 1;
     }
     after.lr_revision = after.revision;
-    txn.update(
-        nb::LOGICAL_ROUTER,
-        vec![Condition::uuid(r.lr)],
-        Row::new()
-            .with("external_ids", smap(&lr_external_ids(&after)))
-            .with("enabled", true),
-    );
+    rewrite_lr(&mut txn, &after);
     Ok(Planned::new("router routes", txn, move |st, res| {
         for (destination, nexthop, row) in added {
             after.routes.push(ExtraRoute {
@@ -1583,13 +1553,7 @@ pub fn plan_gateway_snat(st: &State, router_id: Id, snat: bool) -> Result<Planne
     }
     after.revision += 1;
     after.lr_revision = after.revision;
-    txn.update(
-        nb::LOGICAL_ROUTER,
-        vec![Condition::uuid(r.lr)],
-        Row::new()
-            .with("external_ids", smap(&lr_external_ids(&after)))
-            .with("enabled", true),
-    );
+    rewrite_lr(&mut txn, &after);
     Ok(Planned::new("router gateway SNAT", txn, move |st, res| {
         for (cidr, nat) in added {
             after.snats.insert(cidr, nb::inserted(res, &nat));
@@ -1747,6 +1711,17 @@ pub fn plan_fip_associate(st: &State, fid: Id, assoc: FipAssociation) -> Result<
         }
         st.floating_ips.insert(f.id, f);
     }))
+}
+
+/// Neutron's rewrite of the router's LR row (`external_ids` at the router's revision, enabled).
+fn rewrite_lr(txn: &mut Transaction, after: &Router) {
+    txn.update(
+        nb::LOGICAL_ROUTER,
+        vec![Condition::uuid(after.lr)],
+        Row::new()
+            .with("external_ids", smap(&lr_external_ids(after)))
+            .with("enabled", true),
+    );
 }
 
 /// The default route Neutron gives a router through its gateway's subnet.

@@ -269,17 +269,7 @@ impl Neutron {
                 .await?;
             let id = rule.id;
             self.exec(&mut report, |st| {
-                let sg = &st.security_groups[&rule.security_group];
-                let mut txn = Transaction::new(nb::NB);
-                let acl = txn.insert(nb::ACL, nb::acl_row(&rule, sg.stateful));
-                nb::mutate_ref(
-                    &mut txn,
-                    nb::PORT_GROUP,
-                    Value::uuid(sg.port_group),
-                    "acls",
-                    true,
-                    acl.clone(),
-                );
+                let (txn, acl) = acl_link_txn(&rule, &st.security_groups[&rule.security_group]);
                 let rule_id = rule.id.to_string();
                 let by = Condition::includes(
                     "external_ids",
@@ -415,6 +405,22 @@ fn plan_acl_remove(st: &State, rule_id: Id) -> Result<Planned> {
     ))
 }
 
+/// `pg_acl_add`: the rule's ACL, written with its group's statefulness, joins the group's
+/// Port_Group. Returns the transaction and the ACL's named uuid.
+fn acl_link_txn(rule: &SecurityGroupRule, sg: &SecurityGroup) -> (Transaction, Value) {
+    let mut txn = Transaction::new(nb::NB);
+    let acl = txn.insert(nb::ACL, nb::acl_row(rule, sg.stateful));
+    nb::mutate_ref(
+        &mut txn,
+        nb::PORT_GROUP,
+        Value::uuid(sg.port_group),
+        "acls",
+        true,
+        acl.clone(),
+    );
+    (txn, acl)
+}
+
 /// `pg_acl_del` of the rule's ACL (the ACL row goes with its last reference).
 fn acl_unlink_txn(st: &State, rule_id: Id) -> Result<Transaction> {
     let rule = st
@@ -440,17 +446,7 @@ fn plan_acl_add(st: &State, rule_id: Id) -> Result<Planned> {
         .rules
         .get(&rule_id)
         .ok_or_else(|| Error::invalid("rule", format!("{rule_id} vanished")))?;
-    let sg = &st.security_groups[&rule.security_group];
-    let mut txn = Transaction::new(nb::NB);
-    let acl = txn.insert(nb::ACL, nb::acl_row(rule, sg.stateful));
-    nb::mutate_ref(
-        &mut txn,
-        nb::PORT_GROUP,
-        Value::uuid(sg.port_group),
-        "acls",
-        true,
-        acl.clone(),
-    );
+    let (txn, acl) = acl_link_txn(rule, &st.security_groups[&rule.security_group]);
     Ok(Planned::new("security group set ACL create", txn, move |st, r| {
         if let Some(rule) = st.rules.get_mut(&rule_id) {
             rule.acl = nb::inserted(r, &acl);
