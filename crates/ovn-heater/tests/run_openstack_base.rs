@@ -121,9 +121,29 @@ fn run_openstack_base_two_hypervisors_real_chassis() {
         "every process has CPU seconds in the vms stage: {vms_cpu:?}"
     );
     assert!(vms_cpu["ovn-heater"].as_f64().unwrap() > 0.0);
+    // The tester's CPU split: user + kernel, and the threads, add up to its cpu_s (each read
+    // in clock ticks of 10 ms).
+    let split = &stage("vms")["tester_cpu"];
+    let total = vms_cpu["ovn-heater"].as_f64().unwrap();
+    let (user, system) = (split["user_s"].as_f64().unwrap(), split["system_s"].as_f64().unwrap());
+    assert!(
+        (user + system - total).abs() < 0.02,
+        "user + kernel = the tester's CPU: {split}"
+    );
+    let threads: f64 = split["by_thread"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!(
+        (threads - total).abs() < 0.05,
+        "threads add up to the tester's CPU: {split}"
+    );
 
     let html = std::fs::read_to_string(results.join("report.html")).unwrap();
     assert!(html.contains("id=\"cpu-seconds\"") && html.contains("ovn-heater is the tester itself"));
+    assert!(html.contains("id=\"tester-cpu\""));
     assert!(html.contains("class=\"stats\"") && html.contains("data-kind=\"latency-time\""));
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),

@@ -196,7 +196,9 @@ impl RealChassis {
             vmnet::configure_link(nl, index, mac, spec.mtu)
                 .await
                 .map_err(|e| vmnet::nl_error(&what("cannot set MAC, MTU and up"), e))?;
-            vmnet::tune_arp(nl, index)
+            let ipv4 = ip_cidr.addr().is_ipv4();
+            let ipv6 = ip_cidr.addr().is_ipv6() || ip6_cidr.is_some();
+            vmnet::tune_arp(nl, index, ipv4, ipv6)
                 .await
                 .map_err(|e| vmnet::nl_error(&what("cannot tune ARP"), e))?;
             match ip_cidr.addr() {

@@ -19,7 +19,8 @@
 //! - [`spec`]: [`LabSpec`], what to bring up.
 //! - [`binaries`]: [`Binaries::locate`] finds daemons and schemas (PATH or build trees).
 //! - `process`: starting detached daemons, pidfiles, stopping them.
-//! - `netns`: network namespaces and veths through iproute2 (bring-up).
+//! - `netns`: network namespaces and veths through iproute2 (bring-up; teardown deletes
+//!   namespaces in-process).
 //! - `vmnet`: VM namespaces, links, addresses, routes and ARP tuning over rtnetlink, in-process.
 //! - [`probe`]: ICMP echo probes from sockets inside a namespace.
 //! - `state`: `DIR/lab.json`, how another process finds the lab (`lab status`, `lab down`).
@@ -58,3 +59,4 @@ pub use lab::{Lab, LabStatus, ProcessStatus, Teardown};
 pub use pki::{LabPki, TlsFiles};
 pub use spec::{BinaryDirs, ChassisRole, ChassisSpec, LabSpec, PHYSICAL_NETWORK};
 pub use state::{Launch, ProcessInfo, ProcessRole};
+pub use vmnet::NETNS_THREAD_NAME;

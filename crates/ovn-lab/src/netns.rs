@@ -41,14 +41,6 @@ impl Ip {
         Ok(())
     }
 
-    /// Deletes a namespace, and with it every link inside; `false` if it did not exist.
-    pub fn delete_netns_blocking(&self, name: &str) -> Result<bool> {
-        if !Path::new("/run/netns").join(name).exists() {
-            return Ok(false);
-        }
-        self.cmd(["netns", "delete", name]).run_blocking().map(|_| true)
-    }
-
     /// A veth pair: `a_name` in `a_ns`, `b_name` in `b_ns`, both up.
     pub async fn add_veth(&self, a_ns: &str, a_name: &str, b_ns: &str, b_name: &str) -> Result<()> {
         self.run(

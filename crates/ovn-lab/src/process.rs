@@ -12,7 +12,6 @@
 //!
 //! Must not know: which daemons make a lab, OVN schemas.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -111,22 +110,6 @@ impl Cmd {
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(self.failed(describe_status(out.status), stderr.trim()))
-    }
-
-    /// The same, blocking: for teardown from `Drop`.
-    pub fn run_blocking(&self) -> Result<String> {
-        let (program, args) = self.argv();
-        let out = std::process::Command::new(&program)
-            .args(&args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .process_group(0)
-            .output()
-            .map_err(|e| Error::io(format!("cannot execute {}", program.display()), e))?;
-        if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        Err(self.failed(describe_status(out.status), String::from_utf8_lossy(&out.stderr).trim()))
     }
 
     fn failed(&self, status: String, output: &str) -> Error {

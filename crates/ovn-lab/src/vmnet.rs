@@ -64,6 +64,10 @@ pub(crate) fn netns_path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
+/// The name of the threads that enter and create namespaces: their CPU is the kernel's work
+/// of making the VMs' namespaces, which a caller can tell apart in `/proc/self/task`.
+pub const NETNS_THREAD_NAME: &str = "ovn-lab-netns";
+
 /// Threads that enter namespaces: at most this many jobs run at once (each is a few
 /// syscalls; more would only add thread starts).
 const NETNS_THREADS: usize = 2;
@@ -81,7 +85,7 @@ fn netns_queue() -> Option<&'static std::sync::Mutex<std::sync::mpsc::Sender<Job
                 .filter(|_| {
                     let rx = rx.clone();
                     std::thread::Builder::new()
-                        .name("ovn-lab-netns".into())
+                        .name(NETNS_THREAD_NAME.into())
                         .stack_size(256 * 1024)
                         .spawn(move || netns_thread(&rx))
                         .is_ok()
@@ -128,7 +132,7 @@ async fn on_own_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result
     };
     if let Some(job) = unqueued {
         std::thread::Builder::new()
-            .name("ovn-lab-netns".into())
+            .name(NETNS_THREAD_NAME.into())
             .stack_size(256 * 1024)
             .spawn(job)
             .map_err(|e| Error::io(format!("cannot start a thread to {what}"), e))?;
@@ -388,12 +392,19 @@ pub(crate) async fn add_default_route6(nl: &Handle, gateway: Ipv6Addr) -> std::r
 /// X retrans 8 mcast_probes 125`, and the same for `ndisc_cache`). A VM's first ARP request for its gateway usually goes out
 /// before OVN has installed the port's flows and is lost; with the kernel's defaults the next
 /// one leaves a second later, and readiness would be measured in whole seconds.
-pub(crate) async fn tune_arp(nl: &Handle, index: u32) -> std::result::Result<(), rtnetlink::Error> {
-    // IPv6 neighbour discovery (`ndisc_cache`) is tuned the same way, for dual-stack VMs.
-    for (family, table_name) in [
-        (AddressFamily::Inet, "arp_cache"),
-        (AddressFamily::Inet6, "ndisc_cache"),
-    ] {
+/// IPv6 neighbour discovery (`ndisc_cache`) is tuned the same way; each table only when the
+/// VM has an address of its family (`ipv4`, `ipv6`): one request fewer per single-stack VM.
+pub(crate) async fn tune_arp(
+    nl: &Handle,
+    index: u32,
+    ipv4: bool,
+    ipv6: bool,
+) -> std::result::Result<(), rtnetlink::Error> {
+    let tables = [
+        (ipv4, AddressFamily::Inet, "arp_cache"),
+        (ipv6, AddressFamily::Inet6, "ndisc_cache"),
+    ];
+    for (_, family, table_name) in tables.into_iter().filter(|(wanted, ..)| *wanted) {
         let mut table = NeighbourTableMessage::default();
         table.header.family = family;
         table.attributes = vec![

@@ -1,12 +1,15 @@
 //! `ovn-heater bench run SCENARIO`: runs a scenario several times back to back and prints what
 //! a user of upstream ovn-heater compares: the `vms` stage's wall time, the whole run's (lab up
 //! to teardown), the tester's CPU in the `vms` stage and its peak RSS, and failed samples, each
-//! beside its target and its ratio to upstream's own figures for the 20 × 50 shape. Prints
-//! figures; never asserts.
+//! beside its target and its ratio to upstream's own figures for the 20 × 50 shape, and the
+//! tester's CPU split into user and kernel time (namespace creation apart). Prints figures;
+//! never asserts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+
+use ovn_lab::NETNS_THREAD_NAME;
 
 use crate::metrics::TESTER;
 use crate::report::json::RunResults;
@@ -54,6 +57,12 @@ struct Figures {
     whole_s: f64,
     tester_cpu_vms_s: Option<f64>,
     tester_peak_rss_bytes: Option<u64>,
+    /// The tester's CPU in the `vms` stage in its own code (user) and in the kernel on its
+    /// behalf (system), and what its namespace threads used: creating the VMs' namespaces is
+    /// kernel work that the in-process plumbing charges to the tester.
+    tester_user_vms_s: Option<f64>,
+    tester_system_vms_s: Option<f64>,
+    tester_netns_threads_vms_s: Option<f64>,
     failed_samples: usize,
     ports_up: usize,
     load_before: String,
@@ -84,6 +93,11 @@ fn figures(run: usize, results_dir: String, r: &RunResults, whole_s: f64, load_b
             .iter()
             .find(|p| p.role == "tester")
             .map(|p| p.peak_rss_bytes),
+        tester_user_vms_s: vms.and_then(|s| s.tester_cpu.as_ref()).map(|t| t.user_s),
+        tester_system_vms_s: vms.and_then(|s| s.tester_cpu.as_ref()).map(|t| t.system_s),
+        tester_netns_threads_vms_s: vms
+            .and_then(|s| s.tester_cpu.as_ref())
+            .map(|t| t.by_thread.get(NETNS_THREAD_NAME).copied().unwrap_or(0.0)),
         failed_samples: r.summary.failures,
         ports_up: r.summary.ports_up,
         load_before,
@@ -204,6 +218,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let splits: Vec<String> = all
+        .iter()
+        .map(
+            |f| match (f.tester_user_vms_s, f.tester_system_vms_s, f.tester_netns_threads_vms_s) {
+                (Some(user), Some(system), Some(netns)) => {
+                    format!("user {user:.2} + kernel {system:.2} (namespace threads {netns:.2})")
+                }
+                _ => "-".into(),
+            },
+        )
+        .collect();
+    println!("tester CPU in vms, s: {}", splits.join(", "));
     let floors: Vec<String> = all
         .iter()
         .map(|f| match (f.ovn_cpu_vms_s, f.vms_floor_s) {

@@ -170,6 +170,11 @@ pub struct StageRecord {
     /// CPU seconds of each watched process when the stage began.
     #[serde(skip)]
     pub cpu_at_start: BTreeMap<String, f64>,
+    /// What the tester's own CPU in the stage went to: user or kernel, and which threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tester_cpu: Option<procfs::TesterCpu>,
+    #[serde(skip)]
+    pub tester_at_start: Option<procfs::SelfTicks>,
     /// The whole host's CPU seconds (user, system, idle, iowait, steal) during the stage, from
     /// /proc/stat at both ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,6 +335,7 @@ impl Recorder {
 
     pub fn begin_stage(&self, name: &str) -> StageId {
         let cpu_at_start = self.cpu_now();
+        let tester_at_start = procfs::self_ticks();
         let host_at_start = host::read();
         let logs_at_start = self.log_lengths();
         let mut stages = self.lock();
@@ -337,6 +343,7 @@ impl Recorder {
             name: name.to_owned(),
             start_s: self.clock.now(),
             cpu_at_start,
+            tester_at_start,
             host_at_start,
             logs_at_start,
             ..StageRecord::default()
@@ -354,9 +361,13 @@ impl Recorder {
     pub fn end_stage(&self, id: StageId) {
         let now = self.clock.now();
         let cpu_at_end = self.cpu_now();
+        let tester_at_end = procfs::self_ticks();
         let host_at_end = host::read();
         let logs = self.watched_logs();
         if let Some(s) = self.lock().get_mut(id.0) {
+            if let (Some(a), Some(b)) = (&s.tester_at_start, &tester_at_end) {
+                s.tester_cpu = Some(procfs::TesterCpu::between(a, b, procfs::clock_ticks_per_sec()));
+            }
             if let (Some(a), Some(b)) = (&s.host_at_start, &host_at_end) {
                 s.host_cpu = Some(host::delta(a, b, procfs::clock_ticks_per_sec()));
             }

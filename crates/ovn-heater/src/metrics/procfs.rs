@@ -6,6 +6,7 @@
 //!
 //! Must not know: which daemons these are beyond the name and role it is given.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -185,6 +186,88 @@ fn take_readings(clock: &Clock, ticks: f64, series: &mut [Series], last: &mut [O
     }
 }
 
+/// This process's CPU clock ticks so far: user and kernel for the whole process (ended threads
+/// included), and utime+stime of each living thread by thread id, with its name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SelfTicks {
+    pub user: u64,
+    pub system: u64,
+    pub threads: BTreeMap<u32, (String, u64)>,
+}
+
+/// Reads [`SelfTicks`] for this process from `/proc/self`.
+pub fn self_ticks() -> Option<SelfTicks> {
+    let (user, system) = stat_times(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let mut threads = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A thread may end between the listing and the read: it then counts in the total only.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .map(|(a, b)| stat[a + 1..b].to_owned())
+            .unwrap_or_default();
+        if let Some((u, s)) = stat_times(&stat) {
+            threads.insert(tid, (name, u + s));
+        }
+    }
+    Some(SelfTicks { user, system, threads })
+}
+
+/// utime and stime, in clock ticks, from the text of a `stat` file.
+fn stat_times(stat: &str) -> Option<(u64, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+/// What this process's CPU went to between two [`SelfTicks`] readings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TesterCpu {
+    /// CPU seconds in the process's own code (utime).
+    pub user_s: f64,
+    /// CPU seconds the kernel spent on its behalf (stime): syscalls such as creating network
+    /// namespaces, netlink requests, socket I/O.
+    pub system_s: f64,
+    /// Thread name → CPU seconds (user + kernel) of its threads; threads that ended during the
+    /// interval count under `(ended threads)`, so the values add up to `user_s + system_s`.
+    pub by_thread: BTreeMap<String, f64>,
+}
+
+/// The name under which [`TesterCpu::by_thread`] counts threads that ended in the interval.
+pub const ENDED_THREADS: &str = "(ended threads)";
+
+impl TesterCpu {
+    pub fn between(start: &SelfTicks, end: &SelfTicks, ticks_per_s: f64) -> TesterCpu {
+        let seconds = |ticks: u64| ticks as f64 / ticks_per_s;
+        let mut by_thread: BTreeMap<String, u64> = BTreeMap::new();
+        for (tid, (name, ticks)) in &end.threads {
+            // A thread started during the interval counts from zero.
+            let before = start.threads.get(tid).map_or(0, |(_, t)| *t);
+            *by_thread.entry(name.clone()).or_default() += ticks.saturating_sub(before);
+        }
+        let total = (end.user + end.system).saturating_sub(start.user + start.system);
+        let living: u64 = by_thread.values().sum();
+        if total > living {
+            by_thread.insert(ENDED_THREADS.to_owned(), total - living);
+        }
+        TesterCpu {
+            user_s: seconds(end.user.saturating_sub(start.user)),
+            system_s: seconds(end.system.saturating_sub(start.system)),
+            by_thread: by_thread
+                .into_iter()
+                .filter(|(_, t)| *t > 0)
+                .map(|(n, t)| (n, seconds(t)))
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +305,52 @@ mod tests {
         assert!(series[0].exited_s.is_none());
         assert!(series[0].end_rss_bytes > 0 && series[0].end_rss_bytes <= series[0].peak_rss_bytes);
         assert!(series[1].readings.is_empty() && series[1].exited_s.is_some());
+    }
+
+    #[test]
+    fn tester_cpu_splits_user_kernel_and_threads() {
+        let ticks = |user, system, threads: &[(u32, &str, u64)]| SelfTicks {
+            user,
+            system,
+            threads: threads
+                .iter()
+                .map(|(tid, name, t)| (*tid, ((*name).to_owned(), *t)))
+                .collect(),
+        };
+        let start = ticks(
+            100,
+            50,
+            &[(1, "main", 20), (2, "tokio-rt-worker", 100), (3, "gone", 30)],
+        );
+        // Thread 3 ended, thread 4 started: it counts from zero; what thread 3 used in the
+        // interval is only in the process's total.
+        let end = ticks(
+            180,
+            120,
+            &[(1, "main", 20), (2, "tokio-rt-worker", 160), (4, "ovn-lab-netns", 70)],
+        );
+        let cpu = TesterCpu::between(&start, &end, 100.0);
+        assert_eq!((cpu.user_s, cpu.system_s), (0.8, 0.7));
+        assert_eq!(
+            cpu.by_thread,
+            [
+                ("tokio-rt-worker".to_owned(), 0.6),
+                ("ovn-lab-netns".to_owned(), 0.7),
+                (ENDED_THREADS.to_owned(), 0.2)
+            ]
+            .into()
+        );
+        assert!((cpu.by_thread.values().sum::<f64>() - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reads_own_threads_by_name() {
+        let named = std::thread::Builder::new()
+            .name("procfs-test".into())
+            .spawn(|| self_ticks().expect("own /proc/self"))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(named.threads.values().any(|(name, _)| name == "procfs-test"));
     }
 }

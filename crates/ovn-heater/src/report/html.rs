@@ -665,6 +665,70 @@ fn cpu_seconds_table(r: &RunResults) -> (Vec<CpuRow>, bool) {
     (rows, !recorded)
 }
 
+/// The tester's CPU per stage split into user and kernel time and by thread
+/// (`stages[].tester_cpu`): kernel work it causes, such as creating the VMs' namespaces on the
+/// `ovn-lab-netns` threads, apart from its own code.
+fn tester_cpu(h: &mut String, r: &RunResults) {
+    if r.stages.iter().all(|st| st.tester_cpu.is_none()) {
+        return;
+    }
+    let mut threads: Vec<&String> = r
+        .stages
+        .iter()
+        .filter_map(|st| st.tester_cpu.as_ref())
+        .flat_map(|t| t.by_thread.keys())
+        .collect();
+    threads.sort();
+    threads.dedup();
+    let mut rows: Vec<(String, Vec<Option<f64>>)> = vec![
+        (
+            "user (its own code)".into(),
+            r.stages
+                .iter()
+                .map(|st| st.tester_cpu.as_ref().map(|t| t.user_s))
+                .collect(),
+        ),
+        (
+            "kernel (on its behalf)".into(),
+            r.stages
+                .iter()
+                .map(|st| st.tester_cpu.as_ref().map(|t| t.system_s))
+                .collect(),
+        ),
+    ];
+    for name in threads {
+        rows.push((
+            format!("thread {name}"),
+            r.stages
+                .iter()
+                .map(|st| {
+                    st.tester_cpu
+                        .as_ref()
+                        .map(|t| t.by_thread.get(name).copied().unwrap_or(0.0))
+                })
+                .collect(),
+        ));
+    }
+    h.push_str("<h3>Tester CPU per stage</h3><p class=\"hint\">ovn-heater's CPU seconds (stages[].tester_cpu): user and kernel time, then the same total by thread. The kernel's work of creating the VMs' network namespaces runs on the ovn-lab-netns threads.</p><table id=\"tester-cpu\"><tr><th class=\"l\">ovn-heater</th>");
+    for st in &r.stages {
+        let _ = write!(h, "<th>{}</th>", escape(&st.name));
+    }
+    h.push_str("<th>total</th></tr>");
+    for (label, per_stage) in &rows {
+        let _ = write!(h, "<tr><td class=\"l\">{}</td>", escape(label));
+        for v in per_stage {
+            let _ = write!(
+                h,
+                "<td>{}</td>",
+                v.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())
+            );
+        }
+        let total: f64 = per_stage.iter().flatten().sum();
+        let _ = write!(h, "<td>{total:.2}</td></tr>");
+    }
+    h.push_str("</table>");
+}
+
 fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
     let processes: &[Series] = &r.processes;
     h.push_str("<section id=\"resources\"><h2>CPU and memory</h2>");
@@ -727,6 +791,7 @@ fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
         let _ = write!(h, "<td>{total:.2}</td></tr>");
     }
     h.push_str("</table>");
+    tester_cpu(h, r);
     host_cpu(h, r);
     poll_intervals(h, r);
     if processes.is_empty() {
@@ -964,6 +1029,20 @@ mod tests {
                 ("ovn-northd".to_owned(), vec![Some(1.5)]),
                 ("ovn-heater".to_owned(), vec![Some(0.25)])
             ]
+        );
+        // The tester's split: user, kernel, then by thread, in its own table.
+        r.stages[0].tester_cpu = Some(crate::metrics::procfs::TesterCpu {
+            user_s: 0.1,
+            system_s: 0.15,
+            by_thread: [("tokio-rt-worker".to_owned(), 0.05), ("ovn-lab-netns".to_owned(), 0.2)].into(),
+        });
+        let html = render(&r);
+        assert!(html.contains("id=\"tester-cpu\""));
+        assert!(html.contains("<td class=\"l\">kernel (on its behalf)</td><td>0.15</td>"));
+        assert!(html.contains("<td class=\"l\">thread ovn-lab-netns</td><td>0.20</td>"));
+        assert!(
+            !render(&example(1.0)).contains("id=\"tester-cpu\""),
+            "no table without the split"
         );
         // Without cpu_s: estimated from the readings (northd: 10/20/0 % per 0.5 s reading).
         let (rows, estimated) = cpu_seconds_table(&example(1.0));

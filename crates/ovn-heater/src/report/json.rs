@@ -16,7 +16,7 @@ use crate::metrics::daemons::DaemonCapture;
 use crate::metrics::host::HostCpu;
 use crate::metrics::logs::PollIntervals;
 use crate::metrics::northd::NorthdCapture;
-use crate::metrics::procfs::Series;
+use crate::metrics::procfs::{Series, TesterCpu};
 use crate::metrics::{Sample, StageRecord, Stats};
 
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
@@ -205,6 +205,10 @@ pub struct StageResult {
     /// Process name → CPU seconds it used during this stage.
     #[serde(default)]
     pub cpu_s: BTreeMap<String, f64>,
+    /// The tester's CPU in this stage (`cpu_s["ovn-heater"]`) split into user and kernel time
+    /// and by thread: namespace creation runs on threads of its own (`ovn-lab-netns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tester_cpu: Option<TesterCpu>,
     /// The whole host's CPU seconds during this stage (all CPUs summed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu: Option<HostCpu>,
@@ -281,6 +285,7 @@ impl StageResult {
             northd: extras.and_then(|e| e.northd.clone()).or_else(|| record.northd.clone()),
             db: extras.and_then(|e| e.db.clone()),
             cpu_s: record.cpu_s.clone(),
+            tester_cpu: record.tester_cpu.clone(),
             host_cpu: record.host_cpu,
             poll_intervals: record.poll_intervals.clone(),
             daemons: extras
