@@ -665,6 +665,28 @@ fn cpu_seconds_table(r: &RunResults) -> (Vec<CpuRow>, bool) {
     (rows, !recorded)
 }
 
+/// The rest of a seconds-per-stage table whose first header cell is written: a column per
+/// stage and a total, then a row per label ("–" where a stage has no figure).
+fn seconds_rows(h: &mut String, r: &RunResults, rows: &[CpuRow]) {
+    for st in &r.stages {
+        let _ = write!(h, "<th>{}</th>", escape(&st.name));
+    }
+    h.push_str("<th>total</th></tr>");
+    for (label, per_stage) in rows {
+        let _ = write!(h, "<tr><td class=\"l\">{}</td>", escape(label));
+        for v in per_stage {
+            let _ = write!(
+                h,
+                "<td>{}</td>",
+                v.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())
+            );
+        }
+        let total: f64 = per_stage.iter().flatten().sum();
+        let _ = write!(h, "<td>{total:.2}</td></tr>");
+    }
+    h.push_str("</table>");
+}
+
 /// The tester's CPU per stage split into user and kernel time and by thread
 /// (`stages[].tester_cpu`): kernel work it causes, such as creating the VMs' namespaces on the
 /// `ovn-lab-netns` threads, apart from its own code.
@@ -680,7 +702,7 @@ fn tester_cpu(h: &mut String, r: &RunResults) {
         .collect();
     threads.sort();
     threads.dedup();
-    let mut rows: Vec<(String, Vec<Option<f64>>)> = vec![
+    let mut rows: Vec<CpuRow> = vec![
         (
             "user (its own code)".into(),
             r.stages
@@ -710,23 +732,7 @@ fn tester_cpu(h: &mut String, r: &RunResults) {
         ));
     }
     h.push_str("<h3>Tester CPU per stage</h3><p class=\"hint\">ovn-heater's CPU seconds (stages[].tester_cpu): user and kernel time, then the same total by thread. The kernel's work of creating the VMs' network namespaces runs on the ovn-lab-netns threads.</p><table id=\"tester-cpu\"><tr><th class=\"l\">ovn-heater</th>");
-    for st in &r.stages {
-        let _ = write!(h, "<th>{}</th>", escape(&st.name));
-    }
-    h.push_str("<th>total</th></tr>");
-    for (label, per_stage) in &rows {
-        let _ = write!(h, "<tr><td class=\"l\">{}</td>", escape(label));
-        for v in per_stage {
-            let _ = write!(
-                h,
-                "<td>{}</td>",
-                v.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())
-            );
-        }
-        let total: f64 = per_stage.iter().flatten().sum();
-        let _ = write!(h, "<td>{total:.2}</td></tr>");
-    }
-    h.push_str("</table>");
+    seconds_rows(h, r, &rows);
 }
 
 fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
@@ -774,23 +780,7 @@ fn resources(h: &mut String, charts: &mut Vec<Chart>, r: &RunResults) {
             (false, true) => "CPU time (user + system) each process used during each stage, from stages[].cpu_s; ovn-heater is the tester itself, and the emulated chassis run inside it: its figures are the farm's too.",
         }
     );
-    for st in &r.stages {
-        let _ = write!(h, "<th>{}</th>", escape(&st.name));
-    }
-    h.push_str("<th>total</th></tr>");
-    for (label, per_stage) in &cpu_rows {
-        let _ = write!(h, "<tr><td class=\"l\">{}</td>", escape(label));
-        for v in per_stage {
-            let _ = write!(
-                h,
-                "<td>{}</td>",
-                v.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())
-            );
-        }
-        let total: f64 = per_stage.iter().flatten().sum();
-        let _ = write!(h, "<td>{total:.2}</td></tr>");
-    }
-    h.push_str("</table>");
+    seconds_rows(h, r, &cpu_rows);
     tester_cpu(h, r);
     host_cpu(h, r);
     poll_intervals(h, r);
