@@ -238,3 +238,45 @@ fn run_interrupted_exits_130_and_cleans_up() {
     assert!(html.contains("PARTIAL RESULTS"));
     assert_nothing_left(&results);
 }
+
+/// Upstream's base_openstack with `passive_vms: true` on real chassis: every port is bound on
+/// its chassis and comes up, but no VM namespace is made and nothing pings (the control plane
+/// alone, as upstream's own provisioning figure was measured).
+#[test]
+fn base_openstack_passive_vms_bind_without_namespaces() {
+    test_support::require_lab!("base_openstack_passive_vms_bind_without_namespaces");
+    let dir = test_support::TempDir::new("base_openstack_passive");
+    let scenario = dir.path().join("passive.yml");
+    std::fs::write(
+        &scenario,
+        "global:\n  cms_name: openstack\ncluster:\n  clustered_db: false\n  n_workers: 2\n  node_timeout_s: 30\nbase_openstack:\n  n_projects: 2\n  n_chassis_per_gw_lrp: 2\n  n_vms_per_project: 3\n  passive_vms: true\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = test_support::heater_run(env!("CARGO_BIN_EXE_ovn-heater"), &scenario, &[], &results);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}:\n{stderr}", out.status.code());
+
+    let r = test_support::read_json(&results.join("results.json"));
+    assert_eq!(r["summary"]["ports_created"], 6, "{}", r["summary"]);
+    assert_eq!(r["summary"]["ports_up"], 6);
+    assert_eq!(r["summary"]["failures"], 0);
+    assert_eq!(r["summary"]["pings_ok"], 0);
+    let stages = r["stages"].as_array().unwrap();
+    assert!(stages.iter().all(|s| s["name"] != "pings"), "no pings stage");
+    let vms = stages.iter().find(|s| s["name"] == "vms").expect("vms stage");
+    assert_eq!(vms["measurements"]["bind_port"]["stats"]["count"], 6);
+    assert!(
+        vms["measurements"].get("ping_gateway").is_none(),
+        "{}",
+        vms["measurements"]
+    );
+    // Bound in OVS (the events log names each bind) but no VM namespace was ever made: the
+    // namespace threads never ran.
+    let split = &vms["tester_cpu"]["by_thread"];
+    assert!(split.get("ovn-lab-netns").is_none(), "{split}");
+    // The scenario as resolved keeps the key.
+    let resolved = std::fs::read_to_string(results.join("scenario.yml")).unwrap();
+    assert!(resolved.contains("passive_vms: true"), "{resolved}");
+    assert_nothing_left(&results);
+}

@@ -170,7 +170,7 @@ impl RealChassis {
         let vm = Vm {
             port_name: spec.port_name.clone(),
             chassis: self.name.clone(),
-            netns: vm_netns.clone(),
+            netns: Some(vm_netns.clone()),
             ifname: ifname.clone(),
             ip: ip_cidr.addr(),
             prober: ProberCell::default(),
@@ -406,7 +406,33 @@ impl RealChassis {
                 .await
                 .map_err(|e| Error::ovsdb(format!("cannot remove port {} on chassis {}", vm.ifname, self.name), e))?;
         }
-        vmnet::delete(&vm.netns).map(|_| ())
+        match &vm.netns {
+            Some(netns) => vmnet::delete(netns).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Plugs a passive port: the internal port on `br-int` with `iface-id` = `spec.port_name`,
+    /// as [`RealChassis::bind_vm`] adds it, but no namespace behind it, so nothing sends from
+    /// it (upstream ovn-heater's "passive" ports). `ovn-controller` claims and installs it all
+    /// the same; the returned [`Vm`] cannot ping. For measuring the control plane alone: a
+    /// VM's namespace, its link up and its probes cost the chassis' userspace datapath CPU.
+    pub async fn bind_passive(&self, spec: VmSpec) -> Result<Vm> {
+        let ip_cidr: ipnet::IpNet = spec
+            .ip_cidr
+            .parse()
+            .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let ifname = tap_name(&spec.port_name);
+        let client = self.ovs_client().await?;
+        self.add_internal_port(client, &ifname, &spec).await?;
+        Ok(Vm {
+            port_name: spec.port_name.clone(),
+            chassis: self.name.clone(),
+            netns: None,
+            ifname,
+            ip: ip_cidr.addr(),
+            prober: ProberCell::default(),
+        })
     }
 }
 
@@ -459,7 +485,8 @@ impl VmSpec {
 pub struct Vm {
     port_name: String,
     chassis: String,
-    netns: String,
+    /// `None` for a passive port ([`RealChassis::bind_passive`]): nothing behind it to ping from.
+    netns: Option<String>,
     ifname: String,
     ip: IpAddr,
     /// Its ICMP socket (opened by `bind_vm`, or on first ping).
@@ -489,8 +516,9 @@ impl Vm {
     pub fn chassis(&self) -> &str {
         &self.chassis
     }
-    pub fn netns(&self) -> &str {
-        &self.netns
+    /// The VM's namespace; `None` for a passive port.
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
     }
     /// The interface name inside the VM (also the OVS port name): `tap` + the port name's start.
     pub fn ifname(&self) -> &str {
@@ -508,7 +536,13 @@ impl Vm {
 
     /// [`Vm::ping`] with echo requests `interval` apart (the result's resolution).
     pub async fn ping_every(&self, dest: IpAddr, interval: Duration, timeout: Duration) -> Result<Option<Duration>> {
-        probe_from(&self.prober, &self.netns, dest, interval, timeout).await
+        let Some(netns) = &self.netns else {
+            return Err(Error::InvalidSpec(format!(
+                "port {} is passive (bound without a VM namespace): it cannot ping",
+                self.port_name
+            )));
+        };
+        probe_from(&self.prober, netns, dest, interval, timeout).await
     }
 }
 

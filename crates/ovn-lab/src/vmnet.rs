@@ -275,6 +275,10 @@ pub(crate) async fn run_in<T: Send + 'static>(
 /// Deletes namespace `name` as `ip netns delete` does (detach the mount, remove the file);
 /// `false` when it did not exist. Its links go with it once nothing holds it open.
 pub(crate) fn delete(name: &str) -> Result<bool> {
+    // An empty name would be /run/netns itself.
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::InvalidSpec(format!("{name:?} is not a network namespace name")));
+    }
     delete_blocking(&netns_path(name)).map_err(|e| Error::io(format!("cannot delete network namespace {name}"), e))
 }
 

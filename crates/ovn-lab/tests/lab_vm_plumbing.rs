@@ -101,7 +101,7 @@ async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
 
     // Each namespace holds its tap, configured as asked.
     for (mac, vm) in &vms {
-        let links = ip_json(vm.netns(), &["link", "show", "dev", vm.ifname()]);
+        let links = ip_json(vm.netns().unwrap(), &["link", "show", "dev", vm.ifname()]);
         let link = &links[0];
         assert_eq!(link["address"], mac.as_str(), "{}", vm.port_name());
         assert_eq!(link["mtu"], ovn_lab::chassis::DEFAULT_VM_MTU, "{}", vm.port_name());
@@ -110,16 +110,16 @@ async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
             "{} is up: {link}",
             vm.port_name()
         );
-        let addrs = ip_json(vm.netns(), &["-4", "addr", "show", "dev", vm.ifname()]);
+        let addrs = ip_json(vm.netns().unwrap(), &["-4", "addr", "show", "dev", vm.ifname()]);
         let local = &addrs[0]["addr_info"][0];
         assert_eq!(local["local"], vm.ip().to_string());
         assert_eq!(local["prefixlen"], 24);
-        let routes = ip_json(vm.netns(), &["-4", "route", "show", "default"]);
+        let routes = ip_json(vm.netns().unwrap(), &["-4", "route", "show", "default"]);
         assert_eq!(routes[0]["gateway"], "10.0.0.1", "{}: {routes}", vm.port_name());
         let neigh = format!("/proc/sys/net/ipv4/neigh/{}/retrans_time_ms", vm.ifname());
-        let retrans: u32 = read_in_netns(vm.netns(), &neigh).parse().unwrap();
+        let retrans: u32 = read_in_netns(vm.netns().unwrap(), &neigh).parse().unwrap();
         assert!(retrans <= 10, "{}: ARP retransmit {retrans} ms", vm.port_name());
-        let lo = ip_json(vm.netns(), &["link", "show", "dev", "lo"]);
+        let lo = ip_json(vm.netns().unwrap(), &["link", "show", "dev", "lo"]);
         assert!(lo[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
     }
 
@@ -148,7 +148,7 @@ async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
     // Unbinding removes the namespace and the OVS port; a probe to it then times out.
     let (_, gone) = vms.pop().unwrap();
     chassis.unbind_vm(&gone).await.expect("unbind");
-    assert!(!std::path::Path::new("/run/netns").join(gone.netns()).exists());
+    assert!(!std::path::Path::new("/run/netns").join(gone.netns().unwrap()).exists());
     let ports = Command::new("ovs-vsctl")
         .arg(format!("--db={}", chassis.ovs_remote()))
         .args(["list-ports", "br-int"])
@@ -176,6 +176,25 @@ async fn lab_vm_plumbing_many_binds_and_probes_on_one_chassis() {
     }
     assert!(unanswered, "an unbound VM still answers after 20 probes");
     chassis.unbind_vm(&gone).await.expect("unbinding twice is fine");
+
+    // A passive port (the unbound VM's logical port again): on br-int, no namespace, no ping.
+    let passive = chassis
+        .bind_passive(VmSpec::new(gone.port_name(), "0a:00:00:00:10:ff", "10.0.0.250/24"))
+        .await
+        .expect("bind passive");
+    assert_eq!(passive.netns(), None);
+    let ports = Command::new("ovs-vsctl")
+        .arg(format!("--db={}", chassis.ovs_remote()))
+        .args(["list-ports", "br-int"])
+        .output()
+        .expect("ovs-vsctl");
+    assert!(String::from_utf8_lossy(&ports.stdout).contains(passive.ifname()));
+    let refused = passive
+        .ping(gw, Duration::from_millis(100))
+        .await
+        .expect_err("passive ping");
+    assert!(refused.to_string().contains("passive"), "{refused}");
+    chassis.unbind_vm(&passive).await.expect("unbind passive");
 
     nb.close().await;
     let pids: Vec<u32> = lab.processes().iter().map(|p| p.pid).collect();

@@ -143,6 +143,9 @@ fn workload(w: &Workload) -> (&'static str, Mapping) {
             m.insert("n_projects".into(), uint(b.n_projects as u64));
             m.insert("n_chassis_per_gw_lrp".into(), uint(b.n_chassis_per_gw_lrp as u64));
             m.insert("n_vms_per_project".into(), uint(b.n_vms_per_project as u64));
+            if b.passive_vms {
+                m.insert("passive_vms".into(), Yaml::Bool(true));
+            }
             load(&mut m, &b.load);
         }
     }

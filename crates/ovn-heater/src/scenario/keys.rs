@@ -85,6 +85,8 @@ pub const BASE_OPENSTACK_KEYS: &[&str] = &[
     "n_projects",
     "n_chassis_per_gw_lrp",
     "n_vms_per_project",
+    // ours: VMs without a namespace (no data plane)
+    "passive_vms",
     // renamed upstream to n_chassis_per_gw_lrp
     "n_gws_per_project",
     "concurrency",

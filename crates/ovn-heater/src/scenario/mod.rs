@@ -178,6 +178,10 @@ pub struct BaseOpenstack {
     /// Gateway chassis per router gateway port (Neutron allows at most 5).
     pub n_chassis_per_gw_lrp: usize,
     pub n_vms_per_project: usize,
+    /// Ours: bind each VM's port on its chassis without a VM namespace behind it (upstream's
+    /// "passive" ports): no data plane, no `ping_gateway`, no `pings` stage. The control plane
+    /// alone, as upstream's own 20 × 50 provisioning figure was measured.
+    pub passive_vms: bool,
     pub load: Load,
 }
 

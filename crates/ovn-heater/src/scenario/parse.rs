@@ -576,6 +576,7 @@ fn parse_workload(
                 n_projects: upstream.usize("n_projects", 1, 1, 10_000)?,
                 n_chassis_per_gw_lrp: upstream.usize("n_chassis_per_gw_lrp", 1, 1, 1000)?,
                 n_vms_per_project: upstream.usize("n_vms_per_project", 3, 1, 250)?,
+                passive_vms: upstream.bool("passive_vms", false)?,
                 load: parse_load(&upstream)?,
             };
             let max = MAX_GATEWAY_CHASSIS.min(cluster.n_workers);
@@ -889,7 +890,15 @@ mod tests {
             panic!()
         };
         assert_eq!((w.n_projects, w.n_chassis_per_gw_lrp, w.n_vms_per_project), (2, 3, 3));
+        assert!(!w.passive_vms, "VMs have a data plane unless told otherwise");
         assert_eq!(w.load.concurrency, 1);
+        let passive = parse_ok("base_openstack:\n  passive_vms: true\n");
+        assert!(matches!(&passive.workload, Workload::BaseOpenstack(w) if w.passive_vms));
+        assert_eq!(
+            parse_ok(&passive.to_yaml()).workload,
+            passive.workload,
+            "passive_vms survives the round trip"
+        );
         assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
         assert!(
             s.notes[0].starts_with("cluster.log_txns_db has no effect"),

@@ -49,6 +49,8 @@ pub trait Hypervisors: Send + Sync + 'static {
 /// Real chassis of an `ovn_lab::Lab`.
 pub struct RealHosts {
     pub lab: Arc<ovn_lab::Lab>,
+    /// Ports are bound without a VM namespace ([`ovn_lab::RealChassis::bind_passive`]): no pings.
+    pub passive: bool,
 }
 
 impl Hypervisors for RealHosts {
@@ -64,7 +66,7 @@ impl Hypervisors for RealHosts {
             .collect()
     }
     fn can_ping(&self) -> bool {
-        true
+        !self.passive
     }
     fn external_ip(&self) -> Option<Ipv4Addr> {
         self.lab.external_host().map(|h| h.ip())
@@ -79,9 +81,12 @@ impl Hypervisors for RealHosts {
         if let Some(gw) = port.gateway {
             spec = spec.gateway(IpAddr::V4(gw));
         }
-        let vm = chassis
-            .bind_vm(spec)
-            .await
+        let bound = if self.passive {
+            chassis.bind_passive(spec).await
+        } else {
+            chassis.bind_vm(spec).await
+        };
+        let vm = bound
             .map_err(HarnessFault::wrap)
             .with_context(|| format!("cannot plug port {} into chassis {}", port.lsp_name, port.host))?;
         Ok(Plugged::Real(vm))

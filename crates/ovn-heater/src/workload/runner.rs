@@ -837,9 +837,10 @@ async fn drive(
                 .map(|h| h.ip())
                 .ok_or_else(|| anyhow!("the lab has no external host (no network node?)"))?;
             let vms_on_gateways = matches!(scenario.workload, Workload::BaseOpenstack(_));
+            let passive = matches!(&scenario.workload, Workload::BaseOpenstack(w) if w.passive_vms);
             go!(
                 RealHostsFor {
-                    inner: RealHosts { lab },
+                    inner: RealHosts { lab, passive },
                     vms_on_gateways
                 },
                 external
@@ -917,7 +918,7 @@ impl Hypervisors for RealHostsFor {
         }
     }
     fn can_ping(&self) -> bool {
-        true
+        self.inner.can_ping()
     }
     fn external_ip(&self) -> Option<std::net::Ipv4Addr> {
         self.inner.external_ip()
