@@ -15,18 +15,37 @@ use anyhow::{anyhow, Context as _};
 #[cfg(test)]
 use ovsdb::ClientOptions;
 use ovsdb::{Client, MonitorRequest, Mutation, Mutator, Replica, RowEvent, TableMonitor, Transaction, Value};
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 const NB: &str = "OVN_Northbound";
 const LSP: &str = "Logical_Switch_Port";
 const NB_GLOBAL: &str = "NB_Global";
 
-type UpTimes = Arc<Mutex<HashMap<String, Instant>>>;
+/// When each port turned up, and who waits for a port still down.
+#[derive(Default)]
+struct Ups {
+    at: HashMap<String, Instant>,
+    /// One waiter per `wait_up` of a port not yet up: woken by that port alone, so a port
+    /// coming up wakes its own VM and not every VM waiting (64 at a time at 1,000 VMs, and
+    /// every NB update used to wake them all).
+    waiters: HashMap<String, Vec<oneshot::Sender<Instant>>>,
+}
+
+impl Ups {
+    /// Stamps `name` up at `at` (the first stamp stays) and wakes its waiters.
+    fn stamp(&mut self, name: String, at: Instant) {
+        let at = *self.at.entry(name.clone()).or_insert(at);
+        for waiter in self.waiters.remove(&name).unwrap_or_default() {
+            let _ = waiter.send(at);
+        }
+    }
+}
+
+type SharedUps = Arc<Mutex<Ups>>;
 
 pub struct NbWatch {
     replica: Replica,
-    ups: UpTimes,
-    changed: Arc<Notify>,
+    ups: SharedUps,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,8 +58,17 @@ fn name_of(row: &ovsdb::Row) -> Option<String> {
     row.get("name").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn lock(ups: &UpTimes) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+fn lock(ups: &SharedUps) -> std::sync::MutexGuard<'_, Ups> {
     ups.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stamps every port the replica has up that has no stamp yet, at `now`.
+fn stamp_all_up(replica: &Replica, ups: &SharedUps, now: Instant) {
+    for (_, row) in replica.find(LSP, is_up) {
+        if let Some(n) = name_of(&row) {
+            lock(ups).stamp(n, now);
+        }
+    }
 }
 
 impl NbWatch {
@@ -54,18 +82,11 @@ impl NbWatch {
             .await
             .context("cannot monitor the Northbound database")?;
         let mut events = replica.subscribe();
-        let ups: UpTimes = Arc::new(Mutex::new(HashMap::new()));
-        let changed = Arc::new(Notify::new());
+        let ups = SharedUps::default();
         // Ports already up before the workload (e.g. an existing OVN) count from now.
-        let now = Instant::now();
-        for (_, row) in replica.find(LSP, is_up) {
-            if let Some(n) = name_of(&row) {
-                lock(&ups).insert(n, now);
-            }
-        }
+        stamp_all_up(&replica, &ups, Instant::now());
         let task = {
             let ups = ups.clone();
-            let changed = changed.clone();
             let replica = replica.clone();
             tokio::spawn(async move {
                 loop {
@@ -74,48 +95,47 @@ impl NbWatch {
                             if table == LSP && is_up(&new) =>
                         {
                             if let Some(n) = name_of(&new) {
-                                lock(&ups).entry(n).or_insert(at);
+                                lock(&ups).stamp(n, at);
                             }
-                            changed.notify_waiters();
                         }
                         Ok(RowEvent::Resynced { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            let now = Instant::now();
-                            for (_, row) in replica.find(LSP, is_up) {
-                                if let Some(n) = name_of(&row) {
-                                    lock(&ups).entry(n).or_insert(now);
-                                }
-                            }
-                            changed.notify_waiters();
+                            stamp_all_up(&replica, &ups, Instant::now());
                         }
-                        Ok(_) => changed.notify_waiters(),
+                        Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
             })
         };
-        Ok(NbWatch {
-            replica,
-            ups,
-            changed,
-            task,
-        })
+        Ok(NbWatch { replica, ups, task })
     }
 
     /// When `lsp` turned up (waits for it, up to `timeout`).
     pub async fn wait_up(&self, lsp: &str, timeout: Duration) -> anyhow::Result<Instant> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(at) = lock(&self.ups).get(lsp) {
+        let woken = {
+            let mut ups = lock(&self.ups);
+            if let Some(at) = ups.at.get(lsp) {
                 return Ok(*at);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(anyhow!(
+            let (tx, rx) = oneshot::channel();
+            ups.waiters.entry(lsp.to_owned()).or_default().push(tx);
+            rx
+        };
+        match tokio::time::timeout(timeout, woken).await {
+            Ok(Ok(at)) => Ok(at),
+            _ => {
+                // Forget this waiter (and any other whose caller gave up).
+                let mut ups = lock(&self.ups);
+                if let Some(waiters) = ups.waiters.get_mut(lsp) {
+                    waiters.retain(|w| !w.is_closed());
+                    if waiters.is_empty() {
+                        ups.waiters.remove(lsp);
+                    }
+                }
+                Err(anyhow!(
                     "timeout after {}s: Logical_Switch_Port {lsp} never had up=true (is a chassis claiming it?)",
                     timeout.as_secs()
-                ));
+                ))
             }
         }
     }
@@ -250,5 +270,48 @@ mod tests {
         let _ = flipped;
         let err = watch.wait_up("nope", Duration::from_millis(100)).await.unwrap_err();
         assert!(err.to_string().contains("never had up=true"), "{err}");
+        assert!(
+            lock(&watch.ups).waiters.is_empty(),
+            "a waiter that gave up is forgotten"
+        );
+
+        // Two waiters of one port, one of another: the port coming up wakes its own two with
+        // the same instant; the other stays registered until its port comes up.
+        let mut txn = Transaction::new(NB);
+        for name in ["p2", "p3"] {
+            let lsp = txn.insert(LSP, Row::new().with("name", name));
+            txn.mutate(
+                "Logical_Switch",
+                vec![Condition::eq("name", "ls")],
+                vec![Mutation::insert("ports", Value::set([lsp.atom().cloned().unwrap()]))],
+            );
+        }
+        client.transact(txn).await.unwrap();
+        let (a, b) = (
+            watch.wait_up("p2", Duration::from_secs(10)),
+            watch.wait_up("p2", Duration::from_secs(10)),
+        );
+        let other = tokio::spawn({
+            let ups = watch.ups.clone();
+            async move {
+                // p3's waiter, registered as wait_up does, must outlive p2's wake-up.
+                let (tx, rx) = oneshot::channel();
+                lock(&ups).waiters.entry("p3".into()).or_default().push(tx);
+                rx.await
+            }
+        });
+        let flip = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut txn = Transaction::new(NB);
+            txn.update(LSP, vec![Condition::eq("name", "p2")], Row::new().with("up", true));
+            client.transact(txn).await.unwrap();
+        };
+        let (a, b, ()) = tokio::join!(a, b, flip);
+        assert_eq!(a.unwrap(), b.unwrap());
+        assert!(!other.is_finished(), "p3's waiter was not woken by p2");
+        let mut txn = Transaction::new(NB);
+        txn.update(LSP, vec![Condition::eq("name", "p3")], Row::new().with("up", true));
+        client.transact(txn).await.unwrap();
+        assert!(other.await.unwrap().is_ok(), "p3's waiter woken by p3");
     }
 }
