@@ -141,10 +141,7 @@ impl RealChassis {
     pub async fn bind_vm(&self, spec: VmSpec) -> Result<Vm> {
         let ifname = tap_name(&spec.port_name);
         let vm_netns = format!("{}-vm-{}", self.prefix, sanitize(&spec.port_name, 40));
-        let ip_cidr: ipnet::IpNet = spec
-            .ip_cidr
-            .parse()
-            .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let ip_cidr = spec.parsed_ip_cidr()?;
         let ip6_cidr: Option<ipnet::Ipv6Net> = match &spec.ip6_cidr {
             Some(c) => Some(
                 c.parse()
@@ -418,10 +415,7 @@ impl RealChassis {
     /// the same; the returned [`Vm`] cannot ping. For measuring the control plane alone: a
     /// VM's namespace, its link up and its probes cost the chassis' userspace datapath CPU.
     pub async fn bind_passive(&self, spec: VmSpec) -> Result<Vm> {
-        let ip_cidr: ipnet::IpNet = spec
-            .ip_cidr
-            .parse()
-            .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", spec.ip_cidr)))?;
+        let ip_cidr = spec.parsed_ip_cidr()?;
         let ifname = tap_name(&spec.port_name);
         let client = self.ovs_client().await?;
         self.add_internal_port(client, &ifname, &spec).await?;
@@ -453,6 +447,12 @@ pub struct VmSpec {
 }
 
 impl VmSpec {
+    /// `ip_cidr` parsed.
+    fn parsed_ip_cidr(&self) -> Result<ipnet::IpNet> {
+        self.ip_cidr
+            .parse()
+            .map_err(|_| Error::InvalidSpec(format!("VM address {:?} is not ADDRESS/PREFIX", self.ip_cidr)))
+    }
     pub fn new(port_name: impl Into<String>, mac: impl Into<String>, ip_cidr: impl Into<String>) -> Self {
         VmSpec {
             port_name: port_name.into(),

@@ -84,6 +84,7 @@ struct Figures {
 
 fn figures(run: usize, results_dir: String, r: &RunResults, whole_s: f64, load_before: String) -> Figures {
     let vms = r.stages.iter().find(|s| s.name == "vms");
+    let split = vms.and_then(|s| s.tester_cpu.as_ref());
     let ovn_cpu = vms.map(|s| {
         s.cpu_s
             .iter()
@@ -102,11 +103,9 @@ fn figures(run: usize, results_dir: String, r: &RunResults, whole_s: f64, load_b
             .iter()
             .find(|p| p.role == "tester")
             .map(|p| p.peak_rss_bytes),
-        tester_user_vms_s: vms.and_then(|s| s.tester_cpu.as_ref()).map(|t| t.user_s),
-        tester_system_vms_s: vms.and_then(|s| s.tester_cpu.as_ref()).map(|t| t.system_s),
-        tester_netns_threads_vms_s: vms
-            .and_then(|s| s.tester_cpu.as_ref())
-            .map(|t| t.by_thread.get(NETNS_THREAD_NAME).copied().unwrap_or(0.0)),
+        tester_user_vms_s: split.map(|t| t.user_s),
+        tester_system_vms_s: split.map(|t| t.system_s),
+        tester_netns_threads_vms_s: split.map(|t| t.by_thread.get(NETNS_THREAD_NAME).copied().unwrap_or(0.0)),
         failed_samples: r.summary.failures,
         ports_up: r.summary.ports_up,
         load_before,

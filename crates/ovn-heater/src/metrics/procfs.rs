@@ -82,13 +82,7 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
 
 /// utime + stime in clock ticks, and RSS in bytes, of `pid`.
 pub fn read_usage(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After ')': field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let (utime, stime) = stat_times(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some((utime + stime, resident_pages * page_size()))
@@ -221,6 +215,8 @@ pub fn self_ticks() -> Option<SelfTicks> {
 
 /// utime and stime, in clock ticks, from the text of a `stat` file.
 fn stat_times(stat: &str) -> Option<(u64, u64)> {
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    // There, field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11);
     Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))

@@ -64,10 +64,10 @@ fn lock(ups: &SharedUps) -> std::sync::MutexGuard<'_, Ups> {
 
 /// Stamps every port the replica has up that has no stamp yet, at `now`.
 fn stamp_all_up(replica: &Replica, ups: &SharedUps, now: Instant) {
-    for (_, row) in replica.find(LSP, is_up) {
-        if let Some(n) = name_of(&row) {
-            lock(ups).stamp(n, now);
-        }
+    let up = replica.find(LSP, is_up);
+    let mut ups = lock(ups);
+    for n in up.iter().filter_map(|(_, row)| name_of(row)) {
+        ups.stamp(n, now);
     }
 }
 
