@@ -312,6 +312,10 @@ pub struct State {
     /// Project → its `default` security group.
     pub default_sg: BTreeMap<String, Id>,
     macs: BTreeSet<String>,
+    /// Whether any port was ever planned with allowed address pairs (set, never cleared, by
+    /// the virtual-port check every such port goes through): until then no port can make
+    /// another virtual, and that check need not walk every port.
+    pub(crate) allowed_pairs_seen: std::cell::Cell<bool>,
 }
 
 impl State {
@@ -331,6 +335,7 @@ impl State {
             floating_ips: BTreeMap::new(),
             default_sg: BTreeMap::new(),
             macs: BTreeSet::new(),
+            allowed_pairs_seen: std::cell::Cell::new(false),
         }
     }
 

@@ -573,10 +573,16 @@ fn updated_port(st: &mut State, port: &str, update: &PortUpdate) -> Result<(Port
 /// (a VIP) a `virtual` LSP with those ports as parents; the mimic does not model that, so it refuses the
 /// combination instead of writing something else.
 fn refuse_virtual_ports(st: &State, port: &Port) -> Result<()> {
-    // No allowed address of its own and a device owner (a Nova VM's port): neither side of the
-    // check below can match, so skip walking every port (quadratic at 1,000 VMs).
-    if port.allowed_address_pairs.is_empty() && !port.device_owner.is_empty() {
-        return Ok(());
+    // Without allowed addresses of its own, a port can only be made virtual by another port's
+    // allowed address, and only while it has no device owner. When neither can match, skip
+    // the walk over every port (quadratic at 1,000 VMs): a Nova VM's port (bound, so owned),
+    // or any port while no port was ever given allowed addresses.
+    if port.allowed_address_pairs.is_empty() {
+        if !port.device_owner.is_empty() || !st.allowed_pairs_seen.get() {
+            return Ok(());
+        }
+    } else {
+        st.allowed_pairs_seen.set(true);
     }
     let others = st
         .ports

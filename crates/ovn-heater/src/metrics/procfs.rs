@@ -88,6 +88,51 @@ pub fn read_usage(pid: u32) -> Option<(u64, u64)> {
     Some((utime + stime, resident_pages * page_size()))
 }
 
+/// `/proc/<pid>/stat` and `statm` of one watched process, opened once and read again at
+/// offset 0 for every reading: the sampler reads 2 files of every daemon twice a second for
+/// the whole run, and re-opening them (path walk, pid lookup) was most of that cost. An open
+/// file stays bound to the process it was opened for: once that process is gone, reads fail
+/// (even if its pid is reused).
+struct ProcFiles {
+    stat: std::fs::File,
+    statm: std::fs::File,
+}
+
+impl ProcFiles {
+    fn open(pid: u32) -> Option<ProcFiles> {
+        Some(ProcFiles {
+            stat: std::fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+            statm: std::fs::File::open(format!("/proc/{pid}/statm")).ok()?,
+        })
+    }
+
+    /// utime + stime in clock ticks, and RSS in bytes; `None` once the process is gone.
+    fn read_usage(&self, buf: &mut Vec<u8>) -> Option<(u64, u64)> {
+        let (utime, stime) = stat_times(read_from_start(&self.stat, buf)?)?;
+        let resident_pages: u64 = read_from_start(&self.statm, buf)?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some((utime + stime, resident_pages * page_size()))
+    }
+}
+
+/// The whole of a /proc file, read from offset 0 into `buf`.
+fn read_from_start<'a>(file: &std::fs::File, buf: &'a mut Vec<u8>) -> Option<&'a str> {
+    use std::os::unix::fs::FileExt;
+    buf.clear();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = file.read_at(&mut chunk, buf.len() as u64).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    std::str::from_utf8(buf).ok()
+}
+
 fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -129,6 +174,8 @@ pub async fn sample(
         })
         .collect();
     let mut last: Vec<Option<(u64, Instant)>> = vec![None; series.len()];
+    let files: Vec<Option<ProcFiles>> = watched.iter().map(|w| ProcFiles::open(w.pid)).collect();
+    let mut buf = Vec::with_capacity(1024);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -139,10 +186,10 @@ pub async fn sample(
         if *stop.borrow() {
             break;
         }
-        take_readings(&clock, ticks, &mut series, &mut last);
+        take_readings(&clock, ticks, &mut series, &mut last, &files, &mut buf);
     }
     // A closing reading: a run shorter than one interval still gets one per process.
-    take_readings(&clock, ticks, &mut series, &mut last);
+    take_readings(&clock, ticks, &mut series, &mut last, &files, &mut buf);
     for s in &mut series {
         let alive_peak = if s.exited_s.is_none() { peak_rss(s.pid) } else { None };
         s.peak_rss_bytes = alive_peak.unwrap_or(0).max(s.max_rss());
@@ -152,13 +199,20 @@ pub async fn sample(
 }
 
 /// One reading per live process: its CPU share since the previous reading and its RSS.
-fn take_readings(clock: &Clock, ticks: f64, series: &mut [Series], last: &mut [Option<(u64, Instant)>]) {
+fn take_readings(
+    clock: &Clock,
+    ticks: f64,
+    series: &mut [Series],
+    last: &mut [Option<(u64, Instant)>],
+    files: &[Option<ProcFiles>],
+    buf: &mut Vec<u8>,
+) {
     let now = Instant::now();
-    for (s, prev) in series.iter_mut().zip(last.iter_mut()) {
+    for ((s, prev), files) in series.iter_mut().zip(last.iter_mut()).zip(files.iter()) {
         if s.exited_s.is_some() {
             continue;
         }
-        match read_usage(s.pid) {
+        match files.as_ref().and_then(|f| f.read_usage(buf)) {
             Some((cpu_ticks, rss)) => {
                 if let Some((prev_ticks, prev_at)) = *prev {
                     let wall = now.saturating_duration_since(prev_at).as_secs_f64();

@@ -72,10 +72,18 @@ fn stamp_all_up(replica: &Replica, ups: &SharedUps, now: Instant) {
 }
 
 impl NbWatch {
-    /// Monitors `Logical_Switch_Port` (name, up) and `NB_Global` (nb_cfg, sb_cfg, hv_cfg).
+    /// Monitors the `Logical_Switch_Port`s that are up (name, up) and `NB_Global` (nb_cfg,
+    /// sb_cfg, hv_cfg). Only ports that are up: the server then sends one update per port, when
+    /// it comes up, instead of another for its creation (at 1,000 VMs, 1,000 messages fewer
+    /// to wake up for and decode).
     pub async fn start(client: &Client) -> anyhow::Result<NbWatch> {
         let request = MonitorRequest::new()
-            .table(LSP, TableMonitor::all().columns(["name", "up"]))
+            .table(
+                LSP,
+                TableMonitor::all()
+                    .columns(["name", "up"])
+                    .conditions(vec![ovsdb::Condition::eq("up", true)]),
+            )
             .table(NB_GLOBAL, TableMonitor::all().columns(["nb_cfg", "sb_cfg", "hv_cfg"]));
         let replica = client
             .monitor(NB, request)
