@@ -408,13 +408,7 @@ impl State {
             self.subnets.get_mut(&subnet).map(|s| s.allocated.insert(ip));
             return Ok(ip);
         }
-        let free: Vec<IpAddr> = s
-            .cidr
-            .hosts()
-            .filter(|ip| *ip != s.cidr.network() && Some(*ip) != s.gateway && !s.allocated.contains(ip))
-            .filter(|ip| s.allocation_pools.iter().any(|(a, b)| a <= ip && ip <= b))
-            .take(if lowest { 1 } else { 1000 })
-            .collect();
+        let free = free_addresses(s, if lowest { 1 } else { 1000 });
         if free.is_empty() {
             return Err(Error::SubnetFull {
                 subnet: name,
@@ -578,32 +572,155 @@ fn step_ip(ip: IpAddr, up: bool) -> IpAddr {
     }
 }
 
+/// Up to `limit` addresses an automatic pick may take, in address order: host addresses of
+/// `s` inside one of its allocation pools, neither its network address, its gateway nor
+/// allocated. The pools' ranges are walked beside the (sorted) allocated set instead of
+/// looking each host address up in it: this runs for every port, and at 1,000 VMs the
+/// lookups were 3 % of the tester's CPU.
+fn free_addresses(s: &Subnet, limit: usize) -> Vec<IpAddr> {
+    let (Some(first), Some(last)) = (s.cidr.hosts().next(), s.cidr.hosts().next_back()) else {
+        return Vec::new();
+    };
+    let v4 = first.is_ipv4();
+    let num = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let addr = |n: u128| -> IpAddr {
+        if v4 {
+            IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::from(n))
+        }
+    };
+    let network = num(s.cidr.network());
+    let gateway = s.gateway.filter(|g| g.is_ipv4() == v4).map(num);
+    let mut pools: Vec<(u128, u128)> = s
+        .allocation_pools
+        .iter()
+        .filter(|(a, b)| a.is_ipv4() == v4 && b.is_ipv4() == v4)
+        .map(|(a, b)| (num(*a), num(*b)))
+        .collect();
+    pools.sort_unstable();
+    let mut free = Vec::new();
+    // The first address no earlier pool covered (overlapping pools yield an address once).
+    let mut unseen = num(first);
+    let last = num(last);
+    for (a, b) in pools {
+        let (lo, hi) = (a.max(unseen), b.min(last));
+        if lo > hi {
+            continue;
+        }
+        let mut allocated = s.allocated.range(addr(lo)..=addr(hi)).map(|ip| num(*ip)).peekable();
+        let mut n = lo;
+        loop {
+            while allocated.next_if(|t| *t < n).is_some() {}
+            if allocated.peek() != Some(&n) && n != network && Some(n) != gateway {
+                free.push(addr(n));
+                if free.len() == limit {
+                    return free;
+                }
+            }
+            if n == hi {
+                break;
+            }
+            n += 1;
+        }
+        match hi.checked_add(1) {
+            Some(next) => unseen = next,
+            None => break,
+        }
+    }
+    free
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What `free_addresses` replaced: every host address looked up, in order.
+    fn free_addresses_by_lookup(s: &Subnet, limit: usize) -> Vec<IpAddr> {
+        s.cidr
+            .hosts()
+            .filter(|ip| *ip != s.cidr.network() && Some(*ip) != s.gateway && !s.allocated.contains(ip))
+            .filter(|ip| s.allocation_pools.iter().any(|(a, b)| a <= ip && ip <= b))
+            .take(limit)
+            .collect()
+    }
+
+    #[test]
+    fn free_addresses_match_a_lookup_of_every_host_address() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for cidr in [
+            "10.0.0.0/24",
+            "10.1.0.0/28",
+            "10.2.0.0/30",
+            "10.3.0.0/31",
+            "10.4.0.4/32",
+            "fd00::/120",
+            "fd01::/126",
+        ] {
+            let cidr: IpNet = cidr.parse().unwrap();
+            let hosts: Vec<IpAddr> = cidr.hosts().collect();
+            for round in 0..200 {
+                let pick = |rng: &mut StdRng| hosts[rng.gen_range(0..hosts.len())];
+                let mut pools: Vec<(IpAddr, IpAddr)> = (0..rng.gen_range(0..4))
+                    .map(|_| {
+                        let (a, b) = (pick(&mut rng), pick(&mut rng));
+                        (a.min(b), a.max(b))
+                    })
+                    .collect();
+                if round % 3 == 0 {
+                    pools = default_pools(&cidr, hosts.first().copied());
+                }
+                let subnet = Subnet {
+                    gateway: (round % 2 == 0).then(|| pick(&mut rng)),
+                    allocation_pools: pools,
+                    allocated: (0..rng.gen_range(0..hosts.len() + 1)).map(|_| pick(&mut rng)).collect(),
+                    ..test_subnet(cidr)
+                };
+                for limit in [1, 3, 1000] {
+                    assert_eq!(
+                        free_addresses(&subnet, limit),
+                        free_addresses_by_lookup(&subnet, limit),
+                        "{cidr} {subnet:?} limit {limit}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A subnet of `cidr` as `subnet create` makes it: gateway first host, default pools.
+    fn test_subnet(cidr: IpNet) -> Subnet {
+        let id = Id::from_u128(1);
+        Subnet {
+            id,
+            name: "s".into(),
+            network: id,
+            project: "p".into(),
+            gateway: cidr.hosts().next(),
+            cidr,
+            enable_dhcp: true,
+            ipv6_address_mode: None,
+            dns_nameservers: vec![],
+            allocation_pools: default_pools(&cidr, cidr.hosts().next()),
+            host_routes: vec![],
+            revision: 0,
+            dhcp_options: None,
+            server_mac: String::new(),
+            allocated: BTreeSet::new(),
+        }
+    }
+
     fn state_with_subnet(cidr: &str) -> (State, Id) {
         let mut st = State::new(Config::default());
         let id = st.new_id();
-        let cidr: IpNet = cidr.parse().unwrap();
         st.subnets.insert(
             id,
             Subnet {
                 id,
-                name: "s".into(),
                 network: id,
-                project: "p".into(),
-                gateway: cidr.hosts().next(),
-                cidr,
-                enable_dhcp: true,
-                ipv6_address_mode: None,
-                dns_nameservers: vec![],
-                allocation_pools: default_pools(&cidr, cidr.hosts().next()),
-                host_routes: vec![],
-                revision: 0,
-                dhcp_options: None,
-                server_mac: String::new(),
-                allocated: BTreeSet::new(),
+                ..test_subnet(cidr.parse().unwrap())
             },
         );
         (st, id)

@@ -436,7 +436,13 @@ impl Recorder {
             error,
         };
         if let Some(s) = self.lock().get_mut(stage.0) {
-            s.measurements.entry(measurement.to_owned()).or_default().push(sample);
+            // The name is copied only the first time it is recorded in the stage.
+            match s.measurements.get_mut(measurement) {
+                Some(samples) => samples.push(sample),
+                None => {
+                    s.measurements.insert(measurement.to_owned(), vec![sample]);
+                }
+            }
         }
     }
 
