@@ -926,14 +926,14 @@ fn check_datum(t: &TableSchema, column: &str, ty: &ColumnType, value: &Value, si
 }
 
 /// The first atom that occurs twice (sets and map keys must be duplicate-free).
-fn first_duplicate<'a>(atoms: impl ExactSizeIterator<Item = &'a Atom>) -> Option<&'a Atom> {
+fn first_duplicate<'a>(atoms: impl ExactSizeIterator<Item = &'a Atom> + Clone) -> Option<&'a Atom> {
     // Most values hold zero or one atom: no set to build.
     if atoms.len() < 2 {
         return None;
     }
     /// An atom's identity for duplicate detection (reals by bit pattern, as the server does),
     /// borrowed so checking a value allocates nothing per atom.
-    #[derive(PartialEq, Eq, Hash)]
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Hash)]
     enum Key<'k> {
         Integer(i64),
         Real(u64),
@@ -942,21 +942,22 @@ fn first_duplicate<'a>(atoms: impl ExactSizeIterator<Item = &'a Atom>) -> Option
         Uuid(&'k crate::datum::Uuid),
         NamedUuid(&'k str),
     }
-    let mut seen = std::collections::HashSet::with_capacity(atoms.len());
-    for a in atoms {
-        let key = match a {
-            Atom::Integer(i) => Key::Integer(*i),
-            Atom::Real(r) => Key::Real(r.to_bits()),
-            Atom::Boolean(b) => Key::Boolean(*b),
-            Atom::String(s) => Key::String(s),
-            Atom::Uuid(u) => Key::Uuid(u),
-            Atom::NamedUuid(n) => Key::NamedUuid(n),
-        };
-        if !seen.insert(key) {
-            return Some(a);
-        }
+    let key = |a: &'a Atom| match a {
+        Atom::Integer(i) => Key::Integer(*i),
+        Atom::Real(r) => Key::Real(r.to_bits()),
+        Atom::Boolean(b) => Key::Boolean(*b),
+        Atom::String(s) => Key::String(s),
+        Atom::Uuid(u) => Key::Uuid(u),
+        Atom::NamedUuid(n) => Key::NamedUuid(n),
+    };
+    // Values built from sorted collections (a map from a BTreeMap) are in strictly increasing
+    // order, which rules duplicates out in one pass without a hash set.
+    let mut next = atoms.clone().skip(1);
+    if atoms.clone().all(|a| next.next().is_none_or(|b| key(a) < key(b))) {
+        return None;
     }
-    None
+    let mut seen = std::collections::HashSet::with_capacity(atoms.len());
+    atoms.into_iter().find(|a| !seen.insert(key(a)))
 }
 
 /// Checks one atom against a base type: atomic type, enum, ranges, string length.
