@@ -141,6 +141,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ovs_bin_dir: args.ovs_bin_dir.clone(),
             ..RunOptions::default()
         };
+        if let Err(e) = crate::metrics::procfs::reset_own_peak_rss() {
+            crate::output::warn(&format!(
+                "cannot reset the tester's peak RSS before run {k} (/proc/self/clear_refs: {e}): \
+                 its peak RSS is the highest since the first run"
+            ));
+        }
         let load_before = load_average();
         let start = Instant::now();
         let outcome = runner::run(&options, &scenario).await?;

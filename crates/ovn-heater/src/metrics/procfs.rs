@@ -80,6 +80,14 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Resets this process's peak resident set size (`VmHWM`) to its current RSS (writing 5 to
+/// `/proc/self/clear_refs`, Linux 4.0+), so that a later [`peak_rss`] reports the peak since
+/// now: `bench run` runs a scenario several times in one process, and each run's peak must
+/// not include the runs before it.
+pub fn reset_own_peak_rss() -> std::io::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+}
+
 /// utime + stime in clock ticks, and RSS in bytes, of `pid`.
 pub fn read_usage(pid: u32) -> Option<(u64, u64)> {
     let (utime, stime) = stat_times(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
@@ -321,6 +329,35 @@ impl TesterCpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_peak_rss_resets_to_the_current_rss() {
+        let me = std::process::id();
+        // Grow the peak 64 MiB above the current RSS, then give the memory back to the
+        // kernel (a mapping of its own: the allocator might keep freed memory).
+        const LEN: usize = 64 << 20;
+        // SAFETY: a fresh private anonymous mapping, written only within its length, unmapped
+        // once; nothing else refers to it.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            for offset in (0..LEN).step_by(4096) {
+                *(p as *mut u8).add(offset) = 1;
+            }
+            assert_eq!(libc::munmap(p, LEN), 0);
+        }
+        let before = peak_rss(me).unwrap();
+        reset_own_peak_rss().unwrap();
+        let after = peak_rss(me).unwrap();
+        assert!(after < before, "peak {before} B before the reset, {after} B after");
+    }
 
     #[test]
     fn reads_own_usage() {
