@@ -356,13 +356,13 @@ impl Socket {
         self.recv_draining(buf).map(|(n, _)| n)
     }
 
-    /// Reads what has arrived; also says whether that left the socket empty: a plain socket's
-    /// read that did not fill the room it was given took everything there was. (A TLS
-    /// session's plaintext says nothing of its socket.)
+    /// Reads what has arrived; also says whether that left the socket empty: a read that did
+    /// not fill the room it was given took everything there was (for TLS, the read of the
+    /// ciphertext; what the session still holds is `has_buffered_input`).
     fn recv_draining(&self, buf: &mut BytesMut) -> std::io::Result<(usize, bool)> {
         use std::os::fd::AsRawFd;
         if let Socket::Tls(s) = self {
-            return s.recv_into(buf, READ_MAX).map(|n| (n, false));
+            return s.recv_draining(buf, READ_MAX);
         }
         if buf.capacity() == buf.len() {
             buf.reserve(1);
