@@ -165,21 +165,17 @@ pub fn inserted(result: &TransactionResult, named: &Value) -> RowId {
 
 /// `external_ids` of a port's LSP.
 pub fn lsp_external_ids(st: &State, port: &Port) -> BTreeMap<String, String> {
-    use std::fmt::Write;
-    // Space-separated lists written in place: this runs twice per port transaction (the
-    // revision check and the new row), thousands of times in a 1,000-VM stage.
+    // Space-separated lists written in place (no vector to join): this runs twice per port
+    // transaction (the revision check and the new row), thousands of times in a 1,000-VM stage.
     let mut cidrs = String::new();
-    for (f, s) in port
-        .fixed_ips
-        .iter()
-        .filter_map(|f| Some((f, st.subnets.get(&f.subnet)?)))
-    {
-        let sep = if cidrs.is_empty() { "" } else { " " };
-        let _ = write!(cidrs, "{sep}{}/{}", f.ip, s.cidr.prefix_len());
+    for f in &port.fixed_ips {
+        if let Some(s) = st.subnets.get(&f.subnet) {
+            push_word(&mut cidrs, ip_with_prefix(f.ip, &s.cidr));
+        }
     }
     let mut sgs = String::new();
-    for (i, sg) in port.security_groups.iter().enumerate() {
-        let _ = write!(sgs, "{}{sg}", if i == 0 { "" } else { " " });
+    for sg in &port.security_groups {
+        push_word(&mut sgs, sg);
     }
     let mut m = map_of([
         ("neutron:port_name", port.name.clone()),
@@ -195,6 +191,15 @@ pub fn lsp_external_ids(st: &State, port: &Port) -> BTreeMap<String, String> {
         m.insert(PORT_FIP.into(), fip.clone());
     }
     m
+}
+
+/// Appends `word` to a space-separated list.
+fn push_word(list: &mut String, word: impl std::fmt::Display) {
+    use std::fmt::Write;
+    if !list.is_empty() {
+        list.push(' ');
+    }
+    let _ = write!(list, "{word}");
 }
 
 /// The MAC plus every fixed IP, space separated (one `addresses` entry).

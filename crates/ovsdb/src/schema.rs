@@ -952,8 +952,7 @@ fn first_duplicate<'a>(atoms: impl ExactSizeIterator<Item = &'a Atom> + Clone) -
     };
     // Values built from sorted collections (a map from a BTreeMap) are in strictly increasing
     // order, which rules duplicates out in one pass without a hash set.
-    let mut next = atoms.clone().skip(1);
-    if atoms.clone().all(|a| next.next().is_none_or(|b| key(a) < key(b))) {
+    if atoms.clone().zip(atoms.clone().skip(1)).all(|(a, b)| key(a) < key(b)) {
         return None;
     }
     let mut seen = std::collections::HashSet::with_capacity(atoms.len());

@@ -90,10 +90,7 @@ pub fn reset_own_peak_rss() -> std::io::Result<()> {
 
 /// utime + stime in clock ticks, and RSS in bytes, of `pid`.
 pub fn read_usage(pid: u32) -> Option<(u64, u64)> {
-    let (utime, stime) = stat_times(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some((utime + stime, resident_pages * page_size()))
+    ProcFiles::open(pid)?.read_usage(&mut Vec::new())
 }
 
 /// `/proc/<pid>/stat` and `statm` of one watched process, opened once and read again at
